@@ -1,0 +1,92 @@
+"""agy_trio: a Trio-native structured-concurrency runtime for asyncio-only agent SDKs.
+
+Quick start::
+
+    import agy_trio, trio
+
+    async def main():
+        async with agy_trio.open_runtime() as rt:
+            async with rt.open_agent(agy_trio.AgentConfig(name="helper")) as agent:
+                response = await agent.chat("hello")
+                async for delta in response:
+                    print(delta, end="")
+
+    trio.run(main)
+"""
+
+from agy_trio import errors, policy
+from agy_trio._open import open_runtime
+from agy_trio.core.agent import AgentHandle
+from agy_trio.core.config import AgentConfig, RuntimeConfig
+from agy_trio.core.content import BlobPart, Content, TextPart
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ChannelClosed,
+    ConfigError,
+    MaxTokensReached,
+    OperationTimeout,
+    PolicyDenied,
+    QuotaExceeded,
+    RuntimeClosed,
+    SafetyBlocked,
+)
+from agy_trio.core.events import (
+    ChatEvent,
+    Message,
+    StopReason,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+from agy_trio.core.hooks import Hooks
+from agy_trio.core.quota import QuotaRegistry, QuotaState
+from agy_trio.core.runtime import CommandStatistics, Runtime, RuntimeStatistics
+from agy_trio.core.streaming import ChatResponse
+from agy_trio.core.tools import Tool, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentConfig",
+    "AgentHandle",
+    "AgentNotFound",
+    "AgyError",
+    "BackendError",
+    "BlobPart",
+    "ChannelClosed",
+    "ChatEvent",
+    "ChatResponse",
+    "CommandStatistics",
+    "ConfigError",
+    "Content",
+    "Hooks",
+    "MaxTokensReached",
+    "Message",
+    "OperationTimeout",
+    "PolicyDenied",
+    "QuotaExceeded",
+    "QuotaRegistry",
+    "QuotaState",
+    "Runtime",
+    "RuntimeClosed",
+    "RuntimeConfig",
+    "RuntimeStatistics",
+    "SafetyBlocked",
+    "StopReason",
+    "TextDelta",
+    "TextPart",
+    "ThoughtDelta",
+    "Tool",
+    "ToolCall",
+    "TurnEnd",
+    "Usage",
+    "__version__",
+    "errors",
+    "open_runtime",
+    "policy",
+    "tool",
+]

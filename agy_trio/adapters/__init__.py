@@ -1,0 +1,1 @@
+"""Everything that touches asyncio or an SDK: host threads and backends."""

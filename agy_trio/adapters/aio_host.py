@@ -1,0 +1,396 @@
+"""The asyncio host: one asyncio event loop on a dedicated thread, driven from Trio.
+
+Trio code submits coroutines to the host and awaits their results without
+holding a Trio worker thread: a submission is one ``call_soon_threadsafe`` on
+the asyncio side and the answer is one ``TrioToken.run_sync_soon`` back. The
+same two primitives carry cancellation both ways:
+
+* cancelling the Trio caller cancels the asyncio task and waits for it to
+  finish, so nothing is left running on the loop;
+* asyncio code can call *into* Trio (:meth:`AioHost.call_trio`) for tools,
+  hooks and policy handlers; cancelling the asyncio side cancels the Trio call.
+
+If the host thread dies, every pending and future call fails with
+:class:`~agy_trio.core.errors.ChannelClosed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+import attrs
+import outcome
+import trio
+
+from agy_trio.core.errors import BackendError, ChannelClosed, OperationTimeout
+
+__all__ = ["AioHost", "HostStatistics"]
+
+T = TypeVar("T")
+log = logging.getLogger("agy_trio.aio_host")
+
+
+@attrs.frozen
+class HostStatistics:
+    """A snapshot of one host thread.
+
+    Attributes:
+        name: The thread's name.
+        alive: Whether the thread is running its loop.
+        pending_calls: Trio callers waiting for an asyncio result.
+        asyncio_tasks: Tasks currently alive on the host loop.
+    """
+
+    name: str
+    alive: bool
+    pending_calls: int
+    asyncio_tasks: int
+
+
+class _Call(Generic[T]):
+    """One Trio caller waiting for one asyncio task."""
+
+    __slots__ = ("aio_task", "cancel_requested", "delivered", "raise_cancel", "trio_task")
+
+    def __init__(self, trio_task: trio.lowlevel.Task) -> None:
+        self.trio_task = trio_task
+        self.aio_task: asyncio.Task[T] | None = None
+        self.cancel_requested = False
+        self.delivered = False
+        self.raise_cancel: Callable[[], Any] | None = None
+
+
+class AioHost:
+    """An asyncio event loop running on its own thread, reachable from Trio.
+
+    Use it from one Trio run: :meth:`start` inside the run, :meth:`aclose` before
+    the run ends. The host is thread-safe in the directions it documents: Trio
+    calls :meth:`run`, asyncio calls :meth:`call_trio`.
+
+    Args:
+        name: The thread's name (shown in thread dumps and logs).
+    """
+
+    def __init__(self, name: str = "agy-trio-aio-host") -> None:
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._started = trio.Event()
+        self._exited = trio.Event()
+        self._crash: BaseException | None = None
+        self._closing = False
+        self._dead = False
+        self._pending: set[_Call[Any]] = set()
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The host's asyncio loop (only valid after :meth:`start`)."""
+        if self._loop is None:
+            raise ChannelClosed(f"{self.name}: host not started")
+        return self._loop
+
+    @property
+    def alive(self) -> bool:
+        """Whether the host thread is running and accepting work."""
+        return self._loop is not None and not self._dead and not self._closing
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the thread and wait until its loop runs.
+
+        Args:
+            nursery: Where calls from asyncio into Trio (:meth:`call_trio`) run.
+        """
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} already started")
+        self._token = trio.lowlevel.current_trio_token()
+        self._nursery = nursery
+        # Daemon: a thread stuck in a blocking SDK call must not keep the
+        # interpreter alive after the runtime has reported it.
+        self._thread = threading.Thread(target=self._thread_main, name=self.name, daemon=True)
+        self._thread.start()
+        await self._started.wait()
+        if self._dead:
+            raise self._death_reason()
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        token = self._token
+        assert token is not None
+        try:
+            loop.call_soon(token.run_sync_soon, self._started.set)
+            loop.run_forever()
+        except BaseException as exc:  # a crash of the loop itself, e.g. SystemExit from a callback
+            self._crash = exc
+            log.error("%s: asyncio loop crashed: %r", self.name, exc)
+        finally:
+            try:
+                self._finish_loop(loop)
+            except BaseException as exc:  # pragma: no cover - last-ditch reporting
+                log.exception("%s: error while closing the asyncio loop", self.name)
+                if self._crash is None:
+                    self._crash = exc
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._on_thread_exit)
+
+    def _finish_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel what is left on the loop, let it unwind, then close the loop."""
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+    def _on_thread_exit(self) -> None:
+        """Runs in Trio once the thread is done: fail whatever still waits."""
+        self._dead = True
+        self._started.set()
+        self._exited.set()
+        reason = self._death_reason()
+        for call in list(self._pending):
+            self._deliver(call, outcome.Error(reason))
+
+    def _death_reason(self) -> ChannelClosed:
+        if self._crash is not None:
+            return ChannelClosed(f"{self.name}: asyncio host thread crashed: {self._crash!r}")
+        return ChannelClosed(f"{self.name}: asyncio host thread has stopped")
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop the loop, cancel its tasks, and join the thread.
+
+        Args:
+            timeout: How long to wait for the thread to exit.
+
+        Raises:
+            ChannelClosed: The thread had crashed.
+            OperationTimeout: The thread did not exit within ``timeout``.
+        """
+        if self._thread is None:
+            return
+        self._closing = True
+        loop = self._loop
+        if loop is not None and not self._dead:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(loop.stop)
+        with trio.move_on_after(timeout) as scope:
+            await self._exited.wait()
+        if scope.cancelled_caught:
+            raise OperationTimeout(f"{self.name} thread join", timeout)
+        # The thread has already left its target; this join returns at once.
+        self._thread.join()
+        if self._crash is not None:
+            raise ChannelClosed(f"{self.name}: asyncio host thread crashed: {self._crash!r}")
+
+    def statistics(self) -> HostStatistics:
+        """A snapshot of the host, safe to call from Trio at any time."""
+        loop = self._loop
+        n_tasks = 0
+        if loop is not None and not loop.is_closed():
+            # all_tasks is read from another thread here; a racing mutation makes
+            # it raise RuntimeError, and the count is only informational.
+            with contextlib.suppress(RuntimeError):
+                n_tasks = len(asyncio.all_tasks(loop))
+        return HostStatistics(self.name, self.alive, len(self._pending), n_tasks)
+
+    # ------------------------------------------------------------------ Trio -> asyncio
+
+    async def run(
+        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> T:
+        """Run ``fn(*args)`` as a task on the host loop and return its result.
+
+        Cancelling the caller cancels the asyncio task and waits until it has
+        finished, so no task is left behind on the loop.
+
+        Raises:
+            ChannelClosed: The host is not running, or died during the call.
+        """
+        loop = self._loop
+        if loop is None or self._dead or self._closing:
+            await trio.lowlevel.checkpoint()
+            raise self._death_reason() if self._dead else ChannelClosed(f"{self.name}: closed")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        call: _Call[T] = _Call(trio.lowlevel.current_task())
+        token = self._token
+        assert token is not None
+
+        def on_done(task: asyncio.Task[T]) -> None:  # asyncio thread
+            result: outcome.Outcome[T]
+            if task.cancelled():
+                if call.cancel_requested:
+                    result = outcome.Error(_CancelledByCaller())
+                else:
+                    result = outcome.Error(self._unexpected_cancel())
+            else:
+                exc = task.exception()
+                result = outcome.Value(task.result()) if exc is None else outcome.Error(exc)
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._deliver, call, result)
+
+        def submit() -> None:  # asyncio thread
+            if call.cancel_requested:
+                # Cancelled before it started: never start it.
+                token.run_sync_soon(self._deliver, call, outcome.Error(_CancelledByCaller()))
+                return
+            try:
+                task = loop.create_task(fn(*args))
+            except BaseException as exc:
+                token.run_sync_soon(self._deliver, call, outcome.Error(exc))
+                return
+            call.aio_task = task
+            task.add_done_callback(on_done)
+
+        def cancel_aio() -> None:  # asyncio thread
+            if call.aio_task is not None:
+                call.aio_task.cancel()
+
+        def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
+            call.raise_cancel = raise_cancel
+            call.cancel_requested = True
+            try:
+                loop.call_soon_threadsafe(cancel_aio)
+            except RuntimeError:
+                # The loop is closed: the thread-exit handler fails the call.
+                pass
+            # The asyncio task still has to unwind; we are woken by on_done.
+            return trio.lowlevel.Abort.FAILED
+
+        self._pending.add(call)
+        try:
+            loop.call_soon_threadsafe(submit)
+        except RuntimeError:
+            self._pending.discard(call)
+            await trio.lowlevel.checkpoint()
+            raise self._death_reason() from None
+        result: T = await trio.lowlevel.wait_task_rescheduled(abort)
+        return result
+
+    def _deliver(self, call: _Call[Any], result: outcome.Outcome[Any]) -> None:
+        """Wake a Trio caller exactly once (runs in the Trio thread)."""
+        if call.delivered:
+            return
+        call.delivered = True
+        self._pending.discard(call)
+        if isinstance(result, outcome.Error) and isinstance(result.error, _CancelledByCaller):
+            assert call.raise_cancel is not None
+            result = outcome.capture(call.raise_cancel)
+        trio.lowlevel.reschedule(call.trio_task, result)
+
+    def _unexpected_cancel(self) -> BaseException:
+        if self._closing or self._crash is not None or self._dead:
+            return self._death_reason()
+        return BackendError(f"{self.name}: the asyncio task was cancelled from the asyncio side")
+
+    def run_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` on the loop without waiting; errors are logged.
+
+        Safe from any thread; does nothing if the host is gone. Used for
+        fire-and-forget work such as a non-blocking agent shutdown.
+        """
+        loop = self._loop
+        if loop is None or self._dead:
+            return
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("%s: background call failed", self.name)
+
+        def submit() -> None:
+            loop.create_task(guarded())
+
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(submit)
+
+    # ------------------------------------------------------------------ asyncio -> Trio
+
+    async def call_trio(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """From the host loop, run the Trio function ``fn(*args)`` and await its result.
+
+        The asyncio loop stays free while the Trio side works. Cancelling the
+        awaiting asyncio task cancels the Trio call.
+
+        Raises:
+            ChannelClosed: The Trio side is gone.
+        """
+        token, nursery = self._token, self._nursery
+        if token is None or nursery is None:
+            raise ChannelClosed(f"{self.name}: host not started")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        scope = trio.CancelScope()
+
+        def settle(result: outcome.Outcome[T]) -> None:  # asyncio thread
+            if future.done():
+                return
+            if isinstance(result, outcome.Value):
+                future.set_result(result.value)
+            else:
+                future.set_exception(result.error)
+
+        async def runner() -> None:  # Trio thread
+            result: outcome.Outcome[T]
+            try:
+                with scope:
+                    value = await fn(*args)
+                if scope.cancelled_caught:
+                    result = outcome.Error(asyncio.CancelledError())
+                else:
+                    result = outcome.Value(value)
+            except trio.Cancelled:
+                # The runtime itself is shutting down: tell the caller, then unwind.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(
+                        settle, outcome.Error(ChannelClosed("the Trio side is shutting down"))
+                    )
+                raise
+            except Exception as exc:
+                result = outcome.Error(exc)
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting
+                loop.call_soon_threadsafe(settle, result)
+
+        def spawn() -> None:  # Trio thread
+            try:
+                nursery.start_soon(runner)
+            except RuntimeError:  # nursery closed
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(
+                        settle, outcome.Error(ChannelClosed("the Trio side is closed"))
+                    )
+
+        try:
+            token.run_sync_soon(spawn)
+        except trio.RunFinishedError:
+            raise ChannelClosed("the Trio run has finished") from None
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(scope.cancel)
+            raise
+
+    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
+        """Schedule a plain sync callback in the Trio thread (from any thread)."""
+        token = self._token
+        if token is None:
+            return
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(fn, *args)
+
+
+class _CancelledByCaller(BaseException):
+    """Marks an asyncio task that ended because its Trio caller was cancelled."""

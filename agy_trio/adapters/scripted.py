@@ -1,0 +1,647 @@
+"""A deterministic, asyncio-only backend that follows a script.
+
+It is the test and benchmark double of the real SDK: every agent lives on a
+real asyncio host thread, keeps real conversation state (history, turn count,
+usage, last response, compactions), and plays turns made of text chunks,
+thoughts, tool calls (through the runtime's real tool and policy path),
+pauses, hangs and faults (including a quota error with a Retry-After).
+
+With no script, every chat gets a short deterministic answer that quotes the
+prompt, streamed in several chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import attrs
+import trio
+
+from agy_trio.adapters.aio_host import AioHost
+from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core.backend import AgentServices
+from agy_trio.core.content import Part, content_text
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ChannelClosed,
+    MaxTokensReached,
+    PolicyDenied,
+    QuotaExceeded,
+    SafetyBlocked,
+)
+from agy_trio.core.events import (
+    ChatEvent,
+    Message,
+    StopReason,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from agy_trio.core.config import AgentConfig
+
+__all__ = [
+    "CallTool",
+    "Compact",
+    "Fail",
+    "Hang",
+    "Pause",
+    "Say",
+    "ScriptedBackend",
+    "ScriptedConnectionError",
+    "ScriptedError",
+    "ScriptedMaxTokensError",
+    "ScriptedQuotaError",
+    "ScriptedSafetyError",
+    "ScriptedServerError",
+    "Think",
+    "Turn",
+    "classify_error",
+]
+
+
+# ---------------------------------------------------------------------------- the script
+
+
+@attrs.frozen
+class Say:
+    """Stream ``text`` as answer deltas, in ``chunks`` roughly equal pieces."""
+
+    text: str
+    chunks: int = 4
+
+
+@attrs.frozen
+class Think:
+    """Stream ``text`` as one thought delta."""
+
+    text: str
+
+
+@attrs.frozen
+class CallTool:
+    """Call a tool through the runtime (policies, hooks, then the tool itself)."""
+
+    name: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Pause:
+    """Wait ``seconds`` on the asyncio loop (real time) before the next step."""
+
+    seconds: float
+
+
+@attrs.frozen
+class Hang:
+    """Never finish: the turn waits until it is cancelled or times out."""
+
+
+@attrs.frozen
+class Compact:
+    """Record a compaction of the conversation at this point."""
+
+
+@attrs.frozen
+class Fail:
+    """Fail the turn here.
+
+    Attributes:
+        kind: ``"quota"``, ``"server"``, ``"safety"``, ``"max_tokens"`` or ``"connection"``.
+        message: The error's text.
+        retry_after: For ``"quota"``: the Retry-After the endpoint "sent".
+        status: For ``"server"``: the HTTP status.
+    """
+
+    kind: str = attrs.field(
+        validator=attrs.validators.in_({"quota", "server", "safety", "max_tokens", "connection"})
+    )
+    message: str = "scripted failure"
+    retry_after: float | None = None
+    status: int = 500
+
+
+Step: TypeAlias = Say | Think | CallTool | Pause | Hang | Compact | Fail
+
+
+@attrs.frozen
+class Turn:
+    """One scripted turn: its steps, played in order, and the usage to report."""
+
+    steps: tuple[Step, ...] = attrs.field(converter=tuple)
+    usage: Usage | None = None
+
+
+Responder: TypeAlias = Callable[[str, str, int], Turn]
+"""Builds a turn from (agent id, prompt text, turn index)."""
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class ScriptedError(Exception):
+    """Base of the faults the scripted backend raises on its asyncio thread."""
+
+
+class ScriptedQuotaError(ScriptedError):
+    """The scripted endpoint ran out of quota."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ScriptedServerError(ScriptedError):
+    """The scripted endpoint answered with an HTTP error."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ScriptedSafetyError(ScriptedError):
+    """The scripted model refused for safety reasons."""
+
+
+class ScriptedMaxTokensError(ScriptedError):
+    """The scripted model hit its output limit."""
+
+
+class ScriptedConnectionError(ScriptedError):
+    """The scripted connection to the endpoint was lost."""
+
+
+def classify_error(exc: BaseException) -> BaseException:
+    """Map a scripted fault to the agy_trio error hierarchy, by type.
+
+    Only the scripted backend's own classes are recognised (``isinstance``), so
+    a look-alike class that merely shares a name is treated as an unknown
+    error and wrapped in :class:`BackendError`.
+    """
+    if isinstance(exc, AgyError):
+        return exc
+    if isinstance(exc, ScriptedQuotaError):
+        return QuotaExceeded(str(exc), retry_after=exc.retry_after)
+    if isinstance(exc, ScriptedServerError):
+        return BackendError(str(exc), status=exc.status)
+    if isinstance(exc, ScriptedSafetyError):
+        return SafetyBlocked(str(exc))
+    if isinstance(exc, ScriptedMaxTokensError):
+        return MaxTokensReached(str(exc))
+    if isinstance(exc, ScriptedConnectionError):
+        return ChannelClosed(str(exc))
+    if isinstance(exc, Exception):
+        return BackendError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _fault(step: Fail) -> ScriptedError:
+    if step.kind == "quota":
+        return ScriptedQuotaError(step.message, step.retry_after)
+    if step.kind == "server":
+        return ScriptedServerError(step.message, step.status)
+    if step.kind == "safety":
+        return ScriptedSafetyError(step.message)
+    if step.kind == "max_tokens":
+        return ScriptedMaxTokensError(step.message)
+    return ScriptedConnectionError(step.message)
+
+
+def _split(text: str, chunks: int) -> list[str]:
+    if chunks <= 1 or len(text) <= 1:
+        return [text] if text else []
+    size = -(-len(text) // chunks)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def default_turn(prompt: str) -> Turn:
+    """The answer given when no script says otherwise: it quotes the prompt."""
+    return Turn((Say(f"You said: {prompt}", chunks=4),))
+
+
+# ---------------------------------------------------------------------------- agent state (asyncio)
+
+
+class _AgentState:
+    """Everything one scripted agent knows. Touched only on the host loop."""
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.history: list[Message] = []
+        self.turns = 0
+        self.total = Usage()
+        self.last = Usage()
+        self.last_response: str | None = None
+        self.compactions: list[int] = []
+
+
+class _AgentRuntime:
+    """A live scripted agent: its state plus the machinery of its turns (asyncio side)."""
+
+    def __init__(
+        self,
+        backend: ScriptedBackend,
+        agent_id: str,
+        state: _AgentState,
+        services: AgentServices,
+        host: AioHost,
+    ) -> None:
+        self.backend = backend
+        self.agent_id = agent_id
+        self.state = state
+        self.services = services
+        self.host = host
+        self.turn_lock = asyncio.Lock()
+        self.turn_tasks: set[asyncio.Task[None]] = set()
+        self.current: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.closed = False
+
+    # -- turns
+
+    async def start_turn(
+        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
+    ) -> asyncio.Task[None]:
+        """Start a turn; returns its task once the turn holds the agent's turn slot."""
+        if self.closed:
+            raise ChannelClosed(f"agent {self.agent_id} is shut down")
+        self.idle.clear()
+        prompt = content_text(parts)
+        index = self.backend._next_turn_index(self.agent_id)
+        turn = self.backend._turn_for(self.agent_id, prompt, index)
+        started = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._play(prompt, turn, bridge, started))
+        self.turn_tasks.add(task)
+        task.add_done_callback(self._turn_done)
+        try:
+            await asyncio.shield(started)
+        except asyncio.CancelledError:
+            if not task.done():  # our caller gave up: the turn must not run on alone
+                task.cancel()
+                await asyncio.wait([task])
+                raise
+            raise BackendError("the turn was cancelled before it started") from None
+        return task
+
+    def _turn_done(self, task: asyncio.Task[None]) -> None:
+        self.turn_tasks.discard(task)
+        if not self.turn_tasks:
+            self.idle.set()
+
+    async def _play(
+        self,
+        prompt: str,
+        turn: Turn,
+        bridge: StreamBridge[ChatEvent] | None,
+        started: asyncio.Future[None],
+    ) -> None:
+        try:
+            async with self.turn_lock:
+                self.current = asyncio.current_task()
+                started.set_result(None)
+                await self._play_locked(prompt, turn, bridge)
+        except asyncio.CancelledError:
+            if not started.done():
+                started.cancel()
+            if bridge is not None:
+                bridge.put_nowait(TurnEnd(Usage(), StopReason.CANCELLED))
+                bridge.finish()
+            raise
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            if bridge is not None:
+                bridge.finish(classify_error(exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.current = None
+
+    async def _play_locked(
+        self, prompt: str, turn: Turn, bridge: StreamBridge[ChatEvent] | None
+    ) -> None:
+        state = self.state
+        state.history.append(Message("user", prompt))
+        await self.host.call_trio(self.services.turn_started)
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        output_words = 0
+        for step in turn.steps:
+            if type(step) is Say:
+                for piece in _split(step.text, step.chunks):
+                    text.append(piece)
+                    if bridge is not None:
+                        await bridge.put(TextDelta(piece))
+                output_words += len(step.text.split())
+            elif type(step) is Think:
+                if bridge is not None:
+                    await bridge.put(ThoughtDelta(step.text))
+            elif type(step) is CallTool:
+                call = await self._call_tool(step)
+                calls.append(call)
+                state.history.append(Message("tool", repr(call.result) if call.error is None else call.error))
+                if bridge is not None:
+                    await bridge.put(call)
+            elif type(step) is Pause:
+                await asyncio.sleep(step.seconds)
+            elif type(step) is Hang:
+                await asyncio.Event().wait()
+            elif type(step) is Compact:
+                state.compactions.append(len(state.history))
+            elif type(step) is Fail:
+                raise _fault(step)
+        answer = "".join(text)
+        usage = turn.usage or Usage(input_tokens=len(prompt.split()), output_tokens=output_words)
+        state.history.append(Message("assistant", answer, tuple(calls)))
+        state.turns += 1
+        state.last = usage
+        state.total = state.total + usage
+        state.last_response = answer
+        await self.host.call_trio(self.services.turn_ended)
+        if bridge is not None:
+            bridge.put_nowait(TurnEnd(usage, StopReason.END_TURN))
+            bridge.finish()
+
+    async def _call_tool(self, step: CallTool) -> ToolCall:
+        arguments = dict(step.arguments)
+        try:
+            result = await self.host.call_trio(self.services.call_tool, step.name, arguments)
+        except PolicyDenied as exc:
+            return ToolCall(step.name, arguments, error=f"denied: {exc.reason}")
+        except Exception as exc:
+            return ToolCall(step.name, arguments, error=f"{type(exc).__name__}: {exc}")
+        return ToolCall(step.name, arguments, result=result)
+
+    async def cancel_turn(self, task: asyncio.Task[None] | None) -> None:
+        """The backend's own cancel: stop ``task`` (or the current turn) and wait for it."""
+        self.backend.cancel_calls += 1
+        target = task if task is not None else self.current
+        if target is None or target.done():
+            return
+        target.cancel()
+        await asyncio.wait([target])
+
+    async def cancel_all(self) -> None:
+        self.backend.cancel_calls += 1
+        tasks = list(self.turn_tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.cancel_all()
+
+    # -- queries (asyncio side, so that every command really crosses the boundary)
+
+    async def is_idle(self) -> bool:
+        return self.idle.is_set()
+
+    async def wait_for_idle(self) -> None:
+        await self.idle.wait()
+
+    async def history(self) -> list[Message]:
+        return list(self.state.history)
+
+    async def turn_count(self) -> int:
+        return self.state.turns
+
+    async def total_usage(self) -> Usage:
+        return self.state.total
+
+    async def last_turn_usage(self) -> Usage:
+        return self.state.last
+
+    async def clear_history(self) -> None:
+        self.state.history.clear()
+        self.state.last_response = None
+        self.state.compactions.clear()
+
+    async def compaction_indices(self) -> list[int]:
+        return list(self.state.compactions)
+
+    async def last_response(self) -> str | None:
+        return self.state.last_response
+
+
+# ---------------------------------------------------------------------------- Trio-facing objects
+
+
+class _ScriptedStream:
+    """TurnStream over a StreamBridge fed by a scripted turn."""
+
+    def __init__(self, agent: _AgentRuntime, bridge: StreamBridge[ChatEvent]) -> None:
+        self._agent = agent
+        self._bridge = bridge
+        self._task: asyncio.Task[None] | None = None
+
+    async def receive_batch(self) -> Sequence[ChatEvent]:
+        return await self._bridge.receive_batch()
+
+    async def wait_finished(self) -> BaseException | None:
+        return await self._bridge.wait_finished()
+
+    async def cancel(self) -> None:
+        if self._bridge.finished:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self._agent.host.run(self._agent.cancel_turn, self._task)
+        except ChannelClosed:
+            self._bridge.finish(ChannelClosed("the host stopped during cancel"))
+
+
+class _ScriptedSession:
+    """AgentSession: each method crosses to the host loop and back."""
+
+    def __init__(self, agent: _AgentRuntime, high_water: int, batch_max: int) -> None:
+        self._agent = agent
+        self._run = agent.host.run
+        self._high_water = high_water
+        self._batch_max = batch_max
+
+    @property
+    def conversation_id(self) -> str:
+        return self._agent.state.conversation_id
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await self._run(fn, *args)
+        except Exception as exc:
+            raise classify_error(exc) from exc
+
+    async def chat(self, content: Sequence[Part]) -> _ScriptedStream:
+        bridge: StreamBridge[ChatEvent] = StreamBridge(
+            trio.lowlevel.current_trio_token(),
+            high_water=self._high_water,
+            batch_max=self._batch_max,
+        )
+        stream = _ScriptedStream(self._agent, bridge)
+        stream._task = await self._call(self._agent.start_turn, content, bridge)
+        return stream
+
+    async def send(self, content: Sequence[Part]) -> None:
+        await self._call(self._agent.start_turn, content, None)
+
+    async def cancel(self) -> None:
+        await self._call(self._agent.cancel_turn, None)
+
+    async def wait_for_idle(self) -> None:
+        await self._call(self._agent.wait_for_idle)
+
+    async def is_idle(self) -> bool:
+        result: bool = await self._call(self._agent.is_idle)
+        return result
+
+    async def history(self) -> list[Message]:
+        result: list[Message] = await self._call(self._agent.history)
+        return result
+
+    async def turn_count(self) -> int:
+        result: int = await self._call(self._agent.turn_count)
+        return result
+
+    async def total_usage(self) -> Usage:
+        result: Usage = await self._call(self._agent.total_usage)
+        return result
+
+    async def last_turn_usage(self) -> Usage:
+        result: Usage = await self._call(self._agent.last_turn_usage)
+        return result
+
+    async def clear_history(self) -> None:
+        await self._call(self._agent.clear_history)
+
+    async def compaction_indices(self) -> list[int]:
+        result: list[int] = await self._call(self._agent.compaction_indices)
+        return result
+
+    async def last_response(self) -> str | None:
+        result: str | None = await self._call(self._agent.last_response)
+        return result
+
+    async def delete(self) -> None:
+        await self._call(self._agent.close)
+        self._agent.backend._forget(self._agent, keep_state=False)
+
+    async def disconnect(self) -> None:
+        await self._call(self._agent.close)
+        self._agent.backend._forget(self._agent, keep_state=True)
+
+    async def shutdown(self) -> None:
+        await self._call(self._agent.close)
+        self._agent.backend._forget(self._agent, keep_state=True)
+
+    def try_shutdown(self) -> None:
+        self._agent.host.run_soon(self._agent.close)
+        self._agent.backend._forget(self._agent, keep_state=True)
+
+
+class ScriptedBackend:
+    """The deterministic asyncio-only backend.
+
+    Args:
+        script: The turns to play, in order, for *each* agent (every agent starts
+            at the first turn); or a function building a turn from (agent id,
+            prompt text, turn index). Once a sequence runs out, or with no
+            script, agents answer with :func:`default_turn`.
+        stream_high_water: Events buffered per turn before the producer waits.
+        stream_batch_max: Most events handed to Trio in one batch.
+
+    Attributes:
+        cancel_calls: How many times the backend's own cancel was invoked.
+    """
+
+    name = "scripted"
+
+    def __init__(
+        self,
+        script: Sequence[Turn] | Responder | None = None,
+        *,
+        stream_high_water: int = 1024,
+        stream_batch_max: int = 256,
+    ) -> None:
+        self._script = script
+        self._high_water = stream_high_water
+        self._batch_max = stream_batch_max
+        self.host = AioHost("agy-trio-scripted-host")
+        self._agents: dict[str, _AgentRuntime] = {}
+        self._saved: dict[str, _AgentState] = {}
+        self._turn_index: dict[str, int] = {}
+        self._conversation_ids = itertools.count(1)
+        self.cancel_calls = 0
+
+    def _next_turn_index(self, agent_id: str) -> int:
+        index = self._turn_index.get(agent_id, 0)
+        self._turn_index[agent_id] = index + 1
+        return index
+
+    def _turn_for(self, agent_id: str, prompt: str, index: int) -> Turn:
+        script = self._script
+        if script is None:
+            return default_turn(prompt)
+        if callable(script):
+            return script(agent_id, prompt, index)
+        if index < len(script):
+            return script[index]
+        return default_turn(prompt)
+
+    def _forget(self, agent: _AgentRuntime, *, keep_state: bool) -> None:
+        self._agents.pop(agent.agent_id, None)
+        if keep_state:
+            self._saved[agent.state.conversation_id] = agent.state
+        else:
+            self._saved.pop(agent.state.conversation_id, None)
+
+    @property
+    def saved_conversations(self) -> list[str]:
+        """Conversation ids whose state is kept and can be resumed."""
+        return list(self._saved)
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the host thread."""
+        await self.host.start(nursery)
+
+    async def create_agent(
+        self, agent_id: str, config: AgentConfig, services: AgentServices
+    ) -> _ScriptedSession:
+        """Create an agent, or resume the saved conversation ``config.conversation_id``."""
+        conversation_id = config.conversation_id
+        if conversation_id is not None:
+            state = self._saved.pop(conversation_id, None)
+            if state is None:
+                await trio.lowlevel.checkpoint()
+                raise AgentNotFound(f"no saved conversation {conversation_id!r} to resume")
+        else:
+            state = _AgentState(f"scripted-{next(self._conversation_ids)}")
+        agent = _AgentRuntime(self, agent_id, state, services, self.host)
+        # Cross to the host once so that creation fails like every command if it is gone.
+        await self.host.run(asyncio.sleep, 0)
+        self._agents[agent_id] = agent
+        return _ScriptedSession(agent, self._high_water, self._batch_max)
+
+    async def aclose(self) -> None:
+        """Close every agent, then stop and join the host thread."""
+        agents = list(self._agents.values())
+        if agents and self.host.alive:
+            async def close_all() -> None:
+                await asyncio.gather(*(a.close() for a in agents), return_exceptions=True)
+
+            try:
+                await self.host.run(close_all)
+            except ChannelClosed:
+                pass
+        for agent in agents:
+            self._forget(agent, keep_state=True)
+        await self.host.aclose()

@@ -1,0 +1,243 @@
+"""The ``agy-trio`` command line: run agents, chat, serve the local model, benchmark."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import attrs
+import click
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from agy_trio._open import open_runtime
+from agy_trio.core.backend import Backend
+from agy_trio.core.config import AgentConfig, RuntimeConfig
+from agy_trio.core.errors import AgyError
+from agy_trio.core.runtime import Runtime
+
+__all__ = ["main"]
+
+_BACKENDS = ("auto", "scripted", "antigravity")
+
+
+@attrs.define
+class _Endpoint:
+    """Where agents talk to: decided from options, environment and what is installed."""
+
+    backend: str
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    offline_server: bool = False
+
+    def describe(self) -> str:
+        if self.backend == "scripted":
+            return "scripted backend (in-process, deterministic)"
+        if self.offline_server:
+            return f"real SDK -> local model server at {self.base_url} (offline default)"
+        if self.base_url:
+            return f"real SDK -> OpenAI-compatible endpoint {self.base_url}"
+        return "real SDK -> Gemini API"
+
+
+def _sdk_installed() -> bool:
+    try:
+        importlib.import_module("google.antigravity")
+    except ImportError:
+        return False
+    return True
+
+
+def _choose_endpoint(backend: str, base_url: str | None, model: str | None) -> _Endpoint:
+    api_key = os.environ.get("GEMINI_API_KEY") or None
+    if backend == "scripted":
+        return _Endpoint("scripted")
+    if backend == "auto" and not _sdk_installed():
+        return _Endpoint("scripted")
+    if base_url:
+        return _Endpoint("antigravity", base_url=base_url, model=model or "local-model")
+    if api_key:
+        return _Endpoint("antigravity", model=model, api_key=api_key)
+    return _Endpoint("antigravity", model=model or "local-model", offline_server=True)
+
+
+@asynccontextmanager
+async def _open_for(
+    endpoint: _Endpoint, config: RuntimeConfig
+) -> AsyncIterator[tuple[Runtime, AgentConfig]]:
+    """Open a runtime (and the local model server when needed) for ``endpoint``."""
+    if endpoint.backend == "scripted":
+        async with open_runtime(config) as rt:
+            yield rt, AgentConfig()
+        return
+    from agy_trio.adapters.antigravity import AntigravityBackend
+    from agy_trio.testing.model_server import open_model_server
+
+    async with AsyncExitStack() as stack:
+        if endpoint.offline_server:
+            server = await stack.enter_async_context(open_model_server())
+            endpoint.base_url = server.url
+        backend: Backend = AntigravityBackend(host_threads=config.host_threads)
+        agent_config = AgentConfig(
+            model=endpoint.model, base_url=endpoint.base_url, api_key=endpoint.api_key
+        )
+        rt = await stack.enter_async_context(open_runtime(config, backend=backend))
+        yield rt, agent_config
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """agy-trio: run asyncio-only AI agents from Trio."""
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO)
+
+
+def _backend_option(fn: Any) -> Any:
+    fn = click.option(
+        "--backend",
+        type=click.Choice(_BACKENDS),
+        default="auto",
+        show_default=True,
+        help="auto: the real SDK when installed (offline against the local model server "
+        "unless --base-url or GEMINI_API_KEY is given), else the scripted backend.",
+    )(fn)
+    fn = click.option("--base-url", default=None, help="OpenAI-compatible endpoint URL.")(fn)
+    fn = click.option("--model", default=None, help="Model name for the endpoint.")(fn)
+    return fn
+
+
+@cli.command()
+@_backend_option
+@click.option("--agents", "n_agents", default=6, show_default=True, help="Agents at once.")
+@click.option("--turns", default=2, show_default=True, help="Turns per agent.")
+@click.option("--delay", default=0.0, show_default=True, help="inter_agent_delay (s).")
+def run(
+    backend: str, base_url: str | None, model: str | None, n_agents: int, turns: int, delay: float
+) -> None:
+    """Run several agents chatting concurrently, with a live progress view."""
+    if n_agents < 1 or turns < 1:
+        raise click.BadParameter("--agents and --turns must be >= 1")
+    endpoint = _choose_endpoint(backend, base_url, model)
+    console = Console()
+    console.print(f"[bold]agy-trio run[/]: {n_agents} agents x {turns} turns on {endpoint.describe()}")
+    try:
+        trio.run(_run_agents, endpoint, n_agents, turns, delay, console)
+    except AgyError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+
+
+@attrs.define
+class _Progress:
+    state: str = "starting"
+    turns: int = 0
+    chars: int = 0
+    last: str = ""
+
+
+def _table(progress: dict[str, _Progress], turns: int, started: float) -> Table:
+    table = Table(title=f"agents ({time.monotonic() - started:.1f} s)")
+    for column in ("agent", "state", "turns", "chars streamed", "last answer"):
+        table.add_column(column)
+    for name, p in progress.items():
+        table.add_row(name, p.state, f"{p.turns}/{turns}", str(p.chars), p.last[-48:])
+    return table
+
+
+async def _run_agents(
+    endpoint: _Endpoint, n_agents: int, turns: int, delay: float, console: Console
+) -> None:
+    config = RuntimeConfig(inter_agent_delay=delay)
+    progress = {f"agent-{i + 1}": _Progress() for i in range(n_agents)}
+    started = time.monotonic()
+    async with _open_for(endpoint, config) as (rt, base_config):
+        with Live(_table(progress, turns, started), console=console, refresh_per_second=8) as live:
+
+            async def one(name: str) -> None:
+                p = progress[name]
+                async with rt.open_agent(attrs.evolve(base_config, name=name)) as agent:
+                    for turn in range(turns):
+                        p.state = f"turn {turn + 1}"
+                        response = await agent.chat(f"Hello from {name}, turn {turn + 1}")
+                        p.last = ""
+                        async for delta in response:
+                            p.chars += len(delta)
+                            p.last += delta
+                            live.update(_table(progress, turns, started))
+                        p.turns += 1
+                    p.state = "done"
+                live.update(_table(progress, turns, started))
+
+            async with trio.open_nursery() as nursery:
+                for name in progress:
+                    nursery.start_soon(one, name)
+        stats = rt.statistics()
+    console.print(
+        f"{n_agents} agents, {stats.completed} commands ok, {stats.failed} failed, "
+        f"{time.monotonic() - started:.2f} s"
+    )
+
+
+@cli.command()
+@_backend_option
+@click.argument("prompt")
+def chat(backend: str, base_url: str | None, model: str | None, prompt: str) -> None:
+    """Send PROMPT to one agent and stream the answer."""
+    endpoint = _choose_endpoint(backend, base_url, model)
+
+    async def go() -> None:
+        async with _open_for(endpoint, RuntimeConfig(inter_agent_delay=0)) as (rt, cfg):
+            async with rt.open_agent(cfg) as agent:
+                response = await agent.chat(prompt)
+                async for delta in response:
+                    click.echo(delta, nl=False)
+                click.echo()
+
+    try:
+        trio.run(go)
+    except AgyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@cli.command("serve-model")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--log", "log_file", default=None, help="Append request bodies to this JSONL file.")
+def serve_model(host: str, port: int, log_file: str | None) -> None:
+    """Serve the local OpenAI-compatible model (for offline runs of the real SDK)."""
+    from agy_trio.testing import model_server
+
+    argv = ["--host", host, "--port", str(port)]
+    if log_file:
+        argv += ["--log", log_file]
+    model_server.main(argv)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Run the benchmark suite (same options as ``python -m benchmarks``)."""
+    try:
+        module = importlib.import_module("benchmarks.__main__")
+    except ImportError:
+        raise click.ClickException(
+            "the benchmarks live in the source tree: run this from the project root"
+        ) from None
+    module.main(list(ctx.args))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``agy-trio`` console script."""
+    cli.main(args=argv, prog_name="agy-trio")

@@ -1,0 +1,182 @@
+"""AgentHandle: the per-agent face users hold."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agy_trio.core import commands as cmds
+from agy_trio.core.content import Content, normalize_content
+from agy_trio.core.errors import ConfigError
+from agy_trio.core.events import Message, Usage
+from agy_trio.core.streaming import ChatResponse
+
+if TYPE_CHECKING:
+    from agy_trio.core.config import AgentConfig
+
+__all__ = ["AgentHandle"]
+
+T = TypeVar("T")
+
+
+class AgentHandle:
+    """A handle on one agent of a runtime.
+
+    Every method sends a command to the runtime and waits for its reply, so all
+    of them may be called concurrently from any number of Trio tasks. Each is
+    bounded by the runtime's ``operation_timeout`` (a chat turn by
+    ``chat_timeout``) and raises :class:`~agy_trio.errors.RuntimeClosed` once
+    the runtime shuts down, or :class:`~agy_trio.errors.AgentNotFound` once the
+    agent is gone. Cancelling a caller cancels its command all the way down.
+
+    Handles are created by :meth:`Runtime.create_agent` and
+    :meth:`Runtime.open_agent`, not by hand.
+    """
+
+    def __init__(
+        self,
+        agent_id: str,
+        config: AgentConfig,
+        conversation_id: str,
+        submit: Callable[[cmds.Command[Any]], Awaitable[Any]],
+        submit_nowait: Callable[[cmds.Command[Any]], bool],
+    ) -> None:
+        self._agent_id = agent_id
+        self._config = config
+        self._conversation_id = conversation_id
+        self._submit = submit
+        self._submit_nowait = submit_nowait
+
+    def __repr__(self) -> str:
+        return f"<AgentHandle {self._agent_id} conversation={self._conversation_id}>"
+
+    @property
+    def agent_id(self) -> str:
+        """The runtime's id for this agent."""
+        return self._agent_id
+
+    @property
+    def config(self) -> AgentConfig:
+        """The configuration the agent was created with."""
+        return self._config
+
+    @property
+    def conversation_id(self) -> str:
+        """The backend's conversation id: pass it in ``AgentConfig`` to resume."""
+        return self._conversation_id
+
+    async def _do(self, command: cmds.Command[T]) -> T:
+        result: T = await self._submit(command)
+        return result
+
+    # ------------------------------------------------------------------ turns
+
+    async def chat(self, content: Content) -> ChatResponse:
+        """Start a turn and return its streaming response once the turn has started.
+
+        Waits first for any quota backoff of the agent's API key and for the
+        runtime's start pacing (``inter_agent_delay``).
+
+        Args:
+            content: Text, or a list of parts (text, image or document bytes).
+
+        Returns:
+            The streaming response; iterate it or ``await response.text()``.
+
+        Raises:
+            ConfigError: The content is empty or malformed.
+            QuotaExceeded: The endpoint refused the turn for quota reasons.
+            OperationTimeout: The turn did not start within ``chat_timeout``.
+        """
+        parts = normalize_content(content)
+        return await self._do(cmds.Chat(self._agent_id, content=parts))
+
+    async def send(self, content: Content) -> None:
+        """Send a message without waiting for the answer (it plays in the background)."""
+        parts = normalize_content(content)
+        await self._do(cmds.Send(self._agent_id, content=parts))
+
+    async def cancel(self) -> None:
+        """Stop the agent's active turn; the agent stays usable for the next one."""
+        await self._do(cmds.Cancel(self._agent_id))
+
+    # ------------------------------------------------------------------ idleness
+
+    async def wait_for_idle(self) -> None:
+        """Return once the agent has no active turn."""
+        await self._do(cmds.WaitForIdle(self._agent_id))
+
+    async def is_idle(self) -> bool:
+        """Whether the agent has no active turn."""
+        return await self._do(cmds.IsIdle(self._agent_id))
+
+    async def signal_idle(self) -> None:
+        """Declare the agent idle: wake-ups received so far are dropped."""
+        await self._do(cmds.SignalIdle(self._agent_id))
+
+    async def wait_for_wakeup(self, timeout: float) -> bool:
+        """Wait until the agent is woken by a message (``chat`` or ``send``).
+
+        A wake-up that arrived since the last :meth:`signal_idle` counts at once.
+
+        Args:
+            timeout: Most seconds to wait.
+
+        Returns:
+            True if the agent was woken, False if the timeout passed first.
+        """
+        if not isinstance(timeout, int | float) or math.isnan(timeout) or timeout < 0:
+            raise ConfigError(f"must be a number >= 0, got {timeout!r}", field="timeout")
+        return await self._do(cmds.WaitForWakeup(self._agent_id, timeout=float(timeout)))
+
+    # ------------------------------------------------------------------ state
+
+    async def history(self) -> list[Message]:
+        """The conversation so far."""
+        return await self._do(cmds.History(self._agent_id))
+
+    async def turn_count(self) -> int:
+        """How many turns completed."""
+        return await self._do(cmds.TurnCount(self._agent_id))
+
+    async def total_usage(self) -> Usage:
+        """Token usage summed over all turns."""
+        return await self._do(cmds.TotalUsage(self._agent_id))
+
+    async def last_turn_usage(self) -> Usage:
+        """Token usage of the most recent turn."""
+        return await self._do(cmds.LastTurnUsage(self._agent_id))
+
+    async def clear_history(self) -> None:
+        """Forget the conversation so far (see the backend's docs for exactly what)."""
+        await self._do(cmds.ClearHistory(self._agent_id))
+
+    async def compaction_indices(self) -> list[int]:
+        """History indices at which the conversation was compacted."""
+        return await self._do(cmds.CompactionIndices(self._agent_id))
+
+    async def last_response(self) -> str | None:
+        """The text of the last answer, if there was one."""
+        return await self._do(cmds.LastResponse(self._agent_id))
+
+    # ------------------------------------------------------------------ ending
+
+    async def shutdown(self) -> None:
+        """Stop the agent (cancelling an active turn) and release its resources."""
+        await self._do(cmds.ShutdownAgent(self._agent_id))
+
+    def try_shutdown(self) -> None:
+        """Start shutting the agent down without waiting. Never raises, never blocks."""
+        try:
+            self._submit_nowait(cmds.ShutdownAgent(self._agent_id))
+        except Exception:  # the contract is "never raises"; the runtime logs failures
+            pass
+
+    async def delete(self) -> None:
+        """Stop the agent and drop its conversation and all its saved state."""
+        await self._do(cmds.Delete(self._agent_id))
+
+    async def disconnect(self) -> None:
+        """Stop the agent but keep its state; resume with ``conversation_id`` later."""
+        await self._do(cmds.Disconnect(self._agent_id))

@@ -1,0 +1,112 @@
+"""The agy_trio error hierarchy.
+
+Every error the runtime raises derives from :class:`AgyError`, so a caller can
+catch the whole family in one ``except`` clause and still tell the cases apart
+by type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentNotFound",
+    "AgyError",
+    "BackendError",
+    "ChannelClosed",
+    "ConfigError",
+    "MaxTokensReached",
+    "OperationTimeout",
+    "PolicyDenied",
+    "QuotaExceeded",
+    "RuntimeClosed",
+    "SafetyBlocked",
+]
+
+
+class AgyError(Exception):
+    """Base class of every error raised by agy_trio."""
+
+
+class BackendError(AgyError):
+    """The backend (the SDK or its model endpoint) reported a failure.
+
+    Attributes:
+        status: The HTTP status the endpoint answered with, when known.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ChannelClosed(AgyError):
+    """The runtime's link to the backend is gone (host thread or SDK process died)."""
+
+
+class OperationTimeout(AgyError, TimeoutError):
+    """An operation did not finish within its time limit.
+
+    Attributes:
+        operation: The name of the command or phase that timed out.
+        duration: The limit that was exceeded, in seconds.
+    """
+
+    def __init__(self, operation: str, duration: float) -> None:
+        super().__init__(f"{operation} timed out after {duration:g} s")
+        self.operation = operation
+        self.duration = duration
+
+    def __reduce__(self) -> tuple[type[OperationTimeout], tuple[str, float]]:
+        return (type(self), (self.operation, self.duration))
+
+
+class SafetyBlocked(BackendError):
+    """The model refused to answer for safety reasons."""
+
+
+class MaxTokensReached(BackendError):
+    """The model stopped because it reached its output token limit."""
+
+
+class QuotaExceeded(BackendError):
+    """The endpoint rejected the request for quota reasons (HTTP 429).
+
+    Attributes:
+        retry_after: Seconds the endpoint asked us to wait, when it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class PolicyDenied(AgyError):
+    """A policy rule or handler refused to let a tool run.
+
+    Attributes:
+        tool: The name of the tool that was blocked.
+    """
+
+    def __init__(self, tool: str, reason: str = "denied by policy") -> None:
+        super().__init__(f"tool {tool!r}: {reason}")
+        self.tool = tool
+        self.reason = reason
+
+
+class AgentNotFound(AgyError, LookupError):
+    """No agent with the given id exists in this runtime (never did, or was shut down)."""
+
+
+class RuntimeClosed(AgyError):
+    """The runtime is shutting down or has shut down and takes no more commands."""
+
+
+class ConfigError(AgyError, ValueError):
+    """A configuration value, tool signature or policy rule is invalid.
+
+    Attributes:
+        field: The offending field or parameter name, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field

@@ -1,0 +1,118 @@
+"""What comes back from an agent: stream events, token usage, history messages."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, TypeAlias
+
+import attrs
+
+__all__ = [
+    "ChatEvent",
+    "Message",
+    "StopReason",
+    "TextDelta",
+    "ThoughtDelta",
+    "ToolCall",
+    "TurnEnd",
+    "Usage",
+]
+
+
+@attrs.frozen
+class Usage:
+    """Token usage of one turn, or summed over many.
+
+    Attributes:
+        input_tokens: Tokens sent to the model (prompt, history, tool results).
+        output_tokens: Tokens the model produced.
+        thinking_tokens: Tokens the model spent thinking, when reported.
+        cached_tokens: Input tokens served from a cache, when reported.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output plus thinking tokens."""
+        return self.input_tokens + self.output_tokens + self.thinking_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.thinking_tokens + other.thinking_tokens,
+            self.cached_tokens + other.cached_tokens,
+        )
+
+
+class StopReason(enum.Enum):
+    """Why a turn ended."""
+
+    END_TURN = "end_turn"
+    CANCELLED = "cancelled"
+    MAX_TOKENS = "max_tokens"
+    SAFETY = "safety"
+    ERROR = "error"
+
+
+@attrs.frozen
+class TextDelta:
+    """A piece of the model's answer text."""
+
+    text: str
+
+
+@attrs.frozen
+class ThoughtDelta:
+    """A piece of the model's visible reasoning."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolCall:
+    """A tool call the model made during a turn, with its outcome.
+
+    Attributes:
+        name: The tool's name.
+        arguments: The arguments the model passed.
+        call_id: The id the model gave the call, when it gave one.
+        result: What the tool returned (None if it failed or was denied).
+        error: Why the call failed or was denied, if it did.
+    """
+
+    name: str
+    arguments: dict[str, Any] = attrs.field(factory=dict)
+    call_id: str | None = None
+    result: Any = None
+    error: str | None = None
+
+
+@attrs.frozen
+class TurnEnd:
+    """The last event of a turn: its usage and why it stopped."""
+
+    usage: Usage = Usage()
+    stop_reason: StopReason = StopReason.END_TURN
+
+
+ChatEvent: TypeAlias = TextDelta | ThoughtDelta | ToolCall | TurnEnd
+
+
+@attrs.frozen
+class Message:
+    """One entry of a conversation's history.
+
+    Attributes:
+        role: ``"user"``, ``"assistant"`` or ``"tool"``.
+        text: The message text (for a tool message, the tool's rendered result).
+        tool_calls: Tool calls an assistant message made.
+    """
+
+    role: str
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()

@@ -1,0 +1,193 @@
+"""Lifecycle hooks: user callbacks around turns and tool calls.
+
+Each hook is a sync callable or a Trio async callable taking one small event
+object. Hooks of one kind run one after the other in registration order, each
+within the runtime's ``handler_timeout``; sync hooks run in a worker thread so
+they never stall Trio.
+
+A ``before_tool`` hook guards the tool the way a policy does, and like a policy
+it fails closed: returning ``False``, raising, returning anything other than
+None/True/False, or overrunning the time limit blocks the call. Every other
+hook only observes: its failures are logged on the ``agy_trio.hooks`` logger
+and never break the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
+
+import attrs
+import trio
+
+from agy_trio.core.errors import ConfigError, PolicyDenied
+from agy_trio.core.tools import run_callable
+
+__all__ = ["Hook", "Hooks", "ToolEvent", "ToolResultEvent", "TurnEvent"]
+
+logger = logging.getLogger("agy_trio.hooks")
+
+
+@attrs.frozen
+class TurnEvent:
+    """A turn of an agent started or ended.
+
+    Attributes:
+        agent_id: The runtime's id of the agent.
+    """
+
+    agent_id: str
+
+
+@attrs.frozen
+class ToolEvent:
+    """A tool is about to run.
+
+    Attributes:
+        agent_id: The runtime's id of the agent.
+        tool: The tool's name.
+        arguments: The arguments the model passed (treat as read-only).
+    """
+
+    agent_id: str
+    tool: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ToolResultEvent:
+    """A tool has run.
+
+    Attributes:
+        agent_id: The runtime's id of the agent.
+        tool: The tool's name.
+        arguments: The arguments the model passed (treat as read-only).
+        result: What the tool returned (None if it failed).
+        error: The exception the tool raised, if it did.
+    """
+
+    agent_id: str
+    tool: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    result: Any = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the tool returned normally."""
+        return self.error is None
+
+
+Hook: TypeAlias = Callable[[Any], Any]
+"""A sync or Trio async callable taking one event object."""
+
+
+def _to_hooks(hooks: Iterable[Hook]) -> tuple[Hook, ...]:
+    return tuple(hooks)
+
+
+def _check_hooks(
+    _instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]
+) -> None:
+    for hook in value:
+        if not callable(hook):
+            raise ConfigError(f"hooks must be callable, got {hook!r}", field=attribute.name)
+
+
+def _describe(hook: object) -> str:
+    return str(getattr(hook, "__qualname__", None) or repr(hook))
+
+
+@attrs.frozen
+class Hooks:
+    """The hooks of one agent.
+
+    Attributes:
+        on_turn_start: Called with a :class:`TurnEvent` when a turn starts.
+        on_turn_end: Called with a :class:`TurnEvent` when a turn ends.
+        before_tool: Called with a :class:`ToolEvent` before a tool runs; may
+            veto the call by returning False.
+        after_tool: Called with a :class:`ToolResultEvent` after a tool ran
+            (whether it returned or raised).
+    """
+
+    on_turn_start: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    on_turn_end: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    before_tool: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    after_tool: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+
+    async def run_turn_start(self, agent_id: str, *, handler_timeout: float) -> None:
+        """Run the ``on_turn_start`` hooks; failures are logged, never raised."""
+        await _observe(self.on_turn_start, TurnEvent(agent_id), "on_turn_start", handler_timeout)
+
+    async def run_turn_end(self, agent_id: str, *, handler_timeout: float) -> None:
+        """Run the ``on_turn_end`` hooks; failures are logged, never raised."""
+        await _observe(self.on_turn_end, TurnEvent(agent_id), "on_turn_end", handler_timeout)
+
+    async def run_after_tool(self, event: ToolResultEvent, *, handler_timeout: float) -> None:
+        """Run the ``after_tool`` hooks; failures are logged, never raised."""
+        await _observe(self.after_tool, event, "after_tool", handler_timeout)
+
+    async def run_before_tool(self, event: ToolEvent, *, handler_timeout: float) -> None:
+        """Run the ``before_tool`` hooks, stopping at the first veto.
+
+        Args:
+            event: The pending tool call.
+            handler_timeout: Seconds each hook has to return.
+
+        Raises:
+            PolicyDenied: A hook returned False or a non-bool other than None,
+                raised, or did not return within ``handler_timeout``.
+        """
+        for hook in self.before_tool:
+            name = _describe(hook)
+            answer: object = None
+            try:
+                with trio.move_on_after(handler_timeout) as scope:
+                    answer = await run_callable(hook, event)
+            except Exception as exc:
+                logger.warning(
+                    "before_tool hook %s failed for tool %r", name, event.tool, exc_info=True
+                )
+                raise PolicyDenied(
+                    event.tool, f"before_tool hook {name} raised {type(exc).__name__}: {exc}"
+                ) from exc
+            if scope.cancelled_caught:
+                raise PolicyDenied(
+                    event.tool,
+                    f"before_tool hook {name} did not return within {handler_timeout:g} s",
+                )
+            if answer is False:
+                raise PolicyDenied(event.tool, f"vetoed by before_tool hook {name}")
+            if answer is not None and answer is not True:
+                raise PolicyDenied(
+                    event.tool,
+                    f"before_tool hook {name} returned {answer!r}; expected None, True or False",
+                )
+
+
+async def _observe(
+    hooks: tuple[Hook, ...], event: object, kind: str, handler_timeout: float
+) -> None:
+    for hook in hooks:
+        name = _describe(hook)
+        try:
+            with trio.move_on_after(handler_timeout) as scope:
+                await run_callable(hook, event)
+        except Exception:
+            # Observers must never break the turn they observe.
+            logger.exception("%s hook %s raised; ignored", kind, name)
+            continue
+        if scope.cancelled_caught:
+            logger.warning(
+                "%s hook %s did not return within %g s; abandoned", kind, name, handler_timeout
+            )

@@ -1,0 +1,282 @@
+"""Tool policies: allow, deny and ask-the-user rules, evaluated fail-closed.
+
+A :class:`PolicySet` decides whether a tool may run. Among the rules whose
+pattern matches the tool's name, *deny* beats *ask_user*, which beats *allow*,
+whatever their order; when no rule matches, the set's default applies. An
+*ask_user* rule consults its handler, and only an explicit ``True`` lets the
+tool run: a handler that raises, answers something other than a bool, or does
+not answer within the time limit denies the call.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import logging
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeAlias
+
+import attrs
+import trio
+
+from agy_trio.core.errors import ConfigError, PolicyDenied
+from agy_trio.core.tools import run_callable
+
+__all__ = [
+    "Decision",
+    "PolicyHandler",
+    "PolicyRule",
+    "PolicySet",
+    "ToolRequest",
+    "allow",
+    "allow_all",
+    "ask_user",
+    "deny",
+    "deny_all",
+]
+
+logger = logging.getLogger("agy_trio.policy")
+
+
+class Decision(enum.Enum):
+    """What a policy rule says about a tool call."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    ASK_USER = "ask_user"
+
+
+# Stronger decisions win when several rules match one tool.
+_STRENGTH = {Decision.ALLOW: 0, Decision.ASK_USER: 1, Decision.DENY: 2}
+
+
+def _read_only(arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+    # A handler gets a read-only snapshot: it must not be able to change what
+    # the tool will receive after it said yes.
+    return types.MappingProxyType(dict(arguments))
+
+
+@attrs.frozen
+class ToolRequest:
+    """A tool call waiting for an ``ask_user`` handler's answer.
+
+    Attributes:
+        tool: The name of the tool the model wants to run.
+        arguments: The arguments it wants to pass (read-only).
+        agent_id: The runtime's id of the agent, when known.
+    """
+
+    tool: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only)
+    agent_id: str = ""
+
+
+PolicyHandler: TypeAlias = Callable[[ToolRequest], bool | Awaitable[bool]]
+"""A sync or Trio async callable that answers a :class:`ToolRequest` with a bool."""
+
+
+def _check_decision(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Decision):
+        raise ConfigError(f"expected a Decision, got {value!r}", field=attribute.name)
+
+
+def _check_pattern(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"a tool pattern must be a non-empty string, got {value!r}", field="tool")
+
+
+@attrs.frozen
+class PolicyRule:
+    """One rule: a decision for the tools whose names match a pattern.
+
+    Build rules with :func:`allow`, :func:`deny`, :func:`ask_user`,
+    :func:`allow_all` and :func:`deny_all`.
+
+    Attributes:
+        decision: What the rule decides.
+        tool: A tool name, or an ``fnmatch`` pattern (``*``, ``?``, ``[seq]``);
+            matching is case-sensitive.
+        handler: For :attr:`Decision.ASK_USER` only: the callable consulted
+            before the tool runs.
+    """
+
+    decision: Decision = attrs.field(validator=_check_decision)
+    tool: str = attrs.field(default="*", validator=_check_pattern)
+    handler: PolicyHandler | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.decision is Decision.ASK_USER and not callable(self.handler):
+            raise ConfigError(
+                f"an ask_user rule needs a callable handler, got {self.handler!r}",
+                field="handler",
+            )
+        if self.decision is not Decision.ASK_USER and self.handler is not None:
+            raise ConfigError(
+                f"only ask_user rules take a handler, not {self.decision.value}", field="handler"
+            )
+
+    def matches(self, tool_name: str) -> bool:
+        """Whether this rule applies to the tool called ``tool_name``."""
+        return fnmatch.fnmatchcase(tool_name, self.tool)
+
+
+def allow(tool: str = "*") -> PolicyRule:
+    """A rule that lets matching tools run.
+
+    Args:
+        tool: Tool name or ``fnmatch`` pattern.
+    """
+    return PolicyRule(Decision.ALLOW, tool)
+
+
+def deny(tool: str = "*") -> PolicyRule:
+    """A rule that blocks matching tools (it beats every other rule).
+
+    Args:
+        tool: Tool name or ``fnmatch`` pattern.
+    """
+    return PolicyRule(Decision.DENY, tool)
+
+
+def ask_user(tool: str, handler: PolicyHandler) -> PolicyRule:
+    """A rule that asks ``handler`` before a matching tool runs.
+
+    Args:
+        tool: Tool name or ``fnmatch`` pattern.
+        handler: Sync or Trio async callable taking a :class:`ToolRequest` and
+            returning True to let the tool run. Sync handlers run in a worker
+            thread.
+    """
+    return PolicyRule(Decision.ASK_USER, tool, handler)
+
+
+def allow_all() -> PolicyRule:
+    """A rule that lets every tool run (unless another rule denies or asks)."""
+    return allow("*")
+
+
+def deny_all() -> PolicyRule:
+    """A rule that blocks every tool."""
+    return deny("*")
+
+
+def _check_rules(
+    _instance: object, attribute: attrs.Attribute[Any], value: tuple[Any, ...]
+) -> None:
+    for rule in value:
+        if not isinstance(rule, PolicyRule):
+            raise ConfigError(f"expected PolicyRule objects, got {rule!r}", field=attribute.name)
+
+
+def _check_default(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in (Decision.ALLOW, Decision.DENY):
+        raise ConfigError(
+            f"the default must be Decision.ALLOW or Decision.DENY, got {value!r}",
+            field=attribute.name,
+        )
+
+
+def _to_rules(rules: Iterable[PolicyRule]) -> tuple[PolicyRule, ...]:
+    return tuple(rules)
+
+
+@attrs.frozen
+class PolicySet:
+    """The rules that guard an agent's tools, and the decision when none match.
+
+    Attributes:
+        rules: The rules; their order does not matter.
+        default: The decision for a tool no rule matches (ALLOW or DENY).
+    """
+
+    rules: tuple[PolicyRule, ...] = attrs.field(
+        default=(), converter=_to_rules, validator=_check_rules
+    )
+    default: Decision = attrs.field(default=Decision.ALLOW, validator=_check_default)
+
+    def matching(self, tool_name: str) -> tuple[PolicyRule, ...]:
+        """The rules that apply to ``tool_name``, in the order they were given."""
+        return tuple(rule for rule in self.rules if rule.matches(tool_name))
+
+    def decide(self, tool_name: str) -> Decision:
+        """The decision for ``tool_name`` before any handler is asked.
+
+        Returns:
+            The strongest decision among the matching rules (deny > ask_user >
+            allow), or :attr:`default` when none match.
+        """
+        decisions = [rule.decision for rule in self.matching(tool_name)]
+        if not decisions:
+            return self.default
+        return max(decisions, key=_STRENGTH.__getitem__)
+
+    async def check(
+        self,
+        tool_name: str,
+        arguments: Mapping[str, Any],
+        *,
+        handler_timeout: float,
+        agent_id: str = "",
+    ) -> None:
+        """Return if the tool may run; raise :class:`PolicyDenied` if it may not.
+
+        When the decision is *ask_user*, every matching ``ask_user`` handler is
+        consulted in turn, and each must answer ``True``.
+
+        Args:
+            tool_name: The tool the model wants to run.
+            arguments: Its arguments (handlers see a read-only copy).
+            handler_timeout: Seconds each handler has to answer.
+            agent_id: The agent making the call, passed on to handlers.
+
+        Raises:
+            PolicyDenied: A rule denied the tool, or a handler refused, failed,
+                answered a non-bool or did not answer in time.
+        """
+        decision = self.decide(tool_name)
+        if decision is Decision.ALLOW:
+            return
+        if decision is Decision.DENY:
+            rules = [rule.tool for rule in self.matching(tool_name) if rule.decision is decision]
+            reason = f"denied by rule {rules[0]!r}" if rules else "denied by default policy"
+            raise PolicyDenied(tool_name, reason)
+        request = ToolRequest(tool_name, arguments, agent_id)
+        for rule in self.matching(tool_name):
+            if rule.decision is Decision.ASK_USER and rule.handler is not None:
+                await _consult(rule.handler, request, handler_timeout)
+
+
+def _describe(handler: object) -> str:
+    return str(getattr(handler, "__qualname__", None) or repr(handler))
+
+
+async def _consult(handler: PolicyHandler, request: ToolRequest, handler_timeout: float) -> None:
+    """Ask one handler; anything but a timely ``True`` raises PolicyDenied (fail closed)."""
+    name = _describe(handler)
+    answer: object = None
+    try:
+        with trio.move_on_after(handler_timeout) as scope:
+            answer = await run_callable(handler, request)
+    except Exception as exc:
+        # Trio's Cancelled is a BaseException, so outer cancellation still propagates.
+        logger.warning("ask_user handler %s failed for tool %r", name, request.tool, exc_info=True)
+        raise PolicyDenied(
+            request.tool, f"ask_user handler {name} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if scope.cancelled_caught:
+        logger.warning(
+            "ask_user handler %s did not answer for tool %r within %g s",
+            name,
+            request.tool,
+            handler_timeout,
+        )
+        raise PolicyDenied(
+            request.tool, f"ask_user handler {name} did not answer within {handler_timeout:g} s"
+        )
+    if not isinstance(answer, bool):
+        raise PolicyDenied(
+            request.tool, f"ask_user handler {name} answered {answer!r}, not True or False"
+        )
+    if not answer:
+        raise PolicyDenied(request.tool, f"refused by ask_user handler {name}")

@@ -1,0 +1,574 @@
+"""The runtime: a supervising nursery, the command channel and its dispatch loop.
+
+Callers (``AgentHandle`` methods) put commands on a bounded Trio memory
+channel. The dispatch loop starts every command as its own task, so commands
+run concurrently and never queue behind one another. Each command runs inside
+its own cancel scope, under ``operation_timeout``; chat turns are additionally
+bounded by ``chat_timeout``. Leaving :func:`run_runtime` shuts everything down:
+no new commands, a grace period for work in flight, then cancellation, agent
+shutdown and the backend's host threads joined.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import outcome
+import trio
+
+from agy_trio.core import commands as cmds
+from agy_trio.core.agent import AgentHandle
+from agy_trio.core.backend import AgentSession, Backend, TurnStream
+from agy_trio.core.config import AgentConfig, RuntimeConfig
+from agy_trio.core.dispatch import ToolDispatcher
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    ConfigError,
+    OperationTimeout,
+    QuotaExceeded,
+    RuntimeClosed,
+)
+from agy_trio.core.pacing import StartPacer
+from agy_trio.core.policy import PolicySet
+from agy_trio.core.quota import QuotaRegistry
+from agy_trio.core.streaming import ChatResponse
+
+__all__ = ["CommandStatistics", "Runtime", "RuntimeStatistics", "run_runtime"]
+
+log = logging.getLogger("agy_trio.runtime")
+
+
+@attrs.frozen
+class CommandStatistics:
+    """Counts and latency of one kind of command.
+
+    Attributes:
+        completed: Commands that returned a result.
+        failed: Commands that raised (including timeouts and cancellations).
+        total_seconds: Wall time spent in them, summed.
+        max_seconds: The slowest one.
+    """
+
+    completed: int = 0
+    failed: int = 0
+    total_seconds: float = 0.0
+    max_seconds: float = 0.0
+
+    @property
+    def mean_seconds(self) -> float:
+        """Average wall time per command."""
+        n = self.completed + self.failed
+        return self.total_seconds / n if n else 0.0
+
+
+@attrs.frozen
+class RuntimeStatistics:
+    """A snapshot of a runtime.
+
+    Attributes:
+        backend: The backend's name.
+        agents: Live agents.
+        in_flight: Commands running now (an active chat turn counts until it ends).
+        queued: Commands waiting in the command channel.
+        completed: Commands that succeeded so far.
+        failed: Commands that failed so far.
+        closed: Whether the runtime has stopped taking commands.
+        commands: Per-command-name counts and latency.
+    """
+
+    backend: str
+    agents: int
+    in_flight: int
+    queued: int
+    completed: int
+    failed: int
+    closed: bool
+    commands: dict[str, CommandStatistics]
+
+
+class _AgentRecord:
+    """What the runtime keeps about one agent."""
+
+    __slots__ = (
+        "agent_id",
+        "config",
+        "handle",
+        "session",
+        "turns",
+        "wake_event",
+        "wake_pending",
+    )
+
+    def __init__(
+        self, agent_id: str, config: AgentConfig, session: AgentSession, handle: AgentHandle
+    ) -> None:
+        self.agent_id = agent_id
+        self.config = config
+        self.session = session
+        self.handle = handle
+        self.turns: set[TurnStream] = set()
+        self.wake_pending = False
+        self.wake_event = trio.Event()
+
+    def wake(self) -> None:
+        self.wake_pending = True
+        self.wake_event.set()
+        self.wake_event = trio.Event()
+
+
+class _AgentLogAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Puts ``agent_id`` and ``command`` on every record."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+def _logger(agent_id: str, command: str) -> _AgentLogAdapter:
+    return _AgentLogAdapter(log, {"agent_id": agent_id, "command": command})
+
+
+class Runtime:
+    """A running agy_trio runtime. Obtain one from :func:`agy_trio.open_runtime`.
+
+    Attributes:
+        config: The runtime's configuration.
+        backend: The backend agents live in.
+        quota: Quota backoff per API key.
+    """
+
+    def __init__(self, config: RuntimeConfig, backend: Backend, nursery: trio.Nursery) -> None:
+        self.config = config
+        self.backend = backend
+        self.quota = QuotaRegistry()
+        self._nursery = nursery
+        self._pacer = StartPacer(config.inter_agent_delay)
+        send, receive = trio.open_memory_channel[cmds.Command[Any]](config.channel_capacity)
+        self._send_channel = send
+        self._receive_channel = receive
+        self._agents: dict[str, _AgentRecord] = {}
+        self._next_agent_number = 0
+        self._scopes: set[trio.CancelScope] = set()
+        self._idle = trio.Event()
+        self._idle.set()
+        self._closing = False
+        self._closed_reason: AgyError | None = None
+        self._completed = 0
+        self._failed = 0
+        self._per_command: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ public API
+
+    async def create_agent(self, config: AgentConfig | None = None) -> AgentHandle:
+        """Create an agent and return a handle on it.
+
+        Args:
+            config: The agent's configuration (defaults to ``AgentConfig()``).
+
+        Raises:
+            ConfigError: ``config`` is not an AgentConfig.
+            RuntimeClosed: The runtime is shutting down.
+        """
+        if config is None:
+            config = AgentConfig()
+        if not isinstance(config, AgentConfig):
+            raise ConfigError(f"expected an AgentConfig, got {type(config).__name__}")
+        agent_id: str = await self._submit(cmds.CreateAgent("", config=config))
+        return self._agents[agent_id].handle
+
+    @asynccontextmanager
+    async def open_agent(self, config: AgentConfig | None = None) -> AsyncIterator[AgentHandle]:
+        """Create an agent for the duration of an ``async with`` block, then shut it down."""
+        handle = await self.create_agent(config)
+        try:
+            yield handle
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await handle.shutdown()
+                except (AgentNotFound, RuntimeClosed):
+                    pass  # already gone: nothing left to release
+
+    def agent(self, agent_id: str) -> AgentHandle:
+        """The handle of a live agent.
+
+        Raises:
+            AgentNotFound: No live agent has this id.
+        """
+        record = self._agents.get(agent_id)
+        if record is None:
+            raise AgentNotFound(f"no agent {agent_id!r}")
+        return record.handle
+
+    @property
+    def agents(self) -> list[AgentHandle]:
+        """Handles of every live agent."""
+        return [r.handle for r in self._agents.values()]
+
+    @property
+    def closed(self) -> bool:
+        """Whether the runtime has stopped taking commands."""
+        return self._closing
+
+    def statistics(self) -> RuntimeStatistics:
+        """A snapshot of the runtime's state and counters."""
+        per = {
+            name: CommandStatistics(int(v[0]), int(v[1]), v[2], v[3])
+            for name, v in self._per_command.items()
+        }
+        return RuntimeStatistics(
+            backend=self.backend.name,
+            agents=len(self._agents),
+            in_flight=len(self._scopes),
+            queued=self._send_channel.statistics().current_buffer_used,
+            completed=self._completed,
+            failed=self._failed,
+            closed=self._closing,
+            commands=per,
+        )
+
+    # ------------------------------------------------------------------ submission
+
+    async def _submit(self, command: cmds.Command[Any]) -> Any:
+        if self._closing:
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error()
+        try:
+            self._send_channel.send_nowait(command)
+        except trio.WouldBlock:
+            # The channel is full: wait for room (backpressure on callers).
+            try:
+                await self._send_channel.send(command)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise self._closed_error() from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error() from None
+        return await command.reply.wait()
+
+    def _submit_nowait(self, command: cmds.Command[Any]) -> bool:
+        if self._closing:
+            return False
+        try:
+            self._send_channel.send_nowait(command)
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return False
+        return True
+
+    def _closed_error(self) -> AgyError:
+        return self._closed_reason or RuntimeClosed("the runtime is shut down")
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def _dispatch_loop(self) -> None:
+        start_soon = self._nursery.start_soon
+        run = self._run_command
+        async for command in self._receive_channel:
+            start_soon(run, command)
+
+    async def _run_command(self, command: cmds.Command[Any]) -> None:
+        started = time.perf_counter()
+        reply = command.reply
+        result: outcome.Outcome[Any] | None = None
+        scopes = self._scopes
+        scope = trio.CancelScope()
+        scopes.add(scope)
+        self._idle = self._idle if not self._idle.is_set() else trio.Event()
+        try:
+            with scope:
+                reply.set_on_abandon(scope.cancel)
+                result = outcome.Value(await self._execute(command))
+            if scope.cancelled_caught and result is None:
+                result = outcome.Error(
+                    RuntimeClosed(f"{command.name}: cancelled by runtime shutdown")
+                    if self._closing
+                    else RuntimeClosed(f"{command.name}: cancelled")
+                )
+        except Exception as exc:
+            result = outcome.Error(exc)
+            if not isinstance(exc, AgyError):
+                _logger(command.agent_id, command.name).exception("command failed unexpectedly")
+        finally:
+            scopes.discard(scope)
+            if not scopes:
+                self._idle.set()
+            if result is None:  # unwinding through an outer cancellation
+                result = outcome.Error(self._closed_error())
+            self._record(command.name, started, isinstance(result, outcome.Value))
+            reply.send(result)
+
+    def _record(self, name: str, started: float, ok: bool) -> None:
+        elapsed = time.perf_counter() - started
+        entry = self._per_command.get(name)
+        if entry is None:
+            entry = self._per_command[name] = [0.0, 0.0, 0.0, 0.0]
+        if ok:
+            self._completed += 1
+            entry[0] += 1
+        else:
+            self._failed += 1
+            entry[1] += 1
+        entry[2] += elapsed
+        if elapsed > entry[3]:
+            entry[3] = elapsed
+
+    async def _execute(self, command: cmds.Command[Any]) -> Any:
+        kind = type(command)
+        if kind is cmds.CreateAgent:
+            assert isinstance(command, cmds.CreateAgent)
+            return await self._bounded(command.name, self._create_agent(command))
+        record = self._agents.get(command.agent_id)
+        if record is None:
+            await trio.lowlevel.checkpoint()
+            raise AgentNotFound(f"{command.name}: no agent {command.agent_id!r}")
+        if kind is cmds.Chat:
+            assert isinstance(command, cmds.Chat)
+            return await self._chat(record, command)
+        if kind is cmds.WaitForWakeup:
+            assert isinstance(command, cmds.WaitForWakeup)
+            return await self._wait_for_wakeup(record, command.timeout)
+        if kind is cmds.SignalIdle:
+            record.wake_pending = False
+            await trio.lowlevel.checkpoint()
+            return None
+        if kind is cmds.Send:
+            return await self._bounded(command.name, self._send(record, command))
+        if kind is cmds.Cancel:
+            return await self._bounded(command.name, self._cancel_turns(record))
+        if kind in (cmds.ShutdownAgent, cmds.Delete, cmds.Disconnect):
+            return await self._bounded(command.name, self._end_agent(record, command))
+        return await self._bounded(command.name, command.execute(record.session))
+
+    async def _bounded(self, name: str, work: Any) -> Any:
+        """Await ``work`` under ``operation_timeout``, the outer safety net."""
+        timeout = self.config.operation_timeout
+        with trio.move_on_after(timeout) as scope:
+            return await work
+        if scope.cancelled_caught:
+            raise OperationTimeout(name, timeout)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ agent life cycle
+
+    async def _create_agent(self, command: cmds.CreateAgent) -> str:
+        config = command.config
+        assert config is not None
+        self._next_agent_number += 1
+        agent_id = f"{config.name or 'agent'}-{self._next_agent_number}"
+        services = ToolDispatcher(
+            agent_id,
+            config.tools,
+            PolicySet(config.policies, default=config.default_policy),
+            config.hooks,
+            handler_timeout=self.config.handler_timeout,
+        )
+        session = await self.backend.create_agent(agent_id, config, services)
+        handle = AgentHandle(
+            agent_id, config, session.conversation_id, self._submit, self._submit_nowait
+        )
+        self._agents[agent_id] = _AgentRecord(agent_id, config, session, handle)
+        _logger(agent_id, command.name).debug("agent created")
+        return agent_id
+
+    async def _end_agent(self, record: _AgentRecord, command: cmds.Command[Any]) -> None:
+        # Unregister first: later commands get AgentNotFound instead of racing the shutdown.
+        self._agents.pop(record.agent_id, None)
+        await self._cancel_turns(record, call_backend=False)
+        if type(command) is cmds.Delete:
+            await record.session.delete()
+        elif type(command) is cmds.Disconnect:
+            await record.session.disconnect()
+        else:
+            await record.session.shutdown()
+        _logger(record.agent_id, command.name).debug("agent ended")
+
+    # ------------------------------------------------------------------ turns
+
+    def _chat_timeout(self, record: _AgentRecord) -> float:
+        override = record.config.chat_timeout
+        return self.config.chat_timeout if override is None else override
+
+    async def _chat(self, record: _AgentRecord, command: cmds.Chat) -> ChatResponse:
+        chat_timeout = self._chat_timeout(record)
+        deadline = trio.current_time() + chat_timeout
+        quota = self.quota.state_for(record.config.quota_key)
+        with trio.move_on_at(deadline) as start_scope:
+            await quota.wait()
+            await self._pacer.wait_turn()
+            record.wake()
+            try:
+                stream = await record.session.chat(command.content)
+            except QuotaExceeded as exc:
+                quota.record_hit(exc.retry_after)
+                raise
+        if start_scope.cancelled_caught:
+            raise OperationTimeout("chat", chat_timeout)
+        response = ChatResponse(record.agent_id, stream, cancel_timeout=self.config.shutdown_timeout)
+        record.turns.add(stream)
+        command.reply.send(outcome.Value(response))
+        try:
+            with trio.move_on_at(deadline) as turn_scope:
+                error = await stream.wait_finished()
+            if turn_scope.cancelled_caught:
+                response._force_error(OperationTimeout("chat", chat_timeout))
+                # The outer safety net bounds the backend's own cancel.
+                await self._cancel_stream(stream, self.config.operation_timeout - chat_timeout)
+                _logger(record.agent_id, "chat").warning("turn timed out after %g s", chat_timeout)
+            elif error is None:
+                quota.record_success()
+            elif isinstance(error, QuotaExceeded):
+                quota.record_hit(error.retry_after)
+        except trio.Cancelled:
+            response._force_error(self._closed_error())
+            await self._cancel_stream(stream, self.config.shutdown_timeout)
+            raise
+        finally:
+            record.turns.discard(stream)
+        return response
+
+    async def _cancel_stream(self, stream: TurnStream, limit: float) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(max(limit, 0.0)):
+            await stream.cancel()
+
+    async def _send(self, record: _AgentRecord, command: cmds.Command[Any]) -> None:
+        quota = self.quota.state_for(record.config.quota_key)
+        await quota.wait()
+        record.wake()
+        try:
+            await command.execute(record.session)
+        except QuotaExceeded as exc:
+            quota.record_hit(exc.retry_after)
+            raise
+        quota.record_success()
+
+    async def _cancel_turns(self, record: _AgentRecord, *, call_backend: bool = True) -> None:
+        async with trio.open_nursery() as nursery:
+            for stream in list(record.turns):
+                nursery.start_soon(stream.cancel)
+        if call_backend:
+            await record.session.cancel()
+
+    async def _wait_for_wakeup(self, record: _AgentRecord, timeout: float) -> bool:
+        if record.wake_pending:
+            record.wake_pending = False
+            await trio.lowlevel.checkpoint()
+            return True
+        with trio.move_on_after(timeout):
+            await record.wake_event.wait()
+        woken = record.wake_pending
+        record.wake_pending = False
+        return woken
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def shutdown(self) -> None:
+        """Shut the runtime down now (leaving ``open_runtime``'s block does this too).
+
+        New commands get :class:`RuntimeClosed`; work in flight gets
+        ``shutdown_timeout`` to finish, then is cancelled and its callers get
+        :class:`RuntimeClosed`; every agent is shut down. Idempotent.
+        """
+        if self._closing:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closing = True
+        self._send_channel.close()
+        timeout = self.config.shutdown_timeout
+        with trio.move_on_after(timeout):
+            # Let queued commands start and in-flight work finish on its own.
+            while self._scopes or self._receive_channel.statistics().current_buffer_used:
+                await self._idle.wait()
+                await trio.lowlevel.checkpoint()
+        self._closed_reason = RuntimeClosed("the runtime shut down before the command finished")
+        for scope in list(self._scopes):
+            scope.cancel()
+        # Commands still queued never started: fail them without running them.
+        while True:
+            try:
+                command = self._receive_channel.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            command.reply.send(outcome.Error(self._closed_error()))
+        self._receive_channel.close()
+        with trio.move_on_after(timeout):
+            while self._scopes:
+                await self._idle.wait()
+                await trio.lowlevel.checkpoint()
+        await self._shutdown_agents(timeout)
+
+    async def _shutdown_agents(self, timeout: float) -> None:
+        records = list(self._agents.values())
+        self._agents.clear()
+
+        async def end(record: _AgentRecord) -> None:
+            try:
+                await record.session.shutdown()
+            except Exception:
+                _logger(record.agent_id, "shutdown_agent").exception("agent shutdown failed")
+
+        with trio.move_on_after(timeout) as scope:
+            async with trio.open_nursery() as nursery:
+                for record in records:
+                    nursery.start_soon(end, record)
+        if scope.cancelled_caught:
+            log.error("agents did not shut down within %g s", timeout)
+
+
+def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
+    if config is None:
+        return RuntimeConfig()
+    if not isinstance(config, RuntimeConfig):
+        raise ConfigError(f"expected a RuntimeConfig, got {type(config).__name__}")
+    return config
+
+
+@asynccontextmanager
+async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIterator[Runtime]:
+    """Run a :class:`Runtime` over ``backend`` for the duration of the block.
+
+    This is the backend-agnostic core of :func:`agy_trio.open_runtime`.
+
+    Raises:
+        ChannelClosed: A backend host thread crashed (raised on exit).
+        OperationTimeout: A backend host thread did not exit in time (raised on exit).
+    """
+    config = _validate(config)
+    async with trio.open_nursery() as service_nursery:
+        await backend.start(service_nursery)
+        shutdown_error: BaseException | None = None
+        body_failed = False
+        try:
+            async with trio.open_nursery() as work_nursery:
+                runtime = Runtime(config, backend, work_nursery)
+                work_nursery.start_soon(runtime._dispatch_loop)
+                try:
+                    yield runtime
+                except BaseException:
+                    body_failed = True
+                    raise
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await runtime.shutdown()
+                    work_nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await backend.aclose()
+                except Exception as exc:
+                    shutdown_error = exc
+                    log.error("backend did not close cleanly: %r", exc)
+            service_nursery.cancel_scope.cancel()
+        if shutdown_error is not None and not body_failed:
+            raise shutdown_error
+    await trio.lowlevel.checkpoint_if_cancelled()
+
+
+def _is_finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))

@@ -1,0 +1,216 @@
+"""ChatResponse: the Trio face of one streaming turn."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import trio
+
+from agy_trio.core.backend import TurnStream
+from agy_trio.core.events import (
+    ChatEvent,
+    StopReason,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+
+__all__ = ["ChatResponse"]
+
+
+class ChatResponse:
+    """The answer to one :meth:`AgentHandle.chat` call, streamed as it is produced.
+
+    Iterate it (``async for delta in response``) for the answer's text deltas,
+    call :meth:`events` for every event (text, thoughts, tool calls, the end),
+    or ``await response.text()`` for the whole answer. Each event is consumed
+    once; whatever way you read, :attr:`thoughts`, :attr:`tool_calls`,
+    :attr:`usage` and :attr:`stop_reason` fill in as the turn goes.
+
+    Cancelling the task that is reading (for example with
+    ``trio.move_on_after``) cancels the turn itself: the backend stops it
+    before the cancellation finishes propagating, and the agent is ready for
+    its next turn. So does :meth:`cancel`, and leaving ``async with response``
+    before the turn has ended.
+
+    A response is created by the runtime; it is not meant to be built by hand.
+    """
+
+    def __init__(self, agent_id: str, stream: TurnStream, *, cancel_timeout: float = 10.0) -> None:
+        self.agent_id = agent_id
+        self._stream = stream
+        self._cancel_timeout = cancel_timeout
+        self._forced_error: BaseException | None = None
+        self._pending: collections.deque[ChatEvent] = collections.deque()
+        self._text_parts: list[str] = []
+        self._thoughts: list[str] = []
+        self._tool_calls: list[ToolCall] = []
+        self._usage: Usage | None = None
+        self._stop_reason: StopReason | None = None
+        self._error: BaseException | None = None
+        self._finished = False
+        self._reading = False
+
+    # ------------------------------------------------------------------ results so far
+
+    @property
+    def done(self) -> bool:
+        """Whether every event has been read (the turn finished, failed or was cancelled)."""
+        return self._finished
+
+    @property
+    def thoughts(self) -> list[str]:
+        """The model's thought deltas received so far."""
+        return list(self._thoughts)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Tool calls made during the turn so far, with their outcomes."""
+        return list(self._tool_calls)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The turn's token usage, once the turn has ended."""
+        return self._usage
+
+    @property
+    def stop_reason(self) -> StopReason | None:
+        """Why the turn ended, once it has."""
+        return self._stop_reason
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error that ended the turn, if one did."""
+        return self._error
+
+    # ------------------------------------------------------------------ reading
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            event = await self._next_event()
+            if event is None:
+                raise StopAsyncIteration
+            if type(event) is TextDelta:
+                return event.text
+
+    async def events(self) -> AsyncIterator[ChatEvent]:
+        """Iterate every remaining event of the turn, ending with :class:`TurnEnd`."""
+        while True:
+            event = await self._next_event()
+            if event is None:
+                return
+            yield event
+
+    async def text(self) -> str:
+        """Wait for the turn to end and return the whole answer text.
+
+        Raises:
+            AgyError: The turn failed (timeout, quota, backend error...).
+        """
+        while await self._next_event() is not None:
+            pass
+        return "".join(self._text_parts)
+
+    async def _next_event(self) -> ChatEvent | None:
+        pending = self._pending
+        if pending:
+            return self._absorb(pending.popleft())
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+            if self._error is not None:
+                raise self._error
+            return None
+        if self._reading:
+            raise trio.BusyResourceError("another task is already reading this response")
+        self._reading = True
+        try:
+            batch = await self._stream.receive_batch()
+        except trio.EndOfChannel:
+            if self._forced_error is not None:
+                self._finish(self._forced_error)
+                raise self._forced_error from None
+            self._finish(None)
+            return None
+        except trio.Cancelled:
+            # The reader gave up: the turn must not go on without it.
+            await self._cancel_shielded()
+            raise
+        except Exception as exc:
+            error = self._forced_error or exc
+            self._finish(error)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            self._reading = False
+        pending.extend(batch)
+        return self._absorb(pending.popleft())
+
+    def _absorb(self, event: ChatEvent) -> ChatEvent:
+        kind = type(event)
+        if kind is TextDelta:
+            self._text_parts.append(event.text)  # type: ignore[union-attr]
+        elif kind is ThoughtDelta:
+            self._thoughts.append(event.text)  # type: ignore[union-attr]
+        elif kind is ToolCall:
+            self._tool_calls.append(event)  # type: ignore[arg-type]
+        elif kind is TurnEnd:
+            assert isinstance(event, TurnEnd)
+            self._usage = event.usage
+            self._stop_reason = event.stop_reason
+        return event
+
+    def _finish(self, error: BaseException | None) -> None:
+        """Mark every event read; ``error`` is what ended the turn, if anything did."""
+        if self._finished:
+            return
+        self._finished = True
+        if error is not None and self._error is None:
+            self._error = error
+            self._stop_reason = StopReason.ERROR
+
+    def _force_error(self, error: BaseException) -> None:
+        """Make the reader see ``error`` once the events already produced are read.
+
+        The runtime calls this before cancelling a turn that timed out or that
+        shutdown interrupted, so the reader learns why rather than a bare end.
+        """
+        if self._forced_error is None:
+            self._forced_error = error
+
+    async def _cancel_shielded(self) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(self._cancel_timeout):
+            await self._stream.cancel()
+
+    # ------------------------------------------------------------------ stopping
+
+    async def cancel(self) -> None:
+        """Stop the turn; the text received so far stays available.
+
+        After this, iteration ends and :attr:`stop_reason` is
+        ``StopReason.CANCELLED`` (unless the turn had already ended).
+        """
+        await self._cancel_shielded()
+
+    async def aclose(self) -> None:
+        """Cancel the turn if it is still running."""
+        if not self._finished:
+            await self.cancel()
+
+    async def __aenter__(self) -> ChatResponse:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,29 @@
+"""The agy_trio error hierarchy (public re-export of :mod:`agy_trio.core.errors`)."""
+
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ChannelClosed,
+    ConfigError,
+    MaxTokensReached,
+    OperationTimeout,
+    PolicyDenied,
+    QuotaExceeded,
+    RuntimeClosed,
+    SafetyBlocked,
+)
+
+__all__ = [
+    "AgentNotFound",
+    "AgyError",
+    "BackendError",
+    "ChannelClosed",
+    "ConfigError",
+    "MaxTokensReached",
+    "OperationTimeout",
+    "PolicyDenied",
+    "QuotaExceeded",
+    "RuntimeClosed",
+    "SafetyBlocked",
+]

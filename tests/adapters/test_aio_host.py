@@ -1,0 +1,205 @@
+"""The asyncio host thread: round trips, cancellation both ways, death, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+
+from agy_trio.adapters.aio_host import AioHost
+from agy_trio.core.errors import ChannelClosed, OperationTimeout
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[AioHost]:
+    async with trio.open_nursery() as nursery:
+        h = AioHost("test-host")
+        await h.start(nursery)
+        try:
+            yield h
+        finally:
+            with trio.CancelScope(shield=True):
+                await h.aclose()
+            nursery.cancel_scope.cancel()
+    assert not any(t.name == "test-host" for t in threading.enumerate())
+
+
+async def _other_tasks() -> int:
+    return len(asyncio.all_tasks()) - 1
+
+
+async def test_run_returns_result_from_the_host_thread(host: AioHost) -> None:
+    async def where() -> str:
+        await asyncio.sleep(0)
+        return threading.current_thread().name
+
+    assert await host.run(where) == "test-host"
+
+
+async def test_run_propagates_exceptions(host: AioHost) -> None:
+    async def boom() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(KeyError):
+        await host.run(boom)
+
+
+async def test_cancelling_caller_cancels_and_awaits_the_asyncio_task(host: AioHost) -> None:
+    started = trio.Event()
+    unwound: list[bool] = []
+
+    async def forever() -> None:
+        host.wake_trio(started.set)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwound.append(True)
+
+    with trio.move_on_after(5) as scope:
+        async with trio.open_nursery() as nursery:
+
+            async def call() -> None:
+                await host.run(forever)
+
+            nursery.start_soon(call)
+            await started.wait()
+            nursery.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    # The cancellation returned only after the asyncio side unwound.
+    assert unwound == [True]
+    assert await host.run(_other_tasks) == 0
+
+
+async def test_cancelled_before_submission_never_starts(host: AioHost) -> None:
+    ran: list[bool] = []
+
+    async def mark() -> None:
+        ran.append(True)
+
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await host.run(mark)
+    assert scope.cancelled_caught
+    assert ran == []
+    assert await host.run(_other_tasks) == 0
+
+
+async def test_call_trio_runs_trio_code_and_returns(host: AioHost) -> None:
+    trio_thread = threading.current_thread().name
+
+    async def in_trio(x: int) -> tuple[int, str]:
+        await trio.sleep(0)
+        return x * 2, threading.current_thread().name
+
+    async def from_asyncio() -> tuple[int, str]:
+        return await host.call_trio(in_trio, 21)
+
+    assert await host.run(from_asyncio) == (42, trio_thread)
+
+
+async def test_call_trio_propagates_errors(host: AioHost) -> None:
+    async def fails() -> None:
+        await trio.sleep(0)
+        raise ValueError("no")
+
+    async def from_asyncio() -> None:
+        await host.call_trio(fails)
+
+    with pytest.raises(ValueError, match="no"):
+        await host.run(from_asyncio)
+
+
+async def test_cancelling_asyncio_side_cancels_the_trio_call(host: AioHost) -> None:
+    trio_cancelled = trio.Event()
+    trio_started = trio.Event()
+
+    async def slow() -> None:
+        trio_started.set()
+        try:
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            trio_cancelled.set()
+            raise
+
+    async def from_asyncio() -> str:
+        task = asyncio.ensure_future(host.call_trio(slow))
+        await asyncio.sleep(0)
+        while not trio_started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
+
+    assert await host.run(from_asyncio) == "cancelled"
+    with trio.fail_after(5):
+        await trio_cancelled.wait()
+
+
+async def test_dead_host_fails_pending_and_future_calls() -> None:
+    async with trio.open_nursery() as nursery:
+        h = AioHost("dying-host")
+        await h.start(nursery)
+        started = trio.Event()
+
+        async def forever() -> None:
+            h.wake_trio(started.set)
+            await asyncio.Event().wait()
+
+        errors: list[BaseException] = []
+        failed = trio.Event()
+
+        async def call() -> None:
+            try:
+                await h.run(forever)
+            except ChannelClosed as exc:
+                errors.append(exc)
+                failed.set()
+
+        nursery.start_soon(call)
+        await started.wait()
+
+        def die() -> None:
+            raise SystemExit("killed")
+
+        h.loop.call_soon_threadsafe(die)
+        with trio.fail_after(5):
+            await failed.wait()
+        assert "crashed" in str(errors[0])
+        with pytest.raises(ChannelClosed):
+            await h.run(_other_tasks)
+        with pytest.raises(ChannelClosed, match="crashed"):
+            await h.aclose()
+    assert not any(t.name == "dying-host" for t in threading.enumerate())
+
+
+async def test_aclose_reports_a_thread_that_does_not_exit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    release = threading.Event()
+    async with trio.open_nursery() as nursery:
+        h = AioHost("stuck-host")
+        await h.start(nursery)
+
+        def block() -> None:
+            release.wait(30)  # a blocking call such as the SDK's harness shutdown
+
+        h.loop.call_soon_threadsafe(block)
+        with pytest.raises(OperationTimeout) as info:
+            await h.aclose(timeout=10)
+        assert info.value.duration == 10
+        release.set()
+        # Once unblocked the thread exits; wait for it in real time.
+        await trio.to_thread.run_sync(h._thread.join)  # type: ignore[union-attr]
+        nursery.cancel_scope.cancel()
+
+
+async def test_statistics(host: AioHost) -> None:
+    stats = host.statistics()
+    assert stats.alive and stats.pending_calls == 0 and stats.name == "test-host"

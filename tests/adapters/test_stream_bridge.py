@@ -1,0 +1,140 @@
+"""The batched asyncio -> Trio stream: order, batching, backpressure, endings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from agy_trio.adapters.aio_host import AioHost
+from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core.errors import ChannelClosed
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[AioHost]:
+    async with trio.open_nursery() as nursery:
+        h = AioHost("bridge-host")
+        await h.start(nursery)
+        try:
+            yield h
+        finally:
+            with trio.CancelScope(shield=True):
+                await h.aclose()
+            nursery.cancel_scope.cancel()
+
+
+def _bridge(**kwargs: int) -> StreamBridge[int]:
+    return StreamBridge(trio.lowlevel.current_trio_token(), **kwargs)
+
+
+async def _drain(bridge: StreamBridge[int]) -> list[list[int]]:
+    batches: list[list[int]] = []
+    while True:
+        try:
+            batches.append(list(await bridge.receive_batch()))
+        except trio.EndOfChannel:
+            return batches
+
+
+async def test_items_arrive_in_order_and_in_batches(host: AioHost) -> None:
+    bridge = _bridge(high_water=4096, batch_max=256)
+
+    async def produce() -> None:
+        for i in range(1000):
+            await bridge.put(i)
+        bridge.finish()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(host.run, produce)
+        batches = await _drain(bridge)
+    assert [i for b in batches for i in b] == list(range(1000))
+    assert all(len(b) <= 256 for b in batches)
+    # Far fewer wake-ups than items: that is the point of batching.
+    assert len(batches) < 100
+
+
+async def test_producer_waits_at_high_water_until_consumer_drains(host: AioHost) -> None:
+    bridge = _bridge(high_water=10, batch_max=3)
+    produced: list[int] = []
+
+    async def produce() -> None:
+        for i in range(25):
+            await bridge.put(i)
+            produced.append(i)
+        bridge.finish()
+
+    async def probe() -> int:
+        # Runs after the producer's first step, which ends when it parks at high water.
+        return len(produced)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(host.run, produce)
+        await trio.sleep(0)
+        count = await host.run(probe)
+        assert bridge.buffered == 10
+        assert count == 9  # the 10th put is the one waiting
+        batches = await _drain(bridge)
+    assert [i for b in batches for i in b] == list(range(25))
+    assert max(len(b) for b in batches) <= 3
+
+
+async def test_error_is_raised_after_the_items(host: AioHost) -> None:
+    bridge = _bridge()
+
+    async def produce() -> None:
+        await bridge.put(1)
+        await bridge.put(2)
+        bridge.finish(ValueError("broke"))
+
+    await host.run(produce)
+    assert list(await bridge.receive_batch()) == [1, 2]
+    with pytest.raises(ValueError, match="broke"):
+        await bridge.receive_batch()
+    assert isinstance(await bridge.wait_finished(), ValueError)
+
+
+async def test_abandoned_stream_stops_the_producer(host: AioHost) -> None:
+    bridge = _bridge(high_water=2)
+
+    async def produce() -> str:
+        try:
+            for i in range(100):
+                await bridge.put(i)
+        except ChannelClosed:
+            return "stopped"
+        return "finished"
+
+    async with trio.open_nursery() as nursery:
+        result: list[str] = []
+
+        async def run() -> None:
+            result.append(await host.run(produce))
+
+        nursery.start_soon(run)
+        await trio.sleep(0)
+        await host.run(asyncio.sleep, 0)  # the producer is parked at high water now
+        bridge.abandon()
+    assert result == ["stopped"]
+
+
+async def test_cancelled_reader_loses_nothing(host: AioHost) -> None:
+    bridge = _bridge()
+    with trio.move_on_after(0.01):
+        await bridge.receive_batch()  # nothing yet: parks, then is cancelled
+
+    async def produce() -> None:
+        await bridge.put(7)
+        bridge.finish()
+
+    await host.run(produce)
+    assert list(await bridge.receive_batch()) == [7]
+    with pytest.raises(trio.EndOfChannel):
+        await bridge.receive_batch()
+
+
+def test_invalid_limits() -> None:
+    with pytest.raises(ValueError):
+        StreamBridge(None, high_water=0)  # type: ignore[arg-type]
