@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from agy_trio.core.backend import Backend
 from agy_trio.core.config import RuntimeConfig
+from agy_trio.core.errors import ConfigError
 from agy_trio.core.runtime import Runtime, run_runtime
 
 __all__ = ["open_runtime"]
@@ -49,9 +50,11 @@ async def open_runtime(
         ...     agent = await rt.create_agent(agy_trio.AgentConfig(name="helper"))
         ...     print(await (await agent.chat("hello")).text())
     """
-    resolved = config if config is not None else RuntimeConfig()
-    if backend is None and isinstance(resolved, RuntimeConfig):
-        backend = default_backend(resolved)
-    assert backend is not None
+    if config is None:
+        config = RuntimeConfig()
+    elif not isinstance(config, RuntimeConfig):
+        raise ConfigError(f"expected a RuntimeConfig, got {type(config).__name__}")
+    if backend is None:
+        backend = default_backend(config)
     async with run_runtime(config, backend) as runtime:
         yield runtime

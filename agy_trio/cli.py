@@ -130,7 +130,9 @@ def run(
         raise click.BadParameter("--agents and --turns must be >= 1")
     endpoint = _choose_endpoint(backend, base_url, model)
     console = Console()
-    console.print(f"[bold]agy-trio run[/]: {n_agents} agents x {turns} turns on {endpoint.describe()}")
+    console.print(
+        f"[bold]agy-trio run[/]: {n_agents} agents x {turns} turns on {endpoint.describe()}"
+    )
     try:
         trio.run(_run_agents, endpoint, n_agents, turns, delay, console)
     except AgyError as exc:
@@ -197,12 +199,12 @@ def chat(backend: str, base_url: str | None, model: str | None, prompt: str) -> 
     endpoint = _choose_endpoint(backend, base_url, model)
 
     async def go() -> None:
-        async with _open_for(endpoint, RuntimeConfig(inter_agent_delay=0)) as (rt, cfg):
-            async with rt.open_agent(cfg) as agent:
-                response = await agent.chat(prompt)
-                async for delta in response:
-                    click.echo(delta, nl=False)
-                click.echo()
+        config = RuntimeConfig(inter_agent_delay=0)
+        async with _open_for(endpoint, config) as (rt, cfg), rt.open_agent(cfg) as agent:
+            response = await agent.chat(prompt)
+            async for delta in response:
+                click.echo(delta, nl=False)
+            click.echo()
 
     try:
         trio.run(go)

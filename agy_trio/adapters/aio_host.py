@@ -86,6 +86,7 @@ class AioHost:
         self._exited = trio.Event()
         self._crash: BaseException | None = None
         self._closing = False
+        self._stopping = False
         self._dead = False
         self._pending: set[_Call[Any]] = set()
 
@@ -132,7 +133,7 @@ class AioHost:
             loop.run_forever()
         except BaseException as exc:  # a crash of the loop itself, e.g. SystemExit from a callback
             self._crash = exc
-            log.error("%s: asyncio loop crashed: %r", self.name, exc)
+            log.error("%s: asyncio loop crashed: %r", self.name, exc, exc_info=exc)
         finally:
             try:
                 self._finish_loop(loop)
@@ -145,10 +146,11 @@ class AioHost:
 
     def _finish_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Cancel what is left on the loop, let it unwind, then close the loop."""
-        tasks = asyncio.all_tasks(loop)
-        for task in tasks:
-            task.cancel()
-        if tasks:
+        # From here on, submissions still queued on the loop are refused.
+        self._stopping = True
+        while tasks := asyncio.all_tasks(loop):
+            for task in tasks:
+                task.cancel()
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
@@ -207,9 +209,7 @@ class AioHost:
 
     # ------------------------------------------------------------------ Trio -> asyncio
 
-    async def run(
-        self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
-    ) -> T:
+    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run ``fn(*args)`` as a task on the host loop and return its result.
 
         Cancelling the caller cancels the asyncio task and waits until it has
@@ -241,6 +241,9 @@ class AioHost:
                 token.run_sync_soon(self._deliver, call, result)
 
         def submit() -> None:  # asyncio thread
+            if self._stopping:
+                token.run_sync_soon(self._deliver, call, outcome.Error(self._death_reason()))
+                return
             if call.cancel_requested:
                 # Cancelled before it started: never start it.
                 token.run_sync_soon(self._deliver, call, outcome.Error(_CancelledByCaller()))
@@ -260,11 +263,9 @@ class AioHost:
         def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
             call.raise_cancel = raise_cancel
             call.cancel_requested = True
-            try:
+            # A closed loop raises RuntimeError: the thread-exit handler fails the call.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(cancel_aio)
-            except RuntimeError:
-                # The loop is closed: the thread-exit handler fails the call.
-                pass
             # The asyncio task still has to unwind; we are woken by on_done.
             return trio.lowlevel.Abort.FAILED
 
@@ -311,7 +312,8 @@ class AioHost:
                 log.exception("%s: background call failed", self.name)
 
         def submit() -> None:
-            loop.create_task(guarded())
+            if not self._stopping:
+                loop.create_task(guarded())
 
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(submit)
@@ -339,7 +341,7 @@ class AioHost:
                 return
             if isinstance(result, outcome.Value):
                 future.set_result(result.value)
-            else:
+            elif isinstance(result, outcome.Error):
                 future.set_exception(result.error)
 
         async def runner() -> None:  # Trio thread

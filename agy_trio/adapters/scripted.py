@@ -13,6 +13,7 @@ prompt, streamed in several chunks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -133,11 +134,15 @@ class Fail:
 Step: TypeAlias = Say | Think | CallTool | Pause | Hang | Compact | Fail
 
 
+def _as_steps(steps: Sequence[Step]) -> tuple[Step, ...]:
+    return tuple(steps)
+
+
 @attrs.frozen
 class Turn:
     """One scripted turn: its steps, played in order, and the usage to report."""
 
-    steps: tuple[Step, ...] = attrs.field(converter=tuple)
+    steps: tuple[Step, ...] = attrs.field(converter=_as_steps)
     usage: Usage | None = None
 
 
@@ -349,7 +354,9 @@ class _AgentRuntime:
             elif type(step) is CallTool:
                 call = await self._call_tool(step)
                 calls.append(call)
-                state.history.append(Message("tool", repr(call.result) if call.error is None else call.error))
+                state.history.append(
+                    Message("tool", repr(call.result) if call.error is None else call.error)
+                )
                 if bridge is not None:
                     await bridge.put(call)
             elif type(step) is Pause:
@@ -635,13 +642,12 @@ class ScriptedBackend:
         """Close every agent, then stop and join the host thread."""
         agents = list(self._agents.values())
         if agents and self.host.alive:
+
             async def close_all() -> None:
                 await asyncio.gather(*(a.close() for a in agents), return_exceptions=True)
 
-            try:
+            with contextlib.suppress(ChannelClosed):
                 await self.host.run(close_all)
-            except ChannelClosed:
-                pass
         for agent in agents:
             self._forget(agent, keep_state=True)
         await self.host.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -168,10 +169,9 @@ class AgentHandle:
 
     def try_shutdown(self) -> None:
         """Start shutting the agent down without waiting. Never raises, never blocks."""
-        try:
+        # The contract is "never raises": a refused or failed submission is dropped.
+        with contextlib.suppress(Exception):
             self._submit_nowait(cmds.ShutdownAgent(self._agent_id))
-        except Exception:  # the contract is "never raises"; the runtime logs failures
-            pass
 
     async def delete(self) -> None:
         """Stop the agent and drop its conversation and all its saved state."""

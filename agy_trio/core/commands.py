@@ -155,6 +155,7 @@ class Send(Command[None]):
     is_llm: ClassVar[bool] = True
 
     async def execute(self, session: AgentSession) -> None:
+        """Run against the agent's backend session."""
         await session.send(self.content)
 
 
@@ -172,6 +173,7 @@ class WaitForIdle(Command[None]):
     name: ClassVar[str] = "wait_for_idle"
 
     async def execute(self, session: AgentSession) -> None:
+        """Run against the agent's backend session."""
         await session.wait_for_idle()
 
 
@@ -182,6 +184,7 @@ class IsIdle(Command[bool]):
     name: ClassVar[str] = "is_idle"
 
     async def execute(self, session: AgentSession) -> bool:
+        """Run against the agent's backend session."""
         return await session.is_idle()
 
 
@@ -214,6 +217,7 @@ class History(Command[list[Message]]):
     name: ClassVar[str] = "history"
 
     async def execute(self, session: AgentSession) -> list[Message]:
+        """Run against the agent's backend session."""
         return await session.history()
 
 
@@ -224,6 +228,7 @@ class TurnCount(Command[int]):
     name: ClassVar[str] = "turn_count"
 
     async def execute(self, session: AgentSession) -> int:
+        """Run against the agent's backend session."""
         return await session.turn_count()
 
 
@@ -234,6 +239,7 @@ class TotalUsage(Command[Usage]):
     name: ClassVar[str] = "total_usage"
 
     async def execute(self, session: AgentSession) -> Usage:
+        """Run against the agent's backend session."""
         return await session.total_usage()
 
 
@@ -244,6 +250,7 @@ class LastTurnUsage(Command[Usage]):
     name: ClassVar[str] = "last_turn_usage"
 
     async def execute(self, session: AgentSession) -> Usage:
+        """Run against the agent's backend session."""
         return await session.last_turn_usage()
 
 
@@ -254,6 +261,7 @@ class ClearHistory(Command[None]):
     name: ClassVar[str] = "clear_history"
 
     async def execute(self, session: AgentSession) -> None:
+        """Run against the agent's backend session."""
         await session.clear_history()
 
 
@@ -264,6 +272,7 @@ class CompactionIndices(Command[list[int]]):
     name: ClassVar[str] = "compaction_indices"
 
     async def execute(self, session: AgentSession) -> list[int]:
+        """Run against the agent's backend session."""
         return await session.compaction_indices()
 
 
@@ -274,6 +283,7 @@ class LastResponse(Command["str | None"]):
     name: ClassVar[str] = "last_response"
 
     async def execute(self, session: AgentSession) -> str | None:
+        """Run against the agent's backend session."""
         return await session.last_response()
 
 

@@ -110,7 +110,13 @@ def _as_optional_seconds(value: float | None) -> float | None:
 
 
 def _check_seconds(value: object, name: str, *, zero_ok: bool) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):  # type: ignore[operator, arg-type]
+    valid = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > 0 or (zero_ok and value == 0))
+    )
+    if not valid:
         kind = "non-negative" if zero_ok else "positive"
         raise ConfigError(f"must be a finite {kind} number of seconds, got {value!r}", field=name)
 
@@ -139,7 +145,9 @@ def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: obj
 
 def _optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ConfigError(f"must be a non-empty string or None, got {value!r}", field=attribute.name)
+        raise ConfigError(
+            f"must be a non-empty string or None, got {value!r}", field=attribute.name
+        )
 
 
 def _optional_str(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -159,21 +167,15 @@ def _derived_operation_timeout(config: RuntimeConfig) -> float:
 
 
 def _check_operation_timeout(
-    instance: RuntimeConfig, attribute: attrs.Attribute[Any], value: object
+    instance: RuntimeConfig, attribute: attrs.Attribute[Any], value: float
 ) -> None:
     _check_seconds(value, attribute.name, zero_ok=False)
     # Validators run in field order, so chat_timeout is already known to be valid.
-    if typing_float(value) < instance.chat_timeout:
+    if value < instance.chat_timeout:
         raise ConfigError(
             f"must be at least chat_timeout ({instance.chat_timeout:g} s), got {value!r}",
             field=attribute.name,
         )
-
-
-def typing_float(value: object) -> float:
-    """``value`` as a float, for values a validator has already checked."""
-    assert isinstance(value, int | float)
-    return float(value)
 
 
 _LOG_LEVELS = frozenset(logging.getLevelNamesMapping())
@@ -271,7 +273,12 @@ def _as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
     if not isinstance(items, tuple):
         return items
     # Plain functions are accepted and wrapped, as if decorated with @tool.
-    return tuple(item if isinstance(item, Tool) or not callable(item) else tool(item) for item in items)
+    try:
+        return tuple(
+            item if isinstance(item, Tool) or not callable(item) else tool(item) for item in items
+        )
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field="tools") from exc
 
 
 def _as_paths(value: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
@@ -296,13 +303,17 @@ def _as_metadata(value: Mapping[str, str]) -> dict[str, str]:
     return dict(value) if isinstance(value, Mapping) else value
 
 
-def _check_sequence_of(kind: type, label: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+def _check_sequence_of(
+    kind: type, label: str
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
     def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, tuple):
             raise ConfigError(f"must be a list of {label}, got {value!r}", field=attribute.name)
         for item in value:
             if not isinstance(item, kind) or (kind is str and not item):
-                raise ConfigError(f"must be a list of {label}, got item {item!r}", field=attribute.name)
+                raise ConfigError(
+                    f"must be a list of {label}, got item {item!r}", field=attribute.name
+                )
 
     return check
 
@@ -312,7 +323,9 @@ def _check_tools(instance: object, attribute: attrs.Attribute[Any], value: objec
     names = [item.name for item in value]  # type: ignore[attr-defined]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise ConfigError(f"tool names must be unique, repeated: {duplicates}", field=attribute.name)
+        raise ConfigError(
+            f"tool names must be unique, repeated: {duplicates}", field=attribute.name
+        )
 
 
 def _check_base_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -390,7 +403,9 @@ class AgentConfig:
     system_instructions: str | None = attrs.field(default=None, validator=_optional_str)
     tools: tuple[Tool, ...] = attrs.field(default=(), converter=_as_tools, validator=_check_tools)
     policies: tuple[PolicyRule, ...] = attrs.field(
-        default=(), converter=_as_tuple, validator=_check_sequence_of(PolicyRule, "PolicyRule objects")
+        default=(),
+        converter=_as_tuple,
+        validator=_check_sequence_of(PolicyRule, "PolicyRule objects"),
     )
     hooks: Hooks = attrs.field(factory=Hooks, validator=_check_hooks)
     builtin_tools: tuple[str, ...] = attrs.field(
@@ -500,6 +515,36 @@ def _without_none(hook: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict
     return unstructure_without_none
 
 
+def _structure_str(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {value!r}")
+    return value
+
+
+def _structure_int(value: Any, _type: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _structure_float(value: Any, _type: Any) -> float:
+    if not _is_number(value):
+        raise ConfigError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _structure_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"expected true or false, got {value!r}")
+    return value
+
+
+# cattrs' defaults call str(), int(), float() and bool() on whatever they get,
+# which would read a list as the string "['x']" or "false" as True.
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(float, _structure_float)
+converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook(Tool, _tool_from_path)
 converter.register_unstructure_hook(Tool, _tool_path)
 
@@ -512,9 +557,28 @@ converter.register_unstructure_hook(
 )
 
 _hook_list = override(struct_hook=_callables_from_paths, unstruct_hook=_paths_of)
-_hook_fields = {field.name: _hook_list for field in attrs.fields(Hooks)}
-converter.register_structure_hook(Hooks, make_dict_structure_fn(Hooks, converter, **_hook_fields))
-converter.register_unstructure_hook(Hooks, make_dict_unstructure_fn(Hooks, converter, **_hook_fields))
+converter.register_structure_hook(
+    Hooks,
+    make_dict_structure_fn(
+        Hooks,
+        converter,
+        on_turn_start=_hook_list,
+        on_turn_end=_hook_list,
+        before_tool=_hook_list,
+        after_tool=_hook_list,
+    ),
+)
+converter.register_unstructure_hook(
+    Hooks,
+    make_dict_unstructure_fn(
+        Hooks,
+        converter,
+        on_turn_start=_hook_list,
+        on_turn_end=_hook_list,
+        before_tool=_hook_list,
+        after_tool=_hook_list,
+    ),
+)
 
 for _cls in (RuntimeConfig, AgentConfig):
     converter.register_structure_hook(_cls, make_dict_structure_fn(_cls, converter))
@@ -529,8 +593,37 @@ def unstructure(config: RuntimeConfig | AgentConfig) -> dict[str, Any]:
     Raises:
         ConfigError: A tool, handler or hook cannot be written as an import path.
     """
-    data: dict[str, Any] = converter.unstructure(config)
+    try:
+        data: dict[str, Any] = converter.unstructure(config)
+    except ConfigError as exc:
+        where = _unserializable_field(config) if isinstance(config, AgentConfig) else None
+        if exc.field is None and where is not None:
+            raise ConfigError(str(exc), field=where) from exc
+        raise
     return data
+
+
+def _unserializable_field(config: AgentConfig) -> str | None:
+    """Which tool, handler or hook of ``config`` has no import path (for the error)."""
+
+    def fails(write: Callable[[Any], object], item: object) -> bool:
+        try:
+            write(item)
+        except ConfigError:
+            return True
+        return False
+
+    for index, item in enumerate(config.tools):
+        if fails(_tool_path, item):
+            return f"tools[{index}]"
+    for index, rule in enumerate(config.policies):
+        if fails(_optional_path_of, rule.handler):
+            return f"policies[{index}].handler"
+    for kind in attrs.fields(Hooks):
+        for index, hook in enumerate(getattr(config.hooks, kind.name)):
+            if fails(import_path_of, hook):
+                return f"hooks.{kind.name}[{index}]"
+    return None
 
 
 def structure(data: Any, cls: type[_T]) -> _T:
@@ -565,10 +658,15 @@ def _config_error(exc: cattrs.BaseValidationError) -> ConfigError:
     first_message, _, first_path = messages[0].rpartition(" @ ")
     field = first_path.removeprefix("$").removeprefix(".")
     first = leaves[0] if leaves else None
+    below: str | None = None
     if isinstance(first, ConfigError) and first.field:
         # The leaf came from a class's own validation; its field sits below the path.
         first_message = first_message.removeprefix(f"{first.field}: ")
-        field = f"{field}.{first.field}" if field else first.field
+        below = first.field
+    elif isinstance(first, cattrs.ForbiddenExtraKeysError):
+        below = sorted(first.extra_fields)[0]
+    if below:
+        field = f"{field}.{below}" if field else below
     rest = [message.replace(" @ $.", " @ ").replace(" @ $", "") for message in messages[1:]]
     return ConfigError("; ".join([first_message, *rest]), field=field or None)
 
@@ -610,10 +708,8 @@ def from_toml(text: str | bytes, cls: type[_T]) -> _T:
     Raises:
         ConfigError: The text is not valid TOML or not a valid ``cls``.
     """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = tomllib.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}") from exc
     return structure(data, cls)

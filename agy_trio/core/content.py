@@ -59,6 +59,8 @@ def normalize_content(content: Content) -> tuple[Part, ...]:
         ConfigError: The content is empty or holds something that is not a part.
     """
     if isinstance(content, str):
+        if not content:
+            raise ConfigError("content must not be empty", field="content")
         return (TextPart(content),)
     if not isinstance(content, Sequence):
         raise ConfigError(f"content must be str or a sequence of parts, got {type(content)!r}")

@@ -52,7 +52,7 @@ class ToolEvent:
 
     agent_id: str
     tool: str
-    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen
@@ -69,8 +69,8 @@ class ToolResultEvent:
 
     agent_id: str
     tool: str
-    arguments: Mapping[str, Any] = attrs.field(factory=dict)
-    result: Any = None
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    result: Any = attrs.field(default=None, hash=False)
     error: Exception | None = None
 
     @property

@@ -68,7 +68,7 @@ class ToolRequest:
     """
 
     tool: str
-    arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only)
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only, hash=False)
     agent_id: str = ""
 
 

@@ -62,7 +62,7 @@ class QuotaState:
     async def wait(self) -> None:
         """Wait until no backoff is in force (a checkpoint even when there is none)."""
         # A loop, because a hit recorded while we slept may extend the backoff.
-        while trio.current_time() < self._resume_at:
+        while trio.current_time() < self._resume_at:  # noqa: ASYNC110
             await trio.sleep_until(self._resume_at)
         await trio.lowlevel.checkpoint()
 

@@ -11,8 +11,8 @@ shutdown and the backend's host threads joined.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import outcome
 import trio
+import trio.lowlevel
 
 from agy_trio.core import commands as cmds
 from agy_trio.core.agent import AgentHandle
@@ -36,7 +37,6 @@ from agy_trio.core.errors import (
     RuntimeClosed,
 )
 from agy_trio.core.pacing import StartPacer
-from agy_trio.core.policy import PolicySet
 from agy_trio.core.quota import QuotaRegistry
 from agy_trio.core.streaming import ChatResponse
 
@@ -75,7 +75,8 @@ class RuntimeStatistics:
     Attributes:
         backend: The backend's name.
         agents: Live agents.
-        in_flight: Commands running now (an active chat turn counts until it ends).
+        in_flight: Commands running now.
+        active_turns: Chat turns still producing (a turn outlives its ``chat`` command).
         queued: Commands waiting in the command channel.
         completed: Commands that succeeded so far.
         failed: Commands that failed so far.
@@ -86,6 +87,7 @@ class RuntimeStatistics:
     backend: str
     agents: int
     in_flight: int
+    active_turns: int
     queued: int
     completed: int
     failed: int
@@ -155,9 +157,13 @@ class Runtime:
         self._receive_channel = receive
         self._agents: dict[str, _AgentRecord] = {}
         self._next_agent_number = 0
+        self._dispatch_in_caller = getattr(config, "command_dispatch", "caller") == "caller"
         self._scopes: set[trio.CancelScope] = set()
         self._idle = trio.Event()
         self._idle.set()
+        self._turn_scopes: set[trio.CancelScope] = set()
+        self._turns_idle = trio.Event()
+        self._turns_idle.set()
         self._closing = False
         self._closed_reason: AgyError | None = None
         self._completed = 0
@@ -190,11 +196,9 @@ class Runtime:
         try:
             yield handle
         finally:
-            with trio.CancelScope(shield=True):
-                try:
-                    await handle.shutdown()
-                except (AgentNotFound, RuntimeClosed):
-                    pass  # already gone: nothing left to release
+            # Already gone means nothing is left to release.
+            with trio.CancelScope(shield=True), contextlib.suppress(AgentNotFound, RuntimeClosed):
+                await handle.shutdown()
 
     def agent(self, agent_id: str) -> AgentHandle:
         """The handle of a live agent.
@@ -227,6 +231,7 @@ class Runtime:
             backend=self.backend.name,
             agents=len(self._agents),
             in_flight=len(self._scopes),
+            active_turns=len(self._turn_scopes),
             queued=self._send_channel.statistics().current_buffer_used,
             completed=self._completed,
             failed=self._failed,
@@ -240,6 +245,11 @@ class Runtime:
         if self._closing:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
+        if self._dispatch_in_caller:
+            # The caller's own task runs the command, inside a cancel scope the
+            # runtime owns: concurrency and shutdown behave exactly as with a
+            # dispatch task, without two extra scheduler rounds per command.
+            return await self._run_command(command, trio.CancelScope())
         try:
             self._send_channel.send_nowait(command)
         except trio.WouldBlock:
@@ -254,6 +264,7 @@ class Runtime:
         return await command.reply.wait()
 
     def _submit_nowait(self, command: cmds.Command[Any]) -> bool:
+        """Queue a command nobody waits for (``try_shutdown``); False if refused."""
         if self._closing:
             return False
         try:
@@ -269,40 +280,53 @@ class Runtime:
 
     async def _dispatch_loop(self) -> None:
         start_soon = self._nursery.start_soon
-        run = self._run_command
+        run = self._run_dispatched
         async for command in self._receive_channel:
             start_soon(run, command)
 
-    async def _run_command(self, command: cmds.Command[Any]) -> None:
-        started = time.perf_counter()
+    async def _run_dispatched(self, command: cmds.Command[Any]) -> None:
+        """Run a command that came over the channel, as its own task, and reply."""
         reply = command.reply
-        result: outcome.Outcome[Any] | None = None
-        scopes = self._scopes
         scope = trio.CancelScope()
-        scopes.add(scope)
-        self._idle = self._idle if not self._idle.is_set() else trio.Event()
+        reply.set_on_abandon(scope.cancel)
+        result: outcome.Outcome[Any] = outcome.Error(self._closed_error())
         try:
-            with scope:
-                reply.set_on_abandon(scope.cancel)
-                result = outcome.Value(await self._execute(command))
-            if scope.cancelled_caught and result is None:
-                result = outcome.Error(
-                    RuntimeClosed(f"{command.name}: cancelled by runtime shutdown")
-                    if self._closing
-                    else RuntimeClosed(f"{command.name}: cancelled")
-                )
+            result = outcome.Value(await self._run_command(command, scope))
         except Exception as exc:
             result = outcome.Error(exc)
-            if not isinstance(exc, AgyError):
-                _logger(command.agent_id, command.name).exception("command failed unexpectedly")
+        finally:
+            reply.send(result)
+
+    async def _run_command(self, command: cmds.Command[Any], scope: trio.CancelScope) -> Any:
+        """Run one command inside ``scope``, which shutdown may cancel."""
+        started = time.perf_counter()
+        scopes = self._scopes
+        if not scopes:
+            self._idle = trio.Event()
+        scopes.add(scope)
+        ok = False
+        try:
+            with scope:
+                result = await self._execute(command)
+                ok = True
+                return result
+            # Only reached when ``scope`` itself was cancelled: by shutdown, or
+            # (dispatched commands) because the waiting caller gave up.
+            raise (
+                self._closed_error()
+                if self._closing
+                else RuntimeClosed(f"{command.name}: cancelled")
+            )
+        except AgyError:
+            raise
+        except Exception:
+            _logger(command.agent_id, command.name).exception("command failed unexpectedly")
+            raise
         finally:
             scopes.discard(scope)
             if not scopes:
                 self._idle.set()
-            if result is None:  # unwinding through an outer cancellation
-                result = outcome.Error(self._closed_error())
-            self._record(command.name, started, isinstance(result, outcome.Value))
-            reply.send(result)
+            self._record(command.name, started, ok)
 
     def _record(self, name: str, started: float, ok: bool) -> None:
         elapsed = time.perf_counter() - started
@@ -362,12 +386,8 @@ class Runtime:
         assert config is not None
         self._next_agent_number += 1
         agent_id = f"{config.name or 'agent'}-{self._next_agent_number}"
-        services = ToolDispatcher(
-            agent_id,
-            config.tools,
-            PolicySet(config.policies, default=config.default_policy),
-            config.hooks,
-            handler_timeout=self.config.handler_timeout,
+        services = ToolDispatcher.from_config(
+            agent_id, config, handler_timeout=self.config.handler_timeout
         )
         session = await self.backend.create_agent(agent_id, config, services)
         handle = AgentHandle(
@@ -410,28 +430,55 @@ class Runtime:
                 raise
         if start_scope.cancelled_caught:
             raise OperationTimeout("chat", chat_timeout)
-        response = ChatResponse(record.agent_id, stream, cancel_timeout=self.config.shutdown_timeout)
+        response = ChatResponse(
+            record.agent_id, stream, cancel_timeout=self.config.shutdown_timeout
+        )
+        # No checkpoint between the turn starting and its watcher existing: a
+        # turn is never left running without a deadline.
         record.turns.add(stream)
-        command.reply.send(outcome.Value(response))
-        try:
-            with trio.move_on_at(deadline) as turn_scope:
-                error = await stream.wait_finished()
-            if turn_scope.cancelled_caught:
-                response._force_error(OperationTimeout("chat", chat_timeout))
-                # The outer safety net bounds the backend's own cancel.
-                await self._cancel_stream(stream, self.config.operation_timeout - chat_timeout)
-                _logger(record.agent_id, "chat").warning("turn timed out after %g s", chat_timeout)
-            elif error is None:
-                quota.record_success()
-            elif isinstance(error, QuotaExceeded):
-                quota.record_hit(error.retry_after)
-        except trio.Cancelled:
-            response._force_error(self._closed_error())
-            await self._cancel_stream(stream, self.config.shutdown_timeout)
-            raise
-        finally:
-            record.turns.discard(stream)
+        scope = trio.CancelScope()
+        if not self._turn_scopes:
+            self._turns_idle = trio.Event()
+        self._turn_scopes.add(scope)
+        self._nursery.start_soon(
+            self._watch_turn, record, stream, response, deadline, chat_timeout, scope
+        )
         return response
+
+    async def _watch_turn(
+        self,
+        record: _AgentRecord,
+        stream: TurnStream,
+        response: ChatResponse,
+        deadline: float,
+        chat_timeout: float,
+        scope: trio.CancelScope,
+    ) -> None:
+        """Bound a turn by ``chat_timeout``, settle quota, and cancel it on shutdown."""
+        quota = self.quota.state_for(record.config.quota_key)
+        try:
+            with scope:
+                with trio.move_on_at(deadline) as turn_scope:
+                    error = await stream.wait_finished()
+                if turn_scope.cancelled_caught:
+                    response._force_error(OperationTimeout("chat", chat_timeout))
+                    # The outer safety net bounds the backend's own cancel.
+                    await self._cancel_stream(stream, self.config.operation_timeout - chat_timeout)
+                    _logger(record.agent_id, "chat").warning(
+                        "turn timed out after %g s", chat_timeout
+                    )
+                elif error is None:
+                    quota.record_success()
+                elif isinstance(error, QuotaExceeded):
+                    quota.record_hit(error.retry_after)
+            if scope.cancelled_caught:
+                response._force_error(self._closed_error())
+                await self._cancel_stream(stream, self.config.shutdown_timeout)
+        finally:
+            self._turn_scopes.discard(scope)
+            record.turns.discard(stream)
+            if not self._turn_scopes:
+                self._turns_idle.set()
 
     async def _cancel_stream(self, stream: TurnStream, limit: float) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(max(limit, 0.0)):
@@ -482,12 +529,10 @@ class Runtime:
         self._send_channel.close()
         timeout = self.config.shutdown_timeout
         with trio.move_on_after(timeout):
-            # Let queued commands start and in-flight work finish on its own.
-            while self._scopes or self._receive_channel.statistics().current_buffer_used:
-                await self._idle.wait()
-                await trio.lowlevel.checkpoint()
+            # Let queued commands start, and work in flight finish on its own.
+            await self._wait_quiet()
         self._closed_reason = RuntimeClosed("the runtime shut down before the command finished")
-        for scope in list(self._scopes):
+        for scope in [*self._scopes, *self._turn_scopes]:
             scope.cancel()
         # Commands still queued never started: fail them without running them.
         while True:
@@ -498,10 +543,20 @@ class Runtime:
             command.reply.send(outcome.Error(self._closed_error()))
         self._receive_channel.close()
         with trio.move_on_after(timeout):
-            while self._scopes:
-                await self._idle.wait()
-                await trio.lowlevel.checkpoint()
+            await self._wait_quiet()
         await self._shutdown_agents(timeout)
+
+    async def _wait_quiet(self) -> None:
+        """Wait until no command, queued command or turn is left."""
+        while True:
+            if self._scopes:
+                await self._idle.wait()
+            elif self._turn_scopes:
+                await self._turns_idle.wait()
+            elif self._receive_channel.statistics().current_buffer_used:
+                await trio.lowlevel.checkpoint()  # the dispatch loop starts them
+            else:
+                return
 
     async def _shutdown_agents(self, timeout: float) -> None:
         records = list(self._agents.values())
@@ -533,42 +588,57 @@ def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
 async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIterator[Runtime]:
     """Run a :class:`Runtime` over ``backend`` for the duration of the block.
 
-    This is the backend-agnostic core of :func:`agy_trio.open_runtime`.
+    This is the backend-agnostic core of :func:`agy_trio.open_runtime`. An
+    exception raised by the block comes out as itself, not wrapped in an
+    exception group by the runtime's nurseries.
 
     Raises:
         ChannelClosed: A backend host thread crashed (raised on exit).
         OperationTimeout: A backend host thread did not exit in time (raised on exit).
     """
     config = _validate(config)
-    async with trio.open_nursery() as service_nursery:
-        await backend.start(service_nursery)
-        shutdown_error: BaseException | None = None
-        body_failed = False
-        try:
-            async with trio.open_nursery() as work_nursery:
-                runtime = Runtime(config, backend, work_nursery)
-                work_nursery.start_soon(runtime._dispatch_loop)
-                try:
-                    yield runtime
-                except BaseException:
-                    body_failed = True
-                    raise
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await runtime.shutdown()
-                    work_nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True):
-                try:
-                    await backend.aclose()
-                except Exception as exc:
-                    shutdown_error = exc
-                    log.error("backend did not close cleanly: %r", exc)
-            service_nursery.cancel_scope.cancel()
-        if shutdown_error is not None and not body_failed:
-            raise shutdown_error
-    await trio.lowlevel.checkpoint_if_cancelled()
+    body_error: BaseException | None = None
+    shutdown_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as service_nursery:
+            await backend.start(service_nursery)
+            try:
+                async with trio.open_nursery() as work_nursery:
+                    runtime = Runtime(config, backend, work_nursery)
+                    work_nursery.start_soon(runtime._dispatch_loop)
+                    try:
+                        yield runtime
+                    except BaseException as exc:
+                        body_error = exc
+                        raise
+                    finally:
+                        with trio.CancelScope(shield=True):
+                            await runtime.shutdown()
+                        work_nursery.cancel_scope.cancel()
+            finally:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await backend.aclose()
+                    except Exception as exc:
+                        shutdown_error = exc
+                        log.error("backend did not close cleanly: %r", exc)
+                service_nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if body_error is not None and _only(group, body_error):
+            raise body_error from None
+        raise
+    if shutdown_error is not None:
+        raise shutdown_error
 
 
-def _is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
+def _only(group: BaseExceptionGroup[BaseException], error: BaseException) -> bool:
+    """Whether ``group`` holds nothing but ``error`` (nested groups flattened)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, BaseExceptionGroup):
+            stack.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    return leaves == [error]

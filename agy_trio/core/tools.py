@@ -65,6 +65,7 @@ class ToolArgumentError(AgyError, ValueError):
 
     Attributes:
         tool: The name of the tool.
+        message: What is wrong.
         argument: The offending argument (a path such as ``items[2]`` for nested
             values), or None when the problem is not tied to one argument.
     """
@@ -73,11 +74,11 @@ class ToolArgumentError(AgyError, ValueError):
         where = f"argument {argument!r}: " if argument else ""
         super().__init__(f"tool {tool!r}: {where}{message}")
         self.tool = tool
+        self.message = message
         self.argument = argument
 
     def __reduce__(self) -> tuple[Any, ...]:
-        message = str(self).split(": ", 2 if self.argument else 1)[-1]
-        return (_rebuild_argument_error, (self.tool, message, self.argument))
+        return (_rebuild_argument_error, (self.tool, self.message, self.argument))
 
 
 def _rebuild_argument_error(tool: str, message: str, argument: str | None) -> ToolArgumentError:
@@ -89,15 +90,17 @@ class ToolNotFound(AgyError, LookupError):
 
     Attributes:
         tool: The name that was asked for.
+        known: The names that do exist.
     """
 
     def __init__(self, tool: str, known: Sequence[str] = ()) -> None:
-        choices = ", ".join(sorted(known)) or "none"
-        super().__init__(f"no tool named {tool!r} (known tools: {choices})")
         self.tool = tool
+        self.known = tuple(sorted(known))
+        choices = ", ".join(self.known) or "none"
+        super().__init__(f"no tool named {tool!r} (known tools: {choices})")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.tool,))
+        return (type(self), (self.tool, self.known))
 
 
 # --------------------------------------------------------------------------
@@ -140,7 +143,12 @@ async def run_callable(fn: Callable[..., Any], *args: Any, in_thread: bool = Tru
     if is_async_callable(fn):
         return await fn(*args)
     if in_thread:
-        result = await trio.to_thread.run_sync(functools.partial(fn, *args), abandon_on_cancel=True)
+
+        def call_boxed() -> tuple[Any]:
+            # Boxed: Trio rejects a coroutine returned straight from a worker thread.
+            return (fn(*args),)
+
+        (result,) = await trio.to_thread.run_sync(call_boxed, abandon_on_cancel=True)
     else:
         result = fn(*args)
     if inspect.isawaitable(result):
@@ -649,8 +657,10 @@ def _analyse(fn: Callable[..., Any], tool_name: str) -> _Signature:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot read the signature of {fn!r}: {exc}", field=tool_name) from exc
+    # A callable object keeps its annotations on its class's __call__.
+    annotated = fn if inspect.isroutine(fn) else getattr(type(fn), "__call__", fn)  # noqa: B004
     try:
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = typing.get_type_hints(annotated, include_extras=True)
     except Exception as exc:
         raise ConfigError(
             f"cannot resolve the type hints of {tool_name!r}: {exc}", field=tool_name
@@ -827,7 +837,7 @@ def tool(
     *,
     name: str | None = ...,
     description: str | None = ...,
-    blocking: bool = ...,
+    blocking: bool | None = ...,
 ) -> Tool: ...
 
 
@@ -838,7 +848,7 @@ def tool(
     *,
     name: str | None = ...,
     description: str | None = ...,
-    blocking: bool = ...,
+    blocking: bool | None = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -848,7 +858,7 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
-    blocking: bool = True,
+    blocking: bool | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`; use as ``@tool`` or ``@tool(...)``.
 
@@ -859,13 +869,15 @@ def tool(
     with defaults are optional.
 
     Args:
-        fn: The function (sync, or a Trio ``async def``).
+        fn: The function (sync, or a Trio ``async def``), or a :class:`Tool`
+            to re-decorate with other options.
         name: The tool's name; defaults to the function's ``__name__``.
         description: What the tool does; defaults to the docstring's text before
             its first section. Per-argument descriptions always come from the
             docstring's ``Args:`` section.
-        blocking: For sync functions: run in a worker thread (True, the default)
-            or inline on the Trio thread (False; only for code that never blocks).
+        blocking: For sync functions: run in a worker thread (True or None, the
+            default) or inline on the Trio thread (False; only for code that
+            never blocks). For a :class:`Tool`, None keeps its setting.
 
     Returns:
         The tool, or a decorator producing it when ``fn`` is omitted.
@@ -877,12 +889,20 @@ def tool(
 
     def decorate(function: Callable[..., Any]) -> Tool:
         if isinstance(function, Tool):
-            function = function.function
+            # Re-decorating keeps the tool's own options unless new ones are given.
+            return tool(
+                function.function,
+                name=function.name if name is None else name,
+                description=function.description if description is None else description,
+                blocking=function.blocking if blocking is None else blocking,
+            )
         if not callable(function) or isinstance(function, type):
             raise ConfigError(f"a tool must be a function, not {function!r}", field=name)
         if inspect.isasyncgenfunction(function) or inspect.isgeneratorfunction(function):
             raise ConfigError("a tool cannot be a generator", field=name)
         tool_name = name if name is not None else getattr(function, "__name__", None)
+        if tool_name is None:
+            raise ConfigError(f"{function!r} has no __name__; pass name=...", field="name")
         if not isinstance(tool_name, str) or not _TOOL_NAME.fullmatch(tool_name):
             raise ConfigError(
                 f"tool name {tool_name!r} must start with a letter or '_' and hold at most "
@@ -896,7 +916,7 @@ def tool(
             parameters=signature.schema,
             function=function,
             is_async=is_async_callable(function),
-            blocking=blocking,
+            blocking=blocking is not False,
             signature=signature,
         )
 

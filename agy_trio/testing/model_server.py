@@ -78,12 +78,9 @@ from hypercorn.trio import serve
 
 if TYPE_CHECKING:
     from hypercorn.typing import (
-        ASGIReceiveCallable as _Receive,
-    )
-    from hypercorn.typing import (
-        ASGISendCallable as _Send,
-    )
-    from hypercorn.typing import (
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        ASGISendEvent,
         HTTPScope,
         Scope,
     )
@@ -137,14 +134,16 @@ _JSON_FENCE_RE: Final = re.compile(r"```(?:json)?\s*\n(.*?)\n?```", re.DOTALL)
 # --------------------------------------------------------------------------
 
 
-def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+# Validators shared by the script classes. Their values also arrive as
+# untrusted JSON through the control endpoint, so types are checked too.
+_v = attrs.validators
+_COUNT: Final[Sequence[Any]] = [_v.instance_of(int), _v.ge(0)]
+_SECONDS: Final[Sequence[Any]] = [_v.instance_of((int, float)), _v.ge(0)]
+_OPTIONAL_TEXT: Final[Any] = _v.optional(_v.instance_of(str))
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
+def _optional_int(minimum: int) -> Any:
+    return _v.optional([_v.instance_of(int), _v.ge(minimum)])
 
 
 @attrs.frozen
@@ -156,8 +155,8 @@ class CompletionUsage:
         completion_tokens: Tokens attributed to the reply.
     """
 
-    prompt_tokens: int = attrs.field(validator=_non_negative)
-    completion_tokens: int = attrs.field(validator=_non_negative)
+    prompt_tokens: int = attrs.field(validator=_COUNT)
+    completion_tokens: int = attrs.field(validator=_COUNT)
 
     @property
     def total_tokens(self) -> int:
@@ -186,22 +185,15 @@ class ToolCallSpec:
         id: The tool call id; by default a unique ``call_...`` id.
     """
 
-    name: str = attrs.field(validator=attrs.validators.instance_of(str))
+    name: str = attrs.field(validator=_v.instance_of(str))
     arguments: Mapping[str, Any] | str = attrs.field(
-        factory=dict, validator=attrs.validators.instance_of((Mapping, str))
+        factory=dict, validator=_v.instance_of((Mapping, str))
     )
-    id: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
-    )
+    id: str | None = attrs.field(default=None, validator=_OPTIONAL_TEXT)
 
 
 def _to_tool_calls(value: Iterable[ToolCallSpec]) -> tuple[ToolCallSpec, ...]:
     return tuple(value)
-
-
-def _check_finish_reason(_instance: object, _attribute: object, value: str | None) -> None:
-    if value is not None and value not in _FINISH_REASONS:
-        raise ValueError(f"finish_reason must be one of {sorted(_FINISH_REASONS)}, got {value!r}")
 
 
 @attrs.frozen
@@ -221,12 +213,20 @@ class Reply:
             four characters of prompt and of reply.
     """
 
-    text: str = ""
-    tool_calls: tuple[ToolCallSpec, ...] = attrs.field(default=(), converter=_to_tool_calls)
-    chunk_size: int = attrs.field(default=8, validator=_positive)
-    delay: float = attrs.field(default=0.0, validator=_non_negative)
-    finish_reason: str | None = attrs.field(default=None, validator=_check_finish_reason)
-    usage: CompletionUsage | None = None
+    text: str = attrs.field(default="", validator=_v.instance_of(str))
+    tool_calls: tuple[ToolCallSpec, ...] = attrs.field(
+        default=(),
+        converter=_to_tool_calls,
+        validator=_v.deep_iterable(_v.instance_of(ToolCallSpec)),
+    )
+    chunk_size: int = attrs.field(default=8, validator=[_v.instance_of(int), _v.ge(1)])
+    delay: float = attrs.field(default=0.0, validator=_SECONDS)
+    finish_reason: str | None = attrs.field(
+        default=None, validator=_v.optional(_v.in_(_FINISH_REASONS))
+    )
+    usage: CompletionUsage | None = attrs.field(
+        default=None, validator=_v.optional(_v.instance_of(CompletionUsage))
+    )
 
     @property
     def effective_finish_reason(self) -> str:
@@ -249,18 +249,6 @@ class FaultKind(enum.Enum):
     """Stop answering (after ``after_chunks`` events) until released or shut down."""
 
 
-def _optional_positive(
-    _instance: object, attribute: attrs.Attribute[Any], value: int | None
-) -> None:
-    if value is not None and value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1 or None, got {value!r}")
-
-
-def _check_status(_instance: object, _attribute: object, value: int) -> None:
-    if not 400 <= value <= 599:
-        raise ValueError(f"status must be an HTTP error status (400-599), got {value!r}")
-
-
 @attrs.frozen
 class Fault:
     """A failure to inject into upcoming chat requests.
@@ -281,25 +269,22 @@ class Fault:
             sent before a ``DISCONNECT`` or ``HANG`` bites. A ``HANG`` with 0
             sends nothing at all, not even headers. A ``DISCONNECT`` always
             bites before ``[DONE]``; a non-streamed reply is cut halfway.
-        match: Apply only to requests whose system or user messages contain
-            this substring; None matches every request.
+        match: Apply only to requests whose system or user messages (the
+            whole history, so a marker in an agent's system prompt or first
+            message targets all of its later requests) contain this
+            substring; None matches every request.
         times: How many requests the fault applies to; None means until the
             queue is cleared.
     """
 
     kind: FaultKind = attrs.field(converter=FaultKind)
-    status: int = attrs.field(default=500, validator=_check_status)
-    retry_after: int | None = attrs.field(default=None)
-    message: str | None = None
-    chunk_delay: float = attrs.field(default=0.0, validator=_non_negative)
-    after_chunks: int = attrs.field(default=0, validator=_non_negative)
-    match: str | None = None
-    times: int | None = attrs.field(default=1, validator=_optional_positive)
-
-    @retry_after.validator
-    def _check_retry_after(self, _attribute: object, value: int | None) -> None:
-        if value is not None and value < 0:
-            raise ValueError(f"retry_after must be >= 0 or None, got {value!r}")
+    status: int = attrs.field(default=500, validator=[_v.instance_of(int), _v.ge(400), _v.le(599)])
+    retry_after: int | None = attrs.field(default=None, validator=_optional_int(0))
+    message: str | None = attrs.field(default=None, validator=_OPTIONAL_TEXT)
+    chunk_delay: float = attrs.field(default=0.0, validator=_SECONDS)
+    after_chunks: int = attrs.field(default=0, validator=_COUNT)
+    match: str | None = attrs.field(default=None, validator=_OPTIONAL_TEXT)
+    times: int | None = attrs.field(default=1, validator=_optional_int(1))
 
     @classmethod
     def rate_limit(
@@ -521,7 +506,7 @@ def _requested_tool_calls(request: ChatRequest) -> list[ToolCallSpec]:
     decoder = json.JSONDecoder()
     calls: list[ToolCallSpec] = []
     for found in _CALL_TOOL_RE.finditer(text):
-        name = found.group(1)
+        name = found.group(1).rstrip(".-")  # "call tool x." ends a sentence, not the name
         arguments: dict[str, Any] = {}
         with_clause = _WITH_RE.match(text, found.end())
         if with_clause is not None:
@@ -722,7 +707,10 @@ def _default_error_message(status: int, retry_after: int | None) -> str:
 
 
 async def _send_json(
-    send: _Send, status: int, payload: object, headers: Sequence[tuple[bytes, bytes]] = ()
+    send: ASGISendCallable,
+    status: int,
+    payload: object,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
     body = json.dumps(payload).encode()
     await send(
@@ -740,7 +728,7 @@ async def _send_json(
 
 
 async def _send_error(
-    send: _Send,
+    send: ASGISendCallable,
     status: int,
     message: str,
     headers: Sequence[tuple[bytes, bytes]] = (),
@@ -904,6 +892,11 @@ class ModelServer:
         while self._hung < count:
             await self._changed.wait()
 
+    async def wait_for_idle(self) -> None:
+        """Wait until no chat request is being answered (e.g. after a client left)."""
+        while self._in_flight:
+            await self._changed.wait()
+
     # -- life cycle ----------------------------------------------------------
 
     async def _serve(
@@ -940,14 +933,16 @@ class ModelServer:
 
     # -- ASGI --------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: _Receive, send: _Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         """Handle one ASGI connection scope (the hypercorn entry point)."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            await self._http(scope, receive, _shielded(send))
 
-    async def _lifespan(self, receive: _Receive, send: _Send) -> None:
+    async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -956,7 +951,9 @@ class ModelServer:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: HTTPScope, receive: _Receive, send: _Send) -> None:
+    async def _http(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         method = scope["method"]
         path = scope["path"].rstrip("/") or "/"
         route = path.removeprefix("/v1")
@@ -980,7 +977,9 @@ class ModelServer:
         except _ClientGone:
             return
 
-    async def _control(self, method: str, path: str, receive: _Receive, send: _Send) -> None:
+    async def _control(
+        self, method: str, path: str, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if path == "/control/faults" and method == "POST":
             data = await _read_json(receive)
             try:
@@ -1018,7 +1017,7 @@ class ModelServer:
 
     # -- chat completions ------------------------------------------------------
 
-    async def _chat(self, path: str, receive: _Receive, send: _Send) -> None:
+    async def _chat(self, path: str, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         body = await _read_json(receive)
         if not isinstance(body, dict):
             raise _BadRequest("the request body must be a JSON object")
@@ -1038,11 +1037,14 @@ class ModelServer:
                 nursery.cancel_scope.cancel()
             finally:
                 self._in_flight.discard(nursery.cancel_scope)
+                self._notify()
         if self._closing and not progress.response_started:
             # A request cut short by shutdown still gets a clear answer.
             await _send_error(send, 503, "The model server is shutting down.")
 
-    async def _answer(self, request: ChatRequest, send: _Send, progress: _Progress) -> None:
+    async def _answer(
+        self, request: ChatRequest, send: ASGISendCallable, progress: _Progress
+    ) -> None:
         fault = self._take_fault(request)
         if fault is not None and fault.kind is FaultKind.HTTP_ERROR:
             headers = []
@@ -1054,10 +1056,19 @@ class ModelServer:
             return
         if fault is not None and fault.kind is FaultKind.HANG and fault.after_chunks == 0:
             await self._hang()
-        reply = self._next_reply(request)
-        extra_delay = (
-            fault.chunk_delay if fault is not None and fault.kind is FaultKind.SLOW else 0.0
-        )
+            fault = None  # Released: answer normally.
+        try:
+            reply = self._next_reply(request)
+        except Exception as error:
+            # A broken script is the test author's bug: say so to the client
+            # (and the log) instead of leaving hypercorn's bare 500.
+            _LOG.exception("the script failed on request %d", request.seq)
+            progress.response_started = True
+            await _send_error(send, 500, f"the model server's script raised {error!r}")
+            return
+        extra_delay = 0.0
+        if fault is not None and fault.kind is FaultKind.SLOW:
+            extra_delay, fault = fault.chunk_delay, None
         if request.stream:
             await self._send_stream(request, reply, fault, extra_delay, send, progress)
         else:
@@ -1069,15 +1080,13 @@ class ModelServer:
         reply: Reply,
         fault: Fault | None,
         extra_delay: float,
-        send: _Send,
+        send: ASGISendCallable,
         progress: _Progress,
     ) -> None:
         events = [_sse(json.dumps(event)) for event in _stream_events(request, reply)]
         events.append(_sse("[DONE]"))
         # A disconnect always bites before [DONE], so it cannot pass unnoticed.
-        cut_at = -1
-        if fault is not None and fault.kind in {FaultKind.DISCONNECT, FaultKind.HANG}:
-            cut_at = min(fault.after_chunks, len(events) - 1)
+        cut_at = min(fault.after_chunks, len(events) - 1) if fault is not None else -1
         delay = reply.delay + extra_delay
         progress.response_started = True
         await send(
@@ -1094,8 +1103,7 @@ class ModelServer:
             if fault is not None and index == cut_at:
                 if fault.kind is FaultKind.DISCONNECT:
                     return  # Returning mid-body makes hypercorn drop the connection.
-                if index > 0:  # A hang at 0 already happened, before the headers.
-                    await self._hang()
+                await self._hang()
             if delay:
                 await trio.sleep(delay)
             await send({"type": "http.response.body", "body": event, "more_body": True})
@@ -1107,7 +1115,7 @@ class ModelServer:
         reply: Reply,
         fault: Fault | None,
         extra_delay: float,
-        send: _Send,
+        send: ASGISendCallable,
         progress: _Progress,
     ) -> None:
         delay = reply.delay + extra_delay
@@ -1126,7 +1134,7 @@ class ModelServer:
                 ],
             }
         )
-        if fault is not None and fault.kind in {FaultKind.DISCONNECT, FaultKind.HANG}:
+        if fault is not None:
             await send(
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )
@@ -1188,7 +1196,7 @@ class _Progress:
     response_started: bool = False
 
 
-async def _read_json(receive: _Receive) -> Any:
+async def _read_json(receive: ASGIReceiveCallable) -> Any:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -1213,7 +1221,19 @@ async def _read_json(receive: _Receive) -> Any:
         raise _BadRequest(f"the request body is not valid JSON: {error}") from error
 
 
-async def _cancel_on_disconnect(receive: _Receive, scope: trio.CancelScope) -> None:
+def _shielded(send: ASGISendCallable) -> ASGISendCallable:
+    # hypercorn finishes the exchange and re-arms the connection's keep-alive
+    # inside the call that sends the last body chunk. Cancelling a request
+    # (client gone, shutdown) must never interrupt that bookkeeping, or the
+    # connection lingers until hypercorn's graceful timeout.
+    async def send_shielded(message: ASGISendEvent) -> None:
+        with trio.CancelScope(shield=True):
+            await send(message)
+
+    return send_shielded
+
+
+async def _cancel_on_disconnect(receive: ASGIReceiveCallable, scope: trio.CancelScope) -> None:
     # Once the body is read, the next ASGI message can only be the client
     # going away; a hung or slow answer then has nobody to answer to.
     while (await receive())["type"] != "http.disconnect":

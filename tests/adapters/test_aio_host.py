@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from agy_trio.adapters.aio_host import AioHost
@@ -92,7 +93,7 @@ async def test_call_trio_runs_trio_code_and_returns(host: AioHost) -> None:
     trio_thread = threading.current_thread().name
 
     async def in_trio(x: int) -> tuple[int, str]:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return x * 2, threading.current_thread().name
 
     async def from_asyncio() -> tuple[int, str]:
@@ -103,7 +104,7 @@ async def test_call_trio_runs_trio_code_and_returns(host: AioHost) -> None:
 
 async def test_call_trio_propagates_errors(host: AioHost) -> None:
     async def fails() -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         raise ValueError("no")
 
     async def from_asyncio() -> None:
@@ -115,10 +116,10 @@ async def test_call_trio_propagates_errors(host: AioHost) -> None:
 
 async def test_cancelling_asyncio_side_cancels_the_trio_call(host: AioHost) -> None:
     trio_cancelled = trio.Event()
-    trio_started = trio.Event()
+    aio_started: list[asyncio.Event] = []
 
     async def slow() -> None:
-        trio_started.set()
+        host.loop.call_soon_threadsafe(aio_started[0].set)
         try:
             await trio.sleep_forever()
         except trio.Cancelled:
@@ -126,10 +127,9 @@ async def test_cancelling_asyncio_side_cancels_the_trio_call(host: AioHost) -> N
             raise
 
     async def from_asyncio() -> str:
+        aio_started.append(asyncio.Event())
         task = asyncio.ensure_future(host.call_trio(slow))
-        await asyncio.sleep(0)
-        while not trio_started.is_set():
-            await asyncio.sleep(0.001)
+        await aio_started[0].wait()
         task.cancel()
         try:
             await task

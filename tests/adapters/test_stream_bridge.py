@@ -59,8 +59,10 @@ async def test_items_arrive_in_order_and_in_batches(host: AioHost) -> None:
 async def test_producer_waits_at_high_water_until_consumer_drains(host: AioHost) -> None:
     bridge = _bridge(high_water=10, batch_max=3)
     produced: list[int] = []
+    started = trio.Event()
 
     async def produce() -> None:
+        host.wake_trio(started.set)
         for i in range(25):
             await bridge.put(i)
             produced.append(i)
@@ -72,7 +74,7 @@ async def test_producer_waits_at_high_water_until_consumer_drains(host: AioHost)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(host.run, produce)
-        await trio.sleep(0)
+        await started.wait()
         count = await host.run(probe)
         assert bridge.buffered == 10
         assert count == 9  # the 10th put is the one waiting
@@ -98,8 +100,10 @@ async def test_error_is_raised_after_the_items(host: AioHost) -> None:
 
 async def test_abandoned_stream_stops_the_producer(host: AioHost) -> None:
     bridge = _bridge(high_water=2)
+    started = trio.Event()
 
     async def produce() -> str:
+        host.wake_trio(started.set)
         try:
             for i in range(100):
                 await bridge.put(i)
@@ -114,7 +118,7 @@ async def test_abandoned_stream_stops_the_producer(host: AioHost) -> None:
             result.append(await host.run(produce))
 
         nursery.start_soon(run)
-        await trio.sleep(0)
+        await started.wait()
         await host.run(asyncio.sleep, 0)  # the producer is parked at high water now
         bridge.abandon()
     assert result == ["stopped"]

@@ -1,0 +1,330 @@
+"""From an agy_trio :class:`~agy_trio.core.config.AgentConfig` to the SDK's agent configuration.
+
+The SDK's defaults are unsafe for a runtime that hosts many agents: every
+built-in tool on (shell commands, file writes, web access, sub-agents), the
+current directory as workspace, a new temporary ``save_dir`` per agent that is
+never removed, and ``$HOME/.gemini`` written to. The mapping here starts from
+nothing instead: no built-in tool unless ``AgentConfig.builtin_tools`` names
+it, and every folder the harness touches under a per-backend temporary folder
+unless the user chose one.
+
+Which endpoint an agent talks to follows from the config:
+
+* ``base_url`` (with ``model``): any OpenAI-compatible chat-completions server
+  (the local model server, Ollama, vLLM, LM Studio), through
+  ``LocalOpenAIAgentConfig``;
+* ``vertex_project`` (and ``vertex_location``): Vertex AI, through
+  ``LocalAgentConfig(vertex=True, ...)``;
+* ``api_key``, or ``GEMINI_API_KEY`` in the environment: the Gemini API,
+  through ``LocalAgentConfig``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from agy_trio.adapters.antigravity_harness import HARNESS_OWNER_ENV, install_launcher
+from agy_trio.core.config import AgentConfig
+from agy_trio.core.errors import ConfigError
+
+__all__ = [
+    "INSTALL_HINT",
+    "AntigravityNotInstalled",
+    "Endpoint",
+    "HarnessFolders",
+    "SdkAgentSpec",
+    "builtin_tool_names",
+    "choose_endpoint",
+    "conversation_files",
+    "load_sdk",
+    "resolve_folders",
+    "sdk_agent_config",
+    "validate_conversation_id",
+]
+
+log = logging.getLogger("agy_trio.antigravity")
+
+INSTALL_HINT = "pip install 'agy-trio[antigravity]'"
+"""How to install the SDK this backend drives."""
+
+
+class AntigravityNotInstalled(ConfigError, ImportError):
+    """The google-antigravity SDK is not installed."""
+
+
+@functools.cache
+def _sdk_module() -> Any:
+    return importlib.import_module("google.antigravity")
+
+
+def load_sdk() -> Any:
+    """Import the SDK (``google.antigravity``) on first use.
+
+    Raises:
+        AntigravityNotInstalled: It is not installed; the message says how to install it.
+    """
+    try:
+        return _sdk_module()
+    except ImportError as exc:
+        raise AntigravityNotInstalled(
+            f"the google-antigravity SDK is not installed ({exc}); install it with: {INSTALL_HINT}"
+        ) from exc
+
+
+class Endpoint(enum.Enum):
+    """The kind of model endpoint an agent talks to."""
+
+    OPENAI_COMPATIBLE = "openai_compatible"
+    GEMINI = "gemini"
+    VERTEX = "vertex"
+
+
+def choose_endpoint(config: AgentConfig, environ: Mapping[str, str] | None = None) -> Endpoint:
+    """Which endpoint ``config`` selects (see the module docstring for the rules).
+
+    Raises:
+        ConfigError: The config names no endpoint (and ``GEMINI_API_KEY`` is
+            unset), or ``base_url`` comes without ``model``.
+    """
+    env = os.environ if environ is None else environ
+    if config.base_url is not None:
+        if config.model is None:
+            raise ConfigError(
+                "an OpenAI-compatible endpoint (base_url) needs the model name", field="model"
+            )
+        if config.api_key is not None:
+            # The harness sends no Authorization header to such endpoints.
+            log.warning("api_key is not sent to an OpenAI-compatible base_url (SDK limitation)")
+        return Endpoint.OPENAI_COMPATIBLE
+    if config.vertex_project is not None:
+        return Endpoint.VERTEX
+    if config.api_key is not None or env.get("GEMINI_API_KEY"):
+        return Endpoint.GEMINI
+    raise ConfigError(
+        "no model endpoint: set base_url and model (an OpenAI-compatible server), "
+        "api_key (Gemini API; or GEMINI_API_KEY in the environment), or vertex_project",
+        field="base_url",
+    )
+
+
+def builtin_tool_names(config: AgentConfig) -> list[Any]:
+    """The SDK ``BuiltinTools`` members ``config.builtin_tools`` names.
+
+    Raises:
+        ConfigError: A name is not a built-in tool of the SDK.
+    """
+    builtin = load_sdk().BuiltinTools
+    chosen: list[Any] = []
+    for name in config.builtin_tools:
+        try:
+            member = builtin(name)
+        except ValueError:
+            known = sorted(t.value for t in builtin)
+            raise ConfigError(
+                f"unknown built-in tool {name!r}; known: {known}", field="builtin_tools"
+            ) from None
+        if member not in chosen:
+            chosen.append(member)
+    return chosen
+
+
+_CONVERSATION_ID = re.compile(r"^[a-zA-Z0-9-]{32,}$")
+
+
+def validate_conversation_id(conversation_id: str) -> str:
+    """Check an id the SDK would accept (32 or more of ``[a-zA-Z0-9-]``).
+
+    Raises:
+        ConfigError: It would not.
+    """
+    if not _CONVERSATION_ID.match(conversation_id):
+        raise ConfigError(
+            f"not an SDK conversation id (32+ characters of [a-zA-Z0-9-]): {conversation_id!r}",
+            field="conversation_id",
+        )
+    return conversation_id
+
+
+@attrs.frozen
+class HarnessFolders:
+    """The folders one agent's harness uses.
+
+    Attributes:
+        save_dir: Where conversations are stored (one SQLite ``<id>.db`` each).
+        app_data_dir: The harness's application data (``brain/<id>/`` transcripts).
+        home_dir: The ``HOME`` the harness sees, or None to leave it alone.
+        workspaces: Folders the agent may work in.
+    """
+
+    save_dir: str
+    app_data_dir: str
+    home_dir: str | None
+    workspaces: tuple[str, ...]
+
+
+def resolve_folders(config: AgentConfig, root: Path, endpoint: Endpoint) -> HarnessFolders:
+    """The folders to give the harness: the user's where set, else under ``root``.
+
+    ``root`` is the backend's temporary folder. Folders are created if missing.
+    For Vertex AI with Application Default Credentials and no ``home_dir``,
+    HOME is left alone: the harness finds those credentials under the real
+    home folder.
+    """
+    save_dir = Path(config.save_dir) if config.save_dir else root / "conversations"
+    app_data_dir = Path(config.app_data_dir) if config.app_data_dir else root / "app_data"
+    home: Path | None
+    if config.home_dir:
+        home = Path(config.home_dir)
+    elif endpoint is Endpoint.VERTEX and config.api_key is None:
+        home = None
+    else:
+        home = root / "home"
+    workspaces = tuple(config.workspaces) or (str(root / "workspace"),)
+    folders = [save_dir, app_data_dir, *(Path(w) for w in workspaces)]
+    if home is not None:
+        folders.append(home)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    return HarnessFolders(
+        save_dir=str(save_dir.resolve()),
+        app_data_dir=str(app_data_dir.resolve()),
+        home_dir=str(home.resolve()) if home is not None else None,
+        workspaces=tuple(str(Path(w).resolve()) for w in workspaces),
+    )
+
+
+_DB_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal")
+
+
+def conversation_files(folders: HarnessFolders, conversation_id: str) -> list[Path]:
+    """Every file and folder the harness keeps for one conversation.
+
+    The SQLite database (with its write-ahead log) in ``save_dir`` and the
+    transcripts under ``app_data_dir/brain/<id>``.
+    """
+    save = Path(folders.save_dir)
+    files = [save / f"{conversation_id}{suffix}" for suffix in _DB_SUFFIXES]
+    files.append(Path(folders.app_data_dir) / "brain" / conversation_id)
+    return files
+
+
+@functools.cache
+def _config_classes() -> tuple[type[Any], type[Any]]:
+    """SDK config subclasses whose strategy starts the harness through our launcher."""
+    sdk = load_sdk()
+
+    class OpenAICompatibleConfig(sdk.LocalOpenAIAgentConfig):  # type: ignore[misc,name-defined]
+        def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
+            strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
+            install_launcher(strategy)
+            return strategy
+
+    class GeminiConfig(sdk.LocalAgentConfig):  # type: ignore[misc,name-defined]
+        def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
+            strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
+            install_launcher(strategy)
+            return strategy
+
+    return OpenAICompatibleConfig, GeminiConfig
+
+
+@attrs.frozen
+class SdkAgentSpec:
+    """Everything needed to build one SDK agent configuration.
+
+    Attributes:
+        config: The agy_trio agent configuration.
+        endpoint: The endpoint it selects.
+        folders: The harness's folders.
+        conversation_id: The conversation to create or resume.
+        resume: Resume ``conversation_id`` (True) or create it (False).
+        tools: SDK tool callables (the runtime's tools, wrapped).
+        authorize: The SDK ``ask_user`` handler consulted for built-in tools.
+        owner: The harness owner tag (see ``HARNESS_OWNER_ENV``).
+    """
+
+    config: AgentConfig
+    endpoint: Endpoint
+    folders: HarnessFolders
+    conversation_id: str
+    resume: bool
+    tools: Sequence[Callable[..., Any]] = ()
+    authorize: Callable[..., Any] | None = None
+    owner: str = ""
+
+
+def sdk_policies(spec: SdkAgentSpec, builtins: Sequence[Any]) -> list[Any]:
+    """The SDK-level policies: custom tools pass (the runtime checks them), built-ins ask.
+
+    Custom tools are checked by the runtime when they run (``call_tool``), so
+    the SDK lets them through; each enabled built-in tool is put to the
+    runtime's policies through ``authorize`` before the harness runs it;
+    anything else is denied.
+    """
+    policy = importlib.import_module("google.antigravity.hooks.policy")
+    rules: list[Any] = [policy.allow(getattr(t, "__name__", "")) for t in spec.tools]
+    if spec.authorize is not None:
+        rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in builtins)
+    rules.append(policy.deny_all())
+    return rules
+
+
+def sdk_agent_config(spec: SdkAgentSpec) -> Any:
+    """Build the SDK agent configuration (``LocalOpenAIAgentConfig`` or ``LocalAgentConfig``).
+
+    Raises:
+        ConfigError: A setting is invalid for the SDK.
+        AntigravityNotInstalled: The SDK is not installed.
+    """
+    sdk = load_sdk()
+    config = spec.config
+    builtins = builtin_tool_names(config)
+    capabilities = sdk.CapabilitiesConfig(
+        enabled_tools=builtins,
+        enable_subagents=sdk.BuiltinTools.INVOKE_SUBAGENT in builtins
+        or sdk.BuiltinTools.RUN_WORKFLOW in builtins,
+    )
+    env = {HARNESS_OWNER_ENV: spec.owner}
+    if spec.folders.home_dir is not None:
+        env["HOME"] = spec.folders.home_dir
+    continuation = sdk.types.SessionContinuationMode
+    common: dict[str, Any] = {
+        "system_instructions": config.system_instructions,
+        "capabilities": capabilities,
+        "tools": list(spec.tools),
+        "policies": sdk_policies(spec, builtins),
+        "workspaces": list(spec.folders.workspaces),
+        "save_dir": spec.folders.save_dir,
+        "app_data_dir": spec.folders.app_data_dir,
+        "env": env,
+        "conversation_id": spec.conversation_id,
+        "session_continuation_mode": continuation.RESUME
+        if spec.resume
+        else continuation.CREATE_ONLY,
+    }
+    openai_config, gemini_config = _config_classes()
+    try:
+        if spec.endpoint is Endpoint.OPENAI_COMPATIBLE:
+            return openai_config(model=config.model, base_url=config.base_url, **common)
+        if spec.endpoint is Endpoint.VERTEX:
+            return gemini_config(
+                model=config.model,
+                vertex=True,
+                project=config.vertex_project,
+                location=config.vertex_location,
+                api_key=config.api_key,
+                **common,
+            )
+        return gemini_config(model=config.model, api_key=config.api_key, vertex=False, **common)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(f"the SDK rejected the agent configuration: {exc}") from exc
