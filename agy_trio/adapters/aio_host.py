@@ -21,7 +21,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 import outcome
@@ -29,7 +29,7 @@ import trio
 
 from agy_trio.core.errors import BackendError, ChannelClosed, OperationTimeout
 
-__all__ = ["AioHost", "HostStatistics"]
+__all__ = ["AioHost", "AsyncioHost", "HostStatistics"]
 
 T = TypeVar("T")
 log = logging.getLogger("agy_trio.aio_host")
@@ -50,6 +50,46 @@ class HostStatistics:
     alive: bool
     pending_calls: int
     asyncio_tasks: int
+
+
+class AsyncioHost(Protocol):
+    """What a backend needs from the place its asyncio code runs.
+
+    :class:`AioHost` (a dedicated thread) and
+    :class:`agy_trio.adapters.guest.GuestHost` (Trio as a guest inside an
+    asyncio loop, same thread) both provide it.
+    """
+
+    name: str
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop the host runs."""
+
+    @property
+    def alive(self) -> bool:
+        """Whether the host accepts work."""
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Bring the host up; calls into Trio run in ``nursery``."""
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop the host; report a crash or a hang."""
+
+    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """From Trio: run ``fn(*args)`` on the asyncio loop and return its result."""
+
+    def run_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """From anywhere: start ``fn(*args)`` on the loop without waiting."""
+
+    async def call_trio(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """From asyncio: run the Trio function ``fn(*args)`` and return its result."""
+
+    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
+        """From anywhere: run a sync callback in Trio."""
+
+    def statistics(self) -> HostStatistics:
+        """A snapshot of the host."""
 
 
 class _Call(Generic[T]):

@@ -33,6 +33,7 @@ from agy_trio.core.errors import (
 __all__ = [
     "SdkErrorTypes",
     "classify_error",
+    "describe",
     "is_cancellation",
     "is_fatal",
     "parse_retry_after",

@@ -46,6 +46,7 @@ __all__ = [
     "current_launcher",
     "install_launcher",
     "pdeathsig_prefix",
+    "sweep_orphans",
 ]
 
 log = logging.getLogger("agy_trio.antigravity.harness")
@@ -108,6 +109,7 @@ class HarnessRegistry:
             max_workers=spawn_threads, thread_name_prefix="agy-trio-harness-start"
         )
         self._closed = False
+        self.started = 0
 
     @property
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -122,6 +124,7 @@ class HarnessRegistry:
         """
         with self._lock:
             self._by_owner.setdefault(owner, []).append(process)
+            self.started += 1
             return owner not in self._abandoned and not self._closed
 
     def abandon(self, owner: str) -> None:
@@ -222,7 +225,6 @@ class HarnessLauncher:
         self.registry = registry
         self.owner = owner
         self.prefix = tuple(prefix)
-        self.started = 0
 
     async def start(
         self, argv: Sequence[str], env: Mapping[str, str] | None, payload: bytes
@@ -258,7 +260,6 @@ class HarnessLauncher:
             stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
         )
-        self.started += 1
         if not self.registry.register(self.owner, process):
             process.kill()
         assert process.stdin is not None
@@ -381,7 +382,7 @@ def sweep_orphans(owner_prefix: str) -> list[int]:
         The PIDs killed.
     """
     try:
-        import psutil  # noqa: PLC0415 - optional dependency
+        import psutil  # an optional dependency
     except ImportError:
         return []
     killed: list[int] = []

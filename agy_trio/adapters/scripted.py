@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 import trio
 
-from agy_trio.adapters.aio_host import AioHost
+from agy_trio.adapters.aio_host import AioHost, AsyncioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part, content_text
@@ -258,7 +258,7 @@ class _AgentRuntime:
         agent_id: str,
         state: _AgentState,
         services: AgentServices,
-        host: AioHost,
+        host: AsyncioHost,
     ) -> None:
         self.backend = backend
         self.agent_id = agent_id
@@ -565,6 +565,8 @@ class ScriptedBackend:
             script, agents answer with :func:`default_turn`.
         stream_high_water: Events buffered per turn before the producer waits.
         stream_batch_max: Most events handed to Trio in one batch.
+        host: Where the agents' asyncio code runs; a dedicated :class:`AioHost`
+            thread by default, or a guest-mode host.
 
     Attributes:
         cancel_calls: How many times the backend's own cancel was invoked.
@@ -578,11 +580,12 @@ class ScriptedBackend:
         *,
         stream_high_water: int = 1024,
         stream_batch_max: int = 256,
+        host: AsyncioHost | None = None,
     ) -> None:
         self._script = script
         self._high_water = stream_high_water
         self._batch_max = stream_batch_max
-        self.host = AioHost("agy-trio-scripted-host")
+        self.host: AsyncioHost = host if host is not None else AioHost("agy-trio-scripted-host")
         self._agents: dict[str, _AgentRuntime] = {}
         self._saved: dict[str, _AgentState] = {}
         self._turn_index: dict[str, int] = {}

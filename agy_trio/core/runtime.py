@@ -157,7 +157,7 @@ class Runtime:
         self._receive_channel = receive
         self._agents: dict[str, _AgentRecord] = {}
         self._next_agent_number = 0
-        self._dispatch_in_caller = getattr(config, "command_dispatch", "caller") == "caller"
+        self._dispatch_in_caller = config.command_dispatch == "caller"
         self._scopes: set[trio.CancelScope] = set()
         self._idle = trio.Event()
         self._idle.set()
@@ -462,8 +462,13 @@ class Runtime:
                     error = await stream.wait_finished()
                 if turn_scope.cancelled_caught:
                     response._force_error(OperationTimeout("chat", chat_timeout))
-                    # The outer safety net bounds the backend's own cancel.
-                    await self._cancel_stream(stream, self.config.operation_timeout - chat_timeout)
+                    # The outer safety net bounds the backend's own cancel (never
+                    # less than shutdown_timeout, should an agent's own
+                    # chat_timeout exceed the runtime's operation_timeout).
+                    limit = max(
+                        self.config.operation_timeout - chat_timeout, self.config.shutdown_timeout
+                    )
+                    await self._cancel_stream(stream, limit)
                     _logger(record.agent_id, "chat").warning(
                         "turn timed out after %g s", chat_timeout
                     )
@@ -597,6 +602,8 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
         OperationTimeout: A backend host thread did not exit in time (raised on exit).
     """
     config = _validate(config)
+    if config.log_level is not None:
+        logging.getLogger("agy_trio").setLevel(config.log_level)
     body_error: BaseException | None = None
     shutdown_error: BaseException | None = None
     try:

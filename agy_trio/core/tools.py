@@ -666,6 +666,11 @@ def _analyse(fn: Callable[..., Any], tool_name: str) -> _Signature:
             f"cannot resolve the type hints of {tool_name!r}: {exc}", field=tool_name
         ) from exc
     description, documented = _parse_docstring(inspect.getdoc(fn))
+    if annotated is not fn:
+        # A callable object: its class says what it is, __call__ documents the arguments.
+        call_description, call_documented = _parse_docstring(inspect.getdoc(annotated))
+        description = description or call_description
+        documented = {**documented, **call_documented}
     properties: dict[str, Any] = {}
     required: list[str] = []
     parameters: list[_Parameter] = []

@@ -55,6 +55,7 @@ def test_runtime_defaults() -> None:
         stream_buffer_high_water=1024,
         host_threads=2,
         log_level=None,
+        command_dispatch="caller",
     )
 
 
@@ -123,6 +124,7 @@ def test_replace_rederives_a_derived_operation_timeout() -> None:
         ("stream_buffer_high_water", -3),
         ("host_threads", 0),
         ("log_level", "LOUD"),
+        ("command_dispatch", "thread"),
     ],
 )
 def test_bad_runtime_values_name_the_field(field: str, value: Any) -> None:
@@ -207,6 +209,7 @@ def test_policy_set_and_replace() -> None:
         ("system_instructions", 5),
         ("tools", [3]),
         ("tools", "echo"),
+        ("tools", [Hooks]),
         ("policies", ["deny"]),
         ("hooks", {}),
         ("builtin_tools", "run_command"),
@@ -268,6 +271,7 @@ def runtime_configs(draw: st.DrawFn) -> RuntimeConfig:
         stream_buffer_high_water=draw(_SMALL_INT),
         host_threads=draw(_SMALL_INT),
         log_level=draw(st.none() | st.sampled_from(["debug", "INFO", "Warning", "ERROR"])),
+        command_dispatch=draw(st.sampled_from(["caller", "task"])),
         **extra,
     )
 

@@ -193,6 +193,7 @@ async def test_handler_gets_the_request() -> None:
     )
     with pytest.raises(TypeError):
         request.arguments["path"] = "/etc"  # type: ignore[index]
+    assert hash(request) == hash(ToolRequest("write", {}, "agent-1"))
 
 
 async def test_sync_handler_runs_in_a_worker_thread() -> None:

@@ -57,9 +57,12 @@ async def scripted() -> ScriptedBackend:
     return ScriptedBackend()
 
 
-@pytest.fixture
-async def rt(scripted: ScriptedBackend) -> AsyncIterator[agy_trio.Runtime]:
-    async with agy_trio.open_runtime(FAST, backend=scripted) as runtime:
+@pytest.fixture(params=["caller", "task"])
+async def rt(
+    scripted: ScriptedBackend, request: pytest.FixtureRequest
+) -> AsyncIterator[agy_trio.Runtime]:
+    config = FAST.replace(command_dispatch=request.param)
+    async with agy_trio.open_runtime(config, backend=scripted) as runtime:
         yield runtime
     assert not any(t.name == scripted.host.name for t in threading.enumerate())
 

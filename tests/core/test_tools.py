@@ -589,8 +589,9 @@ def test_errors_pickle() -> None:
     error = ToolArgumentError("t", "bad", argument="x")
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.tool, copy.argument) == (str(error), "t", "x")
-    missing = pickle.loads(pickle.dumps(ToolNotFound("t", ["a"])))
-    assert missing.tool == "t"
+    original = ToolNotFound("t", ["b", "a"])
+    missing = pickle.loads(pickle.dumps(original))
+    assert (missing.tool, missing.known, str(missing)) == ("t", ("a", "b"), str(original))
 
 
 def test_equal_tools_from_the_same_function() -> None:
@@ -598,3 +599,39 @@ def test_equal_tools_from_the_same_function() -> None:
     assert hash(tool(sample_tools.halve)) == hash(tool(sample_tools.halve))
     assert tool(sample_tools.halve) != tool(sample_tools.halve, name="x")
     assert tool(sample_tools.echo) == sample_tools.echo
+
+
+def test_redecorating_a_tool_keeps_its_options_unless_given() -> None:
+    assert tool(sample_tools.shout_text) == sample_tools.shout_text
+    renamed = tool(name="louder")(sample_tools.shout_text)
+    assert (renamed.name, renamed.description, renamed.blocking) == (
+        "louder",
+        "Upper-case some text.",
+        False,
+    )
+    assert tool(sample_tools.shout_text, blocking=True).blocking is True
+
+
+class Multiplier:
+    """Multiply by a fixed factor."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, x: int) -> int:
+        """Multiply.
+
+        Args:
+            x: The number.
+        """
+        return self.factor * x
+
+
+async def test_callable_objects_become_tools() -> None:
+    triple = tool(Multiplier(3), name="triple")
+    assert triple.parameters["properties"]["x"] == {"type": "integer", "description": "The number."}
+    assert triple.description == "Multiply by a fixed factor."
+    assert await triple.invoke({"x": 2}) == 6
+    with pytest.raises(ConfigError) as info:
+        tool(Multiplier(3))
+    assert info.value.field == "name"

@@ -1,0 +1,1241 @@
+"""The google-antigravity SDK as an agy_trio backend.
+
+:class:`AntigravityBackend` hosts SDK agents on a small pool of asyncio host
+threads and answers the runtime in Trio. Each agent is an SDK ``Agent`` (one
+``localharness`` process) wrapped so that the SDK's known problems do not
+reach the user:
+
+* **Cancellation.** Cancelling the task that reads an SDK response does not
+  stop the turn; only the SDK's own ``cancel()`` does. Every cancel path here
+  (``TurnStream.cancel``, ``AgentSession.cancel``, a cancelled reader, an
+  asyncio task cancelled at shutdown) calls it, and the SDK's
+  ``AntigravityCancelledError`` (a subclass of ``asyncio.CancelledError``) is
+  told apart from a cancellation of our own task, so the next turn starts at
+  once.
+* **Fatal errors.** After any HTTP error of the model endpoint the SDK session
+  is dead (the next chat answers nothing, the one after hangs). The error is
+  raised typed (:class:`~agy_trio.core.errors.QuotaExceeded` with the retry
+  delay the endpoint stated, or :class:`~agy_trio.core.errors.BackendError`
+  with the HTTP status), then the session is reopened in RESUME mode under the
+  same conversation id, so the agent keeps its history and the next chat
+  works. An opt-in :class:`RetryPolicy` turns a transient failure into a
+  retry the caller never sees.
+* **Safe defaults.** No built-in SDK tool unless ``AgentConfig.builtin_tools``
+  names it; the harness's ``save_dir``, ``app_data_dir``, workspace and
+  ``HOME`` live in a per-backend temporary folder (removed by :meth:`aclose`)
+  unless the user chose paths. ``HOME`` is set for the harness process only,
+  never for the Python process.
+* **Processes.** Every harness is started without blocking the asyncio loop,
+  tracked by PID, killed if its start-up is cancelled, killed when its agent
+  or the backend closes, and (on Linux) killed by the kernel if Python dies.
+* **State.** ``delete`` removes the conversation's database and transcripts;
+  ``clear_history`` really clears (see :meth:`_AgentSession.clear_history`).
+
+Custom tools, policy handlers and hooks run on the Trio side: the SDK calls an
+asyncio wrapper that crosses to Trio through the host
+(:meth:`~agy_trio.adapters.aio_host.AioHost.call_trio`), so the host loop stays
+free for other agents while a tool works.
+
+Importing this module does not import the SDK; constructing the backend does,
+and tells the user how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import importlib
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from agy_trio.adapters.aio_host import AioHost, HostStatistics
+from agy_trio.adapters.antigravity_config import (
+    Endpoint,
+    HarnessFolders,
+    SdkAgentSpec,
+    choose_endpoint,
+    conversation_files,
+    load_sdk,
+    resolve_folders,
+    sdk_agent_config,
+    validate_conversation_id,
+)
+from agy_trio.adapters.antigravity_errors import (
+    classify_error,
+    describe,
+    is_cancellation,
+    is_fatal,
+)
+from agy_trio.adapters.antigravity_harness import (
+    HarnessLauncher,
+    HarnessRegistry,
+    current_launcher,
+    pdeathsig_prefix,
+    sweep_orphans,
+)
+from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core.backend import AgentServices
+from agy_trio.core.content import BlobPart, Part, TextPart
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ChannelClosed,
+    ConfigError,
+    OperationTimeout,
+    PolicyDenied,
+    QuotaExceeded,
+)
+from agy_trio.core.events import (
+    ChatEvent,
+    Message,
+    StopReason,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.tools import Tool
+
+__all__ = ["AntigravityBackend", "AntigravityStatistics", "RetryPolicy"]
+
+log = logging.getLogger("agy_trio.antigravity")
+
+_DEFAULT_HOST_THREADS = 2  # RuntimeConfig().host_threads
+_backend_numbers = itertools.count(1)
+
+
+# ---------------------------------------------------------------------------- options
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"must be a positive number, got {value!r}", field=attribute.name)
+    if not math.isfinite(value):
+        raise ConfigError(f"must be finite, got {value!r}", field=attribute.name)
+
+
+def _at_least_one(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"must be an integer >= 1, got {value!r}", field=attribute.name)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Retrying a turn whose model request failed transiently (opt-in).
+
+    A retried turn resumes where it failed: the SDK session is reopened (its
+    history kept), and the turn is sent again, so the caller sees one turn
+    with one answer. If the failure came before the turn produced anything,
+    the prompt is sent again (the model then sees it twice in a row, which
+    :meth:`history` shows once); if it came after (text streamed, tools run),
+    an empty continuation is sent so nothing is repeated.
+
+    Attributes:
+        attempts: Tries in all, the first included (1 disables retrying).
+        initial_backoff: Seconds before the first retry.
+        multiplier: Growth of the backoff from one retry to the next.
+        max_backoff: Longest backoff, in seconds.
+        max_retry_after: Longest delay an endpoint may ask for (by
+            ``Retry-After`` in its error) and still be waited out; beyond it
+            the error is raised at once for the runtime's quota backoff.
+        statuses: HTTP statuses that count as transient.
+    """
+
+    attempts: int = attrs.field(default=3, validator=_at_least_one)
+    initial_backoff: float = attrs.field(default=0.5, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    max_backoff: float = attrs.field(default=30.0, validator=_positive)
+    max_retry_after: float = attrs.field(default=60.0, validator=_positive)
+    statuses: frozenset[int] = attrs.field(
+        default=frozenset({429, 500, 502, 503, 504}), converter=frozenset
+    )
+
+    def delay(self, attempt: int, error: BaseException) -> float | None:
+        """Seconds to wait before retrying after failed attempt number ``attempt`` (0-based).
+
+        Returns:
+            None when the error is not transient or no attempt is left.
+        """
+        if attempt + 1 >= self.attempts or not isinstance(error, BackendError):
+            return None
+        if error.status not in self.statuses:
+            return None
+        backoff = min(self.max_backoff, self.initial_backoff * self.multiplier**attempt)
+        if isinstance(error, QuotaExceeded) and error.retry_after is not None:
+            if error.retry_after > self.max_retry_after:
+                return None
+            backoff = max(backoff, error.retry_after)
+        return backoff
+
+
+@attrs.frozen
+class AntigravityStatistics:
+    """A snapshot of an :class:`AntigravityBackend`.
+
+    Attributes:
+        agents: Live agents.
+        harness_pids: PIDs of the harness processes alive now.
+        harnesses_started: Harness processes started so far (reopens included).
+        reopens: SDK sessions reopened after a fatal error or a clear.
+        retries: Turns retried under the :class:`RetryPolicy`.
+        hosts: Each host thread, with the number of agents it carries.
+    """
+
+    agents: int
+    harness_pids: tuple[int, ...]
+    harnesses_started: int
+    reopens: int
+    retries: int
+    hosts: tuple[tuple[HostStatistics, int], ...]
+
+
+# ---------------------------------------------------------------------------- SDK <-> agy_trio
+
+
+# SDK StopReason values (types.py:1376) that end a turn at a token budget.
+_TOKEN_LIMIT_STOPS = frozenset(
+    {"MAX_INPUT_TOKENS_EXCEEDED", "MAX_OUTPUT_TOKENS_EXCEEDED", "MAX_TOTAL_TOKENS_EXCEEDED"}
+)
+
+
+def _stop_reason(sdk_reason: Any) -> StopReason:
+    value = getattr(sdk_reason, "value", sdk_reason)
+    return StopReason.MAX_TOKENS if value in _TOKEN_LIMIT_STOPS else StopReason.END_TURN
+
+
+def _usage(metadata: Any) -> Usage:
+    if metadata is None:
+        return Usage()
+    return Usage(
+        input_tokens=metadata.prompt_token_count or 0,
+        output_tokens=metadata.candidates_token_count or 0,
+        thinking_tokens=metadata.thoughts_token_count or 0,
+        cached_tokens=metadata.cached_content_token_count or 0,
+    )
+
+
+def _name(value: Any) -> str:
+    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+
+
+def _sdk_content(parts: Sequence[Part]) -> list[Any]:
+    """Our content parts as SDK content primitives.
+
+    Raises:
+        ConfigError: A blob's MIME type is one the SDK does not take.
+    """
+    types = load_sdk().types
+    content: list[Any] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            content.append(part.text)
+        elif isinstance(part, BlobPart):
+            try:
+                content.append(types.from_bytes(part.data, part.mime_type))
+            except ValueError as exc:
+                raise ConfigError(str(exc), field="content") from None
+    return content
+
+
+def _normalize_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Undo the SDK's float-for-every-number: ``3.0`` becomes ``3`` where the schema says integer.
+
+    The harness passes tool arguments as a protobuf Struct, whose numbers are
+    all doubles; the model wrote an integer.
+    """
+    properties = tool.parameters.get("properties", {})
+    normalized = dict(arguments)
+    for key, value in arguments.items():
+        schema = properties.get(key)
+        if (
+            isinstance(value, float)
+            and value.is_integer()
+            and isinstance(schema, dict)
+            and schema.get("type") == "integer"
+        ):
+            normalized[key] = int(value)
+    return normalized
+
+
+def _tool_text(call: ToolCall) -> str:
+    if call.error is not None:
+        return call.error
+    return "" if call.result is None else repr(call.result)
+
+
+def _transcript(
+    steps: Sequence[Any], outcomes: Mapping[str, ToolCall]
+) -> tuple[list[Message], list[int], int]:
+    """Turn SDK steps into (messages, compaction indices, completed turns).
+
+    The SDK's history holds every partial update of every step. Only finished
+    steps become messages: the user's prompts, tool calls (once each, with
+    their outcome when this backend ran them) and the model's complete
+    answers. Prompts a :class:`RetryPolicy` sent again, or the empty
+    continuation it sent, are not shown twice; system error steps are left out
+    (the error was raised to the caller). Compaction indices are positions in
+    the returned message list.
+    """
+    sdk_types = load_sdk().types
+    messages: list[Message] = []
+    compactions: list[int] = []
+    seen_calls: set[str] = set()
+    pending: list[ToolCall] = []
+    completed = 0
+    answered = True
+    for step in steps:
+        if step.type == sdk_types.StepType.COMPACTION:
+            compactions.append(len(messages))
+            continue
+        if step.source == sdk_types.StepSource.USER:
+            text = step.content or ""
+            if not text.strip():
+                continue  # an empty continuation sent by a retry
+            if messages and messages[-1].role == "user" and messages[-1].text == text:
+                continue  # the same prompt again after a failure that left no answer
+            messages.append(Message("user", text))
+            answered = False
+            continue
+        for sdk_call in step.tool_calls:
+            key = sdk_call.id or f"{_name(sdk_call.name)}:{json.dumps(sdk_call.args, default=str)}"
+            if key in seen_calls:
+                continue
+            seen_calls.add(key)
+            call = outcomes.get(sdk_call.id or "") or ToolCall(
+                _name(sdk_call.name), dict(sdk_call.args), sdk_call.id
+            )
+            messages.append(Message("tool", _tool_text(call), (call,)))
+            pending.append(call)
+        if (
+            step.source == sdk_types.StepSource.MODEL
+            and step.target == sdk_types.StepTarget.USER
+            and step.status == sdk_types.StepStatus.DONE
+            and step.content
+        ):
+            messages.append(Message("assistant", step.content, tuple(pending)))
+            pending = []
+            if not answered:
+                completed += 1
+                answered = True
+    return messages, compactions, completed
+
+
+# ---------------------------------------------------------------------------- one turn (asyncio)
+
+
+class _Turn:
+    """One turn of one agent; lives on its host loop."""
+
+    def __init__(self, content: list[Any], bridge: StreamBridge[ChatEvent] | None) -> None:
+        self.content = content
+        self.bridge = bridge
+        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
+        self.produced = False
+        self.usage = Usage()
+        # Ids of the SDK's tool-call chunks for our own tools, waiting for the
+        # tool wrapper to pick them up (the SDK calls the tool without its id).
+        self.pending_ids: dict[str, collections.deque[str | None]] = collections.defaultdict(
+            collections.deque
+        )
+        self.tool_tasks: set[asyncio.Task[Any]] = set()
+
+    async def emit(self, event: ChatEvent) -> None:
+        self.produced = True
+        if self.bridge is not None:
+            await self.bridge.put(event)
+
+    def emit_nowait(self, event: ChatEvent) -> None:
+        # Tool outcomes come from the SDK's tool tasks, not from the turn's
+        # pump: they skip backpressure so that the bridge keeps one producer
+        # that may wait.
+        self.produced = True
+        if self.bridge is not None:
+            self.bridge.put_nowait(event)
+
+    def end(self, stop: StopReason) -> None:
+        if self.bridge is not None:
+            self.bridge.put_nowait(TurnEnd(self.usage, stop))
+            self.bridge.finish()
+
+    def fail(self, error: BaseException) -> None:
+        if self.bridge is not None:
+            self.bridge.finish(error)
+        else:
+            log.warning("a turn started by send() failed: %s", describe(error))
+
+
+class _ConsumerGone(Exception):
+    """The reader of a turn's stream went away; the turn is cancelled."""
+
+
+class _Cancelled(Exception):
+    """A turn cancelled before the SDK started it."""
+
+
+# ---------------------------------------------------------------------------- one agent (asyncio)
+
+
+class _SdkAgent:
+    """One SDK agent and the machinery around it.
+
+    Touched only on its host loop, except for ``closed``, which Trio reads.
+    """
+
+    def __init__(
+        self,
+        backend: AntigravityBackend,
+        host: AioHost,
+        agent_id: str,
+        config: AgentConfig,
+        services: AgentServices,
+        endpoint: Endpoint,
+        folders: HarnessFolders,
+        conversation_id: str,
+    ) -> None:
+        self.backend = backend
+        self.host = host
+        self.agent_id = agent_id
+        self.config = config
+        self.services = services
+        self.endpoint = endpoint
+        self.folders = folders
+        self.conversation_id = conversation_id
+        self.owner = f"{backend.tag}/{agent_id}"
+        self.tools = {tool.name: tool for tool in services.tools}
+        self.sdk_agent: Any = None
+        self.conv: Any = None
+        self.turn_lock: asyncio.Lock | None = None
+        self.turns: set[_Turn] = set()
+        self.current: _Turn | None = None
+        self.idle: asyncio.Event | None = None
+        self.recovery: asyncio.Task[None] | None = None
+        self.close_task: asyncio.Task[None] | None = None
+        self.dead: AgyError | None = None
+        self.closed = False  # read from Trio
+        self.outcomes: dict[str, ToolCall] = {}
+        self.last_usage = Usage()
+        self.usage_offset = Usage()
+        self.sdk_tools = [self._sdk_tool(tool) for tool in services.tools]
+
+    # -- opening and closing the SDK agent
+
+    def _loop_state(self) -> tuple[asyncio.Lock, asyncio.Event]:
+        if self.turn_lock is None or self.idle is None:
+            self.turn_lock = asyncio.Lock()
+            self.idle = asyncio.Event()
+            self.idle.set()
+        return self.turn_lock, self.idle
+
+    async def open(self, *, resume: bool) -> None:
+        """Start an SDK agent (a harness) on this conversation: create it, or resume it."""
+        self._loop_state()
+        spec = SdkAgentSpec(
+            config=self.config,
+            endpoint=self.endpoint,
+            folders=self.folders,
+            conversation_id=self.conversation_id,
+            resume=resume,
+            tools=self.sdk_tools,
+            authorize=self._authorize,
+            owner=self.owner,
+        )
+        sdk_config = sdk_agent_config(spec)
+        sdk_agent = load_sdk().Agent(sdk_config)
+        launcher = HarnessLauncher(self.backend.registry, self.owner, self.backend.prefix)
+        token = current_launcher.set(launcher)
+        try:
+            await sdk_agent.__aenter__()
+        except BaseException as exc:
+            # The SDK's own clean-up skips cancellation and never reaps: make
+            # sure no harness of this start-up survives, whatever happened.
+            self.backend.registry.kill(self.owner)
+            with contextlib.suppress(Exception):
+                await self.backend.registry.release_async(self.owner)
+            if isinstance(exc, asyncio.CancelledError) and not is_cancellation(exc):
+                raise
+            raise self._start_error(exc, resume=resume) from exc
+        finally:
+            current_launcher.reset(token)
+        self.sdk_agent = sdk_agent
+        self.conv = sdk_agent.conversation
+
+    def _start_error(self, exc: BaseException, *, resume: bool) -> BaseException:
+        message = str(exc)
+        if resume and "not found" in message:
+            return AgentNotFound(f"no saved conversation {self.conversation_id!r} to resume")
+        if "already exists" in message:
+            return ConfigError(
+                f"conversation {self.conversation_id!r} already exists", field="conversation_id"
+            )
+        if isinstance(exc, ValueError):
+            return ConfigError(f"the SDK rejected the agent configuration: {message}")
+        if isinstance(exc, RuntimeError) and not isinstance(exc, AgyError):
+            return BackendError(f"the SDK harness failed to start: {message}")
+        return classify_error(exc)
+
+    async def close_sdk(self) -> None:
+        """Stop the SDK agent and its harness; never leaves the process behind.
+
+        The SDK waits for the harness with a blocking call (up to 180 s) on the
+        loop; a timer thread kills the harness after the backend's shutdown
+        grace so that the wait, and the loop, are freed.
+        """
+        sdk_agent, self.sdk_agent, self.conv = self.sdk_agent, None, None
+        registry = self.backend.registry
+        if sdk_agent is not None:
+            watchdog = threading.Timer(self.backend.shutdown_grace, registry.kill, (self.owner,))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                await sdk_agent.__aexit__(None, None, None)
+            except asyncio.CancelledError as exc:
+                registry.kill(self.owner)
+                if not is_cancellation(exc):
+                    raise
+            except Exception as exc:
+                # E.g. "Harness process exited with code -9" after a crash.
+                log.debug("agent %s: SDK shutdown reported %s", self.agent_id, describe(exc))
+            finally:
+                watchdog.cancel()
+        registry.kill(self.owner)
+        await registry.release_async(self.owner)
+
+    async def recover(self, cause: BaseException) -> None:
+        """Replace a dead SDK session by a resumed one; on failure the agent is dead."""
+        self.backend.count("reopens")
+        log.info("agent %s: reopening the SDK session after %s", self.agent_id, describe(cause))
+        try:
+            await self.close_sdk()
+            await self.open(resume=True)
+        except asyncio.CancelledError:
+            self.dead = ChannelClosed(f"agent {self.agent_id}: reopening was interrupted")
+            raise
+        except Exception as exc:
+            self.dead = ChannelClosed(
+                f"agent {self.agent_id}: the SDK session failed ({describe(cause)}) "
+                f"and could not be reopened ({describe(exc)})"
+            )
+            log.error("%s", self.dead)
+
+    def start_recovery(self, cause: BaseException) -> None:
+        # A task of its own: a turn cancelled meanwhile must not interrupt it.
+        if self.recovery is None or self.recovery.done():
+            self.recovery = asyncio.get_running_loop().create_task(self.recover(cause))
+
+    async def ready(self) -> Any:
+        """Wait for a reopen in progress; return the live conversation.
+
+        Raises:
+            ChannelClosed: The agent is shut down or could not be reopened.
+        """
+        if self.recovery is not None and not self.recovery.done():
+            await asyncio.shield(self.recovery)
+        if self.dead is not None:
+            raise self.dead
+        if self.closed or self.conv is None:
+            raise ChannelClosed(f"agent {self.agent_id} is shut down")
+        return self.conv
+
+    async def close(self) -> None:
+        """Stop every turn and the harness (idempotent; concurrent callers share one close)."""
+        if self.close_task is None:
+            self.closed = True
+            self.close_task = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self.close_task)
+
+    async def _close(self) -> None:
+        try:
+            await self.cancel_turns(None)
+            if self.recovery is not None:
+                with contextlib.suppress(BaseException):
+                    await self.recovery
+            await self.close_sdk()
+        finally:
+            self.host.wake_trio(self.backend._forget, self)
+
+    def remove_files(self) -> None:
+        """Delete what the harness saved for this conversation (blocking file work)."""
+        for path in conversation_files(self.folders, self.conversation_id):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    async def delete(self) -> None:
+        await self.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.remove_files)
+
+    async def clear_history(self) -> None:
+        """Forget the conversation: a fresh SDK conversation under the same id."""
+        lock, _ = self._loop_state()
+        await self.cancel_turns(None)
+        async with lock:
+            await self.ready()
+            self.usage_offset = self.usage_offset + _usage(self.conv.total_usage)
+            await self.close_sdk()
+            await asyncio.get_running_loop().run_in_executor(None, self.remove_files)
+            self.outcomes.clear()
+            self.last_usage = Usage()
+            try:
+                await self.open(resume=False)
+            except Exception as exc:
+                self.dead = ChannelClosed(
+                    f"agent {self.agent_id}: could not start a fresh conversation: {exc}"
+                )
+                raise self.dead from exc
+
+    # -- tools and policies (called by the SDK on this loop)
+
+    def _sdk_tool(self, tool: Tool) -> Any:
+        tool_runner = importlib.import_module("google.antigravity.tools.tool_runner")
+
+        async def invoke(**arguments: Any) -> Any:
+            return await self._run_tool(tool, arguments)
+
+        invoke.__name__ = tool.name
+        invoke.__qualname__ = tool.name
+        invoke.__doc__ = tool.description
+        return tool_runner.ToolWithSchema(invoke, tool.parameters)
+
+    async def _run_tool(self, tool: Tool, raw_arguments: Mapping[str, Any]) -> Any:
+        turn = self.current
+        arguments = _normalize_arguments(tool, raw_arguments)
+        call_id: str | None = None
+        task = asyncio.current_task()
+        if turn is not None:
+            ids = turn.pending_ids.get(tool.name)
+            if ids:
+                call_id = ids.popleft()
+            if task is not None:
+                turn.tool_tasks.add(task)
+        try:
+            result = await self.host.call_trio(self.services.call_tool, tool.name, arguments)
+        except PolicyDenied as exc:
+            self._record(
+                turn, ToolCall(tool.name, arguments, call_id, error=f"denied: {exc.reason}")
+            )
+            # Raised to the SDK, which reports the tool as failed to the model.
+            raise PermissionError(f"tool {tool.name!r} denied by policy: {exc.reason}") from None
+        except Exception as exc:
+            self._record(turn, ToolCall(tool.name, arguments, call_id, error=describe(exc)))
+            raise
+        finally:
+            if turn is not None and task is not None:
+                turn.tool_tasks.discard(task)
+        self._record(turn, ToolCall(tool.name, arguments, call_id, result=result))
+        return result
+
+    def _record(self, turn: _Turn | None, call: ToolCall) -> None:
+        if call.call_id:
+            self.outcomes[call.call_id] = call
+        if turn is not None:
+            turn.emit_nowait(call)
+
+    async def _authorize(self, tool_call: Any, reason: str = "") -> bool:
+        """The SDK ``ask_user`` handler for built-in tools: the runtime's policies decide."""
+        del reason
+        allowed = await self.host.call_trio(
+            self.services.authorize, _name(tool_call.name), dict(tool_call.args)
+        )
+        return bool(allowed)
+
+    # -- turns
+
+    async def start_turn(
+        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
+    ) -> _Turn:
+        """Queue a turn; return once it holds the agent's turn slot."""
+        _, idle = self._loop_state()
+        if self.closed:
+            raise ChannelClosed(f"agent {self.agent_id} is shut down")
+        if self.dead is not None:
+            raise self.dead
+        turn = _Turn(_sdk_content(parts), bridge)
+        task = asyncio.get_running_loop().create_task(self._run_turn(turn))
+        turn.task = task
+        self.turns.add(turn)
+        idle.clear()
+        task.add_done_callback(lambda _: self._turn_done(turn))
+        try:
+            await asyncio.shield(turn.started)
+        except asyncio.CancelledError:
+            if not task.done():  # our caller gave up: the turn must not run on alone
+                await self.cancel_turns([turn])
+            raise
+        return turn
+
+    def _turn_done(self, turn: _Turn) -> None:
+        self.turns.discard(turn)
+        if not self.turns and self.idle is not None:
+            self.idle.set()
+
+    async def _run_turn(self, turn: _Turn) -> None:
+        lock, _ = self._loop_state()
+        try:
+            async with lock:
+                if not turn.started.done():
+                    turn.started.set_result(None)
+                self.current = turn
+                try:
+                    await self._play(turn)
+                finally:
+                    self.current = None
+        except asyncio.CancelledError:
+            if not turn.started.done():
+                turn.started.cancel()
+            turn.end(StopReason.CANCELLED)
+            raise
+        except BaseException as exc:
+            if not turn.started.done():
+                turn.started.set_exception(exc)
+            raise
+
+    async def _play(self, turn: _Turn) -> None:
+        hooks_ran = False
+        try:
+            await self.ready()
+            await self.host.call_trio(self.services.turn_started)
+            hooks_ran = True
+            stop = await self._attempts(turn)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Our own task is being cancelled (a caller gave up, shutdown):
+                # the SDK keeps running the turn unless told to stop.
+                await self._halt()
+                raise
+            # The SDK's AntigravityCancelledError: the turn was halted on request.
+            del exc
+            await self._turn_ended(hooks_ran)
+            turn.end(StopReason.CANCELLED)
+            return
+        except BaseException as exc:
+            if turn.cancel_requested or isinstance(exc, _ConsumerGone | _Cancelled):
+                await self._halt()
+                await self._turn_ended(hooks_ran)
+                turn.end(StopReason.CANCELLED)
+                if is_fatal(exc):
+                    self.start_recovery(exc)
+                return
+            error = classify_error(exc)
+            await self._turn_ended(hooks_ran)
+            turn.fail(error)
+            if is_fatal(exc):
+                self.start_recovery(exc)
+                # Hold the turn slot until the session is usable again, so the
+                # next turn never meets the dead one.
+                with contextlib.suppress(Exception):
+                    await self.ready()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.last_usage = turn.usage
+        await self._turn_ended(hooks_ran)
+        turn.end(stop)
+
+    async def _turn_ended(self, hooks_ran: bool) -> None:
+        if hooks_ran:
+            try:
+                await self.host.call_trio(self.services.turn_ended)
+            except Exception as exc:
+                log.warning("agent %s: turn-end hooks failed: %s", self.agent_id, describe(exc))
+
+    async def _halt(self) -> None:
+        """Tell the SDK to stop the current turn (harmless when it is idle)."""
+        conv = self.conv
+        if conv is None:
+            return
+        try:
+            await asyncio.wait_for(conv.cancel(), self.backend.cancel_grace)
+        except asyncio.CancelledError as exc:
+            if not is_cancellation(exc):
+                raise
+        except Exception as exc:
+            log.debug("agent %s: SDK cancel failed: %s", self.agent_id, describe(exc))
+
+    async def _attempts(self, turn: _Turn) -> StopReason:
+        content: list[Any] | None = turn.content
+        retry = self.backend.retry
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(turn, content)
+            except Exception as exc:
+                if turn.cancel_requested or retry is None:
+                    raise
+                delay = retry.delay(attempt, classify_error(exc))
+                if delay is None or not is_fatal(exc):
+                    raise
+                log.info(
+                    "agent %s: retrying in %.2f s after %s", self.agent_id, delay, describe(exc)
+                )
+                self.backend.count("retries")
+                self.start_recovery(exc)
+                await asyncio.sleep(delay)
+                await self.ready()
+                attempt += 1
+                # Nothing produced yet: ask again. Otherwise continue from the
+                # saved history (tool results included) without repeating it.
+                content = None if turn.produced else turn.content
+
+    async def _attempt(self, turn: _Turn, content: list[Any] | None) -> StopReason:
+        conv = await self.ready()
+        if turn.cancel_requested:
+            raise _Cancelled("the turn was cancelled before it reached the SDK")
+        response = await conv.chat(content)
+        if turn.cancel_requested:
+            # Cancelled while the prompt was being sent: the SDK's earlier halt
+            # (if any) concerned no turn, so halt this one now.
+            await self._halt()
+        try:
+            async for chunk in response.chunks:
+                await self._deliver(turn, chunk)
+        except ChannelClosed as exc:
+            raise _ConsumerGone(str(exc)) from None
+        turn.usage = _usage(response.usage_metadata)
+        return _stop_reason(response.stop_reason)
+
+    async def _deliver(self, turn: _Turn, chunk: Any) -> None:
+        sdk_types = load_sdk().types
+        if isinstance(chunk, sdk_types.Text):
+            await turn.emit(TextDelta(chunk.text))
+        elif isinstance(chunk, sdk_types.Thought):
+            await turn.emit(ThoughtDelta(chunk.text))
+        elif isinstance(chunk, sdk_types.ToolCall):
+            name = _name(chunk.name)
+            if name in self.tools:
+                # Our wrapper reports the call with its outcome once it ran.
+                turn.pending_ids[name].append(chunk.id)
+            else:
+                await turn.emit(ToolCall(name, dict(chunk.args), chunk.id))
+
+    async def cancel_turns(self, turns: Sequence[_Turn] | None) -> None:
+        """The backend's own cancel: stop ``turns`` (default: all) and wait until they are over.
+
+        The current turn is halted through the SDK (which is what really stops
+        the harness); turns still queued are simply cancelled. A turn that has
+        not ended within the cancel grace has its task cancelled.
+        """
+        targets = [t for t in (self.turns if turns is None else turns) if t.task is not None]
+        pending = [t for t in targets if t.task is not None and not t.task.done()]
+        if not pending:
+            return
+        for turn in pending:
+            turn.cancel_requested = True
+        current = self.current
+        for turn in pending:
+            if turn is current:
+                for tool_task in list(turn.tool_tasks):
+                    tool_task.cancel()
+                await self._halt()
+            elif turn.task is not None:
+                turn.task.cancel()
+        tasks = {t.task for t in pending if t.task is not None}
+        _, stuck = await asyncio.wait(tasks, timeout=self.backend.cancel_grace)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck)
+
+    # -- queries
+
+    async def is_idle(self) -> bool:
+        _, idle = self._loop_state()
+        return idle.is_set()
+
+    async def wait_for_idle(self) -> None:
+        _, idle = self._loop_state()
+        await idle.wait()
+        if self.recovery is not None and not self.recovery.done():
+            await asyncio.shield(self.recovery)
+
+    async def transcript(self) -> tuple[list[Message], list[int], int]:
+        conv = await self.ready()
+        return _transcript(conv.history, self.outcomes)
+
+    async def history(self) -> list[Message]:
+        messages, _, _ = await self.transcript()
+        return messages
+
+    async def turn_count(self) -> int:
+        _, _, completed = await self.transcript()
+        return completed
+
+    async def compaction_indices(self) -> list[int]:
+        _, compactions, _ = await self.transcript()
+        return compactions
+
+    async def total_usage(self) -> Usage:
+        conv = await self.ready()
+        return self.usage_offset + _usage(conv.total_usage)
+
+    async def last_turn_usage(self) -> Usage:
+        return self.last_usage
+
+    async def last_response(self) -> str | None:
+        conv = await self.ready()
+        text: str = conv.last_response
+        return text or None
+
+
+# ---------------------------------------------------------------------------- Trio-facing objects
+
+
+class _TurnStream:
+    """The Trio side of one turn (a :class:`~agy_trio.core.backend.TurnStream`)."""
+
+    def __init__(self, agent: _SdkAgent, bridge: StreamBridge[ChatEvent]) -> None:
+        self._agent = agent
+        self._bridge = bridge
+        self.turn: _Turn | None = None
+
+    async def receive_batch(self) -> Sequence[ChatEvent]:
+        return await self._bridge.receive_batch()
+
+    async def wait_finished(self) -> BaseException | None:
+        return await self._bridge.wait_finished()
+
+    async def cancel(self) -> None:
+        if self._bridge.finished or self.turn is None:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self._agent.host.run(self._agent.cancel_turns, [self.turn])
+        except ChannelClosed as exc:
+            self._bridge.finish(ChannelClosed(f"the host stopped during cancel: {exc}"))
+
+
+class _AgentSession:
+    """The Trio side of one agent (an :class:`~agy_trio.core.backend.AgentSession`)."""
+
+    def __init__(self, agent: _SdkAgent) -> None:
+        self._agent = agent
+
+    @property
+    def conversation_id(self) -> str:
+        """The SDK conversation id; pass it as ``AgentConfig.conversation_id`` to resume."""
+        return self._agent.conversation_id
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await self._agent.host.run(fn, *args)
+        except Exception as exc:
+            raise classify_error(exc) from exc
+
+    async def chat(self, content: Sequence[Part]) -> _TurnStream:
+        backend = self._agent.backend
+        bridge: StreamBridge[ChatEvent] = StreamBridge(
+            trio.lowlevel.current_trio_token(),
+            high_water=backend.stream_high_water,
+            batch_max=backend.stream_batch_max,
+        )
+        stream = _TurnStream(self._agent, bridge)
+        stream.turn = await self._call(self._agent.start_turn, content, bridge)
+        return stream
+
+    async def send(self, content: Sequence[Part]) -> None:
+        await self._call(self._agent.start_turn, content, None)
+
+    async def cancel(self) -> None:
+        """Stop the active turn and any turn queued behind it."""
+        await self._call(self._agent.cancel_turns, None)
+
+    async def wait_for_idle(self) -> None:
+        await self._call(self._agent.wait_for_idle)
+
+    async def is_idle(self) -> bool:
+        result: bool = await self._call(self._agent.is_idle)
+        return result
+
+    async def history(self) -> list[Message]:
+        """The conversation: user prompts, tool calls and the model's complete answers."""
+        result: list[Message] = await self._call(self._agent.history)
+        return result
+
+    async def turn_count(self) -> int:
+        """Prompts that got an answer (resumed turns included)."""
+        result: int = await self._call(self._agent.turn_count)
+        return result
+
+    async def total_usage(self) -> Usage:
+        """Tokens used by every turn of this agent, before a ``clear_history`` too."""
+        result: Usage = await self._call(self._agent.total_usage)
+        return result
+
+    async def last_turn_usage(self) -> Usage:
+        result: Usage = await self._call(self._agent.last_turn_usage)
+        return result
+
+    async def clear_history(self) -> None:
+        """Make the agent forget the conversation, for the model too.
+
+        The SDK's own ``clear_history`` only empties a client-side list: the
+        model keeps seeing everything. Here the active turn is cancelled, the
+        harness stopped, the conversation's saved state (database and
+        transcripts) deleted, and a fresh conversation started under the same
+        conversation id. Afterwards :meth:`history` is empty, :meth:`turn_count`
+        is 0, :meth:`last_response` is None, :meth:`compaction_indices` and
+        :meth:`last_turn_usage` are reset, and the model remembers nothing.
+        :meth:`total_usage` keeps counting what the agent spent before.
+        """
+        await self._call(self._agent.clear_history)
+
+    async def compaction_indices(self) -> list[int]:
+        """Positions in :meth:`history` at which the SDK compacted the conversation."""
+        result: list[int] = await self._call(self._agent.compaction_indices)
+        return result
+
+    async def last_response(self) -> str | None:
+        result: str | None = await self._call(self._agent.last_response)
+        return result
+
+    async def delete(self) -> None:
+        """Stop the agent and delete its conversation's saved state."""
+        await self._end(self._agent.delete)
+
+    async def disconnect(self) -> None:
+        """Stop the agent, keeping its saved state for a resume by conversation id.
+
+        With the backend's default folders the state lasts until the backend
+        closes; set ``AgentConfig.save_dir`` to keep it longer.
+        """
+        await self._end(self._agent.close)
+
+    async def shutdown(self) -> None:
+        await self._end(self._agent.close)
+
+    async def _end(self, fn: Callable[[], Any]) -> None:
+        agent = self._agent
+        if not agent.host.alive:
+            await trio.lowlevel.checkpoint()
+            agent.backend._forget(agent)
+            return
+        await self._call(fn)
+
+    def try_shutdown(self) -> None:
+        self._agent.host.run_soon(self._agent.close)
+
+
+# ---------------------------------------------------------------------------- the backend
+
+
+class AntigravityBackend:
+    """Agents of the google-antigravity SDK, hosted on a pool of asyncio threads.
+
+    Args:
+        host_threads: asyncio host threads; each agent lives on the one with
+            the fewest agents. Defaults to ``RuntimeConfig().host_threads``.
+        retry: Retry transient model-request failures (off by default).
+        base_dir: Where the backend's temporary folder is created (the
+            system's temporary folder by default). The folder holds the
+            harnesses' ``HOME``, saved conversations, app data and workspace
+            for every agent whose config does not choose them, and is removed
+            by :meth:`aclose`.
+        stream_high_water: Events buffered per turn before the SDK side waits.
+        stream_batch_max: Most events handed to Trio at once.
+        shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
+        cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+
+    Raises:
+        AntigravityNotInstalled: The SDK is not installed (a ConfigError and
+            ImportError whose message says ``pip install 'agy-trio[antigravity]'``).
+        ConfigError: An option is invalid.
+    """
+
+    name = "antigravity"
+
+    def __init__(
+        self,
+        *,
+        host_threads: int | None = None,
+        retry: RetryPolicy | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        stream_high_water: int = 1024,
+        stream_batch_max: int = 256,
+        shutdown_grace: float = 5.0,
+        cancel_grace: float = 2.0,
+    ) -> None:
+        load_sdk()
+        threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"must be an integer >= 1, got {threads!r}", field="host_threads")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"must be a RetryPolicy or None, got {retry!r}", field="retry")
+        for field, value in (("shutdown_grace", shutdown_grace), ("cancel_grace", cancel_grace)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"must be a positive number, got {value!r}", field=field)
+        self.retry = retry
+        self.base_dir = os.fspath(base_dir) if base_dir is not None else None
+        self.stream_high_water = stream_high_water
+        self.stream_batch_max = stream_batch_max
+        self.shutdown_grace = float(shutdown_grace)
+        self.cancel_grace = float(cancel_grace)
+        self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
+        self.prefix = pdeathsig_prefix()
+        self.registry = HarnessRegistry()
+        self.hosts = [AioHost(f"agy-trio-antigravity-{i}") for i in range(threads)]
+        self._load = dict.fromkeys(range(threads), 0)
+        self._agents: dict[int, tuple[_SdkAgent, int]] = {}
+        self._root: Path | None = None
+        self._started = False
+        self._closed = False
+        self._counters_lock = threading.Lock()
+        self._counters = {"reopens": 0, "retries": 0}
+
+    # -- life cycle
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the host threads and create the backend's temporary folder."""
+        if self._started:
+            raise RuntimeError("the backend is already started")
+        self._started = True
+        base = self.base_dir
+        self._root = Path(await trio.to_thread.run_sync(_make_root, base))
+        for host in self.hosts:
+            await host.start(nursery)
+
+    @property
+    def root(self) -> Path:
+        """The backend's temporary folder (exists between :meth:`start` and :meth:`aclose`)."""
+        if self._root is None:
+            raise ChannelClosed("the backend is not started")
+        return self._root
+
+    async def create_agent(
+        self, agent_id: str, config: AgentConfig, services: AgentServices
+    ) -> _AgentSession:
+        """Start an SDK agent; resume ``config.conversation_id`` when it is set.
+
+        Raises:
+            ConfigError: The config names no usable endpoint or an unknown built-in tool.
+            AgentNotFound: There is no saved conversation ``config.conversation_id``.
+            BackendError: The harness failed to start.
+            ChannelClosed: The backend is closed.
+        """
+        if self._closed or self._root is None:
+            await trio.lowlevel.checkpoint()
+            raise ChannelClosed("the antigravity backend is closed")
+        endpoint = choose_endpoint(config)
+        if config.conversation_id is not None:
+            conversation_id = validate_conversation_id(config.conversation_id)
+            resume = True
+        else:
+            conversation_id = uuid.uuid4().hex
+            resume = False
+        folders = await trio.to_thread.run_sync(resolve_folders, config, self._root, endpoint)
+        index = min(self._load, key=lambda i: (self._load[i], i))
+        host = self.hosts[index]
+        agent = _SdkAgent(
+            self, host, agent_id, config, services, endpoint, folders, conversation_id
+        )
+        self._agents[id(agent)] = (agent, index)
+        self._load[index] += 1
+        try:
+            await host.run(_open_agent, agent, resume)
+        except BaseException as exc:
+            self._forget(agent)
+            if isinstance(exc, Exception):
+                raise classify_error(exc) from exc
+            raise
+        return _AgentSession(agent)
+
+    def _forget(self, agent: _SdkAgent) -> None:
+        entry = self._agents.pop(id(agent), None)
+        if entry is not None:
+            self._load[entry[1]] -= 1
+
+    async def aclose(self) -> None:
+        """Close every agent, kill any harness left, stop the hosts, remove the temporary folder.
+
+        Raises:
+            ChannelClosed: A host thread crashed.
+            OperationTimeout: A host thread did not exit in time.
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        agents = [agent for agent, _ in self._agents.values()]
+        budget = self.shutdown_grace + self.cancel_grace + 5.0
+        with trio.move_on_after(budget):
+            async with trio.open_nursery() as nursery:
+                for agent in agents:
+                    nursery.start_soon(self._close_quietly, agent)
+        leftovers = await trio.to_thread.run_sync(self.registry.close)
+        leftovers += sweep_orphans(self.tag)
+        if leftovers:
+            log.warning("killed %d harness process(es) left at close", len(leftovers))
+        errors: list[BaseException] = []
+        for host in self.hosts:
+            try:
+                await host.aclose()
+            except (ChannelClosed, OperationTimeout) as exc:
+                errors.append(exc)
+        self._agents.clear()
+        if self._root is not None:
+            await trio.to_thread.run_sync(shutil.rmtree, self._root, True)
+        if errors:
+            raise errors[0]
+
+    async def _close_quietly(self, agent: _SdkAgent) -> None:
+        if not agent.host.alive:
+            return
+        try:
+            await agent.host.run(agent.close)
+        except Exception as exc:
+            log.warning("agent %s: close failed: %s", agent.agent_id, describe(exc))
+
+    # -- introspection
+
+    def count(self, counter: str) -> None:
+        """Add one to a statistics counter (from any host thread)."""
+        with self._counters_lock:
+            self._counters[counter] += 1
+
+    def harness_pids(self) -> list[int]:
+        """PIDs of the harness processes this backend has running now."""
+        return self.registry.pids()
+
+    def statistics(self) -> AntigravityStatistics:
+        """A snapshot of the backend: agents, harness processes, reopens, retries, hosts."""
+        return AntigravityStatistics(
+            agents=len(self._agents),
+            harness_pids=tuple(self.registry.pids()),
+            harnesses_started=self.registry.started,
+            reopens=self._counters["reopens"],
+            retries=self._counters["retries"],
+            hosts=tuple((h.statistics(), self._load[i]) for i, h in enumerate(self.hosts)),
+        )
+
+
+async def _open_agent(agent: _SdkAgent, resume: bool) -> None:
+    await agent.open(resume=resume)
+
+
+def _make_root(base: str | None) -> str:
+    if base is not None:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix="agy-trio-antigravity-", dir=base)
