@@ -40,6 +40,12 @@ from agy_trio.errors import (
 FAST = RuntimeConfig(inter_agent_delay=0)
 
 
+@pytest.fixture(params=["caller", "task"])
+def fast(request: pytest.FixtureRequest) -> RuntimeConfig:
+    """A runtime config without pacing, in each command dispatch mode."""
+    return FAST.replace(command_dispatch=request.param)
+
+
 def host_tasks(backend: ScriptedBackend) -> Callable[[], Any]:
     """An awaitable factory counting asyncio tasks alive on the backend's host loop."""
 
@@ -70,8 +76,8 @@ async def rt(
 # ----------------------------------------------------------------------------- basics
 
 
-async def test_default_backend_answers_quoting_the_prompt() -> None:
-    async with agy_trio.open_runtime(FAST) as rt:
+async def test_default_backend_answers_quoting_the_prompt(fast: RuntimeConfig) -> None:
+    async with agy_trio.open_runtime(fast) as rt:
         assert rt.backend.name == "scripted"
         agent = await rt.create_agent(AgentConfig(name="echo"))
         response = await agent.chat("hello there")
@@ -125,7 +131,7 @@ async def test_whole_command_set_answers_truthfully(rt: agy_trio.Runtime) -> Non
         await agent.history()
 
 
-async def test_scripted_turn_with_thoughts_tools_and_compaction() -> None:
+async def test_scripted_turn_with_thoughts_tools_and_compaction(fast: RuntimeConfig) -> None:
     calls: list[dict[str, Any]] = []
 
     @agy_trio.tool
@@ -149,7 +155,7 @@ async def test_scripted_turn_with_thoughts_tools_and_compaction() -> None:
             ]
         )
     ]
-    async with agy_trio.open_runtime(FAST, backend=ScriptedBackend(script)) as rt:
+    async with agy_trio.open_runtime(fast, backend=ScriptedBackend(script)) as rt:
         agent = await rt.create_agent(AgentConfig(tools=(lookup,)))
         response = await agent.chat("find k1")
         events = [e async for e in response.events()]
@@ -163,7 +169,7 @@ async def test_scripted_turn_with_thoughts_tools_and_compaction() -> None:
         assert await agent.compaction_indices() == [2]
 
 
-async def test_ask_user_handler_that_raises_blocks_the_tool() -> None:
+async def test_ask_user_handler_that_raises_blocks_the_tool(fast: RuntimeConfig) -> None:
     ran: list[str] = []
 
     @agy_trio.tool
@@ -177,7 +183,7 @@ async def test_ask_user_handler_that_raises_blocks_the_tool() -> None:
 
     script = [Turn([CallTool("dangerous"), Say("after")])]
     config = AgentConfig(tools=(dangerous,), policies=(agy_trio.policy.ask_user("dang*", handler),))
-    async with agy_trio.open_runtime(FAST, backend=ScriptedBackend(script)) as rt:
+    async with agy_trio.open_runtime(fast, backend=ScriptedBackend(script)) as rt:
         agent = await rt.create_agent(config)
         response = await agent.chat("go")
         assert await response.text() == "after"
@@ -186,7 +192,7 @@ async def test_ask_user_handler_that_raises_blocks_the_tool() -> None:
     assert ran == []
 
 
-async def test_ask_user_handler_allows_and_denies() -> None:
+async def test_ask_user_handler_allows_and_denies(fast: RuntimeConfig) -> None:
     @agy_trio.tool
     def act(n: int) -> int:
         """Act.
@@ -202,7 +208,7 @@ async def test_ask_user_handler_allows_and_denies() -> None:
 
     script = [Turn([CallTool("act", {"n": 1}), CallTool("act", {"n": 50}), Say("ok")])]
     config = AgentConfig(tools=(act,), policies=(agy_trio.policy.ask_user("act", only_small),))
-    async with agy_trio.open_runtime(FAST, backend=ScriptedBackend(script)) as rt:
+    async with agy_trio.open_runtime(fast, backend=ScriptedBackend(script)) as rt:
         agent = await rt.create_agent(config)
         response = await agent.chat("go")
         await response.text()
@@ -235,9 +241,9 @@ async def test_hundred_concurrent_chats_keep_per_agent_histories(rt: agy_trio.Ru
     assert stats.failed == 0
 
 
-async def test_slow_chat_does_not_block_other_commands() -> None:
+async def test_slow_chat_does_not_block_other_commands(fast: RuntimeConfig) -> None:
     backend = ScriptedBackend([Turn([Hang()])])
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent()
         response = await agent.chat("hang")
         # The turn hangs, but every other command still answers at once.
@@ -250,10 +256,10 @@ async def test_slow_chat_does_not_block_other_commands() -> None:
 # ----------------------------------------------------------------------------- cancellation
 
 
-async def test_caller_cancel_cancels_the_turn_and_next_turn_works() -> None:
+async def test_caller_cancel_cancels_the_turn_and_next_turn_works(fast: RuntimeConfig) -> None:
     backend = ScriptedBackend([Turn([Say("partial", chunks=1), Hang()])])
     count = host_tasks(backend)
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent()
         received: list[str] = []
         with trio.move_on_after(30) as scope:
@@ -271,11 +277,11 @@ async def test_caller_cancel_cancels_the_turn_and_next_turn_works() -> None:
         assert await response.text() == "You said: second"
 
 
-async def test_cancel_while_chat_is_starting_leaves_no_task() -> None:
+async def test_cancel_while_chat_is_starting_leaves_no_task(fast: RuntimeConfig) -> None:
     # The first turn hangs, so the second chat waits for the agent's turn slot.
     backend = ScriptedBackend([Turn([Hang()])])
     count = host_tasks(backend)
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent()
         first = await agent.chat("first")
         with trio.move_on_after(0.05) as scope:
@@ -289,9 +295,9 @@ async def test_cancel_while_chat_is_starting_leaves_no_task() -> None:
         assert await (await agent.chat("third")).text() == "You said: third"
 
 
-async def test_agent_cancel_stops_the_active_turn() -> None:
+async def test_agent_cancel_stops_the_active_turn(fast: RuntimeConfig) -> None:
     backend = ScriptedBackend([Turn([Say("so far", chunks=1), Hang()])])
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent()
         response = await agent.chat("go")
         async for delta in response:
@@ -305,10 +311,12 @@ async def test_agent_cancel_stops_the_active_turn() -> None:
 # ----------------------------------------------------------------------------- timeouts
 
 
-async def test_chat_timeout_bounds_a_turn(mock_clock: trio.testing.MockClock) -> None:
+async def test_chat_timeout_bounds_a_turn(
+    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+) -> None:
     mock_clock.autojump_threshold = 0.2  # real seconds: leave time for the host thread
     backend = ScriptedBackend([Turn([Say("a", chunks=1), Hang()])])
-    config = RuntimeConfig(inter_agent_delay=0, chat_timeout=30, operation_timeout=100)
+    config = fast.replace(chat_timeout=30, operation_timeout=100)
     async with agy_trio.open_runtime(config, backend=backend) as rt:
         agent = await rt.create_agent()
         start = trio.current_time()
@@ -322,10 +330,12 @@ async def test_chat_timeout_bounds_a_turn(mock_clock: trio.testing.MockClock) ->
         assert await agent.is_idle()
 
 
-async def test_operation_timeout_is_the_outer_net(mock_clock: trio.testing.MockClock) -> None:
+async def test_operation_timeout_is_the_outer_net(
+    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+) -> None:
     mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
-    config = RuntimeConfig(inter_agent_delay=0, chat_timeout=30, operation_timeout=100)
+    config = fast.replace(chat_timeout=30, operation_timeout=100)
     async with agy_trio.open_runtime(config, backend=backend) as rt:
         agent = await rt.create_agent()
         await agent.send("hang in the background")
@@ -338,10 +348,12 @@ async def test_operation_timeout_is_the_outer_net(mock_clock: trio.testing.MockC
         await agent.cancel()
 
 
-async def test_per_agent_chat_timeout_override(mock_clock: trio.testing.MockClock) -> None:
+async def test_per_agent_chat_timeout_override(
+    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+) -> None:
     mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent(AgentConfig(chat_timeout=5))
         response = await agent.chat("go")
         with pytest.raises(OperationTimeout) as info:
@@ -352,10 +364,12 @@ async def test_per_agent_chat_timeout_override(mock_clock: trio.testing.MockCloc
 # ----------------------------------------------------------------------------- shutdown
 
 
-async def test_shutdown_with_fifty_commands_in_flight(mock_clock: trio.testing.MockClock) -> None:
+async def test_shutdown_with_fifty_commands_in_flight(
+    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+) -> None:
     mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
-    config = RuntimeConfig(inter_agent_delay=0, shutdown_timeout=7)
+    config = fast.replace(shutdown_timeout=7)
     errors: list[BaseException] = []
     outcomes = 0
 
@@ -396,8 +410,8 @@ def _swallow(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-async def test_commands_after_shutdown_raise_runtime_closed() -> None:
-    async with agy_trio.open_runtime(FAST) as rt:
+async def test_commands_after_shutdown_raise_runtime_closed(fast: RuntimeConfig) -> None:
+    async with agy_trio.open_runtime(fast) as rt:
         agent = await rt.create_agent()
     with pytest.raises(RuntimeClosed):
         await agent.history()
@@ -406,19 +420,19 @@ async def test_commands_after_shutdown_raise_runtime_closed() -> None:
     agent.try_shutdown()  # never raises
 
 
-async def test_graceful_shutdown_lets_in_flight_work_finish() -> None:
+async def test_graceful_shutdown_lets_in_flight_work_finish(fast: RuntimeConfig) -> None:
     backend = ScriptedBackend([Turn([Say("slow answer", chunks=3)])])
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent()
         response = await agent.chat("go")
     # The turn finished during the grace period, so its events are all there.
     assert await response.text() == "slow answer"
 
 
-async def test_killing_the_host_thread_yields_channel_closed() -> None:
+async def test_killing_the_host_thread_yields_channel_closed(fast: RuntimeConfig) -> None:
     backend = ScriptedBackend()
     with pytest.raises(ChannelClosed, match="crashed"):
-        async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+        async with agy_trio.open_runtime(fast, backend=backend) as rt:
             agent = await rt.create_agent()
 
             def die() -> None:
@@ -438,7 +452,7 @@ async def test_killing_the_host_thread_yields_channel_closed() -> None:
 
 
 async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
-    mock_clock: trio.testing.MockClock,
+    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
     mock_clock.autojump_threshold = 0.2
 
@@ -448,7 +462,7 @@ async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
         return default_turn(prompt)
 
     backend = ScriptedBackend(script)
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent(AgentConfig(api_key="k1"))
         other = await rt.create_agent(AgentConfig(api_key="k2"))
         response = await agent.chat("first")
@@ -475,10 +489,12 @@ async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
         assert state.statistics().hits == 1
 
 
-async def test_chat_starts_are_paced_but_chats_overlap(mock_clock: trio.testing.MockClock) -> None:
+async def test_chat_starts_are_paced_but_chats_overlap(
+    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+) -> None:
     mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
-    config = RuntimeConfig(inter_agent_delay=0.5)
+    config = fast.replace(inter_agent_delay=0.5)
     starts: list[float] = []
     async with agy_trio.open_runtime(config, backend=backend) as rt:
         agents = [await rt.create_agent() for _ in range(4)]
@@ -502,9 +518,9 @@ async def test_chat_starts_are_paced_but_chats_overlap(mock_clock: trio.testing.
 # ----------------------------------------------------------------------------- errors, logs, stats
 
 
-async def test_backend_errors_are_typed(rt: agy_trio.Runtime) -> None:
+async def test_backend_errors_are_typed(rt: agy_trio.Runtime, fast: RuntimeConfig) -> None:
     backend = ScriptedBackend([Turn([Fail("server", status=503)])])
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt2:
+    async with agy_trio.open_runtime(fast, backend=backend) as rt2:
         agent = await rt2.create_agent()
         with pytest.raises(BackendError) as info:
             await (await agent.chat("x")).text()
