@@ -20,6 +20,7 @@ def default_backend(config: RuntimeConfig) -> Backend:
     return ScriptedBackend(
         stream_high_water=config.stream_buffer_high_water,
         stream_batch_max=config.stream_batch_max,
+        shutdown_timeout=config.shutdown_timeout,
     )
 
 

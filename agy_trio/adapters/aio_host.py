@@ -95,13 +95,21 @@ class AsyncioHost(Protocol):
 class _Call(Generic[T]):
     """One Trio caller waiting for one asyncio task."""
 
-    __slots__ = ("aio_task", "cancel_requested", "delivered", "raise_cancel", "trio_task")
+    __slots__ = (
+        "aio_task",
+        "cancel_requested",
+        "delivered",
+        "delivered_event",
+        "raise_cancel",
+        "trio_task",
+    )
 
     def __init__(self, trio_task: trio.lowlevel.Task) -> None:
         self.trio_task = trio_task
         self.aio_task: asyncio.Task[T] | None = None
         self.cancel_requested = False
         self.delivered = False
+        self.delivered_event: trio.Event | None = None
         self.raise_cancel: Callable[[], Any] | None = None
 
 
@@ -114,10 +122,17 @@ class AioHost:
 
     Args:
         name: The thread's name (shown in thread dumps and logs).
+        cancel_grace: After a Trio caller is cancelled, how long to wait for the
+            asyncio task to acknowledge the cancellation before giving up on it.
+            Only an asyncio loop stuck in a blocking call ever needs this: the
+            caller is then released (and the task reported as abandoned) rather
+            than left hanging.
     """
 
-    def __init__(self, name: str = "agy-trio-aio-host") -> None:
+    def __init__(self, name: str = "agy-trio-aio-host", *, cancel_grace: float = 1.0) -> None:
         self.name = name
+        self.cancel_grace = cancel_grace
+        self.abandoned_calls = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -303,6 +318,11 @@ class AioHost:
         def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
             call.raise_cancel = raise_cancel
             call.cancel_requested = True
+            # Created only on cancellation: the common path pays nothing for it.
+            call.delivered_event = trio.Event()
+            trio.lowlevel.spawn_system_task(
+                self._abandon_if_stuck, call, name="agy-trio-cancel-grace"
+            )
             # A closed loop raises RuntimeError: the thread-exit handler fails the call.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(cancel_aio)
@@ -319,11 +339,27 @@ class AioHost:
         result: T = await trio.lowlevel.wait_task_rescheduled(abort)
         return result
 
+    async def _abandon_if_stuck(self, call: _Call[Any]) -> None:
+        """Release a cancelled caller whose asyncio task never acknowledges the cancel."""
+        assert call.delivered_event is not None
+        with trio.move_on_after(self.cancel_grace):
+            await call.delivered_event.wait()
+        if not call.delivered:
+            self.abandoned_calls += 1
+            log.warning(
+                "%s: an asyncio task ignored its cancellation for %g s; abandoning it",
+                self.name,
+                self.cancel_grace,
+            )
+            self._deliver(call, outcome.Error(_CancelledByCaller()))
+
     def _deliver(self, call: _Call[Any], result: outcome.Outcome[Any]) -> None:
         """Wake a Trio caller exactly once (runs in the Trio thread)."""
         if call.delivered:
             return
         call.delivered = True
+        if call.delivered_event is not None:
+            call.delivered_event.set()
         self._pending.discard(call)
         if isinstance(result, outcome.Error) and isinstance(result.error, _CancelledByCaller):
             assert call.raise_cancel is not None

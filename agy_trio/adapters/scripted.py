@@ -567,6 +567,7 @@ class ScriptedBackend:
         stream_batch_max: Most events handed to Trio in one batch.
         host: Where the agents' asyncio code runs; a dedicated :class:`AioHost`
             thread by default, or a guest-mode host.
+        shutdown_timeout: How long :meth:`aclose` waits for the host to stop.
 
     Attributes:
         cancel_calls: How many times the backend's own cancel was invoked.
@@ -581,7 +582,9 @@ class ScriptedBackend:
         stream_high_water: int = 1024,
         stream_batch_max: int = 256,
         host: AsyncioHost | None = None,
+        shutdown_timeout: float = 10.0,
     ) -> None:
+        self._shutdown_timeout = shutdown_timeout
         self._script = script
         self._high_water = stream_high_water
         self._batch_max = stream_batch_max
@@ -649,8 +652,9 @@ class ScriptedBackend:
             async def close_all() -> None:
                 await asyncio.gather(*(a.close() for a in agents), return_exceptions=True)
 
-            with contextlib.suppress(ChannelClosed):
+            # Bounded: a loop stuck in a blocking call must not hang shutdown.
+            with trio.move_on_after(self._shutdown_timeout), contextlib.suppress(ChannelClosed):
                 await self.host.run(close_all)
         for agent in agents:
             self._forget(agent, keep_state=True)
-        await self.host.aclose()
+        await self.host.aclose(self._shutdown_timeout)

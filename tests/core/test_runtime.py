@@ -616,3 +616,25 @@ async def test_statistics_and_logs(rt: agy_trio.Runtime, caplog: pytest.LogCaptu
     for record in records:
         assert getattr(record, "agent_id", None) == agent.agent_id
         assert getattr(record, "command", None)
+
+
+async def test_stuck_host_thread_is_reported_not_waited_for(
+    fast: RuntimeConfig, mock_clock: trio.testing.MockClock
+) -> None:
+    mock_clock.autojump_threshold = 0.2
+    release = threading.Event()
+    backend = ScriptedBackend(shutdown_timeout=3)
+    config = fast.replace(shutdown_timeout=3)
+    start = 0.0
+    try:
+        with pytest.raises(OperationTimeout, match="thread join"):
+            async with agy_trio.open_runtime(config, backend=backend) as rt:
+                await rt.create_agent()
+                # A blocking call on the loop, like the SDK's harness shutdown.
+                backend.host.loop.call_soon_threadsafe(release.wait, 60)
+                start = trio.current_time()
+        # Grace, agent shutdown, backend close and thread join are each bounded.
+        grace = backend.host.cancel_grace  # type: ignore[attr-defined]
+        assert trio.current_time() - start <= 4 * config.shutdown_timeout + 2 * grace
+    finally:
+        release.set()

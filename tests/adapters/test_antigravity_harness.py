@@ -1,0 +1,192 @@
+"""Harness processes: a non-blocking start, cancelled starts, the kernel's parent-death kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agy_trio.adapters.antigravity_harness import (
+    HarnessLauncher,
+    HarnessRegistry,
+    pdeathsig_prefix,
+)
+
+# A stand-in for the harness: reads a length-prefixed message on stdin,
+# optionally waits, answers with a length-prefixed echo, then waits for stdin
+# to close (like the real one).
+FAKE_HARNESS = """
+import struct, sys, time
+n = struct.unpack("<I", sys.stdin.buffer.read(4))[0]
+data = sys.stdin.buffer.read(n)
+time.sleep(float(sys.argv[1]))
+sys.stdout.buffer.write(struct.pack("<I", len(data)) + data[::-1])
+sys.stdout.buffer.flush()
+sys.stdin.buffer.read()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_dead(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def registry() -> Iterator[HarnessRegistry]:
+    reg = HarnessRegistry(spawn_threads=2)
+    yield reg
+    assert reg.close() == []
+
+
+@pytest.fixture
+def fake_harness(tmp_path: Path) -> Path:
+    script = tmp_path / "fake_harness.py"
+    script.write_text(FAKE_HARNESS)
+    return script
+
+
+def _argv(script: Path, delay: float) -> list[str]:
+    return [sys.executable, str(script), str(delay)]
+
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+
+
+def test_launcher_handshakes_off_the_loop_and_registers_the_process(
+    registry: HarnessRegistry, fake_harness: Path
+) -> None:
+    launcher = HarnessLauncher(registry, "owner-1", ())
+
+    async def main() -> tuple[subprocess.Popen[bytes], bytes, float]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        process, answer = await launcher.start(_argv(fake_harness, 0.3), None, b"hello")
+        ticker.cancel()
+        return process, answer, ticks
+
+    process, answer, ticks = asyncio.run(main())
+    assert answer == b"olleh"
+    assert ticks >= 10  # the loop kept running while the harness started
+    assert registry.pids("owner-1") == [process.pid]
+    assert registry.started == 1
+    assert registry.release("owner-1") == [process.pid]  # still running: killed and reaped
+    assert not _alive(process.pid)
+    assert registry.owners() == []
+
+
+def test_a_cancelled_start_leaves_no_process(
+    registry: HarnessRegistry, fake_harness: Path
+) -> None:
+    launcher = HarnessLauncher(registry, "owner-2", ())
+
+    async def main() -> None:
+        task = asyncio.create_task(launcher.start(_argv(fake_harness, 30), None, b"x"))
+        while not registry.pids("owner-2"):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < 10
+    assert registry.pids("owner-2") == []
+    registry.release("owner-2")
+
+
+def test_a_harness_that_exits_during_start_up_is_an_error(
+    registry: HarnessRegistry, tmp_path: Path
+) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import sys; sys.stderr.write('no config for me'); sys.exit(3)")
+    launcher = HarnessLauncher(registry, "owner-3", ())
+    with pytest.raises(RuntimeError, match="no config for me"):
+        asyncio.run(launcher.start([sys.executable, str(script)], None, b"x"))
+    registry.release("owner-3")
+
+
+def test_kill_and_release_are_per_owner(registry: HarnessRegistry) -> None:
+    mine = subprocess.Popen(["sleep", "30"], stdin=subprocess.PIPE)
+    theirs = subprocess.Popen(["sleep", "30"], stdin=subprocess.PIPE)
+    assert registry.register("mine", mine)
+    assert registry.register("theirs", theirs)
+    assert registry.kill("mine") == 1
+    assert _wait_dead(mine.pid)
+    assert _alive(theirs.pid)
+    registry.release("mine")
+    assert registry.release("theirs") == [theirs.pid]
+    assert not _alive(theirs.pid)
+
+
+def test_abandoned_owner_gets_its_late_process_killed(registry: HarnessRegistry) -> None:
+    registry.abandon("late")
+    process = subprocess.Popen(["sleep", "30"])
+    assert registry.register("late", process) is False  # the caller must kill it
+    process.kill()
+    registry.release("late")
+
+
+@pytest.mark.skipif(not pdeathsig_prefix(), reason="setpriv --pdeathsig is not available")
+def test_the_kernel_kills_the_harness_when_its_starting_thread_dies() -> None:
+    # The harness outlives Python only if something else keeps its stdin open
+    # (otherwise it exits on end-of-file): model that with a plain sleep.
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        started.append(subprocess.Popen([*pdeathsig_prefix(), "sleep", "30"]))
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    (process,) = started
+    assert process.wait(timeout=5) == -9
+    # Without the prefix the same process survives its thread.
+    survivor: list[subprocess.Popen[bytes]] = []
+    thread = threading.Thread(target=lambda: survivor.append(subprocess.Popen(["sleep", "30"])))
+    thread.start()
+    thread.join()
+    time.sleep(0.2)
+    assert survivor[0].poll() is None
+    survivor[0].kill()
+    survivor[0].wait()
+
+
+def test_pdeathsig_prefix_keeps_the_pid(tmp_path: Path) -> None:
+    prefix = pdeathsig_prefix()
+    if not prefix:
+        pytest.skip("setpriv --pdeathsig is not available")
+    out = tmp_path / "pid"
+    process = subprocess.Popen(
+        [*prefix, sys.executable, "-c", f"import os; open({str(out)!r}, 'w').write(str(os.getpid()))"]
+    )
+    process.wait(timeout=10)
+    assert int(out.read_text()) == process.pid
+    assert struct.calcsize("<I") == 4
+    assert os.path.exists(prefix[0])

@@ -1,0 +1,463 @@
+"""End to end through the real google-antigravity SDK, its harness and the local model server.
+
+Everything runs offline: the harness talks to :mod:`agy_trio.testing.model_server`
+on 127.0.0.1, GEMINI_API_KEY is unset, and every folder the harness touches
+(HOME included) lives under the test's ``tmp_path``. After each test no
+``localharness`` process may remain and the backend's folder must be gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import agy_trio
+from agy_trio import AgentConfig, RuntimeConfig, StopReason, ToolCall, policy, tool
+from agy_trio.errors import (
+    AgentNotFound,
+    BackendError,
+    ChannelClosed,
+    QuotaExceeded,
+)
+from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+
+pytest.importorskip("google.antigravity")
+psutil = pytest.importorskip("psutil")
+
+from agy_trio.adapters.antigravity import AntigravityBackend, RetryPolicy  # noqa: E402
+
+pytestmark = pytest.mark.sdk
+
+FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
+SLOW_MARK = "a long answer"
+
+
+def _harnesses() -> list[Any]:
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == "localharness":
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_harness_left() -> Any:
+    assert _harnesses() == []
+    yield
+    assert _harnesses() == [], "a localharness process outlived its test"
+
+
+def _responder(request: ChatRequest) -> Reply | None:
+    if SLOW_MARK in request.user_request:
+        return Reply("word " * 150, chunk_size=5, delay=0.02)  # about three seconds
+    return None  # the server's default behaviour
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Any]:
+    async with open_model_server(_responder) as model_server:
+        yield model_server
+
+
+@asynccontextmanager
+async def sdk_runtime(
+    tmp_path: Path, **backend_options: Any
+) -> AsyncIterator[tuple[agy_trio.Runtime, AntigravityBackend]]:
+    base = tmp_path / "backend"
+    backend = AntigravityBackend(base_dir=base, **backend_options)
+    async with agy_trio.open_runtime(FAST, backend=backend) as runtime:
+        yield runtime, backend
+    assert list(base.iterdir()) == [], "the backend left its temporary folder behind"
+    assert backend.harness_pids() == []
+
+
+def _config(server: Any, **changes: Any) -> AgentConfig:
+    return AgentConfig(model="agy-trio-local", base_url=server.url, **changes)
+
+
+# ---------------------------------------------------------------------------- chat
+
+
+async def test_chat_streams_text_with_usage_and_keeps_state(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        agent = await rt.create_agent(_config(server, name="plain"))
+        response = await agent.chat("hello world")
+        deltas = [delta async for delta in response]
+        assert "".join(deltas) == "You said: hello world"
+        assert response.stop_reason is StopReason.END_TURN
+        assert response.usage is not None and response.usage.output_tokens > 0
+
+        assert await agent.turn_count() == 1
+        assert await agent.last_response() == "You said: hello world"
+        assert [(m.role, m.text) for m in await agent.history()] == [
+            ("user", "hello world"),
+            ("assistant", "You said: hello world"),
+        ]
+        assert await agent.total_usage() == response.usage
+        assert await agent.last_turn_usage() == response.usage
+        assert await agent.is_idle()
+        assert await agent.compaction_indices() == []
+
+        # Safe defaults: no built-in tool reached the model, and the harness's
+        # HOME is the backend's own folder.
+        request = server.requests[-1]
+        assert request.user_request == "hello world"
+        assert set(request.tools) <= {"finish"}
+        assert (backend.root / "home" / ".gemini").is_dir()
+        assert len(backend.harness_pids()) == 1
+
+
+async def test_send_then_wait_for_idle(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+        await agent.send("in the background")
+        with trio.fail_after(20):
+            await agent.wait_for_idle()
+        assert await agent.last_response() == "You said: in the background"
+        assert await agent.turn_count() == 1
+
+
+# ---------------------------------------------------------------------------- tools and policies
+
+
+async def test_tool_round_trip_with_an_ask_user_policy(tmp_path: Path, server: Any) -> None:
+    ran: list[tuple[str, int]] = []
+    asked: list[str] = []
+
+    @tool
+    async def lookup(topic: str, count: int) -> str:
+        """Look a topic up."""
+        await trio.sleep(0)  # Trio code: the tool runs on the Trio side
+        ran.append((topic, count))
+        return f"{topic} x{count}"
+
+    async def approve(request: policy.ToolRequest) -> bool:
+        await trio.sleep(0)
+        asked.append(request.arguments["topic"])
+        return bool(request.arguments["topic"] != "secret")
+
+    config = _config(server, tools=[lookup], policies=[policy.ask_user("lookup", approve)])
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(config)
+
+        allowed = await agent.chat('call tool lookup with {"topic": "trio", "count": 2}')
+        text = await allowed.text()
+        assert "trio x2" in text
+        (call,) = allowed.tool_calls
+        assert (call.name, call.arguments, call.result, call.error) == (
+            "lookup",
+            {"topic": "trio", "count": 2},
+            "trio x2",
+            None,
+        )
+        assert call.call_id
+
+        denied = await agent.chat('call tool lookup with {"topic": "secret", "count": 1}')
+        text = await denied.text()  # the turn is not crashed by the refusal
+        (refused,) = denied.tool_calls
+        assert refused.result is None
+        assert refused.error is not None and refused.error.startswith("denied")
+        assert "denied by policy" in text  # the model was told the tool failed
+        assert denied.stop_reason is StopReason.END_TURN
+
+        assert ran == [("trio", 2)]
+        assert asked == ["trio", "secret"]
+        tool_messages = [m for m in await agent.history() if m.role == "tool"]
+        assert [m.tool_calls[0].result for m in tool_messages] == ["trio x2", None]
+
+
+# ---------------------------------------------------------------------------- many agents
+
+
+async def test_ten_agents_at_once(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path, host_threads=2) as (rt, backend):
+        agents: dict[int, agy_trio.AgentHandle] = {}
+        answers: dict[int, str] = {}
+
+        async def create(i: int) -> None:
+            agents[i] = await rt.create_agent(_config(server, name=f"a{i}"))
+
+        async def talk(i: int) -> None:
+            answers[i] = await (await agents[i].chat(f"agent {i} here")).text()
+
+        started = time.perf_counter()
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for i in range(10):
+                    nursery.start_soon(create, i)
+            start_time = time.perf_counter() - started
+            assert len(backend.harness_pids()) == 10
+            assert [load for _, load in backend.statistics().hosts] == [5, 5]
+            async with trio.open_nursery() as nursery:
+                for i in range(10):
+                    nursery.start_soon(talk, i)
+        assert answers == {i: f"You said: agent {i} here" for i in range(10)}
+        assert len({a.conversation_id for a in agents.values()}) == 10
+        print(f"10 agents started in {start_time:.2f} s")
+
+
+# ---------------------------------------------------------------------------- cancellation
+
+
+async def test_cancel_mid_stream_then_the_next_turn_starts_at_once(
+    tmp_path: Path, server: Any
+) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+
+        response = await agent.chat(f"{SLOW_MARK} please")
+        received = []
+        async for delta in response:  # deltas arrive one by one as the model streams
+            received.append(delta)
+            if len(received) == 3:
+                break
+        await response.cancel()
+        async for delta in response:  # what was produced before the cancel, then the end
+            received.append(delta)
+        assert response.stop_reason is StopReason.CANCELLED
+        assert response.done
+        assert len(received) < 150
+
+        started = trio.current_time()
+        with trio.fail_after(5):
+            text = await (await agent.chat("quick one")).text()
+        assert text == "You said: quick one"
+        assert trio.current_time() - started < 2.0
+
+        # A reader that gives up (a cancel scope) stops the turn as well.
+        response = await agent.chat(f"{SLOW_MARK} again")
+        with trio.move_on_after(0.3):
+            async for _ in response:
+                pass
+        started = trio.current_time()
+        with trio.fail_after(5):
+            text = await (await agent.chat("and another")).text()
+        assert text == "You said: and another"
+        assert trio.current_time() - started < 2.0
+
+
+async def test_agent_cancel_stops_a_background_turn(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+        await agent.send(f"{SLOW_MARK} in the background")
+        await trio.sleep(0.3)
+        assert not await agent.is_idle()
+        with trio.fail_after(5):
+            await agent.cancel()
+            await agent.wait_for_idle()
+            assert await (await agent.chat("next")).text() == "You said: next"
+
+
+async def test_cancelled_agent_creation_leaves_no_harness(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.15):
+            with trio.move_on_after(delay):
+                await rt.create_agent(_config(server))
+            assert len(backend.harness_pids()) == len(rt.agents), f"leak after {delay} s"
+            assert len(_harnesses()) == len(rt.agents)
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+async def test_quota_error_then_recovery_with_history_intact(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        agent = await rt.create_agent(_config(server))
+        assert await (await agent.chat("first")).text() == "You said: first"
+
+        server.inject_fault(Fault.rate_limit(retry_after=1))
+        failing = await agent.chat("second")
+        with pytest.raises(QuotaExceeded) as info:
+            await failing.text()
+        assert info.value.status == 429
+        assert info.value.retry_after == 1.0
+
+        with trio.fail_after(20):
+            assert await (await agent.chat("third")).text() == "You said: third"
+        assert [(m.role, m.text) for m in await agent.history()] == [
+            ("user", "first"),
+            ("assistant", "You said: first"),
+            ("user", "second"),
+            ("user", "third"),
+            ("assistant", "You said: third"),
+        ]
+        seen = [m.get("content", "") for m in server.requests[-1].messages]
+        assert any("first" in str(content) for content in seen)  # the model kept its context
+        assert backend.statistics().reopens == 1
+
+        server.inject_fault(Fault.http_error(503))
+        failing = await agent.chat("fourth")
+        with pytest.raises(BackendError) as server_error:
+            await failing.text()
+        assert server_error.value.status == 503
+        with trio.fail_after(20):
+            assert await (await agent.chat("fifth")).text() == "You said: fifth"
+
+
+async def test_retry_policy_makes_a_transient_429_invisible(tmp_path: Path, server: Any) -> None:
+    retry = RetryPolicy(attempts=3, initial_backoff=0.05)
+    async with sdk_runtime(tmp_path, retry=retry) as (rt, backend):
+        agent = await rt.create_agent(_config(server))
+        server.inject_fault(Fault.rate_limit(retry_after=0))
+        with trio.fail_after(20):
+            response = await agent.chat("hello")
+            assert await response.text() == "You said: hello"
+        assert response.error is None
+        assert [(m.role, m.text) for m in await agent.history()] == [
+            ("user", "hello"),
+            ("assistant", "You said: hello"),
+        ]
+        assert backend.statistics().retries == 1
+
+
+async def test_retry_after_a_tool_ran_does_not_repeat_it(tmp_path: Path) -> None:
+    ran: list[str] = []
+    model: list[Any] = []
+
+    def responder(request: ChatRequest) -> Reply | None:
+        last = request.messages[-1]
+        if last.get("role") == "tool" or not request.user_request:
+            return Reply("finished after the tool")
+        return None
+
+    @tool
+    async def note(text: str) -> str:
+        """Write a note."""
+        ran.append(text)
+        # The model's next request (after this result) is refused once.
+        model[0].inject_fault(Fault.rate_limit(retry_after=0))
+        return "noted"
+
+    async with open_model_server(responder) as server:
+        model.append(server)
+        retry = RetryPolicy(initial_backoff=0.05)
+        async with sdk_runtime(tmp_path, retry=retry) as (rt, backend):
+            agent = await rt.create_agent(_config(server, tools=[note]))
+            with trio.fail_after(30):
+                response = await agent.chat('call tool note with {"text": "buy milk"}')
+                assert await response.text() == "finished after the tool"
+            assert ran == ["buy milk"]
+            assert [c.result for c in response.tool_calls] == ["noted"]
+            assert backend.statistics().retries == 1
+
+
+async def test_a_killed_harness_gives_a_typed_error_and_no_hang(
+    tmp_path: Path, server: Any
+) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        agent = await rt.create_agent(_config(server))
+
+        # Killed in the middle of a turn.
+        response = await agent.chat(f"{SLOW_MARK} before the crash")
+        async for _ in response:
+            break
+        (pid,) = backend.harness_pids()
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(15), pytest.raises(ChannelClosed):
+            await response.text()
+        with trio.fail_after(20):
+            assert await (await agent.chat("after the crash")).text() == "You said: after the crash"
+        (new_pid,) = backend.harness_pids()
+        assert new_pid != pid
+
+        # Killed while idle.
+        os.kill(new_pid, signal.SIGKILL)
+        await trio.sleep(0.2)
+        with trio.fail_after(15), pytest.raises(ChannelClosed):
+            await (await agent.chat("into the void")).text()
+        with trio.fail_after(20):
+            assert await (await agent.chat("back again")).text() == "You said: back again"
+        history = [m.text for m in await agent.history() if m.role == "assistant"]
+        assert history[-2:] == ["You said: after the crash", "You said: back again"]
+
+
+# ---------------------------------------------------------------------------- saved state
+
+
+async def test_resume_by_conversation_id_after_disconnect(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        first = await rt.create_agent(_config(server))
+        assert await (await first.chat("the word is banana")).text()
+        conversation_id = first.conversation_id
+        await first.disconnect()
+        assert backend.harness_pids() == []
+
+        resumed = await rt.create_agent(_config(server, conversation_id=conversation_id))
+        assert resumed.conversation_id == conversation_id
+        assert [m.text for m in await resumed.history()] == [
+            "the word is banana",
+            "You said: the word is banana",
+        ]
+        assert await resumed.turn_count() == 1
+        assert await (await resumed.chat("what was the word?")).text()
+        contents = " ".join(str(m.get("content", "")) for m in server.requests[-1].messages)
+        assert "banana" in contents
+
+        with pytest.raises(AgentNotFound):
+            await rt.create_agent(_config(server, conversation_id="f" * 32))
+
+
+async def test_delete_removes_the_saved_conversation(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        agent = await rt.create_agent(_config(server))
+        await (await agent.chat("something to forget")).text()
+        conversation_id = agent.conversation_id
+        database = backend.root / "conversations" / f"{conversation_id}.db"
+        transcripts = backend.root / "app_data" / "brain" / conversation_id
+        assert database.exists() and transcripts.exists()
+
+        await agent.delete()
+        assert not database.exists()
+        assert not transcripts.exists()
+        with pytest.raises(AgentNotFound):
+            await rt.create_agent(_config(server, conversation_id=conversation_id))
+
+
+async def test_clear_history_makes_the_model_forget(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+        first = await agent.chat("my secret is 1234")
+        await first.text()
+        spent = await agent.total_usage()
+
+        await agent.clear_history()
+        assert await agent.history() == []
+        assert await agent.turn_count() == 0
+        assert await agent.last_response() is None
+        assert await agent.total_usage() == spent  # spending is not forgotten
+
+        assert await (await agent.chat("what is my secret?")).text()
+        contents = " ".join(str(m.get("content", "")) for m in server.requests[-1].messages)
+        assert "1234" not in contents
+        assert [m.role for m in await agent.history()] == ["user", "assistant"]
+        assert await agent.total_usage() != spent
+
+
+async def test_user_chosen_folders_are_kept(tmp_path: Path, server: Any) -> None:
+    saved = tmp_path / "mine"
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(
+            _config(server, save_dir=saved / "conversations", home_dir=saved / "home")
+        )
+        await (await agent.chat("keep me")).text()
+        conversation_id = agent.conversation_id
+    assert (saved / "conversations" / f"{conversation_id}.db").exists()
+    assert (saved / "home" / ".gemini").is_dir()
+    assert isinstance(ToolCall("x"), ToolCall)
