@@ -69,6 +69,7 @@ from agy_trio.adapters.antigravity_config import (
     HarnessFolders,
     SdkAgentSpec,
     choose_endpoint,
+    config_classes,
     conversation_files,
     load_sdk,
     resolve_folders,
@@ -438,6 +439,7 @@ class _SdkAgent:
         self.last_usage = Usage()
         self.usage_offset = Usage()
         self.sdk_tools = [self._sdk_tool(tool) for tool in services.tools]
+        self.authorize = self._authorizer()
 
     # -- opening and closing the SDK agent
 
@@ -458,7 +460,7 @@ class _SdkAgent:
             conversation_id=self.conversation_id,
             resume=resume,
             tools=self.sdk_tools,
-            authorize=self._authorize,
+            authorize=self.authorize,
             owner=self.owner,
         )
         sdk_config = sdk_agent_config(spec)
@@ -654,13 +656,23 @@ class _SdkAgent:
         if turn is not None:
             turn.emit_nowait(call)
 
-    async def _authorize(self, tool_call: Any, reason: str = "") -> bool:
-        """The SDK ``ask_user`` handler for built-in tools: the runtime's policies decide."""
-        del reason
-        allowed = await self.host.call_trio(
-            self.services.authorize, _name(tool_call.name), dict(tool_call.args)
-        )
-        return bool(allowed)
+    def _authorizer(self) -> Callable[..., Any]:
+        """The SDK ``ask_user`` handler for built-in tools: the runtime's policies decide.
+
+        A plain function, not a bound method: the SDK deep-copies its config,
+        policies included, and a bound method would drag this object (and its
+        locks) into the copy.
+        """
+        host, services = self.host, self.services
+
+        async def authorize(tool_call: Any, reason: str = "") -> bool:
+            del reason
+            allowed = await host.call_trio(
+                services.authorize, _name(tool_call.name), dict(tool_call.args)
+            )
+            return bool(allowed)
+
+        return authorize
 
     # -- turns
 
@@ -1094,7 +1106,7 @@ class AntigravityBackend:
         self.shutdown_grace = float(shutdown_grace)
         self.cancel_grace = float(cancel_grace)
         self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
-        self.prefix = pdeathsig_prefix()
+        self.prefix: tuple[str, ...] = ()
         self.registry = HarnessRegistry()
         self.hosts = [AioHost(f"agy-trio-antigravity-{i}") for i in range(threads)]
         self._load = dict.fromkeys(range(threads), 0)
@@ -1114,6 +1126,9 @@ class AntigravityBackend:
         self._started = True
         base = self.base_dir
         self._root = Path(await trio.to_thread.run_sync(_make_root, base))
+        # One-time work that would otherwise stall the first agent's host loop:
+        # probing setpriv, and building the SDK config classes (~90 ms).
+        self.prefix = await trio.to_thread.run_sync(_prepare)
         for host in self.hosts:
             await host.start(nursery)
 
@@ -1233,6 +1248,13 @@ class AntigravityBackend:
 
 async def _open_agent(agent: _SdkAgent, resume: bool) -> None:
     await agent.open(resume=resume)
+
+
+def _prepare() -> tuple[str, ...]:
+    config_classes()
+    importlib.import_module("google.antigravity.connections.local.local_openai_connection")
+    importlib.import_module("google.antigravity.tools.tool_runner")
+    return pdeathsig_prefix()
 
 
 def _make_root(base: str | None) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "SdkAgentSpec",
     "builtin_tool_names",
     "choose_endpoint",
+    "config_classes",
     "conversation_files",
     "load_sdk",
     "resolve_folders",
@@ -219,7 +220,7 @@ def conversation_files(folders: HarnessFolders, conversation_id: str) -> list[Pa
 
 
 @functools.cache
-def _config_classes() -> tuple[type[Any], type[Any]]:
+def config_classes() -> tuple[type[Any], type[Any]]:
     """SDK config subclasses whose strategy starts the harness through our launcher."""
     sdk = load_sdk()
 
@@ -312,7 +313,7 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
         if spec.resume
         else continuation.CREATE_ONLY,
     }
-    openai_config, gemini_config = _config_classes()
+    openai_config, gemini_config = config_classes()
     try:
         if spec.endpoint is Endpoint.OPENAI_COMPATIBLE:
             return openai_config(model=config.model, base_url=config.base_url, **common)

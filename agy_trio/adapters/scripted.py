@@ -337,7 +337,9 @@ class _AgentRuntime:
     ) -> None:
         state = self.state
         state.history.append(Message("user", prompt))
-        await self.host.call_trio(self.services.turn_started)
+        observes_turns = self.services.observes_turns
+        if observes_turns:
+            await self.host.call_trio(self.services.turn_started)
         text: list[str] = []
         calls: list[ToolCall] = []
         output_words = 0
@@ -374,7 +376,8 @@ class _AgentRuntime:
         state.last = usage
         state.total = state.total + usage
         state.last_response = answer
-        await self.host.call_trio(self.services.turn_ended)
+        if observes_turns:
+            await self.host.call_trio(self.services.turn_ended)
         if bridge is not None:
             bridge.put_nowait(TurnEnd(usage, StopReason.END_TURN))
             bridge.finish()

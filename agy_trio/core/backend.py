@@ -50,6 +50,13 @@ class AgentServices(Protocol):
     async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
         """Ask the policies whether a tool the backend runs itself may run (fail closed)."""
 
+    @property
+    def observes_turns(self) -> bool:
+        """Whether :meth:`turn_started` / :meth:`turn_ended` do anything at all.
+
+        Each is a round trip into Trio; a backend skips both when this is False.
+        """
+
     async def turn_started(self) -> None:
         """Run the agent's turn-start hooks."""
 

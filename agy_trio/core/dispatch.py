@@ -162,6 +162,11 @@ class ToolDispatcher:
             return False
         return True
 
+    @property
+    def observes_turns(self) -> bool:
+        """Whether the agent has turn hooks (a backend may skip the crossing when not)."""
+        return bool(self._hooks.on_turn_start or self._hooks.on_turn_end)
+
     async def turn_started(self) -> None:
         """Run the agent's ``on_turn_start`` hooks."""
         await self._hooks.run_turn_start(self._agent_id, handler_timeout=self._handler_timeout)

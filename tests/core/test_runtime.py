@@ -638,3 +638,39 @@ async def test_stuck_host_thread_is_reported_not_waited_for(
         assert trio.current_time() - start <= 4 * config.shutdown_timeout + 2 * grace
     finally:
         release.set()
+
+
+async def test_hooks_run_in_order_on_the_trio_side(fast: RuntimeConfig) -> None:
+    seen: list[tuple[str, str]] = []
+    trio_thread = threading.current_thread().name
+
+    def record(kind: str) -> Callable[[Any], Any]:
+        async def hook(event: Any) -> None:
+            assert threading.current_thread().name == trio_thread
+            seen.append((kind, getattr(event, "tool", "")))
+
+        return hook
+
+    @agy_trio.tool
+    def ping() -> str:
+        """Answer pong."""
+        seen.append(("tool", "ping"))
+        return "pong"
+
+    hooks = agy_trio.Hooks(
+        on_turn_start=[record("turn_start")],
+        before_tool=[record("before")],
+        after_tool=[record("after")],
+        on_turn_end=[record("turn_end")],
+    )
+    backend = ScriptedBackend([Turn([CallTool("ping"), Say("done")])])
+    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+        agent = await rt.create_agent(AgentConfig(tools=(ping,), hooks=hooks))
+        assert await (await agent.chat("go")).text() == "done"
+    assert seen == [
+        ("turn_start", ""),
+        ("before", "ping"),
+        ("tool", "ping"),
+        ("after", "ping"),
+        ("turn_end", ""),
+    ]

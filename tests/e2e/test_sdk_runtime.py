@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +23,7 @@ import pytest
 import trio
 
 import agy_trio
-from agy_trio import AgentConfig, RuntimeConfig, StopReason, ToolCall, policy, tool
+from agy_trio import AgentConfig, RuntimeConfig, StopReason, policy, tool
 from agy_trio.errors import (
     AgentNotFound,
     BackendError,
@@ -181,6 +184,42 @@ async def test_tool_round_trip_with_an_ask_user_policy(tmp_path: Path, server: A
         assert asked == ["trio", "secret"]
         tool_messages = [m for m in await agent.history() if m.role == "tool"]
         assert [m.tool_calls[0].result for m in tool_messages] == ["trio x2", None]
+
+
+async def test_builtin_tools_are_off_by_default_and_guarded_by_policies(
+    tmp_path: Path, server: Any
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text("the launch code is 42\n")
+    (workspace / "private.txt").write_text("do not read\n")
+    asked: list[str] = []
+
+    def approve(request: policy.ToolRequest) -> bool:
+        path = str(request.arguments.get("AbsolutePath", ""))
+        asked.append(Path(path).name)
+        return path.endswith("notes.txt")
+
+    config = _config(
+        server,
+        builtin_tools=["view_file"],
+        workspaces=[workspace],
+        policies=[policy.ask_user("view_file", approve)],
+    )
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(config)
+        allowed = await agent.chat(
+            f'call tool view_file with {{"AbsolutePath": "{workspace / "notes.txt"}"}}'
+        )
+        assert "the launch code is 42" in await allowed.text()
+        assert [c.name for c in allowed.tool_calls] == ["view_file"]
+        assert "view_file" in server.requests[-1].tools
+
+        refused = await agent.chat(
+            f'call tool view_file with {{"AbsolutePath": "{workspace / "private.txt"}"}}'
+        )
+        assert "do not read" not in await refused.text()
+        assert asked == ["notes.txt", "private.txt"]
 
 
 # ---------------------------------------------------------------------------- many agents
@@ -460,4 +499,58 @@ async def test_user_chosen_folders_are_kept(tmp_path: Path, server: Any) -> None
         conversation_id = agent.conversation_id
     assert (saved / "conversations" / f"{conversation_id}.db").exists()
     assert (saved / "home" / ".gemini").is_dir()
-    assert isinstance(ToolCall("x"), ToolCall)
+
+
+# ---------------------------------------------------------------------------- process life
+
+
+async def test_leaving_the_runtime_mid_turn_stops_everything(tmp_path: Path, server: Any) -> None:
+    started = trio.current_time()
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+        other = await rt.create_agent(_config(server))
+        response = await agent.chat(f"{SLOW_MARK} while we leave")
+        async for _ in response:
+            break
+        other.try_shutdown()
+    assert trio.current_time() - started < 10
+
+
+CRASHING_PROGRAM = """
+import os, sys, trio, agy_trio
+from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import open_model_server
+
+async def main():
+    async with open_model_server() as server:
+        backend = AntigravityBackend(base_dir=sys.argv[1])
+        async with agy_trio.open_runtime(backend=backend) as rt:
+            await rt.create_agent(agy_trio.AgentConfig(model="m", base_url=server.url))
+            print(*backend.harness_pids(), flush=True)
+            await trio.sleep(60)
+
+trio.run(main)
+"""
+
+
+def test_no_harness_outlives_a_crash_of_python(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CRASHING_PROGRAM), str(tmp_path / "crash")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"},
+    ) as child:
+        assert child.stdout is not None
+        (pid,) = (int(word) for word in child.stdout.readline().split())
+        assert psutil.Process(pid).name() == "localharness"
+        child.kill()  # no clean-up code runs
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"harness {pid} survived the crash of its Python process")

@@ -1,0 +1,336 @@
+"""The contenders of the round-trip comparisons: ways for Trio code to await asyncio code.
+
+Every contender answers the same question, the cheapest possible asyncio
+coroutine (``probe``: is an event set?), ``callers`` times in parallel, each
+caller ``per_caller`` times in a row. agy_trio answers it through its public
+API (``agent.is_idle()`` on the scripted backend), which runs exactly such a
+coroutine on its asyncio host. Each function sets its world up, warms it up,
+measures, tears it down, and returns wall and CPU microseconds per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import outcome
+import trio
+
+from benchmarks._common import Timer
+
+Measure = dict[str, float]
+Call = Callable[[int], Awaitable[Any]]
+
+
+async def probe(flag: asyncio.Event) -> bool:
+    """The asyncio work of one round trip: as small as an ``is_idle`` query."""
+    return flag.is_set()
+
+
+async def _make_event() -> asyncio.Event:
+    return asyncio.Event()
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def _per_call(t: Timer, n: int) -> Measure:
+    return {"wall_us": t.wall / n * 1e6, "cpu_us": t.cpu / n * 1e6}
+
+
+async def _trio_callers(call: Call, callers: int, per_caller: int) -> None:
+    async def one(i: int) -> None:
+        for _ in range(per_caller):
+            await call(i)
+
+    if callers == 1:
+        await one(0)
+        return
+    async with trio.open_nursery() as nursery:
+        for i in range(callers):
+            nursery.start_soon(one, i)
+
+
+async def trio_measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
+    await _trio_callers(call, callers, warmup)
+    with Timer() as t:
+        await _trio_callers(call, callers, per_caller)
+    return _per_call(t, callers * per_caller)
+
+
+async def _asyncio_callers(call: Call, callers: int, per_caller: int) -> None:
+    async def one(i: int) -> None:
+        for _ in range(per_caller):
+            await call(i)
+
+    if callers == 1:
+        await one(0)
+        return
+    await asyncio.gather(*(one(i) for i in range(callers)))
+
+
+async def asyncio_measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
+    await _asyncio_callers(call, callers, warmup)
+    with Timer() as t:
+        await _asyncio_callers(call, callers, per_caller)
+    return _per_call(t, callers * per_caller)
+
+
+# ---------------------------------------------------------------------------- agy_trio
+
+
+def agy_thread(
+    callers: int, per_caller: int, warmup: int, *, dispatch: str = "caller", host: Any = None
+) -> Measure:
+    """agy_trio with its default thread host: ``agent.is_idle()`` through the public API."""
+    import agy_trio
+    from agy_trio.adapters.scripted import ScriptedBackend
+
+    async def main() -> Measure:
+        config = agy_trio.RuntimeConfig(inter_agent_delay=0, command_dispatch=dispatch)
+        backend = ScriptedBackend(host=host() if host is not None else None)
+        async with agy_trio.open_runtime(config, backend=backend) as rt:
+            agents = [await rt.create_agent() for _ in range(callers)]
+            return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
+
+    return trio.run(main)
+
+
+def agy_guest(callers: int, per_caller: int, warmup: int) -> Measure:
+    """agy_trio in guest mode: Trio is a guest of the asyncio loop, same thread."""
+    import agy_trio
+    from agy_trio.adapters.guest import GuestHost, run_trio_guest
+    from agy_trio.adapters.scripted import ScriptedBackend
+
+    async def trio_main() -> Measure:
+        config = agy_trio.RuntimeConfig(inter_agent_delay=0)
+        backend = ScriptedBackend(host=GuestHost())
+        async with agy_trio.open_runtime(config, backend=backend) as rt:
+            agents = [await rt.create_agent() for _ in range(callers)]
+            return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
+
+    return asyncio.run(run_trio_guest(trio_main))
+
+
+def agy_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
+    """The scripted backend's session called directly, skipping the runtime's command layer."""
+    import agy_trio
+
+    async def main() -> Measure:
+        async with agy_trio.open_runtime(agy_trio.RuntimeConfig(inter_agent_delay=0)) as rt:
+            agents = [await rt.create_agent() for _ in range(callers)]
+            sessions = [rt._agents[a.agent_id].session for a in agents]
+            return await trio_measure(lambda i: sessions[i].is_idle(), callers, per_caller, warmup)
+
+    return trio.run(main)
+
+
+def aiohost_run(callers: int, per_caller: int, warmup: int, *, host_cls: Any = None) -> Measure:
+    """``AioHost.run(probe)`` alone: the host's crossing without runtime or backend."""
+    from agy_trio.adapters.aio_host import AioHost
+
+    async def main() -> Measure:
+        async with trio.open_nursery() as nursery:
+            host = (host_cls or AioHost)("bench-aio-host")
+            await host.start(nursery)
+            flag = await host.run(_make_event)
+            try:
+                return await trio_measure(
+                    lambda i: host.run(probe, flag), callers, per_caller, warmup
+                )
+            finally:
+                await host.aclose()
+                nursery.cancel_scope.cancel()
+
+    return trio.run(main)
+
+
+# ---------------------------------------------------------------------------- the others
+
+
+class _LoopThread:
+    """A bare asyncio loop on its own thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-loop", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+def raw_primitive(callers: int, per_caller: int, warmup: int) -> Measure:
+    """The floor for crossing threads: one call_soon_threadsafe there, one run_sync_soon back."""
+
+    async def main() -> Measure:
+        token = trio.lowlevel.current_trio_token()
+        lt = _LoopThread()
+        loop = lt.loop
+        flag = asyncio.run_coroutine_threadsafe(_make_event(), loop).result()
+
+        async def call(_: int) -> Any:
+            task = trio.lowlevel.current_task()
+
+            def done(t: asyncio.Task[Any]) -> None:
+                token.run_sync_soon(trio.lowlevel.reschedule, task, outcome.capture(t.result))
+
+            def submit() -> None:
+                loop.create_task(probe(flag)).add_done_callback(done)
+
+            loop.call_soon_threadsafe(submit)
+            return await trio.lowlevel.wait_task_rescheduled(
+                lambda _: trio.lowlevel.Abort.FAILED
+            )
+
+        try:
+            return await trio_measure(call, callers, per_caller, warmup)
+        finally:
+            lt.close()
+
+    return trio.run(main)
+
+
+def trio_asyncio_contender(callers: int, per_caller: int, warmup: int) -> Measure:
+    """trio-asyncio: an asyncio loop running inside Trio (same thread), ``aio_as_trio``."""
+    import trio_asyncio
+
+    async def main() -> Measure:
+        async with trio_asyncio.open_loop():
+            flag = asyncio.Event()
+            wrapped = trio_asyncio.aio_as_trio(probe)
+            return await trio_measure(lambda i: wrapped(flag), callers, per_caller, warmup)
+
+    return trio.run(main)
+
+
+def anyio_portal(callers: int, per_caller: int, warmup: int) -> Measure:
+    """anyio's BlockingPortal (an asyncio loop on a thread), reached through ``trio.to_thread``."""
+    from anyio.from_thread import start_blocking_portal
+
+    async def main() -> Measure:
+        with start_blocking_portal("asyncio") as portal:
+            flag = portal.call(_make_event)
+
+            async def call(_: int) -> Any:
+                return await trio.to_thread.run_sync(portal.call, probe, flag)
+
+            return await trio_measure(call, callers, per_caller, warmup)
+
+    return trio.run(main)
+
+
+def naive_to_thread(callers: int, per_caller: int, warmup: int) -> Measure:
+    """The naive bridge: a Trio worker thread blocks on ``run_coroutine_threadsafe(...).result()``."""
+
+    async def main() -> Measure:
+        lt = _LoopThread()
+        loop = lt.loop
+        flag = asyncio.run_coroutine_threadsafe(_make_event(), loop).result()
+
+        def blocking() -> Any:
+            return asyncio.run_coroutine_threadsafe(probe(flag), loop).result()
+
+        try:
+            return await trio_measure(
+                lambda i: trio.to_thread.run_sync(blocking), callers, per_caller, warmup
+            )
+        finally:
+            lt.close()
+
+    return trio.run(main)
+
+
+def asyncio_in_loop(callers: int, per_caller: int, warmup: int) -> Measure:
+    """The floor: plain asyncio awaiting a new task on its own loop (create_task + await)."""
+
+    async def main() -> Measure:
+        loop = asyncio.get_running_loop()
+        flag = asyncio.Event()
+        return await asyncio_measure(
+            lambda i: loop.create_task(probe(flag)), callers, per_caller, warmup
+        )
+
+    return asyncio.run(main())
+
+
+def batching_host_runtime(callers: int, per_caller: int, warmup: int) -> Measure:
+    """Prototype: the full runtime over the batching thread host."""
+    from benchmarks._prototypes import BatchingAioHost
+
+    return agy_thread(callers, per_caller, warmup, host=BatchingAioHost)
+
+
+# key -> (label, kind, function, note)
+CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] = {
+    "agy_thread": (
+        "agy_trio, thread host",
+        "agy",
+        agy_thread,
+        "agent.is_idle() through the public API; asyncio loop on its own thread",
+    ),
+    "agy_guest": (
+        "agy_trio, guest mode",
+        "agy",
+        agy_guest,
+        "agent.is_idle(); Trio as a guest of the asyncio loop, one thread",
+    ),
+    "raw": (
+        "raw primitive",
+        "baseline",
+        raw_primitive,
+        "call_soon_threadsafe to submit, TrioToken.run_sync_soon to wake",
+    ),
+    "trio_asyncio": (
+        "trio-asyncio aio_as_trio",
+        "baseline",
+        trio_asyncio_contender,
+        "asyncio loop inside Trio, same thread",
+    ),
+    "anyio_portal": (
+        "anyio BlockingPortal via trio.to_thread",
+        "baseline",
+        anyio_portal,
+        "worker thread blocks on portal.call",
+    ),
+    "naive": (
+        "to_thread + run_coroutine_threadsafe",
+        "baseline",
+        naive_to_thread,
+        "worker thread blocks on .result()",
+    ),
+    "asyncio": (
+        "asyncio in-loop (floor)",
+        "baseline",
+        asyncio_in_loop,
+        "create_task + await on the same loop; no Trio, no crossing",
+    ),
+    "agy_session": (
+        "scripted session, no runtime layer",
+        "prototype",
+        agy_session_direct,
+        "the backend session's is_idle() called directly: the runtime's command layer removed",
+    ),
+    "aiohost": (
+        "AioHost.run alone",
+        "prototype",
+        aiohost_run,
+        "the thread host's crossing without runtime or backend",
+    ),
+    "agy_dispatch_task": (
+        "agy_trio, thread host, command_dispatch='task'",
+        "prototype",
+        lambda c, p, w: agy_thread(c, p, w, dispatch="task"),
+        "commands travel over the command channel to a dispatch task",
+    ),
+    "proto_batching": (
+        "prototype: batching thread host",
+        "prototype",
+        batching_host_runtime,
+        "full runtime; result handed back at the coroutine's end, wake-ups batched both ways",
+    ),
+}

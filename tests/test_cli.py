@@ -1,0 +1,50 @@
+"""The command line: the main job, chat, and help."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from agy_trio.cli import cli
+
+
+def test_run_with_the_scripted_backend_shows_agents_chatting() -> None:
+    result = CliRunner().invoke(
+        cli, ["run", "--backend", "scripted", "--agents", "3", "--turns", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scripted backend" in result.output
+    for i in (1, 2, 3):
+        assert f"agent-{i}" in result.output
+    summary = re.search(r"3 agents, (\d+) commands ok, (\d+) failed", result.output)
+    assert summary is not None, result.output
+    assert int(summary.group(2)) == 0
+    # create + 2 chats + shutdown per agent at least
+    assert int(summary.group(1)) >= 3 * 4
+
+
+def test_chat_streams_the_answer() -> None:
+    result = CliRunner().invoke(cli, ["chat", "--backend", "scripted", "hello cli"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "You said: hello cli"
+
+
+def test_bad_arguments_are_rejected() -> None:
+    result = CliRunner().invoke(cli, ["run", "--backend", "scripted", "--agents", "0"])
+    assert result.exit_code != 0
+    assert "--agents" in result.output
+
+
+def test_module_entry_point_prints_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "agy_trio", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    for command in ("run", "chat", "serve-model", "bench"):
+        assert command in out.stdout
