@@ -185,6 +185,7 @@ async def _run_agents(
                 for name in progress:
                     nursery.start_soon(one, name)
         stats = rt.statistics()
+    console.print()
     console.print(
         f"{n_agents} agents, {stats.completed} commands ok, {stats.failed} failed, "
         f"{time.monotonic() - started:.2f} s"

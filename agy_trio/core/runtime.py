@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -298,25 +299,35 @@ class Runtime:
             reply.send(result)
 
     async def _run_command(self, command: cmds.Command[Any], scope: trio.CancelScope) -> Any:
-        """Run one command inside ``scope``, which shutdown may cancel."""
+        """Run one command inside ``scope``, which shutdown may cancel.
+
+        The same scope carries the command's safety-net time limit
+        (``operation_timeout``): one cancel scope per command instead of two,
+        because entering a scope is a large share of what a cheap command
+        costs on the Trio side.
+        """
         started = time.perf_counter()
         scopes = self._scopes
         if not scopes:
             self._idle = trio.Event()
         scopes.add(scope)
         ok = False
+        # wait_for_wakeup is bounded by its own timeout argument instead.
+        waits = type(command) is cmds.WaitForWakeup
+        limit = math.inf if waits else self.config.operation_timeout
+        scope.deadline = trio.current_time() + limit
         try:
             with scope:
                 result = await self._execute(command)
                 ok = True
                 return result
-            # Only reached when ``scope`` itself was cancelled: by shutdown, or
-            # (dispatched commands) because the waiting caller gave up.
-            raise (
-                self._closed_error()
-                if self._closing
-                else RuntimeClosed(f"{command.name}: cancelled")
-            )
+            # Only reached when ``scope`` itself fired: shutdown, its deadline,
+            # or (dispatched commands) the waiting caller giving up.
+            if self._closed_reason is not None:
+                raise self._closed_reason
+            if command.reply.abandoned:
+                raise RuntimeClosed(f"{command.name}: cancelled")
+            raise OperationTimeout(command.name, limit)
         except AgyError:
             raise
         except Exception:
@@ -347,7 +358,7 @@ class Runtime:
         kind = type(command)
         if kind is cmds.CreateAgent:
             assert isinstance(command, cmds.CreateAgent)
-            return await self._bounded(command.name, self._create_agent(command))
+            return await self._create_agent(command)
         record = self._agents.get(command.agent_id)
         if record is None:
             await trio.lowlevel.checkpoint()
@@ -363,21 +374,12 @@ class Runtime:
             await trio.lowlevel.checkpoint()
             return None
         if kind is cmds.Send:
-            return await self._bounded(command.name, self._send(record, command))
+            return await self._send(record, command)
         if kind is cmds.Cancel:
-            return await self._bounded(command.name, self._cancel_turns(record))
+            return await self._cancel_turns(record)
         if kind in (cmds.ShutdownAgent, cmds.Delete, cmds.Disconnect):
-            return await self._bounded(command.name, self._end_agent(record, command))
-        return await self._bounded(command.name, command.execute(record.session))
-
-    async def _bounded(self, name: str, work: Any) -> Any:
-        """Await ``work`` under ``operation_timeout``, the outer safety net."""
-        timeout = self.config.operation_timeout
-        with trio.move_on_after(timeout) as scope:
-            return await work
-        if scope.cancelled_caught:
-            raise OperationTimeout(name, timeout)
-        raise AssertionError("unreachable")  # pragma: no cover
+            return await self._end_agent(record, command)
+        return await command.execute(record.session)
 
     # ------------------------------------------------------------------ agent life cycle
 
@@ -417,12 +419,14 @@ class Runtime:
 
     async def _chat(self, record: _AgentRecord, command: cmds.Chat) -> ChatResponse:
         chat_timeout = self._chat_timeout(record)
-        deadline = trio.current_time() + chat_timeout
         quota = self.quota.state_for(record.config.quota_key)
+        # Waiting out a quota backoff or a pacing slot is not part of the turn:
+        # only operation_timeout bounds it. The turn's clock starts here.
+        await quota.wait()
+        await self._pacer.wait_turn()
+        record.wake()
+        deadline = trio.current_time() + chat_timeout
         with trio.move_on_at(deadline) as start_scope:
-            await quota.wait()
-            await self._pacer.wait_turn()
-            record.wake()
             try:
                 stream = await record.session.chat(command.content)
             except QuotaExceeded as exc:

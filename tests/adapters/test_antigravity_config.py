@@ -87,7 +87,9 @@ def _spec(tmp_path: Path, config: AgentConfig, *, resume: bool = False, **kw: An
 def test_openai_compatible_config_has_no_builtin_tools_and_private_folders(
     tmp_path: Path,
 ) -> None:
-    config = AgentConfig(model="m", base_url="http://127.0.0.1:9/v1", system_instructions="Be brief")
+    config = AgentConfig(
+        model="m", base_url="http://127.0.0.1:9/v1", system_instructions="Be brief"
+    )
     sdk_config = sdk_agent_config(_spec(tmp_path, config))
     assert isinstance(sdk_config, sdk.LocalOpenAIAgentConfig)
     assert sdk_config.base_url == "http://127.0.0.1:9/v1"

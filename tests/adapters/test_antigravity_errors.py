@@ -161,7 +161,7 @@ def test_status_parsing(message: str, status: int | None) -> None:
         ("Please try again in 1.5 seconds.", 1.5),
         ("Please try again in 250ms", 0.25),
         ("try again in 2m", 120.0),
-        ('"details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]', 7),
+        ('"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"', 7),
         ('"retryDelay": "1.25s"', 1.25),
         ("Retry-After: 12", 12.0),
         ('{"retry_after": 4}', 4.0),

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig, StopReason, policy, tool
@@ -147,12 +148,12 @@ async def test_tool_round_trip_with_an_ask_user_policy(tmp_path: Path, server: A
     @tool
     async def lookup(topic: str, count: int) -> str:
         """Look a topic up."""
-        await trio.sleep(0)  # Trio code: the tool runs on the Trio side
+        await trio.lowlevel.checkpoint()  # Trio code: the tool runs on the Trio side
         ran.append((topic, count))
         return f"{topic} x{count}"
 
     async def approve(request: policy.ToolRequest) -> bool:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         asked.append(request.arguments["topic"])
         return bool(request.arguments["topic"] != "secret")
 
