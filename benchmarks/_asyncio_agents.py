@@ -135,6 +135,7 @@ class _NoServices:
 
     agent_id = "baseline"
     tools = ()
+    observes_turns = False
 
     async def turn_started(self) -> None:
         return None
