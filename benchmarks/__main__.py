@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in item.split(","):
             name = name.strip()
             if name not in BENCHMARKS:
-                print(f"unknown comparison {name!r}; choose from {', '.join(BENCHMARKS)}",
-                      file=sys.stderr)
+                print(
+                    f"unknown comparison {name!r}; choose from {', '.join(BENCHMARKS)}",
+                    file=sys.stderr,
+                )
                 return 2
             if name not in selected:
                 selected.append(name)

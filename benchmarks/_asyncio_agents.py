@@ -167,7 +167,11 @@ class AsyncioAgents:
         self._count += 1
         state = _AgentState(f"baseline-{self._count}")
         return _AgentRuntime(
-            self.backend, f"agent-{self._count}", state, self._services, self._host  # type: ignore[arg-type]
+            self.backend,
+            f"agent-{self._count}",
+            state,
+            self._services,  # type: ignore[arg-type]
+            self._host,  # type: ignore[arg-type]
         )
 
     async def chat(self, agent: _AgentRuntime, prompt: str) -> AsyncioResponse:

@@ -52,8 +52,10 @@ class Summary:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Summary:
-        return cls(**{k: data[k] for k in ("median", "q1", "q3", "min", "max", "n")},
-                   samples=list(data.get("samples", [])))
+        return cls(
+            **{k: data[k] for k in ("median", "q1", "q3", "min", "max", "n")},
+            samples=list(data.get("samples", [])),
+        )
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -183,9 +183,7 @@ def raw_primitive(callers: int, per_caller: int, warmup: int) -> Measure:
                 loop.create_task(probe(flag)).add_done_callback(done)
 
             loop.call_soon_threadsafe(submit)
-            return await trio.lowlevel.wait_task_rescheduled(
-                lambda _: trio.lowlevel.Abort.FAILED
-            )
+            return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
 
         try:
             return await trio_measure(call, callers, per_caller, warmup)
@@ -225,7 +223,7 @@ def anyio_portal(callers: int, per_caller: int, warmup: int) -> Measure:
 
 
 def naive_to_thread(callers: int, per_caller: int, warmup: int) -> Measure:
-    """The naive bridge: a Trio worker thread blocks on ``run_coroutine_threadsafe(...).result()``."""
+    """The naive bridge: a worker thread blocks on ``run_coroutine_threadsafe(...).result()``."""
 
     async def main() -> Measure:
         lt = _LoopThread()
@@ -273,6 +271,13 @@ def batching_host_runtime(callers: int, per_caller: int, warmup: int) -> Measure
     from benchmarks._prototypes import BatchingAioHost
 
     return agy_thread(callers, per_caller, warmup, host=BatchingAioHost)
+
+
+def batching_host_alone(callers: int, per_caller: int, warmup: int) -> Measure:
+    """Prototype: the batching thread host's crossing alone (compare with AioHost.run alone)."""
+    from benchmarks._prototypes import BatchingAioHost
+
+    return aiohost_run(callers, per_caller, warmup, host_cls=BatchingAioHost)
 
 
 # key -> (label, kind, function, note)
@@ -342,5 +347,11 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] 
         "prototype",
         batching_host_runtime,
         "full runtime; result handed back at the coroutine's end, wake-ups batched both ways",
+    ),
+    "proto_batching_alone": (
+        "prototype: batching host alone",
+        "prototype",
+        batching_host_alone,
+        "compare with AioHost.run alone",
     ),
 }

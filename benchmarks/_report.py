@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchmarks._common import BenchResult, Row, fmt
 
+DASH = "\u2013"
 KIND_LABEL = {"agy": "agy_trio", "baseline": "baseline", "prototype": "experiment"}
 KIND_COLOR = {"agy": "#1f77b4", "baseline": "#8c8c8c", "prototype": "#ff7f0e"}
 
@@ -74,8 +75,10 @@ def chart(result: BenchResult, path: Path) -> Path | None:
             )
         title = f"{result.title}" + (f": {group}" if group else "")
         ax.set_title(title, fontsize=10)
-        ax.set_xlabel(f"{metric.label} ({metric.unit}); bars: median, whiskers: IQR, ticks: min/max",
-                      fontsize=8)
+        ax.set_xlabel(
+            f"{metric.label} ({metric.unit}); bars: median, whiskers: IQR, ticks: min/max",
+            fontsize=8,
+        )
         ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,7 @@ def _metric_cells(row: Row, result: BenchResult) -> list[str]:
             continue
         d = metric.digits
         cells.append(f"**{fmt(s.median, d)}**")
-        cells.append(f"{fmt(s.q1, d)}–{fmt(s.q3, d)} ({fmt(s.min, d)}–{fmt(s.max, d)})")
+        cells.append(f"{fmt(s.q1, d)}{DASH}{fmt(s.q3, d)} ({fmt(s.min, d)}{DASH}{fmt(s.max, d)})")
     return cells
 
 
@@ -116,7 +119,7 @@ def section(result: BenchResult, md_dir: Path, chart_path: Path | None) -> str:
     if result.rows:
         head = ["Contender", "Kind"]
         for metric in result.metrics:
-            head += [f"{metric.label} ({metric.unit}), median", "IQR (min–max)"]
+            head += [f"{metric.label} ({metric.unit}), median", f"IQR (min{DASH}max)"]
         head.append("Note")
         groups: list[str] = []
         for row in result.rows:
@@ -135,7 +138,12 @@ def section(result: BenchResult, md_dir: Path, chart_path: Path | None) -> str:
                 lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
             lines.append("")
     if result.targets:
-        lines += ["**Targets**", "", "| Goal | Met | Measured, and the cause of any gap |", "|---|---|---|"]
+        lines += [
+            "**Targets**",
+            "",
+            "| Goal | Met | Measured, and the cause of any gap |",
+            "|---|---|---|",
+        ]
         for t in result.targets:
             met = "yes" if t.met else ("no" if t.met is not None else "not measured")
             lines.append(f"| {t.goal} | {met} | {t.detail} |")
@@ -150,9 +158,7 @@ def section(result: BenchResult, md_dir: Path, chart_path: Path | None) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(
-    results: Sequence[BenchResult], md_path: Path, chart_dir: Path
-) -> Path:
+def write_markdown(results: Sequence[BenchResult], md_path: Path, chart_dir: Path) -> Path:
     md_dir = md_path.parent
     md_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# agy_trio benchmark results", ""]
@@ -180,9 +186,7 @@ def write_markdown(
             f"{env.get('memory_gib')} GiB RAM |",
             "",
         ]
-        summary = [
-            (r.name, t) for r in results for t in r.targets
-        ]
+        summary = [(r.name, t) for r in results for t in r.targets]
         if summary:
             lines += ["## Targets at a glance", "", "| Comparison | Goal | Met |", "|---|---|---|"]
             for name, t in summary:

@@ -23,7 +23,9 @@ METRICS = [
 CROSS_THREAD = ("raw", "anyio_portal", "naive")
 
 
-def rows_from(data: dict[str, dict[str, list[float]]], keys: list[str], group: str = "") -> list[Row]:
+def rows_from(
+    data: dict[str, dict[str, list[float]]], keys: list[str], group: str = ""
+) -> list[Row]:
     rows = []
     for key in keys:
         label, kind, _, note = CONTENDERS[key]
@@ -85,8 +87,7 @@ def targets(result: BenchResult) -> list[Target]:
         Target(
             "thread host within 1.2x of the raw primitive",
             ratio <= 1.2,
-            f"{fmt(agy)} vs {fmt(raw)} µs = {ratio:.2f}x. "
-            + ("" if ratio <= 1.2 else cause),
+            f"{fmt(agy)} vs {fmt(raw)} µs = {ratio:.2f}x. " + ("" if ratio <= 1.2 else cause),
         )
     )
     others = {k: m(k) for k in CROSS_THREAD if k != "raw" and m(k) is not None}

@@ -66,4 +66,6 @@ def targets(result: BenchResult) -> list[Target]:
             "µs per call: under concurrency the crossings batch up, and what remains is "
             "CPU spent on the Trio thread per command."
         )
-    return [Target("64 concurrent callers: at most half of trio-asyncio's per-call cost", ok, detail)]
+    return [
+        Target("64 concurrent callers: at most half of trio-asyncio's per-call cost", ok, detail)
+    ]

@@ -130,6 +130,13 @@ def asyncio_baseline(agents: int, chunks: int) -> Measure:
     return asyncio.run(main())
 
 
+def lean_reader(agents: int, chunks: int) -> Measure:
+    from benchmarks._prototypes import lean_chat_response_iteration
+
+    with lean_chat_response_iteration():
+        return agy_thread(agents, chunks)
+
+
 CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
     "agy_thread": ("agy_trio, thread host", "agy", agy_thread, "batches cross the thread"),
     "agy_guest": ("agy_trio, guest mode", "agy", agy_guest, "one thread"),
@@ -138,6 +145,12 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
         "baseline",
         asyncio_baseline,
         "same producer, asyncio reader",
+    ),
+    "proto_lean_reader": (
+        "prototype: thread host, ChatResponse fast path",
+        "prototype",
+        lean_reader,
+        "pending text deltas returned inline by __anext__",
     ),
 }
 
@@ -151,7 +164,8 @@ def run(ctx: Context) -> BenchResult:
     rows: list[Row] = []
     for group, agents, chunks in scenarios:
         contenders = [
-            (key, functools.partial(fn, agents, chunks)) for key, (_, _, fn, _) in CONTENDERS.items()
+            (key, functools.partial(fn, agents, chunks))
+            for key, (_, _, fn, _) in CONTENDERS.items()
         ]
         data = interleave(ctx, contenders, rounds, label=f"{NAME} [{group}]")
         for key, (label, kind, _, note) in CONTENDERS.items():
@@ -193,7 +207,10 @@ def targets(result: BenchResult, groups: list[str]) -> list[Target]:
                     "wake-up for every batch the reader parks on."
                 )
             out.append(
-                Target(f"streaming, {group}, {label}: at most 2x the asyncio baseline per chunk",
-                       ratio <= 2, detail)
+                Target(
+                    f"streaming, {group}, {label}: at most 2x the asyncio baseline per chunk",
+                    ratio <= 2,
+                    detail,
+                )
             )
     return out

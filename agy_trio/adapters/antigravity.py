@@ -45,10 +45,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import importlib
 import itertools
-import json
 import logging
 import math
 import os
@@ -82,6 +80,17 @@ from agy_trio.adapters.antigravity_errors import (
     is_cancellation,
     is_fatal,
 )
+from agy_trio.adapters.antigravity_events import (
+    ThoughtSplitter,
+    normalize_arguments,
+    refusal,
+    sdk_content,
+    stop_reason,
+    tool_name,
+    transcript,
+    usage_of,
+    without_thoughts,
+)
 from agy_trio.adapters.antigravity_harness import (
     HarnessLauncher,
     HarnessRegistry,
@@ -91,7 +100,7 @@ from agy_trio.adapters.antigravity_harness import (
 )
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
-from agy_trio.core.content import BlobPart, Part, TextPart
+from agy_trio.core.content import Part
 from agy_trio.core.errors import (
     AgentNotFound,
     AgyError,
@@ -210,137 +219,6 @@ class AntigravityStatistics:
     hosts: tuple[tuple[HostStatistics, int], ...]
 
 
-# ---------------------------------------------------------------------------- SDK <-> agy_trio
-
-
-# SDK StopReason values (types.py:1376) that end a turn at a token budget.
-_TOKEN_LIMIT_STOPS = frozenset(
-    {"MAX_INPUT_TOKENS_EXCEEDED", "MAX_OUTPUT_TOKENS_EXCEEDED", "MAX_TOTAL_TOKENS_EXCEEDED"}
-)
-
-
-def _stop_reason(sdk_reason: Any) -> StopReason:
-    value = getattr(sdk_reason, "value", sdk_reason)
-    return StopReason.MAX_TOKENS if value in _TOKEN_LIMIT_STOPS else StopReason.END_TURN
-
-
-def _usage(metadata: Any) -> Usage:
-    if metadata is None:
-        return Usage()
-    return Usage(
-        input_tokens=metadata.prompt_token_count or 0,
-        output_tokens=metadata.candidates_token_count or 0,
-        thinking_tokens=metadata.thoughts_token_count or 0,
-        cached_tokens=metadata.cached_content_token_count or 0,
-    )
-
-
-def _name(value: Any) -> str:
-    return str(value.value) if isinstance(value, enum.Enum) else str(value)
-
-
-def _sdk_content(parts: Sequence[Part]) -> list[Any]:
-    """Our content parts as SDK content primitives.
-
-    Raises:
-        ConfigError: A blob's MIME type is one the SDK does not take.
-    """
-    types = load_sdk().types
-    content: list[Any] = []
-    for part in parts:
-        if isinstance(part, TextPart):
-            content.append(part.text)
-        elif isinstance(part, BlobPart):
-            try:
-                content.append(types.from_bytes(part.data, part.mime_type))
-            except ValueError as exc:
-                raise ConfigError(str(exc), field="content") from None
-    return content
-
-
-def _normalize_arguments(tool: Tool, arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """Undo the SDK's float-for-every-number: ``3.0`` becomes ``3`` where the schema says integer.
-
-    The harness passes tool arguments as a protobuf Struct, whose numbers are
-    all doubles; the model wrote an integer.
-    """
-    properties = tool.parameters.get("properties", {})
-    normalized = dict(arguments)
-    for key, value in arguments.items():
-        schema = properties.get(key)
-        if (
-            isinstance(value, float)
-            and value.is_integer()
-            and isinstance(schema, dict)
-            and schema.get("type") == "integer"
-        ):
-            normalized[key] = int(value)
-    return normalized
-
-
-def _tool_text(call: ToolCall) -> str:
-    if call.error is not None:
-        return call.error
-    return "" if call.result is None else repr(call.result)
-
-
-def _transcript(
-    steps: Sequence[Any], outcomes: Mapping[str, ToolCall]
-) -> tuple[list[Message], list[int], int]:
-    """Turn SDK steps into (messages, compaction indices, completed turns).
-
-    The SDK's history holds every partial update of every step. Only finished
-    steps become messages: the user's prompts, tool calls (once each, with
-    their outcome when this backend ran them) and the model's complete
-    answers. Prompts a :class:`RetryPolicy` sent again, or the empty
-    continuation it sent, are not shown twice; system error steps are left out
-    (the error was raised to the caller). Compaction indices are positions in
-    the returned message list.
-    """
-    sdk_types = load_sdk().types
-    messages: list[Message] = []
-    compactions: list[int] = []
-    seen_calls: set[str] = set()
-    pending: list[ToolCall] = []
-    completed = 0
-    answered = True
-    for step in steps:
-        if step.type == sdk_types.StepType.COMPACTION:
-            compactions.append(len(messages))
-            continue
-        if step.source == sdk_types.StepSource.USER:
-            text = step.content or ""
-            if not text.strip():
-                continue  # an empty continuation sent by a retry
-            if messages and messages[-1].role == "user" and messages[-1].text == text:
-                continue  # the same prompt again after a failure that left no answer
-            messages.append(Message("user", text))
-            answered = False
-            continue
-        for sdk_call in step.tool_calls:
-            key = sdk_call.id or f"{_name(sdk_call.name)}:{json.dumps(sdk_call.args, default=str)}"
-            if key in seen_calls:
-                continue
-            seen_calls.add(key)
-            call = outcomes.get(sdk_call.id or "") or ToolCall(
-                _name(sdk_call.name), dict(sdk_call.args), sdk_call.id
-            )
-            messages.append(Message("tool", _tool_text(call), (call,)))
-            pending.append(call)
-        if (
-            step.source == sdk_types.StepSource.MODEL
-            and step.target == sdk_types.StepTarget.USER
-            and step.status == sdk_types.StepStatus.DONE
-            and step.content
-        ):
-            messages.append(Message("assistant", step.content, tuple(pending)))
-            pending = []
-            if not answered:
-                completed += 1
-                answered = True
-    return messages, compactions, completed
-
-
 # ---------------------------------------------------------------------------- one turn (asyncio)
 
 
@@ -353,6 +231,7 @@ class _Turn:
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        self.cancelled = asyncio.Event()  # set with cancel_requested, to cut waits short
         self.produced = False
         self.usage = Usage()
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
@@ -361,6 +240,8 @@ class _Turn:
             collections.deque
         )
         self.tool_tasks: set[asyncio.Task[Any]] = set()
+        # Set when the harness reports a truncated or blocked answer.
+        self.refusal: AgyError | None = None
 
     async def emit(self, event: ChatEvent) -> None:
         self.produced = True
@@ -393,6 +274,65 @@ class _ConsumerGone(Exception):
 
 class _Cancelled(Exception):
     """A turn cancelled before the SDK started it."""
+
+
+class _StepPump:
+    """Turns the SDK's steps for one attempt into stream events.
+
+    It does what the SDK's ``receive_chunks`` does (text and thought deltas of
+    the model's steps to the user, each tool call once) and two things it does
+    not: inline ``<think>`` reasoning becomes thought deltas, and a system step
+    saying the answer was truncated or blocked stops the turn with
+    :class:`MaxTokensReached` or :class:`SafetyBlocked` (the harness would
+    otherwise quietly ask the model again).
+    """
+
+    def __init__(self, agent: _SdkAgent, turn: _Turn) -> None:
+        self.agent = agent
+        self.turn = turn
+        self.seen_calls: set[str] = set()
+        self.splitter = ThoughtSplitter() if agent.endpoint is Endpoint.OPENAI_COMPATIBLE else None
+
+    async def step(self, step: Any) -> None:
+        t = load_sdk().types
+        turn = self.turn
+        if turn.refusal is not None:
+            return  # the harness's retry after a refusal, until our halt lands
+        if step.status == t.StepStatus.ERROR:
+            if step.source == t.StepSource.SYSTEM and turn.refusal is None:
+                reported = refusal(step.error or "")
+                if reported is not None:
+                    turn.refusal = reported
+                    await self.agent._halt()
+            return
+        if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
+            if step.thinking_delta:
+                await turn.emit(ThoughtDelta(step.thinking_delta))
+            if step.content_delta:
+                await self.text(step.content_delta)
+        for call in step.tool_calls:
+            if call.id:
+                if call.id in self.seen_calls:
+                    continue
+                self.seen_calls.add(call.id)
+            name = tool_name(call.name)
+            if name in self.agent.tools:
+                # Our wrapper reports the call with its outcome once it ran.
+                turn.pending_ids[name].append(call.id)
+            else:
+                await turn.emit(ToolCall(name, dict(call.args), call.id))
+
+    async def text(self, text: str) -> None:
+        if self.splitter is None:
+            await self.turn.emit(TextDelta(text))
+            return
+        for is_thought, piece in self.splitter.feed(text):
+            await self.turn.emit(ThoughtDelta(piece) if is_thought else TextDelta(piece))
+
+    async def flush(self) -> None:
+        if self.splitter is not None:
+            for is_thought, piece in self.splitter.flush():
+                await self.turn.emit(ThoughtDelta(piece) if is_thought else TextDelta(piece))
 
 
 # ---------------------------------------------------------------------------- one agent (asyncio)
@@ -596,7 +536,7 @@ class _SdkAgent:
         await self.cancel_turns(None)
         async with lock:
             await self.ready()
-            self.usage_offset = self.usage_offset + _usage(self.conv.total_usage)
+            self.usage_offset = self.usage_offset + usage_of(self.conv.total_usage)
             await self.close_sdk()
             await asyncio.get_running_loop().run_in_executor(None, self.remove_files)
             self.outcomes.clear()
@@ -624,7 +564,7 @@ class _SdkAgent:
 
     async def _run_tool(self, tool: Tool, raw_arguments: Mapping[str, Any]) -> Any:
         turn = self.current
-        arguments = _normalize_arguments(tool, raw_arguments)
+        arguments = normalize_arguments(tool, raw_arguments)
         call_id: str | None = None
         task = asyncio.current_task()
         if turn is not None:
@@ -668,7 +608,7 @@ class _SdkAgent:
         async def authorize(tool_call: Any, reason: str = "") -> bool:
             del reason
             allowed = await host.call_trio(
-                services.authorize, _name(tool_call.name), dict(tool_call.args)
+                services.authorize, tool_name(tool_call.name), dict(tool_call.args)
             )
             return bool(allowed)
 
@@ -685,7 +625,7 @@ class _SdkAgent:
             raise ChannelClosed(f"agent {self.agent_id} is shut down")
         if self.dead is not None:
             raise self.dead
-        turn = _Turn(_sdk_content(parts), bridge)
+        turn = _Turn(sdk_content(parts), bridge)
         task = asyncio.get_running_loop().create_task(self._run_turn(turn))
         turn.task = task
         self.turns.add(turn)
@@ -729,30 +669,42 @@ class _SdkAgent:
         hooks_ran = False
         try:
             await self.ready()
-            await self.host.call_trio(self.services.turn_started)
-            hooks_ran = True
+            # Each hook call is a round trip into Trio: skip both when no hook listens.
+            if getattr(self.services, "observes_turns", True):
+                await self.host.call_trio(self.services.turn_started)
+                hooks_ran = True
             stop = await self._attempts(turn)
-        except asyncio.CancelledError as exc:
+        except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # Our own task is being cancelled (a caller gave up, shutdown):
                 # the SDK keeps running the turn unless told to stop.
                 await self._halt()
                 raise
-            # The SDK's AntigravityCancelledError: the turn was halted on request.
-            del exc
+            # The SDK's AntigravityCancelledError: the turn was halted, on
+            # request or because the model's answer was refused or truncated.
             await self._turn_ended(hooks_ran)
-            turn.end(StopReason.CANCELLED)
+            if turn.refusal is not None:
+                turn.fail(turn.refusal)
+            else:
+                turn.end(StopReason.CANCELLED)
             return
         except BaseException as exc:
-            if turn.cancel_requested or isinstance(exc, _ConsumerGone | _Cancelled):
+            error = classify_error(exc)
+            if (
+                turn.refusal is not None
+                or turn.cancel_requested
+                or isinstance(exc, _ConsumerGone | _Cancelled)
+            ):
                 await self._halt()
                 await self._turn_ended(hooks_ran)
-                turn.end(StopReason.CANCELLED)
-                if is_fatal(exc):
+                if turn.refusal is not None:
+                    turn.fail(turn.refusal)
+                else:
+                    turn.end(StopReason.CANCELLED)
+                if isinstance(error, ChannelClosed):  # the harness died meanwhile
                     self.start_recovery(exc)
                 return
-            error = classify_error(exc)
             await self._turn_ended(hooks_ran)
             turn.fail(error)
             if is_fatal(exc):
@@ -806,7 +758,8 @@ class _SdkAgent:
                 )
                 self.backend.count("retries")
                 self.start_recovery(exc)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(turn.cancelled.wait(), delay)
                 await self.ready()
                 attempt += 1
                 # Nothing produced yet: ask again. Otherwise continue from the
@@ -817,32 +770,22 @@ class _SdkAgent:
         conv = await self.ready()
         if turn.cancel_requested:
             raise _Cancelled("the turn was cancelled before it reached the SDK")
-        response = await conv.chat(content)
+        # Steps rather than the SDK's ChatResponse chunks: the chunks hide the
+        # system steps that report a truncated or refused answer.
+        await conv.send(content)
         if turn.cancel_requested:
             # Cancelled while the prompt was being sent: the SDK's earlier halt
             # (if any) concerned no turn, so halt this one now.
             await self._halt()
+        pump = _StepPump(self, turn)
         try:
-            async for chunk in response.chunks:
-                await self._deliver(turn, chunk)
+            async for step in conv.receive_steps():
+                await pump.step(step)
+            await pump.flush()
         except ChannelClosed as exc:
             raise _ConsumerGone(str(exc)) from None
-        turn.usage = _usage(response.usage_metadata)
-        return _stop_reason(response.stop_reason)
-
-    async def _deliver(self, turn: _Turn, chunk: Any) -> None:
-        sdk_types = load_sdk().types
-        if isinstance(chunk, sdk_types.Text):
-            await turn.emit(TextDelta(chunk.text))
-        elif isinstance(chunk, sdk_types.Thought):
-            await turn.emit(ThoughtDelta(chunk.text))
-        elif isinstance(chunk, sdk_types.ToolCall):
-            name = _name(chunk.name)
-            if name in self.tools:
-                # Our wrapper reports the call with its outcome once it ran.
-                turn.pending_ids[name].append(chunk.id)
-            else:
-                await turn.emit(ToolCall(name, dict(chunk.args), chunk.id))
+        turn.usage = usage_of(conv.last_turn_usage)
+        return stop_reason(conv._last_turn_stop_reason)
 
     async def cancel_turns(self, turns: Sequence[_Turn] | None) -> None:
         """The backend's own cancel: stop ``turns`` (default: all) and wait until they are over.
@@ -857,6 +800,7 @@ class _SdkAgent:
             return
         for turn in pending:
             turn.cancel_requested = True
+            turn.cancelled.set()
         current = self.current
         for turn in pending:
             if turn is current:
@@ -886,7 +830,7 @@ class _SdkAgent:
 
     async def transcript(self) -> tuple[list[Message], list[int], int]:
         conv = await self.ready()
-        return _transcript(conv.history, self.outcomes)
+        return transcript(conv.history, self.outcomes)
 
     async def history(self) -> list[Message]:
         messages, _, _ = await self.transcript()
@@ -902,14 +846,14 @@ class _SdkAgent:
 
     async def total_usage(self) -> Usage:
         conv = await self.ready()
-        return self.usage_offset + _usage(conv.total_usage)
+        return self.usage_offset + usage_of(conv.total_usage)
 
     async def last_turn_usage(self) -> Usage:
         return self.last_usage
 
     async def last_response(self) -> str | None:
         conv = await self.ready()
-        text: str = conv.last_response
+        text = without_thoughts(conv.last_response)
         return text or None
 
 

@@ -170,7 +170,7 @@ def parse_retry_after(message: str) -> float | None:
 
 _HARNESS_GONE = re.compile(r"harness process exited|reader loop", re.IGNORECASE)
 _MAX_TOKENS = re.compile(r"max(?:imum)?[ _-]?(?:output[ _-]?)?tokens|token limit", re.IGNORECASE)
-_SAFETY = re.compile(r"\bsafety\b|content[ _-]filter|blocked by|SAFETY", re.IGNORECASE)
+_SAFETY = re.compile(r"\bsafety\b|content[ _-]filter", re.IGNORECASE)
 
 
 def is_cancellation(exc: BaseException) -> bool:

@@ -245,9 +245,12 @@ class HarnessLauncher:
             self.registry.abandon(self.owner)
             self.registry.kill(self.owner)
             # The worker thread returns promptly now: its read sees end-of-file.
+            # Then reap, so that the process is gone, not merely dying, when the
+            # cancellation reaches the caller.
             with contextlib.suppress(BaseException):
                 await future
-            self.registry.kill(self.owner)
+            with contextlib.suppress(BaseException):
+                await self.registry.release_async(self.owner)
             raise
 
     def _start_blocking(

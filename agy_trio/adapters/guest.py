@@ -157,10 +157,12 @@ class GuestHost:
         name: A name for logs and statistics.
         spin: How many times :meth:`run` yields to the loop, waiting for a
             short asyncio task to finish, before it parks the caller. 0
-            disables spinning; each yield costs about one loop iteration.
+            disables spinning; each yield costs about one loop iteration. The
+            default covers the scripted backend's turn start and cancel, which
+            finish within four iterations.
     """
 
-    def __init__(self, name: str = "agy-trio-guest-host", *, spin: int = 4) -> None:
+    def __init__(self, name: str = "agy-trio-guest-host", *, spin: int = 8) -> None:
         if spin < 0:
             raise ConfigError(f"must be >= 0, got {spin!r}", field="spin")
         self.name = name

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,6 +37,7 @@ from agy_trio.core.errors import (
     QuotaExceeded,
     RuntimeClosed,
 )
+from agy_trio.core.events import StopReason
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.quota import QuotaRegistry
 from agy_trio.core.streaming import ChatResponse
@@ -434,8 +435,22 @@ class Runtime:
                 raise
         if start_scope.cancelled_caught:
             raise OperationTimeout("chat", chat_timeout)
+        settled = False
+
+        def settle(error: BaseException | None) -> None:
+            # Called by whichever sees the end of the turn first: its reader
+            # or its watcher. Only a completed turn clears a quota backoff.
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            if isinstance(error, QuotaExceeded):
+                quota.record_hit(error.retry_after)
+            elif error is None and response.stop_reason is not StopReason.CANCELLED:
+                quota.record_success()
+
         response = ChatResponse(
-            record.agent_id, stream, cancel_timeout=self.config.shutdown_timeout
+            record.agent_id, stream, cancel_timeout=self.config.shutdown_timeout, on_end=settle
         )
         # No checkpoint between the turn starting and its watcher existing: a
         # turn is never left running without a deadline.
@@ -445,7 +460,7 @@ class Runtime:
             self._turns_idle = trio.Event()
         self._turn_scopes.add(scope)
         self._nursery.start_soon(
-            self._watch_turn, record, stream, response, deadline, chat_timeout, scope
+            self._watch_turn, record, stream, response, deadline, chat_timeout, scope, settle
         )
         return response
 
@@ -457,9 +472,9 @@ class Runtime:
         deadline: float,
         chat_timeout: float,
         scope: trio.CancelScope,
+        settle: Callable[[BaseException | None], None],
     ) -> None:
         """Bound a turn by ``chat_timeout``, settle quota, and cancel it on shutdown."""
-        quota = self.quota.state_for(record.config.quota_key)
         try:
             with scope:
                 with trio.move_on_at(deadline) as turn_scope:
@@ -476,10 +491,8 @@ class Runtime:
                     _logger(record.agent_id, "chat").warning(
                         "turn timed out after %g s", chat_timeout
                     )
-                elif error is None:
-                    quota.record_success()
-                elif isinstance(error, QuotaExceeded):
-                    quota.record_hit(error.retry_after)
+                else:
+                    settle(error)
             if scope.cancelled_caught:
                 response._force_error(self._closed_error())
                 await self._cancel_stream(stream, self.config.shutdown_timeout)

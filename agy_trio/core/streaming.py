@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
 import trio
@@ -40,9 +40,17 @@ class ChatResponse:
     A response is created by the runtime; it is not meant to be built by hand.
     """
 
-    def __init__(self, agent_id: str, stream: TurnStream, *, cancel_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        agent_id: str,
+        stream: TurnStream,
+        *,
+        cancel_timeout: float = 10.0,
+        on_end: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
         self.agent_id = agent_id
         self._stream = stream
+        self._on_end = on_end
         self._cancel_timeout = cancel_timeout
         self._forced_error: BaseException | None = None
         self._pending: collections.deque[ChatEvent] = collections.deque()
@@ -175,6 +183,10 @@ class ChatResponse:
         if error is not None and self._error is None:
             self._error = error
             self._stop_reason = StopReason.ERROR
+        if self._on_end is not None:
+            # Synchronously, before the reader sees the error: a caller that
+            # chats again straight after a QuotaExceeded must find the backoff.
+            self._on_end(error)
 
     def _force_error(self, error: BaseException) -> None:
         """Make the reader see ``error`` once the events already produced are read.

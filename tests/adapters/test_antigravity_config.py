@@ -12,7 +12,7 @@ import pytest
 
 from agy_trio import AgentConfig, tool
 from agy_trio.adapters import antigravity_config
-from agy_trio.adapters.antigravity import RetryPolicy, _normalize_arguments, _transcript
+from agy_trio.adapters.antigravity import RetryPolicy
 from agy_trio.adapters.antigravity_config import (
     INSTALL_HINT,
     AntigravityNotInstalled,
@@ -25,6 +25,7 @@ from agy_trio.adapters.antigravity_config import (
     sdk_agent_config,
     validate_conversation_id,
 )
+from agy_trio.adapters.antigravity_events import normalize_arguments, transcript
 from agy_trio.errors import BackendError, ConfigError, QuotaExceeded
 
 sdk = pytest.importorskip("google.antigravity")
@@ -250,8 +251,8 @@ def test_retry_policy_backs_off_and_honours_the_retry_delay() -> None:
 
 
 def test_integer_arguments_come_back_as_integers() -> None:
-    assert _normalize_arguments(lookup, {"query": "a", "limit": 2.0}) == {"query": "a", "limit": 2}
-    assert _normalize_arguments(lookup, {"query": "a", "limit": 2.5}) == {
+    assert normalize_arguments(lookup, {"query": "a", "limit": 2.0}) == {"query": "a", "limit": 2}
+    assert normalize_arguments(lookup, {"query": "a", "limit": 2.5}) == {
         "query": "a",
         "limit": 2.5,
     }
@@ -290,7 +291,7 @@ def test_transcript_keeps_finished_steps_and_hides_retries() -> None:
     from agy_trio import ToolCall
 
     outcome = ToolCall("lookup", {"query": "q"}, "c1", result="qqq")
-    messages, compactions, completed = _transcript(steps, {"c1": outcome})
+    messages, compactions, completed = transcript(steps, {"c1": outcome})
     assert [(m.role, m.text) for m in messages] == [
         ("user", "hi"),
         ("assistant", "hello"),

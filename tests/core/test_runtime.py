@@ -469,6 +469,8 @@ async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
         with pytest.raises(QuotaExceeded) as info:
             await response.text()
         assert info.value.retry_after == 20
+        # Recorded before the reader saw the error: a retry straight away waits.
+        assert rt.quota.state_for("k1").backing_off
         await agent.wait_for_idle()
         await trio.testing.wait_all_tasks_blocked()
         state = rt.quota.state_for("k1")

@@ -29,7 +29,9 @@ from agy_trio.errors import (
     AgentNotFound,
     BackendError,
     ChannelClosed,
+    MaxTokensReached,
     QuotaExceeded,
+    SafetyBlocked,
 )
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
 
@@ -69,8 +71,15 @@ def _no_harness_left() -> Any:
 
 
 def _responder(request: ChatRequest) -> Reply | None:
-    if SLOW_MARK in request.user_request:
+    text = request.user_request
+    if SLOW_MARK in text:
         return Reply("word " * 150, chunk_size=5, delay=0.02)  # about three seconds
+    if text == "cut me off":
+        return Reply("the beginning of a long", finish_reason="length")
+    if text == "say something rude":
+        return Reply("", finish_reason="content_filter")
+    if text == "think first":
+        return Reply("<think>two and two make four</think>It is 4.", chunk_size=5)
     return None  # the server's default behaviour
 
 
@@ -136,6 +145,30 @@ async def test_send_then_wait_for_idle(tmp_path: Path, server: Any) -> None:
             await agent.wait_for_idle()
         assert await agent.last_response() == "You said: in the background"
         assert await agent.turn_count() == 1
+
+
+async def test_inline_reasoning_streams_as_thoughts(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+        response = await agent.chat("think first")
+        assert await response.text() == "It is 4."
+        assert "".join(response.thoughts) == "two and two make four"
+        assert await agent.last_response() == "It is 4."
+        assert (await agent.history())[-1].text == "It is 4."
+
+
+async def test_truncated_and_blocked_answers_are_typed_errors(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(_config(server))
+        with trio.fail_after(20):
+            cut = await agent.chat("cut me off")
+            with pytest.raises(MaxTokensReached):
+                await cut.text()
+            blocked = await agent.chat("say something rude")
+            with pytest.raises(SafetyBlocked):
+                await blocked.text()
+            # The agent carries on.
+            assert await (await agent.chat("still there?")).text() == "You said: still there?"
 
 
 # ---------------------------------------------------------------------------- tools and policies
@@ -545,7 +578,7 @@ def test_no_harness_outlives_a_crash_of_python(tmp_path: Path) -> None:
         (pid,) = (int(word) for word in child.stdout.readline().split())
         assert psutil.Process(pid).name() == "localharness"
         child.kill()  # no clean-up code runs
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
             if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
