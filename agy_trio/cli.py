@@ -130,9 +130,6 @@ def run(
         raise click.BadParameter("--agents and --turns must be >= 1")
     endpoint = _choose_endpoint(backend, base_url, model)
     console = Console()
-    console.print(
-        f"[bold]agy-trio run[/]: {n_agents} agents x {turns} turns on {endpoint.describe()}"
-    )
     try:
         trio.run(_run_agents, endpoint, n_agents, turns, delay, console)
     except AgyError as exc:
@@ -164,6 +161,10 @@ async def _run_agents(
     progress = {f"agent-{i + 1}": _Progress() for i in range(n_agents)}
     started = time.monotonic()
     async with _open_for(endpoint, config) as (rt, base_config):
+        # Printed once the endpoint is up: the local model server's URL is known only now.
+        console.print(
+            f"[bold]agy-trio run[/]: {n_agents} agents x {turns} turns on {endpoint.describe()}"
+        )
         with Live(_table(progress, turns, started), console=console, refresh_per_second=8) as live:
 
             async def one(name: str) -> None:

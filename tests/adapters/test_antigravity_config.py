@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import google.antigravity as sdk
+import google.antigravity.hooks.policy as policy
 import pytest
 
 from agy_trio import AgentConfig, tool
@@ -27,9 +29,6 @@ from agy_trio.adapters.antigravity_config import (
 )
 from agy_trio.adapters.antigravity_events import normalize_arguments, transcript
 from agy_trio.errors import BackendError, ConfigError, QuotaExceeded
-
-sdk = pytest.importorskip("google.antigravity")
-policy = pytest.importorskip("google.antigravity.hooks.policy")
 
 CONVERSATION = "0123456789abcdef0123456789abcdef"
 

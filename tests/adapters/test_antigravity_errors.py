@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import google.antigravity.types as sdk_types
 import pytest
+import websockets.exceptions as ws_exceptions
 
 from agy_trio.adapters.antigravity_errors import (
     classify_error,
@@ -23,9 +25,6 @@ from agy_trio.errors import (
     QuotaExceeded,
     SafetyBlocked,
 )
-
-sdk_types = pytest.importorskip("google.antigravity.types")
-ws_exceptions = pytest.importorskip("websockets.exceptions")
 
 # What the harness really says (captured from google-antigravity 0.1.22).
 HTTP_429 = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
+import google.antigravity as sdk
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +17,6 @@ from agy_trio.adapters.antigravity_events import (
     without_thoughts,
 )
 from agy_trio.errors import MaxTokensReached, SafetyBlocked
-
-sdk = pytest.importorskip("google.antigravity")
 
 
 def _split(text: str, cuts: list[int]) -> list[str]:

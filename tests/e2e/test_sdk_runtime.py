@@ -19,12 +19,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import google.antigravity  # noqa: F401  (the README set-up installs the SDK)
+import psutil
 import pytest
 import trio
 import trio.lowlevel
 
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig, StopReason, policy, tool
+from agy_trio.adapters.antigravity import AntigravityBackend, RetryPolicy
 from agy_trio.errors import (
     AgentNotFound,
     BackendError,
@@ -34,11 +37,6 @@ from agy_trio.errors import (
     SafetyBlocked,
 )
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
-
-pytest.importorskip("google.antigravity")
-psutil = pytest.importorskip("psutil")
-
-from agy_trio.adapters.antigravity import AntigravityBackend, RetryPolicy  # noqa: E402
 
 pytestmark = pytest.mark.sdk
 
