@@ -98,6 +98,7 @@ from agy_trio.adapters.antigravity_harness import (
     pdeathsig_prefix,
     sweep_orphans,
 )
+from agy_trio.adapters.hosted import HostedSession
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part
@@ -860,90 +861,30 @@ class _SdkAgent:
 # ---------------------------------------------------------------------------- Trio-facing objects
 
 
-class _TurnStream:
-    """The Trio side of one turn (a :class:`~agy_trio.core.backend.TurnStream`)."""
-
-    def __init__(self, agent: _SdkAgent, bridge: StreamBridge[ChatEvent]) -> None:
-        self._agent = agent
-        self._bridge = bridge
-        self.turn: _Turn | None = None
-
-    async def receive_batch(self) -> Sequence[ChatEvent]:
-        return await self._bridge.receive_batch()
-
-    async def wait_finished(self) -> BaseException | None:
-        return await self._bridge.wait_finished()
-
-    async def cancel(self) -> None:
-        if self._bridge.finished or self.turn is None:
-            await trio.lowlevel.checkpoint()
-            return
-        try:
-            await self._agent.host.run(self._agent.cancel_turns, [self.turn])
-        except ChannelClosed as exc:
-            self._bridge.finish(ChannelClosed(f"the host stopped during cancel: {exc}"))
-
-
-class _AgentSession:
+class _AgentSession(HostedSession):
     """The Trio side of one agent (an :class:`~agy_trio.core.backend.AgentSession`)."""
 
     def __init__(self, agent: _SdkAgent) -> None:
-        self._agent = agent
-
-    @property
-    def conversation_id(self) -> str:
-        """The SDK conversation id; pass it as ``AgentConfig.conversation_id`` to resume."""
-        return self._agent.conversation_id
-
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await self._agent.host.run(fn, *args)
-        except Exception as exc:
-            raise classify_error(exc) from exc
-
-    async def chat(self, content: Sequence[Part]) -> _TurnStream:
-        backend = self._agent.backend
-        bridge: StreamBridge[ChatEvent] = StreamBridge(
-            trio.lowlevel.current_trio_token(),
+        backend = agent.backend
+        super().__init__(
+            agent,
+            classify=classify_error,
             high_water=backend.stream_high_water,
             batch_max=backend.stream_batch_max,
         )
-        stream = _TurnStream(self._agent, bridge)
-        stream.turn = await self._call(self._agent.start_turn, content, bridge)
-        return stream
-
-    async def send(self, content: Sequence[Part]) -> None:
-        await self._call(self._agent.start_turn, content, None)
-
-    async def cancel(self) -> None:
-        """Stop the active turn and any turn queued behind it."""
-        await self._call(self._agent.cancel_turns, None)
-
-    async def wait_for_idle(self) -> None:
-        await self._call(self._agent.wait_for_idle)
-
-    async def is_idle(self) -> bool:
-        result: bool = await self._call(self._agent.is_idle)
-        return result
+        self._sdk_agent = agent
 
     async def history(self) -> list[Message]:
         """The conversation: user prompts, tool calls and the model's complete answers."""
-        result: list[Message] = await self._call(self._agent.history)
-        return result
+        return await super().history()
 
     async def turn_count(self) -> int:
         """Prompts that got an answer (resumed turns included)."""
-        result: int = await self._call(self._agent.turn_count)
-        return result
+        return await super().turn_count()
 
     async def total_usage(self) -> Usage:
         """Tokens used by every turn of this agent, before a ``clear_history`` too."""
-        result: Usage = await self._call(self._agent.total_usage)
-        return result
-
-    async def last_turn_usage(self) -> Usage:
-        result: Usage = await self._call(self._agent.last_turn_usage)
-        return result
+        return await super().total_usage()
 
     async def clear_history(self) -> None:
         """Make the agent forget the conversation, for the model too.
@@ -957,20 +898,15 @@ class _AgentSession:
         :meth:`last_turn_usage` are reset, and the model remembers nothing.
         :meth:`total_usage` keeps counting what the agent spent before.
         """
-        await self._call(self._agent.clear_history)
+        await super().clear_history()
 
     async def compaction_indices(self) -> list[int]:
         """Positions in :meth:`history` at which the SDK compacted the conversation."""
-        result: list[int] = await self._call(self._agent.compaction_indices)
-        return result
-
-    async def last_response(self) -> str | None:
-        result: str | None = await self._call(self._agent.last_response)
-        return result
+        return await super().compaction_indices()
 
     async def delete(self) -> None:
         """Stop the agent and delete its conversation's saved state."""
-        await self._end(self._agent.delete)
+        await self._end(self._sdk_agent.delete)
 
     async def disconnect(self) -> None:
         """Stop the agent, keeping its saved state for a resume by conversation id.
@@ -978,13 +914,14 @@ class _AgentSession:
         With the backend's default folders the state lasts until the backend
         closes; set ``AgentConfig.save_dir`` to keep it longer.
         """
-        await self._end(self._agent.close)
+        await self._end(self._sdk_agent.close)
 
     async def shutdown(self) -> None:
-        await self._end(self._agent.close)
+        """Stop the agent and its harness process."""
+        await self._end(self._sdk_agent.close)
 
     async def _end(self, fn: Callable[[], Any]) -> None:
-        agent = self._agent
+        agent = self._sdk_agent
         if not agent.host.alive:
             await trio.lowlevel.checkpoint()
             agent.backend._forget(agent)
@@ -992,7 +929,8 @@ class _AgentSession:
         await self._call(fn)
 
     def try_shutdown(self) -> None:
-        self._agent.host.run_soon(self._agent.close)
+        """Start stopping the agent; never blocks."""
+        self._sdk_agent.host.run_soon(self._sdk_agent.close)
 
 
 # ---------------------------------------------------------------------------- the backend

@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from agy_trio.adapters.aio_host import AioHost, AsyncioHost
+from agy_trio.adapters.hosted import HostedSession
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part, content_text
@@ -272,6 +273,10 @@ class _AgentRuntime:
         self.idle.set()
         self.closed = False
 
+    @property
+    def conversation_id(self) -> str:
+        return self.state.conversation_id
+
     # -- turns
 
     async def start_turn(
@@ -392,18 +397,10 @@ class _AgentRuntime:
             return ToolCall(step.name, arguments, error=f"{type(exc).__name__}: {exc}")
         return ToolCall(step.name, arguments, result=result)
 
-    async def cancel_turn(self, task: asyncio.Task[None] | None) -> None:
-        """The backend's own cancel: stop ``task`` (or the current turn) and wait for it."""
+    async def cancel_turns(self, turns: Sequence[asyncio.Task[None]] | None) -> None:
+        """The backend's own cancel: stop ``turns`` (None: every turn) and wait for them."""
         self.backend.cancel_calls += 1
-        target = task if task is not None else self.current
-        if target is None or target.done():
-            return
-        target.cancel()
-        await asyncio.wait([target])
-
-    async def cancel_all(self) -> None:
-        self.backend.cancel_calls += 1
-        tasks = list(self.turn_tasks)
+        tasks = [t for t in (self.turn_tasks if turns is None else turns) if not t.done()]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -411,7 +408,7 @@ class _AgentRuntime:
 
     async def close(self) -> None:
         self.closed = True
-        await self.cancel_all()
+        await self.cancel_turns(None)
 
     # -- queries (asyncio side, so that every command really crosses the boundary)
 
@@ -448,114 +445,33 @@ class _AgentRuntime:
 # ---------------------------------------------------------------------------- Trio-facing objects
 
 
-class _ScriptedStream:
-    """TurnStream over a StreamBridge fed by a scripted turn."""
-
-    def __init__(self, agent: _AgentRuntime, bridge: StreamBridge[ChatEvent]) -> None:
-        self._agent = agent
-        self._bridge = bridge
-        self._task: asyncio.Task[None] | None = None
-
-    async def receive_batch(self) -> Sequence[ChatEvent]:
-        return await self._bridge.receive_batch()
-
-    async def wait_finished(self) -> BaseException | None:
-        return await self._bridge.wait_finished()
-
-    async def cancel(self) -> None:
-        if self._bridge.finished:
-            await trio.lowlevel.checkpoint()
-            return
-        try:
-            await self._agent.host.run(self._agent.cancel_turn, self._task)
-        except ChannelClosed:
-            self._bridge.finish(ChannelClosed("the host stopped during cancel"))
-
-
-class _ScriptedSession:
-    """AgentSession: each method crosses to the host loop and back."""
+class _ScriptedSession(HostedSession):
+    """AgentSession of a scripted agent: each method crosses to the host loop and back."""
 
     def __init__(self, agent: _AgentRuntime, high_water: int, batch_max: int) -> None:
-        self._agent = agent
-        self._run = agent.host.run
-        self._high_water = high_water
-        self._batch_max = batch_max
+        super().__init__(agent, classify=classify_error, high_water=high_water, batch_max=batch_max)
+        self._scripted = agent
 
-    @property
-    def conversation_id(self) -> str:
-        return self._agent.state.conversation_id
-
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await self._run(fn, *args)
-        except Exception as exc:
-            raise classify_error(exc) from exc
-
-    async def chat(self, content: Sequence[Part]) -> _ScriptedStream:
-        bridge: StreamBridge[ChatEvent] = StreamBridge(
-            trio.lowlevel.current_trio_token(),
-            high_water=self._high_water,
-            batch_max=self._batch_max,
-        )
-        stream = _ScriptedStream(self._agent, bridge)
-        stream._task = await self._call(self._agent.start_turn, content, bridge)
-        return stream
-
-    async def send(self, content: Sequence[Part]) -> None:
-        await self._call(self._agent.start_turn, content, None)
-
-    async def cancel(self) -> None:
-        await self._call(self._agent.cancel_turn, None)
-
-    async def wait_for_idle(self) -> None:
-        await self._call(self._agent.wait_for_idle)
-
-    async def is_idle(self) -> bool:
-        result: bool = await self._call(self._agent.is_idle)
-        return result
-
-    async def history(self) -> list[Message]:
-        result: list[Message] = await self._call(self._agent.history)
-        return result
-
-    async def turn_count(self) -> int:
-        result: int = await self._call(self._agent.turn_count)
-        return result
-
-    async def total_usage(self) -> Usage:
-        result: Usage = await self._call(self._agent.total_usage)
-        return result
-
-    async def last_turn_usage(self) -> Usage:
-        result: Usage = await self._call(self._agent.last_turn_usage)
-        return result
-
-    async def clear_history(self) -> None:
-        await self._call(self._agent.clear_history)
-
-    async def compaction_indices(self) -> list[int]:
-        result: list[int] = await self._call(self._agent.compaction_indices)
-        return result
-
-    async def last_response(self) -> str | None:
-        result: str | None = await self._call(self._agent.last_response)
-        return result
+    async def _end(self, *, keep_state: bool) -> None:
+        await self._call(self._scripted.close)
+        self._scripted.backend._forget(self._scripted, keep_state=keep_state)
 
     async def delete(self) -> None:
-        await self._call(self._agent.close)
-        self._agent.backend._forget(self._agent, keep_state=False)
+        """Stop the agent and drop its conversation."""
+        await self._end(keep_state=False)
 
     async def disconnect(self) -> None:
-        await self._call(self._agent.close)
-        self._agent.backend._forget(self._agent, keep_state=True)
+        """Stop the agent, keeping its conversation for a resume by conversation id."""
+        await self._end(keep_state=True)
 
     async def shutdown(self) -> None:
-        await self._call(self._agent.close)
-        self._agent.backend._forget(self._agent, keep_state=True)
+        """Stop the agent (its conversation stays resumable)."""
+        await self._end(keep_state=True)
 
     def try_shutdown(self) -> None:
-        self._agent.host.run_soon(self._agent.close)
-        self._agent.backend._forget(self._agent, keep_state=True)
+        """Start stopping the agent; never blocks."""
+        self._scripted.host.run_soon(self._scripted.close)
+        self._scripted.backend._forget(self._scripted, keep_state=True)
 
 
 class ScriptedBackend:
