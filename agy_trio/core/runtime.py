@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -127,6 +126,16 @@ class _AgentRecord:
         self.wake_event = trio.Event()
 
 
+class _Deadline:
+    """When an in-flight command times out, and whether it did."""
+
+    __slots__ = ("at", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.expired = False
+
+
 class _AgentLogAdapter(logging.LoggerAdapter[logging.Logger]):
     """Puts ``agent_id`` and ``command`` on every record."""
 
@@ -160,12 +169,14 @@ class Runtime:
         self._agents: dict[str, _AgentRecord] = {}
         self._next_agent_number = 0
         self._dispatch_in_caller = config.command_dispatch == "caller"
-        self._scopes: set[trio.CancelScope] = set()
-        self._idle = trio.Event()
-        self._idle.set()
+        # In-flight commands, oldest first, with their operation_timeout deadline.
+        # Every command gets the same limit, so start order is deadline order
+        # and one watchdog task can enforce them all (see _watchdog).
+        self._timed: dict[trio.CancelScope, _Deadline] = {}
+        # In-flight commands without a deadline (wait_for_wakeup, expired ones).
+        self._untimed: set[trio.CancelScope] = set()
         self._turn_scopes: set[trio.CancelScope] = set()
-        self._turns_idle = trio.Event()
-        self._turns_idle.set()
+        self._quiet: trio.Event | None = None
         self._closing = False
         self._closed_reason: AgyError | None = None
         self._completed = 0
@@ -232,7 +243,7 @@ class Runtime:
         return RuntimeStatistics(
             backend=self.backend.name,
             agents=len(self._agents),
-            in_flight=len(self._scopes),
+            in_flight=len(self._timed) + len(self._untimed),
             active_turns=len(self._turn_scopes),
             queued=self._send_channel.statistics().current_buffer_used,
             completed=self._completed,
@@ -300,23 +311,21 @@ class Runtime:
             reply.send(result)
 
     async def _run_command(self, command: cmds.Command[Any], scope: trio.CancelScope) -> Any:
-        """Run one command inside ``scope``, which shutdown may cancel.
+        """Run one command inside ``scope``, which shutdown and the watchdog may cancel.
 
-        The same scope carries the command's safety-net time limit
-        (``operation_timeout``): one cancel scope per command instead of two,
-        because entering a scope is a large share of what a cheap command
-        costs on the Trio side.
+        The scope has no deadline of its own: a cancel scope with a deadline
+        costs twice as much to enter as one without, and on a cheap command
+        that is a large share of the whole. The watchdog enforces
+        ``operation_timeout`` for every command instead.
         """
         started = time.perf_counter()
-        scopes = self._scopes
-        if not scopes:
-            self._idle = trio.Event()
-        scopes.add(scope)
         ok = False
-        # wait_for_wakeup is bounded by its own timeout argument instead.
-        waits = type(command) is cmds.WaitForWakeup
-        limit = math.inf if waits else self.config.operation_timeout
-        scope.deadline = trio.current_time() + limit
+        deadline: _Deadline | None = None
+        if type(command) is cmds.WaitForWakeup:
+            self._untimed.add(scope)  # bounded by its own timeout argument instead
+        else:
+            deadline = _Deadline(trio.current_time() + self.config.operation_timeout)
+            self._timed[scope] = deadline
         try:
             with scope:
                 result = await self._execute(command)
@@ -326,19 +335,40 @@ class Runtime:
             # or (dispatched commands) the waiting caller giving up.
             if self._closed_reason is not None:
                 raise self._closed_reason
-            if command.reply.abandoned:
-                raise RuntimeClosed(f"{command.name}: cancelled")
-            raise OperationTimeout(command.name, limit)
+            if deadline is not None and deadline.expired:
+                raise OperationTimeout(command.name, self.config.operation_timeout)
+            raise RuntimeClosed(f"{command.name}: cancelled")
         except AgyError:
             raise
         except Exception:
             _logger(command.agent_id, command.name).exception("command failed unexpectedly")
             raise
         finally:
-            scopes.discard(scope)
-            if not scopes:
-                self._idle.set()
+            if self._timed.pop(scope, None) is None:
+                self._untimed.discard(scope)
+            if self._quiet is not None:
+                self._check_quiet()
             self._record(command.name, started, ok)
+
+    async def _watchdog(self) -> None:
+        """Cancel commands that outlive ``operation_timeout``, oldest first."""
+        timed, limit = self._timed, self.config.operation_timeout
+        while True:
+            now = trio.current_time()
+            expired = []
+            for scope, deadline in timed.items():
+                if deadline.at > now:
+                    break
+                expired.append(scope)
+            for scope in expired:
+                timed.pop(scope).expired = True
+                self._untimed.add(scope)
+                scope.cancel()
+            # A command started from now on has a deadline after now + limit,
+            # so sleeping until the oldest deadline (or now + limit) never
+            # oversleeps one: no command ever needs to wake the watchdog.
+            wake = next(iter(timed.values())).at if timed else now + limit
+            await trio.sleep_until(wake)
 
     def _record(self, name: str, started: float, ok: bool) -> None:
         elapsed = time.perf_counter() - started
@@ -456,8 +486,6 @@ class Runtime:
         # turn is never left running without a deadline.
         record.turns.add(stream)
         scope = trio.CancelScope()
-        if not self._turn_scopes:
-            self._turns_idle = trio.Event()
         self._turn_scopes.add(scope)
         self._nursery.start_soon(
             self._watch_turn, record, stream, response, deadline, chat_timeout, scope, settle
@@ -499,8 +527,8 @@ class Runtime:
         finally:
             self._turn_scopes.discard(scope)
             record.turns.discard(stream)
-            if not self._turn_scopes:
-                self._turns_idle.set()
+            if self._quiet is not None:
+                self._check_quiet()
 
     async def _cancel_stream(self, stream: TurnStream, limit: float) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(max(limit, 0.0)):
@@ -554,7 +582,7 @@ class Runtime:
             # Let queued commands start, and work in flight finish on its own.
             await self._wait_quiet()
         self._closed_reason = RuntimeClosed("the runtime shut down before the command finished")
-        for scope in [*self._scopes, *self._turn_scopes]:
+        for scope in [*self._timed, *self._untimed, *self._turn_scopes]:
             scope.cancel()
         # Commands still queued never started: fail them without running them.
         while True:
@@ -568,13 +596,23 @@ class Runtime:
             await self._wait_quiet()
         await self._shutdown_agents(timeout)
 
+    def _busy(self) -> bool:
+        return bool(self._timed or self._untimed or self._turn_scopes)
+
+    def _check_quiet(self) -> None:
+        if self._quiet is not None and not self._busy():
+            self._quiet.set()
+            self._quiet = None
+
     async def _wait_quiet(self) -> None:
         """Wait until no command, queued command or turn is left."""
         while True:
-            if self._scopes:
-                await self._idle.wait()
-            elif self._turn_scopes:
-                await self._turns_idle.wait()
+            if self._busy():
+                # Created only while shutdown waits: commands pay nothing for it.
+                if self._quiet is None:
+                    self._quiet = trio.Event()
+                quiet = self._quiet
+                await quiet.wait()
             elif self._receive_channel.statistics().current_buffer_used:
                 await trio.lowlevel.checkpoint()  # the dispatch loop starts them
             else:
@@ -630,6 +668,7 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
                 async with trio.open_nursery() as work_nursery:
                     runtime = Runtime(config, backend, work_nursery)
                     work_nursery.start_soon(runtime._dispatch_loop)
+                    work_nursery.start_soon(runtime._watchdog)
                     try:
                         yield runtime
                     except BaseException as exc:
