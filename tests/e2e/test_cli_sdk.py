@@ -14,18 +14,28 @@ import pytest
 pytestmark = pytest.mark.sdk
 
 
-def _harness_count() -> int:
-    count = 0
+def _harnesses_under(root: Path) -> list[int]:
+    """Harness processes whose HOME lies under ``root``: the ones this run started."""
+    found = []
     for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] == "localharness":
-            count += 1
-    return count
+        if proc.info["name"] != "localharness":
+            continue
+        try:
+            home = proc.environ().get("HOME", "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if home.startswith(str(root)):
+            found.append(proc.pid)
+    return found
 
 
 def test_main_job_runs_the_real_sdk_against_the_local_model_server(tmp_path: Path) -> None:
-    before = _harness_count()
     env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
     env["HOME"] = str(tmp_path)
+    # The backend's per-runtime folder (the harnesses' HOME) goes under here.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env["TMPDIR"] = str(temp)
     env["COLUMNS"] = "200"  # keep rich from wrapping the lines checked below
     result = subprocess.run(
         [sys.executable, "-m", "agy_trio", "run", "--agents", "3", "--turns", "2"],
@@ -45,5 +55,6 @@ def test_main_job_runs_the_real_sdk_against_the_local_model_server(tmp_path: Pat
     assert summary.group(2) == "0"
     for n in (1, 2, 3):
         assert f"You said: Hello from agent-{n}, turn 2" in out
-    # Every harness the run started is gone with it.
-    assert _harness_count() <= before
+    # Every harness the run started is gone with it, and so is its folder.
+    assert _harnesses_under(tmp_path) == []
+    assert list(temp.iterdir()) == []
