@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default: benchmarks/results, and benchmarks/RESULTS.md)",
     )
     parser.add_argument("--list", action="store_true", help="list the comparisons and exit")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: redraw the charts and RESULTS.md from the JSON files in the output",
+    )
     return parser
 
 
@@ -72,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    if args.report_only:
+        found = load_results(output, BENCHMARKS)
+        for done in found:
+            chart(done, output / f"{done.name}.png")
+        write_markdown(found, md_path, output)
+        log(f"redrew {len(found)} result(s): {output} and {md_path}")
+        return 0
     ctx = Context(quick=args.quick, output=output, log=log)
     failed: list[str] = []
     started = time.perf_counter()

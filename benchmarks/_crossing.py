@@ -11,6 +11,7 @@ measures, tears it down, and returns wall and CPU microseconds per call.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -273,6 +274,38 @@ def batching_host_runtime(callers: int, per_caller: int, warmup: int) -> Measure
     return agy_thread(callers, per_caller, warmup, host=BatchingAioHost)
 
 
+def lean_commands(callers: int, per_caller: int, warmup: int) -> Measure:
+    """Experiment: the thread host runtime with no per-command wrapper."""
+    from benchmarks._prototypes import commands_without_cancel_scope
+
+    with commands_without_cancel_scope():
+        return agy_thread(callers, per_caller, warmup)
+
+
+def null_backend(
+    callers: int, per_caller: int, warmup: int, *, direct: bool = False, scope: bool = True
+) -> Measure:
+    """The runtime over a backend that answers at once in Trio: its command layer alone."""
+    import contextlib
+
+    import agy_trio
+    from benchmarks._prototypes import NullBackend, commands_without_cancel_scope
+
+    async def main() -> Measure:
+        config = agy_trio.RuntimeConfig(inter_agent_delay=0)
+        async with agy_trio.open_runtime(config, backend=NullBackend()) as rt:  # type: ignore[arg-type]
+            agents = [await rt.create_agent() for _ in range(callers)]
+            if direct:
+                sessions = [rt._agents[a.agent_id].session for a in agents]
+                return await trio_measure(
+                    lambda i: sessions[i].is_idle(), callers, per_caller, warmup
+                )
+            return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
+
+    with contextlib.nullcontext() if scope else commands_without_cancel_scope():
+        return trio.run(main)
+
+
 def batching_host_alone(callers: int, per_caller: int, warmup: int) -> Measure:
     """Prototype: the batching thread host's crossing alone (compare with AioHost.run alone)."""
     from benchmarks._prototypes import BatchingAioHost
@@ -347,6 +380,30 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] 
         "prototype",
         batching_host_runtime,
         "full runtime; result handed back at the coroutine's end, wake-ups batched both ways",
+    ),
+    "proto_no_scope": (
+        "experiment: thread host, no per-command wrapper",
+        "prototype",
+        lean_commands,
+        "commands without their cancel scope, time limit and statistics (not a safe variant)",
+    ),
+    "null_runtime": (
+        "experiment: runtime over a null backend",
+        "prototype",
+        null_backend,
+        "is_idle() through the public API; the backend answers at once in Trio (no thread)",
+    ),
+    "null_no_scope": (
+        "experiment: null backend, no per-command wrapper",
+        "prototype",
+        functools.partial(null_backend, scope=False),
+        "as above, commands without their cancel scope, time limit and statistics",
+    ),
+    "null_direct": (
+        "experiment: null backend, session called directly",
+        "prototype",
+        functools.partial(null_backend, direct=True),
+        "no runtime layer at all: the floor of the two rows above",
     ),
     "proto_batching_alone": (
         "prototype: batching host alone",

@@ -167,3 +167,56 @@ def lean_chat_response_iteration() -> Iterator[None]:
         yield
     finally:
         ChatResponse.__anext__ = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def commands_without_cancel_scope() -> Iterator[None]:
+    """For the duration of the block, commands skip the runtime's per-command wrapper.
+
+    ``Runtime._run_command`` wraps each command in a cancel scope, registers
+    its time limit and records statistics. This is a measurement, not a
+    proposal as such: without the wrapper a command has no
+    ``operation_timeout`` and shutdown cannot cancel it. It shows what the
+    wrapper costs.
+    """
+    from agy_trio.core.runtime import Runtime
+
+    original = Runtime._run_command
+
+    async def _run_command(self: Runtime, command: Any, scope: trio.CancelScope) -> Any:
+        return await self._execute(command)
+
+    Runtime._run_command = _run_command  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Runtime._run_command = original  # type: ignore[method-assign]
+
+
+class _NullSession:
+    """An agent session that answers at once, in Trio: no host, no thread."""
+
+    conversation_id = "null"
+
+    async def is_idle(self) -> bool:
+        await trio.lowlevel.checkpoint()
+        return True
+
+    async def shutdown(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+class NullBackend:
+    """A backend with nothing behind it, to time the runtime's own command layer."""
+
+    name = "null"
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def create_agent(self, agent_id: str, config: Any, services: Any) -> _NullSession:
+        await trio.lowlevel.checkpoint()
+        return _NullSession()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()

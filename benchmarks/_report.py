@@ -36,7 +36,6 @@ def chart(result: BenchResult, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = next(m for m in result.metrics if m.key == result.chart_metric)
     groups: list[str] = []
     for row in result.rows:
         if row.group not in groups:
@@ -50,7 +49,13 @@ def chart(result: BenchResult, path: Path) -> Path | None:
         squeeze=False,
     )
     for ax, group in zip(axes[:, 0], groups, strict=True):
-        rows = [r for r in result.rows if r.group == group and metric.key in r.metrics]
+        in_group = [r for r in result.rows if r.group == group]
+        # The comparison's chart metric, or (for a group that lacks it) the group's first one.
+        key = result.chart_metric
+        if not any(key in r.metrics for r in in_group):
+            key = next(iter(in_group[0].metrics))
+        metric = next(m for m in result.metrics if m.key == key)
+        rows = [r for r in in_group if metric.key in r.metrics]
         rows = rows[::-1]
         y = list(range(len(rows)))
         med = [r.metrics[metric.key].median for r in rows]
@@ -65,14 +70,17 @@ def chart(result: BenchResult, path: Path) -> Path | None:
         positive = [v for v in values if v > 0]
         if positive and max(positive) / min(positive) > 30:
             ax.set_xscale("log")
-        for yi, m in zip(y, med, strict=True):
+        for yi, row in zip(y, rows, strict=True):
+            s = row.metrics[metric.key]
             ax.annotate(
-                fmt(m, metric.digits),
-                (m, yi),
-                xytext=(4, -3),
+                fmt(s.median, metric.digits),
+                (max(s.max, s.q3), yi),
+                xytext=(6, -3),
                 textcoords="offset points",
                 fontsize=7,
+                fontweight="bold",
             )
+        ax.margins(x=0.12)
         title = f"{result.title}" + (f": {group}" if group else "")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(

@@ -57,14 +57,14 @@ async def _agy_samples(rt: Any, backend: Any, n: int, warmup: int) -> Samples:
     agent = await rt.create_agent()
     agent_rt = backend._agents[agent.agent_id]  # the scripted agent on the asyncio side
     marks: dict[str, float] = {}
-    original = agent_rt.cancel_turn
+    original = agent_rt.cancel_turns
 
-    async def timed_cancel_turn(task: Any) -> None:  # runs on the asyncio side
+    async def timed_cancel_turns(turns: Any) -> None:  # runs on the asyncio side
         marks["called"] = time.perf_counter()
-        await original(task)
+        await original(turns)
         marks["stopped"] = time.perf_counter()
 
-    agent_rt.cancel_turn = timed_cancel_turn
+    agent_rt.cancel_turns = timed_cancel_turns
     samples: Samples = []
     for i in range(warmup + n):
         cancels_before = backend.cancel_calls
@@ -135,6 +135,7 @@ def asyncio_floor(n: int, warmup: int) -> Samples:
         for i in range(warmup + n):
             response = await world.chat(agent, "hang")
             turn = agent.current
+            assert turn is not None
             first = asyncio.Event()
 
             async def read(response: Any = response, first: asyncio.Event = first) -> None:
@@ -147,7 +148,7 @@ def asyncio_floor(n: int, warmup: int) -> Samples:
                 await asyncio.sleep(0)
             t0 = time.perf_counter()
             reader.cancel()
-            await agent.cancel_turn(turn)
+            await agent.cancel_turns([turn])
             stopped = time.perf_counter()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader

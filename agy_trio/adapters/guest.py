@@ -245,11 +245,13 @@ class GuestHost:
             raise OperationTimeout(f"{self.name} background tasks", timeout)
 
     def statistics(self) -> HostStatistics:
-        """A snapshot of the host (call it from the loop's thread)."""
+        """A snapshot of the host; safe from any thread (the task count is informational)."""
         loop = self._loop
         n_tasks = 0
         if loop is not None and not loop.is_closed():
-            n_tasks = len(asyncio.all_tasks(loop))
+            # From another thread a racing mutation makes all_tasks raise RuntimeError.
+            with contextlib.suppress(RuntimeError):
+                n_tasks = len(asyncio.all_tasks(loop))
         return HostStatistics(self.name, self.alive, len(self._pending), n_tasks)
 
     def _check_open(self) -> asyncio.AbstractEventLoop:
