@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -144,6 +146,12 @@ class AioHost:
         self._stopping = False
         self._dead = False
         self._pending: set[_Call[Any]] = set()
+        # Batched hand-offs between the threads (see run()).
+        self._lock = threading.Lock()
+        self._submissions: deque[tuple[_Call[Any], Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._submit_scheduled = False
+        self._completions: deque[tuple[_Call[Any], outcome.Outcome[Any]]] = deque()
+        self._deliver_scheduled = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -178,8 +186,14 @@ class AioHost:
             raise self._death_reason()
 
     def _thread_main(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+        # Built directly rather than through the global event-loop policy:
+        # a library that installs its own policy (trio-asyncio does) must not
+        # silently change what the host runs.
+        loop: asyncio.AbstractEventLoop = (
+            asyncio.ProactorEventLoop()  # type: ignore[attr-defined,unused-ignore]
+            if sys.platform == "win32"
+            else asyncio.SelectorEventLoop()
+        )
         self._loop = loop
         token = self._token
         assert token is not None
@@ -270,6 +284,11 @@ class AioHost:
         Cancelling the caller cancels the asyncio task and waits until it has
         finished, so no task is left behind on the loop.
 
+        Wake-ups are batched both ways: while a wake-up of the loop is already
+        on its way, further submissions just join its queue, and while a
+        wake-up of Trio is on its way, further results join theirs. One caller
+        pays one wake-up each way; many concurrent callers share them.
+
         Raises:
             ChannelClosed: The host is not running, or died during the call.
         """
@@ -279,41 +298,18 @@ class AioHost:
             raise self._death_reason() if self._dead else ChannelClosed(f"{self.name}: closed")
         await trio.lowlevel.checkpoint_if_cancelled()
         call: _Call[T] = _Call(trio.lowlevel.current_task())
-        token = self._token
-        assert token is not None
-
-        def on_done(task: asyncio.Task[T]) -> None:  # asyncio thread
-            result: outcome.Outcome[T]
-            if task.cancelled():
-                if call.cancel_requested:
-                    result = outcome.Error(_CancelledByCaller())
-                else:
-                    result = outcome.Error(self._unexpected_cancel())
-            else:
-                exc = task.exception()
-                result = outcome.Value(task.result()) if exc is None else outcome.Error(exc)
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(self._deliver, call, result)
-
-        def submit() -> None:  # asyncio thread
-            if self._stopping:
-                token.run_sync_soon(self._deliver, call, outcome.Error(self._death_reason()))
-                return
-            if call.cancel_requested:
-                # Cancelled before it started: never start it.
-                token.run_sync_soon(self._deliver, call, outcome.Error(_CancelledByCaller()))
-                return
+        self._pending.add(call)
+        with self._lock:
+            self._submissions.append((call, fn, args))
+            wake = not self._submit_scheduled
+            self._submit_scheduled = True
+        if wake:
             try:
-                task = loop.create_task(fn(*args))
-            except BaseException as exc:
-                token.run_sync_soon(self._deliver, call, outcome.Error(exc))
-                return
-            call.aio_task = task
-            task.add_done_callback(on_done)
-
-        def cancel_aio() -> None:  # asyncio thread
-            if call.aio_task is not None:
-                call.aio_task.cancel()
+                loop.call_soon_threadsafe(self._start_submitted)
+            except RuntimeError:  # the loop is closed
+                self._pending.discard(call)
+                await trio.lowlevel.checkpoint()
+                raise self._death_reason() from None
 
         def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
             call.raise_cancel = raise_cancel
@@ -325,19 +321,75 @@ class AioHost:
             )
             # A closed loop raises RuntimeError: the thread-exit handler fails the call.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(cancel_aio)
-            # The asyncio task still has to unwind; we are woken by on_done.
+                loop.call_soon_threadsafe(_cancel_task, call)
+            # The asyncio task still has to unwind; its wrapper delivers the outcome.
             return trio.lowlevel.Abort.FAILED
 
-        self._pending.add(call)
-        try:
-            loop.call_soon_threadsafe(submit)
-        except RuntimeError:
-            self._pending.discard(call)
-            await trio.lowlevel.checkpoint()
-            raise self._death_reason() from None
         result: T = await trio.lowlevel.wait_task_rescheduled(abort)
         return result
+
+    # -- asyncio thread
+
+    def _start_submitted(self) -> None:
+        """Start every queued submission as a task (one loop wake-up for the batch)."""
+        with self._lock:
+            items = list(self._submissions)
+            self._submissions.clear()
+            self._submit_scheduled = False
+        loop = self._loop
+        assert loop is not None
+        for call, fn, args in items:
+            if self._stopping:
+                self._complete(call, outcome.Error(self._death_reason()))
+            elif call.cancel_requested:
+                # Cancelled before it started: never start it.
+                self._complete(call, outcome.Error(_CancelledByCaller()))
+            else:
+                try:
+                    call.aio_task = loop.create_task(self._run_call(call, fn, args))
+                except BaseException as exc:
+                    self._complete(call, outcome.Error(exc))
+
+    async def _run_call(
+        self, call: _Call[Any], fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
+        """The asyncio task of one call: run it, then hand its outcome to Trio."""
+        result: outcome.Outcome[Any]
+        try:
+            result = outcome.Value(await fn(*args))
+        except asyncio.CancelledError:
+            if call.cancel_requested:
+                result = outcome.Error(_CancelledByCaller())
+            else:
+                result = outcome.Error(self._unexpected_cancel())
+        except Exception as exc:
+            result = outcome.Error(exc)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: tell the caller, then crash
+            self._complete(call, outcome.Error(exc))
+            raise
+        self._complete(call, result)
+
+    def _complete(self, call: _Call[Any], result: outcome.Outcome[Any]) -> None:
+        """Queue an outcome for Trio (one Trio wake-up per batch); any thread."""
+        with self._lock:
+            self._completions.append((call, result))
+            wake = not self._deliver_scheduled
+            self._deliver_scheduled = True
+        if wake:
+            token = self._token
+            assert token is not None
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._deliver_completed)
+
+    # -- Trio thread
+
+    def _deliver_completed(self) -> None:
+        with self._lock:
+            items = list(self._completions)
+            self._completions.clear()
+            self._deliver_scheduled = False
+        for call, result in items:
+            self._deliver(call, result)
 
     async def _abandon_if_stuck(self, call: _Call[Any]) -> None:
         """Release a cancelled caller whose asyncio task never acknowledges the cancel."""
@@ -400,7 +452,8 @@ class AioHost:
         """From the host loop, run the Trio function ``fn(*args)`` and await its result.
 
         The asyncio loop stays free while the Trio side works. Cancelling the
-        awaiting asyncio task cancels the Trio call.
+        awaiting asyncio task cancels the Trio call and waits until it has
+        unwound, so a tool never keeps running after the SDK moved on.
 
         Raises:
             ChannelClosed: The Trio side is gone.
@@ -410,9 +463,13 @@ class AioHost:
             raise ChannelClosed(f"{self.name}: host not started")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        # Set once the Trio side is over, whatever happened to ``future``.
+        finished: asyncio.Future[None] = loop.create_future()
         scope = trio.CancelScope()
 
         def settle(result: outcome.Outcome[T]) -> None:  # asyncio thread
+            if not finished.done():
+                finished.set_result(None)
             if future.done():
                 return
             if isinstance(result, outcome.Value):
@@ -457,8 +514,16 @@ class AioHost:
         try:
             return await future
         except asyncio.CancelledError:
-            with contextlib.suppress(trio.RunFinishedError):
+            trio_alive = True
+            try:
                 token.run_sync_soon(scope.cancel)
+            except trio.RunFinishedError:
+                trio_alive = False  # nothing left on the Trio side to wait for
+            while trio_alive and not finished.done():
+                # asyncio.wait does not cancel what it waits on, so a repeated
+                # cancellation cannot cut the wait for the Trio side short.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([finished])
             raise
 
     def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
@@ -468,6 +533,11 @@ class AioHost:
             return
         with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(fn, *args)
+
+
+def _cancel_task(call: _Call[Any]) -> None:  # asyncio thread
+    if call.aio_task is not None:
+        call.aio_task.cancel()
 
 
 class _CancelledByCaller(BaseException):

@@ -126,6 +126,11 @@ class _AgentRecord:
         self.wake_event = trio.Event()
 
 
+# Frozen, so one instance serves every agent created without a config (building
+# an AgentConfig runs its validators, which is not free).
+_DEFAULT_AGENT_CONFIG = AgentConfig()
+
+
 class _Deadline:
     """When an in-flight command times out, and whether it did."""
 
@@ -196,7 +201,7 @@ class Runtime:
             RuntimeClosed: The runtime is shutting down.
         """
         if config is None:
-            config = AgentConfig()
+            config = _DEFAULT_AGENT_CONFIG
         if not isinstance(config, AgentConfig):
             raise ConfigError(f"expected an AgentConfig, got {type(config).__name__}")
         agent_id: str = await self._submit(cmds.CreateAgent("", config=config))
@@ -453,8 +458,11 @@ class Runtime:
         quota = self.quota.state_for(record.config.quota_key)
         # Waiting out a quota backoff or a pacing slot is not part of the turn:
         # only operation_timeout bounds it. The turn's clock starts here.
-        await quota.wait()
-        await self._pacer.wait_turn()
+        # Skipped when there is nothing to wait for: each would cost a scheduler round.
+        if quota.backing_off:
+            await quota.wait()
+        if self._pacer.delay:
+            await self._pacer.wait_turn()
         record.wake()
         deadline = trio.current_time() + chat_timeout
         with trio.move_on_at(deadline) as start_scope:
@@ -536,7 +544,8 @@ class Runtime:
 
     async def _send(self, record: _AgentRecord, command: cmds.Command[Any]) -> None:
         quota = self.quota.state_for(record.config.quota_key)
-        await quota.wait()
+        if quota.backing_off:
+            await quota.wait()
         record.wake()
         try:
             await command.execute(record.session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator
 
@@ -203,3 +204,69 @@ async def test_aclose_reports_a_thread_that_does_not_exit(
 async def test_statistics(host: AioHost) -> None:
     stats = host.statistics()
     assert stats.alive and stats.pending_calls == 0 and stats.name == "test-host"
+
+
+async def test_asyncio_side_cancel_waits_for_the_trio_call_to_unwind(host: AioHost) -> None:
+    events: list[str] = []
+    aio_started: list[asyncio.Event] = []
+
+    async def tool() -> None:
+        host.loop.call_soon_threadsafe(aio_started[0].set)
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                for _ in range(5):  # cleanup that takes a few scheduler rounds
+                    await trio.lowlevel.checkpoint()
+            events.append("trio unwound")
+
+    async def from_asyncio() -> list[str]:
+        aio_started.append(asyncio.Event())
+        task = asyncio.ensure_future(host.call_trio(tool))
+        await aio_started[0].wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        events.append("asyncio saw the cancellation")
+        return list(events)
+
+    assert await host.run(from_asyncio) == ["trio unwound", "asyncio saw the cancellation"]
+
+
+async def test_host_ignores_a_foreign_event_loop_policy() -> None:
+    class RefusingPolicy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            raise AssertionError("the host must not build its loop through the policy")
+
+    old = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(RefusingPolicy())
+    try:
+        async with trio.open_nursery() as nursery:
+            h = AioHost("policy-host")
+            await h.start(nursery)
+
+            async def kind() -> str:
+                return type(asyncio.get_running_loop()).__name__
+
+            assert await h.run(kind) in {"_UnixSelectorEventLoop", "ProactorEventLoop"}
+            await h.aclose()
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+async def test_many_concurrent_callers_each_get_their_own_answer(host: AioHost) -> None:
+    async def echo(n: int) -> int:
+        await asyncio.sleep(0)
+        return n
+
+    results: dict[int, int] = {}
+
+    async def caller(n: int) -> None:
+        for i in range(20):
+            results[n * 100 + i] = await host.run(echo, n * 100 + i)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(64):
+            nursery.start_soon(caller, n)
+    assert results == {k: k for k in results} and len(results) == 64 * 20
+    assert host.statistics().pending_calls == 0
