@@ -28,6 +28,13 @@ reach the user:
 * **Processes.** Every harness is started without blocking the asyncio loop,
   tracked by PID, killed if its start-up is cancelled, killed when its agent
   or the backend closes, and (on Linux) killed by the kernel if Python dies.
+  Its shutdown is waited for off the loop too (the SDK's ``Popen.wait`` would
+  freeze every agent of the host for as long as the harness takes to exit).
+* **The host loops stay free.** Everything synchronous the SDK would do on
+  the loop for each start or stop and that can be done elsewhere is: the
+  agent's configuration (pydantic models, a deep copy) is built in a worker
+  thread, the ``importlib.metadata`` look-ups are done once per backend, and
+  the worker threads exist before the first agent needs one.
 * **State.** ``delete`` removes the conversation's database and transcripts;
   ``clear_history`` really clears (see :meth:`_AgentSession.clear_history`).
 
@@ -94,8 +101,11 @@ from agy_trio.adapters.antigravity_events import (
 from agy_trio.adapters.antigravity_harness import (
     HarnessLauncher,
     HarnessRegistry,
+    SdkFacts,
     current_launcher,
+    detach_process,
     pdeathsig_prefix,
+    sdk_facts,
     sweep_orphans,
 )
 from agy_trio.adapters.hosted import HostedSession
@@ -403,10 +413,16 @@ class _SdkAgent:
             tools=self.sdk_tools,
             authorize=self.authorize,
             owner=self.owner,
+            harness_path=self.backend.facts.binary_path if self.backend.facts else None,
         )
-        sdk_config = sdk_agent_config(spec)
-        sdk_agent = load_sdk().Agent(sdk_config)
-        launcher = HarnessLauncher(self.backend.registry, self.owner, self.backend.prefix)
+        # Building the SDK's pydantic configuration and the Agent (which deep
+        # copies it) is pure Python that takes milliseconds: off the loop.
+        sdk_agent = await asyncio.get_running_loop().run_in_executor(
+            self.backend.registry.executor, _build_sdk_agent, spec
+        )
+        launcher = HarnessLauncher(
+            self.backend.registry, self.owner, self.backend.prefix, self.backend.facts
+        )
         token = current_launcher.set(launcher)
         try:
             await sdk_agent.__aenter__()
@@ -441,13 +457,28 @@ class _SdkAgent:
     async def close_sdk(self) -> None:
         """Stop the SDK agent and its harness; never leaves the process behind.
 
-        The SDK waits for the harness with a blocking call (up to 180 s) on the
-        loop; a timer thread kills the harness after the backend's shutdown
-        grace so that the wait, and the loop, are freed.
+        The SDK would wait for the harness with a blocking call (up to 180 s)
+        on the loop, then join its stderr reader. The process is taken away
+        from the SDK first (:func:`detach_process`), so that its shutdown does
+        only the asynchronous part (end of session, WebSocket closed); then the
+        harness's stdin is closed and the harness waited for in a worker
+        thread, in the SDK's order, and killed if it has not exited within the
+        backend's shutdown grace. Should the SDK's shutdown hang anyway, a
+        timer thread kills the harness after the grace, which frees it.
         """
         sdk_agent, self.sdk_agent, self.conv = self.sdk_agent, None, None
         registry = self.backend.registry
+        stderr_readers: list[threading.Thread] = []
+        detached = False
         if sdk_agent is not None:
+            try:
+                _, reader = detach_process(sdk_agent.conversation.connection)
+            except Exception as exc:  # not the SDK this was written for: let it wait
+                log.debug("agent %s: harness left to the SDK's shutdown: %s", self.agent_id, exc)
+            else:
+                detached = True
+                if reader is not None:
+                    stderr_readers.append(reader)
             watchdog = threading.Timer(self.backend.shutdown_grace, registry.kill, (self.owner,))
             watchdog.daemon = True
             watchdog.start()
@@ -462,8 +493,11 @@ class _SdkAgent:
                 log.debug("agent %s: SDK shutdown reported %s", self.agent_id, describe(exc))
             finally:
                 watchdog.cancel()
-        registry.kill(self.owner)
-        await registry.release_async(self.owner)
+        if detached:
+            await registry.retire_async(self.owner, self.backend.shutdown_grace, stderr_readers)
+        else:
+            registry.kill(self.owner)
+            await registry.release_async(self.owner)
 
     async def recover(self, cause: BaseException) -> None:
         """Replace a dead SDK session by a resumed one; on failure the agent is dead."""
@@ -529,7 +563,9 @@ class _SdkAgent:
 
     async def delete(self) -> None:
         await self.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.remove_files)
+        await asyncio.get_running_loop().run_in_executor(
+            self.backend.registry.executor, self.remove_files
+        )
 
     async def clear_history(self) -> None:
         """Forget the conversation: a fresh SDK conversation under the same id."""
@@ -539,7 +575,9 @@ class _SdkAgent:
             await self.ready()
             self.usage_offset = self.usage_offset + usage_of(self.conv.total_usage)
             await self.close_sdk()
-            await asyncio.get_running_loop().run_in_executor(None, self.remove_files)
+            await asyncio.get_running_loop().run_in_executor(
+                self.backend.registry.executor, self.remove_files
+            )
             self.outcomes.clear()
             self.last_usage = Usage()
             try:
@@ -989,6 +1027,7 @@ class AntigravityBackend:
         self.cancel_grace = float(cancel_grace)
         self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
         self.prefix: tuple[str, ...] = ()
+        self.facts: SdkFacts | None = None
         self.registry = HarnessRegistry()
         self.hosts = [AioHost(f"agy-trio-antigravity-{i}") for i in range(threads)]
         self._load = dict.fromkeys(range(threads), 0)
@@ -1008,9 +1047,11 @@ class AntigravityBackend:
         self._started = True
         base = self.base_dir
         self._root = Path(await trio.to_thread.run_sync(_make_root, base))
-        # One-time work that would otherwise stall the first agent's host loop:
-        # probing setpriv, and building the SDK config classes (~90 ms).
-        self.prefix = await trio.to_thread.run_sync(_prepare)
+        # One-time work that would otherwise stall the host loops: probing
+        # setpriv, building the SDK config classes (~90 ms, first agent only),
+        # the SDK's importlib.metadata look-ups (every agent) and starting the
+        # worker threads (the first agents).
+        self.prefix, self.facts = await trio.to_thread.run_sync(_prepare, self.registry)
         for host in self.hosts:
             await host.start(nursery)
 
@@ -1132,11 +1173,17 @@ async def _open_agent(agent: _SdkAgent, resume: bool) -> None:
     await agent.open(resume=resume)
 
 
-def _prepare() -> tuple[str, ...]:
+def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
     config_classes()
     importlib.import_module("google.antigravity.connections.local.local_openai_connection")
     importlib.import_module("google.antigravity.tools.tool_runner")
-    return pdeathsig_prefix()
+    registry.prestart()
+    return pdeathsig_prefix(), sdk_facts()
+
+
+def _build_sdk_agent(spec: SdkAgentSpec) -> Any:
+    """The SDK ``Agent`` for ``spec``, not yet started (pure Python; any thread)."""
+    return load_sdk().Agent(sdk_agent_config(spec))
 
 
 def _make_root(base: str | None) -> str:

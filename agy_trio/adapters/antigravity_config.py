@@ -33,7 +33,11 @@ from typing import Any
 
 import attrs
 
-from agy_trio.adapters.antigravity_harness import HARNESS_OWNER_ENV, install_launcher
+from agy_trio.adapters.antigravity_harness import (
+    HARNESS_OWNER_ENV,
+    HARNESS_PATH_ENV,
+    install_launcher,
+)
 from agy_trio.core.config import AgentConfig
 from agy_trio.core.errors import ConfigError
 
@@ -252,6 +256,9 @@ class SdkAgentSpec:
         tools: SDK tool callables (the runtime's tools, wrapped).
         authorize: The SDK ``ask_user`` handler consulted for built-in tools.
         owner: The harness owner tag (see ``HARNESS_OWNER_ENV``).
+        harness_path: The harness binary, found ahead of time (see
+            :func:`~agy_trio.adapters.antigravity_harness.sdk_facts`); None
+            lets the SDK search for it on the asyncio loop.
     """
 
     config: AgentConfig
@@ -262,6 +269,7 @@ class SdkAgentSpec:
     tools: Sequence[Callable[..., Any]] = ()
     authorize: Callable[..., Any] | None = None
     owner: str = ""
+    harness_path: str | None = None
 
 
 def sdk_policies(spec: SdkAgentSpec, builtins: Sequence[Any]) -> list[Any]:
@@ -298,6 +306,10 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
     env = {HARNESS_OWNER_ENV: spec.owner}
     if spec.folders.home_dir is not None:
         env["HOME"] = spec.folders.home_dir
+    if spec.harness_path is not None:
+        # Spares the SDK's strategy its importlib.metadata search on the loop;
+        # install_launcher takes it out of the harness's own environment.
+        env[HARNESS_PATH_ENV] = spec.harness_path
     continuation = sdk.types.SessionContinuationMode
     common: dict[str, Any] = {
         "system_instructions": config.system_instructions,

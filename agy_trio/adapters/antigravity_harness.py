@@ -11,12 +11,19 @@ itself the SDK:
 * leaves it running when Python dies while something else still holds the
   harness's stdin open (the harness only exits on end-of-file).
 
-This module fixes all three. :class:`HarnessRegistry` remembers every process
+It also blocks the loop at shutdown (``Popen.wait`` for up to 180 s, then a
+``join`` of its stderr reader) and scans ``importlib.metadata`` on every start
+(the harness binary's path and the SDK's version).
+
+This module fixes all of it. :class:`HarnessRegistry` remembers every process
 it started, per owner, so an owner's processes can be killed and reaped at any
-time (a cancelled start, an agent shut down, the backend closing).
+time (a cancelled start, an agent shut down, the backend closing), and stops
+them gracefully off the loop (:meth:`HarnessRegistry.retire_async`, with
+:func:`detach_process` taking the process away from the SDK's blocking wait).
 :class:`HarnessLauncher` replaces the SDK's blocking spawn with one that runs
 in a worker thread (the loop stays free) and registers the process the moment
-it exists. On Linux the harness is started through ``setpriv --pdeathsig
+it exists. :func:`sdk_facts` looks up the binary and the version once, in a
+worker thread. On Linux the harness is started through ``setpriv --pdeathsig
 KILL``, so the kernel kills it when the thread that started it dies, which
 includes any crash of the Python process.
 """
@@ -36,16 +43,23 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import attrs
 
 __all__ = [
     "HARNESS_OWNER_ENV",
+    "HARNESS_PATH_ENV",
     "HarnessLauncher",
     "HarnessRegistry",
+    "SdkFacts",
     "current_launcher",
+    "detach_process",
     "install_launcher",
     "pdeathsig_prefix",
+    "sdk_facts",
     "sweep_orphans",
 ]
 
@@ -58,9 +72,50 @@ It is visible in ``ps e`` output and lets a sweep find harnesses started by a
 path this module did not control.
 """
 
+HARNESS_PATH_ENV = "ANTIGRAVITY_HARNESS_PATH"
+"""The SDK's variable naming the harness binary (local_connection.py:769).
+
+Found in an agent's ``env``, it spares the SDK its per-start search of the
+installed files; :func:`install_launcher` removes it again before the harness
+starts, so the harness's environment is what it would have been.
+"""
+
 # How long a harness may take to write its first answer (port and key) on
 # stdout before its start counts as failed.
 _HANDSHAKE_TIMEOUT = 60.0
+
+
+@attrs.frozen
+class SdkFacts:
+    """What the SDK looks up in ``importlib.metadata`` on every start, looked up once.
+
+    Attributes:
+        binary_path: The ``localharness`` binary the SDK would start (None if
+            it cannot be found: the SDK then looks, and fails, by itself).
+        version: The SDK's version, sent to the harness.
+    """
+
+    binary_path: str | None
+    version: str
+
+
+def sdk_facts() -> SdkFacts:
+    """Look up the harness binary and the SDK version the way the SDK does (blocking).
+
+    The SDK does this on the asyncio loop for every agent it starts
+    (local_connection.py:968 and :1499): a scan of the package's installed
+    files that takes milliseconds. A backend calls this once, in a worker
+    thread, when it starts. The binary's path honours ``ANTIGRAVITY_HARNESS_PATH``
+    in the environment at that moment.
+    """
+    from google.antigravity.connections.local import local_connection
+
+    try:
+        path: str | None = local_connection._get_default_binary_path({})
+    except Exception as exc:  # e.g. FileNotFoundError: let the SDK report it per agent
+        log.debug("the harness binary was not found ahead of time: %s", exc)
+        path = None
+    return SdkFacts(binary_path=path, version=local_connection._get_sdk_version())
 
 
 @functools.cache
@@ -96,20 +151,41 @@ class HarnessRegistry:
     """Every harness process one backend started, by owner; thread-safe.
 
     Args:
-        spawn_threads: Worker threads for the blocking part of a start. They
-            live as long as the registry, which matters on Linux: the kernel
-            kills a harness when the *thread* that started it exits.
+        spawn_threads: Worker threads for the blocking part of a start (and
+            for waiting on a harness at shutdown). They live as long as the
+            registry, which matters on Linux: the kernel kills a harness when
+            the *thread* that started it exits. :meth:`prestart` starts them
+            all ahead of time, so that no asyncio loop ever pays for a
+            ``Thread.start()`` when it hands work over.
     """
 
-    def __init__(self, spawn_threads: int = 8) -> None:
+    def __init__(self, spawn_threads: int = 16) -> None:
         self._lock = threading.Lock()
         self._by_owner: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._abandoned: set[str] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=spawn_threads, thread_name_prefix="agy-trio-harness-start"
         )
+        self._spawn_threads = spawn_threads
         self._closed = False
         self.started = 0
+
+    def prestart(self, timeout: float = 10.0) -> None:
+        """Start every worker thread now (blocking; call it from a worker thread).
+
+        ``ThreadPoolExecutor`` starts a thread on the first submissions that
+        find none idle, inside ``submit``: on an asyncio loop, that is a
+        ``Thread.start()`` (and a wait for the new thread to run) blocking
+        every agent of the loop. Holding each worker at a barrier until all
+        exist makes every submission here start one.
+        """
+        barrier = threading.Barrier(self._spawn_threads + 1)
+        futures = [self._executor.submit(barrier.wait, timeout) for _ in range(self._spawn_threads)]
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            log.debug("not every harness worker thread started within %.0f s", timeout)
+        concurrent.futures.wait(futures, timeout)
 
     @property
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -186,6 +262,52 @@ class HarnessRegistry:
             log.warning("killed leftover harness process(es) of %s: %s", owner, leftovers)
         return leftovers
 
+    def retire(
+        self, owner: str, grace: float, threads: Iterable[threading.Thread] = ()
+    ) -> list[int]:
+        """Let ``owner``'s harnesses exit on their own, then kill, reap and forget them.
+
+        Each harness's stdin is closed (the harness exits on end-of-file) and
+        it gets ``grace`` seconds to exit; whatever is left is then killed.
+        ``threads`` (the SDK's stderr readers) are joined before the pipes
+        close. Blocking: call it from a worker thread (see :meth:`retire_async`).
+
+        Returns:
+            The PIDs that did not exit within the grace and had to be killed.
+        """
+        with self._lock:
+            processes = list(self._by_owner.get(owner, []))
+        for process in processes:
+            if process.stdin is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    process.stdin.close()
+        deadline = time.monotonic() + grace
+        for process in processes:
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        late: list[int] = []
+        for process in processes:
+            if process.poll() is None:
+                late.append(process.pid)
+                with contextlib.suppress(OSError):
+                    process.kill()
+        for thread in threads:
+            thread.join(timeout=1.0)
+        leftovers = self.release(owner)  # reaps; also kills one registered meanwhile
+        return late + [pid for pid in leftovers if pid not in late]
+
+    async def retire_async(
+        self, owner: str, grace: float, threads: Iterable[threading.Thread] = ()
+    ) -> list[int]:
+        """:meth:`retire` without blocking the calling asyncio loop."""
+        loop = asyncio.get_running_loop()
+        threads = list(threads)
+        try:
+            return await loop.run_in_executor(self._executor, self.retire, owner, grace, threads)
+        except RuntimeError:  # the executor is shut down: kill now, then reap here
+            self.kill(owner)
+            return self.release(owner)
+
     async def release_async(self, owner: str) -> list[int]:
         """:meth:`release` without blocking the calling asyncio loop."""
         loop = asyncio.get_running_loop()
@@ -219,12 +341,21 @@ class HarnessLauncher:
         registry: Where the started process is recorded.
         owner: The key the process is recorded under.
         prefix: Command prefix (see :func:`pdeathsig_prefix`).
+        facts: The SDK version and harness binary looked up ahead of time
+            (see :func:`sdk_facts`); None to ask the SDK on every start.
     """
 
-    def __init__(self, registry: HarnessRegistry, owner: str, prefix: Sequence[str]) -> None:
+    def __init__(
+        self,
+        registry: HarnessRegistry,
+        owner: str,
+        prefix: Sequence[str],
+        facts: SdkFacts | None = None,
+    ) -> None:
         self.registry = registry
         self.owner = owner
         self.prefix = tuple(prefix)
+        self.facts = facts
 
     async def start(
         self, argv: Sequence[str], env: Mapping[str, str] | None, payload: bytes
@@ -333,6 +464,11 @@ def install_launcher(strategy: Any) -> bool:
     launcher = current_launcher.get()
     if launcher is None or not all(hasattr(strategy, name) for name in _STRATEGY_ATTRIBUTES):
         return False
+    env = getattr(strategy, "_env", None)
+    if isinstance(env, dict) and HARNESS_PATH_ENV in env:
+        # Put there only to spare the SDK its search (see sdk_agent_config):
+        # the harness itself gets the environment it would have had.
+        strategy._env = {k: v for k, v in env.items() if k != HARNESS_PATH_ENV}
 
     async def spawn_harness_and_connect_ws(
         *, use_interactions_api: bool = False
@@ -350,9 +486,10 @@ async def _spawn(
     from google.antigravity.connections.local import local_connection
     from google.antigravity.proto import localharness_pb2
 
+    facts = launcher.facts
     client_info = localharness_pb2.ClientInfo(
         language="python",
-        version=local_connection._get_sdk_version(),
+        version=facts.version if facts is not None else local_connection._get_sdk_version(),
         language_version=platform.python_version(),
         os=platform.system().lower(),
         os_version=platform.release(),
@@ -373,6 +510,32 @@ async def _spawn(
     connect: Callable[..., Any] = strategy._connect_websocket
     ws, ws_url = await connect(output_config.port, output_config.api_key, process)
     return process, ws, ws_url
+
+
+def detach_process(connection: Any) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
+    """Take the harness process away from an SDK ``LocalConnection`` before its ``disconnect``.
+
+    The SDK's ``disconnect`` (local_connection.py:571-630) closes the
+    WebSocket, then the harness's stdin, then waits for the process with a
+    blocking ``Popen.wait`` (up to 180 s) and joins its stderr reader, all on
+    the asyncio loop. Without the process it does only the first part, which
+    is asynchronous; the caller then does the rest, in the same order, off the
+    loop (:meth:`HarnessRegistry.retire_async`). Only this one connection
+    object changes.
+
+    Returns:
+        The process and the SDK's stderr reader thread.
+
+    Raises:
+        LookupError: The connection is not the SDK version this was written
+            for (no process to take); the caller leaves the SDK alone then.
+    """
+    process = getattr(connection, "_process", None)
+    if not isinstance(process, subprocess.Popen) or not hasattr(connection, "_stderr_thread"):
+        raise LookupError("not a LocalConnection with a harness process")
+    thread = connection._stderr_thread
+    connection._process = None
+    return process, thread if isinstance(thread, threading.Thread) else None
 
 
 def sweep_orphans(owner_prefix: str) -> list[int]:

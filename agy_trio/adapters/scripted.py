@@ -289,12 +289,18 @@ class _AgentRuntime:
         prompt = content_text(parts)
         index = self.backend._next_turn_index(self.agent_id)
         turn = self.backend._turn_for(self.agent_id, prompt, index)
-        started = asyncio.get_running_loop().create_future()
-        task = asyncio.get_running_loop().create_task(self._play(prompt, turn, bridge, started))
+        loop = asyncio.get_running_loop()
+        # With no other turn alive, the new task is the next to take the turn
+        # slot (asyncio runs tasks in creation order), so there is nothing to
+        # wait for; otherwise wait until it holds the slot.
+        started = loop.create_future() if self.turn_tasks else None
+        task = loop.create_task(self._play(prompt, turn, bridge, started))
         self.turn_tasks.add(task)
         task.add_done_callback(self._turn_done)
+        if started is None:
+            return task
         try:
-            await asyncio.shield(started)
+            await started
         except asyncio.CancelledError:
             if not task.done():  # our caller gave up: the turn must not run on alone
                 task.cancel()
@@ -313,22 +319,23 @@ class _AgentRuntime:
         prompt: str,
         turn: Turn,
         bridge: StreamBridge[ChatEvent] | None,
-        started: asyncio.Future[None],
+        started: asyncio.Future[None] | None,
     ) -> None:
         try:
             async with self.turn_lock:
                 self.current = asyncio.current_task()
-                started.set_result(None)
+                if started is not None and not started.done():
+                    started.set_result(None)
                 await self._play_locked(prompt, turn, bridge)
         except asyncio.CancelledError:
-            if not started.done():
+            if started is not None and not started.done():
                 started.cancel()
             if bridge is not None:
                 bridge.put_nowait(TurnEnd(Usage(), StopReason.CANCELLED))
                 bridge.finish()
             raise
         except BaseException as exc:
-            if not started.done():
+            if started is not None and not started.done():
                 started.set_exception(exc)
             if bridge is not None:
                 bridge.finish(classify_error(exc))
@@ -558,8 +565,10 @@ class ScriptedBackend:
         else:
             state = _AgentState(f"scripted-{next(self._conversation_ids)}")
         agent = _AgentRuntime(self, agent_id, state, services, self.host)
-        # Cross to the host once so that creation fails like every command if it is gone.
-        await self.host.run(asyncio.sleep, 0)
+        # Creation fails like every command once the host is gone.
+        await trio.lowlevel.checkpoint()
+        if not self.host.alive:
+            raise ChannelClosed(f"{self.host.name}: the asyncio host is not running")
         self._agents[agent_id] = agent
         return _ScriptedSession(agent, self._high_water, self._batch_max)
 
