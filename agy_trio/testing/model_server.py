@@ -62,6 +62,7 @@ import logging
 import math
 import os
 import re
+import signal
 import socket
 import time
 from collections import deque
@@ -1364,11 +1365,22 @@ def _announce(server: ModelServer) -> None:
 def serve_model_command(host: str, port: int, log_path: Path | None) -> None:
     """Run a local OpenAI-compatible model server until Ctrl-C."""
     try:
-        trio.run(functools.partial(run_model_server, host, port, log_path, on_ready=_announce))
-    except KeyboardInterrupt:
-        click.echo("Model server stopped.")
+        trio.run(_serve_until_signalled, host, port, log_path)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from error
+    click.echo("Model server stopped.")
+
+
+async def _serve_until_signalled(host: str, port: int, log_path: Path | None) -> None:
+    # SIGINT and SIGTERM are received as messages rather than as
+    # KeyboardInterrupt, which could otherwise surface anywhere (for example
+    # wrapped in an exception group by a nursery) and turn a clean stop into
+    # a traceback.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_model_server(host=host, port=port, log_path=log_path) as server:
+            _announce(server)
+            async for _ in signals:
+                break
 
 
 def main(argv: Sequence[str] | None = None) -> None:
