@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import importlib
 import itertools
@@ -104,6 +105,7 @@ from agy_trio.adapters.antigravity_harness import (
     SdkFacts,
     current_launcher,
     detach_process,
+    host_executor,
     pdeathsig_prefix,
     sdk_facts,
     sweep_orphans,
@@ -352,7 +354,8 @@ class _StepPump:
 class _SdkAgent:
     """One SDK agent and the machinery around it.
 
-    Touched only on its host loop, except for ``closed``, which Trio reads.
+    Touched only on its host loop (or by a worker thread the loop is waiting
+    for), except for ``closed``, which Trio reads.
     """
 
     def __init__(
@@ -363,7 +366,7 @@ class _SdkAgent:
         config: AgentConfig,
         services: AgentServices,
         endpoint: Endpoint,
-        folders: HarnessFolders,
+        folders: HarnessFolders | None,
         conversation_id: str,
     ) -> None:
         self.backend = backend
@@ -404,21 +407,11 @@ class _SdkAgent:
     async def open(self, *, resume: bool) -> None:
         """Start an SDK agent (a harness) on this conversation: create it, or resume it."""
         self._loop_state()
-        spec = SdkAgentSpec(
-            config=self.config,
-            endpoint=self.endpoint,
-            folders=self.folders,
-            conversation_id=self.conversation_id,
-            resume=resume,
-            tools=self.sdk_tools,
-            authorize=self.authorize,
-            owner=self.owner,
-            harness_path=self.backend.facts.binary_path if self.backend.facts else None,
-        )
-        # Building the SDK's pydantic configuration and the Agent (which deep
-        # copies it) is pure Python that takes milliseconds: off the loop.
+        # Creating the folders, building the SDK's pydantic configuration and
+        # the Agent (which deep copies it) are blocking or pure Python work
+        # that takes milliseconds: off the loop.
         sdk_agent = await asyncio.get_running_loop().run_in_executor(
-            self.backend.registry.executor, _build_sdk_agent, spec
+            self.backend.registry.executor, self._build_sdk_agent, resume
         )
         launcher = HarnessLauncher(
             self.backend.registry, self.owner, self.backend.prefix, self.backend.facts
@@ -439,6 +432,24 @@ class _SdkAgent:
             current_launcher.reset(token)
         self.sdk_agent = sdk_agent
         self.conv = sdk_agent.conversation
+
+    def _build_sdk_agent(self, resume: bool) -> Any:
+        """The SDK ``Agent``, not yet started (blocking; runs in a worker thread)."""
+        if self.folders is None:
+            self.folders = resolve_folders(self.config, self.backend.root, self.endpoint)
+        facts = self.backend.facts
+        spec = SdkAgentSpec(
+            config=self.config,
+            endpoint=self.endpoint,
+            folders=self.folders,
+            conversation_id=self.conversation_id,
+            resume=resume,
+            tools=self.sdk_tools,
+            authorize=self.authorize,
+            owner=self.owner,
+            harness_path=facts.binary_path if facts is not None else None,
+        )
+        return load_sdk().Agent(sdk_agent_config(spec))
 
     def _start_error(self, exc: BaseException, *, resume: bool) -> BaseException:
         message = str(exc)
@@ -554,6 +565,8 @@ class _SdkAgent:
 
     def remove_files(self) -> None:
         """Delete what the harness saved for this conversation (blocking file work)."""
+        if self.folders is None:
+            return  # never started: nothing saved
         for path in conversation_files(self.folders, self.conversation_id):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -1054,6 +1067,8 @@ class AntigravityBackend:
         self.prefix, self.facts = await trio.to_thread.run_sync(_prepare, self.registry)
         for host in self.hosts:
             await host.start(nursery)
+            executor = await trio.to_thread.run_sync(host_executor, host.name)
+            await host.run(_adopt_executor, executor)
 
     @property
     def root(self) -> Path:
@@ -1083,12 +1098,9 @@ class AntigravityBackend:
         else:
             conversation_id = uuid.uuid4().hex
             resume = False
-        folders = await trio.to_thread.run_sync(resolve_folders, config, self._root, endpoint)
         index = min(self._load, key=lambda i: (self._load[i], i))
         host = self.hosts[index]
-        agent = _SdkAgent(
-            self, host, agent_id, config, services, endpoint, folders, conversation_id
-        )
+        agent = _SdkAgent(self, host, agent_id, config, services, endpoint, None, conversation_id)
         self._agents[id(agent)] = (agent, index)
         self._load[index] += 1
         try:
@@ -1181,9 +1193,9 @@ def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
     return pdeathsig_prefix(), sdk_facts()
 
 
-def _build_sdk_agent(spec: SdkAgentSpec) -> Any:
-    """The SDK ``Agent`` for ``spec``, not yet started (pure Python; any thread)."""
-    return load_sdk().Agent(sdk_agent_config(spec))
+async def _adopt_executor(executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    # The loop shuts it down with itself (AioHost closes its default executor).
+    asyncio.get_running_loop().set_default_executor(executor)
 
 
 def _make_root(base: str | None) -> str:

@@ -57,8 +57,10 @@ __all__ = [
     "SdkFacts",
     "current_launcher",
     "detach_process",
+    "host_executor",
     "install_launcher",
     "pdeathsig_prefix",
+    "prestart_threads",
     "sdk_facts",
     "sweep_orphans",
 ]
@@ -179,13 +181,7 @@ class HarnessRegistry:
         every agent of the loop. Holding each worker at a barrier until all
         exist makes every submission here start one.
         """
-        barrier = threading.Barrier(self._spawn_threads + 1)
-        futures = [self._executor.submit(barrier.wait, timeout) for _ in range(self._spawn_threads)]
-        try:
-            barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            log.debug("not every harness worker thread started within %.0f s", timeout)
-        concurrent.futures.wait(futures, timeout)
+        prestart_threads(self._executor, self._spawn_threads, timeout)
 
     @property
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -422,6 +418,39 @@ class HarnessLauncher:
         finally:
             timer.cancel()
         return process, answer
+
+
+def prestart_threads(
+    executor: concurrent.futures.ThreadPoolExecutor, count: int, timeout: float = 10.0
+) -> None:
+    """Make ``executor`` start ``count`` worker threads now (blocking).
+
+    ``ThreadPoolExecutor`` starts a thread inside ``submit`` whenever no worker
+    is idle; holding each submitted job at a barrier until all have started
+    makes every submission here start one, and later submissions (up to
+    ``count`` at once) find an idle worker.
+    """
+    barrier = threading.Barrier(count + 1)
+    futures = [executor.submit(barrier.wait, timeout) for _ in range(count)]
+    try:
+        barrier.wait(timeout)
+    except threading.BrokenBarrierError:
+        log.debug("not every worker thread started within %.0f s", timeout)
+    concurrent.futures.wait(futures, timeout)
+
+
+def host_executor(name: str, threads: int = 4) -> concurrent.futures.ThreadPoolExecutor:
+    """A default executor for an asyncio host loop, its threads already started (blocking).
+
+    The loop's own default executor starts its threads lazily, on the loop:
+    asyncio's ``getaddrinfo`` (every WebSocket connection the SDK opens to a
+    harness, by host name) would then pay for a ``Thread.start()`` there.
+    """
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=threads, thread_name_prefix=f"{name}-worker"
+    )
+    prestart_threads(executor, threads)
+    return executor
 
 
 def _kill_quietly(process: subprocess.Popen[bytes]) -> None:

@@ -186,3 +186,51 @@ def test_pdeathsig_prefix_keeps_the_pid(tmp_path: Path) -> None:
     process = subprocess.Popen([*prefix, sys.executable, "-c", write_pid])
     process.wait(timeout=10)
     assert int(out.read_text()) == process.pid  # setpriv execs: the harness keeps its PID
+
+
+def test_retire_lets_the_harness_exit_on_end_of_file(
+    registry: HarnessRegistry, fake_harness: Path
+) -> None:
+    launcher = HarnessLauncher(registry, "owner-4", ())
+    process, _ = asyncio.run(launcher.start(_argv(fake_harness, 0), None, b"x"))
+    started = time.monotonic()
+    assert registry.retire("owner-4", grace=10) == []  # exited by itself: nothing killed
+    assert time.monotonic() - started < 5
+    assert process.returncode == 0
+    assert registry.owners() == []
+
+
+def test_retire_kills_a_harness_that_outstays_the_grace(registry: HarnessRegistry) -> None:
+    stubborn = subprocess.Popen(["sleep", "30"], stdin=subprocess.PIPE)
+    registry.register("owner-5", stubborn)
+
+    async def main() -> list[int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        killed = await registry.retire_async("owner-5", grace=0.3)
+        ticker.cancel()
+        assert ticks >= 10  # the loop kept running during the grace
+        return killed
+
+    assert asyncio.run(main()) == [stubborn.pid]
+    assert not _alive(stubborn.pid)
+
+
+def test_prestart_starts_every_worker_thread(registry: HarnessRegistry) -> None:
+    def workers() -> int:
+        return sum(t.name.startswith("agy-trio-harness-start") for t in threading.enumerate())
+
+    before = workers()
+    registry.prestart()
+    assert workers() - before == 2
+    # Later submissions find an idle worker: no thread is started.
+    for _ in range(5):
+        registry.executor.submit(time.sleep, 0).result()
+    assert workers() - before == 2

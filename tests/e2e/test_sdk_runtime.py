@@ -8,11 +8,13 @@ on 127.0.0.1, GEMINI_API_KEY is unset, and every folder the harness touches
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -457,6 +459,57 @@ async def test_a_killed_harness_gives_a_typed_error_and_no_hang(
             assert await (await agent.chat("back again")).text() == "You said: back again"
         history = [m.text for m in await agent.history() if m.role == "assistant"]
         assert history[-2:] == ["You said: after the crash", "You said: back again"]
+
+
+async def test_a_harness_shutdown_never_blocks_its_host_loop(
+    tmp_path: Path, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK waits for its harness to exit with a blocking Popen.wait on the
+    # asyncio loop. Make the harness slow to exit (a wrapper that lingers after
+    # the real harness has seen end-of-file on stdin), shut one agent down, and
+    # watch a probe coroutine on the same host loop: it must keep ticking.
+    from google.antigravity.connections.local import local_connection
+
+    linger = 1.5
+    real = local_connection._get_default_binary_path({})
+    wrapper = tmp_path / "lingering-harness"
+    wrapper.write_text(f'#!/bin/sh\n"{real}" "$@"\nsleep {linger}\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("ANTIGRAVITY_HARNESS_PATH", str(wrapper))
+    async with sdk_runtime(tmp_path, host_threads=1) as (rt, backend):
+        agent = await rt.create_agent(_config(server))
+        assert await (await agent.chat("hello")).text() == "You said: hello"
+        (host,) = backend.hosts
+        stop = threading.Event()
+        ticking = threading.Event()
+
+        async def probe() -> float:
+            worst, last = 0.0, time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                worst, last = max(worst, now - last), now
+                ticking.set()
+            return worst
+
+        worst: list[float] = []
+
+        async def run_probe() -> None:
+            worst.append(await host.run(probe))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_probe)
+            assert await trio.to_thread.run_sync(ticking.wait, 10)
+            started = time.monotonic()
+            with trio.fail_after(30):
+                await agent.shutdown()
+            took = time.monotonic() - started
+            stop.set()
+        assert took >= linger * 0.8, "the shutdown did not wait for the harness"
+        assert worst[0] < linger / 5, (
+            f"the host loop froze for {worst[0]:.3f} s during a {took:.2f} s shutdown"
+        )
+        assert backend.harness_pids() == []
 
 
 # ---------------------------------------------------------------------------- saved state
