@@ -501,12 +501,14 @@ def targets(result: BenchResult, stall_group: str) -> list[Target]:
                 + (
                     ""
                     if worst <= 5
-                    else ". Sampling the host threads during the stalls shows synchronous SDK "
-                    "work on the loop the probe shares with half of the starting agents "
-                    "(per-start `importlib.metadata` scans in the SDK, pydantic/protobuf "
-                    "set-up, a new executor thread being started), the SDK's blocking "
-                    "`Popen.wait` at shutdown, and, on 2 CPUs, the harness processes' own "
-                    "start-up competing with the Python threads (and their GIL) for the cores."
+                    else ". The harness shutdown, worker-thread start-up, the SDK's metadata "
+                    "scans and its config building no longer run on the host loops. What is "
+                    "left is small per-start SDK work on the loop (WebSocket handshake, "
+                    "protobuf set-up, parsing the harness's answer), GIL hand-offs between "
+                    "busy Python threads (CPython's switch interval is 5 ms), and, on 2 CPUs, "
+                    "the starting harness processes competing with the streaming agent's "
+                    "harness for the cores: with the other agents started in a separate "
+                    "process, the stream still stalls 20-50 ms."
                 ),
             )
         )
