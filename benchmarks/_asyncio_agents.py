@@ -96,6 +96,7 @@ class AsyncioResponse:
         self._pending: deque[ChatEvent] = deque()
         self._text: list[str] = []
         self._done = False
+        self.turn: Any = None  # the turn's task, for the backend's own cancel
 
     def __aiter__(self) -> AsyncioResponse:
         return self
@@ -176,5 +177,7 @@ class AsyncioAgents:
 
     async def chat(self, agent: _AgentRuntime, prompt: str) -> AsyncioResponse:
         bridge = AsyncioBridge(self._high_water, self._batch_max)
-        await agent.start_turn(normalize_content(prompt), bridge)  # type: ignore[arg-type]
-        return AsyncioResponse(bridge)
+        turn = await agent.start_turn(normalize_content(prompt), bridge)  # type: ignore[arg-type]
+        response = AsyncioResponse(bridge)
+        response.turn = turn
+        return response

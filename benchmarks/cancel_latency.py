@@ -134,7 +134,7 @@ def asyncio_floor(n: int, warmup: int) -> Samples:
         samples: Samples = []
         for i in range(warmup + n):
             response = await world.chat(agent, "hang")
-            turn = agent.current
+            turn = response.turn
             assert turn is not None
             first = asyncio.Event()
 
