@@ -299,8 +299,11 @@ class Runtime:
     async def _dispatch_loop(self) -> None:
         start_soon = self._nursery.start_soon
         run = self._run_dispatched
-        async for command in self._receive_channel:
-            start_soon(run, command)
+        # Shutdown closes the channel once it has failed what was left in it;
+        # that may happen before this loop sees the end of the channel.
+        with contextlib.suppress(trio.ClosedResourceError):
+            async for command in self._receive_channel:
+                start_soon(run, command)
 
     async def _run_dispatched(self, command: cmds.Command[Any]) -> None:
         """Run a command that came over the channel, as its own task, and reply."""
