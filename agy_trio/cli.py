@@ -130,11 +130,31 @@ def run(
         raise click.BadParameter("--agents and --turns must be >= 1")
     endpoint = _choose_endpoint(backend, base_url, model)
     console = Console()
+    _run_trio(_run_agents, endpoint, n_agents, turns, delay, console)
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _run_trio(fn: Any, *args: Any) -> None:
+    """Run a Trio program for a command: errors as messages and exit codes, not tracebacks."""
     try:
-        trio.run(_run_agents, endpoint, n_agents, turns, delay, console)
-    except AgyError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
+        trio.run(fn, *args)
+    except BaseException as error:
+        # Nurseries wrap what their tasks raise in exception groups; a user
+        # should see the agy_trio errors (or the interrupt) inside them.
+        leaves = _leaves(error)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        if all(isinstance(leaf, AgyError) for leaf in leaves):
+            for leaf in leaves:
+                click.echo(f"error: {leaf}", err=True)
+            sys.exit(1)
+        raise
 
 
 @attrs.define
@@ -208,11 +228,7 @@ def chat(backend: str, base_url: str | None, model: str | None, prompt: str) -> 
                 click.echo(delta, nl=False)
             click.echo()
 
-    try:
-        trio.run(go)
-    except AgyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    _run_trio(go)
 
 
 @cli.command("serve-model")

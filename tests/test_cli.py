@@ -48,3 +48,14 @@ def test_module_entry_point_prints_help() -> None:
     )
     for command in ("run", "chat", "serve-model", "bench"):
         assert command in out.stdout
+
+
+def test_an_agent_error_inside_the_run_is_a_message_not_a_traceback() -> None:
+    # No model listens on this port: every agent's chat fails with a typed error.
+    result = CliRunner().invoke(
+        cli,
+        ["chat", "--backend", "antigravity", "--base-url", "http://127.0.0.1:9/v1", "hi"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output
+    assert "Traceback" not in result.output
