@@ -75,10 +75,17 @@ __all__ = [
 
 @attrs.frozen
 class Say:
-    """Stream ``text`` as answer deltas, in ``chunks`` roughly equal pieces."""
+    """Stream ``text`` as answer deltas, in ``chunks`` roughly equal pieces.
+
+    Attributes:
+        text: The answer text.
+        chunks: How many deltas to split it into.
+        delay: Seconds to wait (on the asyncio loop, real time) before each delta.
+    """
 
     text: str
     chunks: int = 4
+    delay: float = 0.0
 
 
 @attrs.frozen
@@ -135,8 +142,9 @@ class Fail:
 Step: TypeAlias = Say | Think | CallTool | Pause | Hang | Compact | Fail
 
 
-def _as_steps(steps: Sequence[Step]) -> tuple[Step, ...]:
-    return tuple(steps)
+def _as_steps(steps: Sequence[Step | str]) -> tuple[Step, ...]:
+    # A plain string is shorthand for Say(string).
+    return tuple(Say(step) if isinstance(step, str) else step for step in steps)
 
 
 @attrs.frozen
@@ -358,6 +366,8 @@ class _AgentRuntime:
         for step in turn.steps:
             if type(step) is Say:
                 for piece in _split(step.text, step.chunks):
+                    if step.delay:
+                        await asyncio.sleep(step.delay)
                     text.append(piece)
                     if bridge is not None:
                         await bridge.put(TextDelta(piece))
@@ -487,8 +497,9 @@ class ScriptedBackend:
     Args:
         script: The turns to play, in order, for *each* agent (every agent starts
             at the first turn); or a function building a turn from (agent id,
-            prompt text, turn index). Once a sequence runs out, or with no
-            script, agents answer with :func:`default_turn`.
+            prompt text, turn index). A plain string in the sequence is a turn
+            that says it. Once a sequence runs out, or with no script, agents
+            answer with :func:`default_turn`.
         stream_high_water: Events buffered per turn before the producer waits.
         stream_batch_max: Most events handed to Trio in one batch.
         host: Where the agents' asyncio code runs; a dedicated :class:`AioHost`
@@ -503,7 +514,7 @@ class ScriptedBackend:
 
     def __init__(
         self,
-        script: Sequence[Turn] | Responder | None = None,
+        script: Sequence[Turn | str] | Responder | None = None,
         *,
         stream_high_water: int = 1024,
         stream_batch_max: int = 256,
@@ -533,7 +544,9 @@ class ScriptedBackend:
         if callable(script):
             return script(agent_id, prompt, index)
         if index < len(script):
-            return script[index]
+            turn = script[index]
+            # A plain string is shorthand for a turn that says it.
+            return Turn((Say(turn),)) if isinstance(turn, str) else turn
         return default_turn(prompt)
 
     def _forget(self, agent: _AgentRuntime, *, keep_state: bool) -> None:

@@ -54,6 +54,9 @@ class QuotaState:
         """Clear the backoff: an LLM command just succeeded."""
         self._resume_at = -math.inf
 
+    # The reference design's names for the same operations.
+    record_quota_hit = record_hit
+
     @property
     def backing_off(self) -> bool:
         """Whether LLM commands must wait right now."""
@@ -65,6 +68,8 @@ class QuotaState:
         while trio.current_time() < self._resume_at:  # noqa: ASYNC110
             await trio.sleep_until(self._resume_at)
         await trio.lowlevel.checkpoint()
+
+    wait_for_quota = wait
 
     def statistics(self) -> QuotaStatistics:
         """A snapshot of this key's state."""
@@ -89,6 +94,8 @@ class QuotaRegistry:
         if state is None:
             state = self._states[key] = QuotaState(self._default_backoff)
         return state
+
+    state_for_key = state_for
 
     def keys(self) -> list[str]:
         """Keys seen so far."""

@@ -152,3 +152,13 @@ async def test_many_chunks_stream_with_backpressure() -> None:
 def test_invalid_fail_kind() -> None:
     with pytest.raises(ValueError):
         Fail("meteor")
+
+
+async def test_strings_are_shorthand_for_say_and_chunks_can_be_delayed() -> None:
+    backend = ScriptedBackend(
+        ["plain answer", Turn(["step one. ", Say("slow", chunks=2, delay=0.001)])]
+    )
+    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+        agent = await rt.create_agent()
+        assert await (await agent.chat("a")).text() == "plain answer"
+        assert await (await agent.chat("b")).text() == "step one. slow"
