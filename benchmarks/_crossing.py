@@ -267,13 +267,6 @@ def trio_asyncio_isolated(callers: int, per_caller: int, warmup: int) -> Measure
     return result
 
 
-def batching_host_runtime(callers: int, per_caller: int, warmup: int) -> Measure:
-    """Prototype: the full runtime over the batching thread host."""
-    from benchmarks._prototypes import BatchingAioHost
-
-    return agy_thread(callers, per_caller, warmup, host=BatchingAioHost)
-
-
 def lean_commands(callers: int, per_caller: int, warmup: int) -> Measure:
     """Experiment: the thread host runtime with no per-command wrapper."""
     from benchmarks._prototypes import commands_without_cancel_scope
@@ -304,13 +297,6 @@ def null_backend(
 
     with contextlib.nullcontext() if scope else commands_without_cancel_scope():
         return trio.run(main)
-
-
-def batching_host_alone(callers: int, per_caller: int, warmup: int) -> Measure:
-    """Prototype: the batching thread host's crossing alone (compare with AioHost.run alone)."""
-    from benchmarks._prototypes import BatchingAioHost
-
-    return aiohost_run(callers, per_caller, warmup, host_cls=BatchingAioHost)
 
 
 # key -> (label, kind, function, note)
@@ -375,12 +361,6 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] 
         lambda c, p, w: agy_thread(c, p, w, dispatch="task"),
         "commands travel over the command channel to a dispatch task",
     ),
-    "proto_batching": (
-        "prototype: batching thread host",
-        "prototype",
-        batching_host_runtime,
-        "full runtime; result handed back at the coroutine's end, wake-ups batched both ways",
-    ),
     "proto_no_scope": (
         "experiment: thread host, no per-command wrapper",
         "prototype",
@@ -404,11 +384,5 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] 
         "prototype",
         functools.partial(null_backend, direct=True),
         "no runtime layer at all: the floor of the two rows above",
-    ),
-    "proto_batching_alone": (
-        "prototype: batching host alone",
-        "prototype",
-        batching_host_alone,
-        "compare with AioHost.run alone",
     ),
 }

@@ -145,29 +145,10 @@ def _asyncio(agents: int) -> dict[str, float]:
     return asyncio.run(main())
 
 
-def _agy_batching(agents: int) -> dict[str, float]:
-    import agy_trio
-    from agy_trio.adapters.scripted import ScriptedBackend
-    from benchmarks._prototypes import BatchingAioHost
-
-    async def main() -> dict[str, float]:
-        backend = ScriptedBackend(host=BatchingAioHost())
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            out = await _agy_body(rt, agents)
-            t = time.perf_counter()
-        out["shutdown_s"] = time.perf_counter() - t
-        return out
-
-    return trio.run(main)
-
-
 RUNNERS: dict[str, Callable[[int], dict[str, float]]] = {
     "agy_thread": _agy_thread,
     "agy_guest": _agy_guest,
     "asyncio": _asyncio,
-    "agy_batching": _agy_batching,
 }
 
 # key -> (label, kind, runner, note, gc gen-0 threshold or None for the default)
@@ -194,13 +175,6 @@ CHILDREN: dict[str, tuple[str, str, str, str, int | None]] = {
         "asyncio",
         f"gc.set_threshold({GC_THRESHOLD:,}, 50, 100)",
         GC_THRESHOLD,
-    ),
-    "agy_batching": (
-        "prototype: batching thread host",
-        "prototype",
-        "agy_batching",
-        "see the round-trip experiments",
-        None,
     ),
 }
 
