@@ -10,18 +10,24 @@ from agy_trio.core.config import RuntimeConfig
 from agy_trio.core.errors import ConfigError
 from agy_trio.core.runtime import Runtime, run_runtime
 
-__all__ = ["open_runtime"]
+__all__ = ["default_backend", "open_runtime"]
 
 
-def default_backend(config: RuntimeConfig) -> Backend:
-    """The backend ``open_runtime`` uses when none is given: the scripted double."""
-    from agy_trio.adapters.scripted import ScriptedBackend
+def default_backend() -> Backend:
+    """The backend ``open_runtime`` uses when none is given: the real SDK.
 
-    return ScriptedBackend(
-        stream_high_water=config.stream_buffer_high_water,
-        stream_batch_max=config.stream_batch_max,
-        shutdown_timeout=config.shutdown_timeout,
-    )
+    Raises:
+        ConfigError: The SDK is not installed (the message names the pip extra).
+    """
+    try:
+        from agy_trio.adapters.antigravity import AntigravityBackend
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise ConfigError(
+            "open_runtime() with no backend runs the real google-antigravity SDK, which is "
+            "not installed: pip install 'agy-trio[antigravity]' (or pass "
+            "backend=agy_trio.adapters.scripted.ScriptedBackend() for the scripted double)"
+        ) from exc
+    return AntigravityBackend()
 
 
 @asynccontextmanager
@@ -31,31 +37,28 @@ async def open_runtime(
     """Open a runtime for the duration of an ``async with`` block.
 
     A supervising nursery owns the dispatch loop and every command task;
-    leaving the block shuts everything down (see :meth:`Runtime.shutdown`).
+    leaving the block shuts everything down (see :meth:`Runtime.aclose`).
 
     Args:
         config: Runtime settings; ``RuntimeConfig()`` when omitted.
-        backend: Where agents live. Defaults to the scripted backend
-            (:class:`agy_trio.adapters.scripted.ScriptedBackend`).
+        backend: Where agents live. Defaults to the real SDK
+            (:class:`agy_trio.adapters.antigravity.AntigravityBackend`) when
+            ``agy-trio[antigravity]`` is installed; pass
+            ``agy_trio.adapters.scripted.ScriptedBackend()`` for the
+            deterministic double.
 
     Yields:
         The running :class:`Runtime`.
 
     Raises:
-        ConfigError: ``config`` is not a RuntimeConfig.
+        ConfigError: ``config`` is not a RuntimeConfig, or no backend was given
+            and the SDK is not installed.
         ChannelClosed: A backend host thread crashed (raised on exit).
         OperationTimeout: A backend host thread did not exit in time (raised on exit).
-
-    Example:
-        >>> async with agy_trio.open_runtime() as rt:  # doctest: +SKIP
-        ...     agent = await rt.create_agent(agy_trio.AgentConfig(name="helper"))
-        ...     print(await (await agent.chat("hello")).text())
     """
-    if config is None:
-        config = RuntimeConfig()
-    elif not isinstance(config, RuntimeConfig):
+    if config is not None and not isinstance(config, RuntimeConfig):
         raise ConfigError(f"expected a RuntimeConfig, got {type(config).__name__}")
     if backend is None:
-        backend = default_backend(config)
+        backend = default_backend()
     async with run_runtime(config, backend) as runtime:
         yield runtime

@@ -925,59 +925,23 @@ class _AgentSession(HostedSession):
         )
         self._sdk_agent = agent
 
-    async def history(self) -> list[Message]:
-        """The conversation: user prompts, tool calls and the model's complete answers."""
-        return await super().history()
+    async def end(self, how: str) -> None:
+        """Stop the agent and its harness process.
 
-    async def turn_count(self) -> int:
-        """Prompts that got an answer (resumed turns included)."""
-        return await super().turn_count()
-
-    async def total_usage(self) -> Usage:
-        """Tokens used by every turn of this agent, before a ``clear_history`` too."""
-        return await super().total_usage()
-
-    async def clear_history(self) -> None:
-        """Make the agent forget the conversation, for the model too.
-
-        The SDK's own ``clear_history`` only empties a client-side list: the
-        model keeps seeing everything. Here the active turn is cancelled, the
-        harness stopped, the conversation's saved state (database and
-        transcripts) deleted, and a fresh conversation started under the same
-        conversation id. Afterwards :meth:`history` is empty, :meth:`turn_count`
-        is 0, :meth:`last_response` is None, :meth:`compaction_indices` and
-        :meth:`last_turn_usage` are reset, and the model remembers nothing.
-        :meth:`total_usage` keeps counting what the agent spent before.
+        ``"delete"`` also deletes its conversation's saved state; ``"disconnect"``
+        and ``"shutdown"`` keep it for a resume by conversation id (with the
+        backend's default folders the state lasts until the backend closes; set
+        ``AgentConfig.save_dir`` to keep it longer).
         """
-        await super().clear_history()
-
-    async def compaction_indices(self) -> list[int]:
-        """Positions in :meth:`history` at which the SDK compacted the conversation."""
-        return await super().compaction_indices()
-
-    async def delete(self) -> None:
-        """Stop the agent and delete its conversation's saved state."""
-        await self._end(self._sdk_agent.delete)
-
-    async def disconnect(self) -> None:
-        """Stop the agent, keeping its saved state for a resume by conversation id.
-
-        With the backend's default folders the state lasts until the backend
-        closes; set ``AgentConfig.save_dir`` to keep it longer.
-        """
-        await self._end(self._sdk_agent.close)
-
-    async def shutdown(self) -> None:
-        """Stop the agent and its harness process."""
-        await self._end(self._sdk_agent.close)
-
-    async def _end(self, fn: Callable[[], Any]) -> None:
         agent = self._sdk_agent
         if not agent.host.alive:
             await trio.lowlevel.checkpoint()
             agent.backend._forget(agent)
             return
-        await self._call(fn)
+        try:
+            await agent.host.run(agent.delete if how == "delete" else agent.close)
+        except Exception as exc:
+            raise classify_error(exc) from exc
 
     def try_shutdown(self) -> None:
         """Start stopping the agent; never blocks."""

@@ -39,21 +39,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar
 
 import outcome
 import trio
 
-from agy_trio.adapters.aio_host import HostStatistics
-from agy_trio.core.errors import BackendError, ChannelClosed, ConfigError, OperationTimeout
+from agy_trio.adapters.host_base import HostBase, HostCall, _resume, _Waiter
+from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
 
 __all__ = ["GuestHost", "run_trio_guest"]
 
 T = TypeVar("T")
-log = logging.getLogger("agy_trio.guest")
 
 
 # ---------------------------------------------------------------------------- the guest run
@@ -126,27 +124,10 @@ async def run_trio_guest(trio_main: Callable[..., Awaitable[T]], *args: Any) -> 
 # ---------------------------------------------------------------------------- the host
 
 
-class _GuestCall(Generic[T]):
-    """One Trio caller parked on one asyncio task."""
-
-    __slots__ = ("cancel_requested", "delivered", "raise_cancel", "task", "trio_task")
-
-    def __init__(self, trio_task: trio.lowlevel.Task, task: asyncio.Task[T]) -> None:
-        self.trio_task = trio_task
-        self.task = task
-        self.cancel_requested = False
-        self.delivered = False
-        self.raise_cancel: Callable[[], Any] | None = None
-
-
-class _CancelledByCaller(BaseException):
-    """Marks an asyncio task that ended because its Trio caller was cancelled."""
-
-
-class GuestHost:
+class GuestHost(HostBase):
     """The asyncio host for Trio running as a guest of an asyncio loop (same thread).
 
-    It provides the :class:`~agy_trio.adapters.aio_host.AsyncioHost` protocol,
+    It provides the :class:`~agy_trio.adapters.host_base.AsyncioHost` protocol,
     so any backend that takes a ``host`` runs on it unchanged, for example
     ``ScriptedBackend(host=GuestHost())``. It must be started from a Trio run
     that is a guest of a running asyncio loop (see :func:`run_trio_guest`); it
@@ -160,36 +141,22 @@ class GuestHost:
             disables spinning; each yield costs about one loop iteration. The
             default covers the scripted backend's turn start and cancel, which
             finish within four iterations.
+
+    Raises:
+        ConfigError: ``spin`` is negative.
     """
 
     def __init__(self, name: str = "agy-trio-guest-host", *, spin: int = 8) -> None:
-        if spin < 0:
-            raise ConfigError(f"must be >= 0, got {spin!r}", field="spin")
-        self.name = name
+        if isinstance(spin, bool) or not isinstance(spin, int) or spin < 0:
+            raise ConfigError(f"must be an integer >= 0, got {spin!r}", field="spin")
+        # Same thread: the loop cannot be stuck while Trio runs, so no grace.
+        super().__init__(name, cancel_grace=None)
         self._spin = spin
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._nursery: trio.Nursery | None = None
         self._context: contextvars.Context | None = None
-        self._closing = False
-        self._pending: set[_GuestCall[Any]] = set()
         self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ life cycle
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The asyncio loop Trio is a guest of (only valid after :meth:`start`)."""
-        if self._loop is None:
-            raise ChannelClosed(f"{self.name}: host not started")
-        return self._loop
-
-    @property
-    def alive(self) -> bool:
-        """Whether the host accepts work: started, not closed, its loop still running."""
-        loop = self._loop
-        return loop is not None and not self._closing and loop.is_running()
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Attach to the asyncio loop this Trio run is a guest of.
@@ -228,31 +195,29 @@ class GuestHost:
         Raises:
             OperationTimeout: They did not finish within ``timeout``.
         """
-        if self._loop is None or self._closing:
+        loop = self._loop
+        if loop is None or self._closing:
             await trio.lowlevel.checkpoint()
             return
         self._closing = True
         tasks = [task for task in self._background if not task.done()]
         for task in tasks:
             task.cancel()
-        if not tasks or self._loop.is_closed():
+        if not tasks or loop.is_closed():
             await trio.lowlevel.checkpoint()
             return
-        waiter = self._loop.create_task(asyncio.wait(tasks))
         with trio.move_on_after(timeout) as scope:
-            await self._await_task(waiter, spin=0)
+            await self._park_on(asyncio.wait(tasks))
         if scope.cancelled_caught:
             raise OperationTimeout(f"{self.name} background tasks", timeout)
 
-    def statistics(self) -> HostStatistics:
-        """A snapshot of the host; safe from any thread (the task count is informational)."""
-        loop = self._loop
-        n_tasks = 0
-        if loop is not None and not loop.is_closed():
-            # From another thread a racing mutation makes all_tasks raise RuntimeError.
-            with contextlib.suppress(RuntimeError):
-                n_tasks = len(asyncio.all_tasks(loop))
-        return HostStatistics(self.name, self.alive, len(self._pending), n_tasks)
+    async def _park_on(self, awaitable: Coroutine[Any, Any, Any]) -> None:
+        """Wait in Trio for a coroutine the host runs even though it is closing."""
+        closing, self._closing = self._closing, False
+        try:
+            await self.run(_awaited, awaitable)
+        finally:
+            self._closing = closing
 
     def _check_open(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
@@ -260,8 +225,8 @@ class GuestHost:
             raise ChannelClosed(f"{self.name}: host not started")
         if self._closing:
             raise ChannelClosed(f"{self.name}: closed")
-        if loop.is_closed():
-            raise ChannelClosed(f"{self.name}: the asyncio loop is closed")
+        if loop.is_closed() or not loop.is_running():
+            raise ChannelClosed(f"{self.name}: the asyncio loop is not running")
         return loop
 
     # ------------------------------------------------------------------ Trio -> asyncio
@@ -269,178 +234,75 @@ class GuestHost:
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """From Trio: run ``fn(*args)`` as a task on the loop and return its result.
 
-        Cancelling the caller cancels the asyncio task and waits until it has
-        finished, so no task is left behind on the loop.
+        Short calls are awaited by yielding to the loop up to ``spin`` times
+        before the caller parks. Cancelling the caller cancels the asyncio task
+        and waits until it has finished.
 
         Raises:
             ChannelClosed: The host is not running.
         """
         try:
-            loop = self._check_open()
+            self._check_open()
         except ChannelClosed:
             await trio.lowlevel.checkpoint()
             raise
         await trio.lowlevel.checkpoint_if_cancelled()
-        # Same thread, and we are inside a Trio tick (a loop callback): creating
-        # the task only schedules its first step for the loop's next iteration.
-        task = loop.create_task(fn(*args))
-        return await self._await_task(task, spin=self._spin)
-
-    async def _await_task(self, task: asyncio.Task[T], *, spin: int) -> T:
-        """Wait in Trio for ``task``; cancelling the caller cancels it and waits for it."""
+        waiter = _Waiter(trio.lowlevel.current_task())
+        call = self.submit(fn, args, _resume, waiter)
         # A yield lets the loop run the callbacks already queued (the task's
         # next step) before the next Trio tick: no thread is involved while
         # some Trio task stays runnable.
-        while spin and not task.done():
+        spin = self._spin
+        while spin and waiter.result is None:
             spin -= 1
             await trio.lowlevel.cancel_shielded_checkpoint()
-        if task.done():
-            value: T = self._outcome(task, cancel_requested=False).unwrap()
-            return value
-        call: _GuestCall[T] = _GuestCall(trio.lowlevel.current_task(), task)
+        value: T = await self._park(waiter, call)
+        return value
 
-        def on_done(task: asyncio.Task[T]) -> None:
-            # An asyncio callback: same thread, between two Trio ticks.
-            self._deliver(call, self._outcome(task, cancel_requested=call.cancel_requested))
-
-        def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
-            call.raise_cancel = raise_cancel
-            call.cancel_requested = True
-            task.cancel()
-            # The task still has to unwind; ``on_done`` wakes us.
-            return trio.lowlevel.Abort.FAILED
-
-        self._pending.add(call)
-        task.add_done_callback(on_done)
-        result: T = await trio.lowlevel.wait_task_rescheduled(abort)
-        return result
-
-    def _outcome(self, task: asyncio.Task[Any], *, cancel_requested: bool) -> outcome.Outcome[Any]:
-        if task.cancelled():
-            if cancel_requested:
-                return outcome.Error(_CancelledByCaller())
-            if self._closing:
-                return outcome.Error(ChannelClosed(f"{self.name}: closed"))
-            return outcome.Error(
-                BackendError(f"{self.name}: the asyncio task was cancelled from the asyncio side")
-            )
-        exc = task.exception()
-        if exc is None:
-            return outcome.Value(task.result())
-        return outcome.Error(exc)
-
-    def _deliver(self, call: _GuestCall[Any], result: outcome.Outcome[Any]) -> None:
-        """Wake a parked Trio caller exactly once (runs on the loop thread)."""
-        if call.delivered:
-            return
-        call.delivered = True
-        self._pending.discard(call)
-        if isinstance(result, outcome.Error) and isinstance(result.error, _CancelledByCaller):
-            assert call.raise_cancel is not None
-            result = outcome.capture(call.raise_cancel)
-        # Rescheduling from an asyncio callback is safe here: Trio's run state
-        # belongs to this thread and no Trio tick is in progress. If Trio is
-        # waiting for I/O on its helper thread, Trio itself wakes it.
-        with contextlib.suppress(RuntimeError):  # the Trio run is already over
-            trio.lowlevel.reschedule(call.trio_task, result)
-
-    def run_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Start ``fn(*args)`` on the loop without waiting; errors are logged.
-
-        Safe from any thread; does nothing once the host is closed. :meth:`aclose`
-        cancels whatever is still running.
-        """
+    def _launch(
+        self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
         loop = self._loop
-        if loop is None or self._closing or loop.is_closed():
-            return
+        assert loop is not None
+        # Same thread, inside a Trio tick (a loop callback): creating the task
+        # only schedules its first step for the loop's next iteration.
+        call.aio_task = loop.create_task(self._run_call(call, fn, args))
 
-        async def guarded() -> None:
-            try:
-                await fn(*args)
-            except Exception:
-                log.exception("%s: background call failed", self.name)
+    def _request_cancel(self, call: HostCall) -> None:
+        if call.aio_task is not None:
+            call.aio_task.cancel()
 
-        def submit() -> None:
-            if self._closing:
-                return
-            task = loop.create_task(guarded())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    def _complete(self, call: HostCall, result: outcome.Outcome[Any]) -> None:
+        # An asyncio step on the Trio thread, between two Trio ticks: Trio's
+        # run state belongs to this thread and no tick is in progress, so the
+        # outcome is delivered directly. If Trio waits for I/O on its helper
+        # thread, rescheduling a task wakes it.
+        with contextlib.suppress(RuntimeError):  # the Trio run is already over
+            self._deliver(call, result)
 
+    def _to_loop(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any
+    ) -> None:
         if threading.get_ident() == self._thread_id:
-            submit()
+            fn(*args)
         else:
-            with contextlib.suppress(RuntimeError):  # loop closed
-                loop.call_soon_threadsafe(submit)
+            loop.call_soon_threadsafe(fn, *args)
 
-    # ------------------------------------------------------------------ asyncio -> Trio
-
-    async def call_trio(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """From the loop: run the Trio function ``fn(*args)`` and await its result.
-
-        The loop stays free while the Trio side works. Cancelling the awaiting
-        asyncio task cancels the Trio call and waits until it has unwound.
-
-        Raises:
-            ChannelClosed: The Trio side is gone.
-        """
-        nursery, context = self._nursery, self._context
-        if nursery is None or context is None:
+    def _in_trio(self, fn: Callable[[], object]) -> None:
+        context = self._context
+        if context is None:
             raise ChannelClosed(f"{self.name}: host not started")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        finished: asyncio.Future[None] = loop.create_future()
-        scope = trio.CancelScope()
-
-        def settle(result: outcome.Outcome[T]) -> None:
-            if future.done():
-                return
-            if isinstance(result, outcome.Value):
-                future.set_result(result.value)
-            else:
-                future.set_exception(cast("outcome.Error", result).error)
-
-        async def runner() -> None:  # a Trio task; futures are settled on the same thread
-            result: outcome.Outcome[T]
-            try:
-                with scope:
-                    value = await fn(*args)
-                if scope.cancelled_caught:
-                    result = outcome.Error(asyncio.CancelledError())
-                else:
-                    result = outcome.Value(value)
-            except trio.Cancelled:
-                # The runtime itself is shutting down: tell the caller, then unwind.
-                settle(outcome.Error(ChannelClosed("the Trio side is shutting down")))
-                raise
-            except Exception as exc:
-                result = outcome.Error(exc)
-            finally:
-                if not finished.done():
-                    finished.set_result(None)
-            settle(result)
-
         try:
-            # Same thread, no Trio tick in progress: spawn directly, in the
-            # Trio-side context captured at start (as the thread host does).
-            context.copy().run(nursery.start_soon, runner)
-        except (RuntimeError, AttributeError):  # nursery closed / Trio run over
+            # Same thread, no Trio tick in progress: run it now, in the
+            # Trio-side context captured at start.
+            context.copy().run(fn)
+        except (RuntimeError, AttributeError):  # the Trio run is over
             raise ChannelClosed("the Trio side is closed") from None
-        try:
-            return await future
-        except asyncio.CancelledError:
-            if not finished.done():
-                scope.cancel()
-                # Structured: the Trio call unwinds before our cancellation completes.
-                while not finished.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(finished)
-            raise
 
-    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
-        """Schedule a plain sync callback in Trio (from any thread)."""
-        token = self._token
-        if token is None:
-            return
-        with contextlib.suppress(trio.RunFinishedError):
-            token.run_sync_soon(fn, *args)
+    def _track_background(self, task: asyncio.Task[None]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _awaited(awaitable: Coroutine[Any, Any, Any]) -> Any:
+    return await awaitable

@@ -1,21 +1,26 @@
 """The Trio face of an agent whose state lives on an asyncio host.
 
 Both backends keep each agent as an asyncio-side object (:class:`AsyncioAgent`)
-living on a host loop. :class:`HostedSession` and :class:`HostedTurnStream`
-implement the runtime's ``AgentSession`` and ``TurnStream`` protocols on top of
-it: every method crosses to the host loop, runs there, and comes back, with
-the backend's own errors classified into agy_trio's hierarchy on the way.
+living on a host loop. :class:`HostedSession` answers the runtime's commands
+on top of it: a command named ``history`` runs the agent's ``history()`` on the
+loop, and the agent's answer completes the command in the Trio thread, with
+the backend's own errors classified into agy_trio's hierarchy on the way. No
+Trio task is involved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+import outcome
 import trio
 
-from agy_trio.adapters.aio_host import AsyncioHost
+from agy_trio.adapters.host_base import AsyncioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core import commands as cmds
+from agy_trio.core.backend import WorkCancelled
+from agy_trio.core.commands import Command
 from agy_trio.core.content import Part
 from agy_trio.core.errors import ChannelClosed
 from agy_trio.core.events import ChatEvent, Message, Usage
@@ -24,7 +29,12 @@ __all__ = ["AsyncioAgent", "HostedSession", "HostedTurnStream"]
 
 
 class AsyncioAgent(Protocol):
-    """One agent as a backend keeps it on its host loop. Coroutines run on that loop."""
+    """One agent as a backend keeps it on its host loop. Coroutines run on that loop.
+
+    Besides the two turn methods, it implements every command the runtime
+    routes to the backend (``CommandSpec.route is Route.SESSION``) as a
+    coroutine method of the same name.
+    """
 
     @property
     def host(self) -> AsyncioHost:
@@ -37,7 +47,11 @@ class AsyncioAgent(Protocol):
     async def start_turn(
         self, content: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
     ) -> Any:
-        """Start a turn feeding ``bridge`` (None: nobody reads it); return a turn handle."""
+        """Start a turn feeding ``bridge`` (None: nobody reads it); return a turn handle.
+
+        Returns once the turn holds the agent's turn slot (the prompt is then
+        part of the conversation); if cancelled before that, the turn never ran.
+        """
 
     async def cancel_turns(self, turns: Sequence[Any] | None) -> None:
         """The backend's own cancel: stop ``turns`` (None: all) and wait until they are over."""
@@ -73,6 +87,8 @@ class AsyncioAgent(Protocol):
 class HostedTurnStream:
     """A ``TurnStream``: events arrive through a bridge; cancel crosses to the host."""
 
+    __slots__ = ("_agent", "_bridge", "turn")
+
     def __init__(self, agent: AsyncioAgent, bridge: StreamBridge[ChatEvent]) -> None:
         self._agent = agent
         self._bridge = bridge
@@ -82,9 +98,13 @@ class HostedTurnStream:
         """The next batch of events (see :meth:`StreamBridge.receive_batch`)."""
         return await self._bridge.receive_batch()
 
-    async def wait_finished(self) -> BaseException | None:
-        """Wait until the turn produced its last event; return its error, if any."""
-        return await self._bridge.wait_finished()
+    def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
+        """Call ``callback(error)`` in Trio once the turn produced its last event."""
+        self._bridge.add_done_callback(callback)
+
+    def release(self) -> None:
+        """Let the turn run to its end without a reader."""
+        self._bridge.release()
 
     async def cancel(self) -> None:
         """Stop the turn through the backend's own cancel; idempotent."""
@@ -100,8 +120,7 @@ class HostedTurnStream:
 class HostedSession:
     """An ``AgentSession`` over an :class:`AsyncioAgent`.
 
-    Backends subclass it for how an agent ends (``delete``, ``disconnect``,
-    ``shutdown``, ``try_shutdown``) and, where they say more, for docstrings.
+    Backends subclass it for how an agent ends (:meth:`end`, :meth:`try_shutdown`).
 
     Args:
         agent: The asyncio side of the agent.
@@ -119,7 +138,7 @@ class HostedSession:
         batch_max: int,
     ) -> None:
         self._agent = agent
-        self._run = agent.host.run
+        self._host = agent.host
         self._classify = classify
         self._high_water = high_water
         self._batch_max = batch_max
@@ -129,70 +148,51 @@ class HostedSession:
         """The id under which the backend keeps this conversation."""
         return self._agent.conversation_id
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return await self._run(fn, *args)
-        except Exception as exc:
-            raise self._classify(exc) from exc
+    def submit(self, command: Command[Any]) -> None:
+        """Run the command's coroutine on the host; its outcome answers the command."""
+        spec = command.spec
+        agent = self._agent
+        fn: Callable[..., Coroutine[Any, Any, Any]]
+        if spec is cmds.CHAT:
+            bridge: StreamBridge[ChatEvent] = StreamBridge(
+                trio.lowlevel.current_trio_token(),
+                high_water=self._high_water,
+                batch_max=self._batch_max,
+            )
+            stream = HostedTurnStream(agent, bridge)
+            call = self._host.submit(
+                agent.start_turn, (command.args[0], bridge), self._chat_started, (command, stream)
+            )
+        else:
+            if spec is cmds.SEND:
+                fn, args = agent.start_turn, (command.args[0], None)
+            elif spec is cmds.CANCEL:
+                fn, args = agent.cancel_turns, (None,)
+            else:
+                fn, args = getattr(agent, spec.name), command.args
+            call = self._host.submit(fn, args, self._answer, command)
+        command.set_canceller(call.cancel)
 
-    async def chat(self, content: Sequence[Part]) -> HostedTurnStream:
-        """Start a turn; return its stream once the turn holds the agent's turn slot."""
-        bridge: StreamBridge[ChatEvent] = StreamBridge(
-            trio.lowlevel.current_trio_token(),
-            high_water=self._high_water,
-            batch_max=self._batch_max,
-        )
-        stream = HostedTurnStream(self._agent, bridge)
-        stream.turn = await self._call(self._agent.start_turn, content, bridge)
-        return stream
+    def _answer(self, command: Command[Any], result: outcome.Outcome[Any]) -> None:
+        if type(result) is outcome.Error and type(result.error) is not WorkCancelled:
+            result = outcome.Error(self._classify(result.error))
+        elif type(result) is outcome.Value and command.spec is cmds.SEND:
+            result = outcome.Value(None)  # the turn handle stays with the backend
+        command.complete(result)
 
-    async def send(self, content: Sequence[Part]) -> None:
-        """Start a turn nobody reads; it plays in the background."""
-        await self._call(self._agent.start_turn, content, None)
+    def _chat_started(
+        self, pair: tuple[Command[Any], HostedTurnStream], result: outcome.Outcome[Any]
+    ) -> None:
+        command, stream = pair
+        if type(result) is outcome.Value:
+            stream.turn = result.value
+            result = outcome.Value(stream)
+        self._answer(command, result)
 
-    async def cancel(self) -> None:
-        """Stop the active turn and any turn queued behind it."""
-        await self._call(self._agent.cancel_turns, None)
+    async def end(self, how: str) -> None:
+        """Stop the agent (see :meth:`AgentSession.end`); backends implement it."""
+        raise NotImplementedError
 
-    async def wait_for_idle(self) -> None:
-        """Return once no turn is active."""
-        await self._call(self._agent.wait_for_idle)
-
-    async def is_idle(self) -> bool:
-        """Whether no turn is active."""
-        result: bool = await self._call(self._agent.is_idle)
-        return result
-
-    async def history(self) -> list[Message]:
-        """The conversation so far."""
-        result: list[Message] = await self._call(self._agent.history)
-        return result
-
-    async def turn_count(self) -> int:
-        """How many turns completed."""
-        result: int = await self._call(self._agent.turn_count)
-        return result
-
-    async def total_usage(self) -> Usage:
-        """Token usage summed over all turns."""
-        result: Usage = await self._call(self._agent.total_usage)
-        return result
-
-    async def last_turn_usage(self) -> Usage:
-        """Token usage of the most recent turn."""
-        result: Usage = await self._call(self._agent.last_turn_usage)
-        return result
-
-    async def clear_history(self) -> None:
-        """Forget the conversation so far."""
-        await self._call(self._agent.clear_history)
-
-    async def compaction_indices(self) -> list[int]:
-        """History indices at which the conversation was compacted."""
-        result: list[int] = await self._call(self._agent.compaction_indices)
-        return result
-
-    async def last_response(self) -> str | None:
-        """The text of the last answer, if there was one."""
-        result: str | None = await self._call(self._agent.last_response)
-        return result
+    def try_shutdown(self) -> None:
+        """Start shutting the agent down without waiting; backends implement it."""
+        raise NotImplementedError

@@ -31,6 +31,7 @@ from agy_trio.core.errors import (
     AgyError,
     BackendError,
     ChannelClosed,
+    ConfigError,
     MaxTokensReached,
     PolicyDenied,
     QuotaExceeded,
@@ -120,6 +121,14 @@ class Compact:
     """Record a compaction of the conversation at this point."""
 
 
+_FAULT_KINDS = ("quota", "server", "safety", "max_tokens", "connection")
+
+
+def _known_fault(_instance: object, _attribute: object, kind: str) -> None:
+    if kind not in _FAULT_KINDS:
+        raise ConfigError(f"must be one of {', '.join(_FAULT_KINDS)}; got {kind!r}", field="kind")
+
+
 @attrs.frozen
 class Fail:
     """Fail the turn here.
@@ -131,9 +140,7 @@ class Fail:
         status: For ``"server"``: the HTTP status.
     """
 
-    kind: str = attrs.field(
-        validator=attrs.validators.in_({"quota", "server", "safety", "max_tokens", "connection"})
-    )
+    kind: str = attrs.field(validator=_known_fault)
     message: str = "scripted failure"
     retry_after: float | None = None
     status: int = 500
@@ -302,6 +309,10 @@ class _AgentRuntime:
         # slot (asyncio runs tasks in creation order), so there is nothing to
         # wait for; otherwise wait until it holds the slot.
         started = loop.create_future() if self.turn_tasks else None
+        if started is None:
+            # The turn is committed now: its prompt joins the conversation at
+            # once, so a caller told the turn started always finds it there.
+            self.state.history.append(Message("user", prompt))
         task = loop.create_task(self._play(prompt, turn, bridge, started))
         self.turn_tasks.add(task)
         task.add_done_callback(self._turn_done)
@@ -310,6 +321,10 @@ class _AgentRuntime:
         try:
             await started
         except asyncio.CancelledError:
+            if started.done() and not started.cancelled():
+                # The turn already holds the slot and its prompt is in the
+                # conversation: it went, so the caller gets it.
+                return task
             if not task.done():  # our caller gave up: the turn must not run on alone
                 task.cancel()
                 await asyncio.wait([task])
@@ -334,7 +349,7 @@ class _AgentRuntime:
                 self.current = asyncio.current_task()
                 if started is not None and not started.done():
                     started.set_result(None)
-                await self._play_locked(prompt, turn, bridge)
+                await self._play_locked(prompt, turn, bridge, recorded=started is None)
         except asyncio.CancelledError:
             if started is not None and not started.done():
                 started.cancel()
@@ -353,10 +368,11 @@ class _AgentRuntime:
             self.current = None
 
     async def _play_locked(
-        self, prompt: str, turn: Turn, bridge: StreamBridge[ChatEvent] | None
+        self, prompt: str, turn: Turn, bridge: StreamBridge[ChatEvent] | None, *, recorded: bool
     ) -> None:
         state = self.state
-        state.history.append(Message("user", prompt))
+        if not recorded:
+            state.history.append(Message("user", prompt))
         observes_turns = self.services.observes_turns
         if observes_turns:
             await self.host.call_trio(self.services.turn_started)
@@ -469,21 +485,14 @@ class _ScriptedSession(HostedSession):
         super().__init__(agent, classify=classify_error, high_water=high_water, batch_max=batch_max)
         self._scripted = agent
 
-    async def _end(self, *, keep_state: bool) -> None:
-        await self._call(self._scripted.close)
-        self._scripted.backend._forget(self._scripted, keep_state=keep_state)
-
-    async def delete(self) -> None:
-        """Stop the agent and drop its conversation."""
-        await self._end(keep_state=False)
-
-    async def disconnect(self) -> None:
-        """Stop the agent, keeping its conversation for a resume by conversation id."""
-        await self._end(keep_state=True)
-
-    async def shutdown(self) -> None:
-        """Stop the agent (its conversation stays resumable)."""
-        await self._end(keep_state=True)
+    async def end(self, how: str) -> None:
+        """Stop the agent; ``"delete"`` drops its conversation, the others keep it resumable."""
+        try:
+            await self._scripted.host.run(self._scripted.close)
+        except Exception as exc:
+            raise classify_error(exc) from exc
+        finally:
+            self._scripted.backend._forget(self._scripted, keep_state=how != "delete")
 
     def try_shutdown(self) -> None:
         """Start stopping the agent; never blocks."""

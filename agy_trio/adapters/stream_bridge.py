@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import trio
 
-from agy_trio.core.errors import ChannelClosed
+from agy_trio.core.errors import ConfigError
 
 __all__ = ["StreamBridge"]
 
@@ -38,8 +38,9 @@ class StreamBridge(Generic[T]):
     def __init__(
         self, token: trio.lowlevel.TrioToken, *, high_water: int = 1024, batch_max: int = 256
     ) -> None:
-        if high_water < 1 or batch_max < 1:
-            raise ValueError("high_water and batch_max must be positive")
+        for field, value in (("high_water", high_water), ("batch_max", batch_max)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"must be an integer >= 1, got {value!r}", field=field)
         self._token = token
         self._high_water = high_water
         self._low_water = high_water // 2
@@ -51,24 +52,18 @@ class StreamBridge(Generic[T]):
         self._consumer: trio.lowlevel.Task | None = None
         self._producer_waiter: asyncio.Future[None] | None = None
         self._producer_loop: asyncio.AbstractEventLoop | None = None
-        self._consumer_gone = False
-        self._finished_event = trio.Event()
+        self._released = False
+        self._done_callbacks: list[Callable[[BaseException | None], object]] = []
 
     # ----------------------------------------------------------- producer side (asyncio)
 
     async def put(self, item: T) -> None:
-        """Append one item; waits while the consumer is ``high_water`` items behind.
-
-        Raises:
-            ChannelClosed: The consumer has gone away (:meth:`abandon`).
-        """
+        """Append one item; waits while the consumer is ``high_water`` items behind."""
         with self._lock:
-            if self._consumer_gone:
-                raise ChannelClosed("the stream's reader has gone away")
             self._items.append(item)
             consumer, self._consumer = self._consumer, None
             waiter = None
-            if len(self._items) >= self._high_water:
+            if len(self._items) >= self._high_water and not self._released:
                 loop = asyncio.get_running_loop()
                 self._producer_loop = loop
                 waiter = self._producer_waiter = loop.create_future()
@@ -80,7 +75,7 @@ class StreamBridge(Generic[T]):
     def put_nowait(self, item: T) -> None:
         """Append one item regardless of backpressure (for a final event); never waits."""
         with self._lock:
-            if self._consumer_gone or self._finished:
+            if self._finished:
                 return
             self._items.append(item)
             consumer, self._consumer = self._consumer, None
@@ -98,12 +93,35 @@ class StreamBridge(Generic[T]):
         if consumer is not None:
             self._wake(consumer)
         with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._finished_event.set)
+            self._token.run_sync_soon(self._run_done_callbacks)
 
-    async def wait_finished(self) -> BaseException | None:
-        """Wait (in Trio) until the producer has finished; return its error, if any."""
-        await self._finished_event.wait()
-        return self._error
+    def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
+        """Trio thread: call ``callback(error)`` in Trio once the producer has finished.
+
+        A callback added after the end runs soon (never inside this call).
+        """
+        with self._lock:
+            finished = self._finished
+            self._done_callbacks.append(callback)
+        if finished:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(self._run_done_callbacks)
+
+    def _run_done_callbacks(self) -> None:
+        with self._lock:
+            callbacks, self._done_callbacks = self._done_callbacks, []
+        for callback in callbacks:
+            callback(self._error)
+
+    def release(self) -> None:
+        """Stop applying backpressure (nobody reads any more); any thread, never raises."""
+        with self._lock:
+            self._released = True
+            waiter, self._producer_waiter = self._producer_waiter, None
+            loop = self._producer_loop
+        if waiter is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # producer loop closed
+                loop.call_soon_threadsafe(_resolve, waiter)
 
     @property
     def finished(self) -> bool:
@@ -163,22 +181,6 @@ class StreamBridge(Generic[T]):
             with contextlib.suppress(RuntimeError):  # producer loop closed
                 loop.call_soon_threadsafe(_resolve, waiter)
         return batch
-
-    def abandon(self) -> None:
-        """Tell the producer nobody reads any more: its next :meth:`put` raises."""
-        with self._lock:
-            self._consumer_gone = True
-            self._items.clear()
-            waiter, self._producer_waiter = self._producer_waiter, None
-            loop = self._producer_loop
-        if waiter is not None and loop is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, waiter)
-
-    @property
-    def buffered(self) -> int:
-        """Items produced but not yet received."""
-        return len(self._items)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -5,23 +5,31 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, final
+
+import trio
 
 from agy_trio.core import commands as cmds
+from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.content import Content, normalize_content
-from agy_trio.core.errors import ConfigError
+from agy_trio.core.errors import AgentNotFound, ConfigError, RuntimeClosed
 from agy_trio.core.events import Message, Usage
-from agy_trio.core.streaming import ChatResponse
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig
+    from agy_trio.core.streaming import ChatResponse
 
 __all__ = ["AgentHandle"]
 
 T = TypeVar("T")
 
+Submit = Callable[["cmds.Command[Any]"], Awaitable[Any]]
+SubmitNowait = Callable[["cmds.Command[Any]"], bool]
 
-class AgentHandle:
+
+@final
+class AgentHandle(metaclass=NoPublicConstructor):
     """A handle on one agent of a runtime.
 
     Every method sends a command to the runtime and waits for its reply, so all
@@ -29,19 +37,23 @@ class AgentHandle:
     bounded by the runtime's ``operation_timeout`` (a chat turn by
     ``chat_timeout``) and raises :class:`~agy_trio.errors.RuntimeClosed` once
     the runtime shuts down, or :class:`~agy_trio.errors.AgentNotFound` once the
-    agent is gone. Cancelling a caller cancels its command all the way down.
+    agent is gone. Cancelling a caller cancels its command all the way down:
+    either the caller gets the result, or the command never reached the backend.
 
     Handles are created by :meth:`Runtime.create_agent` and
-    :meth:`Runtime.open_agent`, not by hand.
+    :meth:`Runtime.open_agent`, not by hand. ``async with handle:`` shuts the
+    agent down on exit, like :meth:`aclose`.
     """
+
+    __slots__ = ("_agent_id", "_config", "_conversation_id", "_submit", "_submit_nowait")
 
     def __init__(
         self,
         agent_id: str,
         config: AgentConfig,
         conversation_id: str,
-        submit: Callable[[cmds.Command[Any]], Awaitable[Any]],
-        submit_nowait: Callable[[cmds.Command[Any]], bool],
+        submit: Submit,
+        submit_nowait: SubmitNowait,
     ) -> None:
         self._agent_id = agent_id
         self._config = config
@@ -67,8 +79,8 @@ class AgentHandle:
         """The backend's conversation id: pass it in ``AgentConfig`` to resume."""
         return self._conversation_id
 
-    async def _do(self, command: cmds.Command[T]) -> T:
-        result: T = await self._submit(command)
+    async def _do(self, spec: cmds.CommandSpec[T], *args: Any) -> T:
+        result: T = await self._submit(cmds.Command(spec, self._agent_id, args))
         return result
 
     # ------------------------------------------------------------------ turns
@@ -90,31 +102,29 @@ class AgentHandle:
             QuotaExceeded: The endpoint refused the turn for quota reasons.
             OperationTimeout: The turn did not start within ``chat_timeout``.
         """
-        parts = normalize_content(content)
-        return await self._do(cmds.Chat(self._agent_id, content=parts))
+        return await self._do(cmds.CHAT, normalize_content(content))
 
     async def send(self, content: Content) -> None:
         """Send a message without waiting for the answer (it plays in the background)."""
-        parts = normalize_content(content)
-        await self._do(cmds.Send(self._agent_id, content=parts))
+        await self._do(cmds.SEND, normalize_content(content))
 
     async def cancel(self) -> None:
         """Stop the agent's active turn; the agent stays usable for the next one."""
-        await self._do(cmds.Cancel(self._agent_id))
+        await self._do(cmds.CANCEL)
 
     # ------------------------------------------------------------------ idleness
 
     async def wait_for_idle(self) -> None:
         """Return once the agent has no active turn."""
-        await self._do(cmds.WaitForIdle(self._agent_id))
+        await self._do(cmds.WAIT_FOR_IDLE)
 
     async def is_idle(self) -> bool:
         """Whether the agent has no active turn."""
-        return await self._do(cmds.IsIdle(self._agent_id))
+        return await self._do(cmds.IS_IDLE)
 
     async def signal_idle(self) -> None:
         """Declare the agent idle: wake-ups received so far are dropped."""
-        await self._do(cmds.SignalIdle(self._agent_id))
+        await self._do(cmds.SIGNAL_IDLE)
 
     async def wait_for_wakeup(self, timeout: float) -> bool:
         """Wait until the agent is woken by a message (``chat`` or ``send``).
@@ -126,57 +136,93 @@ class AgentHandle:
 
         Returns:
             True if the agent was woken, False if the timeout passed first.
+
+        Raises:
+            ConfigError: ``timeout`` is not a number >= 0.
         """
-        if not isinstance(timeout, int | float) or math.isnan(timeout) or timeout < 0:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or math.isnan(timeout)
+            or timeout < 0
+        ):
             raise ConfigError(f"must be a number >= 0, got {timeout!r}", field="timeout")
-        return await self._do(cmds.WaitForWakeup(self._agent_id, timeout=float(timeout)))
+        return await self._do(cmds.WAIT_FOR_WAKEUP, float(timeout))
 
     # ------------------------------------------------------------------ state
 
     async def history(self) -> list[Message]:
         """The conversation so far."""
-        return await self._do(cmds.History(self._agent_id))
+        return await self._do(cmds.HISTORY)
 
     async def turn_count(self) -> int:
         """How many turns completed."""
-        return await self._do(cmds.TurnCount(self._agent_id))
+        return await self._do(cmds.TURN_COUNT)
 
     async def total_usage(self) -> Usage:
         """Token usage summed over all turns."""
-        return await self._do(cmds.TotalUsage(self._agent_id))
+        return await self._do(cmds.TOTAL_USAGE)
 
     async def last_turn_usage(self) -> Usage:
         """Token usage of the most recent turn."""
-        return await self._do(cmds.LastTurnUsage(self._agent_id))
+        return await self._do(cmds.LAST_TURN_USAGE)
 
     async def clear_history(self) -> None:
         """Forget the conversation so far (see the backend's docs for exactly what)."""
-        await self._do(cmds.ClearHistory(self._agent_id))
+        await self._do(cmds.CLEAR_HISTORY)
 
     async def compaction_indices(self) -> list[int]:
         """History indices at which the conversation was compacted."""
-        return await self._do(cmds.CompactionIndices(self._agent_id))
+        return await self._do(cmds.COMPACTION_INDICES)
 
     async def last_response(self) -> str | None:
         """The text of the last answer, if there was one."""
-        return await self._do(cmds.LastResponse(self._agent_id))
+        return await self._do(cmds.LAST_RESPONSE)
 
     # ------------------------------------------------------------------ ending
 
+    async def aclose(self) -> None:
+        """Stop the agent (cancelling an active turn) and release its resources.
+
+        An agent that is already gone counts as closed.
+        """
+        with contextlib.suppress(AgentNotFound, RuntimeClosed):
+            await self._do(cmds.SHUTDOWN_AGENT)
+
     async def shutdown(self) -> None:
-        """Stop the agent (cancelling an active turn) and release its resources."""
-        await self._do(cmds.ShutdownAgent(self._agent_id))
+        """Stop the agent (cancelling an active turn) and release its resources.
+
+        Unlike :meth:`aclose`, it raises when the agent is already gone.
+
+        Raises:
+            AgentNotFound: The agent was already shut down.
+            RuntimeClosed: The runtime is shut down.
+        """
+        await self._do(cmds.SHUTDOWN_AGENT)
 
     def try_shutdown(self) -> None:
         """Start shutting the agent down without waiting. Never raises, never blocks."""
         # The contract is "never raises": a refused or failed submission is dropped.
         with contextlib.suppress(Exception):
-            self._submit_nowait(cmds.ShutdownAgent(self._agent_id))
+            self._submit_nowait(cmds.Command(cmds.SHUTDOWN_AGENT, self._agent_id))
 
     async def delete(self) -> None:
         """Stop the agent and drop its conversation and all its saved state."""
-        await self._do(cmds.Delete(self._agent_id))
+        await self._do(cmds.DELETE)
 
     async def disconnect(self) -> None:
         """Stop the agent but keep its state; resume with ``conversation_id`` later."""
-        await self._do(cmds.Disconnect(self._agent_id))
+        await self._do(cmds.DISCONNECT)
+
+    async def __aenter__(self) -> AgentHandle:
+        await trio.lowlevel.checkpoint()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with trio.CancelScope(shield=True):
+            await self.aclose()

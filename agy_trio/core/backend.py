@@ -1,8 +1,10 @@
 """The contract between the runtime and a backend.
 
-The runtime (pure Trio) drives a :class:`Backend`. A backend turns each call into
-work on its own asyncio host thread(s) and answers in Trio. Every method here is
-a *Trio* coroutine: adapters do the crossing, the runtime never sees asyncio.
+The runtime (pure Trio) hands a backend *commands*: values that say what to do
+(:class:`~agy_trio.core.commands.Command`). An agent's backend session answers
+each command exactly once, by calling ``command.complete(outcome)`` in the Trio
+thread; how it gets there (an asyncio host thread, guest mode, a remote
+worker) is the backend's business. The runtime never sees asyncio.
 
 Data flows one way: runtime -> backend -> asyncio host -> SDK; replies, stream
 events and tool calls come back the same road.
@@ -10,19 +12,31 @@ events and tool calls come back the same road.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from agy_trio.core.content import Part
-from agy_trio.core.events import ChatEvent, Message, Usage
+from agy_trio.core.events import ChatEvent
 
 if TYPE_CHECKING:
+    from agy_trio.core.commands import Command
     from agy_trio.core.config import AgentConfig
     from agy_trio.core.tools import Tool
 
-__all__ = ["AgentServices", "AgentSession", "Backend", "TurnStream"]
+__all__ = ["AgentServices", "AgentSession", "Backend", "TurnStream", "WorkCancelled"]
+
+
+class WorkCancelled(BaseException):
+    """The outcome of work that stopped because the runtime asked it to.
+
+    A backend completes a command with ``outcome.Error(WorkCancelled())`` when
+    the command's canceller (see :meth:`Command.set_canceller`) stopped it; the
+    runtime turns that into what the caller should see (its own
+    ``trio.Cancelled``, :class:`~agy_trio.errors.OperationTimeout` or
+    :class:`~agy_trio.errors.RuntimeClosed`). It derives from BaseException so
+    that no ``except Exception`` on the way mistakes it for a failure.
+    """
 
 
 class AgentServices(Protocol):
@@ -80,11 +94,11 @@ class TurnStream(Protocol):
             AgyError: The turn failed; the subclass says how.
         """
 
-    async def wait_finished(self) -> BaseException | None:
-        """Wait until the backend has produced the turn's last event.
+    def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
+        """Call ``callback(error)`` in the Trio thread once the turn produced its last event.
 
-        Returns:
-            The error that ended the turn, or None if it ended normally.
+        ``error`` is what ended the turn, or None if it ended normally. A callback
+        added after the end runs soon, never synchronously inside this call.
         """
 
     async def cancel(self) -> None:
@@ -93,61 +107,42 @@ class TurnStream(Protocol):
         Idempotent; returns once the backend has stopped producing.
         """
 
+    def release(self) -> None:
+        """Stop applying backpressure: the turn runs to its end, its events kept for later.
+
+        The runtime calls it when nobody reads the turn any more (its response was
+        garbage-collected, or the agent was given its next message), so an unread
+        turn never holds the agent. Never raises; any thread.
+        """
+
 
 class AgentSession(Protocol):
-    """One agent living in a backend. The runtime serialises nothing: methods may overlap."""
+    """One agent living in a backend. Commands may overlap: the runtime serialises nothing."""
 
     @property
     def conversation_id(self) -> str:
         """The id under which the backend keeps this conversation (used to resume)."""
 
-    async def chat(self, content: Sequence[Part]) -> TurnStream:
-        """Start a turn and return its event stream as soon as the turn has started."""
+    def submit(self, command: Command[Any]) -> None:
+        """Start answering ``command``; called in the Trio thread, must not block.
 
-    async def send(self, content: Sequence[Part]) -> None:
-        """Queue a message for the agent without waiting for the answer."""
+        The session answers every command of the set whose route is
+        :attr:`~agy_trio.core.commands.Route.SESSION`, plus ``chat`` (its result
+        is a :class:`TurnStream` once the turn holds the agent's turn slot),
+        ``send`` (a turn nobody reads) and ``cancel`` (stop the active turn and
+        any queued behind it). It completes the command exactly once with
+        ``command.complete(outcome)`` in the Trio thread, installs a canceller
+        with ``command.set_canceller`` while the work runs, and answers
+        ``WorkCancelled`` when that canceller stopped it.
+        """
 
-    async def cancel(self) -> None:
-        """Stop the active turn, if any."""
-
-    async def wait_for_idle(self) -> None:
-        """Return once no turn is active."""
-
-    async def is_idle(self) -> bool:
-        """Whether no turn is active."""
-
-    async def history(self) -> list[Message]:
-        """The conversation so far."""
-
-    async def turn_count(self) -> int:
-        """How many turns completed."""
-
-    async def total_usage(self) -> Usage:
-        """Token usage summed over all turns."""
-
-    async def last_turn_usage(self) -> Usage:
-        """Token usage of the most recent turn."""
-
-    async def clear_history(self) -> None:
-        """Forget the conversation so far."""
-
-    async def compaction_indices(self) -> list[int]:
-        """History indices at which the backend compacted the conversation."""
-
-    async def last_response(self) -> str | None:
-        """The text of the last answer, if there was one."""
-
-    async def delete(self) -> None:
-        """Stop the agent and remove every piece of state the backend kept for it."""
-
-    async def disconnect(self) -> None:
-        """Stop the agent but keep its state so it can be resumed by conversation id."""
-
-    async def shutdown(self) -> None:
-        """Stop the agent and release its resources."""
+    async def end(self, how: str) -> None:
+        """Stop the agent: ``"shutdown"`` (release it), ``"disconnect"`` (keep its
+        state to resume by conversation id) or ``"delete"`` (drop every piece of
+        state the backend kept for it)."""
 
     def try_shutdown(self) -> None:
-        """Start shutting the agent down without waiting; never raises. May be called from Trio."""
+        """Start shutting the agent down without waiting; never raises."""
 
 
 class Backend(Protocol):

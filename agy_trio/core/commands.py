@@ -1,301 +1,253 @@
-"""The runtime's commands: one small attrs class each, carrying its own reply slot.
+"""The command set, declared once, and the command value that carries one call.
 
-A caller builds a command, sends it over the runtime's bounded command
-channel, and waits on the command's :class:`Reply`. The dispatch loop runs
-every command as its own task, so a slow chat never holds up ``history()``.
+Every operation on an agent is a :class:`Command`: a value naming its
+:class:`CommandSpec`, its agent and its arguments, with its own one-shot reply.
+A handle builds it, the runtime's dispatch loop routes it, the agent's backend
+session answers it (see :mod:`agy_trio.core.backend`). Adding a command means a
+spec here, a one-line method on :class:`~agy_trio.core.agent.AgentHandle`, and
+its implementation in each backend.
 """
 
 from __future__ import annotations
 
-import math
+import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import outcome
 import trio
 
-from agy_trio.core.content import Part
+from agy_trio.core.backend import WorkCancelled
 from agy_trio.core.events import Message, Usage
 
 if TYPE_CHECKING:
-    from agy_trio.core.backend import AgentSession
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.streaming import ChatResponse
 
-__all__ = [
-    "Cancel",
-    "Chat",
-    "ClearHistory",
-    "Command",
-    "CompactionIndices",
-    "CreateAgent",
-    "Delete",
-    "Disconnect",
-    "History",
-    "IsIdle",
-    "LastResponse",
-    "LastTurnUsage",
-    "Reply",
-    "Send",
-    "ShutdownAgent",
-    "SignalIdle",
-    "TotalUsage",
-    "TurnCount",
-    "WaitForIdle",
-    "WaitForWakeup",
-]
+__all__ = ["COMMANDS", "CancelReason", "Command", "CommandSpec", "Route"]
 
 T = TypeVar("T")
 
 
-class Reply(Generic[T]):
-    """A one-shot reply slot: the command task fills it, the caller waits on it.
+class Route(enum.Enum):
+    """Who answers a command."""
 
-    It is built on ``wait_task_rescheduled`` rather than a memory channel because
-    it sits on every command's path and needs no buffering. When the waiting
-    caller is cancelled, ``on_abandon`` runs (the runtime cancels the command)
-    and the caller keeps waiting until the command has unwound, so that
-    cancelling a caller never leaves work running behind its back.
+    SESSION = "session"
+    """The agent's backend session; the runtime only routes it."""
+    RUNTIME = "runtime"
+    """The runtime, which may consult the backend on the way."""
+
+
+@attrs.frozen
+class CommandSpec(Generic[T]):
+    """The declaration of one command.
+
+    Attributes:
+        name: The command's name: the handle's method, the backend's method,
+            the key of its statistics and the operation named in its errors.
+        route: Who answers it.
+        is_llm: Whether it talks to the model: it waits for the agent's quota
+            backoff and counts as a wake-up.
+        timed: Whether ``operation_timeout`` bounds it (``wait_for_wakeup`` is
+            bounded by its own argument instead).
+        needs_agent: Whether it addresses an existing agent.
     """
 
-    __slots__ = ("_abandoned", "_on_abandon", "_raise_cancel", "_result", "_waiter")
+    name: str
+    route: Route = Route.SESSION
+    is_llm: bool = False
+    timed: bool = True
+    needs_agent: bool = True
 
-    def __init__(self) -> None:
+
+CREATE_AGENT = CommandSpec[str]("create_agent", Route.RUNTIME, needs_agent=False)
+CHAT = CommandSpec["ChatResponse"]("chat", Route.RUNTIME, is_llm=True)
+SEND = CommandSpec[None]("send", Route.RUNTIME, is_llm=True)
+CANCEL = CommandSpec[None]("cancel")
+WAIT_FOR_IDLE = CommandSpec[None]("wait_for_idle")
+IS_IDLE = CommandSpec[bool]("is_idle")
+SIGNAL_IDLE = CommandSpec[None]("signal_idle", Route.RUNTIME)
+WAIT_FOR_WAKEUP = CommandSpec[bool]("wait_for_wakeup", Route.RUNTIME, timed=False)
+HISTORY = CommandSpec[list[Message]]("history")
+TURN_COUNT = CommandSpec[int]("turn_count")
+TOTAL_USAGE = CommandSpec[Usage]("total_usage")
+LAST_TURN_USAGE = CommandSpec[Usage]("last_turn_usage")
+CLEAR_HISTORY = CommandSpec[None]("clear_history")
+COMPACTION_INDICES = CommandSpec[list[int]]("compaction_indices")
+LAST_RESPONSE = CommandSpec["str | None"]("last_response")
+SHUTDOWN_AGENT = CommandSpec[None]("shutdown_agent", Route.RUNTIME)
+DELETE = CommandSpec[None]("delete", Route.RUNTIME)
+DISCONNECT = CommandSpec[None]("disconnect", Route.RUNTIME)
+
+COMMANDS: tuple[CommandSpec[Any], ...] = (
+    CREATE_AGENT,
+    CHAT,
+    SEND,
+    CANCEL,
+    WAIT_FOR_IDLE,
+    IS_IDLE,
+    SIGNAL_IDLE,
+    WAIT_FOR_WAKEUP,
+    HISTORY,
+    TURN_COUNT,
+    TOTAL_USAGE,
+    LAST_TURN_USAGE,
+    CLEAR_HISTORY,
+    COMPACTION_INDICES,
+    LAST_RESPONSE,
+    SHUTDOWN_AGENT,
+    DELETE,
+    DISCONNECT,
+)
+"""Every command, in the order the reference design lists them."""
+
+
+class CancelReason(enum.Enum):
+    """Why a running command was cancelled."""
+
+    CALLER = "caller"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+
+
+class _State(enum.Enum):
+    QUEUED = 0  # in the command channel; nothing has reached the backend
+    DROPPED = 1  # its caller gave up while it was queued: it never runs
+    RUNNING = 2  # routed; someone owes it a completion
+    DONE = 3
+
+
+_QUEUED, _DROPPED, _RUNNING, _DONE = _State
+
+
+class Command(Generic[T]):
+    """One call of one command, with its one-shot reply. Lives in the Trio thread.
+
+    The caller waits with :meth:`wait`; whoever answers calls :meth:`complete`
+    exactly once. Cancelling the waiting caller has one of two outcomes: if the
+    command is still queued it is dropped and never reaches the backend; if it
+    is running, its canceller is invoked and the caller keeps waiting for the
+    outcome: the result, when the work finished anyway, or its own
+    ``trio.Cancelled`` when the work stopped.
+    """
+
+    __slots__ = (
+        "_canceller",
+        "_raise_cancel",
+        "_result",
+        "_state",
+        "_waiter",
+        "agent_id",
+        "args",
+        "cancel_reason",
+        "finisher",
+        "limit",
+        "spec",
+        "started",
+    )
+
+    def __init__(self, spec: CommandSpec[T], agent_id: str, args: tuple[Any, ...] = ()) -> None:
+        self.spec = spec
+        self.agent_id = agent_id
+        self.args = args
+        self.cancel_reason: CancelReason | None = None
+        # Runtime bookkeeping: when it was routed, and the time limit it runs under.
+        self.started = 0.0
+        self.limit = 0.0
+        # Set by the runtime when it routes the command: translates the outcome
+        # (cancellation markers, chat's response) before the caller sees it.
+        self.finisher: Callable[[Command[T], outcome.Outcome[Any]], outcome.Outcome[T]] | None = (
+            None
+        )
+        self._state = _QUEUED
         self._result: outcome.Outcome[T] | None = None
         self._waiter: trio.lowlevel.Task | None = None
         self._raise_cancel: Callable[[], Any] | None = None
-        self._on_abandon: Callable[[], None] | None = None
-        self._abandoned = False
+        self._canceller: Callable[[], object] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Command {self.spec.name} agent={self.agent_id!r} {self._state.name.lower()}>"
 
     @property
-    def abandoned(self) -> bool:
-        """Whether the caller was cancelled while waiting."""
-        return self._abandoned
+    def name(self) -> str:
+        """The command's name."""
+        return self.spec.name
 
-    def set_on_abandon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` if the caller is cancelled while waiting (at most once)."""
-        self._on_abandon = callback
-        if self._abandoned:
-            callback()
+    @property
+    def dropped(self) -> bool:
+        """Whether the caller gave up while the command was queued (it must not run)."""
+        return self._state is _DROPPED
 
-    def send(self, result: outcome.Outcome[T]) -> None:
-        """Fill the slot; a second call is ignored. Runs in the Trio thread."""
-        if self._result is not None:
+    @property
+    def done(self) -> bool:
+        """Whether the command has been completed."""
+        return self._state is _DONE
+
+    # ------------------------------------------------------------------ the answering side
+
+    def start(self) -> None:
+        """Mark the command as routed: from now on a cancelled caller waits for it."""
+        self._state = _RUNNING
+
+    def set_canceller(self, canceller: Callable[[], object] | None) -> None:
+        """Say how to stop the work now running for this command (None: it cannot be).
+
+        If a cancellation was requested before, ``canceller`` runs at once.
+        """
+        self._canceller = canceller
+        if canceller is not None and self.cancel_reason is not None and self._state is _RUNNING:
+            canceller()
+
+    def cancel(self, reason: CancelReason) -> None:
+        """Ask the running work to stop (the first reason wins). Trio thread."""
+        if self._state is not _RUNNING or self.cancel_reason is not None:
             return
-        if self._abandoned and self._raise_cancel is not None:
-            # The caller was cancelled: it receives its Cancelled, not the result.
+        self.cancel_reason = reason
+        if self._canceller is not None:
+            self._canceller()
+
+    def complete(self, result: outcome.Outcome[Any]) -> None:
+        """Answer the command (a second answer is ignored). Trio thread."""
+        if self._state is _DONE:
+            return
+        self._state = _DONE
+        self._canceller = None
+        if self.finisher is not None:
+            result = self.finisher(self, result)
+        waiter = self._waiter
+        if waiter is None:
+            self._result = result
+            return
+        self._waiter = None
+        if (
+            type(result) is outcome.Error
+            and type(result.error) is WorkCancelled
+            and self._raise_cancel is not None
+        ):
+            # The caller was cancelled and the work stopped: it gets its Cancelled.
             result = outcome.capture(self._raise_cancel)
-        self._result = result
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            trio.lowlevel.reschedule(waiter, result)
+        trio.lowlevel.reschedule(waiter, result)
+
+    # ------------------------------------------------------------------ the calling side
 
     async def wait(self) -> T:
-        """Wait for the result and return it (or raise the error it holds)."""
-        if self._result is not None:
+        """Wait for the answer and return it (or raise the error it holds)."""
+        result = self._result
+        if result is not None:
             await trio.lowlevel.checkpoint()
-            return self._result.unwrap()
+            value: T = result.unwrap()
+            return value
         self._waiter = trio.lowlevel.current_task()
 
         def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
-            self._abandoned = True
+            if self._state is _QUEUED:
+                # Nothing reached the backend: drop it; the dispatch loop skips it.
+                self._state = _DROPPED
+                self._waiter = None
+                return trio.lowlevel.Abort.SUCCEEDED
             self._raise_cancel = raise_cancel
-            if self._on_abandon is not None:
-                self._on_abandon()
+            self.cancel(CancelReason.CALLER)
             return trio.lowlevel.Abort.FAILED
 
-        result: T = await trio.lowlevel.wait_task_rescheduled(abort)
-        return result
-
-
-@attrs.define(eq=False)
-class Command(Generic[T]):
-    """Base of every command.
-
-    Attributes:
-        agent_id: The agent the command is for (empty for runtime-level commands).
-        reply: Where the result goes.
-        name: The command's name, for logs, errors and statistics.
-        is_llm: Whether the command talks to the model (quota and pacing apply).
-    """
-
-    agent_id: str
-    reply: Reply[T] = attrs.field(factory=Reply, repr=False)
-    name: ClassVar[str] = "command"
-    is_llm: ClassVar[bool] = False
-
-    async def execute(self, session: AgentSession) -> T:
-        """Run the command against the agent's backend session."""
-        raise NotImplementedError
-
-
-@attrs.define(eq=False)
-class CreateAgent(Command[str]):
-    """Create an agent from a config; replies with its id."""
-
-    config: AgentConfig | None = None
-    name: ClassVar[str] = "create_agent"
-
-
-@attrs.define(eq=False)
-class Chat(Command[Any]):
-    """Start a turn; replies with a ChatResponse as soon as the turn has started."""
-
-    content: tuple[Part, ...] = ()
-    name: ClassVar[str] = "chat"
-    is_llm: ClassVar[bool] = True
-
-
-@attrs.define(eq=False)
-class Send(Command[None]):
-    """Queue a message for the agent without waiting for the answer."""
-
-    content: tuple[Part, ...] = ()
-    name: ClassVar[str] = "send"
-    is_llm: ClassVar[bool] = True
-
-    async def execute(self, session: AgentSession) -> None:
-        """Run against the agent's backend session."""
-        await session.send(self.content)
-
-
-@attrs.define(eq=False)
-class Cancel(Command[None]):
-    """Stop the agent's active turn."""
-
-    name: ClassVar[str] = "cancel"
-
-
-@attrs.define(eq=False)
-class WaitForIdle(Command[None]):
-    """Return once the agent has no active turn."""
-
-    name: ClassVar[str] = "wait_for_idle"
-
-    async def execute(self, session: AgentSession) -> None:
-        """Run against the agent's backend session."""
-        await session.wait_for_idle()
-
-
-@attrs.define(eq=False)
-class IsIdle(Command[bool]):
-    """Whether the agent has no active turn."""
-
-    name: ClassVar[str] = "is_idle"
-
-    async def execute(self, session: AgentSession) -> bool:
-        """Run against the agent's backend session."""
-        return await session.is_idle()
-
-
-@attrs.define(eq=False)
-class SignalIdle(Command[None]):
-    """The agent declares itself idle: pending wake-ups are dropped."""
-
-    name: ClassVar[str] = "signal_idle"
-
-
-@attrs.define(eq=False)
-class WaitForWakeup(Command[bool]):
-    """Wait up to ``timeout`` seconds for the agent to be woken by a message."""
-
-    timeout: float = math.inf
-    name: ClassVar[str] = "wait_for_wakeup"
-
-
-@attrs.define(eq=False)
-class ShutdownAgent(Command[None]):
-    """Stop the agent and release its resources."""
-
-    name: ClassVar[str] = "shutdown_agent"
-
-
-@attrs.define(eq=False)
-class History(Command[list[Message]]):
-    """The conversation so far."""
-
-    name: ClassVar[str] = "history"
-
-    async def execute(self, session: AgentSession) -> list[Message]:
-        """Run against the agent's backend session."""
-        return await session.history()
-
-
-@attrs.define(eq=False)
-class TurnCount(Command[int]):
-    """How many turns completed."""
-
-    name: ClassVar[str] = "turn_count"
-
-    async def execute(self, session: AgentSession) -> int:
-        """Run against the agent's backend session."""
-        return await session.turn_count()
-
-
-@attrs.define(eq=False)
-class TotalUsage(Command[Usage]):
-    """Token usage summed over all turns."""
-
-    name: ClassVar[str] = "total_usage"
-
-    async def execute(self, session: AgentSession) -> Usage:
-        """Run against the agent's backend session."""
-        return await session.total_usage()
-
-
-@attrs.define(eq=False)
-class LastTurnUsage(Command[Usage]):
-    """Token usage of the most recent turn."""
-
-    name: ClassVar[str] = "last_turn_usage"
-
-    async def execute(self, session: AgentSession) -> Usage:
-        """Run against the agent's backend session."""
-        return await session.last_turn_usage()
-
-
-@attrs.define(eq=False)
-class ClearHistory(Command[None]):
-    """Forget the conversation so far."""
-
-    name: ClassVar[str] = "clear_history"
-
-    async def execute(self, session: AgentSession) -> None:
-        """Run against the agent's backend session."""
-        await session.clear_history()
-
-
-@attrs.define(eq=False)
-class CompactionIndices(Command[list[int]]):
-    """History indices at which the conversation was compacted."""
-
-    name: ClassVar[str] = "compaction_indices"
-
-    async def execute(self, session: AgentSession) -> list[int]:
-        """Run against the agent's backend session."""
-        return await session.compaction_indices()
-
-
-@attrs.define(eq=False)
-class LastResponse(Command["str | None"]):
-    """The text of the last answer."""
-
-    name: ClassVar[str] = "last_response"
-
-    async def execute(self, session: AgentSession) -> str | None:
-        """Run against the agent's backend session."""
-        return await session.last_response()
-
-
-@attrs.define(eq=False)
-class Delete(Command[None]):
-    """Stop the agent and drop its conversation and every piece of its state."""
-
-    name: ClassVar[str] = "delete"
-
-
-@attrs.define(eq=False)
-class Disconnect(Command[None]):
-    """Stop the agent but keep its state, to resume later by conversation id."""
-
-    name: ClassVar[str] = "disconnect"
+        answer: T = await trio.lowlevel.wait_task_rescheduled(abort)
+        return answer

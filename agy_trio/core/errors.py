@@ -19,6 +19,7 @@ __all__ = [
     "QuotaExceeded",
     "RuntimeClosed",
     "SafetyBlocked",
+    "WrongThread",
 ]
 
 
@@ -98,6 +99,15 @@ class AgentNotFound(AgyError, LookupError):
 
 class RuntimeClosed(AgyError):
     """The runtime is shutting down or has shut down and takes no more commands."""
+
+
+class WrongThread(AgyError, RuntimeError):
+    """A runtime was called from outside the Trio run that opened it.
+
+    A runtime belongs to one Trio run on one thread. Other threads reach it
+    through :meth:`Runtime.from_thread` (which runs the call in the runtime's own
+    run); another ``trio.run`` should open its own runtime.
+    """
 
 
 class ConfigError(AgyError, ValueError):

@@ -1,22 +1,29 @@
 """The runtime: a supervising nursery, the command channel and its dispatch loop.
 
-Callers (``AgentHandle`` methods) put commands on a bounded Trio memory
-channel. The dispatch loop starts every command as its own task, so commands
-run concurrently and never queue behind one another. Each command runs inside
-its own cancel scope, under ``operation_timeout``; chat turns are additionally
-bounded by ``chat_timeout``. Leaving :func:`run_runtime` shuts everything down:
-no new commands, a grace period for work in flight, then cancellation, agent
-shutdown and the backend's host threads joined.
+Callers (``AgentHandle`` methods) put :class:`~agy_trio.core.commands.Command`
+values on a bounded Trio memory channel and wait on each command's one-shot
+reply. One dispatch loop, owned by the runtime's nursery, routes them: a
+command the backend answers goes straight to the agent's session, with no
+task of its own, and the session's answer completes the caller's reply
+directly; a command the runtime answers itself (creating and ending agents,
+waiting out a quota backoff, wake-ups) runs as a task. Commands never queue
+behind one another.
+
+One watchdog enforces every time limit: ``operation_timeout`` per command and
+``chat_timeout`` per turn. Cancelling a command (its caller gave up, its time
+ran out, or the runtime is shutting down) goes through the command's
+canceller, which reaches the asyncio task and the SDK's own cancel.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import math
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, final
 
 import attrs
 import outcome
@@ -25,8 +32,10 @@ import trio.lowlevel
 
 from agy_trio.core import commands as cmds
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.backend import AgentSession, Backend, TurnStream
+from agy_trio.core.backend import AgentSession, Backend, TurnStream, WorkCancelled
+from agy_trio.core.commands import CancelReason, Command
 from agy_trio.core.config import AgentConfig, RuntimeConfig
+from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.errors import (
     AgentNotFound,
@@ -35,15 +44,19 @@ from agy_trio.core.errors import (
     OperationTimeout,
     QuotaExceeded,
     RuntimeClosed,
+    WrongThread,
 )
 from agy_trio.core.events import StopReason
 from agy_trio.core.pacing import StartPacer
-from agy_trio.core.quota import QuotaRegistry
-from agy_trio.core.streaming import ChatResponse
+from agy_trio.core.quota import QuotaRegistry, QuotaState
+from agy_trio.core.streaming import ChatResponse, StreamCounters
+from agy_trio.core.supervision import raise_unwrapped
 
 __all__ = ["CommandStatistics", "Runtime", "RuntimeStatistics", "run_runtime"]
 
 log = logging.getLogger("agy_trio.runtime")
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -83,6 +96,9 @@ class RuntimeStatistics:
         failed: Commands that failed so far.
         closed: Whether the runtime has stopped taking commands.
         commands: Per-command-name counts and latency.
+        turns: Chat turns started so far.
+        quota_hits: Quota errors (HTTP 429) seen so far.
+        stream_events: Stream events delivered to readers of responses so far.
     """
 
     backend: str
@@ -94,51 +110,92 @@ class RuntimeStatistics:
     failed: int
     closed: bool
     commands: dict[str, CommandStatistics]
+    turns: int = 0
+    quota_hits: int = 0
+    stream_events: int = 0
 
 
 class _AgentRecord:
     """What the runtime keeps about one agent."""
 
-    __slots__ = (
-        "agent_id",
-        "config",
-        "handle",
-        "session",
-        "turns",
-        "wake_event",
-        "wake_pending",
-    )
+    __slots__ = ("agent_id", "chat_timeout", "config", "handle", "quota", "session", "turns")
 
     def __init__(
-        self, agent_id: str, config: AgentConfig, session: AgentSession, handle: AgentHandle
+        self,
+        agent_id: str,
+        config: AgentConfig,
+        session: AgentSession,
+        handle: AgentHandle,
+        quota: QuotaState,
+        chat_timeout: float,
     ) -> None:
         self.agent_id = agent_id
         self.config = config
         self.session = session
         self.handle = handle
-        self.turns: set[TurnStream] = set()
-        self.wake_pending = False
-        self.wake_event = trio.Event()
+        self.quota = quota
+        self.chat_timeout = chat_timeout
+        self.turns: set[_Turn] = set()
+
+
+class _Wakeups:
+    """Wake-up state of one agent (only agents that use wake-ups pay for it)."""
+
+    __slots__ = ("event", "pending")
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.event = trio.Event()
 
     def wake(self) -> None:
-        self.wake_pending = True
-        self.wake_event.set()
-        self.wake_event = trio.Event()
+        self.pending = True
+        self.event.set()
+        self.event = trio.Event()
+
+
+class _Turn:
+    """A running chat turn: its stream, its response, its deadline."""
+
+    __slots__ = ("limit", "record", "response", "runtime", "settled", "stream")
+
+    def __init__(
+        self, runtime: Runtime, record: _AgentRecord, stream: TurnStream, limit: float
+    ) -> None:
+        self.runtime = runtime
+        self.record = record
+        self.stream = stream
+        self.limit = limit
+        self.settled = False
+        self.response: ChatResponse | None = None
+
+    def settle(self, error: BaseException | None) -> None:
+        """Settle quota once: called by whichever sees the end first, reader or stream."""
+        if self.settled:
+            return
+        self.settled = True
+        quota = self.record.quota
+        if isinstance(error, QuotaExceeded):
+            self.runtime._quota_hit(quota, error)
+        elif error is None and (
+            self.response is None or self.response.stop_reason is not StopReason.CANCELLED
+        ):
+            # Only a completed turn clears a quota backoff.
+            quota.record_success()
+
+    def ended(self, error: BaseException | None) -> None:
+        self.settle(error)
+        self.runtime._turn_ended(self)
 
 
 # Frozen, so one instance serves every agent created without a config (building
 # an AgentConfig runs its validators, which is not free).
 _DEFAULT_AGENT_CONFIG = AgentConfig()
 
-
-class _Deadline:
-    """When an in-flight command times out, and whether it did."""
-
-    __slots__ = ("at", "expired")
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.expired = False
+_ENDINGS = {
+    cmds.SHUTDOWN_AGENT: "shutdown",
+    cmds.DELETE: "delete",
+    cmds.DISCONNECT: "disconnect",
+}
 
 
 class _AgentLogAdapter(logging.LoggerAdapter[logging.Logger]):
@@ -153,7 +210,11 @@ def _logger(agent_id: str, command: str) -> _AgentLogAdapter:
     return _AgentLogAdapter(log, {"agent_id": agent_id, "command": command})
 
 
-class Runtime:
+_HANDED_OFF: Any = object()  # a task's result when it passed its command on to the backend
+
+
+@final
+class Runtime(metaclass=NoPublicConstructor):
     """A running agy_trio runtime. Obtain one from :func:`agy_trio.open_runtime`.
 
     Attributes:
@@ -167,25 +228,31 @@ class Runtime:
         self.backend = backend
         self.quota = QuotaRegistry()
         self._nursery = nursery
+        self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.get_ident()
         self._pacer = StartPacer(config.inter_agent_delay)
-        send, receive = trio.open_memory_channel[cmds.Command[Any]](config.channel_capacity)
+        send, receive = trio.open_memory_channel[Command[Any]](config.channel_capacity)
         self._send_channel = send
         self._receive_channel = receive
         self._agents: dict[str, _AgentRecord] = {}
+        self._wakeups: dict[str, _Wakeups] = {}
         self._next_agent_number = 0
-        self._dispatch_in_caller = config.command_dispatch == "caller"
-        # In-flight commands, oldest first, with their operation_timeout deadline.
-        # Every command gets the same limit, so start order is deadline order
-        # and one watchdog task can enforce them all (see _watchdog).
-        self._timed: dict[trio.CancelScope, _Deadline] = {}
-        # In-flight commands without a deadline (wait_for_wakeup, expired ones).
-        self._untimed: set[trio.CancelScope] = set()
-        self._turn_scopes: set[trio.CancelScope] = set()
+        # Every routed command until it completes (shutdown cancels them).
+        self._running: set[Command[Any]] = set()
+        # Deadlines by time limit. Within one limit, start order is deadline
+        # order, so each dict (insertion-ordered) is a queue the watchdog reads
+        # from the front: no heap, and removing a finished entry is O(1).
+        self._deadlines: dict[float, dict[Any, float]] = {}
+        self._watch_scope = trio.CancelScope()
+        self._turns: set[_Turn] = set()
         self._quiet: trio.Event | None = None
         self._closing = False
         self._closed_reason: AgyError | None = None
         self._completed = 0
         self._failed = 0
+        self._turns_started = 0
+        self._quota_hits = 0
+        self._counters = StreamCounters()
         self._per_command: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------------ public API
@@ -197,26 +264,24 @@ class Runtime:
             config: The agent's configuration (defaults to ``AgentConfig()``).
 
         Raises:
-            ConfigError: ``config`` is not an AgentConfig.
+            ConfigError: ``config`` is not an AgentConfig, or the backend cannot
+                serve it (for example no endpoint is configured).
             RuntimeClosed: The runtime is shutting down.
         """
         if config is None:
             config = _DEFAULT_AGENT_CONFIG
         if not isinstance(config, AgentConfig):
+            await trio.lowlevel.checkpoint()
             raise ConfigError(f"expected an AgentConfig, got {type(config).__name__}")
-        agent_id: str = await self._submit(cmds.CreateAgent("", config=config))
+        agent_id: str = await self._submit(Command(cmds.CREATE_AGENT, "", (config,)))
         return self._agents[agent_id].handle
 
     @asynccontextmanager
     async def open_agent(self, config: AgentConfig | None = None) -> AsyncIterator[AgentHandle]:
         """Create an agent for the duration of an ``async with`` block, then shut it down."""
         handle = await self.create_agent(config)
-        try:
+        async with handle:
             yield handle
-        finally:
-            # Already gone means nothing is left to release.
-            with trio.CancelScope(shield=True), contextlib.suppress(AgentNotFound, RuntimeClosed):
-                await handle.shutdown()
 
     def agent(self, agent_id: str) -> AgentHandle:
         """The handle of a live agent.
@@ -239,6 +304,30 @@ class Runtime:
         """Whether the runtime has stopped taking commands."""
         return self._closing
 
+    @property
+    def trio_token(self) -> trio.lowlevel.TrioToken:
+        """The token of the Trio run the runtime lives in (for ``trio.from_thread``)."""
+        return self._token
+
+    def from_thread(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """From another thread: run ``fn(*args)`` in the runtime's Trio run and return its result.
+
+        The supported way for threads (and other event loops on other threads)
+        to use a runtime, for example
+        ``rt.from_thread(agent.history)`` or ``rt.from_thread(agent.chat, "hi")``.
+        Blocks the calling thread until the call is over.
+
+        Raises:
+            WrongThread: Called from the runtime's own thread (await instead).
+            RuntimeClosed: The runtime's Trio run has finished.
+        """
+        if threading.get_ident() == self._thread:
+            raise WrongThread("Runtime.from_thread was called from the runtime's own thread")
+        try:
+            return trio.from_thread.run(fn, *args, trio_token=self._token)
+        except trio.RunFinishedError:
+            raise RuntimeClosed("the runtime's Trio run has finished") from None
+
     def statistics(self) -> RuntimeStatistics:
         """A snapshot of the runtime's state and counters."""
         per = {
@@ -248,26 +337,33 @@ class Runtime:
         return RuntimeStatistics(
             backend=self.backend.name,
             agents=len(self._agents),
-            in_flight=len(self._timed) + len(self._untimed),
-            active_turns=len(self._turn_scopes),
+            in_flight=len(self._running),
+            active_turns=len(self._turns),
             queued=self._send_channel.statistics().current_buffer_used,
             completed=self._completed,
             failed=self._failed,
             closed=self._closing,
             commands=per,
+            turns=self._turns_started,
+            quota_hits=self._quota_hits,
+            stream_events=self._counters.events,
         )
 
     # ------------------------------------------------------------------ submission
 
-    async def _submit(self, command: cmds.Command[Any]) -> Any:
+    async def _submit(self, command: Command[Any]) -> Any:
+        try:
+            foreign = trio.lowlevel.current_trio_token() is not self._token
+        except RuntimeError:
+            foreign = True
+        if foreign:
+            raise WrongThread(
+                f"{command.name}: the runtime was called from outside the Trio run that "
+                "opened it; from another thread use Runtime.from_thread"
+            )
         if self._closing:
             await trio.lowlevel.checkpoint()
             raise self._closed_error()
-        if self._dispatch_in_caller:
-            # The caller's own task runs the command, inside a cancel scope the
-            # runtime owns: concurrency and shutdown behave exactly as with a
-            # dispatch task, without two extra scheduler rounds per command.
-            return await self._run_command(command, trio.CancelScope())
         try:
             self._send_channel.send_nowait(command)
         except trio.WouldBlock:
@@ -279,17 +375,38 @@ class Runtime:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             await trio.lowlevel.checkpoint()
             raise self._closed_error() from None
-        return await command.reply.wait()
+        return await command.wait()
 
-    def _submit_nowait(self, command: cmds.Command[Any]) -> bool:
-        """Queue a command nobody waits for (``try_shutdown``); False if refused."""
+    def _submit_nowait(self, command: Command[Any]) -> bool:
+        """Queue a command nobody waits for (``try_shutdown``), from any thread.
+
+        Returns False if it was refused (the runtime is closing or its channel
+        is full). From another thread the command is queued by the Trio thread
+        soon after; it is never lost while the runtime runs.
+        """
+        if threading.get_ident() != self._thread:
+            try:
+                self._token.run_sync_soon(self._submit_nowait, command)
+            except trio.RunFinishedError:
+                return False
+            return True
         if self._closing:
             return False
         try:
             self._send_channel.send_nowait(command)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            if command.spec is cmds.SHUTDOWN_AGENT and not self._closing:
+                # Never lost: a full channel only delays it.
+                self._nursery.start_soon(self._submit_later, command)
+                return True
             return False
         return True
+
+    async def _submit_later(self, command: Command[Any]) -> None:
+        try:
+            await self._send_channel.send(command)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # shutdown ends every agent anyway
 
     def _closed_error(self) -> AgyError:
         return self._closed_reason or RuntimeClosed("the runtime is shut down")
@@ -297,92 +414,115 @@ class Runtime:
     # ------------------------------------------------------------------ dispatch
 
     async def _dispatch_loop(self) -> None:
-        start_soon = self._nursery.start_soon
-        run = self._run_dispatched
-        # Shutdown closes the channel once it has failed what was left in it;
-        # that may happen before this loop sees the end of the channel.
-        with contextlib.suppress(trio.ClosedResourceError):
-            async for command in self._receive_channel:
-                start_soon(run, command)
-
-    async def _run_dispatched(self, command: cmds.Command[Any]) -> None:
-        """Run a command that came over the channel, as its own task, and reply."""
-        reply = command.reply
-        scope = trio.CancelScope()
-        reply.set_on_abandon(scope.cancel)
-        result: outcome.Outcome[Any] = outcome.Error(self._closed_error())
+        receive = self._receive_channel
+        route = self._route
         try:
-            result = outcome.Value(await self._run_command(command, scope))
+            while True:
+                try:
+                    command = receive.receive_nowait()
+                except trio.WouldBlock:
+                    command = await receive.receive()
+                route(command)
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            # Shutdown closes the channel once it has failed what was left in it.
+            return
+
+    def _route(self, command: Command[Any]) -> None:
+        """Send one command on its way; never blocks, never raises."""
+        if command.dropped:
+            return  # its caller gave up before it ran
+        command.start()
+        command.finisher = self._finish
+        command.started = time.perf_counter()
+        self._running.add(command)
+        spec = command.spec
+        if spec.timed:
+            self._track(command, self.config.operation_timeout)
+        try:
+            if not spec.needs_agent:
+                self._spawn(command, self._create_agent, *command.args)
+                return
+            record = self._agents.get(command.agent_id)
+            if record is None:
+                raise AgentNotFound(f"{spec.name}: no agent {command.agent_id!r}")
+            if spec.route is cmds.Route.SESSION:
+                record.session.submit(command)
+            elif spec.is_llm:
+                self._route_message(record, command)
+            elif spec is cmds.SIGNAL_IDLE:
+                self._wakeups_of(record).pending = False
+                command.complete(outcome.Value(None))
+            elif spec is cmds.WAIT_FOR_WAKEUP:
+                self._spawn(command, self._wait_for_wakeup, record, *command.args)
+            else:
+                self._spawn(command, self._end_agent, record, _ENDINGS[spec])
+        except Exception as exc:
+            command.complete(outcome.Error(exc))
+
+    def _spawn(self, command: Command[Any], fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self._nursery.start_soon(self._run_task, command, fn, args)
+
+    async def _run_task(
+        self, command: Command[Any], fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> None:
+        """Run a command the runtime answers itself, as its own task, and answer it."""
+        scope = trio.CancelScope()
+        command.set_canceller(scope.cancel)
+        result: outcome.Outcome[Any] = outcome.Error(WorkCancelled())
+        try:
+            with scope:
+                result = outcome.Value(await fn(command, *args))
         except Exception as exc:
             result = outcome.Error(exc)
         finally:
-            reply.send(result)
+            # Even when an outer cancellation unwinds this task, the caller is answered.
+            if result.__class__ is not outcome.Value or result.value is not _HANDED_OFF:  # type: ignore[union-attr]
+                command.complete(result)
 
-    async def _run_command(self, command: cmds.Command[Any], scope: trio.CancelScope) -> Any:
-        """Run one command inside ``scope``, which shutdown and the watchdog may cancel.
-
-        The scope has no deadline of its own: a cancel scope with a deadline
-        costs twice as much to enter as one without, and on a cheap command
-        that is a large share of the whole. The watchdog enforces
-        ``operation_timeout`` for every command instead.
-        """
-        started = time.perf_counter()
-        ok = False
-        deadline: _Deadline | None = None
-        if type(command) is cmds.WaitForWakeup:
-            self._untimed.add(scope)  # bounded by its own timeout argument instead
+    def _finish(self, command: Command[Any], result: outcome.Outcome[Any]) -> outcome.Outcome[Any]:
+        """Translate a command's outcome for its caller and do the bookkeeping."""
+        self._running.discard(command)
+        deadline = self._untrack(command)
+        ok = type(result) is outcome.Value
+        if ok:
+            spec = command.spec
+            if spec.is_llm:
+                record = self._agents.get(command.agent_id)
+                if spec is cmds.CHAT:
+                    result = self._start_turn(record, command, result.value, deadline)  # type: ignore[union-attr]
+                    ok = type(result) is outcome.Value
+                elif record is not None:
+                    record.quota.record_success()
         else:
-            deadline = _Deadline(trio.current_time() + self.config.operation_timeout)
-            self._timed[scope] = deadline
-        try:
-            with scope:
-                result = await self._execute(command)
-                ok = True
-                return result
-            # Only reached when ``scope`` itself fired: shutdown, its deadline,
-            # or (dispatched commands) the waiting caller giving up.
-            if self._closed_reason is not None:
-                raise self._closed_reason
-            if deadline is not None and deadline.expired:
-                raise OperationTimeout(command.name, self.config.operation_timeout)
-            raise RuntimeClosed(f"{command.name}: cancelled")
-        except AgyError:
-            raise
-        except Exception:
-            _logger(command.agent_id, command.name).exception("command failed unexpectedly")
-            raise
-        finally:
-            if self._timed.pop(scope, None) is None:
-                self._untimed.discard(scope)
-            if self._quiet is not None:
-                self._check_quiet()
-            self._record(command.name, started, ok)
+            error = result.error  # type: ignore[union-attr]
+            if type(error) is WorkCancelled:
+                result = outcome.Error(self._cancelled_error(command))
+            elif isinstance(error, QuotaExceeded):
+                record = self._agents.get(command.agent_id)
+                if record is not None and command.spec.is_llm:
+                    self._quota_hit(record.quota, error)
+            elif not isinstance(error, AgyError | trio.Cancelled):
+                _logger(command.agent_id, command.name).error(
+                    "command failed unexpectedly", exc_info=error
+                )
+        self._record(command, ok)
+        if self._quiet is not None:
+            self._check_quiet()
+        return result
 
-    async def _watchdog(self) -> None:
-        """Cancel commands that outlive ``operation_timeout``, oldest first."""
-        timed, limit = self._timed, self.config.operation_timeout
-        while True:
-            now = trio.current_time()
-            expired = []
-            for scope, deadline in timed.items():
-                if deadline.at > now:
-                    break
-                expired.append(scope)
-            for scope in expired:
-                timed.pop(scope).expired = True
-                self._untimed.add(scope)
-                scope.cancel()
-            # A command started from now on has a deadline after now + limit,
-            # so sleeping until the oldest deadline (or now + limit) never
-            # oversleeps one: no command ever needs to wake the watchdog.
-            wake = next(iter(timed.values())).at if timed else now + limit
-            await trio.sleep_until(wake)
+    def _cancelled_error(self, command: Command[Any]) -> BaseException:
+        reason = command.cancel_reason
+        if reason is CancelReason.CALLER:
+            return WorkCancelled()  # the caller gets its own Cancelled
+        if reason is CancelReason.TIMEOUT:
+            return OperationTimeout(command.name, command.limit)
+        return self._closed_error()
 
-    def _record(self, name: str, started: float, ok: bool) -> None:
-        elapsed = time.perf_counter() - started
-        entry = self._per_command.get(name)
+    def _record(self, command: Command[Any], ok: bool) -> None:
+        elapsed = time.perf_counter() - command.started
+        entry = self._per_command.get(command.spec.name)
         if entry is None:
-            entry = self._per_command[name] = [0.0, 0.0, 0.0, 0.0]
+            entry = self._per_command[command.spec.name] = [0.0, 0.0, 0.0, 0.0]
         if ok:
             self._completed += 1
             entry[0] += 1
@@ -393,191 +533,199 @@ class Runtime:
         if elapsed > entry[3]:
             entry[3] = elapsed
 
-    async def _execute(self, command: cmds.Command[Any]) -> Any:
-        kind = type(command)
-        if kind is cmds.CreateAgent:
-            assert isinstance(command, cmds.CreateAgent)
-            return await self._create_agent(command)
-        record = self._agents.get(command.agent_id)
-        if record is None:
-            await trio.lowlevel.checkpoint()
-            raise AgentNotFound(f"{command.name}: no agent {command.agent_id!r}")
-        if kind is cmds.Chat:
-            assert isinstance(command, cmds.Chat)
-            return await self._chat(record, command)
-        if kind is cmds.WaitForWakeup:
-            assert isinstance(command, cmds.WaitForWakeup)
-            return await self._wait_for_wakeup(record, command.timeout)
-        if kind is cmds.SignalIdle:
-            record.wake_pending = False
-            await trio.lowlevel.checkpoint()
-            return None
-        if kind is cmds.Send:
-            return await self._send(record, command)
-        if kind is cmds.Cancel:
-            return await self._cancel_turns(record)
-        if kind in (cmds.ShutdownAgent, cmds.Delete, cmds.Disconnect):
-            return await self._end_agent(record, command)
-        return await command.execute(record.session)
+    # ------------------------------------------------------------------ time limits
+
+    def _track(
+        self, item: Command[Any] | _Turn, limit: float, deadline: float | None = None
+    ) -> None:
+        """Give ``item`` a deadline: ``limit`` seconds from now unless given."""
+        item.limit = limit
+        if deadline is None:
+            deadline = trio.current_time() + limit
+        queue = self._deadlines.get(limit)
+        if queue is None:
+            queue = self._deadlines[limit] = {}
+        queue[item] = deadline
+        if deadline < self._watch_scope.deadline:
+            self._watch_scope.deadline = deadline
+
+    def _untrack(self, item: Command[Any] | _Turn) -> float:
+        """Drop ``item``'s deadline; return it (infinity if it had none)."""
+        queue = self._deadlines.get(item.limit)
+        if queue is None:
+            return math.inf
+        return queue.pop(item, math.inf)
+
+    async def _watchdog(self) -> None:
+        """Cancel what outlives its time limit, oldest first."""
+        while True:
+            now = trio.current_time()
+            wake = math.inf
+            for limit, queue in self._deadlines.items():
+                expired = []
+                for item, at in queue.items():
+                    if at > now:
+                        wake = min(wake, at)
+                        break
+                    expired.append(item)
+                for item in expired:
+                    del queue[item]
+                    self._expire(item)
+                # Nothing due in this queue: whatever joins it later is due no
+                # sooner than ``limit`` from now, so the watchdog need not wake
+                # for it before then.
+                wake = min(wake, now + limit)
+            self._watch_scope = trio.CancelScope(deadline=wake)
+            with self._watch_scope:
+                await trio.sleep_forever()
+
+    def _expire(self, item: Command[Any] | _Turn) -> None:
+        if isinstance(item, Command):
+            item.cancel(CancelReason.TIMEOUT)
+            return
+        response = item.response
+        if response is not None:
+            response._force_error(OperationTimeout("chat", item.limit))
+        _logger(item.record.agent_id, "chat").warning("turn timed out after %g s", item.limit)
+        # The outer safety net bounds the backend's own cancel.
+        limit = max(self.config.operation_timeout - item.limit, self.config.shutdown_timeout)
+        self._nursery.start_soon(self._cancel_stream, item.stream, limit)
+
+    async def _cancel_stream(self, stream: TurnStream, limit: float) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(max(limit, 0.0)):
+            await stream.cancel()
 
     # ------------------------------------------------------------------ agent life cycle
 
-    async def _create_agent(self, command: cmds.CreateAgent) -> str:
-        config = command.config
-        assert config is not None
+    async def _create_agent(self, command: Command[Any], config: AgentConfig) -> str:
         self._next_agent_number += 1
         agent_id = f"{config.name or 'agent'}-{self._next_agent_number}"
         services = ToolDispatcher.from_config(
             agent_id, config, handler_timeout=self.config.handler_timeout
         )
         session = await self.backend.create_agent(agent_id, config, services)
-        handle = AgentHandle(
+        handle = AgentHandle._create(
             agent_id, config, session.conversation_id, self._submit, self._submit_nowait
         )
-        self._agents[agent_id] = _AgentRecord(agent_id, config, session, handle)
+        chat_timeout = self.config.chat_timeout if config.chat_timeout is None else config.chat_timeout
+        self._agents[agent_id] = _AgentRecord(
+            agent_id, config, session, handle, self.quota.state_for(config.quota_key), chat_timeout
+        )
         _logger(agent_id, command.name).debug("agent created")
         return agent_id
 
-    async def _end_agent(self, record: _AgentRecord, command: cmds.Command[Any]) -> None:
+    async def _end_agent(self, command: Command[Any], record: _AgentRecord, how: str) -> None:
         # Unregister first: later commands get AgentNotFound instead of racing the shutdown.
-        self._agents.pop(record.agent_id, None)
-        await self._cancel_turns(record, call_backend=False)
-        if type(command) is cmds.Delete:
-            await record.session.delete()
-        elif type(command) is cmds.Disconnect:
-            await record.session.disconnect()
-        else:
-            await record.session.shutdown()
-        _logger(record.agent_id, command.name).debug("agent ended")
+        if self._agents.pop(record.agent_id, None) is None:
+            await trio.lowlevel.checkpoint()
+            raise AgentNotFound(f"{command.name}: no agent {record.agent_id!r}")
+        self._wakeups.pop(record.agent_id, None)
+        await record.session.end(how)
+        _logger(record.agent_id, command.name).debug("agent ended (%s)", how)
 
     # ------------------------------------------------------------------ turns
 
-    def _chat_timeout(self, record: _AgentRecord) -> float:
-        override = record.config.chat_timeout
-        return self.config.chat_timeout if override is None else override
+    def _route_message(self, record: _AgentRecord, command: Command[Any]) -> None:
+        """Route ``chat`` or ``send``: wait for quota and pacing only if there is any."""
+        # An unread turn must not hold the agent: the new message supersedes the
+        # reader's backpressure, and the old turn runs to its end.
+        for turn in record.turns:
+            turn.stream.release()
+        if record.quota.backing_off or (command.spec is cmds.CHAT and self._pacer.delay):
+            self._spawn(command, self._wait_then_hand_off, record)
+        else:
+            self._hand_off(record, command)
 
-    async def _chat(self, record: _AgentRecord, command: cmds.Chat) -> ChatResponse:
-        chat_timeout = self._chat_timeout(record)
-        quota = self.quota.state_for(record.config.quota_key)
+    async def _wait_then_hand_off(self, command: Command[Any], record: _AgentRecord) -> Any:
         # Waiting out a quota backoff or a pacing slot is not part of the turn:
-        # only operation_timeout bounds it. The turn's clock starts here.
-        # Skipped when there is nothing to wait for: each would cost a scheduler round.
-        if quota.backing_off:
-            await quota.wait()
-        if self._pacer.delay:
+        # only operation_timeout bounds it.
+        if record.quota.backing_off:
+            await record.quota.wait()
+        if command.spec is cmds.CHAT and self._pacer.delay:
             await self._pacer.wait_turn()
-        record.wake()
-        deadline = trio.current_time() + chat_timeout
-        with trio.move_on_at(deadline) as start_scope:
-            try:
-                stream = await record.session.chat(command.content)
-            except QuotaExceeded as exc:
-                quota.record_hit(exc.retry_after)
-                raise
-        if start_scope.cancelled_caught:
-            raise OperationTimeout("chat", chat_timeout)
-        settled = False
+        command.set_canceller(None)
+        if record.agent_id not in self._agents:
+            raise AgentNotFound(f"{command.name}: no agent {record.agent_id!r}")
+        self._hand_off(record, command)
+        return _HANDED_OFF
 
-        def settle(error: BaseException | None) -> None:
-            # Called by whichever sees the end of the turn first: its reader
-            # or its watcher. Only a completed turn clears a quota backoff.
-            nonlocal settled
-            if settled:
-                return
-            settled = True
-            if isinstance(error, QuotaExceeded):
-                quota.record_hit(error.retry_after)
-            elif error is None and response.stop_reason is not StopReason.CANCELLED:
-                quota.record_success()
+    def _hand_off(self, record: _AgentRecord, command: Command[Any]) -> None:
+        wakeups = self._wakeups.get(record.agent_id)
+        if wakeups is not None:
+            wakeups.wake()
+        else:
+            self._wakeups[record.agent_id] = _pending_wakeup()
+        if command.spec is cmds.CHAT:
+            # The turn's own clock starts now: chat_timeout bounds its start.
+            self._untrack(command)
+            self._track(command, record.chat_timeout)
+        record.session.submit(command)
 
-        response = ChatResponse(
-            record.agent_id, stream, cancel_timeout=self.config.shutdown_timeout, on_end=settle
-        )
-        # No checkpoint between the turn starting and its watcher existing: a
-        # turn is never left running without a deadline.
-        record.turns.add(stream)
-        scope = trio.CancelScope()
-        self._turn_scopes.add(scope)
-        self._nursery.start_soon(
-            self._watch_turn, record, stream, response, deadline, chat_timeout, scope, settle
-        )
-        return response
-
-    async def _watch_turn(
+    def _start_turn(
         self,
-        record: _AgentRecord,
+        record: _AgentRecord | None,
+        command: Command[Any],
         stream: TurnStream,
-        response: ChatResponse,
         deadline: float,
-        chat_timeout: float,
-        scope: trio.CancelScope,
-        settle: Callable[[BaseException | None], None],
-    ) -> None:
-        """Bound a turn by ``chat_timeout``, settle quota, and cancel it on shutdown."""
-        try:
-            with scope:
-                with trio.move_on_at(deadline) as turn_scope:
-                    error = await stream.wait_finished()
-                if turn_scope.cancelled_caught:
-                    response._force_error(OperationTimeout("chat", chat_timeout))
-                    # The outer safety net bounds the backend's own cancel (never
-                    # less than shutdown_timeout, should an agent's own
-                    # chat_timeout exceed the runtime's operation_timeout).
-                    limit = max(
-                        self.config.operation_timeout - chat_timeout, self.config.shutdown_timeout
-                    )
-                    await self._cancel_stream(stream, limit)
-                    _logger(record.agent_id, "chat").warning(
-                        "turn timed out after %g s", chat_timeout
-                    )
-                else:
-                    settle(error)
-            if scope.cancelled_caught:
-                response._force_error(self._closed_error())
-                await self._cancel_stream(stream, self.config.shutdown_timeout)
-        finally:
-            self._turn_scopes.discard(scope)
-            record.turns.discard(stream)
-            if self._quiet is not None:
-                self._check_quiet()
+    ) -> outcome.Outcome[ChatResponse]:
+        limit = command.limit
+        if record is None or self._closing:
+            # The agent ended (or the runtime closed) while the turn started.
+            self._nursery.start_soon(self._cancel_stream, stream, self.config.shutdown_timeout)
+            if record is None:
+                return outcome.Error(AgentNotFound(f"chat: no agent {command.agent_id!r}"))
+            return outcome.Error(self._closed_error())
+        turn = _Turn(self, record, stream, limit)
+        response = ChatResponse._create(
+            record.agent_id,
+            stream,
+            cancel_timeout=self.config.shutdown_timeout,
+            on_end=turn.settle,
+            counters=self._counters,
+        )
+        turn.response = response
+        # The rest of the turn keeps the deadline its start had.
+        self._track(turn, limit, deadline)
+        record.turns.add(turn)
+        self._turns.add(turn)
+        self._turns_started += 1
+        stream.add_done_callback(turn.ended)
+        return outcome.Value(response)
 
-    async def _cancel_stream(self, stream: TurnStream, limit: float) -> None:
-        with trio.CancelScope(shield=True), trio.move_on_after(max(limit, 0.0)):
-            await stream.cancel()
+    def _turn_ended(self, turn: _Turn) -> None:
+        self._untrack(turn)
+        self._turns.discard(turn)
+        turn.record.turns.discard(turn)
+        if self._quiet is not None:
+            self._check_quiet()
 
-    async def _send(self, record: _AgentRecord, command: cmds.Command[Any]) -> None:
-        quota = self.quota.state_for(record.config.quota_key)
-        if quota.backing_off:
-            await quota.wait()
-        record.wake()
-        try:
-            await command.execute(record.session)
-        except QuotaExceeded as exc:
-            quota.record_hit(exc.retry_after)
-            raise
-        quota.record_success()
+    def _quota_hit(self, quota: QuotaState, error: QuotaExceeded) -> None:
+        self._quota_hits += 1
+        quota.record_hit(error.retry_after)
 
-    async def _cancel_turns(self, record: _AgentRecord, *, call_backend: bool = True) -> None:
-        async with trio.open_nursery() as nursery:
-            for stream in list(record.turns):
-                nursery.start_soon(stream.cancel)
-        if call_backend:
-            await record.session.cancel()
+    def _wakeups_of(self, record: _AgentRecord) -> _Wakeups:
+        wakeups = self._wakeups.get(record.agent_id)
+        if wakeups is None:
+            wakeups = self._wakeups[record.agent_id] = _Wakeups()
+        return wakeups
 
-    async def _wait_for_wakeup(self, record: _AgentRecord, timeout: float) -> bool:
-        if record.wake_pending:
-            record.wake_pending = False
+    async def _wait_for_wakeup(
+        self, command: Command[Any], record: _AgentRecord, timeout: float
+    ) -> bool:
+        wakeups = self._wakeups_of(record)
+        if wakeups.pending:
+            wakeups.pending = False
             await trio.lowlevel.checkpoint()
             return True
         with trio.move_on_after(timeout):
-            await record.wake_event.wait()
-        woken = record.wake_pending
-        record.wake_pending = False
+            await wakeups.event.wait()
+        woken = wakeups.pending
+        wakeups.pending = False
         return woken
 
     # ------------------------------------------------------------------ shutdown
 
-    async def shutdown(self) -> None:
+    async def aclose(self) -> None:
         """Shut the runtime down now (leaving ``open_runtime``'s block does this too).
 
         New commands get :class:`RuntimeClosed`; work in flight gets
@@ -594,22 +742,35 @@ class Runtime:
             # Let queued commands start, and work in flight finish on its own.
             await self._wait_quiet()
         self._closed_reason = RuntimeClosed("the runtime shut down before the command finished")
-        for scope in [*self._timed, *self._untimed, *self._turn_scopes]:
-            scope.cancel()
         # Commands still queued never started: fail them without running them.
         while True:
             try:
                 command = self._receive_channel.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            command.reply.send(outcome.Error(self._closed_error()))
+            if not command.dropped:
+                command.start()
+                command.complete(outcome.Error(self._closed_error()))
         self._receive_channel.close()
+        for command in list(self._running):
+            command.cancel(CancelReason.SHUTDOWN)
+        turns = list(self._turns)
+        for turn in turns:
+            if turn.response is not None:
+                turn.response._force_error(self._closed_error())
         with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for turn in turns:
+                    nursery.start_soon(self._cancel_stream, turn.stream, timeout)
             await self._wait_quiet()
         await self._shutdown_agents(timeout)
 
+    async def shutdown(self) -> None:
+        """Synonym of :meth:`aclose`, kept for the reference design's command name."""
+        await self.aclose()
+
     def _busy(self) -> bool:
-        return bool(self._timed or self._untimed or self._turn_scopes)
+        return bool(self._running or self._turns)
 
     def _check_quiet(self) -> None:
         if self._quiet is not None and not self._busy():
@@ -623,11 +784,11 @@ class Runtime:
                 # Created only while shutdown waits: commands pay nothing for it.
                 if self._quiet is None:
                     self._quiet = trio.Event()
-                quiet = self._quiet
-                await quiet.wait()
+                await self._quiet.wait()
             elif self._receive_channel.statistics().current_buffer_used:
                 await trio.lowlevel.checkpoint()  # the dispatch loop starts them
             else:
+                await trio.lowlevel.checkpoint()
                 return
 
     async def _shutdown_agents(self, timeout: float) -> None:
@@ -636,7 +797,7 @@ class Runtime:
 
         async def end(record: _AgentRecord) -> None:
             try:
-                await record.session.shutdown()
+                await record.session.end("shutdown")
             except Exception:
                 _logger(record.agent_id, "shutdown_agent").exception("agent shutdown failed")
 
@@ -646,6 +807,12 @@ class Runtime:
                     nursery.start_soon(end, record)
         if scope.cancelled_caught:
             log.error("agents did not shut down within %g s", timeout)
+
+
+def _pending_wakeup() -> _Wakeups:
+    wakeups = _Wakeups()
+    wakeups.pending = True
+    return wakeups
 
 
 def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
@@ -678,7 +845,7 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
             await backend.start(service_nursery)
             try:
                 async with trio.open_nursery() as work_nursery:
-                    runtime = Runtime(config, backend, work_nursery)
+                    runtime = Runtime._create(config, backend, work_nursery)
                     work_nursery.start_soon(runtime._dispatch_loop)
                     work_nursery.start_soon(runtime._watchdog)
                     try:
@@ -688,7 +855,7 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
                         raise
                     finally:
                         with trio.CancelScope(shield=True):
-                            await runtime.shutdown()
+                            await runtime.aclose()
                         work_nursery.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):
@@ -699,21 +866,9 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
                         log.error("backend did not close cleanly: %r", exc)
                 service_nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        if body_error is not None and _only(group, body_error):
-            raise body_error from None
+        if body_error is not None:
+            raise_unwrapped(group, body_error)
         raise
     if shutdown_error is not None:
         raise shutdown_error
 
-
-def _only(group: BaseExceptionGroup[BaseException], error: BaseException) -> bool:
-    """Whether ``group`` holds nothing but ``error`` (nested groups flattened)."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, BaseExceptionGroup):
-            stack.extend(item.exceptions)
-        else:
-            leaves.append(item)
-    return leaves == [error]

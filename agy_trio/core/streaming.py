@@ -5,10 +5,12 @@ from __future__ import annotations
 import collections
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
+from typing import final
 
 import trio
 
 from agy_trio.core.backend import TurnStream
+from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.events import (
     ChatEvent,
     StopReason,
@@ -19,10 +21,20 @@ from agy_trio.core.events import (
     Usage,
 )
 
-__all__ = ["ChatResponse"]
+__all__ = ["ChatResponse", "StreamCounters"]
 
 
-class ChatResponse:
+class StreamCounters:
+    """Counters shared by every response of one runtime (read by its statistics)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events = 0
+
+
+@final
+class ChatResponse(metaclass=NoPublicConstructor):
     """The answer to one :meth:`AgentHandle.chat` call, streamed as it is produced.
 
     Iterate it (``async for delta in response``) for the answer's text deltas,
@@ -37,7 +49,13 @@ class ChatResponse:
     its next turn. So does :meth:`cancel`, and leaving ``async with response``
     before the turn has ended.
 
-    A response is created by the runtime; it is not meant to be built by hand.
+    A response nobody reads never holds its agent: when it is garbage-collected
+    unread, or when the agent is given its next message, the turn stops waiting
+    for its reader and runs to its end (nothing is lost: the answer lands in the
+    agent's history, and the events stay readable while the response lives).
+
+    Every step of iteration is a Trio checkpoint, even when the event was
+    already fetched. A response is created by the runtime, never by hand.
     """
 
     def __init__(
@@ -47,8 +65,10 @@ class ChatResponse:
         *,
         cancel_timeout: float = 10.0,
         on_end: Callable[[BaseException | None], None] | None = None,
+        counters: StreamCounters | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self._counters = counters if counters is not None else StreamCounters()
         self._stream = stream
         self._on_end = on_end
         self._cancel_timeout = cancel_timeout
@@ -129,6 +149,8 @@ class ChatResponse:
     async def _next_event(self) -> ChatEvent | None:
         pending = self._pending
         if pending:
+            # Trio's convention: a step that finds its value ready still checkpoints.
+            await trio.lowlevel.checkpoint()
             return self._absorb(pending.popleft())
         if self._finished:
             await trio.lowlevel.checkpoint()
@@ -158,6 +180,7 @@ class ChatResponse:
             raise error from exc
         finally:
             self._reading = False
+        self._counters.events += len(batch)
         pending.extend(batch)
         return self._absorb(pending.popleft())
 
@@ -213,11 +236,19 @@ class ChatResponse:
 
     async def aclose(self) -> None:
         """Cancel the turn if it is still running."""
-        if not self._finished:
-            await self.cancel()
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.cancel()
 
     async def __aenter__(self) -> ChatResponse:
+        await trio.lowlevel.checkpoint()
         return self
+
+    def __del__(self) -> None:
+        # Garbage-collected unread: let the turn finish without a reader.
+        if not self._finished:
+            self._stream.release()
 
     async def __aexit__(
         self,

@@ -1,0 +1,27 @@
+"""Classes users receive but never build: the runtime creates them with ``_create``."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+__all__ = ["NoPublicConstructor"]
+
+T = TypeVar("T")
+
+
+class NoPublicConstructor(type):
+    """Metaclass: calling the class raises TypeError; the library uses ``cls._create``.
+
+    The same device as Trio's own ``NoPublicConstructor``: the public API hands
+    out these objects (runtimes, agent handles, responses) already wired to
+    their owner, so building one by hand could only produce a broken object.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{cls.__module__}.{cls.__qualname__} has no public constructor; "
+            "the runtime creates it for you"
+        )
+
+    def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
+        return super().__call__(*args, **kwargs)  # type: ignore[misc]
