@@ -40,10 +40,10 @@ from agy_trio.errors import (
 FAST = RuntimeConfig(inter_agent_delay=0)
 
 
-@pytest.fixture(params=["caller", "task"])
-def fast(request: pytest.FixtureRequest) -> RuntimeConfig:
-    """A runtime config without pacing, in each command dispatch mode."""
-    return FAST.replace(command_dispatch=request.param)
+@pytest.fixture
+def fast() -> RuntimeConfig:
+    """A runtime config without pacing."""
+    return FAST
 
 
 def host_tasks(backend: ScriptedBackend) -> Callable[[], Any]:
@@ -63,12 +63,9 @@ async def scripted() -> ScriptedBackend:
     return ScriptedBackend()
 
 
-@pytest.fixture(params=["caller", "task"])
-async def rt(
-    scripted: ScriptedBackend, request: pytest.FixtureRequest
-) -> AsyncIterator[agy_trio.Runtime]:
-    config = FAST.replace(command_dispatch=request.param)
-    async with agy_trio.open_runtime(config, backend=scripted) as runtime:
+@pytest.fixture
+async def rt(scripted: ScriptedBackend) -> AsyncIterator[agy_trio.Runtime]:
+    async with agy_trio.open_runtime(FAST, backend=scripted) as runtime:
         yield runtime
     assert not any(t.name == scripted.host.name for t in threading.enumerate())
 
@@ -76,8 +73,15 @@ async def rt(
 # ----------------------------------------------------------------------------- basics
 
 
-async def test_default_backend_answers_quoting_the_prompt(fast: RuntimeConfig) -> None:
-    async with agy_trio.open_runtime(fast) as rt:
+async def test_default_backend_is_the_real_sdk() -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend
+
+    backend = agy_trio._open.default_backend()
+    assert isinstance(backend, AntigravityBackend)
+
+
+async def test_scripted_backend_answers_quoting_the_prompt(fast: RuntimeConfig) -> None:
+    async with agy_trio.open_runtime(fast, backend=ScriptedBackend()) as rt:
         assert rt.backend.name == "scripted"
         agent = await rt.create_agent(AgentConfig(name="echo"))
         response = await agent.chat("hello there")
