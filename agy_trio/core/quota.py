@@ -8,12 +8,29 @@ such as ``history()`` succeeding says nothing about the model's quota.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import attrs
 import trio
 
-__all__ = ["QuotaRegistry", "QuotaState", "QuotaStatistics"]
+__all__ = ["QuotaRegistry", "QuotaState", "QuotaStatistics", "key_fingerprint"]
+
+
+def key_fingerprint(key: str) -> str:
+    """A short, stable name for an API key that does not reveal it.
+
+    Args:
+        key: The API key; ``""`` stands for "no key".
+
+    Returns:
+        ``"sha256:"`` followed by the first 12 hex digits of the SHA-256 of
+        the key's UTF-8 bytes, or ``""`` for ``""``.
+    """
+    if not key:
+        return ""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"sha256:{digest[:12]}"
 
 
 @attrs.frozen
@@ -54,9 +71,6 @@ class QuotaState:
         """Clear the backoff: an LLM command just succeeded."""
         self._resume_at = -math.inf
 
-    # The reference design's names for the same operations.
-    record_quota_hit = record_hit
-
     @property
     def backing_off(self) -> bool:
         """Whether LLM commands must wait right now."""
@@ -68,8 +82,6 @@ class QuotaState:
         while trio.current_time() < self._resume_at:  # noqa: ASYNC110
             await trio.sleep_until(self._resume_at)
         await trio.lowlevel.checkpoint()
-
-    wait_for_quota = wait
 
     def statistics(self) -> QuotaStatistics:
         """A snapshot of this key's state."""
@@ -95,8 +107,11 @@ class QuotaRegistry:
             state = self._states[key] = QuotaState(self._default_backoff)
         return state
 
-    state_for_key = state_for
-
     def keys(self) -> list[str]:
-        """Keys seen so far."""
-        return list(self._states)
+        """Fingerprints of the keys seen so far, never the keys themselves.
+
+        Each is :func:`key_fingerprint` of a key: ``"sha256:"`` and the first
+        12 hex digits of the key's SHA-256, enough to tell keys apart in logs
+        and reports without revealing them. ``""`` (no key) is listed as ``""``.
+        """
+        return [key_fingerprint(key) for key in self._states]

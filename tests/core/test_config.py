@@ -1,19 +1,25 @@
 from __future__ import annotations
 
+import json
 import logging
 import math
 import operator
 import pathlib
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import pytest
+import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agy_trio.core import config as config_module
+from agy_trio.core import serialization
 from agy_trio.core.config import (
     CHAT_TIMEOUT_ENV,
+    REMOVED_RUNTIME_FIELDS,
     AgentConfig,
     RuntimeConfig,
     converter,
@@ -51,11 +57,7 @@ def test_runtime_defaults() -> None:
         shutdown_timeout=10.0,
         inter_agent_delay=0.5,
         handler_timeout=30.0,
-        stream_batch_max=256,
-        stream_buffer_high_water=1024,
-        host_threads=2,
         log_level=None,
-        command_dispatch="caller",
     )
 
 
@@ -98,7 +100,7 @@ def test_replace_rederives_a_derived_operation_timeout() -> None:
     explicit = RuntimeConfig(chat_timeout=30, operation_timeout=1000)
     assert explicit.replace(chat_timeout=300).operation_timeout == 1000.0
     assert derived.replace(chat_timeout=60, operation_timeout=61).operation_timeout == 61.0
-    assert derived.replace(host_threads=4).operation_timeout == 150.0
+    assert derived.replace(channel_capacity=4).operation_timeout == 150.0
 
 
 @pytest.mark.parametrize(
@@ -115,16 +117,15 @@ def test_replace_rederives_a_derived_operation_timeout() -> None:
         ("chat_timeout", "120"),
         ("operation_timeout", -5),
         ("operation_timeout", math.inf),
+        ("chat_timeout", True),
         ("shutdown_timeout", -0.1),
+        ("shutdown_timeout", 0),
         ("shutdown_timeout", math.nan),
         ("inter_agent_delay", -1),
+        ("inter_agent_delay", math.inf),
         ("handler_timeout", 0),
         ("handler_timeout", math.inf),
-        ("stream_batch_max", 0),
-        ("stream_buffer_high_water", -3),
-        ("host_threads", 0),
         ("log_level", "LOUD"),
-        ("command_dispatch", "thread"),
     ],
 )
 def test_bad_runtime_values_name_the_field(field: str, value: Any) -> None:
@@ -139,10 +140,54 @@ def test_operation_timeout_shorter_than_chat_timeout_is_rejected() -> None:
     assert info.value.field == "operation_timeout"
 
 
-def test_zero_delays_are_allowed() -> None:
-    config = RuntimeConfig(inter_agent_delay=0, shutdown_timeout=0)
-    assert config.inter_agent_delay == 0.0
-    assert config.shutdown_timeout == 0.0
+def test_zero_inter_agent_delay_is_allowed() -> None:
+    assert RuntimeConfig(inter_agent_delay=0).inter_agent_delay == 0.0
+
+
+def test_zero_shutdown_timeout_is_rejected() -> None:
+    # With no time to shut down at all, every exit would end in OperationTimeout.
+    with pytest.raises(ConfigError, match="greater than 0") as info:
+        RuntimeConfig(shutdown_timeout=0)
+    assert info.value.field == "shutdown_timeout"
+    with pytest.raises(ConfigError) as info:
+        from_toml("shutdown_timeout = 0.0\n", RuntimeConfig)
+    assert info.value.field == "shutdown_timeout"
+
+
+@pytest.mark.parametrize("field", sorted(REMOVED_RUNTIME_FIELDS))
+def test_removed_runtime_fields_are_not_accepted(field: str) -> None:
+    removed: dict[str, Any] = {field: 1}
+    with pytest.raises(TypeError, match=field):
+        RuntimeConfig(**removed)
+    assert field not in attrs.fields_dict(RuntimeConfig)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("stream_batch_max", 256, "ScriptedBackend(stream_batch_max="),
+        ("stream_buffer_high_water", 1024, "stream_high_water="),
+        ("host_threads", 2, "AntigravityBackend(host_threads="),
+        ("command_dispatch", "task", "single command path"),
+    ],
+)
+def test_config_files_with_removed_fields_say_where_they_went(
+    field: str, value: Any, says: str
+) -> None:
+    data = {"chat_timeout": 30.0, field: value}
+    readers: list[Callable[[], RuntimeConfig]] = [
+        lambda: from_json(json.dumps(data), RuntimeConfig),
+        lambda: from_toml(tomli_w.dumps(data), RuntimeConfig),
+        lambda: structure(data, RuntimeConfig),
+    ]
+    for read in readers:
+        with pytest.raises(ConfigError) as info:
+            read()
+        assert info.value.field == field
+        assert says in str(info.value)
+    moved = [name for name in REMOVED_RUNTIME_FIELDS if name != "command_dispatch"]
+    if field in moved:
+        assert "belongs to the backend" in str(info.value)
 
 
 def test_log_level_is_normalised() -> None:
@@ -207,6 +252,7 @@ def test_policy_set_and_replace() -> None:
         ("base_url", "http://"),
         ("api_key", ""),
         ("system_instructions", 5),
+        ("system_instructions", "be brief \ud800"),
         ("tools", [3]),
         ("tools", "echo"),
         ("tools", [Hooks]),
@@ -264,14 +310,10 @@ def runtime_configs(draw: st.DrawFn) -> RuntimeConfig:
     return RuntimeConfig(
         channel_capacity=draw(_SMALL_INT),
         chat_timeout=chat,
-        shutdown_timeout=draw(st.just(0.0) | _SECONDS),
+        shutdown_timeout=draw(_SECONDS),
         inter_agent_delay=draw(st.just(0.0) | _SECONDS),
         handler_timeout=draw(_SECONDS),
-        stream_batch_max=draw(_SMALL_INT),
-        stream_buffer_high_water=draw(_SMALL_INT),
-        host_threads=draw(_SMALL_INT),
         log_level=draw(st.none() | st.sampled_from(["debug", "INFO", "Warning", "ERROR"])),
-        command_dispatch=draw(st.sampled_from(["caller", "task"])),
         **extra,
     )
 
@@ -329,12 +371,40 @@ def test_runtime_config_round_trips_through_toml(config: RuntimeConfig) -> None:
 
 @given(agent_configs())
 def test_agent_config_round_trips_through_json(config: AgentConfig) -> None:
-    assert from_json(to_json(config), AgentConfig) == config
+    assert from_json(to_json(config, include_secrets=True), AgentConfig) == config
+    assert from_json(to_json(config), AgentConfig) == config.replace(api_key=None)
 
 
 @given(agent_configs())
 def test_agent_config_round_trips_through_toml(config: AgentConfig) -> None:
-    assert from_toml(to_toml(config), AgentConfig) == config
+    assert from_toml(to_toml(config, include_secrets=True), AgentConfig) == config
+    assert from_toml(to_toml(config), AgentConfig) == config.replace(api_key=None)
+
+
+@given(runtime_configs() | agent_configs())
+def test_serialization_module_and_config_module_agree(config: RuntimeConfig | AgentConfig) -> None:
+    # The helpers are importable from both modules and are the same objects.
+    assert config_module.to_json is serialization.to_json
+    assert config_module.converter is serialization.converter
+    assert serialization.unstructure(config) == unstructure(config)
+
+
+def test_secrets_are_left_out_unless_asked() -> None:
+    secret = "AIza-very-secret-key"
+    config = AgentConfig(name="helper", api_key=secret)
+    for written in (
+        to_json(config),
+        to_toml(config),
+        repr(unstructure(config)),
+        repr(converter.unstructure(config)),
+    ):
+        assert secret not in written
+        assert "api_key" not in written
+    assert '"api_key": "AIza-very-secret-key"' in to_json(config, include_secrets=True)
+    assert 'api_key = "AIza-very-secret-key"' in to_toml(config, include_secrets=True)
+    assert unstructure(config, include_secrets=True)["api_key"] == secret
+    # Field order is kept when the secret is written.
+    assert list(unstructure(config, include_secrets=True))[:2] == ["name", "api_key"]
 
 
 @given(agent_configs())
@@ -460,6 +530,42 @@ def test_bad_agent_json_names_the_field(text: str, field: str) -> None:
         from_json(text, AgentConfig)
     assert info.value.field is not None
     assert info.value.field.startswith(field)
+
+
+def _nested(depth: int, open_: str, close: str) -> str:
+    return open_ * depth + close * depth
+
+
+@pytest.mark.parametrize("depth", [500, 1_000, 5_000, 100_000])
+def test_deeply_nested_input_is_a_config_error(depth: int) -> None:
+    # Whether the parser or the converter gives up first depends on the depth;
+    # either way the reader answers with a ConfigError, never a RecursionError.
+    readers: list[Callable[[], object]] = [
+        lambda: from_json(_nested(depth, "[", "]"), RuntimeConfig),
+        lambda: from_json('{"metadata": {"a": ' + _nested(depth, "[", "]") + "}}", AgentConfig),
+        lambda: from_json('{"hooks": ' + _nested(depth, '{"a": ', "}") + "}", AgentConfig),
+        lambda: from_toml("a = " + _nested(depth, "[", "]"), RuntimeConfig),
+        lambda: from_toml("a = " + _nested(depth, "{b = ", "}"), RuntimeConfig),
+        lambda: from_toml(b"[metadata]\na = " + _nested(depth, "[", "]").encode(), AgentConfig),
+    ]
+    for read in readers:
+        with pytest.raises(ConfigError):
+            read()
+
+
+def test_deeply_nested_plain_data_is_a_config_error() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for data, cls in (
+        ({"metadata": {"a": deep}}, AgentConfig),
+        ({"tools": deep}, AgentConfig),
+        ({"channel_capacity": deep}, RuntimeConfig),
+        (deep, RuntimeConfig),
+    ):
+        with pytest.raises(ConfigError) as info:
+            structure(data, cls)
+        assert len(str(info.value)) < 500  # the value is quoted shortened, not in full
 
 
 def test_invalid_json_and_toml() -> None:

@@ -1,0 +1,175 @@
+"""Small checks for settings, shared by attrs classes and plain constructors.
+
+Each check takes the value and the name of the field it is for, returns the
+value normalised (numbers as ``float``, counts as ``int``) and raises
+:class:`~agy_trio.core.errors.ConfigError` naming the field otherwise. ``bool``
+is refused although Python counts it as an ``int``: ``True`` seconds is a
+mistake, not a duration. NaN and infinities are refused too.
+
+A plain constructor calls a check directly::
+
+    self._timeout = positive_number(timeout, "timeout")
+
+An attrs class wraps it with :func:`attrs_validator` (and :func:`optional` for
+fields that may be None)::
+
+    timeout: float = attrs.field(validator=attrs_validator(positive_number))
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from agy_trio.core.errors import ConfigError
+
+__all__ = [
+    "attrs_validator",
+    "is_number",
+    "non_negative_number",
+    "optional",
+    "positive_int",
+    "positive_number",
+    "unicode_text",
+]
+
+_T = TypeVar("_T")
+
+Check = Callable[[Any, str], object]
+"""A check: takes a value and its field name, raises ConfigError when invalid."""
+
+AttrsValidator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+"""The shape of an attrs field validator."""
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is an ``int`` or ``float`` and not a ``bool``."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite_number(value: object) -> float | None:
+    if not is_number(value):
+        return None
+    number = float(value)  # type: ignore[arg-type]  # is_number checked it
+    return number if math.isfinite(number) else None
+
+
+def positive_number(value: object, field: str) -> float:
+    """``value`` as a float, when it is a finite number greater than zero.
+
+    Args:
+        value: The value to check.
+        field: The name of the setting, for the error.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        ConfigError: ``value`` is not a number (or is a bool), is NaN or
+            infinite, or is not greater than zero.
+    """
+    number = _finite_number(value)
+    if number is None or number <= 0:
+        raise ConfigError(f"must be a finite number greater than 0, got {value!r}", field=field)
+    return number
+
+
+def non_negative_number(value: object, field: str) -> float:
+    """``value`` as a float, when it is a finite number that is zero or more.
+
+    Args:
+        value: The value to check.
+        field: The name of the setting, for the error.
+
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        ConfigError: ``value`` is not a number (or is a bool), is NaN or
+            infinite, or is negative.
+    """
+    number = _finite_number(value)
+    if number is None or number < 0:
+        raise ConfigError(f"must be a finite number of 0 or more, got {value!r}", field=field)
+    return number
+
+
+def positive_int(value: object, field: str) -> int:
+    """``value``, when it is an ``int`` (not a bool) greater than zero.
+
+    Args:
+        value: The value to check.
+        field: The name of the setting, for the error.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ConfigError: ``value`` is not an int, is a bool, or is not greater than zero.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"must be an integer greater than 0, got {value!r}", field=field)
+    return value
+
+
+# A str may hold lone surrogates (from os.fsdecode, or a "\ud800" escape); they
+# are not valid Unicode, and text holding one fails only later, when the SDK
+# encodes it for the wire.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_text(value: object, field: str) -> str:
+    """``value``, when it is a string of valid Unicode (no lone surrogates).
+
+    Args:
+        value: The value to check.
+        field: The name of the setting, for the error.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ConfigError: ``value`` is not a str, or holds a surrogate code point
+            (which UTF-8 cannot encode).
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"must be a string, got {type(value).__name__}", field=field)
+    if not value.isascii() and (found := _SURROGATE.search(value)):
+        raise ConfigError(
+            f"holds the lone surrogate {found.group()!r} at index {found.start()}, which is "
+            "not valid Unicode (decode bytes with errors='replace', or send them as a BlobPart)",
+            field=field,
+        )
+    return value
+
+
+def optional(check: Callable[[Any, str], _T]) -> Callable[[Any, str], _T | None]:
+    """``check``, letting None through unchanged.
+
+    Args:
+        check: One of the checks of this module (or any with the same shape).
+    """
+
+    def check_unless_none(value: object, field: str) -> _T | None:
+        return None if value is None else check(value, field)
+
+    check_unless_none.__name__ = f"optional_{getattr(check, '__name__', 'check')}"
+    return check_unless_none
+
+
+def attrs_validator(check: Check) -> AttrsValidator:
+    """An attrs field validator that runs ``check`` with the field's name.
+
+    Args:
+        check: One of the checks of this module (or any with the same shape).
+    """
+
+    def validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        check(value, attribute.name)
+
+    validate.__name__ = getattr(check, "__name__", "validate")
+    return validate
