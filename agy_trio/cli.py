@@ -75,7 +75,9 @@ async def _open_for(
 ) -> AsyncIterator[tuple[Runtime, AgentConfig]]:
     """Open a runtime (and the local model server when needed) for ``endpoint``."""
     if endpoint.backend == "scripted":
-        async with open_runtime(config) as rt:
+        from agy_trio.adapters.scripted import ScriptedBackend
+
+        async with open_runtime(config, backend=ScriptedBackend()) as rt:
             yield rt, AgentConfig()
         return
     from agy_trio.adapters.antigravity import AntigravityBackend
@@ -85,7 +87,7 @@ async def _open_for(
         if endpoint.offline_server:
             server = await stack.enter_async_context(open_model_server())
             endpoint.base_url = server.url
-        backend: Backend = AntigravityBackend(host_threads=config.host_threads)
+        backend: Backend = AntigravityBackend()
         agent_config = AgentConfig(
             model=endpoint.model, base_url=endpoint.base_url, api_key=endpoint.api_key
         )

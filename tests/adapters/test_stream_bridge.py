@@ -10,7 +10,7 @@ import trio
 
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
-from agy_trio.core.errors import ChannelClosed
+from agy_trio.core.errors import ConfigError
 
 
 @pytest.fixture
@@ -76,7 +76,6 @@ async def test_producer_waits_at_high_water_until_consumer_drains(host: AioHost)
         nursery.start_soon(host.run, produce)
         await started.wait()
         count = await host.run(probe)
-        assert bridge.buffered == 10
         assert count == 9  # the 10th put is the one waiting
         batches = await _drain(bridge)
     assert [i for b in batches for i in b] == list(range(25))
@@ -95,20 +94,27 @@ async def test_error_is_raised_after_the_items(host: AioHost) -> None:
     assert list(await bridge.receive_batch()) == [1, 2]
     with pytest.raises(ValueError, match="broke"):
         await bridge.receive_batch()
-    assert isinstance(await bridge.wait_finished(), ValueError)
+    seen: list[BaseException | None] = []
+    done = trio.Event()
+    bridge.add_done_callback(lambda error: (seen.append(error), done.set()))
+    assert seen == []  # never synchronously inside add_done_callback
+    await done.wait()
+    assert len(seen) == 1 and isinstance(seen[0], ValueError)
 
 
-async def test_abandoned_stream_stops_the_producer(host: AioHost) -> None:
+async def test_released_stream_lets_the_producer_finish_and_keeps_every_item(
+    host: AioHost,
+) -> None:
     bridge = _bridge(high_water=2)
     started = trio.Event()
+    ended: list[BaseException | None] = []
+    bridge.add_done_callback(ended.append)
 
     async def produce() -> str:
         host.wake_trio(started.set)
-        try:
-            for i in range(100):
-                await bridge.put(i)
-        except ChannelClosed:
-            return "stopped"
+        for i in range(100):
+            await bridge.put(i)
+        bridge.finish()
         return "finished"
 
     async with trio.open_nursery() as nursery:
@@ -120,8 +126,11 @@ async def test_abandoned_stream_stops_the_producer(host: AioHost) -> None:
         nursery.start_soon(run)
         await started.wait()
         await host.run(asyncio.sleep, 0)  # the producer is parked at high water now
-        bridge.abandon()
-    assert result == ["stopped"]
+        assert result == []
+        bridge.release()
+    assert result == ["finished"]
+    assert [i for b in await _drain(bridge) for i in b] == list(range(100))
+    assert ended == [None]
 
 
 async def test_cancelled_reader_loses_nothing(host: AioHost) -> None:
@@ -139,6 +148,7 @@ async def test_cancelled_reader_loses_nothing(host: AioHost) -> None:
         await bridge.receive_batch()
 
 
-def test_invalid_limits() -> None:
-    with pytest.raises(ValueError):
-        StreamBridge(None, high_water=0)  # type: ignore[arg-type]
+@pytest.mark.parametrize("limits", [{"high_water": 0}, {"batch_max": -1}, {"high_water": True}])
+def test_invalid_limits(limits: dict[str, int]) -> None:
+    with pytest.raises(ConfigError):
+        StreamBridge(None, **limits)  # type: ignore[arg-type]

@@ -415,7 +415,7 @@ def _swallow(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 async def test_commands_after_shutdown_raise_runtime_closed(fast: RuntimeConfig) -> None:
-    async with agy_trio.open_runtime(fast) as rt:
+    async with agy_trio.open_runtime(fast, backend=ScriptedBackend()) as rt:
         agent = await rt.create_agent()
     with pytest.raises(RuntimeClosed):
         await agent.history()
@@ -680,21 +680,3 @@ async def test_hooks_run_in_order_on_the_trio_side(fast: RuntimeConfig) -> None:
         ("after", "ping"),
         ("turn_end", ""),
     ]
-
-
-async def test_quota_registry_is_per_key_and_cleared_only_by_success(
-    mock_clock: trio.testing.MockClock,
-) -> None:
-    mock_clock.autojump_threshold = 0  # no threads here: jump as soon as Trio idles
-    registry = agy_trio.QuotaRegistry()
-    state = registry.state_for_key("k")
-    assert registry.state_for("k") is state and registry.state_for("other") is not state
-    state.record_quota_hit(10)
-    assert state.backing_off and not registry.state_for("other").backing_off
-    start = trio.current_time()
-    await state.wait_for_quota()
-    assert trio.current_time() - start == pytest.approx(10)
-    state.record_hit(None)  # no Retry-After: the default backoff
-    assert state.statistics().backoff_remaining == pytest.approx(state.default_backoff)
-    state.record_success()
-    assert not state.backing_off and state.statistics().hits == 2

@@ -63,7 +63,7 @@ class RuntimeMachine(RuleBasedStateMachine):
 
     async def _main(self) -> None:
         stop = trio.Event()
-        config = RuntimeConfig(inter_agent_delay=0, command_dispatch="caller")
+        config = RuntimeConfig(inter_agent_delay=0)
         async with agy_trio.open_runtime(config, backend=self.backend) as rt:
             self._ready.put((trio.lowlevel.current_trio_token(), rt, stop))
             await stop.wait()
