@@ -201,10 +201,9 @@ class AioHost(HostBase):
             wake = not self._submit_scheduled
             self._submit_scheduled = True
         if wake:
-            try:
+            # A closed loop raises RuntimeError: the thread-exit handler fails the call.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._start_submitted)
-            except RuntimeError:  # the loop is closed: the thread-exit handler fails the call
-                pass
 
     def _start_submitted(self) -> None:
         """Loop thread: start every queued submission (one loop wake-up for the batch)."""

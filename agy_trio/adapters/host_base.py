@@ -76,9 +76,13 @@ class AsyncioHost(Protocol):
         """Stop the host; report a crash or a hang."""
 
     def submit(
-        self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...], on_done: OnDone, arg: Any
+        self,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        args: tuple[Any, ...],
+        on_done: OnDone,
+        arg: Any,
     ) -> HostCall:
-        """From Trio: start ``fn(*args)`` on the loop; ``on_done(arg, outcome)`` gets its outcome."""
+        """From Trio: start ``fn(*args)`` on the loop; ``on_done(arg, outcome)`` gets it."""
 
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """From Trio: run ``fn(*args)`` on the asyncio loop and return its result."""
@@ -193,7 +197,9 @@ class HostBase:
         """Loop thread: hand ``result`` to :meth:`_deliver` in the Trio thread."""
         raise NotImplementedError
 
-    def _to_loop(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any) -> None:
+    def _to_loop(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any
+    ) -> None:
         """Trio thread: run the sync callback ``fn(*args)`` on the loop."""
         raise NotImplementedError
 
@@ -253,7 +259,8 @@ class HostBase:
         await trio.lowlevel.checkpoint_if_cancelled()
         waiter = _Waiter(trio.lowlevel.current_task())
         call = self.submit(fn, args, _resume, waiter)
-        return await self._park(waiter, call)
+        value: T = await self._park(waiter, call)
+        return value
 
     async def _park(self, waiter: _Waiter, call: HostCall) -> Any:
         if waiter.result is not None:
@@ -380,10 +387,10 @@ class HostBase:
                 finished.set_result(None)
             if future.done():
                 return
-            if type(result) is outcome.Value:
+            if isinstance(result, outcome.Value):
                 future.set_result(result.value)
-            else:
-                future.set_exception(result.error)  # type: ignore[union-attr]
+            elif isinstance(result, outcome.Error):
+                future.set_exception(result.error)
 
         async def runner() -> None:  # Trio thread
             result: outcome.Outcome[T]

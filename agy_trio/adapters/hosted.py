@@ -153,6 +153,7 @@ class HostedSession:
         spec = command.spec
         agent = self._agent
         fn: Callable[..., Coroutine[Any, Any, Any]]
+        args: tuple[Any, ...]
         if spec is cmds.CHAT:
             bridge: StreamBridge[ChatEvent] = StreamBridge(
                 trio.lowlevel.current_trio_token(),

@@ -137,9 +137,12 @@ class AgentSession(Protocol):
         """
 
     async def end(self, how: str) -> None:
-        """Stop the agent: ``"shutdown"`` (release it), ``"disconnect"`` (keep its
-        state to resume by conversation id) or ``"delete"`` (drop every piece of
-        state the backend kept for it)."""
+        """Stop the agent.
+
+        ``how`` is ``"shutdown"`` (release it), ``"disconnect"`` (keep its state
+        to resume by conversation id) or ``"delete"`` (drop every piece of state
+        the backend kept for it).
+        """
 
     def try_shutdown(self) -> None:
         """Start shutting the agent down without waiting; never raises."""

@@ -61,7 +61,7 @@ class CommandSpec(Generic[T]):
 
 
 CREATE_AGENT = CommandSpec[str]("create_agent", Route.RUNTIME, needs_agent=False)
-CHAT = CommandSpec["ChatResponse"]("chat", Route.RUNTIME, is_llm=True)
+CHAT: CommandSpec[ChatResponse] = CommandSpec("chat", Route.RUNTIME, is_llm=True)
 SEND = CommandSpec[None]("send", Route.RUNTIME, is_llm=True)
 CANCEL = CommandSpec[None]("cancel")
 WAIT_FOR_IDLE = CommandSpec[None]("wait_for_idle")
@@ -74,7 +74,7 @@ TOTAL_USAGE = CommandSpec[Usage]("total_usage")
 LAST_TURN_USAGE = CommandSpec[Usage]("last_turn_usage")
 CLEAR_HISTORY = CommandSpec[None]("clear_history")
 COMPACTION_INDICES = CommandSpec[list[int]]("compaction_indices")
-LAST_RESPONSE = CommandSpec["str | None"]("last_response")
+LAST_RESPONSE: CommandSpec[str | None] = CommandSpec("last_response")
 SHUTDOWN_AGENT = CommandSpec[None]("shutdown_agent", Route.RUNTIME)
 DELETE = CommandSpec[None]("delete", Route.RUNTIME)
 DISCONNECT = CommandSpec[None]("disconnect", Route.RUNTIME)

@@ -18,10 +18,12 @@ class NoPublicConstructor(type):
     """
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Refuse: the runtime builds these objects."""
         raise TypeError(
             f"{cls.__module__}.{cls.__qualname__} has no public constructor; "
             "the runtime creates it for you"
         )
 
     def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
-        return super().__call__(*args, **kwargs)  # type: ignore[misc]
+        instance: T = super().__call__(*args, **kwargs)  # type: ignore[misc]
+        return instance

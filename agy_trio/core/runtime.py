@@ -17,6 +17,7 @@ canceller, which reaches the asyncio task and the SDK's own cancel.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -403,10 +404,9 @@ class Runtime(metaclass=NoPublicConstructor):
         return True
 
     async def _submit_later(self, command: Command[Any]) -> None:
-        try:
+        # On a closed channel it is dropped: shutdown ends every agent anyway.
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._send_channel.send(command)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # shutdown ends every agent anyway
 
     def _closed_error(self) -> AgyError:
         return self._closed_reason or RuntimeClosed("the runtime is shut down")
@@ -476,25 +476,25 @@ class Runtime(metaclass=NoPublicConstructor):
             result = outcome.Error(exc)
         finally:
             # Even when an outer cancellation unwinds this task, the caller is answered.
-            if result.__class__ is not outcome.Value or result.value is not _HANDED_OFF:  # type: ignore[union-attr]
+            if not isinstance(result, outcome.Value) or result.value is not _HANDED_OFF:
                 command.complete(result)
 
     def _finish(self, command: Command[Any], result: outcome.Outcome[Any]) -> outcome.Outcome[Any]:
         """Translate a command's outcome for its caller and do the bookkeeping."""
         self._running.discard(command)
         deadline = self._untrack(command)
-        ok = type(result) is outcome.Value
-        if ok:
+        ok = isinstance(result, outcome.Value)
+        if isinstance(result, outcome.Value):
             spec = command.spec
             if spec.is_llm:
                 record = self._agents.get(command.agent_id)
                 if spec is cmds.CHAT:
-                    result = self._start_turn(record, command, result.value, deadline)  # type: ignore[union-attr]
-                    ok = type(result) is outcome.Value
+                    result = self._start_turn(record, command, result.value, deadline)
+                    ok = isinstance(result, outcome.Value)
                 elif record is not None:
                     record.quota.record_success()
-        else:
-            error = result.error  # type: ignore[union-attr]
+        elif isinstance(result, outcome.Error):
+            error = result.error
             if type(error) is WorkCancelled:
                 result = outcome.Error(self._cancelled_error(command))
             elif isinstance(error, QuotaExceeded):
@@ -607,7 +607,9 @@ class Runtime(metaclass=NoPublicConstructor):
         handle = AgentHandle._create(
             agent_id, config, session.conversation_id, self._submit, self._submit_nowait
         )
-        chat_timeout = self.config.chat_timeout if config.chat_timeout is None else config.chat_timeout
+        chat_timeout = config.chat_timeout
+        if chat_timeout is None:
+            chat_timeout = self.config.chat_timeout
         self._agents[agent_id] = _AgentRecord(
             agent_id, config, session, handle, self.quota.state_for(config.quota_key), chat_timeout
         )
@@ -871,4 +873,3 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
         raise
     if shutdown_error is not None:
         raise shutdown_error
-
