@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from agy_trio.core.backend import Backend
 from agy_trio.core.config import RuntimeConfig
 from agy_trio.core.errors import ConfigError
-from agy_trio.core.runtime import Runtime, run_runtime
+from agy_trio.core.runtime import Runtime, open_runtime_on
 
 __all__ = ["default_backend", "open_runtime"]
 
@@ -60,5 +60,5 @@ async def open_runtime(
         raise ConfigError(f"expected a RuntimeConfig, got {type(config).__name__}")
     if backend is None:
         backend = default_backend()
-    async with run_runtime(config, backend) as runtime:
+    async with open_runtime_on(config, backend) as runtime:
         yield runtime

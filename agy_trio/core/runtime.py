@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
 
-import attrs
 import outcome
 import trio
 import trio.lowlevel
@@ -37,6 +35,7 @@ from agy_trio.core.backend import AgentSession, Backend, TurnStream, WorkCancell
 from agy_trio.core.commands import CancelReason, Command
 from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.construction import NoPublicConstructor
+from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.errors import (
     AgentNotFound,
@@ -50,70 +49,15 @@ from agy_trio.core.errors import (
 from agy_trio.core.events import StopReason
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.quota import QuotaRegistry, QuotaState
+from agy_trio.core.statistics import CommandStatistics, RuntimeStatistics
 from agy_trio.core.streaming import ChatResponse, StreamCounters
 from agy_trio.core.supervision import raise_unwrapped
 
-__all__ = ["CommandStatistics", "Runtime", "RuntimeStatistics", "run_runtime"]
+__all__ = ["CommandStatistics", "Runtime", "RuntimeStatistics", "open_runtime_on"]
 
 log = logging.getLogger("agy_trio.runtime")
 
 T = TypeVar("T")
-
-
-@attrs.frozen
-class CommandStatistics:
-    """Counts and latency of one kind of command.
-
-    Attributes:
-        completed: Commands that returned a result.
-        failed: Commands that raised (including timeouts and cancellations).
-        total_seconds: Wall time spent in them, summed.
-        max_seconds: The slowest one.
-    """
-
-    completed: int = 0
-    failed: int = 0
-    total_seconds: float = 0.0
-    max_seconds: float = 0.0
-
-    @property
-    def mean_seconds(self) -> float:
-        """Average wall time per command."""
-        n = self.completed + self.failed
-        return self.total_seconds / n if n else 0.0
-
-
-@attrs.frozen
-class RuntimeStatistics:
-    """A snapshot of a runtime.
-
-    Attributes:
-        backend: The backend's name.
-        agents: Live agents.
-        in_flight: Commands running now.
-        active_turns: Chat turns still producing (a turn outlives its ``chat`` command).
-        queued: Commands waiting in the command channel.
-        completed: Commands that succeeded so far.
-        failed: Commands that failed so far.
-        closed: Whether the runtime has stopped taking commands.
-        commands: Per-command-name counts and latency.
-        turns: Chat turns started so far.
-        quota_hits: Quota errors (HTTP 429) seen so far.
-        stream_events: Stream events delivered to readers of responses so far.
-    """
-
-    backend: str
-    agents: int
-    in_flight: int
-    active_turns: int
-    queued: int
-    completed: int
-    failed: int
-    closed: bool
-    commands: dict[str, CommandStatistics]
-    turns: int = 0
-    quota_hits: int = 0
-    stream_events: int = 0
 
 
 class _AgentRecord:
@@ -240,11 +184,10 @@ class Runtime(metaclass=NoPublicConstructor):
         self._next_agent_number = 0
         # Every routed command until it completes (shutdown cancels them).
         self._running: set[Command[Any]] = set()
-        # Deadlines by time limit. Within one limit, start order is deadline
-        # order, so each dict (insertion-ordered) is a queue the watchdog reads
-        # from the front: no heap, and removing a finished entry is O(1).
-        self._deadlines: dict[float, dict[Any, float]] = {}
-        self._watch_scope = trio.CancelScope()
+        # operation_timeout per command, chat_timeout per turn: one watchdog.
+        self._deadlines: Deadlines[Command[Any] | _Turn] = Deadlines(self._expire)
+        self._track = self._deadlines.track
+        self._untrack = self._deadlines.untrack
         self._turns: set[_Turn] = set()
         self._quiet: trio.Event | None = None
         self._closing = False
@@ -535,50 +478,6 @@ class Runtime(metaclass=NoPublicConstructor):
 
     # ------------------------------------------------------------------ time limits
 
-    def _track(
-        self, item: Command[Any] | _Turn, limit: float, deadline: float | None = None
-    ) -> None:
-        """Give ``item`` a deadline: ``limit`` seconds from now unless given."""
-        item.limit = limit
-        if deadline is None:
-            deadline = trio.current_time() + limit
-        queue = self._deadlines.get(limit)
-        if queue is None:
-            queue = self._deadlines[limit] = {}
-        queue[item] = deadline
-        if deadline < self._watch_scope.deadline:
-            self._watch_scope.deadline = deadline
-
-    def _untrack(self, item: Command[Any] | _Turn) -> float:
-        """Drop ``item``'s deadline; return it (infinity if it had none)."""
-        queue = self._deadlines.get(item.limit)
-        if queue is None:
-            return math.inf
-        return queue.pop(item, math.inf)
-
-    async def _watchdog(self) -> None:
-        """Cancel what outlives its time limit, oldest first."""
-        while True:
-            now = trio.current_time()
-            wake = math.inf
-            for limit, queue in self._deadlines.items():
-                expired = []
-                for item, at in queue.items():
-                    if at > now:
-                        wake = min(wake, at)
-                        break
-                    expired.append(item)
-                for item in expired:
-                    del queue[item]
-                    self._expire(item)
-                # Nothing due in this queue: whatever joins it later is due no
-                # sooner than ``limit`` from now, so the watchdog need not wake
-                # for it before then.
-                wake = min(wake, now + limit)
-            self._watch_scope = trio.CancelScope(deadline=wake)
-            with self._watch_scope:
-                await trio.sleep_forever()
-
     def _expire(self, item: Command[Any] | _Turn) -> None:
         if isinstance(item, Command):
             item.cancel(CancelReason.TIMEOUT)
@@ -826,7 +725,7 @@ def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
 
 
 @asynccontextmanager
-async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIterator[Runtime]:
+async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> AsyncIterator[Runtime]:
     """Run a :class:`Runtime` over ``backend`` for the duration of the block.
 
     This is the backend-agnostic core of :func:`agy_trio.open_runtime`. An
@@ -849,7 +748,7 @@ async def run_runtime(config: RuntimeConfig | None, backend: Backend) -> AsyncIt
                 async with trio.open_nursery() as work_nursery:
                     runtime = Runtime._create(config, backend, work_nursery)
                     work_nursery.start_soon(runtime._dispatch_loop)
-                    work_nursery.start_soon(runtime._watchdog)
+                    work_nursery.start_soon(runtime._deadlines.watch)
                     try:
                         yield runtime
                     except BaseException as exc:
