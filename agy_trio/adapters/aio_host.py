@@ -46,8 +46,12 @@ class AioHost(HostBase):
 
     Wake-ups are batched both ways: while a wake-up of the loop is already on
     its way, further submissions just join its queue, and while a wake-up of
-    Trio is on its way, further results join theirs. One caller pays one
-    wake-up each way; many concurrent callers share them.
+    Trio is on its way, further results (and stream wake-ups, see
+    :meth:`wake_trio`) join theirs. One caller pays one wake-up each way; many
+    concurrent callers share them. Each queue has one producer thread and one
+    consumer thread and takes no lock: the consumer clears the queue's
+    "wake-up scheduled" flag before it drains the queue, and the producer
+    appends before it looks at the flag, so no item is ever left behind.
 
     Args:
         name: The thread's name (shown in thread dumps and logs).
@@ -66,14 +70,14 @@ class AioHost(HostBase):
         self._crash: BaseException | None = None
         self._stopping = False
         self._dead = False
-        # Batched hand-offs between the threads.
-        self._lock = threading.Lock()
+        self._loop_thread: int | None = None
+        # Batched hand-offs between the threads (see the class docstring).
         self._submissions: deque[
             tuple[HostCall, Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]
         ] = deque()
         self._submit_scheduled = False
-        self._completions: deque[tuple[HostCall, outcome.Outcome[Any]]] = deque()
-        self._deliver_scheduled = False
+        self._to_trio: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._to_trio_scheduled = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -115,6 +119,7 @@ class AioHost(HostBase):
             else asyncio.SelectorEventLoop()
         )
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         token = self._token
         assert token is not None
         try:
@@ -194,26 +199,24 @@ class AioHost(HostBase):
     def _launch(
         self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
     ) -> None:
-        loop = self._loop
-        assert loop is not None
-        with self._lock:
-            self._submissions.append((call, fn, args))
-            wake = not self._submit_scheduled
+        self._submissions.append((call, fn, args))
+        if not self._submit_scheduled:
             self._submit_scheduled = True
-        if wake:
+            loop = self._loop
+            assert loop is not None
             # A closed loop raises RuntimeError: the thread-exit handler fails the call.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._start_submitted)
 
     def _start_submitted(self) -> None:
         """Loop thread: start every queued submission (one loop wake-up for the batch)."""
-        with self._lock:
-            items = list(self._submissions)
-            self._submissions.clear()
-            self._submit_scheduled = False
+        self._submit_scheduled = False
+        items = self._submissions
         loop = self._loop
         assert loop is not None
-        for call, fn, args in items:
+        run_call = self._run_call
+        while items:
+            call, fn, args = items.popleft()
             if self._stopping:
                 self._complete(call, outcome.Error(self._death_reason()))
             elif call.cancel_requested:
@@ -221,7 +224,7 @@ class AioHost(HostBase):
                 self._complete(call, outcome.Error(WorkCancelled()))
             else:
                 try:
-                    call.aio_task = loop.create_task(self._run_call(call, fn, args))
+                    call.aio_task = loop.create_task(run_call(call, fn, args))
                 except BaseException as exc:
                     self._complete(call, outcome.Error(exc))
 
@@ -233,24 +236,38 @@ class AioHost(HostBase):
                 loop.call_soon_threadsafe(_cancel_task, call)
 
     def _complete(self, call: HostCall, result: outcome.Outcome[Any]) -> None:
-        """Queue an outcome for Trio (one Trio wake-up per batch); any thread."""
-        with self._lock:
-            self._completions.append((call, result))
-            wake = not self._deliver_scheduled
-            self._deliver_scheduled = True
-        if wake:
+        """Loop thread: queue an outcome for Trio (one Trio wake-up per batch)."""
+        self._queue_for_trio(self._deliver, (call, result))
+
+    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
+        """Schedule a plain sync callback in the Trio thread (from any thread).
+
+        From the host's own loop the callback joins the batch of outcomes on
+        their way to Trio, so that many wake-ups (of stream readers, say) cost
+        one. Does nothing once the Trio run is over.
+        """
+        if threading.get_ident() == self._loop_thread:
+            self._queue_for_trio(fn, args)
+        else:
+            super().wake_trio(fn, *args)
+
+    def _queue_for_trio(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+        """Loop thread only (the queue's one producer)."""
+        self._to_trio.append((fn, args))
+        if not self._to_trio_scheduled:
+            self._to_trio_scheduled = True
             token = self._token
             assert token is not None
             with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(self._deliver_completed)
+                token.run_sync_soon(self._run_queued)
 
-    def _deliver_completed(self) -> None:
-        with self._lock:
-            items = list(self._completions)
-            self._completions.clear()
-            self._deliver_scheduled = False
-        for call, result in items:
-            self._deliver(call, result)
+    def _run_queued(self) -> None:
+        """Trio thread: run every callback queued by the loop thread since the last wake-up."""
+        self._to_trio_scheduled = False
+        items = self._to_trio
+        while items:
+            fn, args = items.popleft()
+            fn(*args)
 
     def _to_loop(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., object], *args: Any

@@ -303,6 +303,22 @@ class GuestHost(HostBase):
         except (RuntimeError, AttributeError):  # the Trio run is over
             raise ChannelClosed("the Trio side is closed") from None
 
+    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run a plain sync callback in Trio (from any thread).
+
+        From the loop's own thread Trio is never in the middle of a scheduler
+        round that this could disturb, so the callback runs at once, in the
+        Trio side's context, instead of going round Trio's wake-up socket (and,
+        while Trio waits for I/O, its helper thread). Does nothing once the
+        Trio run is over.
+        """
+        context = self._context
+        if context is not None and threading.get_ident() == self._thread_id:
+            with contextlib.suppress(RuntimeError):  # the Trio run is already over
+                context.copy().run(fn, *args)
+            return
+        super().wake_trio(fn, *args)
+
     def _track_background(self, task: asyncio.Task[None]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)

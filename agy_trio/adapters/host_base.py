@@ -130,6 +130,9 @@ class HostCall:
         """
         self.host._cancel(self)
 
+    # A call is its own canceller (see Command.set_canceller), with no bound method to build.
+    __call__ = cancel
+
 
 class _Waiter:
     """A Trio task waiting in :meth:`HostBase.run` (it may spin before it parks)."""

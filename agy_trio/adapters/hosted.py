@@ -159,6 +159,7 @@ class HostedSession:
                 trio.lowlevel.current_trio_token(),
                 high_water=self._high_water,
                 batch_max=self._batch_max,
+                wake=self._host.wake_trio,
             )
             stream = HostedTurnStream(agent, bridge)
             call = self._host.submit(
@@ -172,7 +173,7 @@ class HostedSession:
             else:
                 fn, args = getattr(agent, spec.name), command.args
             call = self._host.submit(fn, args, self._answer, command)
-        command.set_canceller(call.cancel)
+        command.set_canceller(call)
 
     def _answer(self, command: Command[Any], result: outcome.Outcome[Any]) -> None:
         if type(result) is outcome.Error and type(result.error) is not WorkCancelled:

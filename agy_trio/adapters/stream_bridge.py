@@ -6,6 +6,14 @@ slow, so the producer appends to a shared deque and wakes the consumer only
 when the consumer is parked waiting; everything produced meanwhile travels in
 the same batch. When the consumer falls behind by ``high_water`` items the
 producer parks until the consumer has drained half of them (backpressure).
+
+The queue takes no lock per item. The consumer parks by putting itself in a
+one-place slot and then looking at the queue again; the producer appends and
+then claims whatever waits in the slot. Claiming is ``list.pop()``, a single
+step under the GIL, so exactly one side gets a parked party: either the
+producer (which then wakes it) or the party itself (which then does not
+park). The producer parks at high water the same way. Deque appends and
+pops are atomic too, so the consumer takes a batch item by item.
 """
 
 from __future__ import annotations
@@ -33,25 +41,51 @@ class StreamBridge(Generic[T]):
         token: The Trio token used to wake the consumer.
         high_water: Items buffered before the producer has to wait.
         batch_max: Most items handed to the consumer at once.
+        wake: How the producer's side runs a callback in Trio, as
+            ``wake(fn, *args)`` (default ``token.run_sync_soon``). A host passes
+            its own, which batches wake-ups or, in guest mode, calls directly.
     """
 
+    __slots__ = (
+        "_batch_max",
+        "_consumer",
+        "_done_callbacks",
+        "_error",
+        "_finish_lock",
+        "_finished",
+        "_high_water",
+        "_items",
+        "_low_water",
+        "_released",
+        "_room_waiter",
+        "_token",
+        "_wake_trio",
+    )
+
     def __init__(
-        self, token: trio.lowlevel.TrioToken, *, high_water: int = 1024, batch_max: int = 256
+        self,
+        token: trio.lowlevel.TrioToken,
+        *,
+        high_water: int = 1024,
+        batch_max: int = 256,
+        wake: Callable[..., object] | None = None,
     ) -> None:
         for field, value in (("high_water", high_water), ("batch_max", batch_max)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", field=field)
         self._token = token
+        self._wake_trio: Callable[..., object] = wake if wake is not None else token.run_sync_soon
         self._high_water = high_water
         self._low_water = high_water // 2
         self._batch_max = batch_max
-        self._lock = threading.Lock()
         self._items: deque[T] = deque()
         self._finished = False
+        self._finish_lock = threading.Lock()
         self._error: BaseException | None = None
-        self._consumer: trio.lowlevel.Task | None = None
-        self._producer_waiter: asyncio.Future[None] | None = None
-        self._producer_loop: asyncio.AbstractEventLoop | None = None
+        # One-place slots (see the module's docstring): the parked consumer, and
+        # the future the producer waits on at high water.
+        self._consumer: list[trio.lowlevel.Task] = []
+        self._room_waiter: list[asyncio.Future[None]] = []
         self._released = False
         self._done_callbacks: list[Callable[[BaseException | None], object]] = []
 
@@ -59,127 +93,148 @@ class StreamBridge(Generic[T]):
 
     async def put(self, item: T) -> None:
         """Append one item; waits while the consumer is ``high_water`` items behind."""
-        with self._lock:
-            self._items.append(item)
-            consumer, self._consumer = self._consumer, None
-            waiter = None
-            if len(self._items) >= self._high_water and not self._released:
-                loop = asyncio.get_running_loop()
-                self._producer_loop = loop
-                waiter = self._producer_waiter = loop.create_future()
-        if consumer is not None:
-            self._wake(consumer)
-        if waiter is not None:
-            await waiter
+        items = self._items
+        items.append(item)
+        if self._consumer:
+            self._wake_consumer()
+        if len(items) >= self._high_water and not self._released:
+            await self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        slot = self._room_waiter
+        slot.append(waiter)
+        # The consumer may have drained (or released) before it could see the waiter.
+        if len(self._items) <= self._low_water or self._released:
+            try:
+                slot.pop()
+            except IndexError:
+                pass  # the other side claimed it: it resolves the waiter
+            else:
+                return
+        await waiter
 
     def put_nowait(self, item: T) -> None:
         """Append one item regardless of backpressure (for a final event); never waits."""
-        with self._lock:
-            if self._finished:
-                return
-            self._items.append(item)
-            consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            self._wake(consumer)
+        if self._finished:
+            return
+        self._items.append(item)
+        if self._consumer:
+            self._wake_consumer()
 
     def finish(self, error: BaseException | None = None) -> None:
         """Mark the end of the stream, normally or with ``error``; idempotent, any thread."""
-        with self._lock:
+        with self._finish_lock:
             if self._finished:
                 return
-            self._finished = True
             self._error = error
-            consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            self._wake(consumer)
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._run_done_callbacks)
+            self._finished = True
+        if self._consumer:
+            self._wake_consumer()
+        self._in_trio(self._run_done_callbacks)
 
     def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
         """Trio thread: call ``callback(error)`` in Trio once the producer has finished.
 
         A callback added after the end runs soon (never inside this call).
         """
-        with self._lock:
-            finished = self._finished
-            self._done_callbacks.append(callback)
-        if finished:
+        self._done_callbacks.append(callback)
+        if self._finished:
             with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._run_done_callbacks)
 
     def _run_done_callbacks(self) -> None:
-        with self._lock:
-            callbacks, self._done_callbacks = self._done_callbacks, []
-        for callback in callbacks:
-            callback(self._error)
+        callbacks = self._done_callbacks
+        if callbacks:
+            self._done_callbacks = []
+            for callback in callbacks:
+                callback(self._error)
 
     def release(self) -> None:
         """Stop applying backpressure (nobody reads any more); any thread, never raises."""
-        with self._lock:
-            self._released = True
-            waiter, self._producer_waiter = self._producer_waiter, None
-            loop = self._producer_loop
-        if waiter is not None and loop is not None:
-            with contextlib.suppress(RuntimeError):  # producer loop closed
-                loop.call_soon_threadsafe(_resolve, waiter)
+        self._released = True
+        self._resolve_room_waiter()
 
     @property
     def finished(self) -> bool:
         """Whether the producer has finished."""
         return self._finished
 
-    def _wake(self, consumer: trio.lowlevel.Task) -> None:
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(trio.lowlevel.reschedule, consumer)
+    def _wake_consumer(self) -> None:
+        try:
+            task = self._consumer.pop()
+        except IndexError:
+            return  # the consumer took itself back: it does not park
+        self._in_trio(trio.lowlevel.reschedule, task)
+
+    def _in_trio(self, fn: Callable[..., object], *args: Any) -> None:
+        # try/except rather than contextlib.suppress: this runs once per batch.
+        try:  # noqa: SIM105
+            self._wake_trio(fn, *args)
+        except trio.RunFinishedError:
+            pass
+
+    def _resolve_room_waiter(self) -> None:
+        try:
+            waiter = self._room_waiter.pop()
+        except IndexError:
+            return
+        with contextlib.suppress(RuntimeError):  # the producer's loop is closed
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
 
     # ----------------------------------------------------------- consumer side (Trio)
 
     async def receive_batch(self) -> Sequence[T]:
         """Wait for items and return up to ``batch_max`` of them, oldest first.
 
+        A checkpoint on every path.
+
         Raises:
             trio.EndOfChannel: The producer finished and every item was delivered.
             BaseException: The producer finished with this error (after the items).
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            with self._lock:
-                if self._items:
-                    batch = self._take_locked()
-                    break
-                if self._finished:
-                    if self._error is not None:
-                        raise self._error
-                    raise trio.EndOfChannel
-                task = self._consumer = trio.lowlevel.current_task()
-
-            def abort(_: Any, task: trio.lowlevel.Task = task) -> trio.lowlevel.Abort:
-                with self._lock:
-                    if self._consumer is task:
-                        self._consumer = None
-                        return trio.lowlevel.Abort.SUCCEEDED
-                # The producer already claimed us and a wake-up is on its way.
-                return trio.lowlevel.Abort.FAILED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
-        # Let other Trio tasks run between batches even when the queue never empties.
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return batch
-
-    def _take_locked(self) -> list[T]:
         items = self._items
-        if len(items) <= self._batch_max:
-            batch = list(items)
-            items.clear()
-        else:
-            batch = [items.popleft() for _ in range(self._batch_max)]
-        waiter = self._producer_waiter
-        if waiter is not None and len(items) <= self._low_water:
-            self._producer_waiter = None
-            loop = self._producer_loop
-            assert loop is not None
-            with contextlib.suppress(RuntimeError):  # producer loop closed
-                loop.call_soon_threadsafe(_resolve, waiter)
+        parked = False
+        while not items and not self._finished:
+            # Register, then look again: the producer looks for a parked
+            # consumer only after it has appended (or finished).
+            slot = self._consumer
+            slot.append(trio.lowlevel.current_task())
+            if items or self._finished:
+                try:
+                    slot.pop()
+                except IndexError:
+                    pass  # the producer claimed us: its wake-up is on its way
+                else:
+                    break
+            await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+            parked = True
+        if not parked:
+            # Every call is a checkpoint; and other Trio tasks run between
+            # batches even when the queue never empties.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        if items:
+            return self._take()
+        if self._error is not None:
+            raise self._error
+        raise trio.EndOfChannel
+
+    def _abort_wait(self, _: Any) -> trio.lowlevel.Abort:
+        try:
+            self._consumer.pop()
+        except IndexError:
+            # The producer already claimed us and a wake-up is on its way.
+            return trio.lowlevel.Abort.FAILED
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _take(self) -> list[T]:
+        items = self._items
+        popleft = items.popleft
+        # Item by item: the producer may be appending meanwhile.
+        batch = [popleft() for _ in range(min(len(items), self._batch_max))]
+        if self._room_waiter and len(items) <= self._low_water:
+            self._resolve_room_waiter()
         return batch
 
 

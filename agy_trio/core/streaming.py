@@ -58,6 +58,25 @@ class ChatResponse(metaclass=NoPublicConstructor):
     already fetched. A response is created by the runtime, never by hand.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_cancel_timeout",
+        "_counters",
+        "_error",
+        "_finished",
+        "_forced_error",
+        "_on_end",
+        "_pending",
+        "_reading",
+        "_stop_reason",
+        "_stream",
+        "_text_parts",
+        "_thoughts",
+        "_tool_calls",
+        "_usage",
+        "agent_id",
+    )
+
     def __init__(
         self,
         agent_id: str,
@@ -75,8 +94,9 @@ class ChatResponse(metaclass=NoPublicConstructor):
         self._forced_error: BaseException | None = None
         self._pending: collections.deque[ChatEvent] = collections.deque()
         self._text_parts: list[str] = []
-        self._thoughts: list[str] = []
-        self._tool_calls: list[ToolCall] = []
+        # Created on first use: most turns have neither.
+        self._thoughts: list[str] | None = None
+        self._tool_calls: list[ToolCall] | None = None
         self._usage: Usage | None = None
         self._stop_reason: StopReason | None = None
         self._error: BaseException | None = None
@@ -93,12 +113,12 @@ class ChatResponse(metaclass=NoPublicConstructor):
     @property
     def thoughts(self) -> list[str]:
         """The model's thought deltas received so far."""
-        return list(self._thoughts)
+        return list(self._thoughts or ())
 
     @property
     def tool_calls(self) -> list[ToolCall]:
         """Tool calls made during the turn so far, with their outcomes."""
-        return list(self._tool_calls)
+        return list(self._tool_calls or ())
 
     @property
     def usage(self) -> Usage | None:
@@ -121,20 +141,38 @@ class ChatResponse(metaclass=NoPublicConstructor):
         return self
 
     async def __anext__(self) -> str:
+        pending = self._pending
         while True:
-            event = await self._next_event()
-            if event is None:
+            if pending:
+                # Trio's convention: a step that finds its value ready still
+                # checkpoints, before taking it (a cancelled reader takes nothing).
+                await trio.lowlevel.checkpoint()
+                while pending:
+                    event = pending.popleft()
+                    if type(event) is TextDelta:
+                        self._text_parts.append(event.text)
+                        return event.text
+                    self._absorb(event)
+            # receive_batch is a checkpoint on every path.
+            if not await self._fetch():
                 raise StopAsyncIteration
-            if type(event) is TextDelta:
-                return event.text
+            while pending:
+                event = pending.popleft()
+                if type(event) is TextDelta:
+                    self._text_parts.append(event.text)
+                    return event.text
+                self._absorb(event)
 
     async def events(self) -> AsyncIterator[ChatEvent]:
         """Iterate every remaining event of the turn, ending with :class:`TurnEnd`."""
+        pending = self._pending
         while True:
-            event = await self._next_event()
-            if event is None:
+            if pending:
+                await trio.lowlevel.checkpoint()
+            elif not await self._fetch():
                 return
-            yield event
+            if pending:
+                yield self._absorb(pending.popleft())
 
     async def text(self) -> str:
         """Wait for the turn to end and return the whole answer text.
@@ -142,21 +180,29 @@ class ChatResponse(metaclass=NoPublicConstructor):
         Raises:
             AgyError: The turn failed (timeout, quota, backend error...).
         """
-        while await self._next_event() is not None:
-            pass
-        return "".join(self._text_parts)
-
-    async def _next_event(self) -> ChatEvent | None:
         pending = self._pending
-        if pending:
-            # Trio's convention: a step that finds its value ready still checkpoints.
-            await trio.lowlevel.checkpoint()
-            return self._absorb(pending.popleft())
+        absorb = self._absorb
+        while True:
+            while pending:
+                absorb(pending.popleft())
+            # One checkpoint per batch, not per event: _fetch always is one.
+            if not await self._fetch():
+                return "".join(self._text_parts)
+
+    async def _fetch(self) -> bool:
+        """Wait for the next batch of events into the pending queue; a checkpoint.
+
+        Returns:
+            False once every event has been read.
+
+        Raises:
+            BaseException: What ended the turn, if it failed.
+        """
         if self._finished:
             await trio.lowlevel.checkpoint()
             if self._error is not None:
                 raise self._error
-            return None
+            return False
         if self._reading:
             raise trio.BusyResourceError("another task is already reading this response")
         self._reading = True
@@ -167,7 +213,7 @@ class ChatResponse(metaclass=NoPublicConstructor):
                 self._finish(self._forced_error)
                 raise self._forced_error from None
             self._finish(None)
-            return None
+            return False
         except trio.Cancelled:
             # The reader gave up: the turn must not go on without it.
             await self._cancel_shielded()
@@ -181,21 +227,24 @@ class ChatResponse(metaclass=NoPublicConstructor):
         finally:
             self._reading = False
         self._counters.events += len(batch)
-        pending.extend(batch)
-        return self._absorb(pending.popleft())
+        self._pending.extend(batch)
+        return True
 
     def _absorb(self, event: ChatEvent) -> ChatEvent:
         kind = type(event)
         if kind is TextDelta:
             self._text_parts.append(event.text)  # type: ignore[union-attr]
+        elif kind is TurnEnd:
+            self._usage = event.usage  # type: ignore[union-attr]
+            self._stop_reason = event.stop_reason  # type: ignore[union-attr]
         elif kind is ThoughtDelta:
+            if self._thoughts is None:
+                self._thoughts = []
             self._thoughts.append(event.text)  # type: ignore[union-attr]
         elif kind is ToolCall:
+            if self._tool_calls is None:
+                self._tool_calls = []
             self._tool_calls.append(event)  # type: ignore[arg-type]
-        elif kind is TurnEnd:
-            assert isinstance(event, TurnEnd)
-            self._usage = event.usage
-            self._stop_reason = event.stop_reason
         return event
 
     def _finish(self, error: BaseException | None) -> None:
@@ -206,10 +255,11 @@ class ChatResponse(metaclass=NoPublicConstructor):
         if error is not None and self._error is None:
             self._error = error
             self._stop_reason = StopReason.ERROR
-        if self._on_end is not None:
+        on_end, self._on_end = self._on_end, None  # once; and no cycle with the runtime's turn
+        if on_end is not None:
             # Synchronously, before the reader sees the error: a caller that
             # chats again straight after a QuotaExceeded must find the backoff.
-            self._on_end(error)
+            on_end(error)
 
     def _force_error(self, error: BaseException) -> None:
         """Make the reader see ``error`` once the events already produced are read.
