@@ -129,6 +129,8 @@ class HostedSession:
         batch_max: Most events handed to Trio in one batch.
     """
 
+    __slots__ = ("_agent", "_batch_max", "_classify", "_high_water", "_host")
+
     def __init__(
         self,
         agent: AsyncioAgent,

@@ -481,6 +481,8 @@ class _AgentRuntime:
 class _ScriptedSession(HostedSession):
     """AgentSession of a scripted agent: each method crosses to the host loop and back."""
 
+    __slots__ = ("_scripted",)
+
     def __init__(self, agent: _AgentRuntime, high_water: int, batch_max: int) -> None:
         super().__init__(agent, classify=classify_error, high_water=high_water, batch_max=batch_max)
         self._scripted = agent

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, final
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
 import trio
 
@@ -24,8 +24,15 @@ __all__ = ["AgentHandle"]
 
 T = TypeVar("T")
 
-Submit = Callable[["cmds.Command[Any]"], Awaitable[Any]]
-SubmitNowait = Callable[["cmds.Command[Any]"], bool]
+
+class CommandSink(Protocol):
+    """Where a handle sends its commands: the runtime."""
+
+    def _submit(self, command: cmds.Command[Any]) -> Awaitable[Any]:
+        """Send ``command`` and wait for its answer."""
+
+    def _submit_nowait(self, command: cmds.Command[Any]) -> bool:
+        """Send ``command`` without waiting; False if it was refused."""
 
 
 @final
@@ -45,21 +52,15 @@ class AgentHandle(metaclass=NoPublicConstructor):
     agent down on exit, like :meth:`aclose`.
     """
 
-    __slots__ = ("_agent_id", "_config", "_conversation_id", "_submit", "_submit_nowait")
+    __slots__ = ("_agent_id", "_config", "_conversation_id", "_runtime")
 
     def __init__(
-        self,
-        agent_id: str,
-        config: AgentConfig,
-        conversation_id: str,
-        submit: Submit,
-        submit_nowait: SubmitNowait,
+        self, agent_id: str, config: AgentConfig, conversation_id: str, runtime: CommandSink
     ) -> None:
         self._agent_id = agent_id
         self._config = config
         self._conversation_id = conversation_id
-        self._submit = submit
-        self._submit_nowait = submit_nowait
+        self._runtime = runtime
 
     def __repr__(self) -> str:
         return f"<AgentHandle {self._agent_id} conversation={self._conversation_id}>"
@@ -79,9 +80,9 @@ class AgentHandle(metaclass=NoPublicConstructor):
         """The backend's conversation id: pass it in ``AgentConfig`` to resume."""
         return self._conversation_id
 
-    async def _do(self, spec: cmds.CommandSpec[T], *args: Any) -> T:
-        result: T = await self._submit(cmds.Command(spec, self._agent_id, args))
-        return result
+    def _do(self, spec: cmds.CommandSpec[T], *args: Any) -> Awaitable[T]:
+        # Not a coroutine itself: the caller awaits the runtime's directly.
+        return self._runtime._submit(cmds.Command(spec, self._agent_id, args))
 
     # ------------------------------------------------------------------ turns
 
@@ -204,7 +205,7 @@ class AgentHandle(metaclass=NoPublicConstructor):
         """Start shutting the agent down without waiting. Never raises, never blocks."""
         # The contract is "never raises": a refused or failed submission is dropped.
         with contextlib.suppress(Exception):
-            self._submit_nowait(cmds.Command(cmds.SHUTDOWN_AGENT, self._agent_id))
+            self._runtime._submit_nowait(cmds.Command(cmds.SHUTDOWN_AGENT, self._agent_id))
 
     async def delete(self) -> None:
         """Stop the agent and drop its conversation and all its saved state."""

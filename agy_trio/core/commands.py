@@ -238,16 +238,16 @@ class Command(Generic[T]):
             value: T = result.unwrap()
             return value
         self._waiter = trio.lowlevel.current_task()
-
-        def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
-            if self._state is _QUEUED:
-                # Nothing reached the backend: drop it; the dispatch loop skips it.
-                self._state = _DROPPED
-                self._waiter = None
-                return trio.lowlevel.Abort.SUCCEEDED
-            self._raise_cancel = raise_cancel
-            self.cancel(CancelReason.CALLER)
-            return trio.lowlevel.Abort.FAILED
-
-        answer: T = await trio.lowlevel.wait_task_rescheduled(abort)
+        answer: T = await trio.lowlevel.wait_task_rescheduled(self._abort)
         return answer
+
+    def _abort(self, raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
+        """The waiting caller is cancelled (see :meth:`wait`)."""
+        if self._state is _QUEUED:
+            # Nothing reached the backend: drop it; the dispatch loop skips it.
+            self._state = _DROPPED
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+        self._raise_cancel = raise_cancel
+        self.cancel(CancelReason.CALLER)
+        return trio.lowlevel.Abort.FAILED

@@ -48,6 +48,7 @@ from agy_trio.core.errors import (
 )
 from agy_trio.core.events import StopReason
 from agy_trio.core.pacing import StartPacer
+from agy_trio.core.policy import PolicySet
 from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.statistics import CommandStatistics, RuntimeStatistics
 from agy_trio.core.streaming import ChatResponse, StreamCounters
@@ -80,22 +81,8 @@ class _AgentRecord:
         self.handle = handle
         self.quota = quota
         self.chat_timeout = chat_timeout
-        self.turns: set[_Turn] = set()
-
-
-class _Wakeups:
-    """Wake-up state of one agent (only agents that use wake-ups pay for it)."""
-
-    __slots__ = ("event", "pending")
-
-    def __init__(self) -> None:
-        self.pending = False
-        self.event = trio.Event()
-
-    def wake(self) -> None:
-        self.pending = True
-        self.event.set()
-        self.event = trio.Event()
+        # Turns still producing; None while there is none (most of an agent's life).
+        self.turns: set[_Turn] | None = None
 
 
 class _Turn:
@@ -186,7 +173,12 @@ class Runtime(metaclass=NoPublicConstructor):
         # The dispatch loop, while it waits for the next command.
         self._dispatcher: trio.lowlevel.Task | None = None
         self._agents: dict[str, _AgentRecord] = {}
-        self._wakeups: dict[str, _Wakeups] = {}
+        # Wake-ups: agents woken since they last signalled idle, and the event
+        # of each agent someone is waiting on (only waiters pay for an event).
+        self._woken: set[str] = set()
+        self._wakeup_waiters: dict[str, trio.Event] = {}
+        # The PolicySet of the config last used to create an agent (most agents share one).
+        self._policies_of: tuple[AgentConfig, PolicySet] | None = None
         self._next_agent_number = 0
         # Every routed command until it completes (shutdown cancels them).
         self._running: set[Command[Any]] = set()
@@ -319,14 +311,20 @@ class Runtime(metaclass=NoPublicConstructor):
         try:
             self._send_channel.send_nowait(command)
         except trio.WouldBlock:
-            # The channel is full: wait for room (backpressure on callers).
+            full = True
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            await trio.lowlevel.checkpoint()
+            raise self._closed_error() from None
+        else:
+            full = False
+        if full:
+            # The channel is full: wait for room (backpressure on callers). Not
+            # inside the except clause, which would keep the WouldBlock and its
+            # traceback alive for as long as the caller waits.
             try:
                 await self._send_channel.send(command)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise self._closed_error() from None
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            await trio.lowlevel.checkpoint()
-            raise self._closed_error() from None
         self._queued += 1
         dispatcher = self._dispatcher
         if dispatcher is not None:
@@ -439,7 +437,7 @@ class Runtime(metaclass=NoPublicConstructor):
             elif spec.is_llm:
                 self._route_message(record, command)
             elif spec is cmds.SIGNAL_IDLE:
-                self._wakeups_of(record).pending = False
+                self._woken.discard(record.agent_id)
                 command.complete(outcome.Value(None))
             elif spec is cmds.WAIT_FOR_WAKEUP:
                 self._spawn(command, self._wait_for_wakeup, record, *command.args)
@@ -457,16 +455,21 @@ class Runtime(metaclass=NoPublicConstructor):
         """Run a command the runtime answers itself, as its own task, and answer it."""
         scope = trio.CancelScope()
         command.set_canceller(scope.cancel)
-        result: outcome.Outcome[Any] = outcome.Error(WorkCancelled())
+        result: outcome.Outcome[Any] | None = None
+        handed_off = False
         try:
             with scope:
-                result = outcome.Value(await fn(command, *args))
+                value = await fn(command, *args)
+                if value is _HANDED_OFF:
+                    handed_off = True
+                else:
+                    result = outcome.Value(value)
         except Exception as exc:
             result = outcome.Error(exc)
         finally:
-            # Even when an outer cancellation unwinds this task, the caller is answered.
-            if not isinstance(result, outcome.Value) or result.value is not _HANDED_OFF:
-                command.complete(result)
+            # Even when a cancellation unwinds this task, the caller is answered.
+            if not handed_off:
+                command.complete(result if result is not None else outcome.Error(WorkCancelled()))
 
     def _finish(self, command: Command[Any], result: outcome.Outcome[Any]) -> outcome.Outcome[Any]:
         """Translate a command's outcome for its caller and do the bookkeeping."""
@@ -544,13 +547,21 @@ class Runtime(metaclass=NoPublicConstructor):
     async def _create_agent(self, command: Command[Any], config: AgentConfig) -> str:
         self._next_agent_number += 1
         agent_id = f"{config.name or 'agent'}-{self._next_agent_number}"
-        services = ToolDispatcher.from_config(
-            agent_id, config, handler_timeout=self.config.handler_timeout
+        cached = self._policies_of
+        if cached is not None and cached[0] is config:
+            policies = cached[1]
+        else:
+            policies = config.policy_set
+            self._policies_of = (config, policies)
+        services = ToolDispatcher(
+            agent_id,
+            config.tools,
+            policies,
+            config.hooks,
+            handler_timeout=self.config.handler_timeout,
         )
         session = await self.backend.create_agent(agent_id, config, services)
-        handle = AgentHandle._create(
-            agent_id, config, session.conversation_id, self._submit, self._submit_nowait
-        )
+        handle = AgentHandle._create(agent_id, config, session.conversation_id, self)
         chat_timeout = config.chat_timeout
         if chat_timeout is None:
             chat_timeout = self.config.chat_timeout
@@ -565,7 +576,8 @@ class Runtime(metaclass=NoPublicConstructor):
         if self._agents.pop(record.agent_id, None) is None:
             await trio.lowlevel.checkpoint()
             raise AgentNotFound(f"{command.name}: no agent {record.agent_id!r}")
-        self._wakeups.pop(record.agent_id, None)
+        self._woken.discard(record.agent_id)
+        self._wakeup_waiters.pop(record.agent_id, None)
         await record.session.end(how)
         _logger(record.agent_id, command.name).debug("agent ended (%s)", how)
 
@@ -575,8 +587,9 @@ class Runtime(metaclass=NoPublicConstructor):
         """Route ``chat`` or ``send``: wait for quota and pacing only if there is any."""
         # An unread turn must not hold the agent: the new message supersedes the
         # reader's backpressure, and the old turn runs to its end.
-        for turn in record.turns:
-            turn.stream.release()
+        if record.turns:
+            for turn in record.turns:
+                turn.stream.release()
         if record.quota.backing_off or (command.spec is cmds.CHAT and self._pacer.delay):
             self._spawn(command, self._wait_then_hand_off, record)
         else:
@@ -596,11 +609,12 @@ class Runtime(metaclass=NoPublicConstructor):
         return _HANDED_OFF
 
     def _hand_off(self, record: _AgentRecord, command: Command[Any]) -> None:
-        wakeups = self._wakeups.get(record.agent_id)
-        if wakeups is not None:
-            wakeups.wake()
-        else:
-            self._wakeups[record.agent_id] = _pending_wakeup()
+        agent_id = record.agent_id
+        self._woken.add(agent_id)
+        if self._wakeup_waiters:
+            event = self._wakeup_waiters.pop(agent_id, None)
+            if event is not None:
+                event.set()
         if command.spec is cmds.CHAT:
             # The turn's own clock starts now: chat_timeout bounds its start.
             self._untrack(command)
@@ -632,6 +646,8 @@ class Runtime(metaclass=NoPublicConstructor):
         turn.response = response
         # The rest of the turn keeps the deadline its start had.
         self._track(turn, limit, deadline)
+        if record.turns is None:
+            record.turns = set()
         record.turns.add(turn)
         self._turns.add(turn)
         self._turns_started += 1
@@ -641,7 +657,11 @@ class Runtime(metaclass=NoPublicConstructor):
     def _turn_ended(self, turn: _Turn) -> None:
         self._untrack(turn)
         self._turns.discard(turn)
-        turn.record.turns.discard(turn)
+        record = turn.record
+        if record.turns is not None:
+            record.turns.discard(turn)
+            if not record.turns:
+                record.turns = None
         if self._quiet is not None:
             self._check_quiet()
 
@@ -649,24 +669,21 @@ class Runtime(metaclass=NoPublicConstructor):
         self._quota_hits += 1
         quota.record_hit(error.retry_after)
 
-    def _wakeups_of(self, record: _AgentRecord) -> _Wakeups:
-        wakeups = self._wakeups.get(record.agent_id)
-        if wakeups is None:
-            wakeups = self._wakeups[record.agent_id] = _Wakeups()
-        return wakeups
-
     async def _wait_for_wakeup(
         self, command: Command[Any], record: _AgentRecord, timeout: float
     ) -> bool:
-        wakeups = self._wakeups_of(record)
-        if wakeups.pending:
-            wakeups.pending = False
+        agent_id = record.agent_id
+        if agent_id in self._woken:
+            self._woken.discard(agent_id)
             await trio.lowlevel.checkpoint()
             return True
+        event = self._wakeup_waiters.get(agent_id)
+        if event is None:
+            event = self._wakeup_waiters[agent_id] = trio.Event()
         with trio.move_on_after(timeout):
-            await wakeups.event.wait()
-        woken = wakeups.pending
-        wakeups.pending = False
+            await event.wait()
+        woken = agent_id in self._woken
+        self._woken.discard(agent_id)
         return woken
 
     # ------------------------------------------------------------------ shutdown
@@ -753,12 +770,6 @@ class Runtime(metaclass=NoPublicConstructor):
                     nursery.start_soon(end, record)
         if scope.cancelled_caught:
             log.error("agents did not shut down within %g s", timeout)
-
-
-def _pending_wakeup() -> _Wakeups:
-    wakeups = _Wakeups()
-    wakeups.pending = True
-    return wakeups
 
 
 def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
