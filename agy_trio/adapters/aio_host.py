@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import outcome
@@ -72,9 +72,7 @@ class AioHost(HostBase):
         self._dead = False
         self._loop_thread: int | None = None
         # Batched hand-offs between the threads (see the class docstring).
-        self._submissions: deque[
-            tuple[HostCall, Callable[..., Coroutine[Any, Any, Any]], tuple[Any, ...]]
-        ] = deque()
+        self._submissions: deque[HostCall] = deque()
         self._submit_scheduled = False
         self._to_trio: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self._to_trio_scheduled = False
@@ -155,6 +153,8 @@ class AioHost(HostBase):
         self._dead = True
         self._started.set()
         self._exited.set()
+        # Outcomes the loop queued but whose wake-up never ran still count.
+        self._run_queued()
         self._fail_pending(self._death_reason())
 
     def _death_reason(self) -> ChannelClosed:
@@ -196,10 +196,8 @@ class AioHost(HostBase):
 
     # ------------------------------------------------------------------ crossing hooks
 
-    def _launch(
-        self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
-    ) -> None:
-        self._submissions.append((call, fn, args))
+    def _launch(self, call: HostCall) -> None:
+        self._submissions.append(call)
         if not self._submit_scheduled:
             self._submit_scheduled = True
             loop = self._loop
@@ -216,7 +214,7 @@ class AioHost(HostBase):
         assert loop is not None
         run_call = self._run_call
         while items:
-            call, fn, args = items.popleft()
+            call = items.popleft()
             if self._stopping:
                 self._complete(call, outcome.Error(self._death_reason()))
             elif call.cancel_requested:
@@ -224,7 +222,7 @@ class AioHost(HostBase):
                 self._complete(call, outcome.Error(WorkCancelled()))
             else:
                 try:
-                    call.aio_task = loop.create_task(run_call(call, fn, args))
+                    call.aio_task = loop.create_task(run_call(call))
                 except BaseException as exc:
                     self._complete(call, outcome.Error(exc))
 

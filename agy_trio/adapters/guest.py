@@ -258,14 +258,12 @@ class GuestHost(HostBase):
                 self._spinner = task
                 await trio.lowlevel.wait_task_rescheduled(abort)
 
-    def _launch(
-        self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
-    ) -> None:
+    def _launch(self, call: HostCall) -> None:
         loop = self._loop
         assert loop is not None
         # Same thread, inside a Trio tick (a loop callback): creating the task
         # only schedules its first step for the loop's next iteration.
-        call.aio_task = loop.create_task(self._run_call(call, fn, args))
+        call.aio_task = loop.create_task(self._run_call(call))
         self._spins_left = self._spin
         spinner = self._spinner
         if spinner is not None:

@@ -106,15 +106,27 @@ class HostCall:
     __slots__ = (
         "aio_task",
         "arg",
+        "args",
         "cancel_requested",
         "delivered",
         "delivered_event",
+        "fn",
         "host",
         "on_done",
     )
 
-    def __init__(self, host: HostBase, on_done: OnDone, arg: Any) -> None:
+    def __init__(
+        self,
+        host: HostBase,
+        fn: Callable[..., Coroutine[Any, Any, Any]] | None,
+        args: tuple[Any, ...],
+        on_done: OnDone,
+        arg: Any,
+    ) -> None:
         self.host = host
+        # What to run: kept until the loop starts it (no tuple per submission).
+        self.fn = fn
+        self.args = args
         self.on_done = on_done
         self.arg = arg
         self.aio_task: asyncio.Task[None] | None = None
@@ -186,9 +198,7 @@ class HostBase:
         """The loop, if the host accepts work; else raise ChannelClosed."""
         raise NotImplementedError
 
-    def _launch(
-        self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
-    ) -> None:
+    def _launch(self, call: HostCall) -> None:
         """Trio thread: have the loop run :meth:`_run_call` for ``call`` as a task."""
         raise NotImplementedError
 
@@ -240,9 +250,9 @@ class HostBase:
             ChannelClosed: The host is not running (nothing was started).
         """
         self._check_open()
-        call = HostCall(self, on_done, arg)
+        call = HostCall(self, fn, args, on_done, arg)
         self._pending.add(call)
-        self._launch(call, fn, args)
+        self._launch(call)
         return call
 
     async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
@@ -291,10 +301,12 @@ class HostBase:
             )
         self._request_cancel(call)
 
-    async def _run_call(
-        self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
-    ) -> None:
+    async def _run_call(self, call: HostCall) -> None:
         """The asyncio task of one call: run it, then hand its outcome to Trio."""
+        fn, args = call.fn, call.args
+        assert fn is not None
+        call.fn = None
+        call.args = ()
         result: outcome.Outcome[Any]
         try:
             result = outcome.Value(await fn(*args))

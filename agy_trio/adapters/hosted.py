@@ -87,12 +87,15 @@ class AsyncioAgent(Protocol):
 class HostedTurnStream:
     """A ``TurnStream``: events arrive through a bridge; cancel crosses to the host."""
 
-    __slots__ = ("_agent", "_bridge", "turn")
+    __slots__ = ("_agent", "_bridge", "command", "session", "turn")
 
     def __init__(self, agent: AsyncioAgent, bridge: StreamBridge[ChatEvent]) -> None:
         self._agent = agent
         self._bridge = bridge
         self.turn: Any = None
+        # Until the turn has started: the chat command it answers, and its session.
+        self.command: Command[Any] | None = None
+        self.session: HostedSession | None = None
 
     async def receive_batch(self) -> Sequence[ChatEvent]:
         """The next batch of events (see :meth:`StreamBridge.receive_batch`)."""
@@ -161,11 +164,13 @@ class HostedSession:
                 trio.lowlevel.current_trio_token(),
                 high_water=self._high_water,
                 batch_max=self._batch_max,
-                wake=self._host.wake_trio,
+                host=self._host,
             )
             stream = HostedTurnStream(agent, bridge)
+            stream.command = command
+            stream.session = self
             call = self._host.submit(
-                agent.start_turn, (command.args[0], bridge), self._chat_started, (command, stream)
+                agent.start_turn, (command.args[0], bridge), _chat_started, stream
             )
         else:
             if spec is cmds.SEND:
@@ -184,15 +189,6 @@ class HostedSession:
             result = outcome.Value(None)  # the turn handle stays with the backend
         command.complete(result)
 
-    def _chat_started(
-        self, pair: tuple[Command[Any], HostedTurnStream], result: outcome.Outcome[Any]
-    ) -> None:
-        command, stream = pair
-        if type(result) is outcome.Value:
-            stream.turn = result.value
-            result = outcome.Value(stream)
-        self._answer(command, result)
-
     async def end(self, how: str) -> None:
         """Stop the agent (see :meth:`AgentSession.end`); backends implement it."""
         raise NotImplementedError
@@ -200,3 +196,14 @@ class HostedSession:
     def try_shutdown(self) -> None:
         """Start shutting the agent down without waiting; backends implement it."""
         raise NotImplementedError
+
+
+def _chat_started(stream: HostedTurnStream, result: outcome.Outcome[Any]) -> None:
+    """A chat's turn started (or failed to): answer its command with the stream."""
+    command, session = stream.command, stream.session
+    assert command is not None and session is not None
+    stream.command = stream.session = None
+    if type(result) is outcome.Value:
+        stream.turn = result.value
+        result = outcome.Value(stream)
+    session._answer(command, result)

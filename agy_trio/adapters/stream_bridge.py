@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
@@ -34,6 +33,10 @@ __all__ = ["StreamBridge"]
 T = TypeVar("T")
 
 
+class _Waker(Protocol):
+    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None: ...
+
+
 class StreamBridge(Generic[T]):
     """Single-producer (asyncio thread) to single-consumer (Trio) event queue.
 
@@ -41,9 +44,9 @@ class StreamBridge(Generic[T]):
         token: The Trio token used to wake the consumer.
         high_water: Items buffered before the producer has to wait.
         batch_max: Most items handed to the consumer at once.
-        wake: How the producer's side runs a callback in Trio, as
-            ``wake(fn, *args)`` (default ``token.run_sync_soon``). A host passes
-            its own, which batches wake-ups or, in guest mode, calls directly.
+        host: The host the producer runs on: the producer's side reaches Trio
+            through its ``wake_trio``, which batches wake-ups (thread host) or
+            calls directly (guest mode). Without one, ``token.run_sync_soon``.
     """
 
     __slots__ = (
@@ -51,15 +54,14 @@ class StreamBridge(Generic[T]):
         "_consumer",
         "_done_callbacks",
         "_error",
-        "_finish_lock",
         "_finished",
         "_high_water",
+        "_host",
         "_items",
         "_low_water",
         "_released",
         "_room_waiter",
         "_token",
-        "_wake_trio",
     )
 
     def __init__(
@@ -68,26 +70,26 @@ class StreamBridge(Generic[T]):
         *,
         high_water: int = 1024,
         batch_max: int = 256,
-        wake: Callable[..., object] | None = None,
+        host: _Waker | None = None,
     ) -> None:
         for field, value in (("high_water", high_water), ("batch_max", batch_max)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"must be an integer >= 1, got {value!r}", field=field)
         self._token = token
-        self._wake_trio: Callable[..., object] = wake if wake is not None else token.run_sync_soon
+        self._host = host
         self._high_water = high_water
         self._low_water = high_water // 2
         self._batch_max = batch_max
         self._items: deque[T] = deque()
         self._finished = False
-        self._finish_lock = threading.Lock()
         self._error: BaseException | None = None
         # One-place slots (see the module's docstring): the parked consumer, and
-        # the future the producer waits on at high water.
+        # the future the producer waits on at high water (made by the producer
+        # the first time it has to wait: most turns never do).
         self._consumer: list[trio.lowlevel.Task] = []
-        self._room_waiter: list[asyncio.Future[None]] = []
+        self._room_waiter: list[asyncio.Future[None]] | None = None
         self._released = False
-        self._done_callbacks: list[Callable[[BaseException | None], object]] = []
+        self._done_callbacks: list[Callable[[BaseException | None], object]] | None = None
 
     # ----------------------------------------------------------- producer side (asyncio)
 
@@ -103,6 +105,8 @@ class StreamBridge(Generic[T]):
     async def _wait_for_room(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
         slot = self._room_waiter
+        if slot is None:
+            slot = self._room_waiter = []
         slot.append(waiter)
         # The consumer may have drained (or released) before it could see the waiter.
         if len(self._items) <= self._low_water or self._released:
@@ -123,12 +127,15 @@ class StreamBridge(Generic[T]):
             self._wake_consumer()
 
     def finish(self, error: BaseException | None = None) -> None:
-        """Mark the end of the stream, normally or with ``error``; idempotent, any thread."""
-        with self._finish_lock:
-            if self._finished:
-                return
-            self._error = error
-            self._finished = True
+        """Mark the end of the stream, normally or with ``error``; idempotent.
+
+        Called by the producer, or from Trio once the producer is gone (its
+        host died): never by both at once.
+        """
+        if self._finished:
+            return
+        self._error = error
+        self._finished = True
         if self._consumer:
             self._wake_consumer()
         self._in_trio(self._run_done_callbacks)
@@ -138,7 +145,10 @@ class StreamBridge(Generic[T]):
 
         A callback added after the end runs soon (never inside this call).
         """
-        self._done_callbacks.append(callback)
+        if self._done_callbacks is None:
+            self._done_callbacks = [callback]
+        else:
+            self._done_callbacks.append(callback)
         if self._finished:
             with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._run_done_callbacks)
@@ -146,7 +156,7 @@ class StreamBridge(Generic[T]):
     def _run_done_callbacks(self) -> None:
         callbacks = self._done_callbacks
         if callbacks:
-            self._done_callbacks = []
+            self._done_callbacks = None
             for callback in callbacks:
                 callback(self._error)
 
@@ -169,14 +179,20 @@ class StreamBridge(Generic[T]):
 
     def _in_trio(self, fn: Callable[..., object], *args: Any) -> None:
         # try/except rather than contextlib.suppress: this runs once per batch.
-        try:  # noqa: SIM105
-            self._wake_trio(fn, *args)
+        try:
+            if self._host is not None:
+                self._host.wake_trio(fn, *args)
+            else:
+                self._token.run_sync_soon(fn, *args)
         except trio.RunFinishedError:
             pass
 
     def _resolve_room_waiter(self) -> None:
+        slot = self._room_waiter
+        if slot is None:
+            return
         try:
-            waiter = self._room_waiter.pop()
+            waiter = slot.pop()
         except IndexError:
             return
         with contextlib.suppress(RuntimeError):  # the producer's loop is closed

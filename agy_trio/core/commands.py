@@ -11,7 +11,7 @@ its implementation in each backend.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -230,16 +230,18 @@ class Command(Generic[T]):
 
     # ------------------------------------------------------------------ the calling side
 
-    async def wait(self) -> T:
-        """Wait for the answer and return it (or raise the error it holds)."""
+    def wait(self) -> Awaitable[T]:
+        """Wait for the answer and return it (or raise the error it holds).
+
+        Await the result at once (``await command.wait()``): the calling task
+        is registered as the waiter when this is called. Not a coroutine
+        function itself, so waiting costs no coroutine of its own.
+        """
         result = self._result
         if result is not None:
-            await trio.lowlevel.checkpoint()
-            value: T = result.unwrap()
-            return value
+            return _ready(result)
         self._waiter = trio.lowlevel.current_task()
-        answer: T = await trio.lowlevel.wait_task_rescheduled(self._abort)
-        return answer
+        return trio.lowlevel.wait_task_rescheduled(self._abort)  # noqa: ASYNC105 - awaited by the caller
 
     def _abort(self, raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
         """The waiting caller is cancelled (see :meth:`wait`)."""
@@ -251,3 +253,8 @@ class Command(Generic[T]):
         self._raise_cancel = raise_cancel
         self.cancel(CancelReason.CALLER)
         return trio.lowlevel.Abort.FAILED
+
+
+async def _ready(result: outcome.Outcome[T]) -> T:
+    await trio.lowlevel.checkpoint()
+    return result.unwrap()
