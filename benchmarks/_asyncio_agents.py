@@ -91,8 +91,9 @@ class AsyncioBridge:
 class AsyncioResponse:
     """A ChatResponse-shaped reader: ``async for text in response`` over the batches."""
 
-    def __init__(self, bridge: AsyncioBridge) -> None:
+    def __init__(self, bridge: AsyncioBridge, *, yield_each: bool = False) -> None:
         self._bridge = bridge
+        self._yield_each = yield_each
         self._pending: deque[ChatEvent] = deque()
         self._text: list[str] = []
         self._done = False
@@ -102,6 +103,8 @@ class AsyncioResponse:
         return self
 
     async def __anext__(self) -> str:
+        if self._yield_each:
+            await asyncio.sleep(0)
         while True:
             if not self._pending:
                 if self._done:
@@ -154,6 +157,7 @@ class AsyncioAgents:
         *,
         high_water: int = 1024,
         batch_max: int = 256,
+        yield_each: bool = False,
     ) -> None:
         # The backend object only supplies the script and turn numbering; its
         # host thread is never started.
@@ -162,6 +166,7 @@ class AsyncioAgents:
         self._services = _NoServices()
         self._high_water = high_water
         self._batch_max = batch_max
+        self._yield_each = yield_each
         self._count = 0
 
     def create(self) -> _AgentRuntime:
@@ -178,6 +183,6 @@ class AsyncioAgents:
     async def chat(self, agent: _AgentRuntime, prompt: str) -> AsyncioResponse:
         bridge = AsyncioBridge(self._high_water, self._batch_max)
         turn = await agent.start_turn(normalize_content(prompt), bridge)  # type: ignore[arg-type]
-        response = AsyncioResponse(bridge)
+        response = AsyncioResponse(bridge, yield_each=self._yield_each)
         response.turn = turn
         return response

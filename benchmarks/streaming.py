@@ -105,11 +105,11 @@ def agy_guest(agents: int, chunks: int) -> Measure:
     return asyncio.run(run_trio_guest(trio_main))
 
 
-def asyncio_baseline(agents: int, chunks: int) -> Measure:
+def asyncio_baseline(agents: int, chunks: int, *, yield_each: bool = False) -> Measure:
     from benchmarks._asyncio_agents import AsyncioAgents
 
     async def main() -> Measure:
-        world = AsyncioAgents(_turn(chunks))
+        world = AsyncioAgents(_turn(chunks), yield_each=yield_each)
         handles = [world.create() for _ in range(agents)]
         counts: list[int] = []
 
@@ -128,6 +128,26 @@ def asyncio_baseline(agents: int, chunks: int) -> Measure:
         return _measure(t, agents * chunks)
 
     return asyncio.run(main())
+
+
+def checkpoints_alone(agents: int, chunks: int) -> Measure:
+    """One Trio checkpoint per chunk, by as many tasks as there are readers, and nothing else."""
+
+    async def main() -> Measure:
+        checkpoint = trio.lowlevel.checkpoint
+
+        async def reader() -> None:
+            for _ in range(chunks):
+                await checkpoint()
+
+        await reader()  # warm-up, as the others
+        with Timer() as t:
+            async with trio.open_nursery() as nursery:
+                for _ in range(agents):
+                    nursery.start_soon(reader)
+        return _measure(t, agents * chunks)
+
+    return trio.run(main)
 
 
 def null_runtime(agents: int, chunks: int) -> Measure:
@@ -154,11 +174,25 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
         asyncio_baseline,
         "same producer, asyncio reader",
     ),
+    "asyncio_yield": (
+        "experiment: asyncio baseline, reader yields each chunk",
+        "prototype",
+        functools.partial(asyncio_baseline, yield_each=True),
+        "as the baseline, with `await asyncio.sleep(0)` per chunk: asyncio's price for "
+        "the schedule point Trio's convention puts in every step",
+    ),
     "null_runtime": (
         "experiment: runtime over NullBackend",
         "prototype",
         null_runtime,
         "no producer and no thread: the events exist before the turn starts",
+    ),
+    "checkpoints": (
+        "experiment: Trio checkpoints alone",
+        "prototype",
+        checkpoints_alone,
+        "each reader task only awaits trio.lowlevel.checkpoint() once per chunk: the floor "
+        "of any Trio reader that checkpoints every step",
     ),
 }
 
@@ -200,32 +234,46 @@ def run(ctx: Context) -> BenchResult:
 def targets(result: BenchResult, groups: list[str]) -> list[Target]:
     out = []
     for group in groups:
-        base = result.median("asyncio", "wall_us", group)
+
+        def m(key: str, metric: str = "wall_us", group: str = group) -> float | None:
+            return result.median(key, metric, group)
+
+        base, floor, null, yielding = m("asyncio"), m("checkpoints"), m("null_runtime"), None
+        yielding = m("asyncio_yield")
         for key, label in (("agy_thread", "thread host"), ("agy_guest", "guest mode")):
-            value = result.median(key, "wall_us", group)
-            cpu, base_cpu = (
-                result.median(key, "cpu_us", group),
-                result.median("asyncio", "cpu_us", group),
-            )
+            value = m(key)
             if base is None or value is None:
                 continue
             ratio = value / base
-            detail = f"{fmt(value, 2)} vs {fmt(base, 2)} µs per chunk = {ratio:.2f}x"
-            if ratio > 2:
-                detail += f" (CPU {fmt(cpu, 2)} vs {fmt(base_cpu, 2)} µs)"
-                if group.startswith("1 agent"):
+            detail = (
+                f"{fmt(value, 2)} vs {fmt(base, 2)} µs per chunk = {ratio:.2f}x "
+                f"(CPU {fmt(m(key, 'cpu_us'), 2)} vs {fmt(m('asyncio', 'cpu_us'), 2)} µs)"
+            )
+            if ratio > 2 and floor is not None:
+                detail += (
+                    f". Trio's convention makes every step of `async for` a checkpoint, a trip "
+                    f"through the scheduler: {fmt(floor, 2)} µs per chunk for the checkpoints "
+                    f"alone here, {floor / base:.1f}x the baseline's whole cost per chunk, whose "
+                    "reader never yields while a batch lasts"
+                )
+                if yielding is not None:
                     detail += (
-                        ". Both sides run the same producer; agy_trio adds a lock per chunk in "
-                        "the stream bridge, ChatResponse's per-event calls in Trio, and a "
-                        "wake-up (a thread switch) each time the reader parks or the producer "
-                        "hits the high-water mark."
+                        f" (asyncio's own reader yielding once per chunk: {fmt(yielding, 2)} µs, "
+                        f"{yielding / base:.1f}x)"
                     )
-                else:
+                if null is not None:
                     detail += (
-                        ". With few chunks per agent the per-chat cost dominates: each of the "
-                        "agents starts its turn through a runtime command (see the scale "
-                        "comparison for what that costs), then the per-chunk costs above."
+                        f". The whole Trio side over NullBackend (no producer, no thread) costs "
+                        f"{fmt(null, 2)} µs per chunk"
                     )
+                detail += (
+                    "; on top come the producer (the same as the baseline's) and the crossing"
+                    + (
+                        ", a wake-up of the reader each time it parks."
+                        if key == "agy_thread"
+                        else ", where each Trio scheduler round is also an asyncio loop round."
+                    )
+                )
             out.append(
                 Target(
                     f"streaming, {group}, {label}: at most 2x the asyncio baseline per chunk",
