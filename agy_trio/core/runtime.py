@@ -568,7 +568,8 @@ class Runtime(metaclass=NoPublicConstructor):
         self._agents[agent_id] = _AgentRecord(
             agent_id, config, session, handle, self.quota.state_for(config.quota_key), chat_timeout
         )
-        _logger(agent_id, command.name).debug("agent created")
+        if log.isEnabledFor(logging.DEBUG):  # building the adapter is not free
+            _logger(agent_id, command.name).debug("agent created")
         return agent_id
 
     async def _end_agent(self, command: Command[Any], record: _AgentRecord, how: str) -> None:
@@ -579,7 +580,8 @@ class Runtime(metaclass=NoPublicConstructor):
         self._woken.discard(record.agent_id)
         self._wakeup_waiters.pop(record.agent_id, None)
         await record.session.end(how)
-        _logger(record.agent_id, command.name).debug("agent ended (%s)", how)
+        if log.isEnabledFor(logging.DEBUG):
+            _logger(record.agent_id, command.name).debug("agent ended (%s)", how)
 
     # ------------------------------------------------------------------ turns
 
