@@ -13,11 +13,9 @@ import google.antigravity.hooks.policy as policy
 import pytest
 
 from agy_trio import AgentConfig, tool
-from agy_trio.adapters import antigravity_config
-from agy_trio.adapters.antigravity import RetryPolicy
-from agy_trio.adapters.antigravity_config import (
-    INSTALL_HINT,
-    AntigravityNotInstalled,
+from agy_trio.adapters.antigravity import INSTALL_HINT, AntigravityNotInstalled, RetryPolicy
+from agy_trio.adapters.antigravity import sdk as sdk_loader
+from agy_trio.adapters.antigravity.config import (
     Endpoint,
     SdkAgentSpec,
     builtin_tool_names,
@@ -27,7 +25,7 @@ from agy_trio.adapters.antigravity_config import (
     sdk_agent_config,
     validate_conversation_id,
 )
-from agy_trio.adapters.antigravity_events import normalize_arguments, transcript
+from agy_trio.adapters.antigravity.events import normalize_arguments, transcript
 from agy_trio.errors import BackendError, ConfigError, QuotaExceeded
 
 CONVERSATION = "0123456789abcdef0123456789abcdef"
@@ -199,7 +197,7 @@ def test_the_backend_explains_how_to_install_a_missing_sdk(monkeypatch: pytest.M
     def missing() -> Any:
         raise ImportError("No module named 'google.antigravity'")
 
-    monkeypatch.setattr(antigravity_config, "_sdk_module", missing)
+    monkeypatch.setattr(sdk_loader, "_sdk_module", missing)
     with pytest.raises(AntigravityNotInstalled) as info:
         AntigravityBackend()
     assert INSTALL_HINT in str(info.value)
@@ -212,7 +210,7 @@ def test_the_module_imports_without_the_sdk() -> None:
         import sys
         sys.modules["google.antigravity"] = None  # as if it were not installed
         import agy_trio.adapters.antigravity as backend_module
-        from agy_trio.adapters.antigravity_errors import classify_error
+        from agy_trio.adapters.antigravity.errors import classify_error
         from agy_trio.errors import BackendError
         assert type(classify_error(RuntimeError("x"))) is BackendError
         try:

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agy_trio.adapters.antigravity_harness import (
-    HarnessLauncher,
-    HarnessRegistry,
-    pdeathsig_prefix,
-)
+from agy_trio.adapters.antigravity.harness import HarnessRegistry, pdeathsig_prefix
+from agy_trio.adapters.antigravity.launcher import HarnessLauncher
 
 # A stand-in for the harness: reads a length-prefixed message on stdin,
 # optionally waits, answers with a length-prefixed echo, then waits for stdin
