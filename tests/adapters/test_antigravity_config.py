@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -242,6 +243,35 @@ def test_retry_policy_backs_off_and_honours_the_retry_delay() -> None:
     assert retry.delay(0, BackendError("x")) is None
     with pytest.raises(ConfigError):
         RetryPolicy(attempts=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("attempts", 1.5), ("initial_backoff", 0), ("multiplier", math.nan), ("max_backoff", True)],
+)
+def test_retry_policy_rejects_what_is_not_a_positive_number(field: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        RetryPolicy(**{field: value})
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("shutdown_grace", 0),
+        ("shutdown_grace", math.inf),
+        ("cancel_grace", -1.0),
+        ("cancel_grace", "2"),
+        ("host_threads", 0),
+        ("retry", 3),
+    ],
+)
+def test_backend_options_are_checked_when_it_is_constructed(option: str, value: object) -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend
+
+    with pytest.raises(ConfigError) as info:
+        AntigravityBackend(**{option: value})
+    assert info.value.field == option
 
 
 # ---------------------------------------------------------------------------- results and history

@@ -37,8 +37,8 @@ __all__ = ["SdkAgent"]
 class SdkAgent:
     """One SDK agent and the machinery around it.
 
-    Touched only on its host loop (or by a worker thread the loop is waiting
-    for), but for the plain attributes the backend reads in Trio.
+    Its coroutines run on its host loop; the backend reads only its plain
+    attributes (``host``, ``agent_id``, ``context``) from Trio.
 
     Args:
         context: What the backend's agents share.
@@ -74,8 +74,8 @@ class SdkAgent:
             self.bridge.sdk_tools,
             self.bridge.authorize,
         )
-        self.recovery = Recovery(self.conversation, context)
-        self.runner = TurnRunner(context, self.conversation, self.recovery, self.bridge)
+        self.recovery = Recovery(self.conversation)
+        self.runner = TurnRunner(self.recovery, self.bridge)
         self.close_task: asyncio.Task[None] | None = None
         # What the agent spent before its last clear_history.
         self.usage_offset = Usage()

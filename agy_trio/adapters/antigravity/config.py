@@ -196,20 +196,23 @@ def conversation_files(folders: HarnessFolders, conversation_id: str) -> list[Pa
 def config_classes() -> tuple[type[Any], type[Any]]:
     """SDK config subclasses whose strategy starts the harness through our launcher."""
     sdk = load_sdk()
+    return (
+        _launching(sdk.LocalOpenAIAgentConfig, "OpenAICompatibleConfig"),
+        _launching(sdk.LocalAgentConfig, "GeminiConfig"),
+    )
 
-    class OpenAICompatibleConfig(sdk.LocalOpenAIAgentConfig):  # type: ignore[misc,name-defined]
+
+def _launching(base: type[Any], name: str) -> type[Any]:
+    """A subclass of the SDK config ``base`` whose strategy starts the harness through ours."""
+
+    class Config(base):  # type: ignore[misc]
         def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
             strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
             install_launcher(strategy)
             return strategy
 
-    class GeminiConfig(sdk.LocalAgentConfig):  # type: ignore[misc,name-defined]
-        def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
-            strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
-            install_launcher(strategy)
-            return strategy
-
-    return OpenAICompatibleConfig, GeminiConfig
+    Config.__name__ = Config.__qualname__ = name
+    return Config
 
 
 @attrs.frozen

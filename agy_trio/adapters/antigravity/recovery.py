@@ -17,7 +17,6 @@ import contextlib
 import logging
 from typing import Any
 
-from agy_trio.adapters.antigravity.context import BackendContext
 from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.errors import describe
 from agy_trio.core.errors import AgyError, ChannelClosed
@@ -34,16 +33,14 @@ class Recovery:
 
     Args:
         conversation: The agent's SDK conversation.
-        context: What the backend's agents share (for the reopen counter).
 
     Attributes:
         dead: Set when the session could not be reopened: raised by :meth:`ready`.
         closed: Set when the agent shuts down: no turn, no query, no reopen after that.
     """
 
-    def __init__(self, conversation: SdkConversation, context: BackendContext) -> None:
+    def __init__(self, conversation: SdkConversation) -> None:
         self.conversation = conversation
-        self.context = context
         self.task: asyncio.Task[None] | None = None
         self.dead: AgyError | None = None
         self.closed = False
@@ -60,7 +57,7 @@ class Recovery:
 
     async def _reopen(self, cause: BaseException) -> None:
         """Replace a dead SDK session by a resumed one; on failure the agent is dead."""
-        self.context.counters.count("reopens")
+        self.conversation.context.counters.count("reopens")
         log.info("agent %s: reopening the SDK session after %s", self.agent_id, describe(cause))
         try:
             await self.conversation.close()

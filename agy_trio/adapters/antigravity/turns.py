@@ -30,8 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from agy_trio.adapters.antigravity.config import Endpoint
-from agy_trio.adapters.antigravity.context import BackendContext
-from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.errors import classify_error, describe, is_fatal
 from agy_trio.adapters.antigravity.events import (
     ThoughtSplitter,
@@ -144,7 +142,8 @@ class StepPump:
         self.runner = runner
         self.turn = turn
         self.seen_calls: set[str] = set()
-        self.splitter = ThoughtSplitter() if runner.endpoint is Endpoint.OPENAI_COMPATIBLE else None
+        inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
+        self.splitter = ThoughtSplitter() if inline_thoughts else None
 
     async def step(self, step: Any) -> None:
         """Stream what one SDK step adds."""
@@ -197,28 +196,19 @@ class TurnRunner:
     Lives on the agent's host loop.
 
     Args:
-        context: What the backend's agents share (retry policy, graces, counters).
-        conversation: The agent's SDK conversation.
-        recovery: The liveness and reopening of its SDK session.
-        bridge: Its tools and hooks.
+        recovery: The liveness and reopening of the agent's SDK conversation.
+        bridge: The agent's tools and hooks.
 
     Attributes:
         current: The turn playing now (holding the turn slot), if any.
         last_usage: Token usage of the last turn that completed.
     """
 
-    def __init__(
-        self,
-        context: BackendContext,
-        conversation: SdkConversation,
-        recovery: Recovery,
-        bridge: TrioBridge,
-    ) -> None:
-        self.context = context
-        self.conversation = conversation
+    def __init__(self, recovery: Recovery, bridge: TrioBridge) -> None:
         self.recovery = recovery
         self.bridge = bridge
-        self.endpoint = conversation.endpoint
+        self.conversation = conversation = recovery.conversation
+        self.context = conversation.context
         self.agent_id = conversation.agent_id
         self.turns: set[Turn] = set()
         self.current: Turn | None = None
