@@ -136,15 +136,9 @@ class ToolDispatcher:
         try:
             result = await tool.invoke(arguments)
         except Exception as exc:
-            await self._hooks.run_after_tool(
-                ToolResultEvent(self._agent_id, name, snapshot, error=exc),
-                handler_timeout=self._handler_timeout,
-            )
+            await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, error=exc))
             raise
-        await self._hooks.run_after_tool(
-            ToolResultEvent(self._agent_id, name, snapshot, result=result),
-            handler_timeout=self._handler_timeout,
-        )
+        await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, result=result))
         return result
 
     async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
@@ -173,10 +167,19 @@ class ToolDispatcher:
         """Run the agent's ``on_turn_end`` hooks."""
         await self._hooks.run_turn_end(self._agent_id, handler_timeout=self._handler_timeout)
 
+    # The policy check always makes a checkpoint. Hooks.run_* make one even
+    # when there are no hooks; calling them only when there are spares each
+    # tool call two needless trips through the scheduler.
+
     async def _guard(self, name: str, arguments: Mapping[str, Any]) -> None:
         await self._policies.check(
             name, arguments, handler_timeout=self._handler_timeout, agent_id=self._agent_id
         )
-        await self._hooks.run_before_tool(
-            ToolEvent(self._agent_id, name, arguments), handler_timeout=self._handler_timeout
-        )
+        if self._hooks.before_tool:
+            await self._hooks.run_before_tool(
+                ToolEvent(self._agent_id, name, arguments), handler_timeout=self._handler_timeout
+            )
+
+    async def _after_tool(self, event: ToolResultEvent) -> None:
+        if self._hooks.after_tool:
+            await self._hooks.run_after_tool(event, handler_timeout=self._handler_timeout)

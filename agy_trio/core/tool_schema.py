@@ -76,9 +76,11 @@ def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     try:
         parsed = _GOOGLE.parse(text)
     except docstring_parser.ParseError:
-        # An Args entry without a colon and the like: describe the tool with
-        # the whole text rather than refuse a function over its docstring.
-        return text, {}
+        # An Args entry without a colon and the like: keep the prose before
+        # the first section and guess no argument descriptions, rather than
+        # refuse a function over its docstring.
+        first_section = _GOOGLE.titles_re.search(text)
+        return (text[: first_section.start()] if first_section else text).strip(), {}
     prose = [part for part in (parsed.short_description, parsed.long_description) if part]
     separator = "\n\n" if parsed.blank_after_short_description else "\n"
     arguments = {

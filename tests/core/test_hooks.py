@@ -170,3 +170,15 @@ async def test_slow_observer_is_abandoned_with_a_warning(
 def test_tool_result_event_ok() -> None:
     assert ToolResultEvent("a", "t", result=3).ok
     assert not ToolResultEvent("a", "t", error=ValueError()).ok
+
+
+def test_tool_result_event_is_the_tool_event_with_its_outcome() -> None:
+    event = ToolResultEvent("a", "t", {"x": 1}, result=2)
+    assert isinstance(event, ToolEvent)
+    assert (event.agent_id, event.tool, dict(event.arguments), event.result) == (
+        "a",
+        "t",
+        {"x": 1},
+        2,
+    )
+    assert event != ToolEvent("a", "t", {"x": 1})
