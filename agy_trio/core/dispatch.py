@@ -13,10 +13,13 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agy_trio.core.errors import ConfigError, PolicyDenied
+import trio
+
+from agy_trio.core.errors import ConfigError, PolicyDenied, ToolNotFound
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
 from agy_trio.core.policy import PolicySet
-from agy_trio.core.tools import Tool, ToolNotFound
+from agy_trio.core.tools import Tool
+from agy_trio.core.validation import positive_number
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig
@@ -61,17 +64,7 @@ class ToolDispatcher:
             self._by_name[tool.name] = tool
         self._policies = policies if policies is not None else PolicySet()
         self._hooks = hooks if hooks is not None else Hooks()
-        # `not x > 0` also catches NaN; bool is an int but never a duration.
-        if (
-            isinstance(handler_timeout, bool)
-            or not isinstance(handler_timeout, int | float)
-            or not handler_timeout > 0
-        ):
-            raise ConfigError(
-                f"must be a positive number of seconds, got {handler_timeout!r}",
-                field="handler_timeout",
-            )
-        self._handler_timeout = float(handler_timeout)
+        self._handler_timeout = positive_number(handler_timeout, "handler_timeout")
 
     @classmethod
     def from_config(
@@ -132,21 +125,20 @@ class ToolDispatcher:
             ToolArgumentError: The arguments do not fit the tool's signature.
             Exception: Whatever the tool itself raised (after ``after_tool`` ran).
         """
-        tool = self.get_tool(name)
+        try:
+            tool = self.get_tool(name)
+        except ToolNotFound:
+            # A checkpoint on the error path too, as on every other.
+            await trio.lowlevel.checkpoint()
+            raise
         snapshot = types.MappingProxyType(dict(arguments))
         await self._guard(name, snapshot)
         try:
             result = await tool.invoke(arguments)
         except Exception as exc:
-            await self._hooks.run_after_tool(
-                ToolResultEvent(self._agent_id, name, snapshot, error=exc),
-                handler_timeout=self._handler_timeout,
-            )
+            await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, error=exc))
             raise
-        await self._hooks.run_after_tool(
-            ToolResultEvent(self._agent_id, name, snapshot, result=result),
-            handler_timeout=self._handler_timeout,
-        )
+        await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, result=result))
         return result
 
     async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
@@ -175,10 +167,19 @@ class ToolDispatcher:
         """Run the agent's ``on_turn_end`` hooks."""
         await self._hooks.run_turn_end(self._agent_id, handler_timeout=self._handler_timeout)
 
+    # The policy check always makes a checkpoint. Hooks.run_* make one even
+    # when there are no hooks; calling them only when there are spares each
+    # tool call two needless trips through the scheduler.
+
     async def _guard(self, name: str, arguments: Mapping[str, Any]) -> None:
         await self._policies.check(
             name, arguments, handler_timeout=self._handler_timeout, agent_id=self._agent_id
         )
-        await self._hooks.run_before_tool(
-            ToolEvent(self._agent_id, name, arguments), handler_timeout=self._handler_timeout
-        )
+        if self._hooks.before_tool:
+            await self._hooks.run_before_tool(
+                ToolEvent(self._agent_id, name, arguments), handler_timeout=self._handler_timeout
+            )
+
+    async def _after_tool(self, event: ToolResultEvent) -> None:
+        if self._hooks.after_tool:
+            await self._hooks.run_after_tool(event, handler_timeout=self._handler_timeout)
