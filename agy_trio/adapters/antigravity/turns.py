@@ -239,6 +239,10 @@ class TurnRunner:
         try:
             await asyncio.shield(turn.started)
         except asyncio.CancelledError:
+            if turn.started.done() and not turn.started.cancelled() and not task.done():
+                # The turn already holds the slot and its prompt is on its way:
+                # it went, so the caller gets it (and can cancel it through it).
+                return turn
             if not task.done():  # our caller gave up: the turn must not run on alone
                 await self.cancel_turns([turn])
             raise
