@@ -333,9 +333,7 @@ class _AgentRuntime:
             raise BackendError("the turn was cancelled before it started") from None
         return task
 
-    def _turn_done(
-        self, bridge: StreamBridge[ChatEvent] | None, task: asyncio.Task[None]
-    ) -> None:
+    def _turn_done(self, bridge: StreamBridge[ChatEvent] | None, task: asyncio.Task[None]) -> None:
         if bridge is not None and not bridge.finished:
             # Cancelled before its first step: _play never ran to end the stream.
             bridge.put_nowait(TurnEnd(Usage(), StopReason.CANCELLED))
