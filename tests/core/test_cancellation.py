@@ -1,4 +1,4 @@
-"""Cancelling a caller at any point: it gets the result, or the command never reached the backend."""
+"""Cancelling a caller at any point: it gets the result, or the command never ran."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ attempts = st.lists(
 async def _attempt(
     agent: AgentHandle, kind: str, prompt: str, checkpoints: int, told: dict[str, bool]
 ) -> None:
-    """Run one command, cancelled after ``checkpoints`` scheduler rounds; record what it was told."""
+    """Run one command, cancelled after ``checkpoints`` scheduler rounds; note what it was told."""
     response: ChatResponse | None = None
     sent = False
     with trio.CancelScope() as scope:
