@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelServer", "ModelServerStatistics", "open_model_server", "run_model_server"]
 
-# The name the server has always logged under.
+# The server logs under the name of its documented module.
 _LOG = logging.getLogger("agy_trio.testing.model_server")
 
 # Large enough for the biggest prompt the harness sends (~15k tokens), small

@@ -34,7 +34,11 @@ __all__ = ["main", "serve_model_command"]
     help="Append every chat request to this JSON Lines file.",
 )
 def serve_model_command(host: str, port: int, log_path: Path | None) -> None:
-    """Run a local OpenAI-compatible model server until Ctrl-C (offline runs of the real SDK)."""
+    """Serve the local OpenAI-compatible model.
+
+    It runs until Ctrl-C and lets the real SDK run offline; faults are
+    injected with POST /control/faults.
+    """
     try:
         trio.run(_serve_until_signalled, host, port, log_path)
     except OSError as error:
