@@ -22,6 +22,7 @@ from agy_trio.core.backend import Backend
 from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.errors import AgyError
 from agy_trio.core.runtime import Runtime
+from agy_trio.testing.command import serve_model_command
 
 __all__ = ["main"]
 
@@ -233,18 +234,9 @@ def chat(backend: str, base_url: str | None, model: str | None, prompt: str) -> 
     _run_trio(go)
 
 
-@cli.command("serve-model")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True)
-@click.option("--log", "log_file", default=None, help="Append request bodies to this JSONL file.")
-def serve_model(host: str, port: int, log_file: str | None) -> None:
-    """Serve the local OpenAI-compatible model (for offline runs of the real SDK)."""
-    from agy_trio.testing import model_server
-
-    argv = ["--host", host, "--port", str(port)]
-    if log_file:
-        argv += ["--log", log_file]
-    model_server.main(argv)
+# The local model server's own command: one definition for `agy-trio serve-model`
+# and `python -m agy_trio.testing.model_server`.
+cli.add_command(serve_model_command)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
