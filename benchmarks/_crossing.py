@@ -11,7 +11,6 @@ measures, tears it down, and returns wall and CPU microseconds per call.
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -82,17 +81,14 @@ async def asyncio_measure(call: Call, callers: int, per_caller: int, warmup: int
 # ---------------------------------------------------------------------------- agy_trio
 
 
-def agy_thread(
-    callers: int, per_caller: int, warmup: int, *, dispatch: str = "caller", host: Any = None
-) -> Measure:
+def agy_thread(callers: int, per_caller: int, warmup: int) -> Measure:
     """agy_trio with its default thread host: ``agent.is_idle()`` through the public API."""
     import agy_trio
     from agy_trio.adapters.scripted import ScriptedBackend
 
     async def main() -> Measure:
-        config = agy_trio.RuntimeConfig(inter_agent_delay=0, command_dispatch=dispatch)
-        backend = ScriptedBackend(host=host() if host is not None else None)
-        async with agy_trio.open_runtime(config, backend=backend) as rt:
+        config = agy_trio.RuntimeConfig(inter_agent_delay=0)
+        async with agy_trio.open_runtime(config, backend=ScriptedBackend()) as rt:
             agents = [await rt.create_agent() for _ in range(callers)]
             return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
 
@@ -115,17 +111,60 @@ def agy_guest(callers: int, per_caller: int, warmup: int) -> Measure:
     return asyncio.run(run_trio_guest(trio_main))
 
 
-def agy_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
-    """The scripted backend's session called directly, skipping the runtime's command layer."""
+class _NoServices:
+    """The runtime's services for an agent that has no tools and no hooks."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.tools = ()
+        self.observes_turns = False
+
+    async def call_tool(self, name: str, arguments: Any) -> Any:
+        raise LookupError(name)
+
+    async def authorize(self, name: str, arguments: Any) -> bool:
+        return False
+
+    async def turn_started(self) -> None:
+        return None
+
+    async def turn_ended(self) -> None:
+        return None
+
+
+async def _ask_session(session: Any, agent_id: str) -> Any:
+    """One ``is_idle`` command handed straight to a backend session (the backend protocol)."""
+    from agy_trio.core.commands import IS_IDLE, Command
+
+    command = Command(IS_IDLE, agent_id)
+    command.start()
+    session.submit(command)
+    return await command.wait()
+
+
+async def _sessions_measure(backend: Any, callers: int, per_caller: int, warmup: int) -> Measure:
+    """Measure ``is_idle`` on sessions created through the backend protocol, no runtime."""
     import agy_trio
 
-    async def main() -> Measure:
-        async with agy_trio.open_runtime(agy_trio.RuntimeConfig(inter_agent_delay=0)) as rt:
-            agents = [await rt.create_agent() for _ in range(callers)]
-            sessions = [rt._agents[a.agent_id].session for a in agents]
-            return await trio_measure(lambda i: sessions[i].is_idle(), callers, per_caller, warmup)
+    async with trio.open_nursery() as nursery:
+        await backend.start(nursery)
+        try:
+            ids = [f"agent-{i}" for i in range(callers)]
+            config = agy_trio.AgentConfig()
+            sessions = [await backend.create_agent(a, config, _NoServices(a)) for a in ids]
+            return await trio_measure(
+                lambda i: _ask_session(sessions[i], ids[i]), callers, per_caller, warmup
+            )
+        finally:
+            await backend.aclose()
+            nursery.cancel_scope.cancel()
 
-    return trio.run(main)
+
+def agy_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
+    """The scripted backend's sessions answering commands directly, without the runtime."""
+    from agy_trio.adapters.scripted import ScriptedBackend
+
+    return trio.run(_sessions_measure, ScriptedBackend(), callers, per_caller, warmup)
 
 
 def aiohost_run(callers: int, per_caller: int, warmup: int, *, host_cls: Any = None) -> Measure:
@@ -267,36 +306,35 @@ def trio_asyncio_isolated(callers: int, per_caller: int, warmup: int) -> Measure
     return result
 
 
-def lean_commands(callers: int, per_caller: int, warmup: int) -> Measure:
-    """Experiment: the thread host runtime with no per-command wrapper."""
-    from benchmarks._prototypes import commands_without_cancel_scope
-
-    with commands_without_cancel_scope():
-        return agy_thread(callers, per_caller, warmup)
-
-
-def null_backend(
-    callers: int, per_caller: int, warmup: int, *, direct: bool = False, scope: bool = True
-) -> Measure:
-    """The runtime over a backend that answers at once in Trio: its command layer alone."""
-    import contextlib
-
+def null_runtime(callers: int, per_caller: int, warmup: int) -> Measure:
+    """The runtime over :class:`NullBackend` (answers at once in Trio): its own cost alone."""
     import agy_trio
-    from benchmarks._prototypes import NullBackend, commands_without_cancel_scope
+    from agy_trio.testing import NullBackend
 
     async def main() -> Measure:
         config = agy_trio.RuntimeConfig(inter_agent_delay=0)
-        async with agy_trio.open_runtime(config, backend=NullBackend()) as rt:  # type: ignore[arg-type]
+        async with agy_trio.open_runtime(config, backend=NullBackend()) as rt:
             agents = [await rt.create_agent() for _ in range(callers)]
-            if direct:
-                sessions = [rt._agents[a.agent_id].session for a in agents]
-                return await trio_measure(
-                    lambda i: sessions[i].is_idle(), callers, per_caller, warmup
-                )
             return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
 
-    with contextlib.nullcontext() if scope else commands_without_cancel_scope():
-        return trio.run(main)
+    return trio.run(main)
+
+
+def null_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
+    """:class:`NullBackend`'s sessions answering commands directly, without the runtime."""
+    from agy_trio.testing import NullBackend
+
+    return trio.run(_sessions_measure, NullBackend(), callers, per_caller, warmup)
+
+
+def bare_checkpoint(callers: int, per_caller: int, warmup: int) -> Measure:
+    """A bare Trio loop: each call is one checkpoint, the least any Trio async call costs."""
+
+    async def main() -> Measure:
+        checkpoint = trio.lowlevel.checkpoint
+        return await trio_measure(lambda i: checkpoint(), callers, per_caller, warmup)
+
+    return trio.run(main)
 
 
 # key -> (label, kind, function, note)
@@ -355,34 +393,23 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] 
         aiohost_run,
         "the thread host's crossing without runtime or backend",
     ),
-    "agy_dispatch_task": (
-        "agy_trio, thread host, command_dispatch='task'",
-        "prototype",
-        lambda c, p, w: agy_thread(c, p, w, dispatch="task"),
-        "commands travel over the command channel to a dispatch task",
-    ),
-    "proto_no_scope": (
-        "experiment: thread host, no per-command wrapper",
-        "prototype",
-        lean_commands,
-        "commands without their cancel scope, time limit and statistics (not a safe variant)",
-    ),
     "null_runtime": (
-        "experiment: runtime over a null backend",
+        "experiment: runtime over NullBackend",
         "prototype",
-        null_backend,
-        "is_idle() through the public API; the backend answers at once in Trio (no thread)",
+        null_runtime,
+        "is_idle() through the public API; agy_trio.testing.NullBackend answers at once in "
+        "Trio (no host, no thread)",
     ),
-    "null_no_scope": (
-        "experiment: null backend, no per-command wrapper",
+    "null_session": (
+        "experiment: NullBackend session, no runtime",
         "prototype",
-        functools.partial(null_backend, scope=False),
-        "as above, commands without their cancel scope, time limit and statistics",
+        null_session_direct,
+        "an is_idle command handed straight to the backend session (Command, submit, wait)",
     ),
-    "null_direct": (
-        "experiment: null backend, session called directly",
+    "bare": (
+        "experiment: bare Trio loop",
         "prototype",
-        functools.partial(null_backend, direct=True),
-        "no runtime layer at all: the floor of the two rows above",
+        bare_checkpoint,
+        "one trio.lowlevel.checkpoint() per call: the floor of every row above",
     ),
 }

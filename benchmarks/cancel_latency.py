@@ -30,8 +30,9 @@ DESCRIPTION = (
     "A reader iterates a chat whose scripted turn sends one chunk and then hangs "
     "(`Turn([Say(...), Hang()])`). Once the reader is parked waiting for the next chunk, its "
     "cancel scope is cancelled. Measured with `perf_counter` on both sides: the time until "
-    "the backend's own cancel has been called and the turn's asyncio task has finished "
-    "(recorded on the asyncio side), and the time until the cancelled reader has unwound "
+    "the turn's asyncio task has finished (a done-callback on the host loop, installed "
+    "through the public `backend.host.run`; `ScriptedBackend.cancel_calls` confirms the "
+    "backend's own cancel ran), and the time until the cancelled reader has unwound "
     "in Trio. p50 and p99 per round, summarised over rounds; the targets use every sample "
     "of every round pooled. The floor does the same in one asyncio loop: cancel the reader "
     "task, call the backend's cancel, wait for the turn task."
@@ -53,18 +54,32 @@ def _hang_script() -> Any:
     return lambda agent_id, prompt, index: turn
 
 
+async def _watch_turns(marks: dict[str, float]) -> list[Any]:
+    """On the host loop: note when the first task now alive there (the hung turn) finishes.
+
+    Returns the tasks watched, so that :func:`_unwatch` can take the callbacks off.
+    """
+    current = asyncio.current_task()
+
+    def stopped(_: Any) -> None:
+        marks.setdefault("stopped", time.perf_counter())
+
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.add_done_callback(stopped)
+    marks["watching"] = len(tasks)
+    return [(task, stopped) for task in tasks]
+
+
+async def _unwatch(watched: list[Any]) -> None:
+    for task, callback in watched:
+        task.remove_done_callback(callback)
+
+
 async def _agy_samples(rt: Any, backend: Any, n: int, warmup: int) -> Samples:
     agent = await rt.create_agent()
-    agent_rt = backend._agents[agent.agent_id]  # the scripted agent on the asyncio side
+    host = backend.host
     marks: dict[str, float] = {}
-    original = agent_rt.cancel_turns
-
-    async def timed_cancel_turns(turns: Any) -> None:  # runs on the asyncio side
-        marks["called"] = time.perf_counter()
-        await original(turns)
-        marks["stopped"] = time.perf_counter()
-
-    agent_rt.cancel_turns = timed_cancel_turns
     samples: Samples = []
     for i in range(warmup + n):
         cancels_before = backend.cancel_calls
@@ -85,12 +100,15 @@ async def _agy_samples(rt: Any, backend: Any, n: int, warmup: int) -> Samples:
         async with trio.open_nursery() as nursery:
             scope = await nursery.start(reader)
             await first.wait()
+            # Through the host's public door: the turn's asyncio task is on its loop.
+            watched = await host.run(_watch_turns, marks)
             await trio.testing.wait_all_tasks_blocked()
             t0 = time.perf_counter()
             scope.cancel()
         unwound = time.perf_counter()
+        await host.run(_unwatch, watched)
         assert backend.cancel_calls == cancels_before + 1, "the backend's cancel was not called"
-        assert "stopped" in marks and marks["called"] >= t0
+        assert marks["watching"] >= 1 and marks["stopped"] >= t0, marks
         if i >= warmup:
             samples.append(((marks["stopped"] - t0) * 1e6, (unwound - t0) * 1e6))
     return samples

@@ -84,9 +84,12 @@ async def _agy_body(rt: Any, agents: int) -> dict[str, float]:
 
 def _agy_thread(agents: int) -> dict[str, float]:
     import agy_trio
+    from agy_trio.adapters.scripted import ScriptedBackend
 
     async def main() -> dict[str, float]:
-        async with agy_trio.open_runtime(agy_trio.RuntimeConfig(inter_agent_delay=0)) as rt:
+        async with agy_trio.open_runtime(
+            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=ScriptedBackend()
+        ) as rt:
             out = await _agy_body(rt, agents)
             t = time.perf_counter()
         out["shutdown_s"] = time.perf_counter() - t
@@ -111,6 +114,24 @@ def _agy_guest(agents: int) -> dict[str, float]:
         return out
 
     return asyncio.run(run_trio_guest(trio_main))
+
+
+def _null(agents: int) -> dict[str, float]:
+    import agy_trio
+    from agy_trio.testing import NullBackend
+
+    async def main() -> dict[str, float]:
+        # The scripted default answer to "hi", in the same 4 chunks.
+        backend = NullBackend("You said: hi", chunks=4)
+        async with agy_trio.open_runtime(
+            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
+        ) as rt:
+            out = await _agy_body(rt, agents)
+            t = time.perf_counter()
+        out["shutdown_s"] = time.perf_counter() - t
+        return out
+
+    return trio.run(main)
 
 
 def _asyncio(agents: int) -> dict[str, float]:
@@ -149,6 +170,7 @@ RUNNERS: dict[str, Callable[[int], dict[str, float]]] = {
     "agy_thread": _agy_thread,
     "agy_guest": _agy_guest,
     "asyncio": _asyncio,
+    "null": _null,
 }
 
 # key -> (label, kind, runner, note, gc gen-0 threshold or None for the default)
@@ -168,6 +190,13 @@ CHILDREN: dict[str, tuple[str, str, str, str, int | None]] = {
         "agy_thread",
         f"gc.set_threshold({GC_THRESHOLD:,}, 50, 100)",
         GC_THRESHOLD,
+    ),
+    "null": (
+        "experiment: runtime over NullBackend",
+        "prototype",
+        "null",
+        "the same public API with no host and no thread: the runtime's own share",
+        None,
     ),
     "asyncio_gc": (
         "experiment: asyncio baseline, gc threshold raised",

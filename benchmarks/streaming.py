@@ -130,11 +130,19 @@ def asyncio_baseline(agents: int, chunks: int) -> Measure:
     return asyncio.run(main())
 
 
-def lean_reader(agents: int, chunks: int) -> Measure:
-    from benchmarks._prototypes import lean_chat_response_iteration
+def null_runtime(agents: int, chunks: int) -> Measure:
+    """The runtime and ChatResponse over NullBackend: the Trio side alone, no producer."""
+    import agy_trio
+    from agy_trio.testing import NullBackend
 
-    with lean_chat_response_iteration():
-        return agy_thread(agents, chunks)
+    async def main() -> Measure:
+        backend = NullBackend("x" * chunks, chunks=chunks)
+        async with agy_trio.open_runtime(
+            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
+        ) as rt:
+            return await _agy_body(rt, agents, chunks)
+
+    return trio.run(main)
 
 
 CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
@@ -146,11 +154,11 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
         asyncio_baseline,
         "same producer, asyncio reader",
     ),
-    "proto_lean_reader": (
-        "prototype: thread host, ChatResponse fast path",
+    "null_runtime": (
+        "experiment: runtime over NullBackend",
         "prototype",
-        lean_reader,
-        "pending text deltas returned inline by __anext__",
+        null_runtime,
+        "no producer and no thread: the events exist before the turn starts",
     ),
 }
 

@@ -23,10 +23,11 @@ task's completion reschedules the waiting Trio task directly, with no thread
 hop and no self-pipe write. One detail of guest mode makes a further step
 worthwhile: when no Trio task is runnable, Trio waits for I/O on a helper
 thread, and waking it from there costs two thread switches. A caller whose
-asyncio task is about to finish would pay them for nothing, so :meth:`GuestHost.run`
-first yields to the loop a few times (``spin``); each yield lets the loop run
-its ready callbacks (the task's steps) before Trio looks again. Most short
-calls finish within the first one or two yields; longer ones park as usual.
+asyncio task is about to finish would pay them for nothing, so after each
+submission the host keeps Trio ticking for a few scheduler rounds (``spin``):
+each round lets the loop run its ready callbacks (the task's steps) before
+Trio looks again. Most short calls finish within the first one or two rounds;
+longer ones let Trio sleep as usual.
 
 Cancellation crosses both ways, as with the thread host: cancelling a Trio
 caller cancels its asyncio task and waits until the task has finished;
@@ -46,7 +47,7 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
-from agy_trio.adapters.host_base import HostBase, HostCall, _resume, _Waiter
+from agy_trio.adapters.host_base import HostBase, HostCall
 from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
 
 __all__ = ["GuestHost", "run_trio_guest"]
@@ -136,11 +137,12 @@ class GuestHost(HostBase):
 
     Args:
         name: A name for logs and statistics.
-        spin: How many times :meth:`run` yields to the loop, waiting for a
-            short asyncio task to finish, before it parks the caller. 0
-            disables spinning; each yield costs about one loop iteration. The
-            default covers the scripted backend's turn start and cancel, which
-            finish within four iterations.
+        spin: After each submission, for how many Trio scheduler rounds the
+            host keeps Trio awake while asyncio tasks it started are still
+            running, so that a short task's answer does not have to wake Trio
+            from its I/O thread. 0 disables spinning; each round costs about
+            one loop iteration. The default covers the scripted backend's
+            turn start and cancel, which finish within four iterations.
 
     Raises:
         ConfigError: ``spin`` is negative.
@@ -152,6 +154,8 @@ class GuestHost(HostBase):
         # Same thread: the loop cannot be stuck while Trio runs, so no grace.
         super().__init__(name, cancel_grace=None)
         self._spin = spin
+        self._spins_left = 0
+        self._spinner: trio.lowlevel.Task | None = None  # parked, waiting for work
         self._thread_id: int | None = None
         self._context: contextvars.Context | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -182,6 +186,8 @@ class GuestHost(HostBase):
         self._token = trio.lowlevel.current_trio_token()
         self._nursery = nursery
         self._context = contextvars.copy_context()
+        if self._spin:
+            trio.lowlevel.spawn_system_task(self._keep_trio_awake, name=f"{self.name}-spin")
         await trio.lowlevel.checkpoint()
 
     async def aclose(self, timeout: float = 10.0) -> None:
@@ -231,33 +237,26 @@ class GuestHost(HostBase):
 
     # ------------------------------------------------------------------ Trio -> asyncio
 
-    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        """From Trio: run ``fn(*args)`` as a task on the loop and return its result.
+    async def _keep_trio_awake(self) -> None:
+        """While calls run, keep a Trio task runnable for up to ``spin`` rounds per submission.
 
-        Short calls are awaited by yielding to the loop up to ``spin`` times
-        before the caller parks. Cancelling the caller cancels the asyncio task
-        and waits until it has finished.
-
-        Raises:
-            ChannelClosed: The host is not running.
+        A runnable task makes Trio's next scheduler round a plain callback of
+        the loop, right after the callbacks already queued there (the asyncio
+        tasks' next steps), instead of a wait for I/O on Trio's helper thread.
         """
-        try:
-            self._check_open()
-        except ChannelClosed:
-            await trio.lowlevel.checkpoint()
-            raise
-        await trio.lowlevel.checkpoint_if_cancelled()
-        waiter = _Waiter(trio.lowlevel.current_task())
-        call = self.submit(fn, args, _resume, waiter)
-        # A yield lets the loop run the callbacks already queued (the task's
-        # next step) before the next Trio tick: no thread is involved while
-        # some Trio task stays runnable.
-        spin = self._spin
-        while spin and waiter.result is None:
-            spin -= 1
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        value: T = await self._park(waiter, call)
-        return value
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._spinner = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            if self._spins_left and self._pending and not self._closing:
+                self._spins_left -= 1
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            else:
+                self._spinner = task
+                await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _launch(
         self, call: HostCall, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
@@ -267,6 +266,11 @@ class GuestHost(HostBase):
         # Same thread, inside a Trio tick (a loop callback): creating the task
         # only schedules its first step for the loop's next iteration.
         call.aio_task = loop.create_task(self._run_call(call, fn, args))
+        self._spins_left = self._spin
+        spinner = self._spinner
+        if spinner is not None:
+            self._spinner = None
+            trio.lowlevel.reschedule(spinner)
 
     def _request_cancel(self, call: HostCall) -> None:
         if call.aio_task is not None:

@@ -179,6 +179,12 @@ class Runtime(metaclass=NoPublicConstructor):
         send, receive = trio.open_memory_channel[Command[Any]](config.channel_capacity)
         self._send_channel = send
         self._receive_channel = receive
+        # Commands put in the channel and not yet taken out by the dispatch loop
+        # (it may briefly undercount, never overcount): while it is positive,
+        # receive_nowait() has a command to give.
+        self._queued = 0
+        # The dispatch loop, while it waits for the next command.
+        self._dispatcher: trio.lowlevel.Task | None = None
         self._agents: dict[str, _AgentRecord] = {}
         self._wakeups: dict[str, _Wakeups] = {}
         self._next_agent_number = 0
@@ -188,6 +194,8 @@ class Runtime(metaclass=NoPublicConstructor):
         self._deadlines: Deadlines[Command[Any] | _Turn] = Deadlines(self._expire)
         self._track = self._deadlines.track
         self._untrack = self._deadlines.untrack
+        self._operation_timeout = config.operation_timeout
+        self._finisher = self._finish  # bound once: every routed command carries it
         self._turns: set[_Turn] = set()
         self._quiet: trio.Event | None = None
         self._closing = False
@@ -319,7 +327,20 @@ class Runtime(metaclass=NoPublicConstructor):
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             await trio.lowlevel.checkpoint()
             raise self._closed_error() from None
+        self._queued += 1
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            self._dispatcher = None
+            trio.lowlevel.reschedule(dispatcher)
         return await command.wait()
+
+    def _wake_dispatcher(self) -> None:
+        """Count one more queued command and wake the dispatch loop if it waits."""
+        self._queued += 1
+        dispatcher = self._dispatcher
+        if dispatcher is not None:
+            self._dispatcher = None
+            trio.lowlevel.reschedule(dispatcher)
 
     def _submit_nowait(self, command: Command[Any]) -> bool:
         """Queue a command nobody waits for (``try_shutdown``), from any thread.
@@ -344,12 +365,14 @@ class Runtime(metaclass=NoPublicConstructor):
                 self._nursery.start_soon(self._submit_later, command)
                 return True
             return False
+        self._wake_dispatcher()
         return True
 
     async def _submit_later(self, command: Command[Any]) -> None:
         # On a closed channel it is dropped: shutdown ends every agent anyway.
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._send_channel.send(command)
+            self._wake_dispatcher()
 
     def _closed_error(self) -> AgyError:
         return self._closed_reason or RuntimeClosed("the runtime is shut down")
@@ -357,39 +380,62 @@ class Runtime(metaclass=NoPublicConstructor):
     # ------------------------------------------------------------------ dispatch
 
     async def _dispatch_loop(self) -> None:
-        receive = self._receive_channel
-        route = self._route
-        try:
-            while True:
-                try:
-                    command = receive.receive_nowait()
-                except trio.WouldBlock:
-                    command = await receive.receive()
-                route(command)
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            # Shutdown closes the channel once it has failed what was left in it.
-            return
+        """Route every command that comes through the channel, in order, in batches.
 
-    def _route(self, command: Command[Any]) -> None:
+        The loop takes commands out with ``receive_nowait`` while it knows some
+        are queued, so a batch costs no scheduler round per command, and waits
+        for the next one by parking until a caller wakes it (cheaper than
+        ``receive()``, which would raise and catch ``WouldBlock`` to find out).
+        """
+        receive_nowait = self._receive_channel.receive_nowait
+        route = self._route
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self._dispatcher = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            if not self._queued:
+                self._dispatcher = task
+                await trio.lowlevel.wait_task_rescheduled(abort)
+                continue
+            now = trio.current_time()
+            while self._queued:
+                self._queued -= 1
+                try:
+                    command = receive_nowait()
+                except trio.WouldBlock:
+                    # Shutdown took what was left out of the channel itself.
+                    self._queued = 0
+                    break
+                except (trio.EndOfChannel, trio.ClosedResourceError):
+                    # Shutdown closes the channel once it has failed what was left in it.
+                    return
+                route(command, now)
+
+    def _route(self, command: Command[Any], now: float) -> None:
         """Send one command on its way; never blocks, never raises."""
         if command.dropped:
             return  # its caller gave up before it ran
         command.start()
-        command.finisher = self._finish
+        command.finisher = self._finisher
         command.started = time.perf_counter()
         self._running.add(command)
         spec = command.spec
         if spec.timed:
-            self._track(command, self.config.operation_timeout)
+            limit = self._operation_timeout
+            self._track(command, limit, now + limit)
         try:
-            if not spec.needs_agent:
-                self._spawn(command, self._create_agent, *command.args)
-                return
             record = self._agents.get(command.agent_id)
-            if record is None:
-                raise AgentNotFound(f"{spec.name}: no agent {command.agent_id!r}")
             if spec.route is cmds.Route.SESSION:
+                if record is None:
+                    raise AgentNotFound(f"{spec.name}: no agent {command.agent_id!r}")
                 record.session.submit(command)
+            elif not spec.needs_agent:
+                self._spawn(command, self._create_agent, *command.args)
+            elif record is None:
+                raise AgentNotFound(f"{spec.name}: no agent {command.agent_id!r}")
             elif spec.is_llm:
                 self._route_message(record, command)
             elif spec is cmds.SIGNAL_IDLE:
@@ -426,29 +472,43 @@ class Runtime(metaclass=NoPublicConstructor):
         """Translate a command's outcome for its caller and do the bookkeeping."""
         self._running.discard(command)
         deadline = self._untrack(command)
-        ok = isinstance(result, outcome.Value)
-        if isinstance(result, outcome.Value):
-            spec = command.spec
+        spec = command.spec
+        if type(result) is outcome.Value:
+            ok = True
             if spec.is_llm:
                 record = self._agents.get(command.agent_id)
                 if spec is cmds.CHAT:
                     result = self._start_turn(record, command, result.value, deadline)
-                    ok = isinstance(result, outcome.Value)
+                    ok = type(result) is outcome.Value
                 elif record is not None:
                     record.quota.record_success()
-        elif isinstance(result, outcome.Error):
-            error = result.error
+        else:
+            ok = False
+            error = result.error  # type: ignore[attr-defined]
             if type(error) is WorkCancelled:
                 result = outcome.Error(self._cancelled_error(command))
             elif isinstance(error, QuotaExceeded):
                 record = self._agents.get(command.agent_id)
-                if record is not None and command.spec.is_llm:
+                if record is not None and spec.is_llm:
                     self._quota_hit(record.quota, error)
             elif not isinstance(error, AgyError | trio.Cancelled):
                 _logger(command.agent_id, command.name).error(
                     "command failed unexpectedly", exc_info=error
                 )
-        self._record(command, ok)
+        # Statistics: count, summed and worst latency per command name.
+        elapsed = time.perf_counter() - command.started
+        entry = self._per_command.get(spec.name)
+        if entry is None:
+            entry = self._per_command[spec.name] = [0.0, 0.0, 0.0, 0.0]
+        if ok:
+            self._completed += 1
+            entry[0] += 1
+        else:
+            self._failed += 1
+            entry[1] += 1
+        entry[2] += elapsed
+        if elapsed > entry[3]:
+            entry[3] = elapsed
         if self._quiet is not None:
             self._check_quiet()
         return result
@@ -460,21 +520,6 @@ class Runtime(metaclass=NoPublicConstructor):
         if reason is CancelReason.TIMEOUT:
             return OperationTimeout(command.name, command.limit)
         return self._closed_error()
-
-    def _record(self, command: Command[Any], ok: bool) -> None:
-        elapsed = time.perf_counter() - command.started
-        entry = self._per_command.get(command.spec.name)
-        if entry is None:
-            entry = self._per_command[command.spec.name] = [0.0, 0.0, 0.0, 0.0]
-        if ok:
-            self._completed += 1
-            entry[0] += 1
-        else:
-            self._failed += 1
-            entry[1] += 1
-        entry[2] += elapsed
-        if elapsed > entry[3]:
-            entry[3] = elapsed
 
     # ------------------------------------------------------------------ time limits
 

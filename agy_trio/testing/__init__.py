@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from agy_trio.testing.null_backend import NullBackend as NullBackend
+
 if TYPE_CHECKING:
     from agy_trio.testing.app import (
         ModelServer,
