@@ -33,9 +33,7 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ConfigError(
-        "agy_trio.tracing needs OpenTelemetry: pip install 'agy-trio[otel]'"
-    ) from exc
+    raise ConfigError("agy_trio.tracing needs OpenTelemetry: pip install 'agy-trio[otel]'") from exc
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
@@ -50,7 +48,9 @@ _TRACER_NAME = "agy_trio"
 
 def instrument(runtime: Runtime, tracer_provider: trace.TracerProvider | None = None) -> None:
     """Make ``runtime`` emit spans through ``tracer_provider`` (the global one if None)."""
-    runtime.set_observer(SpanObserver(trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)))
+    runtime.set_observer(
+        SpanObserver(trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider))
+    )
 
 
 def _provider_name(config: AgentConfig) -> str:

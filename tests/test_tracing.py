@@ -14,6 +14,7 @@ import agy_trio.tracing
 from agy_trio.adapters.scripted import CallTool, Fail, Say, ScriptedBackend, Turn
 
 FAST = agy_trio.RuntimeConfig(inter_agent_delay=0)
+TOOL_TRACERS: list[trace.Tracer] = []  # what the tool's own code uses
 
 
 @agy_trio.tool
@@ -24,7 +25,7 @@ async def lookup(key: str) -> str:
         key: The key.
     """
     # A span the tool itself opens nests under the tool-call span.
-    with trace.get_tracer("user-code").start_as_current_span("inside the tool"):
+    with TOOL_TRACERS[-1].start_as_current_span("inside the tool"):
         await trio.lowlevel.checkpoint()
     return key.upper()
 
@@ -42,8 +43,11 @@ async def test_command_turn_and_tool_spans_nest(
 ) -> None:
     provider, spans = exporter
     tracer = provider.get_tracer("test")
+    TOOL_TRACERS.append(provider.get_tracer("user-code"))
     backend = ScriptedBackend([Turn([CallTool("lookup", {"key": "k"}), Say("done")])])
-    config = agy_trio.AgentConfig(name="traced", model="m1", base_url="http://x/v1", tools=(lookup,))
+    config = agy_trio.AgentConfig(
+        name="traced", model="m1", base_url="http://x/v1", tools=(lookup,)
+    )
     async with agy_trio.open_runtime(FAST, backend=backend) as rt:
         agy_trio.tracing.instrument(rt, provider)
         agent = await rt.create_agent(config)
@@ -58,7 +62,9 @@ async def test_command_turn_and_tool_spans_nest(
     turn = by_name["chat m1"]
     tool = by_name["execute_tool lookup"]
     inner = by_name["inside the tool"]
-    assert chat_command.parent is not None and chat_command.parent.span_id == request.context.span_id
+    assert (
+        chat_command.parent is not None and chat_command.parent.span_id == request.context.span_id
+    )
     assert turn.parent is not None and turn.parent.span_id == chat_command.context.span_id
     assert tool.parent is not None and tool.parent.span_id == turn.context.span_id
     assert inner.parent is not None and inner.parent.span_id == tool.context.span_id
@@ -81,8 +87,12 @@ async def test_failed_turns_and_commands_are_marked(
         agent = await rt.create_agent()
         with pytest.raises(agy_trio.BackendError):
             await (await agent.chat("hi")).text()
+        gone = await rt.create_agent()
+        await gone.delete()
         with pytest.raises(agy_trio.AgentNotFound):
-            await rt.agent("nobody").history()
-    failed = [s for s in spans.get_finished_spans() if s.status.status_code is trace.StatusCode.ERROR]
-    assert {s.name for s in failed} >= {"chat default"}
+            await gone.history()
+    failed = [
+        s for s in spans.get_finished_spans() if s.status.status_code is trace.StatusCode.ERROR
+    ]
+    assert {s.name for s in failed} >= {"chat default", "agy_trio history"}
     assert all(s.end_time is not None for s in spans.get_finished_spans())

@@ -53,6 +53,8 @@ class StreamBridge(Generic[T]):
         self._producer_waiter: asyncio.Future[None] | None = None
         self._producer_loop: asyncio.AbstractEventLoop | None = None
         self._released = False
+        # The last item put with put_nowait (backends use it for the final event).
+        self.final: T | None = None
         self._done_callbacks: list[Callable[[BaseException | None], object]] = []
 
     # ----------------------------------------------------------- producer side (asyncio)
@@ -78,6 +80,7 @@ class StreamBridge(Generic[T]):
             if self._finished:
                 return
             self._items.append(item)
+            self.final = item
             consumer, self._consumer = self._consumer, None
         if consumer is not None:
             self._wake(consumer)

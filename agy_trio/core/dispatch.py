@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -23,6 +23,7 @@ from agy_trio.core.validation import positive_number
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig
+    from agy_trio.core.observe import Observer
 
 __all__ = ["ToolDispatcher"]
 
@@ -54,8 +55,11 @@ class ToolDispatcher:
         hooks: Hooks | None = None,
         *,
         handler_timeout: float = 30.0,
+        observe: Callable[[], Observer | None] | None = None,
     ) -> None:
         self._agent_id = agent_id
+        # Asked per call: an observer may be installed after the agent exists.
+        self._observe = observe
         self._tools = tuple(tools)
         self._by_name: dict[str, Tool] = {}
         for tool in self._tools:
@@ -68,7 +72,12 @@ class ToolDispatcher:
 
     @classmethod
     def from_config(
-        cls, agent_id: str, config: AgentConfig, *, handler_timeout: float = 30.0
+        cls,
+        agent_id: str,
+        config: AgentConfig,
+        *,
+        handler_timeout: float = 30.0,
+        observe: Callable[[], Observer | None] | None = None,
     ) -> ToolDispatcher:
         """Build the dispatcher for an agent created from ``config``.
 
@@ -76,6 +85,7 @@ class ToolDispatcher:
             agent_id: The runtime's id of the agent.
             config: The agent's configuration (tools, policies, hooks).
             handler_timeout: Usually ``RuntimeConfig.handler_timeout``.
+            observe: Returns the runtime's observer (or None), asked per tool call.
         """
         return cls(
             agent_id,
@@ -83,6 +93,7 @@ class ToolDispatcher:
             config.policy_set,
             config.hooks,
             handler_timeout=handler_timeout,
+            observe=observe,
         )
 
     def __repr__(self) -> str:
@@ -132,6 +143,19 @@ class ToolDispatcher:
             await trio.lowlevel.checkpoint()
             raise
         snapshot = types.MappingProxyType(dict(arguments))
+        observer = self._observe() if self._observe is not None else None
+        if observer is None:
+            return await self._run_tool(tool, name, snapshot, arguments)
+        with observer.tool_call(self._agent_id, name, snapshot):
+            return await self._run_tool(tool, name, snapshot, arguments)
+
+    async def _run_tool(
+        self,
+        tool: Tool,
+        name: str,
+        snapshot: Mapping[str, Any],
+        arguments: Mapping[str, Any],
+    ) -> Any:
         await self._guard(name, snapshot)
         try:
             result = await tool.invoke(arguments)
