@@ -83,6 +83,9 @@ class RuntimeStatistics:
         failed: Commands that failed so far.
         closed: Whether the runtime has stopped taking commands.
         commands: Per-command-name counts and latency.
+        turns: Chat turns started so far.
+        quota_hits: Quota errors (HTTP 429) seen so far.
+        stream_events: Stream events delivered to readers so far.
     """
 
     backend: str
@@ -94,6 +97,9 @@ class RuntimeStatistics:
     failed: int
     closed: bool
     commands: dict[str, CommandStatistics]
+    turns: int = 0
+    quota_hits: int = 0
+    stream_events: int = 0
 
 
 class _AgentRecord:
