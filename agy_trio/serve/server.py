@@ -10,6 +10,8 @@ its connections, and only then does ``serve`` return.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import urllib.parse
 from typing import Any
 
@@ -17,6 +19,7 @@ import attrs
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
+from starlette.applications import Starlette
 
 from agy_trio.core.config import AgentConfig
 from agy_trio.core.runtime import Runtime
@@ -91,10 +94,32 @@ async def serve(
     await check_bind(host, token)
     app = create_app(runtime, token=token, defaults=defaults, max_body_bytes=max_body_bytes)
     config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = log
     config.graceful_timeout = SHUTDOWN_GRACE
+    # Bound here, so that a busy port is a plain OSError before anything
+    # starts and no socket is left behind. hypercorn adopts (and closes) a
+    # duplicate of the descriptor; the original is closed when serve() ends.
+    with await _listen(host, port) as listener:
+        config.bind = [f"fd://{os.dup(listener.fileno())}"]
+        await _run(app, config, task_status)
+
+
+async def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = (
+        await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+async def _run(app: Starlette, config: Config, task_status: trio.TaskStatus[ServerAddress]) -> None:
     # Starlette's and hypercorn's ASGI type hints describe the same protocol
     # with different (incompatible) TypedDicts.
     asgi_app: Any = app
