@@ -46,17 +46,17 @@ async def served(
 ) -> AsyncIterator[Served]:
     """A scripted runtime served on a free loopback port, and an httpx client for it."""
     backend = ScriptedBackend(script)
-    async with agy_trio.open_runtime(FAST, backend=backend) as runtime:
-        async with trio.open_nursery() as nursery:
-            address: ServerAddress = await nursery.start(
-                functools.partial(serve, runtime, port=0, token=token, **serve_options)
-            )
-            headers = {"authorization": f"Bearer {token}"} if token and authorized else {}
-            async with httpx.AsyncClient(
-                base_url=address.url, headers=headers, timeout=10
-            ) as client:
-                yield Served(runtime, backend, address, client)
-            nursery.cancel_scope.cancel()
+    async with (
+        agy_trio.open_runtime(FAST, backend=backend) as runtime,
+        trio.open_nursery() as nursery,
+    ):
+        address: ServerAddress = await nursery.start(
+            functools.partial(serve, runtime, port=0, token=token, **serve_options)
+        )
+        headers = {"authorization": f"Bearer {token}"} if token and authorized else {}
+        async with httpx.AsyncClient(base_url=address.url, headers=headers, timeout=10) as client:
+            yield Served(runtime, backend, address, client)
+        nursery.cancel_scope.cancel()
 
 
 async def create_agent(client: httpx.AsyncClient, **fields: Any) -> str:
@@ -66,7 +66,9 @@ async def create_agent(client: httpx.AsyncClient, **fields: Any) -> str:
     return agent_id
 
 
-async def chat_events(client: httpx.AsyncClient, agent_id: str, prompt: str) -> list[ServerSentEvent]:
+async def chat_events(
+    client: httpx.AsyncClient, agent_id: str, prompt: str
+) -> list[ServerSentEvent]:
     """Every event of one chat, read with an independent SSE parser."""
     async with aconnect_sse(
         client, "POST", f"/v1/agents/{agent_id}/chat", json={"prompt": prompt}
@@ -133,7 +135,9 @@ class ChatReader:
 
 
 @asynccontextmanager
-async def open_chat(client: httpx.AsyncClient, agent_id: str, prompt: str) -> AsyncIterator[ChatReader]:
+async def open_chat(
+    client: httpx.AsyncClient, agent_id: str, prompt: str
+) -> AsyncIterator[ChatReader]:
     """Start a chat whose events a :class:`ChatReader` collects while the block runs."""
     reader = ChatReader()
     async with trio.open_nursery() as nursery:
@@ -144,5 +148,13 @@ async def open_chat(client: httpx.AsyncClient, agent_id: str, prompt: str) -> As
 
 
 __all__ = [
+    "FAST",
+    "TOKEN",
     "ChatReader",
-    "open_chat","FAST", "TOKEN", "Served", "chat_events", "create_agent", "script", "served"]
+    "Served",
+    "chat_events",
+    "create_agent",
+    "open_chat",
+    "script",
+    "served",
+]

@@ -175,9 +175,21 @@ async def test_thoughts_and_tool_calls_stream_as_their_own_events() -> None:
             async with httpx.AsyncClient(base_url=address.url) as client:
                 events = await chat_events(client, handle.agent_id, "what is 2 + 3?")
             nursery.cancel_scope.cancel()
-    assert [e.event for e in events] == ["thought", "tool_call", "tool_call", "delta", "delta", "done"]
+    assert [e.event for e in events] == [
+        "thought",
+        "tool_call",
+        "tool_call",
+        "delta",
+        "delta",
+        "done",
+    ]
     assert events[0].json() == {"text": "let me add"}
-    assert events[1].json() == {"name": "add", "arguments": {"a": 2, "b": 3}, "result": 5, "error": None}
+    assert events[1].json() == {
+        "name": "add",
+        "arguments": {"a": 2, "b": 3},
+        "result": 5,
+        "error": None,
+    }
     missing = events[2].json()
     assert missing["name"] == "missing" and missing["result"] is None and missing["error"]
     assert events[-1].json()["text"] == "It is 5."
@@ -188,7 +200,11 @@ async def test_a_failed_turn_ends_with_an_error_event() -> None:
         agent_id = await create_agent(s.client)
         events = await chat_events(s.client, agent_id, "quota")
         assert [e.event for e in events] == ["error"]
-        assert events[0].json() == {"type": "QuotaExceeded", "message": "slow down", "retry_after": 7}
+        assert events[0].json() == {
+            "type": "QuotaExceeded",
+            "message": "slow down",
+            "retry_after": 7,
+        }
         # The runtime now backs off: the next chat waits out the Retry-After,
         # and the error was reported by its own class name.
 

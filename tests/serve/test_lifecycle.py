@@ -65,9 +65,7 @@ async def embedded_server(
         finally:
             other_task_stopped.set()
 
-    async def program(
-        *, task_status: trio.TaskStatus[tuple[trio.Nursery, ServerAddress]]
-    ) -> None:
+    async def program(*, task_status: trio.TaskStatus[tuple[trio.Nursery, ServerAddress]]) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 address = await nursery.start(functools.partial(serve, runtime, port=0))
