@@ -97,6 +97,9 @@ async def serve(
     config.accesslog = None
     config.errorlog = log
     config.graceful_timeout = SHUTDOWN_GRACE
+    # Room for a burst of clients connecting at once (hypercorn's default is
+    # 100; a connection beyond the backlog waits a whole SYN retry, 1 s).
+    config.backlog = 1024
     # Bound here, so that a busy port is a plain OSError before anything
     # starts and no socket is left behind. hypercorn adopts (and closes) a
     # duplicate of the descriptor; the original is closed when serve() ends.
