@@ -147,12 +147,26 @@ async def open_chat(
             await reader.hang_up()
 
 
+async def chat_in_task(
+    client: httpx.AsyncClient,
+    agent_id: str,
+    prompt: str,
+    *,
+    task_status: trio.TaskStatus[ChatReader] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a chat in a task of its own (``nursery.start`` returns its reader) until it ends."""
+    async with open_chat(client, agent_id, prompt) as chat:
+        task_status.started(chat)
+        await chat.ended.wait()
+
+
 __all__ = [
     "FAST",
     "TOKEN",
     "ChatReader",
     "Served",
     "chat_events",
+    "chat_in_task",
     "create_agent",
     "open_chat",
     "script",

@@ -13,7 +13,15 @@ import trio
 import agy_trio
 from agy_trio.adapters.scripted import ScriptedBackend
 from agy_trio.serve import ServerAddress, serve
-from tests.serve._helpers import FAST, chat_events, create_agent, open_chat, script, served
+from tests.serve._helpers import (
+    FAST,
+    chat_events,
+    chat_in_task,
+    create_agent,
+    open_chat,
+    script,
+    served,
+)
 
 
 async def test_hanging_up_cancels_the_turn_at_the_backend() -> None:
@@ -89,10 +97,10 @@ async def test_cancelling_the_embedding_nursery_tells_live_streams_and_ends_agen
         ):
             agents = [await create_agent(client) for _ in range(3)]
             async with trio.open_nursery() as readers_nursery:
-                readers = []
-                for agent_id in agents:
-                    reader = open_chat(client, agent_id, "hang in there")
-                    readers.append(await readers_nursery.start(_enter, reader))
+                readers = [
+                    await readers_nursery.start(chat_in_task, client, agent_id, "hang in there")
+                    for agent_id in agents
+                ]
                 for chat in readers:
                     await chat.wait_for("delta")
                 cancels_before = backend.cancel_calls
@@ -122,15 +130,6 @@ async def test_cancelling_the_embedding_nursery_tells_live_streams_and_ends_agen
         assert sorted(backend.saved_conversations) == sorted(
             f"scripted-{n}" for n in range(2, 2 + len(agents))
         )
-
-
-async def _enter(
-    manager: object, *, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED
-) -> None:
-    # Holds an open_chat() block open in its own task, for as long as the stream lasts.
-    async with manager as chat:  # type: ignore[attr-defined]
-        task_status.started(chat)
-        await chat.ended.wait()
 
 
 async def test_a_stopping_server_refuses_new_work_then_closes() -> None:

@@ -22,7 +22,7 @@ import agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.serve import ServerAddress, serve
 from agy_trio.testing import Fault, ModelServer, open_model_server
-from tests.serve._helpers import FAST, chat_events, create_agent, open_chat
+from tests.serve._helpers import FAST, chat_events, chat_in_task, create_agent, open_chat
 from tests.serve._process import offline_env, server_process
 
 pytestmark = pytest.mark.sdk
@@ -137,7 +137,9 @@ async def test_stopping_the_server_ends_live_streams_and_its_agents(tmp_path: Pa
         async with trio.open_nursery() as readers_nursery:
             chats = []
             for agent_id in agents:
-                chats.append(await readers_nursery.start(_read_chat, client, agent_id))
+                chats.append(
+                    await readers_nursery.start(chat_in_task, client, agent_id, f"{HOLD} and more")
+                )
             for chat in chats:
                 await chat.wait_for("delta")
             assert len(backend.harness_pids()) == 2
@@ -155,14 +157,6 @@ async def test_stopping_the_server_ends_live_streams_and_its_agents(tmp_path: Pa
         # the runtime itself is still open.
         assert runtime.agents == []
         assert backend.harness_pids() == []
-
-
-async def _read_chat(
-    client: httpx.AsyncClient, agent_id: str, *, task_status: trio.TaskStatus[Any]
-) -> None:
-    async with open_chat(client, agent_id, f"{HOLD} and then some") as chat:
-        task_status.started(chat)
-        await chat.ended.wait()
 
 
 def _harnesses_under(root: Path) -> list[int]:
