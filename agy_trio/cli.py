@@ -295,6 +295,7 @@ def serve_model(host: str, port: int, log_file: str | None) -> None:
         argv += ["--log", log_file]
     model_server.main(argv)
 
+
 # The local model server's own command: one definition for `agy-trio serve-model`
 # and `python -m agy_trio.testing.model_server`.
 cli.add_command(serve_model_command)

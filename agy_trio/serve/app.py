@@ -41,6 +41,7 @@ from agy_trio.core.errors import (
     RuntimeClosed,
 )
 from agy_trio.core.runtime import Runtime
+from agy_trio.serve import tracecontext
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
@@ -400,6 +401,8 @@ def create_app(
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
     ]
     middleware = [Middleware(AccessControl, token=token)]
+    if tracecontext.available:
+        middleware.insert(0, Middleware(tracecontext.TraceContext))
     if token is None:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
     app = Starlette(
