@@ -2,7 +2,9 @@
 
 A block is a complete program. It may use ``await`` at top level: it then runs
 inside ``trio.run`` (or ``asyncio.run`` when the line before the block is
-``<!-- run: asyncio -->``). Each block runs in its own interpreter, in a
+``<!-- run: asyncio -->``). A block marked ``<!-- example: NAME -->`` is a
+long-running program (a server) with a test of its own that runs it and stops
+it; here we only check that such a test exists. Each block runs in its own interpreter, in a
 temporary folder with a temporary HOME and no API key, so the examples that
 need a model use agy_trio's local model server.
 """
@@ -19,7 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(?:<!-- run: (?P<mode>\w+) -->\n)?```python\n(?P<code>.*?)```", re.DOTALL)
+BLOCK = re.compile(
+    r"(?:<!-- (?P<kind>run|example): (?P<mode>\w+) -->\n)?```python\n(?P<code>.*?)```", re.DOTALL
+)
 
 RUNNER = """
 import ast, asyncio, sys, trio
@@ -45,9 +49,10 @@ def _blocks() -> list[tuple[str, str, str]]:
         text = path.read_text()
         for match in BLOCK.finditer(text):
             line = text.count("\n", 0, match.start("code")) + 1
-            found.append(
-                (f"{path.relative_to(ROOT)}:{line}", match["code"], match["mode"] or "trio")
-            )
+            mode = match["mode"] or "trio"
+            if match["kind"] == "example":
+                mode = f"example:{mode}"
+            found.append((f"{path.relative_to(ROOT)}:{line}", match["code"], mode))
     return found
 
 
@@ -60,6 +65,11 @@ def test_the_docs_have_python_examples() -> None:
 
 @pytest.mark.parametrize(("where", "code", "mode"), BLOCKS, ids=[b[0] for b in BLOCKS])
 def test_doc_example_runs(where: str, code: str, mode: str, tmp_path: Path) -> None:
+    if mode.startswith("example:"):
+        marker = f"<!-- example: {mode.removeprefix('example:')} -->"
+        runners = [p for p in (ROOT / "tests").rglob("test_*.py") if marker in p.read_text()]
+        assert runners, f"{where}: no test runs the example marked {marker}"
+        return
     script = tmp_path / "example.py"
     script.write_text(code)
     env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
