@@ -31,6 +31,8 @@ from agy_trio.core.errors import (
     QuotaExceeded,
     RuntimeClosed,
     SafetyBlocked,
+    ToolArgumentError,
+    ToolNotFound,
 )
 from agy_trio.core.events import (
     ChatEvent,
@@ -81,7 +83,9 @@ __all__ = [
     "TextPart",
     "ThoughtDelta",
     "Tool",
+    "ToolArgumentError",
     "ToolCall",
+    "ToolNotFound",
     "TurnEnd",
     "Usage",
     "__version__",

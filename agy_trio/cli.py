@@ -22,6 +22,7 @@ from agy_trio.core.backend import Backend
 from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.errors import AgyError
 from agy_trio.core.runtime import Runtime
+from agy_trio.testing.command import serve_model_command
 
 __all__ = ["main"]
 
@@ -233,6 +234,54 @@ def chat(backend: str, base_url: str | None, model: str | None, prompt: str) -> 
     _run_trio(go)
 
 
+@cli.command("serve")
+@_backend_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port; 0 picks one.")
+@click.option(
+    "--token",
+    default=None,
+    envvar="AGY_TRIO_TOKEN",
+    help="Bearer token every /v1/* request must carry (or set AGY_TRIO_TOKEN); "
+    "required to listen beyond loopback.",
+)
+def serve_agents(
+    backend: str, base_url: str | None, model: str | None, host: str, port: int, token: str | None
+) -> None:
+    """Serve agents over HTTP: a JSON and SSE API, a web page and Prometheus metrics."""
+    try:
+        from agy_trio.serve import serve
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    import functools
+    import signal
+
+    endpoint = _choose_endpoint(backend, base_url, model)
+
+    async def go() -> None:
+        config = RuntimeConfig(inter_agent_delay=0)
+        # SIGINT and SIGTERM arrive as messages: the server then stops in
+        # order (live streams told, agents shut down) instead of being torn down.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with (
+                _open_for(endpoint, config) as (rt, defaults),
+                trio.open_nursery() as nursery,
+            ):
+                address = await nursery.start(
+                    functools.partial(
+                        serve, rt, host=host, port=port, token=token, defaults=defaults
+                    )
+                )
+                click.echo(f"Serving on {address.url}")
+                click.echo(f"Agents: {endpoint.describe()}")
+                async for _ in signals:
+                    break
+                nursery.cancel_scope.cancel()
+        click.echo("Server stopped.")
+
+    _run_trio(go)
+
+
 @cli.command("serve-model")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)
@@ -245,6 +294,11 @@ def serve_model(host: str, port: int, log_file: str | None) -> None:
     if log_file:
         argv += ["--log", log_file]
     model_server.main(argv)
+
+
+# The local model server's own command: one definition for `agy-trio serve-model`
+# and `python -m agy_trio.testing.model_server`.
+cli.add_command(serve_model_command)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

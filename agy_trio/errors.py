@@ -12,6 +12,8 @@ from agy_trio.core.errors import (
     QuotaExceeded,
     RuntimeClosed,
     SafetyBlocked,
+    ToolArgumentError,
+    ToolNotFound,
 )
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "QuotaExceeded",
     "RuntimeClosed",
     "SafetyBlocked",
+    "ToolArgumentError",
+    "ToolNotFound",
 ]

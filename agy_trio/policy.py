@@ -6,26 +6,15 @@ raises, answers something other than a bool, or takes longer than the
 runtime's ``handler_timeout`` denies (fail closed).
 """
 
-from agy_trio.core.policy import (
-    Decision,
-    PolicyRule,
-    PolicySet,
-    ToolRequest,
-    allow,
-    allow_all,
-    ask_user,
-    deny,
-    deny_all,
-)
-
-__all__ = [
-    "Decision",
-    "PolicyRule",
-    "PolicySet",
-    "ToolRequest",
-    "allow",
-    "allow_all",
-    "ask_user",
-    "deny",
-    "deny_all",
-]
+# `name as name` marks each import as a re-export, for type checkers and linters.
+from agy_trio.core.policy import Decision as Decision
+from agy_trio.core.policy import PolicyHandler as PolicyHandler
+from agy_trio.core.policy import PolicyRule as PolicyRule
+from agy_trio.core.policy import PolicySet as PolicySet
+from agy_trio.core.policy import ToolRequest as ToolRequest
+from agy_trio.core.policy import __all__ as __all__
+from agy_trio.core.policy import allow as allow
+from agy_trio.core.policy import allow_all as allow_all
+from agy_trio.core.policy import ask_user as ask_user
+from agy_trio.core.policy import deny as deny
+from agy_trio.core.policy import deny_all as deny_all

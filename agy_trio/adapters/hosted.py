@@ -23,7 +23,7 @@ from agy_trio.core.backend import WorkCancelled
 from agy_trio.core.commands import Command
 from agy_trio.core.content import Part
 from agy_trio.core.errors import ChannelClosed
-from agy_trio.core.events import ChatEvent, Message, Usage
+from agy_trio.core.events import ChatEvent, Message, StopReason, TurnEnd, Usage
 
 __all__ = ["AsyncioAgent", "HostedSession", "HostedTurnStream"]
 
@@ -100,6 +100,14 @@ class HostedTurnStream:
     async def receive_batch(self) -> Sequence[ChatEvent]:
         """The next batch of events (see :meth:`StreamBridge.receive_batch`)."""
         return await self._bridge.receive_batch()
+
+    @property
+    def usage(self) -> Usage | None:
+        """The turn's usage from its final :class:`TurnEnd`, once it ended normally."""
+        final = self._bridge.final
+        if type(final) is TurnEnd and final.stop_reason is not StopReason.CANCELLED:
+            return final.usage
+        return None
 
     def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
         """Call ``callback(error)`` in Trio once the turn produced its last event."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -315,7 +316,7 @@ class _AgentRuntime:
             self.state.history.append(Message("user", prompt))
         task = loop.create_task(self._play(prompt, turn, bridge, started))
         self.turn_tasks.add(task)
-        task.add_done_callback(self._turn_done)
+        task.add_done_callback(functools.partial(self._turn_done, bridge))
         if started is None:
             return task
         try:
@@ -332,7 +333,11 @@ class _AgentRuntime:
             raise BackendError("the turn was cancelled before it started") from None
         return task
 
-    def _turn_done(self, task: asyncio.Task[None]) -> None:
+    def _turn_done(self, bridge: StreamBridge[ChatEvent] | None, task: asyncio.Task[None]) -> None:
+        if bridge is not None and not bridge.finished:
+            # Cancelled before its first step: _play never ran to end the stream.
+            bridge.put_nowait(TurnEnd(Usage(), StopReason.CANCELLED))
+            bridge.finish()
         self.turn_tasks.discard(task)
         if not self.turn_tasks:
             self.idle.set()

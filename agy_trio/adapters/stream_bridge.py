@@ -62,6 +62,7 @@ class StreamBridge(Generic[T]):
         "_released",
         "_room_waiter",
         "_token",
+        "final",
     )
 
     def __init__(
@@ -89,6 +90,8 @@ class StreamBridge(Generic[T]):
         self._consumer: list[trio.lowlevel.Task] = []
         self._room_waiter: list[asyncio.Future[None]] | None = None
         self._released = False
+        # The last item put with put_nowait (backends use it for the final event).
+        self.final: T | None = None
         self._done_callbacks: list[Callable[[BaseException | None], object]] | None = None
 
     # ----------------------------------------------------------- producer side (asyncio)
@@ -123,6 +126,7 @@ class StreamBridge(Generic[T]):
         if self._finished:
             return
         self._items.append(item)
+        self.final = item
         if self._consumer:
             self._wake_consumer()
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from agy_trio.core.events import ChatEvent
+from agy_trio.core.events import ChatEvent, Usage
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
@@ -93,6 +93,10 @@ class TurnStream(Protocol):
             trio.EndOfChannel: The turn is over and every event was delivered.
             AgyError: The turn failed; the subclass says how.
         """
+
+    @property
+    def usage(self) -> Usage | None:
+        """The turn's token usage from its final event, once it ended normally; else None."""
 
     def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
         """Call ``callback(error)`` in the Trio thread once the turn produced its last event.

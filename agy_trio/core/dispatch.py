@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import logging
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agy_trio.core.errors import ConfigError, PolicyDenied
+import trio
+
+from agy_trio.core.errors import ConfigError, PolicyDenied, ToolNotFound
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
 from agy_trio.core.policy import PolicySet
-from agy_trio.core.tools import Tool, ToolNotFound
+from agy_trio.core.tools import Tool
+from agy_trio.core.validation import positive_number
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig
+    from agy_trio.core.observe import Observer
 
 __all__ = ["ToolDispatcher"]
 
@@ -51,8 +55,11 @@ class ToolDispatcher:
         hooks: Hooks | None = None,
         *,
         handler_timeout: float = 30.0,
+        observe: Callable[[], Observer | None] | None = None,
     ) -> None:
         self._agent_id = agent_id
+        # Asked per call: an observer may be installed after the agent exists.
+        self._observe = observe
         self._tools = tuple(tools)
         self._by_name: dict[str, Tool] = {}
         for tool in self._tools:
@@ -61,21 +68,16 @@ class ToolDispatcher:
             self._by_name[tool.name] = tool
         self._policies = policies if policies is not None else PolicySet()
         self._hooks = hooks if hooks is not None else Hooks()
-        # `not x > 0` also catches NaN; bool is an int but never a duration.
-        if (
-            isinstance(handler_timeout, bool)
-            or not isinstance(handler_timeout, int | float)
-            or not handler_timeout > 0
-        ):
-            raise ConfigError(
-                f"must be a positive number of seconds, got {handler_timeout!r}",
-                field="handler_timeout",
-            )
-        self._handler_timeout = float(handler_timeout)
+        self._handler_timeout = positive_number(handler_timeout, "handler_timeout")
 
     @classmethod
     def from_config(
-        cls, agent_id: str, config: AgentConfig, *, handler_timeout: float = 30.0
+        cls,
+        agent_id: str,
+        config: AgentConfig,
+        *,
+        handler_timeout: float = 30.0,
+        observe: Callable[[], Observer | None] | None = None,
     ) -> ToolDispatcher:
         """Build the dispatcher for an agent created from ``config``.
 
@@ -83,6 +85,7 @@ class ToolDispatcher:
             agent_id: The runtime's id of the agent.
             config: The agent's configuration (tools, policies, hooks).
             handler_timeout: Usually ``RuntimeConfig.handler_timeout``.
+            observe: Returns the runtime's observer (or None), asked per tool call.
         """
         return cls(
             agent_id,
@@ -90,6 +93,7 @@ class ToolDispatcher:
             config.policy_set,
             config.hooks,
             handler_timeout=handler_timeout,
+            observe=observe,
         )
 
     def __repr__(self) -> str:
@@ -132,21 +136,33 @@ class ToolDispatcher:
             ToolArgumentError: The arguments do not fit the tool's signature.
             Exception: Whatever the tool itself raised (after ``after_tool`` ran).
         """
-        tool = self.get_tool(name)
+        try:
+            tool = self.get_tool(name)
+        except ToolNotFound:
+            # A checkpoint on the error path too, as on every other.
+            await trio.lowlevel.checkpoint()
+            raise
         snapshot = types.MappingProxyType(dict(arguments))
+        observer = self._observe() if self._observe is not None else None
+        if observer is None:
+            return await self._run_tool(tool, name, snapshot, arguments)
+        with observer.tool_call(self._agent_id, name, snapshot):
+            return await self._run_tool(tool, name, snapshot, arguments)
+
+    async def _run_tool(
+        self,
+        tool: Tool,
+        name: str,
+        snapshot: Mapping[str, Any],
+        arguments: Mapping[str, Any],
+    ) -> Any:
         await self._guard(name, snapshot)
         try:
             result = await tool.invoke(arguments)
         except Exception as exc:
-            await self._hooks.run_after_tool(
-                ToolResultEvent(self._agent_id, name, snapshot, error=exc),
-                handler_timeout=self._handler_timeout,
-            )
+            await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, error=exc))
             raise
-        await self._hooks.run_after_tool(
-            ToolResultEvent(self._agent_id, name, snapshot, result=result),
-            handler_timeout=self._handler_timeout,
-        )
+        await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, result=result))
         return result
 
     async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
@@ -175,10 +191,19 @@ class ToolDispatcher:
         """Run the agent's ``on_turn_end`` hooks."""
         await self._hooks.run_turn_end(self._agent_id, handler_timeout=self._handler_timeout)
 
+    # The policy check always makes a checkpoint. Hooks.run_* make one even
+    # when there are no hooks; calling them only when there are spares each
+    # tool call two needless trips through the scheduler.
+
     async def _guard(self, name: str, arguments: Mapping[str, Any]) -> None:
         await self._policies.check(
             name, arguments, handler_timeout=self._handler_timeout, agent_id=self._agent_id
         )
-        await self._hooks.run_before_tool(
-            ToolEvent(self._agent_id, name, arguments), handler_timeout=self._handler_timeout
-        )
+        if self._hooks.before_tool:
+            await self._hooks.run_before_tool(
+                ToolEvent(self._agent_id, name, arguments), handler_timeout=self._handler_timeout
+            )
+
+    async def _after_tool(self, event: ToolResultEvent) -> None:
+        if self._hooks.after_tool:
+            await self._hooks.run_after_tool(event, handler_timeout=self._handler_timeout)

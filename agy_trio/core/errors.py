@@ -7,6 +7,9 @@ by type.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "AgentNotFound",
     "AgyError",
@@ -19,6 +22,8 @@ __all__ = [
     "QuotaExceeded",
     "RuntimeClosed",
     "SafetyBlocked",
+    "ToolArgumentError",
+    "ToolNotFound",
     "WrongThread",
 ]
 
@@ -120,3 +125,47 @@ class ConfigError(AgyError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+
+
+class ToolArgumentError(AgyError, ValueError):
+    """The arguments a tool was called with do not fit its signature.
+
+    Attributes:
+        tool: The name of the tool.
+        message: What is wrong.
+        argument: The offending argument (a path such as ``items[2]`` for nested
+            values), or None when the problem is not tied to one argument.
+    """
+
+    def __init__(self, tool: str, message: str, *, argument: str | None = None) -> None:
+        where = f"argument {argument!r}: " if argument else ""
+        super().__init__(f"tool {tool!r}: {where}{message}")
+        self.tool = tool
+        self.message = message
+        self.argument = argument
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_argument_error, (self.tool, self.message, self.argument))
+
+
+def _rebuild_argument_error(tool: str, message: str, argument: str | None) -> ToolArgumentError:
+    # Pickle passes positional arguments only; `argument` is keyword-only.
+    return ToolArgumentError(tool, message, argument=argument)
+
+
+class ToolNotFound(AgyError, LookupError):
+    """No tool with the requested name is registered for the agent.
+
+    Attributes:
+        tool: The name that was asked for.
+        known: The names that do exist.
+    """
+
+    def __init__(self, tool: str, known: Sequence[str] = ()) -> None:
+        self.tool = tool
+        self.known = tuple(sorted(known))
+        choices = ", ".join(self.known) or "none"
+        super().__init__(f"no tool named {tool!r} (known tools: {choices})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.tool, self.known))

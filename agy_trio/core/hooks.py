@@ -21,12 +21,15 @@ from typing import Any, TypeAlias
 import attrs
 import trio
 
-from agy_trio.core.errors import ConfigError, PolicyDenied
-from agy_trio.core.tools import run_callable
+from agy_trio.core.calling import Guard, callable_name, run_callable
+from agy_trio.core.errors import ConfigError
 
 __all__ = ["Hook", "Hooks", "ToolEvent", "ToolResultEvent", "TurnEvent"]
 
 logger = logging.getLogger("agy_trio.hooks")
+
+# A hook that returns nothing has no objection.
+_BEFORE_TOOL = Guard("before_tool hook", "vetoed", logger, none_allows=True)
 
 
 @attrs.frozen
@@ -56,8 +59,8 @@ class ToolEvent:
 
 
 @attrs.frozen
-class ToolResultEvent:
-    """A tool has run.
+class ToolResultEvent(ToolEvent):
+    """A tool has run: the :class:`ToolEvent` of the call, with its outcome.
 
     Attributes:
         agent_id: The runtime's id of the agent.
@@ -67,9 +70,6 @@ class ToolResultEvent:
         error: The exception the tool raised, if it did.
     """
 
-    agent_id: str
-    tool: str
-    arguments: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     result: Any = attrs.field(default=None, hash=False)
     error: Exception | None = None
 
@@ -93,10 +93,6 @@ def _check_hooks(
     for hook in value:
         if not callable(hook):
             raise ConfigError(f"hooks must be callable, got {hook!r}", field=attribute.name)
-
-
-def _describe(hook: object) -> str:
-    return str(getattr(hook, "__qualname__", None) or repr(hook))
 
 
 @attrs.frozen
@@ -148,46 +144,30 @@ class Hooks:
             PolicyDenied: A hook returned False or a non-bool other than None,
                 raised, or did not return within ``handler_timeout``.
         """
+        if not self.before_tool:
+            await trio.lowlevel.checkpoint()
         for hook in self.before_tool:
-            name = _describe(hook)
-            answer: object = None
-            try:
-                with trio.move_on_after(handler_timeout) as scope:
-                    answer = await run_callable(hook, event)
-            except Exception as exc:
-                logger.warning(
-                    "before_tool hook %s failed for tool %r", name, event.tool, exc_info=True
-                )
-                raise PolicyDenied(
-                    event.tool, f"before_tool hook {name} raised {type(exc).__name__}: {exc}"
-                ) from exc
-            if scope.cancelled_caught:
-                raise PolicyDenied(
-                    event.tool,
-                    f"before_tool hook {name} did not return within {handler_timeout:g} s",
-                )
-            if answer is False:
-                raise PolicyDenied(event.tool, f"vetoed by before_tool hook {name}")
-            if answer is not None and answer is not True:
-                raise PolicyDenied(
-                    event.tool,
-                    f"before_tool hook {name} returned {answer!r}; expected None, True or False",
-                )
+            await _BEFORE_TOOL.ask(hook, event, tool=event.tool, timeout=handler_timeout)
 
 
 async def _observe(
     hooks: tuple[Hook, ...], event: object, kind: str, handler_timeout: float
 ) -> None:
+    if not hooks:
+        # The common case; with hooks, run_callable makes the checkpoints.
+        await trio.lowlevel.checkpoint()
     for hook in hooks:
-        name = _describe(hook)
         try:
             with trio.move_on_after(handler_timeout) as scope:
                 await run_callable(hook, event)
         except Exception:
             # Observers must never break the turn they observe.
-            logger.exception("%s hook %s raised; ignored", kind, name)
+            logger.exception("%s hook %s raised; ignored", kind, callable_name(hook))
             continue
         if scope.cancelled_caught:
             logger.warning(
-                "%s hook %s did not return within %g s; abandoned", kind, name, handler_timeout
+                "%s hook %s did not return within %g s; abandoned",
+                kind,
+                callable_name(hook),
+                handler_timeout,
             )

@@ -20,8 +20,8 @@ from typing import Any, TypeAlias
 import attrs
 import trio
 
+from agy_trio.core.calling import Guard
 from agy_trio.core.errors import ConfigError, PolicyDenied
-from agy_trio.core.tools import run_callable
 
 __all__ = [
     "Decision",
@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("agy_trio.policy")
+
+# Only an explicit True lets the tool run.
+_ASK_USER = Guard("ask_user handler", "refused", logger)
 
 
 class Decision(enum.Enum):
@@ -235,6 +238,9 @@ class PolicySet:
                 answered a non-bool or did not answer in time.
         """
         decision = self.decide(tool_name)
+        if decision is not Decision.ASK_USER:
+            # No user code runs on these paths, so the checkpoint is ours to make.
+            await trio.lowlevel.checkpoint()
         if decision is Decision.ALLOW:
             return
         if decision is Decision.DENY:
@@ -244,39 +250,4 @@ class PolicySet:
         request = ToolRequest(tool_name, arguments, agent_id)
         for rule in self.matching(tool_name):
             if rule.decision is Decision.ASK_USER and rule.handler is not None:
-                await _consult(rule.handler, request, handler_timeout)
-
-
-def _describe(handler: object) -> str:
-    return str(getattr(handler, "__qualname__", None) or repr(handler))
-
-
-async def _consult(handler: PolicyHandler, request: ToolRequest, handler_timeout: float) -> None:
-    """Ask one handler; anything but a timely ``True`` raises PolicyDenied (fail closed)."""
-    name = _describe(handler)
-    answer: object = None
-    try:
-        with trio.move_on_after(handler_timeout) as scope:
-            answer = await run_callable(handler, request)
-    except Exception as exc:
-        # Trio's Cancelled is a BaseException, so outer cancellation still propagates.
-        logger.warning("ask_user handler %s failed for tool %r", name, request.tool, exc_info=True)
-        raise PolicyDenied(
-            request.tool, f"ask_user handler {name} raised {type(exc).__name__}: {exc}"
-        ) from exc
-    if scope.cancelled_caught:
-        logger.warning(
-            "ask_user handler %s did not answer for tool %r within %g s",
-            name,
-            request.tool,
-            handler_timeout,
-        )
-        raise PolicyDenied(
-            request.tool, f"ask_user handler {name} did not answer within {handler_timeout:g} s"
-        )
-    if not isinstance(answer, bool):
-        raise PolicyDenied(
-            request.tool, f"ask_user handler {name} answered {answer!r}, not True or False"
-        )
-    if not answer:
-        raise PolicyDenied(request.tool, f"refused by ask_user handler {name}")
+                await _ASK_USER.ask(rule.handler, request, tool=tool_name, timeout=handler_timeout)

@@ -47,6 +47,7 @@ from agy_trio.core.errors import (
     WrongThread,
 )
 from agy_trio.core.events import StopReason
+from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.policy import PolicySet
 from agy_trio.core.quota import QuotaRegistry, QuotaState
@@ -116,7 +117,7 @@ class _Turn:
 
     def ended(self, error: BaseException | None) -> None:
         self.settle(error)
-        self.runtime._turn_ended(self)
+        self.runtime._turn_ended(self, error)
 
 
 # Frozen, so one instance serves every agent created without a config (building
@@ -188,6 +189,8 @@ class Runtime(metaclass=NoPublicConstructor):
         self._untrack = self._deadlines.untrack
         self._operation_timeout = config.operation_timeout
         self._finisher = self._finish  # bound once: every routed command carries it
+        self._observer: Observer | None = None
+        self._observed_fn = self._observed  # bound once: every agent's dispatcher asks it
         self._turns: set[_Turn] = set()
         self._quiet: trio.Event | None = None
         self._closing = False
@@ -272,6 +275,17 @@ class Runtime(metaclass=NoPublicConstructor):
         except trio.RunFinishedError:
             raise RuntimeClosed("the runtime's Trio run has finished") from None
 
+    def set_observer(self, observer: Observer | None) -> None:
+        """Install (or remove, with None) what the runtime reports its commands and turns to.
+
+        See :mod:`agy_trio.core.observe`; :func:`agy_trio.tracing.instrument`
+        installs one that records OpenTelemetry spans.
+        """
+        self._observer = observer
+
+    def _observed(self) -> Observer | None:
+        return self._observer
+
     def statistics(self) -> RuntimeStatistics:
         """A snapshot of the runtime's state and counters."""
         per = {
@@ -330,6 +344,8 @@ class Runtime(metaclass=NoPublicConstructor):
         if dispatcher is not None:
             self._dispatcher = None
             trio.lowlevel.reschedule(dispatcher)
+        if self._observer is not None:
+            self._observer.command_submitted(command)
         return await command.wait()
 
     def _wake_dispatcher(self) -> None:
@@ -415,7 +431,10 @@ class Runtime(metaclass=NoPublicConstructor):
     def _route(self, command: Command[Any], now: float) -> None:
         """Send one command on its way; never blocks, never raises."""
         if command.dropped:
-            return  # its caller gave up before it ran
+            # Its caller gave up before it ran.
+            if self._observer is not None:
+                self._observer.command_answered(command, outcome.Error(WorkCancelled()))
+            return
         command.start()
         command.finisher = self._finisher
         command.started = time.perf_counter()
@@ -514,6 +533,8 @@ class Runtime(metaclass=NoPublicConstructor):
             entry[3] = elapsed
         if self._quiet is not None:
             self._check_quiet()
+        if self._observer is not None:
+            self._observer.command_answered(command, result)
         return result
 
     def _cancelled_error(self, command: Command[Any]) -> BaseException:
@@ -559,6 +580,7 @@ class Runtime(metaclass=NoPublicConstructor):
             policies,
             config.hooks,
             handler_timeout=self.config.handler_timeout,
+            observe=self._observed_fn,
         )
         session = await self.backend.create_agent(agent_id, config, services)
         handle = AgentHandle._create(agent_id, config, session.conversation_id, self)
@@ -653,10 +675,14 @@ class Runtime(metaclass=NoPublicConstructor):
         record.turns.add(turn)
         self._turns.add(turn)
         self._turns_started += 1
+        if self._observer is not None:
+            self._observer.turn_started(turn, command, record.config)
         stream.add_done_callback(turn.ended)
         return outcome.Value(response)
 
-    def _turn_ended(self, turn: _Turn) -> None:
+    def _turn_ended(self, turn: _Turn, error: BaseException | None) -> None:
+        if self._observer is not None:
+            self._observer.turn_ended(turn, turn.stream.usage, error)
         self._untrack(turn)
         self._turns.discard(turn)
         record = turn.record

@@ -1,8 +1,9 @@
 """Public test helpers: a local OpenAI-compatible model server, its scripts and faults.
 
-The names are loaded on first use (PEP 562) rather than at import: that keeps
-``python -m agy_trio.testing.model_server`` from importing its own module twice,
-which Python would warn about.
+The names are loaded on first use (PEP 562) rather than at import: the
+``agy-trio`` command line imports this package for its ``serve-model``
+command, and the server's web stack (Starlette, hypercorn) is worth loading
+only when a server is wanted.
 """
 
 from __future__ import annotations
@@ -13,21 +14,39 @@ from typing import TYPE_CHECKING, Any
 from agy_trio.testing.null_backend import NullBackend as NullBackend
 
 if TYPE_CHECKING:
-    from agy_trio.testing.model_server import (
-        ChatRequest,
+    from agy_trio.testing.app import (
+        ModelServer,
+        ModelServerStatistics,
+        open_model_server,
+        run_model_server,
+    )
+    from agy_trio.testing.replies import Responder, default_reply
+    from agy_trio.testing.script import (
         CompletionUsage,
         Fault,
         FaultKind,
-        ModelServer,
-        ModelServerStatistics,
         Reply,
-        Responder,
         ToolCallSpec,
-        default_reply,
-        open_model_server,
         reply_from_json,
-        run_model_server,
     )
+    from agy_trio.testing.wire import ChatRequest
+
+# Each public name, and the module that defines it.
+_HOMES = {
+    "ChatRequest": "wire",
+    "CompletionUsage": "script",
+    "Fault": "script",
+    "FaultKind": "script",
+    "ModelServer": "app",
+    "ModelServerStatistics": "app",
+    "Reply": "script",
+    "Responder": "replies",
+    "ToolCallSpec": "script",
+    "default_reply": "replies",
+    "open_model_server": "app",
+    "reply_from_json": "script",
+    "run_model_server": "app",
+}
 
 __all__ = [
     "ChatRequest",
@@ -47,11 +66,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        value = getattr(importlib.import_module("agy_trio.testing.model_server"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

@@ -48,12 +48,14 @@ def _count(value: object, field: str, minimum: int) -> int:
 class _NullTurn:
     """A ``TurnStream`` whose events were all produced before the turn started."""
 
-    __slots__ = ("_backend", "_events", "_finished")
+    __slots__ = ("_backend", "_events", "_finished", "_usage")
 
     def __init__(self, backend: NullBackend, events: list[ChatEvent]) -> None:
         self._backend = backend
         self._events = events
         self._finished = False
+        final = events[-1] if events else None
+        self._usage = final.usage if isinstance(final, TurnEnd) else None
 
     async def receive_batch(self) -> Sequence[ChatEvent]:
         """Every event left, up to the backend's ``batch_max``, or EndOfChannel."""
@@ -67,6 +69,11 @@ class _NullTurn:
             return events
         batch, self._events = events[:batch_max], events[batch_max:]
         return batch
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage of the turn's final event (the turn is over from the start)."""
+        return self._usage
 
     def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
         """The turn is already over: ``callback(None)`` runs soon, in the Trio thread."""

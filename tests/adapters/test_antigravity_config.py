@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -13,11 +14,9 @@ import google.antigravity.hooks.policy as policy
 import pytest
 
 from agy_trio import AgentConfig, tool
-from agy_trio.adapters import antigravity_config
-from agy_trio.adapters.antigravity import RetryPolicy
-from agy_trio.adapters.antigravity_config import (
-    INSTALL_HINT,
-    AntigravityNotInstalled,
+from agy_trio.adapters.antigravity import INSTALL_HINT, AntigravityNotInstalled, RetryPolicy
+from agy_trio.adapters.antigravity import sdk as sdk_loader
+from agy_trio.adapters.antigravity.config import (
     Endpoint,
     SdkAgentSpec,
     builtin_tool_names,
@@ -27,7 +26,7 @@ from agy_trio.adapters.antigravity_config import (
     sdk_agent_config,
     validate_conversation_id,
 )
-from agy_trio.adapters.antigravity_events import normalize_arguments, transcript
+from agy_trio.adapters.antigravity.events import normalize_arguments, transcript
 from agy_trio.errors import BackendError, ConfigError, QuotaExceeded
 
 CONVERSATION = "0123456789abcdef0123456789abcdef"
@@ -199,7 +198,7 @@ def test_the_backend_explains_how_to_install_a_missing_sdk(monkeypatch: pytest.M
     def missing() -> Any:
         raise ImportError("No module named 'google.antigravity'")
 
-    monkeypatch.setattr(antigravity_config, "_sdk_module", missing)
+    monkeypatch.setattr(sdk_loader, "_sdk_module", missing)
     with pytest.raises(AntigravityNotInstalled) as info:
         AntigravityBackend()
     assert INSTALL_HINT in str(info.value)
@@ -212,7 +211,7 @@ def test_the_module_imports_without_the_sdk() -> None:
         import sys
         sys.modules["google.antigravity"] = None  # as if it were not installed
         import agy_trio.adapters.antigravity as backend_module
-        from agy_trio.adapters.antigravity_errors import classify_error
+        from agy_trio.adapters.antigravity.errors import classify_error
         from agy_trio.errors import BackendError
         assert type(classify_error(RuntimeError("x"))) is BackendError
         try:
@@ -244,6 +243,35 @@ def test_retry_policy_backs_off_and_honours_the_retry_delay() -> None:
     assert retry.delay(0, BackendError("x")) is None
     with pytest.raises(ConfigError):
         RetryPolicy(attempts=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("attempts", 1.5), ("initial_backoff", 0), ("multiplier", math.nan), ("max_backoff", True)],
+)
+def test_retry_policy_rejects_what_is_not_a_positive_number(field: str, value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        RetryPolicy(**{field: value})
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("shutdown_grace", 0),
+        ("shutdown_grace", math.inf),
+        ("cancel_grace", -1.0),
+        ("cancel_grace", "2"),
+        ("host_threads", 0),
+        ("retry", 3),
+    ],
+)
+def test_backend_options_are_checked_when_it_is_constructed(option: str, value: object) -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend
+
+    with pytest.raises(ConfigError) as info:
+        AntigravityBackend(**{option: value})
+    assert info.value.field == option
 
 
 # ---------------------------------------------------------------------------- results and history

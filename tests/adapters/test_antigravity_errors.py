@@ -8,7 +8,7 @@ import google.antigravity.types as sdk_types
 import pytest
 import websockets.exceptions as ws_exceptions
 
-from agy_trio.adapters.antigravity_errors import (
+from agy_trio.adapters.antigravity.errors import (
     classify_error,
     is_cancellation,
     is_fatal,

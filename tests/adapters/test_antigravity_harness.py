@@ -1,22 +1,26 @@
-"""Harness processes: a non-blocking start, cancelled starts, the kernel's parent-death kill."""
+"""Harness processes and their launcher: non-blocking and cancelled starts, parent-death kill."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agy_trio.adapters.antigravity_harness import (
-    HarnessLauncher,
+from agy_trio.adapters.antigravity.harness import (
+    HARNESS_OWNER_ENV,
     HarnessRegistry,
     pdeathsig_prefix,
 )
+from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts, harness_spec
 
 # A stand-in for the harness: reads a length-prefixed message on stdin,
 # optionally waits, answers with a length-prefixed echo, then waits for stdin
@@ -234,3 +238,82 @@ def test_prestart_starts_every_worker_thread(registry: HarnessRegistry) -> None:
     for _ in range(5):
         registry.executor.submit(time.sleep, 0).result()
     assert workers() - before == 2
+
+
+# ---------------------------------------------------------------------------- the SDK's start-up
+
+
+def _strategy(binary: str, save_dir: str, env: dict[str, str] | None) -> Any:
+    return types.SimpleNamespace(_binary_path=binary, _save_dir=save_dir, _env=env)
+
+
+def test_harness_spec_reads_the_process_settings_off_the_strategy(tmp_path: Path) -> None:
+    from google.antigravity.proto import localharness_pb2
+
+    env = {"HOME": str(tmp_path / "home"), HARNESS_OWNER_ENV: "backend/agent-1"}
+    facts = SdkFacts(binary_path="/opt/localharness", version="9.9.9")
+    spec = harness_spec(_strategy("/opt/localharness", str(tmp_path), env), ("setpriv",), facts)
+    assert spec.argv == ("setpriv", "/opt/localharness")
+    assert spec.env is not None
+    assert spec.env["HOME"] == env["HOME"] and spec.env["PATH"] == os.environ["PATH"]
+    sent = localharness_pb2.InputConfig()
+    sent.ParseFromString(spec.payload)
+    assert sent.storage_directory == str(tmp_path)
+    assert dict(sent.env) == env
+    assert sent.client_info.version == "9.9.9"
+    # No environment in the config: the harness inherits Python's as it is.
+    assert harness_spec(_strategy("/bin/h", str(tmp_path), None), (), facts).env is None
+
+
+def test_harness_spec_key_names_what_conversations_must_share(tmp_path: Path) -> None:
+    facts = SdkFacts(binary_path=None, version="1")
+
+    def key(binary: str, save_dir: Path, **env: str) -> tuple[object, ...]:
+        return harness_spec(_strategy(binary, str(save_dir), env), (), facts).key
+
+    home = str(tmp_path / "home")
+    first = key("/bin/h", tmp_path, HOME=home, **{HARNESS_OWNER_ENV: "b/agent-1"})
+    assert first == key("/bin/h", tmp_path, HOME=home, **{HARNESS_OWNER_ENV: "b/agent-2"})
+    assert first != key("/bin/h", tmp_path / "other", HOME=home)
+    assert first != key("/bin/h", tmp_path, HOME=str(tmp_path))
+    assert first != key("/bin/other", tmp_path, HOME=home)
+
+
+def test_connect_starts_the_harness_and_opens_the_websocket_on_its_port(
+    registry: HarnessRegistry, tmp_path: Path
+) -> None:
+    from google.antigravity.proto import localharness_pb2
+
+    answer = localharness_pb2.OutputConfig(port=4321, api_key="token").SerializeToString()
+    received = tmp_path / "received"
+    binary = tmp_path / "harness"
+    binary.write_text(
+        f"#!{sys.executable}\n"
+        "import struct, sys\n"
+        "n = struct.unpack('<I', sys.stdin.buffer.read(4))[0]\n"
+        f"open({str(received)!r}, 'wb').write(sys.stdin.buffer.read(n))\n"
+        f"sys.stdout.buffer.write(struct.pack('<I', {len(answer)}) + {answer!r})\n"
+        "sys.stdout.buffer.flush()\n"
+        "sys.stdin.buffer.read()\n"
+    )
+    binary.chmod(0o755)
+    connected: list[tuple[int, str, subprocess.Popen[bytes]]] = []
+
+    async def connect_websocket(
+        port: int, api_key: str, process: subprocess.Popen[bytes]
+    ) -> tuple[str, str]:
+        connected.append((port, api_key, process))
+        return "websocket", f"ws://127.0.0.1:{port}"
+
+    strategy = _strategy(str(binary), str(tmp_path), {"HOME": str(tmp_path)})
+    strategy._connect_websocket = connect_websocket
+    launcher = HarnessLauncher(registry, "owner-6", (), SdkFacts(binary_path=None, version="1"))
+    process, ws, url = asyncio.run(launcher.connect(strategy))
+    assert (ws, url) == ("websocket", "ws://127.0.0.1:4321")
+    assert connected == [(4321, "token", process)]
+    assert registry.pids("owner-6") == [process.pid]
+    sent = localharness_pb2.InputConfig()
+    sent.ParseFromString(received.read_bytes())
+    assert sent.storage_directory == str(tmp_path)
+    assert asyncio.run(launcher.retire_async(grace=10)) == []  # exits on end-of-file
+    assert registry.owners() == []

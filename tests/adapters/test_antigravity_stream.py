@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agy_trio import StopReason, Usage
-from agy_trio.adapters.antigravity_events import (
+from agy_trio.adapters.antigravity.events import (
     ThoughtSplitter,
     refusal,
     stop_reason,

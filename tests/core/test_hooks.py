@@ -108,7 +108,7 @@ async def test_before_tool_odd_answer_denies(answer: Any) -> None:
     def odd(event: ToolEvent) -> Any:
         return answer
 
-    with pytest.raises(PolicyDenied, match="expected None, True or False"):
+    with pytest.raises(PolicyDenied, match="not None, True or False"):
         await Hooks(before_tool=(odd,)).run_before_tool(EVENT, handler_timeout=1)
 
 
@@ -116,7 +116,7 @@ async def test_before_tool_past_timeout_denies(autojump_clock: trio.abc.Clock) -
     async def slow(event: ToolEvent) -> None:
         await trio.sleep(100)
 
-    with pytest.raises(PolicyDenied, match="did not return within 3 s"):
+    with pytest.raises(PolicyDenied, match="did not answer within 3 s"):
         await Hooks(before_tool=(slow,)).run_before_tool(EVENT, handler_timeout=3)
     assert trio.current_time() == pytest.approx(3)
 
@@ -170,3 +170,15 @@ async def test_slow_observer_is_abandoned_with_a_warning(
 def test_tool_result_event_ok() -> None:
     assert ToolResultEvent("a", "t", result=3).ok
     assert not ToolResultEvent("a", "t", error=ValueError()).ok
+
+
+def test_tool_result_event_is_the_tool_event_with_its_outcome() -> None:
+    event = ToolResultEvent("a", "t", {"x": 1}, result=2)
+    assert isinstance(event, ToolEvent)
+    assert (event.agent_id, event.tool, dict(event.arguments), event.result) == (
+        "a",
+        "t",
+        {"x": 1},
+        2,
+    )
+    assert event != ToolEvent("a", "t", {"x": 1})

@@ -10,6 +10,8 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+import agy_trio.policy
+from agy_trio.core import policy as core_policy
 from agy_trio.core.errors import ConfigError, PolicyDenied
 from agy_trio.core.policy import (
     Decision,
@@ -289,3 +291,9 @@ async def test_outer_cancellation_is_not_turned_into_a_denial(
     with trio.move_on_after(1) as scope:
         await PolicySet((ask_user("x", slow),)).check("x", {}, handler_timeout=10)
     assert scope.cancelled_caught
+
+
+def test_public_policy_module_exports_the_core_names() -> None:
+    assert agy_trio.policy.__all__ == core_policy.__all__
+    for name in core_policy.__all__:
+        assert getattr(agy_trio.policy, name) is getattr(core_policy, name)

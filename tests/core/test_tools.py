@@ -11,17 +11,12 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agy_trio.core.errors import ConfigError
-from agy_trio.core.tools import (
-    Tool,
-    ToolArgumentError,
-    ToolNotFound,
-    import_path_of,
-    resolve_import_path,
-    resolve_tool,
-    run_callable,
-    tool,
-)
+import agy_trio
+from agy_trio.core import calling, import_paths
+from agy_trio.core import tools as core_tools
+from agy_trio.core.import_paths import import_path_of, resolve_import_path
+from agy_trio.core.tools import Tool, resolve_tool, tool
+from agy_trio.errors import AgyError, ConfigError, ToolArgumentError, ToolNotFound
 from tests.core import sample_tools
 
 
@@ -41,6 +36,16 @@ class Point:
 
     x: int
     y: int = 0
+
+
+POINT_SCHEMA = {
+    "type": "object",
+    "title": "Point",
+    "description": "A point on a grid.",
+    "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+    "required": ["x"],
+    "additionalProperties": False,
+}
 
 
 def _tool_for(annotation: Any) -> Tool:
@@ -88,35 +93,10 @@ def _tool_for(annotation: Any) -> Tool:
         (Color, {"enum": ["red", "blue"], "type": "string"}),
         (Level, {"enum": [1, 2], "type": "integer"}),
         (Annotated[int, "How many."], {"type": "integer", "description": "How many."}),
-        (
-            Point,
-            {
-                "type": "object",
-                "title": "Point",
-                "description": "A point on a grid.",
-                "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
-                "required": ["x"],
-                "additionalProperties": False,
-            },
-        ),
+        (Point, POINT_SCHEMA),
         (
             list[Point] | None,
-            {
-                "anyOf": [
-                    {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "title": "Point",
-                            "description": "A point on a grid.",
-                            "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
-                            "required": ["x"],
-                            "additionalProperties": False,
-                        },
-                    },
-                    {"type": "null"},
-                ]
-            },
+            {"anyOf": [{"type": "array", "items": POINT_SCHEMA}, {"type": "null"}]},
         ),
     ],
 )
@@ -201,6 +181,48 @@ def test_docstring_without_sections_and_no_docstring() -> None:
     assert documented.description == "Only a summary."
     assert bare.description == ""
     assert "description" not in bare.parameters["properties"]["x"]
+
+
+def test_other_sections_stay_out_of_the_description() -> None:
+    @tool
+    def f(x: int, *, limit: int = 1) -> int:
+        """Summary line
+        continued.
+
+        Note:
+            Not for the model.
+
+        Args:
+            x: The x.
+
+        Keyword Args:
+            limit: At most
+                this many.
+
+        Example:
+            >>> f(1)
+        """
+        return x
+
+    assert f.description == "Summary line\ncontinued."
+    props = f.parameters["properties"]
+    assert props["x"]["description"] == "The x."
+    assert props["limit"]["description"] == "At most this many."
+
+
+def test_malformed_args_section_does_not_break_the_tool() -> None:
+    @tool
+    def f(x: int) -> int:
+        """Do something.
+
+        Args:
+            an entry without a colon
+        """
+        return x
+
+    # The prose still describes the tool; no argument description is guessed.
+    assert f.description == "Do something."
+    assert "description" not in f.parameters["properties"]["x"]
 
 
 def test_annotated_description_wins_over_docstring() -> None:
@@ -510,14 +532,6 @@ async def test_tool_exceptions_propagate() -> None:
         await broken.invoke({})
 
 
-async def test_run_callable_awaits_awaitables_returned_by_sync_callables() -> None:
-    async def answer() -> int:
-        return 7
-
-    assert await run_callable(lambda: answer()) == 7
-    assert await run_callable(lambda: 3, in_thread=False) == 3
-
-
 @given(st.text(), st.integers(min_value=-(2**62), max_value=2**62))
 def test_valid_arguments_reach_the_function_unchanged(text: str, number: int) -> None:
     @tool(blocking=False)
@@ -592,6 +606,17 @@ def test_errors_pickle() -> None:
     original = ToolNotFound("t", ["b", "a"])
     missing = pickle.loads(pickle.dumps(original))
     assert (missing.tool, missing.known, str(missing)) == ("t", ("a", "b"), str(original))
+
+
+def test_names_keep_their_old_import_locations() -> None:
+    assert core_tools.ToolArgumentError is ToolArgumentError is agy_trio.ToolArgumentError
+    assert core_tools.ToolNotFound is ToolNotFound is agy_trio.ToolNotFound
+    assert core_tools.run_callable is calling.run_callable
+    assert core_tools.is_async_callable is calling.is_async_callable
+    assert core_tools.import_path_of is import_paths.import_path_of
+    assert core_tools.resolve_import_path is import_paths.resolve_import_path
+    assert agy_trio.tool is tool and agy_trio.Tool is Tool
+    assert issubclass(ToolArgumentError, AgyError) and issubclass(ToolNotFound, AgyError)
 
 
 def test_equal_tools_from_the_same_function() -> None:

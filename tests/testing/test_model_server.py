@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
-import subprocess
-import sys
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -118,6 +116,17 @@ async def server() -> AsyncIterator[ModelServer]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as http:
         yield http
+
+
+def test_every_public_name_is_importable_from_both_paths() -> None:
+    import agy_trio.testing
+    import agy_trio.testing.model_server as model_server
+
+    for name in agy_trio.testing.__all__:
+        assert getattr(model_server, name) is getattr(agy_trio.testing, name)
+    assert set(agy_trio.testing.__all__) < set(model_server.__all__)
+    for name in model_server.__all__:
+        assert getattr(model_server, name) is not None
 
 
 # -- wire format ------------------------------------------------------------------------
@@ -292,6 +301,49 @@ async def test_malformed_body_is_a_400(
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("GET", "/v1/chat/completions", 405), ("POST", "/health", 405)],
+)
+async def test_routing_errors_are_openai_errors(
+    server: ModelServer, client: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, f"{server.root_url}{path}")
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert path in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+    if status == 405:
+        assert "allow" in response.headers
+
+
+async def test_a_body_over_the_limit_is_refused(
+    monkeypatch: pytest.MonkeyPatch, client: httpx.AsyncClient
+) -> None:
+    monkeypatch.setattr("agy_trio.testing.app._MAX_BODY_BYTES", 1000)
+    async with open_model_server() as server:
+        response = await client.post(f"{server.url}/chat/completions", json=MINIMAL)
+        assert response.status_code == 413
+        assert server.requests == []
+
+
+async def test_a_client_that_leaves_mid_body_gets_nothing_and_breaks_nothing(
+    server: ModelServer, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = await trio.open_tcp_stream(server.host, server.port)
+    async with stream:
+        await stream.send_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+            b'content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"messa'
+        )
+        await trio.testing.wait_all_tasks_blocked()
+    await trio.testing.wait_all_tasks_blocked()
+    assert server.requests == []
+    assert server.statistics().in_flight == 0
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert (await post_stream(client, server, MINIMAL))[-1] == "[DONE]"
 
 
 # -- scripts ------------------------------------------------------------------------
@@ -750,46 +802,3 @@ async def test_body_exception_propagates_unwrapped() -> None:
     with pytest.raises(KeyError, match="boom"):
         async with open_model_server():
             raise KeyError("boom")
-
-
-async def test_command_line_runs_until_ctrl_c(client: httpx.AsyncClient) -> None:
-    env = {**os.environ, "PYTHONWARNINGS": "error::RuntimeWarning"}
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "agy_trio.testing.model_server", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        output = b""
-        with trio.fail_after(15):
-            while b"\n" not in output:
-                chunk = await process.stdout.receive_some()
-                assert chunk, "the server exited before printing its URL"
-                output += chunk
-        first_line = output.decode().splitlines()[0]
-        url = first_line.split()[first_line.split().index("on") + 1]
-        assert url.startswith("http://127.0.0.1:")
-        assert url.endswith("/v1")
-        assert (await client.get(f"{url}/models")).status_code == 200
-
-        process.send_signal(signal.SIGINT)
-        with trio.fail_after(10):
-            while chunk := await process.stdout.receive_some():
-                output += chunk
-            errors = b""
-            while chunk := await process.stderr.receive_some():
-                errors += chunk
-            assert await process.wait() == 0
-        assert b"stopped" in output
-        assert errors == b""
-    finally:
-        if process.returncode is None:
-            process.kill()
-            with trio.CancelScope(shield=True):
-                await process.wait()
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                await pipe.aclose()

@@ -33,17 +33,13 @@ from typing import Any
 
 import attrs
 
-from agy_trio.adapters.antigravity_harness import (
-    HARNESS_OWNER_ENV,
-    HARNESS_PATH_ENV,
-    install_launcher,
-)
+from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV
+from agy_trio.adapters.antigravity.launcher import HARNESS_PATH_ENV, install_launcher
+from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.config import AgentConfig
 from agy_trio.core.errors import ConfigError
 
 __all__ = [
-    "INSTALL_HINT",
-    "AntigravityNotInstalled",
     "Endpoint",
     "HarnessFolders",
     "SdkAgentSpec",
@@ -51,39 +47,12 @@ __all__ = [
     "choose_endpoint",
     "config_classes",
     "conversation_files",
-    "load_sdk",
     "resolve_folders",
     "sdk_agent_config",
     "validate_conversation_id",
 ]
 
 log = logging.getLogger("agy_trio.antigravity")
-
-INSTALL_HINT = "pip install 'agy-trio[antigravity]'"
-"""How to install the SDK this backend drives."""
-
-
-class AntigravityNotInstalled(ConfigError, ImportError):
-    """The google-antigravity SDK is not installed."""
-
-
-@functools.cache
-def _sdk_module() -> Any:
-    return importlib.import_module("google.antigravity")
-
-
-def load_sdk() -> Any:
-    """Import the SDK (``google.antigravity``) on first use.
-
-    Raises:
-        AntigravityNotInstalled: It is not installed; the message says how to install it.
-    """
-    try:
-        return _sdk_module()
-    except ImportError as exc:
-        raise AntigravityNotInstalled(
-            f"the google-antigravity SDK is not installed ({exc}); install it with: {INSTALL_HINT}"
-        ) from exc
 
 
 class Endpoint(enum.Enum):
@@ -227,20 +196,23 @@ def conversation_files(folders: HarnessFolders, conversation_id: str) -> list[Pa
 def config_classes() -> tuple[type[Any], type[Any]]:
     """SDK config subclasses whose strategy starts the harness through our launcher."""
     sdk = load_sdk()
+    return (
+        _launching(sdk.LocalOpenAIAgentConfig, "OpenAICompatibleConfig"),
+        _launching(sdk.LocalAgentConfig, "GeminiConfig"),
+    )
 
-    class OpenAICompatibleConfig(sdk.LocalOpenAIAgentConfig):  # type: ignore[misc,name-defined]
+
+def _launching(base: type[Any], name: str) -> type[Any]:
+    """A subclass of the SDK config ``base`` whose strategy starts the harness through ours."""
+
+    class Config(base):  # type: ignore[misc]
         def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
             strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
             install_launcher(strategy)
             return strategy
 
-    class GeminiConfig(sdk.LocalAgentConfig):  # type: ignore[misc,name-defined]
-        def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
-            strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
-            install_launcher(strategy)
-            return strategy
-
-    return OpenAICompatibleConfig, GeminiConfig
+    Config.__name__ = Config.__qualname__ = name
+    return Config
 
 
 @attrs.frozen
@@ -257,7 +229,7 @@ class SdkAgentSpec:
         authorize: The SDK ``ask_user`` handler consulted for built-in tools.
         owner: The harness owner tag (see ``HARNESS_OWNER_ENV``).
         harness_path: The harness binary, found ahead of time (see
-            :func:`~agy_trio.adapters.antigravity_harness.sdk_facts`); None
+            :func:`~agy_trio.adapters.antigravity.launcher.sdk_facts`); None
             lets the SDK search for it on the asyncio loop.
     """
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agy_trio.adapters.antigravity_config import load_sdk
+from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.content import BlobPart, Part, TextPart
 from agy_trio.core.errors import AgyError, ConfigError, MaxTokensReached, SafetyBlocked
 from agy_trio.core.events import Message, StopReason, ToolCall, Usage

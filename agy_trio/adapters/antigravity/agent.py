@@ -1,0 +1,192 @@
+"""One agent of the Antigravity backend, as it lives on its asyncio host: :class:`SdkAgent`.
+
+An :class:`SdkAgent` is the
+:class:`~agy_trio.adapters.hosted.AsyncioAgent` the Trio side talks to. It puts
+together the agent's parts, each in a module of its own: its SDK conversation
+on a harness (:mod:`~agy_trio.adapters.antigravity.conversation`), the
+reopening of that conversation after a failure
+(:mod:`~agy_trio.adapters.antigravity.recovery`), its tools and hooks on the
+Trio side (:mod:`~agy_trio.adapters.antigravity.tools`) and its turns
+(:mod:`~agy_trio.adapters.antigravity.turns`); and it answers the queries
+(history, usage) and ends the agent (close, delete, clear).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from agy_trio.adapters.aio_host import AioHost
+from agy_trio.adapters.antigravity.config import Endpoint
+from agy_trio.adapters.antigravity.context import BackendContext
+from agy_trio.adapters.antigravity.conversation import SdkConversation
+from agy_trio.adapters.antigravity.events import transcript, usage_of, without_thoughts
+from agy_trio.adapters.antigravity.recovery import Recovery
+from agy_trio.adapters.antigravity.tools import TrioBridge
+from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
+from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core.backend import AgentServices
+from agy_trio.core.config import AgentConfig
+from agy_trio.core.content import Part
+from agy_trio.core.errors import ChannelClosed
+from agy_trio.core.events import ChatEvent, Message, Usage
+
+__all__ = ["SdkAgent"]
+
+
+class SdkAgent:
+    """One SDK agent and the machinery around it.
+
+    Its coroutines run on its host loop; the backend reads only its plain
+    attributes (``host``, ``agent_id``, ``context``) from Trio.
+
+    Args:
+        context: What the backend's agents share.
+        host: The host thread whose loop the agent lives on.
+        agent_id: The runtime's id of the agent.
+        config: Its configuration.
+        services: The runtime's services for it (tools, policies, hooks).
+        endpoint: The endpoint ``config`` selects.
+        conversation_id: The conversation to create or resume.
+    """
+
+    def __init__(
+        self,
+        context: BackendContext,
+        host: AioHost,
+        agent_id: str,
+        config: AgentConfig,
+        services: AgentServices,
+        endpoint: Endpoint,
+        conversation_id: str,
+    ) -> None:
+        self.context = context
+        self.host = host
+        self.agent_id = agent_id
+        self.conversation_id = conversation_id
+        self.bridge = TrioBridge(host, services, agent_id, lambda: self.runner.current)
+        self.conversation = SdkConversation(
+            context,
+            agent_id,
+            config,
+            endpoint,
+            conversation_id,
+            self.bridge.sdk_tools,
+            self.bridge.authorize,
+        )
+        self.recovery = Recovery(self.conversation)
+        self.runner = TurnRunner(self.recovery, self.bridge)
+        self.close_task: asyncio.Task[None] | None = None
+        # What the agent spent before its last clear_history.
+        self.usage_offset = Usage()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the agent is shut down (or shutting down)."""
+        return self.recovery.closed
+
+    # -- life
+
+    async def open(self, *, resume: bool) -> None:
+        """Start the agent's SDK conversation: create it, or resume it."""
+        self.runner.loop_state()
+        await self.conversation.open(resume=resume)
+
+    async def close(self) -> None:
+        """Stop every turn and the harness (idempotent; concurrent callers share one close)."""
+        if self.close_task is None:
+            self.recovery.closed = True
+            self.close_task = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self.close_task)
+
+    async def _close(self) -> None:
+        try:
+            await self.runner.cancel_turns(None)
+            await self.recovery.finish()
+            await self.conversation.close()
+        finally:
+            self.host.wake_trio(self.context.forget, self)
+
+    async def delete(self) -> None:
+        """Close the agent and delete its conversation's saved state."""
+        await self.close()
+        await self.conversation.remove_files()
+
+    async def clear_history(self) -> None:
+        """Forget the conversation: a fresh SDK conversation under the same id."""
+        lock, _ = self.runner.loop_state()
+        await self.runner.cancel_turns(None)
+        async with lock:
+            conv = await self.recovery.ready()
+            self.usage_offset = self.usage_offset + usage_of(conv.total_usage)
+            await self.conversation.close()
+            await self.conversation.remove_files()
+            self.bridge.outcomes.clear()
+            self.runner.last_usage = Usage()
+            try:
+                await self.conversation.open(resume=False)
+            except Exception as exc:
+                self.recovery.dead = ChannelClosed(
+                    f"agent {self.agent_id}: could not start a fresh conversation: {exc}"
+                )
+                raise self.recovery.dead from exc
+
+    # -- turns
+
+    async def start_turn(
+        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
+    ) -> Turn:
+        """Queue a turn; return once it holds the agent's turn slot."""
+        return await self.runner.start_turn(parts, bridge)
+
+    async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:
+        """Stop ``turns`` (None: all) through the SDK and wait until they are over."""
+        await self.runner.cancel_turns(turns)
+
+    # -- queries
+
+    async def is_idle(self) -> bool:
+        """Whether no turn is active."""
+        _, idle = self.runner.loop_state()
+        return idle.is_set()
+
+    async def wait_for_idle(self) -> None:
+        """Return once no turn is active and no reopen is under way."""
+        _, idle = self.runner.loop_state()
+        await idle.wait()
+        await self.recovery.settle()
+
+    async def transcript(self) -> tuple[list[Message], list[int], int]:
+        """The history, its compaction indices and the completed turns (see ``transcript``)."""
+        conv = await self.recovery.ready()
+        return transcript(conv.history, self.bridge.outcomes)
+
+    async def history(self) -> list[Message]:
+        """The conversation: prompts, tool calls and complete answers."""
+        messages, _, _ = await self.transcript()
+        return messages
+
+    async def turn_count(self) -> int:
+        """Prompts that got an answer."""
+        _, _, completed = await self.transcript()
+        return completed
+
+    async def compaction_indices(self) -> list[int]:
+        """Positions in :meth:`history` at which the SDK compacted the conversation."""
+        _, compactions, _ = await self.transcript()
+        return compactions
+
+    async def total_usage(self) -> Usage:
+        """Tokens used by every turn, before a ``clear_history`` too."""
+        conv = await self.recovery.ready()
+        return self.usage_offset + usage_of(conv.total_usage)
+
+    async def last_turn_usage(self) -> Usage:
+        """Tokens used by the last turn that completed."""
+        return self.runner.last_usage
+
+    async def last_response(self) -> str | None:
+        """The text of the last answer, without its inline reasoning."""
+        conv = await self.recovery.ready()
+        text = without_thoughts(conv.last_response)
+        return text or None

@@ -1,0 +1,307 @@
+"""The backend itself: :class:`AntigravityBackend` and its :class:`AntigravityStatistics`.
+
+The backend owns what its agents share: the asyncio host threads (each agent
+lives on the one with the fewest agents), the harness registry, the
+per-backend temporary folder, and the one-time work done before the first
+agent starts. It creates each agent as an
+:class:`~agy_trio.adapters.antigravity.agent.SdkAgent` on a host and hands
+the runtime its :class:`~agy_trio.adapters.antigravity.session.AntigravitySession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import importlib
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from agy_trio.adapters.aio_host import AioHost, HostStatistics
+from agy_trio.adapters.antigravity.agent import SdkAgent
+from agy_trio.adapters.antigravity.config import (
+    choose_endpoint,
+    config_classes,
+    validate_conversation_id,
+)
+from agy_trio.adapters.antigravity.context import BackendContext, Counters
+from agy_trio.adapters.antigravity.errors import classify_error, describe
+from agy_trio.adapters.antigravity.harness import (
+    HarnessRegistry,
+    host_executor,
+    pdeathsig_prefix,
+    sweep_orphans,
+)
+from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts
+from agy_trio.adapters.antigravity.retry import RetryPolicy
+from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.adapters.antigravity.session import AntigravitySession
+from agy_trio.core.backend import AgentServices
+from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
+from agy_trio.core.validation import positive_number
+
+if TYPE_CHECKING:
+    from agy_trio.core.config import AgentConfig
+
+__all__ = ["AntigravityBackend", "AntigravityStatistics"]
+
+log = logging.getLogger("agy_trio.antigravity")
+
+_DEFAULT_HOST_THREADS = 2  # RuntimeConfig().host_threads
+_backend_numbers = itertools.count(1)
+
+
+@attrs.frozen
+class AntigravityStatistics:
+    """A snapshot of an :class:`AntigravityBackend`.
+
+    Attributes:
+        agents: Live agents.
+        harness_pids: PIDs of the harness processes alive now.
+        harnesses_started: Harness processes started so far (reopens included).
+        reopens: SDK sessions reopened after a fatal error or a clear.
+        retries: Turns retried under the :class:`RetryPolicy`.
+        hosts: Each host thread, with the number of agents it carries.
+    """
+
+    agents: int
+    harness_pids: tuple[int, ...]
+    harnesses_started: int
+    reopens: int
+    retries: int
+    hosts: tuple[tuple[HostStatistics, int], ...]
+
+
+class AntigravityBackend:
+    """Agents of the google-antigravity SDK, hosted on a pool of asyncio threads.
+
+    Args:
+        host_threads: asyncio host threads; each agent lives on the one with
+            the fewest agents. Defaults to ``RuntimeConfig().host_threads``.
+        retry: Retry transient model-request failures (off by default).
+        base_dir: Where the backend's temporary folder is created (the
+            system's temporary folder by default). The folder holds the
+            harnesses' ``HOME``, saved conversations, app data and workspace
+            for every agent whose config does not choose them, and is removed
+            by :meth:`aclose`.
+        stream_high_water: Events buffered per turn before the SDK side waits.
+        stream_batch_max: Most events handed to Trio at once.
+        shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
+        cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+
+    Raises:
+        AntigravityNotInstalled: The SDK is not installed (a ConfigError and
+            ImportError whose message says ``pip install 'agy-trio[antigravity]'``).
+        ConfigError: An option is invalid.
+    """
+
+    name = "antigravity"
+
+    def __init__(
+        self,
+        *,
+        host_threads: int | None = None,
+        retry: RetryPolicy | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        stream_high_water: int = 1024,
+        stream_batch_max: int = 256,
+        shutdown_grace: float = 5.0,
+        cancel_grace: float = 2.0,
+    ) -> None:
+        load_sdk()
+        threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigError(f"must be an integer >= 1, got {threads!r}", field="host_threads")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(f"must be a RetryPolicy or None, got {retry!r}", field="retry")
+        self.retry = retry
+        self.base_dir = os.fspath(base_dir) if base_dir is not None else None
+        self.stream_high_water = stream_high_water
+        self.stream_batch_max = stream_batch_max
+        self.shutdown_grace = positive_number(shutdown_grace, "shutdown_grace")
+        self.cancel_grace = positive_number(cancel_grace, "cancel_grace")
+        self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
+        self.prefix: tuple[str, ...] = ()
+        self.facts: SdkFacts | None = None
+        self.registry = HarnessRegistry()
+        self.hosts = [AioHost(f"agy-trio-antigravity-{i}") for i in range(threads)]
+        self._load = dict.fromkeys(range(threads), 0)
+        self._agents: dict[int, tuple[SdkAgent, int]] = {}
+        self._counters = Counters()
+        self._context: BackendContext | None = None
+        self._root: Path | None = None
+        self._started = False
+        self._closed = False
+
+    # -- life cycle
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the host threads and create the backend's temporary folder."""
+        if self._started:
+            raise RuntimeError("the backend is already started")
+        self._started = True
+        self._root = root = Path(await trio.to_thread.run_sync(_make_root, self.base_dir))
+        # One-time work that would otherwise stall the host loops: probing
+        # setpriv, building the SDK config classes (~90 ms, first agent only),
+        # the SDK's importlib.metadata look-ups (every agent) and starting the
+        # worker threads (the first agents).
+        self.prefix, self.facts = await trio.to_thread.run_sync(_prepare, self.registry)
+        self._context = BackendContext(
+            tag=self.tag,
+            registry=self.registry,
+            prefix=self.prefix,
+            facts=self.facts,
+            root=root,
+            retry=self.retry,
+            shutdown_grace=self.shutdown_grace,
+            cancel_grace=self.cancel_grace,
+            stream_high_water=self.stream_high_water,
+            stream_batch_max=self.stream_batch_max,
+            counters=self._counters,
+            forget=self._forget,
+        )
+        for host in self.hosts:
+            await host.start(nursery)
+            executor = await trio.to_thread.run_sync(host_executor, host.name)
+            await host.run(_adopt_executor, executor)
+
+    @property
+    def root(self) -> Path:
+        """The backend's temporary folder (exists between :meth:`start` and :meth:`aclose`)."""
+        if self._root is None:
+            raise ChannelClosed("the backend is not started")
+        return self._root
+
+    async def create_agent(
+        self, agent_id: str, config: AgentConfig, services: AgentServices
+    ) -> AntigravitySession:
+        """Start an SDK agent; resume ``config.conversation_id`` when it is set.
+
+        Raises:
+            ConfigError: The config names no usable endpoint or an unknown built-in tool.
+            AgentNotFound: There is no saved conversation ``config.conversation_id``.
+            BackendError: The harness failed to start.
+            ChannelClosed: The backend is closed.
+        """
+        context = self._context
+        if self._closed or context is None:
+            await trio.lowlevel.checkpoint()
+            raise ChannelClosed("the antigravity backend is closed")
+        endpoint = choose_endpoint(config)
+        if config.conversation_id is not None:
+            conversation_id = validate_conversation_id(config.conversation_id)
+            resume = True
+        else:
+            conversation_id = uuid.uuid4().hex
+            resume = False
+        index = min(self._load, key=lambda i: (self._load[i], i))
+        host = self.hosts[index]
+        agent = SdkAgent(context, host, agent_id, config, services, endpoint, conversation_id)
+        self._agents[id(agent)] = (agent, index)
+        self._load[index] += 1
+        try:
+            await host.run(_open_agent, agent, resume)
+        except BaseException as exc:
+            self._forget(agent)
+            if isinstance(exc, Exception):
+                raise classify_error(exc) from exc
+            raise
+        return AntigravitySession(agent)
+
+    def _forget(self, agent: SdkAgent) -> None:
+        entry = self._agents.pop(id(agent), None)
+        if entry is not None:
+            self._load[entry[1]] -= 1
+
+    async def aclose(self) -> None:
+        """Close every agent, kill any harness left, stop the hosts, remove the temporary folder.
+
+        Raises:
+            ChannelClosed: A host thread crashed.
+            OperationTimeout: A host thread did not exit in time.
+        """
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        agents = [agent for agent, _ in self._agents.values()]
+        budget = self.shutdown_grace + self.cancel_grace + 5.0
+        with trio.move_on_after(budget):
+            async with trio.open_nursery() as nursery:
+                for agent in agents:
+                    nursery.start_soon(self._close_quietly, agent)
+        leftovers = await trio.to_thread.run_sync(self.registry.close)
+        leftovers += sweep_orphans(self.tag)
+        if leftovers:
+            log.warning("killed %d harness process(es) left at close", len(leftovers))
+        errors: list[BaseException] = []
+        for host in self.hosts:
+            try:
+                await host.aclose()
+            except (ChannelClosed, OperationTimeout) as exc:
+                errors.append(exc)
+        self._agents.clear()
+        if self._root is not None:
+            await trio.to_thread.run_sync(shutil.rmtree, self._root, True)
+        if errors:
+            raise errors[0]
+
+    async def _close_quietly(self, agent: SdkAgent) -> None:
+        if not agent.host.alive:
+            return
+        try:
+            await agent.host.run(agent.close)
+        except Exception as exc:
+            log.warning("agent %s: close failed: %s", agent.agent_id, describe(exc))
+
+    # -- introspection
+
+    def count(self, counter: str) -> None:
+        """Add one to a statistics counter (from any host thread)."""
+        self._counters.count(counter)
+
+    def harness_pids(self) -> list[int]:
+        """PIDs of the harness processes this backend has running now."""
+        return self.registry.pids()
+
+    def statistics(self) -> AntigravityStatistics:
+        """A snapshot of the backend: agents, harness processes, reopens, retries, hosts."""
+        return AntigravityStatistics(
+            agents=len(self._agents),
+            harness_pids=tuple(self.registry.pids()),
+            harnesses_started=self.registry.started,
+            reopens=self._counters.reopens,
+            retries=self._counters.retries,
+            hosts=tuple((h.statistics(), self._load[i]) for i, h in enumerate(self.hosts)),
+        )
+
+
+async def _open_agent(agent: SdkAgent, resume: bool) -> None:
+    await agent.open(resume=resume)
+
+
+def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
+    config_classes()
+    importlib.import_module("google.antigravity.connections.local.local_openai_connection")
+    importlib.import_module("google.antigravity.tools.tool_runner")
+    registry.prestart()
+    return pdeathsig_prefix(), sdk_facts()
+
+
+async def _adopt_executor(executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    # The loop shuts it down with itself (AioHost closes its default executor).
+    asyncio.get_running_loop().set_default_executor(executor)
+
+
+def _make_root(base: str | None) -> str:
+    if base is not None:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix="agy-trio-antigravity-", dir=base)

@@ -1,0 +1,87 @@
+"""What every agent of one :class:`AntigravityBackend` shares: :class:`BackendContext`.
+
+The backend builds one context when it starts and gives it to each agent it
+creates; the agents' parts (their SDK conversation, its recovery, their turns)
+read their settings from it and reach the harness processes through it, never
+through the backend object itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from agy_trio.adapters.antigravity.harness import HarnessRegistry
+from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts
+from agy_trio.adapters.antigravity.retry import RetryPolicy
+
+__all__ = ["BackendContext", "Counters"]
+
+
+class Counters:
+    """Event counters of one backend, safe to bump from any host thread.
+
+    Attributes:
+        reopens: SDK sessions reopened after a fatal error or a clear.
+        retries: Turns retried under the :class:`RetryPolicy`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reopens = 0
+        self.retries = 0
+
+    def count(self, counter: str) -> None:
+        """Add one to ``counter`` (``"reopens"`` or ``"retries"``)."""
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+
+@attrs.frozen
+class BackendContext:
+    """The settings and shared machinery of one backend, as its agents see them.
+
+    Attributes:
+        tag: Unique to the backend in this machine's process table
+            (``agy-trio-<pid>-<n>``); harness owners start with it.
+        registry: Every harness process the backend started.
+        prefix: The harness command prefix (see
+            :func:`~agy_trio.adapters.antigravity.harness.pdeathsig_prefix`).
+        facts: The harness binary and SDK version, looked up once.
+        root: The backend's temporary folder (default folders live under it).
+        retry: The retry policy, or None.
+        shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
+        cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+        stream_high_water: Events buffered per turn before the SDK side waits.
+        stream_batch_max: Most events handed to Trio at once.
+        counters: Reopens and retries so far.
+        forget: Called in Trio with an agent that ended, to drop it from the backend.
+    """
+
+    tag: str
+    registry: HarnessRegistry
+    prefix: tuple[str, ...]
+    facts: SdkFacts | None
+    root: Path
+    retry: RetryPolicy | None
+    shutdown_grace: float
+    cancel_grace: float
+    stream_high_water: int
+    stream_batch_max: int
+    counters: Counters
+    forget: Callable[[Any], None]
+
+    def owner(self, agent_id: str) -> str:
+        """The harness owner key of the agent ``agent_id``."""
+        return f"{self.tag}/{agent_id}"
+
+    def launcher(self, owner: str) -> HarnessLauncher:
+        """The launcher that provides (and stops) the harness of the conversation of ``owner``.
+
+        Each conversation has one launcher for its whole life, reopens included.
+        """
+        return HarnessLauncher(self.registry, owner, self.prefix, self.facts)

@@ -1,0 +1,109 @@
+"""Keeping an agent's SDK session usable: reopening it in RESUME mode after it died.
+
+After any HTTP error of the model endpoint the SDK session is dead: its next
+``chat()`` answers nothing and the one after hangs forever. The only way back
+that works is to leave the SDK ``Agent`` and open a new one on the same
+conversation id in RESUME mode; the conversation's saved state (its database)
+outlives the harness process, so the agent keeps its history. A
+:class:`Recovery` does that in an asyncio task of its own (a turn cancelled
+meanwhile must not interrupt a reopen), and everything that needs the session
+waits for it in :meth:`Recovery.ready`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from agy_trio.adapters.antigravity.conversation import SdkConversation
+from agy_trio.adapters.antigravity.errors import describe
+from agy_trio.core.errors import AgyError, ChannelClosed
+
+__all__ = ["Recovery"]
+
+log = logging.getLogger("agy_trio.antigravity")
+
+
+class Recovery:
+    """The liveness of one agent's SDK session, and its reopening after a failure.
+
+    Lives on the agent's host loop.
+
+    Args:
+        conversation: The agent's SDK conversation.
+
+    Attributes:
+        dead: Set when the session could not be reopened: raised by :meth:`ready`.
+        closed: Set when the agent shuts down: no turn, no query, no reopen after that.
+    """
+
+    def __init__(self, conversation: SdkConversation) -> None:
+        self.conversation = conversation
+        self.task: asyncio.Task[None] | None = None
+        self.dead: AgyError | None = None
+        self.closed = False
+
+    @property
+    def agent_id(self) -> str:
+        """The agent's id, for messages."""
+        return self.conversation.agent_id
+
+    def start(self, cause: BaseException) -> None:
+        """Begin reopening the session after ``cause`` killed it, unless a reopen is running."""
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._reopen(cause))
+
+    async def _reopen(self, cause: BaseException) -> None:
+        """Replace a dead SDK session by a resumed one; on failure the agent is dead."""
+        self.conversation.context.counters.count("reopens")
+        log.info("agent %s: reopening the SDK session after %s", self.agent_id, describe(cause))
+        try:
+            await self.conversation.close()
+            await self.conversation.open(resume=True)
+        except asyncio.CancelledError:
+            self.dead = ChannelClosed(f"agent {self.agent_id}: reopening was interrupted")
+            raise
+        except Exception as exc:
+            self.dead = ChannelClosed(
+                f"agent {self.agent_id}: the SDK session failed ({describe(cause)}) "
+                f"and could not be reopened ({describe(exc)})"
+            )
+            log.error("%s", self.dead)
+
+    async def settle(self) -> None:
+        """Wait for a reopen in progress, if any (it goes on if the caller is cancelled)."""
+        if self.task is not None and not self.task.done():
+            await asyncio.shield(self.task)
+
+    async def finish(self) -> None:
+        """Wait for a reopen in progress to end, whichever way (for shutdown)."""
+        if self.task is not None:
+            with contextlib.suppress(BaseException):
+                await self.task
+
+    async def ready(self) -> Any:
+        """Wait for a reopen in progress; return the live SDK conversation.
+
+        Raises:
+            ChannelClosed: The agent is shut down or could not be reopened.
+        """
+        await self.settle()
+        if self.dead is not None:
+            raise self.dead
+        conv = self.conversation.conv
+        if self.closed or conv is None:
+            raise ChannelClosed(f"agent {self.agent_id} is shut down")
+        return conv
+
+    def check_open(self) -> None:
+        """Raise at once if the agent is shut down or its session is dead.
+
+        Raises:
+            ChannelClosed: The agent is shut down or could not be reopened.
+        """
+        if self.closed:
+            raise ChannelClosed(f"agent {self.agent_id} is shut down")
+        if self.dead is not None:
+            raise self.dead

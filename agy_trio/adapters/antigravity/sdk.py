@@ -1,0 +1,42 @@
+"""Importing the google-antigravity SDK on first use, with install advice when it is missing.
+
+Nothing in this package imports the SDK at import time: the backend imports it
+when it is constructed (:func:`load_sdk`), and the modules that read its types
+do so through :func:`load_sdk` when they run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Any
+
+from agy_trio.core.errors import ConfigError
+
+__all__ = ["INSTALL_HINT", "AntigravityNotInstalled", "load_sdk"]
+
+INSTALL_HINT = "pip install 'agy-trio[antigravity]'"
+"""How to install the SDK this backend drives."""
+
+
+class AntigravityNotInstalled(ConfigError, ImportError):
+    """The google-antigravity SDK is not installed."""
+
+
+@functools.cache
+def _sdk_module() -> Any:
+    return importlib.import_module("google.antigravity")
+
+
+def load_sdk() -> Any:
+    """Import the SDK (``google.antigravity``) on first use.
+
+    Raises:
+        AntigravityNotInstalled: It is not installed; the message says how to install it.
+    """
+    try:
+        return _sdk_module()
+    except ImportError as exc:
+        raise AntigravityNotInstalled(
+            f"the google-antigravity SDK is not installed ({exc}); install it with: {INSTALL_HINT}"
+        ) from exc

@@ -1,0 +1,406 @@
+"""One agent's turns on its SDK conversation: queued, streamed, retried, cancelled.
+
+The turns of an agent run one at a time (:class:`TurnRunner` holds the turn
+slot). Each :class:`Turn` streams its events into a
+:class:`~agy_trio.adapters.stream_bridge.StreamBridge` that the Trio side
+reads; the :class:`StepPump` turns the SDK's steps into those events.
+
+Two of the SDK's behaviours shape this module:
+
+* **Cancellation.** Cancelling the task that reads an SDK response does not
+  stop the turn; only the SDK's own ``cancel()`` does. Every cancel path here
+  (:meth:`TurnRunner.cancel_turns`, a reader that went away, a task cancelled
+  at shutdown) calls it, and the SDK's ``AntigravityCancelledError`` (a
+  subclass of ``asyncio.CancelledError``) is told apart from a cancellation of
+  our own task, so the next turn starts at once.
+* **Fatal errors.** A turn that fails with an error that kills the SDK
+  session is raised typed and the session reopened
+  (:mod:`~agy_trio.adapters.antigravity.recovery`) before the next turn may
+  start. Under a :class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`,
+  a transient failure is retried in the same turn instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from agy_trio.adapters.antigravity.config import Endpoint
+from agy_trio.adapters.antigravity.errors import classify_error, describe, is_fatal
+from agy_trio.adapters.antigravity.events import (
+    ThoughtSplitter,
+    refusal,
+    sdk_content,
+    stop_reason,
+    tool_name,
+    usage_of,
+)
+from agy_trio.adapters.antigravity.recovery import Recovery
+from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.adapters.antigravity.tools import TrioBridge
+from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core.content import Part
+from agy_trio.core.errors import AgyError, ChannelClosed
+from agy_trio.core.events import (
+    ChatEvent,
+    StopReason,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+
+__all__ = ["StepPump", "Turn", "TurnRunner"]
+
+log = logging.getLogger("agy_trio.antigravity")
+
+
+class Turn:
+    """One turn of one agent; lives on its host loop.
+
+    Args:
+        content: The prompt as SDK content.
+        bridge: Where its events go (None: nobody reads them).
+    """
+
+    def __init__(self, content: list[Any], bridge: StreamBridge[ChatEvent] | None) -> None:
+        self.content = content
+        self.bridge = bridge
+        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_requested = False
+        self.cancelled = asyncio.Event()  # set with cancel_requested, to cut waits short
+        self.produced = False
+        self.usage = Usage()
+        # Ids of the SDK's tool-call chunks for our own tools, waiting for the
+        # tool wrapper to pick them up (the SDK calls the tool without its id).
+        self.pending_ids: dict[str, collections.deque[str | None]] = collections.defaultdict(
+            collections.deque
+        )
+        self.tool_tasks: set[asyncio.Task[Any]] = set()
+        # Set when the harness reports a truncated or blocked answer.
+        self.refusal: AgyError | None = None
+
+    async def emit(self, event: ChatEvent) -> None:
+        """Stream ``event``, waiting while the reader is behind."""
+        self.produced = True
+        if self.bridge is not None:
+            await self.bridge.put(event)
+
+    def emit_nowait(self, event: ChatEvent) -> None:
+        """Stream ``event`` without waiting (a tool outcome)."""
+        # Tool outcomes come from the SDK's tool tasks, not from the turn's
+        # pump: they skip backpressure so that the bridge keeps one producer
+        # that may wait.
+        self.produced = True
+        if self.bridge is not None:
+            self.bridge.put_nowait(event)
+
+    def end(self, stop: StopReason) -> None:
+        """End the stream with a :class:`TurnEnd`."""
+        if self.bridge is not None:
+            self.bridge.put_nowait(TurnEnd(self.usage, stop))
+            self.bridge.finish()
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with ``error``."""
+        if self.bridge is not None:
+            self.bridge.finish(error)
+        else:
+            log.warning("a turn started by send() failed: %s", describe(error))
+
+
+class _ConsumerGone(Exception):
+    """The reader of a turn's stream went away; the turn is cancelled."""
+
+
+class _Cancelled(Exception):
+    """A turn cancelled before the SDK started it."""
+
+
+class StepPump:
+    """Turns the SDK's steps for one attempt into stream events.
+
+    It does what the SDK's ``receive_chunks`` does (text and thought deltas of
+    the model's steps to the user, each tool call once) and two things it does
+    not: inline ``<think>`` reasoning becomes thought deltas, and a system step
+    saying the answer was truncated or blocked stops the turn with
+    :class:`MaxTokensReached` or :class:`SafetyBlocked` (the harness would
+    otherwise quietly ask the model again).
+
+    Args:
+        runner: The agent's turns.
+        turn: The turn the steps belong to.
+    """
+
+    def __init__(self, runner: TurnRunner, turn: Turn) -> None:
+        self.runner = runner
+        self.turn = turn
+        self.seen_calls: set[str] = set()
+        inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
+        self.splitter = ThoughtSplitter() if inline_thoughts else None
+
+    async def step(self, step: Any) -> None:
+        """Stream what one SDK step adds."""
+        t = load_sdk().types
+        turn = self.turn
+        if turn.refusal is not None:
+            return  # the harness's retry after a refusal, until our halt lands
+        if step.status == t.StepStatus.ERROR:
+            if step.source == t.StepSource.SYSTEM and turn.refusal is None:
+                reported = refusal(step.error or "")
+                if reported is not None:
+                    turn.refusal = reported
+                    await self.runner.conversation.halt()
+            return
+        if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
+            if step.thinking_delta:
+                await turn.emit(ThoughtDelta(step.thinking_delta))
+            if step.content_delta:
+                await self.text(step.content_delta)
+        for call in step.tool_calls:
+            if call.id:
+                if call.id in self.seen_calls:
+                    continue
+                self.seen_calls.add(call.id)
+            name = tool_name(call.name)
+            if name in self.runner.bridge.tools:
+                # Our wrapper reports the call with its outcome once it ran.
+                turn.pending_ids[name].append(call.id)
+            else:
+                await turn.emit(ToolCall(name, dict(call.args), call.id))
+
+    async def text(self, text: str) -> None:
+        """Stream answer text, its inline reasoning split off."""
+        if self.splitter is None:
+            await self.turn.emit(TextDelta(text))
+            return
+        for is_thought, piece in self.splitter.feed(text):
+            await self.turn.emit(ThoughtDelta(piece) if is_thought else TextDelta(piece))
+
+    async def flush(self) -> None:
+        """Stream what the reasoning splitter held back, at the end of the attempt."""
+        if self.splitter is not None:
+            for is_thought, piece in self.splitter.flush():
+                await self.turn.emit(ThoughtDelta(piece) if is_thought else TextDelta(piece))
+
+
+class TurnRunner:
+    """The turns of one agent: one at a time, streamed, retried, cancelled.
+
+    Lives on the agent's host loop.
+
+    Args:
+        recovery: The liveness and reopening of the agent's SDK conversation.
+        bridge: The agent's tools and hooks.
+
+    Attributes:
+        current: The turn playing now (holding the turn slot), if any.
+        last_usage: Token usage of the last turn that completed.
+    """
+
+    def __init__(self, recovery: Recovery, bridge: TrioBridge) -> None:
+        self.recovery = recovery
+        self.bridge = bridge
+        self.conversation = conversation = recovery.conversation
+        self.context = conversation.context
+        self.agent_id = conversation.agent_id
+        self.turns: set[Turn] = set()
+        self.current: Turn | None = None
+        self.last_usage = Usage()
+        self._lock: asyncio.Lock | None = None
+        self._idle: asyncio.Event | None = None
+
+    def loop_state(self) -> tuple[asyncio.Lock, asyncio.Event]:
+        """The turn slot and the idle flag, created on the host loop at first use."""
+        if self._lock is None or self._idle is None:
+            self._lock = asyncio.Lock()
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._lock, self._idle
+
+    async def start_turn(
+        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
+    ) -> Turn:
+        """Queue a turn; return once it holds the agent's turn slot."""
+        _, idle = self.loop_state()
+        self.recovery.check_open()
+        turn = Turn(sdk_content(parts), bridge)
+        task = asyncio.get_running_loop().create_task(self._run_turn(turn))
+        turn.task = task
+        self.turns.add(turn)
+        idle.clear()
+        task.add_done_callback(lambda _: self._turn_done(turn))
+        try:
+            await asyncio.shield(turn.started)
+        except asyncio.CancelledError:
+            if turn.started.done() and not turn.started.cancelled() and not task.done():
+                # The turn already holds the slot and its prompt is on its way:
+                # it went, so the caller gets it (and can cancel it through it).
+                return turn
+            if not task.done():  # our caller gave up: the turn must not run on alone
+                await self.cancel_turns([turn])
+            raise
+        return turn
+
+    def _turn_done(self, turn: Turn) -> None:
+        self.turns.discard(turn)
+        if not self.turns and self._idle is not None:
+            self._idle.set()
+
+    async def _run_turn(self, turn: Turn) -> None:
+        lock, _ = self.loop_state()
+        try:
+            async with lock:
+                if not turn.started.done():
+                    turn.started.set_result(None)
+                self.current = turn
+                try:
+                    await self._play(turn)
+                finally:
+                    self.current = None
+        except asyncio.CancelledError:
+            if not turn.started.done():
+                turn.started.cancel()
+            turn.end(StopReason.CANCELLED)
+            raise
+        except BaseException as exc:
+            if not turn.started.done():
+                turn.started.set_exception(exc)
+            raise
+
+    async def _play(self, turn: Turn) -> None:
+        halt, recovery = self.conversation.halt, self.recovery
+        hooks_ran = False
+        try:
+            await recovery.ready()
+            hooks_ran = await self.bridge.turn_started()
+            stop = await self._attempts(turn)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Our own task is being cancelled (a caller gave up, shutdown):
+                # the SDK keeps running the turn unless told to stop.
+                await halt()
+                raise
+            # The SDK's AntigravityCancelledError: the turn was halted, on
+            # request or because the model's answer was refused or truncated.
+            await self.bridge.turn_ended(hooks_ran)
+            _end_cancelled(turn)
+            return
+        except BaseException as exc:
+            error = classify_error(exc)
+            if (
+                turn.refusal is not None
+                or turn.cancel_requested
+                or isinstance(exc, _ConsumerGone | _Cancelled)
+            ):
+                await halt()
+                await self.bridge.turn_ended(hooks_ran)
+                _end_cancelled(turn)
+                if isinstance(error, ChannelClosed):  # the harness died meanwhile
+                    recovery.start(exc)
+                return
+            await self.bridge.turn_ended(hooks_ran)
+            turn.fail(error)
+            if is_fatal(exc):
+                recovery.start(exc)
+                # Hold the turn slot until the session is usable again, so the
+                # next turn never meets the dead one.
+                with contextlib.suppress(Exception):
+                    await recovery.ready()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.last_usage = turn.usage
+        await self.bridge.turn_ended(hooks_ran)
+        turn.end(stop)
+
+    async def _attempts(self, turn: Turn) -> StopReason:
+        content: list[Any] | None = turn.content
+        retry = self.context.retry
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(turn, content)
+            except Exception as exc:
+                if turn.cancel_requested or retry is None:
+                    raise
+                delay = retry.delay(attempt, classify_error(exc))
+                if delay is None or not is_fatal(exc):
+                    raise
+                log.info(
+                    "agent %s: retrying in %.2f s after %s", self.agent_id, delay, describe(exc)
+                )
+                self.context.counters.count("retries")
+                self.recovery.start(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(turn.cancelled.wait(), delay)
+                await self.recovery.ready()
+                attempt += 1
+                # Nothing produced yet: ask again. Otherwise continue from the
+                # saved history (tool results included) without repeating it.
+                content = None if turn.produced else turn.content
+
+    async def _attempt(self, turn: Turn, content: list[Any] | None) -> StopReason:
+        conv = await self.recovery.ready()
+        if turn.cancel_requested:
+            raise _Cancelled("the turn was cancelled before it reached the SDK")
+        # Steps rather than the SDK's ChatResponse chunks: the chunks hide the
+        # system steps that report a truncated or refused answer.
+        await conv.send(content)
+        if turn.cancel_requested:
+            # Cancelled while the prompt was being sent: the SDK's earlier halt
+            # (if any) concerned no turn, so halt this one now.
+            await self.conversation.halt()
+        pump = StepPump(self, turn)
+        try:
+            async for step in conv.receive_steps():
+                await pump.step(step)
+            await pump.flush()
+        except ChannelClosed as exc:
+            raise _ConsumerGone(str(exc)) from None
+        turn.usage = usage_of(conv.last_turn_usage)
+        return stop_reason(conv._last_turn_stop_reason)
+
+    async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:
+        """The backend's own cancel: stop ``turns`` (default: all) and wait until they are over.
+
+        The current turn is halted through the SDK (which is what really stops
+        the harness); turns still queued are simply cancelled. A turn that has
+        not ended within the cancel grace has its task cancelled.
+        """
+        targets = [t for t in (self.turns if turns is None else turns) if t.task is not None]
+        pending = [t for t in targets if t.task is not None and not t.task.done()]
+        if not pending:
+            return
+        for turn in pending:
+            turn.cancel_requested = True
+            turn.cancelled.set()
+        current = self.current
+        for turn in pending:
+            if turn is current:
+                for tool_task in list(turn.tool_tasks):
+                    tool_task.cancel()
+                await self.conversation.halt()
+            elif turn.task is not None:
+                turn.task.cancel()
+        tasks = {t.task for t in pending if t.task is not None}
+        _, stuck = await asyncio.wait(tasks, timeout=self.context.cancel_grace)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck)
+
+
+def _end_cancelled(turn: Turn) -> None:
+    """End a halted turn: with the refusal that halted it, if any, else as cancelled."""
+    if turn.refusal is not None:
+        turn.fail(turn.refusal)
+    else:
+        turn.end(StopReason.CANCELLED)

@@ -1,0 +1,420 @@
+"""create_app(): the HTTP API, the web page and the metrics over one runtime, as a Starlette app.
+
+Starlette runs on Trio through anyio, so every handler here is plain Trio code
+calling the runtime's public API; hypercorn's Trio worker serves it (see
+:func:`agy_trio.serve.serve`). Routing, request parsing and responses are
+Starlette's; this module only maps the API's paths onto runtime calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import importlib.resources
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import attrs
+import trio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from agy_trio.core.agent import AgentHandle
+from agy_trio.core.config import AgentConfig
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ConfigError,
+    OperationTimeout,
+    PolicyDenied,
+    QuotaExceeded,
+    RuntimeClosed,
+)
+from agy_trio.core.runtime import Runtime
+from agy_trio.serve import tracecontext
+from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
+from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
+from agy_trio.serve.stream import ChatStream, LiveStreams
+from agy_trio.serve.wire import Redactor, error_body
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "HTTP_SETTABLE_FIELDS", "SHUTDOWN_GRACE", "create_app"]
+
+log = logging.getLogger("agy_trio.serve")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted, in bytes; larger ones get 413."""
+
+SHUTDOWN_GRACE = 5.0
+"""Seconds a stopping server gives live streams, then agents, to end."""
+
+# Tools, policies and hooks are import paths of Python code, built-in tools
+# act on the server's machine, and folders are places on its disk: all of
+# them are the operator's to choose, never a remote client's.
+_HTTP_FORBIDDEN_FIELDS = frozenset(
+    {
+        "tools",
+        "policies",
+        "hooks",
+        "builtin_tools",
+        "workspaces",
+        "save_dir",
+        "app_data_dir",
+        "home_dir",
+    }
+)
+HTTP_SETTABLE_FIELDS = tuple(
+    field.name for field in attrs.fields(AgentConfig) if field.name not in _HTTP_FORBIDDEN_FIELDS
+)
+"""The :class:`AgentConfig` fields a ``POST /v1/agents`` body may set."""
+
+_STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
+    (AgentNotFound, 404),
+    (ConfigError, 422),
+    (RuntimeClosed, 503),
+    (QuotaExceeded, 429),
+    (OperationTimeout, 504),
+    (PolicyDenied, 403),
+    (BackendError, 502),
+)
+
+_HTTP_ERROR_TYPES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "ContentTooLarge",
+}
+
+
+def _status_of(error: AgyError) -> int:
+    for kind, status in _STATUS_OF_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+# ---------------------------------------------------------------------------- the page
+
+
+def _load_page() -> tuple[str, str]:
+    """The page's HTML, and a Content-Security-Policy that allows its own inline code only."""
+    html = importlib.resources.files("agy_trio.serve").joinpath("static/index.html").read_text()
+
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
+        return " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+            for body in found
+        )
+
+    policy = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return html, policy
+
+
+# ---------------------------------------------------------------------------- the service
+
+
+class _Service:
+    """The endpoints, and what they share: the runtime, defaults, live streams."""
+
+    def __init__(self, runtime: Runtime, token: str | None, defaults: AgentConfig) -> None:
+        self.runtime = runtime
+        self.defaults = defaults
+        self.streams = LiveStreams()
+        self._created: set[str] = set()
+        self._closed = False
+        self.redact = Redactor(lambda: self._secrets(token))
+        self.page, self.page_policy = _load_page()
+        self.metrics = registry_for(
+            RuntimeCollector(runtime.statistics, lambda: len(self.streams), self._disconnects)
+        )
+
+    def _disconnects(self) -> int:
+        return self.streams.disconnects
+
+    def _secrets(self, token: str | None) -> Iterator[str | None]:
+        yield token
+        yield self.defaults.api_key
+        for handle in self.runtime.agents:
+            yield handle.config.api_key
+
+    # -- helpers
+
+    def _check_open(self) -> None:
+        if self._closed or self.streams.closing:
+            raise RuntimeClosed("the server is shutting down")
+
+    def _agent(self, request: Request) -> AgentHandle:
+        self._check_open()
+        return self.runtime.agent(request.path_params["agent_id"])
+
+    async def _json_object(self, request: Request, *, empty_ok: bool) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw.strip() and empty_ok:
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"the body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"the body must be a JSON object, got {type(data).__name__}")
+        return data
+
+    def _agent_config(self, body: dict[str, Any]) -> AgentConfig:
+        for field in sorted(body):
+            if field in _HTTP_FORBIDDEN_FIELDS:
+                raise ConfigError("cannot be set over HTTP", field=field)
+            if field not in HTTP_SETTABLE_FIELDS:
+                raise ConfigError("unknown AgentConfig field", field=field)
+        name = body.get("name")
+        if isinstance(name, str) and "/" in name:
+            # The name becomes part of the agent's id, which is a path segment.
+            raise ConfigError("must not contain '/'", field="name")
+        try:
+            return self.defaults.replace(**body)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+    # -- plain endpoints
+
+    async def healthz(self, request: Request) -> Response:
+        await trio.lowlevel.checkpoint()
+        return JSONResponse({"status": "ok"})
+
+    async def index(self, request: Request) -> Response:
+        await trio.lowlevel.checkpoint()
+        return HTMLResponse(
+            self.page,
+            headers={
+                "content-security-policy": self.page_policy,
+                "x-content-type-options": "nosniff",
+                "referrer-policy": "no-referrer",
+                "cache-control": "no-cache",
+            },
+        )
+
+    async def metrics_text(self, request: Request) -> Response:
+        await trio.lowlevel.checkpoint()
+        return Response(render_metrics(self.metrics), media_type=CONTENT_TYPE)
+
+    # -- the API
+
+    async def create_agent(self, request: Request) -> Response:
+        self._check_open()
+        config = self._agent_config(await self._json_object(request, empty_ok=True))
+        handle = await self.runtime.create_agent(config)
+        self._created.add(handle.agent_id)
+        return JSONResponse(
+            {"id": handle.agent_id, "name": config.name, "conversation_id": handle.conversation_id},
+            201,
+            headers={"location": f"/v1/agents/{handle.agent_id}"},
+        )
+
+    async def list_agents(self, request: Request) -> Response:
+        self._check_open()
+        handles = self.runtime.agents
+        rows: list[dict[str, Any] | None] = [None] * len(handles)
+        failures: list[AgyError] = []
+
+        async def describe(index: int, handle: AgentHandle) -> None:
+            try:
+                idle = await handle.is_idle()
+                turns = await handle.turn_count()
+            except AgentNotFound:
+                return  # ended while the list was being made
+            except AgyError as exc:
+                failures.append(exc)
+                return
+            rows[index] = {
+                "id": handle.agent_id,
+                "name": handle.config.name,
+                "idle": idle,
+                "turns": turns,
+            }
+
+        async with trio.open_nursery() as nursery:
+            for index, handle in enumerate(handles):
+                nursery.start_soon(describe, index, handle)
+        if failures:
+            raise failures[0]
+        return JSONResponse([row for row in rows if row is not None])
+
+    async def chat(self, request: Request) -> Response:
+        handle = self._agent(request)
+        body = await self._json_object(request, empty_ok=False)
+        for name in sorted(body):
+            if name != "prompt":
+                raise ConfigError("unknown chat field; the body is {'prompt': '...'}", field=name)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError("must be a non-empty string", field="prompt")
+        return ChatStream(handle, prompt, self.streams, self.redact)
+
+    async def cancel(self, request: Request) -> Response:
+        await self._agent(request).cancel()
+        return Response(status_code=204)
+
+    async def history(self, request: Request) -> Response:
+        messages = await self._agent(request).history()
+        return JSONResponse([{"role": m.role, "text": m.text} for m in messages])
+
+    async def delete_agent(self, request: Request) -> Response:
+        handle = self._agent(request)
+        await handle.delete()
+        self._created.discard(handle.agent_id)
+        return Response(status_code=204)
+
+    # -- errors
+
+    async def on_agy_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AgyError)
+        await trio.lowlevel.checkpoint()
+        headers = {}
+        if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(exc.retry_after)))
+        return JSONResponse(error_body(exc, self.redact), _status_of(exc), headers)
+
+    async def on_http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        await trio.lowlevel.checkpoint()
+        kind = _HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError")
+        return JSONResponse(
+            {"error": {"type": kind, "message": self.redact(str(exc.detail))}},
+            exc.status_code,
+            dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(self, request: Request, exc: Exception) -> Response:
+        # The details go to the log, never to the client (they may hold secrets).
+        await trio.lowlevel.checkpoint()
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body(exc, self.redact), 500)
+
+    # -- stopping
+
+    async def aclose(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """End live streams with RuntimeClosed, then shut down the agents created over HTTP.
+
+        Agents made by the embedding program itself are left alone. Idempotent.
+        """
+        self._closed = True
+        await self.streams.close(grace)
+        created, self._created = self._created, set()
+
+        async def end(agent_id: str) -> None:
+            with contextlib.suppress(AgentNotFound, RuntimeClosed):
+                await self.runtime.agent(agent_id).shutdown()
+
+        with trio.move_on_after(grace) as scope:
+            async with trio.open_nursery() as nursery:
+                for agent_id in created:
+                    nursery.start_soon(end, agent_id)
+        if scope.cancelled_caught:
+            log.warning("agents created over HTTP did not shut down within %g s", grace)
+
+
+# ---------------------------------------------------------------------------- the app
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    token: str | None = None,
+    defaults: AgentConfig | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Starlette:
+    """The ASGI app serving ``runtime``: the JSON and SSE API, the web page and the metrics.
+
+    Run it with :func:`agy_trio.serve.serve` (hypercorn's Trio worker, in your
+    nursery), or with any ASGI server that runs it on Trio. Further ASGI
+    middleware can be added with ``app.add_middleware(...)`` before it serves.
+
+    Args:
+        runtime: The runtime whose agents the API drives.
+        token: When given, every ``/v1/*`` request needs ``Authorization: Bearer
+            TOKEN``. Without one, only requests addressed to a loopback host
+            name are answered.
+        defaults: The agent configuration that ``POST /v1/agents`` bodies are
+            applied to (endpoint, model, key); ``AgentConfig()`` when omitted.
+        max_body_bytes: Largest request body accepted; larger ones get 413.
+
+    Returns:
+        A Starlette application. Leaving its lifespan (the server stopping)
+        ends live chat streams with an ``error`` event of type
+        ``RuntimeClosed`` and shuts down the agents created over HTTP.
+
+    Raises:
+        ConfigError: An argument is invalid.
+    """
+    if not isinstance(runtime, Runtime):
+        raise ConfigError(f"expected a Runtime, got {type(runtime).__name__}", field="runtime")
+    if defaults is None:
+        defaults = AgentConfig()
+    elif not isinstance(defaults, AgentConfig):
+        raise ConfigError(
+            f"expected an AgentConfig, got {type(defaults).__name__}", field="defaults"
+        )
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        raise ConfigError("must be a non-empty string or None", field="token")
+    if (
+        isinstance(max_body_bytes, bool)
+        or not isinstance(max_body_bytes, int)
+        or max_body_bytes < 1
+    ):
+        raise ConfigError(
+            f"must be a positive integer, got {max_body_bytes!r}", field="max_body_bytes"
+        )
+    service = _Service(runtime, token, defaults)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            with trio.CancelScope(shield=True):
+                await service.aclose()
+
+    routes = [
+        Route("/", service.index, methods=["GET"]),
+        Route("/healthz", service.healthz, methods=["GET"]),
+        Route("/metrics", service.metrics_text, methods=["GET"]),
+        Route("/v1/agents", service.create_agent, methods=["POST"]),
+        Route("/v1/agents", service.list_agents, methods=["GET"]),
+        Route("/v1/agents/{agent_id}", service.delete_agent, methods=["DELETE"]),
+        Route("/v1/agents/{agent_id}/chat", service.chat, methods=["POST"]),
+        Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
+        Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
+    ]
+    middleware = [Middleware(AccessControl, token=token)]
+    if tracecontext.available:
+        middleware.insert(0, Middleware(tracecontext.TraceContext))
+    if token is None:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            AgyError: service.on_agy_error,
+            HTTPException: service.on_http_error,
+            Exception: service.on_unexpected,
+        },
+        lifespan=lifespan,
+        max_body_size=max_body_bytes,
+    )
+    app.state.agy_trio = service
+    return app

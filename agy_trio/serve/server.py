@@ -1,0 +1,152 @@
+"""serve(): the app on hypercorn's Trio worker, inside the caller's nursery.
+
+``serve`` binds, reports the address it listens on through ``nursery.start``,
+and serves until it is cancelled. Then it stops in order: live chat streams get
+an ``error`` event of type ``RuntimeClosed`` and their turns are cancelled, the
+agents created over HTTP are shut down, hypercorn stops accepting and closes
+its connections, and only then does ``serve`` return.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.parse
+from typing import Any
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+from starlette.applications import Starlette
+
+from agy_trio.core.config import AgentConfig
+from agy_trio.core.runtime import Runtime
+from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
+from agy_trio.serve.security import check_bind
+
+__all__ = ["ServerAddress", "serve"]
+
+log = logging.getLogger("agy_trio.serve")
+
+
+@attrs.frozen
+class ServerAddress:
+    """Where a server listens: the value ``nursery.start(serve, ...)`` returns.
+
+    Attributes:
+        host: The host to connect to (a wildcard bind is reported as loopback).
+        port: The TCP port, the real one when 0 was asked for.
+    """
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, e.g. ``http://127.0.0.1:8000``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _address(bind: str) -> ServerAddress:
+    # hypercorn reports each socket it bound as a URL with the real port.
+    parts = urllib.parse.urlsplit(bind)
+    host = parts.hostname or "127.0.0.1"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    assert parts.port is not None
+    return ServerAddress(host, parts.port)
+
+
+async def serve(
+    runtime: Runtime,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    task_status: trio.TaskStatus[ServerAddress] = trio.TASK_STATUS_IGNORED,
+    defaults: AgentConfig | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> None:
+    """Serve ``runtime`` over HTTP until cancelled; start it with ``nursery.start``.
+
+    Example:
+        >>> async with trio.open_nursery() as nursery:  # doctest: +SKIP
+        ...     address = await nursery.start(functools.partial(serve, runtime, port=0))
+        ...     print(address.url)  # the real port
+
+    Args:
+        runtime: The runtime whose agents the API drives.
+        host: The address to listen on. Anything but loopback needs ``token``.
+        port: The TCP port; 0 picks a free one (see the started value).
+        token: The bearer token ``/v1/*`` requests must carry, or None.
+        task_status: Given by ``nursery.start``, which then returns the
+            :class:`ServerAddress` listened on.
+        defaults: The agent configuration ``POST /v1/agents`` bodies apply to.
+        max_body_bytes: Largest request body accepted; larger ones get 413.
+
+    Raises:
+        ConfigError: ``host`` is not loopback and no token was given, or an
+            argument is invalid.
+        OSError: The address could not be bound.
+    """
+    await check_bind(host, token)
+    app = create_app(runtime, token=token, defaults=defaults, max_body_bytes=max_body_bytes)
+    config = Config()
+    config.accesslog = None
+    config.errorlog = log
+    config.graceful_timeout = SHUTDOWN_GRACE
+    # Room for a burst of clients connecting at once (hypercorn's default is
+    # 100; a connection beyond the backlog waits a whole SYN retry, 1 s).
+    config.backlog = 1024
+    # Bound here, so that a busy port is a plain OSError before anything
+    # starts and no socket is left behind. hypercorn adopts (and closes) a
+    # duplicate of the descriptor; the original is closed when serve() ends.
+    with await _listen(host, port) as listener:
+        config.bind = [f"fd://{os.dup(listener.fileno())}"]
+        await _run(app, config, task_status)
+
+
+async def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = (
+        await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+async def _run(app: Starlette, config: Config, task_status: trio.TaskStatus[ServerAddress]) -> None:
+    # Starlette's and hypercorn's ASGI type hints describe the same protocol
+    # with different (incompatible) TypedDicts.
+    asgi_app: Any = app
+    stop = trio.Event()
+    # hypercorn runs shielded from the caller's cancellation: when that comes,
+    # serve() stops it in order (streams told first) instead of cutting every
+    # connection at once. Its own deadline, set on the way out, bounds that.
+    server_scope = trio.CancelScope(shield=True)
+
+    async def run_server(*, task_status: trio.TaskStatus[list[str]]) -> None:
+        with server_scope:
+            await hypercorn_serve(
+                asgi_app, config, shutdown_trigger=stop.wait, task_status=task_status, mode="asgi"
+            )
+
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(run_server)
+        address = _address(binds[0])
+        log.info("serving on %s", address.url)
+        task_status.started(address)
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                await app.state.agy_trio.aclose()
+            stop.set()
+            server_scope.deadline = trio.current_time() + SHUTDOWN_GRACE + 1.0

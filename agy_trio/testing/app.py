@@ -1,0 +1,554 @@
+"""The model server: its state, its Starlette app, and its life cycle on hypercorn's Trio worker.
+
+Routes (Starlette, which runs on Trio through anyio):
+
+* ``POST /v1/chat/completions`` (also without ``/v1``): the model.
+* ``GET /v1/models`` (also without ``/v1``) and ``GET /health``.
+* The control API, JSON in and out, meant for a trusted loopback test setup:
+  ``POST /control/faults`` queues a fault object or a list of them (the field
+  names of :class:`~agy_trio.testing.Fault`, ``kind`` one of ``http_error``,
+  ``slow``, ``disconnect``, ``hang``), ``GET`` lists and ``DELETE`` drops the
+  queued faults; ``POST /control/release`` releases every hung request;
+  ``POST /control/replies`` queues a reply object or a list (the field names
+  of :class:`~agy_trio.testing.Reply`); ``GET /control/requests`` returns the
+  logged chat requests.
+
+Errors, 404 and 405 included, use OpenAI's JSON error object. How a chat
+answer is sent, faults included, is :mod:`agy_trio.testing._exchange`'s part;
+which answer, and which fault, is decided here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from agy_trio.testing._exchange import (
+    BadRequest,
+    Delivery,
+    Exchange,
+    error_handler,
+    error_response,
+    read_json,
+)
+from agy_trio.testing.replies import Responder, default_reply
+from agy_trio.testing.script import Fault, FaultKind, Reply, reply_from_json
+from agy_trio.testing.wire import MODEL_ID, ChatRequest, default_error_message
+
+if TYPE_CHECKING:
+    from hypercorn.typing import ASGIFramework
+
+__all__ = ["ModelServer", "ModelServerStatistics", "open_model_server", "run_model_server"]
+
+# The server logs under the name of its documented module.
+_LOG = logging.getLogger("agy_trio.testing.model_server")
+
+# Large enough for the biggest prompt the harness sends (~15k tokens), small
+# enough that a runaway client cannot exhaust memory.
+_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+
+# A backstop only: in-flight requests are cancelled before hypercorn is asked
+# to stop, so its graceful wait normally ends at once.
+_GRACEFUL_TIMEOUT: Final = 2.0
+
+_SHUTTING_DOWN: Final = "The model server is shutting down."
+
+_T = TypeVar("_T")
+
+
+@attrs.frozen
+class ModelServerStatistics:
+    """A snapshot of a server's state, from :meth:`ModelServer.statistics`.
+
+    Attributes:
+        requests_total: Chat requests received so far.
+        in_flight: Chat requests being answered now.
+        hung: Requests held by a ``HANG`` fault now.
+        pending_faults: Faults still queued.
+        pending_replies: Scripted replies not yet used.
+    """
+
+    requests_total: int
+    in_flight: int
+    hung: int
+    pending_faults: int
+    pending_replies: int
+
+
+@attrs.define
+class _QueuedFault:
+    fault: Fault
+    remaining: int | None
+
+
+class ModelServer:
+    """The state and behaviour of a running model server; made by :func:`open_model_server`.
+
+    All methods must be called from the Trio thread that runs the server.
+
+    Attributes:
+        requests: Every chat request received, in arrival order.
+    """
+
+    def __init__(
+        self, script: Iterable[Reply] | Responder | None = None, log_path: Path | None = None
+    ) -> None:
+        """Create a server that is not yet listening.
+
+        Args:
+            script: Replies to use in arrival order, or a callable choosing
+                one per request; the default behaviour answers the rest.
+            log_path: A JSON Lines file every chat request is appended to.
+        """
+        self.requests: list[ChatRequest] = []
+        self._responder: Responder | None = script if callable(script) else None
+        self._replies: deque[Reply] = deque(() if script is None or callable(script) else script)
+        self._faults: list[_QueuedFault] = []
+        self._log_path = log_path
+        self._log_lock = trio.Lock()
+        self._host = ""
+        self._port = 0
+        self._closing = False
+        self._in_flight: set[trio.CancelScope] = set()
+        self._hung = 0
+        self._release = trio.Event()
+        self._changed = trio.Event()
+        self._shutdown = trio.Event()
+        self._app = self._build_app()
+
+    # -- public face -------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (the real one when 0 was asked)."""
+        return self._port
+
+    @property
+    def host(self) -> str:
+        """The host clients should connect to."""
+        return self._host
+
+    @property
+    def root_url(self) -> str:
+        """The URL of the server's root, e.g. ``http://127.0.0.1:8765``."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def url(self) -> str:
+        """The OpenAI base URL, e.g. ``http://127.0.0.1:8765/v1``."""
+        return f"{self.root_url}/v1"
+
+    def add_replies(self, *replies: Reply) -> None:
+        """Append replies to the script; they are used before the default behaviour.
+
+        Has no effect on requests while the script is a callable, which is
+        consulted first.
+        """
+        self._replies.extend(replies)
+        self._notify()
+
+    def inject_fault(self, fault: Fault) -> None:
+        """Queue a fault for the next matching request(s)."""
+        self._faults.append(_QueuedFault(fault, fault.times))
+        self._notify()
+
+    def clear_faults(self) -> int:
+        """Drop every queued fault.
+
+        Returns:
+            How many faults were dropped.
+        """
+        dropped = len(self._faults)
+        self._faults.clear()
+        self._notify()
+        return dropped
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """The queued faults, each with ``times`` set to its remaining count."""
+        return [attrs.evolve(q.fault, times=q.remaining) for q in self._faults]
+
+    def release_hangs(self) -> int:
+        """Let every request held by a ``HANG`` fault carry on and answer.
+
+        Returns:
+            How many requests were released.
+        """
+        released = self._hung
+        self._release.set()
+        self._release = trio.Event()
+        return released
+
+    def statistics(self) -> ModelServerStatistics:
+        """Return a snapshot of the server's counters."""
+        return ModelServerStatistics(
+            requests_total=len(self.requests),
+            in_flight=len(self._in_flight),
+            hung=self._hung,
+            pending_faults=len(self._faults),
+            pending_replies=len(self._replies),
+        )
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Wait until at least ``count`` chat requests have been received."""
+        await self._wait_until(lambda: len(self.requests) >= count)
+
+    async def wait_for_hung(self, count: int = 1) -> None:
+        """Wait until at least ``count`` requests are held by ``HANG`` faults."""
+        await self._wait_until(lambda: self._hung >= count)
+
+    async def wait_for_idle(self) -> None:
+        """Wait until no chat request is being answered (e.g. after a client left)."""
+        await self._wait_until(lambda: not self._in_flight)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection scope: the server as an ASGI application.
+
+        Args:
+            scope: The ASGI connection scope.
+            receive: The ASGI receive callable.
+            send: The ASGI send callable.
+        """
+        # A checkpoint whatever the server's receive and send do.
+        await trio.lowlevel.checkpoint()
+        await self._app(scope, receive, send)
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        # Checkpoint first, so that waiting is a checkpoint even when nothing is to wait for.
+        await trio.lowlevel.checkpoint()
+        while not condition():
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, trio.Event()
+        changed.set()
+
+    # -- routes ---------------------------------------------------------------
+
+    def _build_app(self) -> Starlette:
+        openai = [
+            Route("/chat/completions", self._chat, methods=["POST"]),
+            Route("/models", _models, methods=["GET"]),
+        ]
+        control = [
+            Route("/faults", self._control_faults, methods=["GET", "POST", "DELETE"]),
+            Route("/release", self._control_release, methods=["POST"]),
+            Route("/replies", self._control_replies, methods=["POST"]),
+            Route("/requests", self._control_requests, methods=["GET"]),
+        ]
+        routes = [
+            Mount("/v1", routes=openai),
+            *openai,
+            Route("/health", _health, methods=["GET"]),
+            Mount("/control", routes=control),
+        ]
+        handlers = dict.fromkeys((HTTPException, BadRequest, ClientDisconnect), error_handler)
+        return Starlette(routes=routes, exception_handlers=handlers, max_body_size=_MAX_BODY_BYTES)
+
+    async def _chat(self, request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        if self._closing:
+            return error_response(503, _SHUTTING_DOWN)
+        chat = ChatRequest(len(self.requests) + 1, time.time(), request.scope["path"], body)
+        self.requests.append(chat)
+        self._notify()
+        await self._log(chat)
+        return _ChatAnswer(self, chat)
+
+    async def _control_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            return JSONResponse({"cleared": self.clear_faults()})
+        if request.method == "POST":
+            faults = _parse_items(await read_json(request), Fault.from_json)
+            for fault in faults:
+                self.inject_fault(fault)
+            return JSONResponse({"queued": len(faults), "faults": self._faults_json()})
+        return JSONResponse({"faults": self._faults_json()})
+
+    async def _control_release(self, request: Request) -> Response:
+        return JSONResponse({"released": self.release_hangs()})
+
+    async def _control_replies(self, request: Request) -> Response:
+        replies = _parse_items(await read_json(request), reply_from_json)
+        self.add_replies(*replies)
+        return JSONResponse({"queued": len(replies), "pending": len(self._replies)})
+
+    async def _control_requests(self, request: Request) -> Response:
+        return JSONResponse({"requests": [r.to_json() for r in self.requests]})
+
+    def _faults_json(self) -> list[dict[str, Any]]:
+        return [fault.to_json() for fault in self.pending_faults]
+
+    # -- answering a chat request ------------------------------------------
+
+    async def _answer(self, request: ChatRequest, exchange: Exchange) -> None:
+        async with trio.open_nursery() as nursery:
+            self._in_flight.add(nursery.cancel_scope)
+            try:
+                nursery.start_soon(exchange.cancel_on_disconnect, nursery.cancel_scope)
+                await self._answer_under_faults(request, exchange)
+                nursery.cancel_scope.cancel()
+            finally:
+                self._in_flight.discard(nursery.cancel_scope)
+                self._notify()
+        if self._closing and not exchange.started:
+            # A request cut short by shutdown still gets a clear answer.
+            await exchange.respond(error_response(503, _SHUTTING_DOWN))
+
+    async def _answer_under_faults(self, request: ChatRequest, exchange: Exchange) -> None:
+        fault = self._take_fault(request)
+        if fault is not None and fault.kind is FaultKind.HTTP_ERROR:
+            headers = {} if fault.retry_after is None else {"retry-after": str(fault.retry_after)}
+            message = fault.message or default_error_message(fault.status, fault.retry_after)
+            await exchange.respond(error_response(fault.status, message, headers))
+            return
+        if fault is not None and fault.kind is FaultKind.HANG and fault.after_chunks == 0:
+            await self._hang()
+            fault = None  # Released: answer normally.
+        try:
+            reply = self._next_reply(request)
+        except Exception as error:
+            # A broken script is the test author's bug: say so to the client
+            # (and the log) instead of leaving a bare 500.
+            _LOG.exception("the script failed on request %d", request.seq)
+            message = f"the model server's script raised {error!r}"
+            await exchange.respond(error_response(500, message))
+            return
+        delay = reply.delay
+        if fault is not None and fault.kind is FaultKind.SLOW:
+            delay, fault = delay + fault.chunk_delay, None
+        await Delivery(exchange, request, reply, delay, cut=fault, hang=self._hang).send()
+
+    def _take_fault(self, request: ChatRequest) -> Fault | None:
+        prompt = request.prompt_text
+        for queued in self._faults:
+            if queued.fault.match is None or queued.fault.match in prompt:
+                if queued.remaining is not None:
+                    queued.remaining -= 1
+                    if queued.remaining == 0:
+                        self._faults.remove(queued)
+                self._notify()
+                return queued.fault
+        return None
+
+    def _next_reply(self, request: ChatRequest) -> Reply:
+        if self._responder is not None:
+            reply = self._responder(request)
+            if reply is not None:
+                return reply
+        elif self._replies:
+            reply = self._replies.popleft()
+            self._notify()
+            return reply
+        return default_reply(request)
+
+    async def _hang(self) -> None:
+        release = self._release
+        self._hung += 1
+        self._notify()
+        try:
+            await release.wait()
+        finally:
+            self._hung -= 1
+            self._notify()
+
+    async def _log(self, request: ChatRequest) -> None:
+        if self._log_path is None:
+            return
+        line = json.dumps(request.to_json()) + "\n"
+        # The lock keeps lines in arrival order; opening per line means an
+        # out-of-process reader always sees whole, flushed lines.
+        async with self._log_lock:
+            await trio.to_thread.run_sync(_append_line, self._log_path, line)
+
+    # -- life cycle ----------------------------------------------------------
+
+    async def _serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        # Binding here rather than in hypercorn reports a busy port as a plain
+        # OSError before anything starts, knows the real port when 0 was asked,
+        # and never leaves a socket behind when binding fails.
+        with await _listening_socket(host, port) as listener:
+            bound_host, self._port = listener.getsockname()[:2]
+            self._host = _connectable_host(bound_host)
+            config = Config()
+            # hypercorn adopts (and trio closes) a duplicate of the descriptor;
+            # the original stays ours and is closed when this block ends.
+            config.bind = [f"fd://{os.dup(listener.fileno())}"]
+            config.accesslog = None
+            config.errorlog = _LOG
+            config.graceful_timeout = _GRACEFUL_TIMEOUT
+            # Starlette types ASGI messages more loosely than hypercorn does;
+            # the app is a plain ASGI 3 application all the same.
+            app = cast("ASGIFramework", self._app)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    functools.partial(
+                        serve, app, config, shutdown_trigger=self._shutdown.wait, mode="asgi"
+                    )
+                )
+                task_status.started()
+
+    def _begin_shutdown(self) -> None:
+        # Cancelling in-flight requests first lets hypercorn's graceful stop
+        # finish at once instead of waiting for hung or slow answers.
+        self._closing = True
+        for scope in self._in_flight:
+            scope.cancel()
+        self._shutdown.set()
+
+
+class _ChatAnswer(Response):
+    """The answer to one logged chat request: its status, headers and body are decided as it goes.
+
+    Starlette calls it like any response, with the exchange's ASGI callables.
+    """
+
+    def __init__(self, server: ModelServer, request: ChatRequest) -> None:
+        # Not Response.__init__: nothing can be rendered before the faults are known.
+        self._server = server
+        self._request = request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._server._answer(self._request, Exchange(scope, receive, send))
+
+
+async def _models(request: Request) -> Response:
+    models = [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "agy_trio"}]
+    return JSONResponse({"object": "list", "data": models})
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _parse_items(data: object, parse: Callable[[object], _T]) -> list[_T]:
+    # The control API takes one object or a list of them.
+    try:
+        return [parse(item) for item in (data if isinstance(data, list) else [data])]
+    except (TypeError, ValueError) as error:
+        raise BadRequest(str(error)) from error
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.open("a", encoding="utf-8") as file:
+        file.write(line)
+
+
+async def _listening_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = (
+        await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen()
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
+def _connectable_host(host: str) -> str:
+    # A wildcard bind accepts loopback connections; the URL must name a real address.
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+@asynccontextmanager
+async def open_model_server(
+    script: Iterable[Reply] | Responder | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_path: str | Path | None = None,
+) -> AsyncIterator[ModelServer]:
+    """Run a model server for the duration of an ``async with`` block.
+
+    Leaving the block stops the server promptly: requests in flight (hung ones
+    included) are cancelled, those that had not started answering get a 503,
+    and no task is left behind.
+
+    Args:
+        script: Replies to use in arrival order, or a callable choosing one
+            per request (returning None falls back to the default behaviour).
+        host: The address to listen on.
+        port: The TCP port; 0 picks a free one (see :attr:`ModelServer.port`).
+        log_path: A JSON Lines file every chat request is appended to.
+
+    Yields:
+        The running server; :attr:`ModelServer.url` is the base URL to give an
+        OpenAI-compatible client.
+
+    Raises:
+        OSError: The address could not be bound.
+    """
+    server = ModelServer(script, Path(log_path) if log_path is not None else None)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server._serve, host, port)
+            try:
+                yield server
+            finally:
+                server._begin_shutdown()
+    except BaseExceptionGroup as group:
+        # The server's own tasks end cleanly, so a group holding one exception
+        # carries the body's: re-raise it as the body raised it.
+        if len(group.exceptions) == 1:
+            _reraise_unwrapped(group.exceptions[0])
+        raise
+
+
+def _reraise_unwrapped(error: BaseException) -> NoReturn:
+    context = error.__context__
+    try:
+        raise error
+    finally:
+        error.__context__ = context
+
+
+async def run_model_server(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    log_path: str | Path | None = None,
+    *,
+    script: Iterable[Reply] | Responder | None = None,
+    on_ready: Callable[[ModelServer], None] | None = None,
+) -> None:
+    """Serve until cancelled: the body of the command line, reusable by other CLIs.
+
+    Args:
+        host: The address to listen on.
+        port: The TCP port; 0 picks a free one.
+        log_path: A JSON Lines file every chat request is appended to.
+        script: As for :func:`open_model_server`.
+        on_ready: Called once the server listens, e.g. to print its URL.
+    """
+    async with open_model_server(script, host=host, port=port, log_path=log_path) as server:
+        if on_ready is not None:
+            on_ready(server)
+        await trio.sleep_forever()

@@ -1,0 +1,184 @@
+"""Every public async function of the tool, policy and hook modules is a Trio checkpoint.
+
+Each case is one path through one public async method. On every path the call
+must be a cancel point (in an already-cancelled scope it raises Cancelled) and,
+when it returns, also a schedule point (``trio.testing.assert_checkpoints``).
+User code must not start once the caller is cancelled.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from agy_trio.core import calling, dispatch, hooks, import_paths, policy, tool_schema, tools
+from agy_trio.core.calling import Guard, run_callable
+from agy_trio.core.dispatch import ToolDispatcher
+from agy_trio.core.errors import PolicyDenied, ToolArgumentError, ToolNotFound
+from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
+from agy_trio.core.policy import PolicySet, allow_all, ask_user, deny
+from agy_trio.core.tools import tool
+
+MODULES = (calling, dispatch, hooks, import_paths, policy, tool_schema, tools)
+
+EVENT = ToolEvent("a", "t", {})
+GUARD = Guard("test guard", "refused", logging.getLogger("tests.checkpoints"))
+
+
+@attrs.define
+class Journal:
+    """What user code ran during one case."""
+
+    calls: list[str] = attrs.field(factory=list)
+
+    def sync(self, event: object = None) -> bool:
+        self.calls.append("sync")
+        return True
+
+    async def quick(self, event: object = None) -> bool:
+        # Async user code that never yields: the checkpoint must come from agy_trio.
+        self.calls.append("async")
+        return True
+
+    def sync_tool(self) -> bool:
+        return self.sync()
+
+    async def quick_tool(self) -> bool:
+        return await self.quick()
+
+
+@attrs.frozen
+class Case:
+    """One path through one public async method."""
+
+    method: str
+    call: Callable[[Journal], Awaitable[Any]]
+    raises: type[Exception] | None = None
+
+
+def _dispatcher(journal: Journal, **kwargs: Any) -> ToolDispatcher:
+    return ToolDispatcher("a", [tool(journal.quick_tool, name="quick")], **kwargs)
+
+
+CASES = {
+    "run_callable-inline": Case(
+        "calling.run_callable", lambda j: run_callable(j.sync, in_thread=False)
+    ),
+    "run_callable-thread": Case("calling.run_callable", lambda j: run_callable(j.sync)),
+    "run_callable-async": Case("calling.run_callable", lambda j: run_callable(j.quick)),
+    "guard-allows": Case("calling.Guard.ask", lambda j: GUARD.ask(j.quick, 1, tool="t", timeout=1)),
+    "guard-refuses": Case(
+        "calling.Guard.ask",
+        lambda j: GUARD.ask(lambda _: False, 1, tool="t", timeout=1),
+        PolicyDenied,
+    ),
+    "invoke-async": Case("tools.Tool.invoke", lambda j: tool(j.quick_tool, name="q").invoke({})),
+    "invoke-inline": Case(
+        "tools.Tool.invoke", lambda j: tool(j.sync_tool, name="s", blocking=False).invoke({})
+    ),
+    "invoke-thread": Case("tools.Tool.invoke", lambda j: tool(j.sync_tool, name="s").invoke({})),
+    "invoke-bad-arguments": Case(
+        "tools.Tool.invoke",
+        lambda j: tool(j.quick_tool, name="q").invoke({"nope": 1}),
+        ToolArgumentError,
+    ),
+    "check-allow": Case(
+        "policy.PolicySet.check",
+        lambda j: PolicySet((allow_all(),)).check("t", {}, handler_timeout=1),
+    ),
+    "check-deny": Case(
+        "policy.PolicySet.check",
+        lambda j: PolicySet((deny("t"),)).check("t", {}, handler_timeout=1),
+        PolicyDenied,
+    ),
+    "check-ask-user": Case(
+        "policy.PolicySet.check",
+        lambda j: PolicySet((ask_user("t", j.quick),)).check("t", {}, handler_timeout=1),
+    ),
+    "turn-start-none": Case(
+        "hooks.Hooks.run_turn_start", lambda j: Hooks().run_turn_start("a", handler_timeout=1)
+    ),
+    "turn-start-async": Case(
+        "hooks.Hooks.run_turn_start",
+        lambda j: Hooks(on_turn_start=(j.quick,)).run_turn_start("a", handler_timeout=1),
+    ),
+    "turn-end-none": Case(
+        "hooks.Hooks.run_turn_end", lambda j: Hooks().run_turn_end("a", handler_timeout=1)
+    ),
+    "after-tool-none": Case(
+        "hooks.Hooks.run_after_tool",
+        lambda j: Hooks().run_after_tool(ToolResultEvent("a", "t"), handler_timeout=1),
+    ),
+    "before-tool-none": Case(
+        "hooks.Hooks.run_before_tool",
+        lambda j: Hooks().run_before_tool(EVENT, handler_timeout=1),
+    ),
+    "before-tool-async": Case(
+        "hooks.Hooks.run_before_tool",
+        lambda j: Hooks(before_tool=(j.quick,)).run_before_tool(EVENT, handler_timeout=1),
+    ),
+    "call-tool": Case(
+        "dispatch.ToolDispatcher.call_tool", lambda j: _dispatcher(j).call_tool("quick", {})
+    ),
+    "call-tool-unknown": Case(
+        "dispatch.ToolDispatcher.call_tool",
+        lambda j: _dispatcher(j).call_tool("missing", {}),
+        ToolNotFound,
+    ),
+    "authorize": Case(
+        "dispatch.ToolDispatcher.authorize", lambda j: _dispatcher(j).authorize("run", {})
+    ),
+    "turn-started": Case(
+        "dispatch.ToolDispatcher.turn_started", lambda j: _dispatcher(j).turn_started()
+    ),
+    "turn-ended": Case("dispatch.ToolDispatcher.turn_ended", lambda j: _dispatcher(j).turn_ended()),
+}
+
+
+def _public_async_functions() -> set[str]:
+    """``module.function`` and ``module.Class.method`` for every public async callable."""
+    found: set[str] = set()
+    for module in MODULES:
+        short = module.__name__.rsplit(".", 1)[1]
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue  # a re-export, counted where it is defined
+            if inspect.iscoroutinefunction(obj):
+                found.add(f"{short}.{name}")
+            if inspect.isclass(obj):
+                for attribute, value in vars(obj).items():
+                    if not attribute.startswith("_") and inspect.iscoroutinefunction(value):
+                        found.add(f"{short}.{name}.{attribute}")
+    return found
+
+
+def test_the_cases_cover_every_public_async_function() -> None:
+    assert {case.method for case in CASES.values()} == _public_async_functions()
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+async def test_returning_paths_checkpoint(case: Case) -> None:
+    if case.raises is not None:
+        with pytest.raises(case.raises):
+            await case.call(Journal())
+        return
+    with trio.testing.assert_checkpoints():
+        await case.call(Journal())
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+async def test_every_path_is_a_cancel_point_before_user_code(case: Case) -> None:
+    journal = Journal()
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await case.call(journal)
+    assert scope.cancelled_caught
+    assert journal.calls == []
