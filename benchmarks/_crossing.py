@@ -11,6 +11,7 @@ measures, tears it down, and returns wall and CPU microseconds per call.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -306,6 +307,36 @@ def trio_asyncio_isolated(callers: int, per_caller: int, warmup: int) -> Measure
     return result
 
 
+ONE_CPU = hasattr(os, "sched_setaffinity")
+
+
+def on_one_cpu(key: str, callers: int, per_caller: int, warmup: int) -> Measure:
+    """Run contender ``key`` with the process (so both of its threads) on one CPU.
+
+    Linux only. Threads inherit the affinity of the thread that starts them.
+    """
+    everywhere = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(everywhere)})
+    try:
+        return CONTENDERS[key][2](callers, per_caller, warmup)
+    finally:
+        os.sched_setaffinity(0, everywhere)
+
+
+def one_cpu_isolated(key: str) -> Callable[[int, int, int], Measure]:
+    """``key`` on one CPU, in a helper process of its own (the affinity is process state)."""
+
+    def run(callers: int, per_caller: int, warmup: int) -> Measure:
+        from benchmarks._worker import worker
+
+        result: Measure = worker("one-cpu").call(
+            "benchmarks._crossing:on_one_cpu", key, callers, per_caller, warmup
+        )
+        return result
+
+    return run
+
+
 def null_runtime(callers: int, per_caller: int, warmup: int) -> Measure:
     """The runtime over :class:`NullBackend` (answers at once in Trio): its own cost alone."""
     import agy_trio
@@ -413,3 +444,20 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] 
         "one trio.lowlevel.checkpoint() per call: the floor of every row above",
     ),
 }
+
+if ONE_CPU:
+    # Which CPUs the two threads land on changes what a crossing costs from one
+    # round to the next; on one CPU the thread host and the raw primitive are
+    # compared without that noise.
+    CONTENDERS["agy_thread_1cpu"] = (
+        "experiment: thread host, process on one CPU",
+        "prototype",
+        one_cpu_isolated("agy_thread"),
+        "agy_trio, thread host with the Trio and asyncio threads on the same CPU (affinity)",
+    )
+    CONTENDERS["raw_1cpu"] = (
+        "experiment: raw primitive, process on one CPU",
+        "prototype",
+        one_cpu_isolated("raw"),
+        "the raw primitive with both threads on the same CPU (affinity)",
+    )

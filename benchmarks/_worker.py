@@ -73,23 +73,25 @@ class Worker:
                 self.process.wait()
 
 
-_worker: Worker | None = None
+_workers: dict[str, Worker] = {}
 
 
-def worker() -> Worker:
-    """The shared helper process, started on first use."""
-    global _worker
-    if _worker is None or _worker.process.poll() is not None:
-        _worker = Worker()
-    return _worker
+def worker(name: str = "shared") -> Worker:
+    """The helper process called ``name``, started on first use.
+
+    Contenders that leave the process changed (trio-asyncio patches asyncio)
+    share the default one; others ask for their own.
+    """
+    current = _workers.get(name)
+    if current is None or current.process.poll() is not None:
+        current = _workers[name] = Worker()
+    return current
 
 
 @atexit.register
 def close() -> None:
-    global _worker
-    if _worker is not None:
-        _worker.close()
-        _worker = None
+    while _workers:
+        _workers.popitem()[1].close()
 
 
 if __name__ == "__main__":

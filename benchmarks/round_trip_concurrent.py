@@ -56,6 +56,9 @@ def targets(result: BenchResult) -> list[Target]:
     if agy is not None and raw is not None:
         ratio = agy / raw
         detail = f"thread host {fmt(agy)} µs vs raw primitive {fmt(raw)} µs = {ratio:.2f}x"
+        agy1, raw1 = m("agy_thread_1cpu"), m("raw_1cpu")
+        if agy1 is not None and raw1 is not None:
+            detail += f"; with the process on one CPU {fmt(agy1)} vs {fmt(raw1)} µs"
         if ratio > 1.1 and None not in (session, host):
             assert session is not None and host is not None
             detail += (
