@@ -36,6 +36,9 @@ __all__ = ["AioHost", "AsyncioHost", "HostStatistics"]
 
 log = logging.getLogger("agy_trio.aio_host")
 
+# Most submissions the loop starts in one iteration (see AioHost._start_submitted).
+_START_BATCH = 64
+
 
 class AioHost(HostBase):
     """An asyncio event loop running on its own thread, reachable from Trio.
@@ -207,13 +210,20 @@ class AioHost(HostBase):
                 loop.call_soon_threadsafe(self._start_submitted)
 
     def _start_submitted(self) -> None:
-        """Loop thread: start every queued submission (one loop wake-up for the batch)."""
+        """Loop thread: start the queued submissions (one loop wake-up for the batch).
+
+        At most ``_START_BATCH`` per loop iteration: the rest wait as plain
+        calls, not as tasks, until the ones started have had their first step
+        (short calls are then over). A burst of thousands of submissions thus
+        does not create thousands of tasks at once, and the loop's other
+        callbacks (stream wake-ups, cancellations) get their turn meanwhile.
+        """
         self._submit_scheduled = False
         items = self._submissions
         loop = self._loop
         assert loop is not None
         run_call = self._run_call
-        while items:
+        for _ in range(min(len(items), _START_BATCH)):
             call = items.popleft()
             if self._stopping:
                 self._complete(call, outcome.Error(self._death_reason()))
@@ -225,6 +235,9 @@ class AioHost(HostBase):
                     call.aio_task = loop.create_task(run_call(call))
                 except BaseException as exc:
                     self._complete(call, outcome.Error(exc))
+        if items and not self._submit_scheduled:
+            self._submit_scheduled = True
+            loop.call_soon(self._start_submitted)
 
     def _request_cancel(self, call: HostCall) -> None:
         loop = self._loop
