@@ -291,6 +291,7 @@ def targets(result: BenchResult, agents: int) -> list[Target]:
         result.median("agy_thread_gc", "wall_s"),
         result.median("asyncio_gc", "wall_s"),
     )
+    null = result.median("null", "wall_s")
     out = []
     for key, label in (("agy_thread", "thread host"), ("agy_guest", "guest mode")):
         value = result.median(key, "wall_s")
@@ -306,18 +307,24 @@ def targets(result: BenchResult, agents: int) -> list[Target]:
         if ratio > 1.5:
             detail += (
                 f". Of the {fmt(value, 2)} s, {fmt(in_gc, 2)} s is CPython's cyclic garbage "
-                f"collector (asyncio: {fmt(base_gc, 2)} s): every agent keeps about "
-                f"{fmt((mem or 0) / (base_mem or 1), 1)}x more objects alive, and each full "
-                "collection walks all of them. The rest is a fixed CPU cost per agent that the "
-                "baseline does not pay: create_agent and chat run as runtime commands (a cancel "
-                "scope each, two crossings), a turn-watcher task per chat, and a Trio-side "
-                "reader."
+                f"collector (asyncio: {fmt(base_gc, 2)} s), which walks every live object at each "
+                "full collection; it runs more often than for the baseline because of the work "
+                "in flight during the burst (callers waiting for room in the command channel, "
+                "chats waiting for the host)"
             )
             if key == "agy_thread" and tuned is not None and tuned_base is not None:
                 detail += (
-                    f" With the GC's first threshold raised to {GC_THRESHOLD:,} in both: "
-                    f"{fmt(tuned, 2)} s vs {fmt(tuned_base, 2)} s = {tuned / tuned_base:.2f}x."
+                    f"; with the GC's first threshold raised to {GC_THRESHOLD:,} in both: "
+                    f"{fmt(tuned, 2)} s vs {fmt(tuned_base, 2)} s = {tuned / tuned_base:.2f}x"
                 )
+            if null is not None:
+                detail += (
+                    f". The rest is the Trio side's CPU per agent (create_agent, chat and "
+                    f"text(), each a command or a read with its scheduler rounds): over "
+                    f"NullBackend, with no host at all, the same run takes {fmt(null, 2)} s, "
+                    f"{null / base:.2f}x the whole baseline"
+                )
+            detail += "."
         out.append(
             Target(
                 f"{agents:,} agents: at most 1.5x the wall time of plain asyncio ({label})",
