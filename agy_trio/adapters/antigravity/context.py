@@ -17,6 +17,7 @@ import attrs
 
 from agy_trio.adapters.antigravity.harness import HarnessRegistry
 from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts
+from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 
 __all__ = ["BackendContext", "Counters"]
@@ -49,6 +50,7 @@ class BackendContext:
         tag: Unique to the backend in this machine's process table
             (``agy-trio-<pid>-<n>``); harness owners start with it.
         registry: Every harness process the backend started.
+        pool: The harness processes, shared by the agents.
         prefix: The harness command prefix (see
             :func:`~agy_trio.adapters.antigravity.harness.pdeathsig_prefix`).
         facts: The harness binary and SDK version, looked up once.
@@ -64,6 +66,7 @@ class BackendContext:
 
     tag: str
     registry: HarnessRegistry
+    pool: HarnessPool
     prefix: tuple[str, ...]
     facts: SdkFacts | None
     root: Path
@@ -80,8 +83,8 @@ class BackendContext:
         return f"{self.tag}/{agent_id}"
 
     def launcher(self, owner: str) -> HarnessLauncher:
-        """The launcher that provides (and stops) the harness of the conversation of ``owner``.
+        """The launcher that gives the conversation of ``owner`` its place on a pooled harness.
 
         Each conversation has one launcher for its whole life, reopens included.
         """
-        return HarnessLauncher(self.registry, owner, self.prefix, self.facts)
+        return HarnessLauncher(self.pool, owner)

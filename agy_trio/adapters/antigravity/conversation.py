@@ -18,6 +18,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from agy_trio.adapters.antigravity.config import (
@@ -119,6 +120,10 @@ class SdkConversation:
         """The SDK ``Agent``, not yet started (blocking; runs in a worker thread)."""
         if self.folders is None:
             self.folders = resolve_folders(self.config, self.context.root, self.endpoint)
+        if resume and not Path(self.folders.save_dir, f"{self.conversation_id}.db").is_file():
+            # A harness that serves other conversations too refuses an unknown
+            # one by closing its WebSocket, without saying why: ask the disk.
+            raise AgentNotFound(f"no saved conversation {self.conversation_id!r} to resume")
         facts = self.context.facts
         spec = SdkAgentSpec(
             config=self.config,

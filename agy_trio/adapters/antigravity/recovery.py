@@ -4,10 +4,13 @@ After any HTTP error of the model endpoint the SDK session is dead: its next
 ``chat()`` answers nothing and the one after hangs forever. The only way back
 that works is to leave the SDK ``Agent`` and open a new one on the same
 conversation id in RESUME mode; the conversation's saved state (its database)
-outlives the harness process, so the agent keeps its history. A
-:class:`Recovery` does that in an asyncio task of its own (a turn cancelled
-meanwhile must not interrupt a reopen), and everything that needs the session
-waits for it in :meth:`Recovery.ready`.
+outlives the SDK session, so the agent keeps its history. The conversation
+keeps its place on its harness meanwhile (the failure concerned only its own
+WebSocket; the other conversations on the harness go on), unless the harness
+process itself died: then it resumes on a fresh one. A :class:`Recovery` does
+that in an asyncio task of its own (a turn cancelled meanwhile must not
+interrupt a reopen), and everything that needs the session waits for it in
+:meth:`Recovery.ready`.
 """
 
 from __future__ import annotations
@@ -60,8 +63,10 @@ class Recovery:
         self.conversation.context.counters.count("reopens")
         log.info("agent %s: reopening the SDK session after %s", self.agent_id, describe(cause))
         try:
-            await self.conversation.close()
-            await self.conversation.open(resume=True)
+            # On the same harness, unless the harness is what died.
+            async with self.conversation.launcher.holding():
+                await self.conversation.close()
+                await self.conversation.open(resume=True)
         except asyncio.CancelledError:
             self.dead = ChannelClosed(f"agent {self.agent_id}: reopening was interrupted")
             raise
