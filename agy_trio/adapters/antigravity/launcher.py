@@ -83,6 +83,7 @@ installed files; :func:`install_launcher` removes it again before the harness
 starts, so the harness's environment is what it would have been.
 """
 
+
 @attrs.frozen
 class SdkFacts:
     """What the SDK looks up in ``importlib.metadata`` on every start, looked up once.
@@ -149,11 +150,12 @@ class HarnessSpec:
         return (self.argv[-1], self.storage_directory, env, self.use_interactions_api)
 
     def owned_by(self, owner: str) -> HarnessSpec:
-        """This spec with :data:`~agy_trio.adapters.antigravity.harness.HARNESS_OWNER_ENV` = ``owner``.
+        """This spec, for the process named ``owner``.
 
-        A shared process is tagged with its own owner name, in its environment
-        and in the handshake (which carries the environment too), rather than
-        with the first conversation's.
+        :data:`~agy_trio.adapters.antigravity.harness.HARNESS_OWNER_ENV` is
+        set to ``owner``: a shared process is tagged with its own name, in its
+        environment and in the handshake (which carries the environment too),
+        rather than with its first conversation's.
         """
         from google.antigravity.proto import localharness_pb2
 
