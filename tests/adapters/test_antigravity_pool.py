@@ -475,3 +475,23 @@ def test_the_collector_keeps_the_last_lines_and_closes_at_end_of_file() -> None:
     collector.forget("h0")
     assert collector.tail("h0") == []
     collector.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("agents_per_harness", 0),
+        ("agents_per_harness", 2.5),
+        ("harness_processes", 0),
+        ("harness_processes", "2"),
+        ("connection_retry", 3),
+    ],
+)
+def test_pool_options_are_checked_when_the_backend_is_constructed(
+    option: str, value: object
+) -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend
+
+    with pytest.raises(ConfigError) as info:
+        AntigravityBackend(**{option: value})  # type: ignore[arg-type]
+    assert info.value.field == option

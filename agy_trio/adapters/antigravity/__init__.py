@@ -72,11 +72,13 @@ from __future__ import annotations
 from agy_trio.adapters.antigravity.backend import AntigravityBackend, AntigravityStatistics
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.sdk import INSTALL_HINT, AntigravityNotInstalled
+from agy_trio.adapters.antigravity.transient import ConnectionRetry
 
 __all__ = [
     "INSTALL_HINT",
     "AntigravityBackend",
     "AntigravityNotInstalled",
     "AntigravityStatistics",
+    "ConnectionRetry",
     "RetryPolicy",
 ]

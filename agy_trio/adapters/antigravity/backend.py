@@ -45,6 +45,7 @@ from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.session import AntigravitySession
+from agy_trio.adapters.antigravity.transient import ConnectionRetry
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
 from agy_trio.core.validation import positive_number
@@ -76,6 +77,8 @@ class AntigravityStatistics:
         hosts: Each host thread, with the number of agents it carries.
         harness_loads: Each running harness process's PID with the number of
             agents (conversations) on it.
+        reconnects: Model requests asked again after a connection failure
+            before any output (see :class:`ConnectionRetry`).
     """
 
     agents: int
@@ -85,6 +88,7 @@ class AntigravityStatistics:
     retries: int
     hosts: tuple[tuple[HostStatistics, int], ...]
     harness_loads: tuple[tuple[int, int], ...] = ()
+    reconnects: int = 0
 
 
 class AntigravityBackend:
@@ -102,6 +106,9 @@ class AntigravityBackend:
         host_threads: asyncio host threads; each agent lives on the one with
             the fewest agents. Defaults to ``RuntimeConfig().host_threads``.
         retry: Retry transient model-request failures (off by default).
+        connection_retry: Retry model requests that failed at the connection
+            level (refused, reset, closed) before the turn produced anything:
+            nothing was delivered, so this is on by default; None disables it.
         base_dir: Where the backend's temporary folder is created (the
             system's temporary folder by default). The folder holds the
             harnesses' ``HOME``, saved conversations, app data and workspace
@@ -130,6 +137,7 @@ class AntigravityBackend:
         *,
         host_threads: int | None = None,
         retry: RetryPolicy | None = None,
+        connection_retry: ConnectionRetry | None = ConnectionRetry(),  # noqa: B008  (frozen)
         base_dir: str | os.PathLike[str] | None = None,
         stream_high_water: int = 1024,
         stream_batch_max: int = 256,
@@ -145,6 +153,12 @@ class AntigravityBackend:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"must be a RetryPolicy or None, got {retry!r}", field="retry")
         self.retry = retry
+        if connection_retry is not None and not isinstance(connection_retry, ConnectionRetry):
+            raise ConfigError(
+                f"must be a ConnectionRetry or None, got {connection_retry!r}",
+                field="connection_retry",
+            )
+        self.connection_retry = connection_retry
         self.base_dir = os.fspath(base_dir) if base_dir is not None else None
         self.stream_high_water = stream_high_water
         self.stream_batch_max = stream_batch_max
@@ -194,6 +208,7 @@ class AntigravityBackend:
             facts=self.facts,
             root=root,
             retry=self.retry,
+            connection_retry=self.connection_retry,
             shutdown_grace=self.shutdown_grace,
             cancel_grace=self.cancel_grace,
             stream_high_water=self.stream_high_water,
@@ -317,6 +332,7 @@ class AntigravityBackend:
             retries=self._counters.retries,
             hosts=tuple((h.statistics(), self._load[i]) for i, h in enumerate(self.hosts)),
             harness_loads=tuple(self.pool.loads()) if self.pool is not None else (),
+            reconnects=self._counters.reconnects,
         )
 
 

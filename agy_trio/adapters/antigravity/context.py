@@ -19,6 +19,7 @@ from agy_trio.adapters.antigravity.harness import HarnessRegistry
 from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts
 from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
+from agy_trio.adapters.antigravity.transient import ConnectionRetry
 
 __all__ = ["BackendContext", "Counters"]
 
@@ -29,15 +30,18 @@ class Counters:
     Attributes:
         reopens: SDK sessions reopened after a fatal error or a clear.
         retries: Turns retried under the :class:`RetryPolicy`.
+        reconnects: Model requests asked again after a connection failure
+            (see :class:`~agy_trio.adapters.antigravity.transient.ConnectionRetry`).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.reopens = 0
         self.retries = 0
+        self.reconnects = 0
 
     def count(self, counter: str) -> None:
-        """Add one to ``counter`` (``"reopens"`` or ``"retries"``)."""
+        """Add one to ``counter`` (``"reopens"``, ``"retries"`` or ``"reconnects"``)."""
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
@@ -56,6 +60,7 @@ class BackendContext:
         facts: The harness binary and SDK version, looked up once.
         root: The backend's temporary folder (default folders live under it).
         retry: The retry policy, or None.
+        connection_retry: Retrying requests that did not get through, or None.
         shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
         cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
         stream_high_water: Events buffered per turn before the SDK side waits.
@@ -71,6 +76,7 @@ class BackendContext:
     facts: SdkFacts | None
     root: Path
     retry: RetryPolicy | None
+    connection_retry: ConnectionRetry | None
     shutdown_grace: float
     cancel_grace: float
     stream_high_water: int
