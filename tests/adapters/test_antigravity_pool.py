@@ -495,3 +495,26 @@ def test_pool_options_are_checked_when_the_backend_is_constructed(
     with pytest.raises(ConfigError) as info:
         AntigravityBackend(**{option: value})  # type: ignore[arg-type]
     assert info.value.field == option
+
+
+def test_the_sdk_starts_no_reader_thread_for_an_empty_stderr() -> None:
+    import collections
+    import io
+    import threading
+    import types
+
+    from google.antigravity.connections.local import local_connection
+
+    from agy_trio.adapters.antigravity.launcher import EmptyStderr, skip_empty_stderr_readers
+
+    assert skip_empty_stderr_readers() and skip_empty_stderr_readers()  # idempotent
+    start = local_connection.LocalConnection._start_stderr_reader
+    connection = types.SimpleNamespace(_stderr_thread="unset", _stderr_lines=collections.deque())
+    before = threading.active_count()
+    start(connection, EmptyStderr())
+    assert connection._stderr_thread is None and threading.active_count() == before
+    # Any other stream is the SDK's business, as before.
+    start(connection, io.BytesIO(b"a line\n"))
+    assert isinstance(connection._stderr_thread, threading.Thread)
+    connection._stderr_thread.join(timeout=5)
+    assert list(connection._stderr_lines) == ["a line"]

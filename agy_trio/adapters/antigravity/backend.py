@@ -40,7 +40,7 @@ from agy_trio.adapters.antigravity.harness import (
     pdeathsig_prefix,
     sweep_orphans,
 )
-from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts
+from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts, skip_empty_stderr_readers
 from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.sdk import load_sdk
@@ -189,8 +189,9 @@ class AntigravityBackend:
         self._root = root = Path(await trio.to_thread.run_sync(_make_root, self.base_dir))
         # One-time work that would otherwise stall the host loops: probing
         # setpriv, building the SDK config classes (~90 ms, first agent only),
-        # the SDK's importlib.metadata look-ups (every agent) and starting the
-        # worker threads (the first agents).
+        # the SDK's importlib.metadata look-ups (every agent), starting the
+        # worker threads (the first agents) and the SDK's stderr reader thread
+        # (every conversation; see skip_empty_stderr_readers).
         self.prefix, self.facts = await trio.to_thread.run_sync(_prepare, self.registry)
         self.pool = pool = HarnessPool(
             self.registry,
@@ -345,6 +346,7 @@ def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
     importlib.import_module("google.antigravity.connections.local.local_openai_connection")
     importlib.import_module("google.antigravity.tools.tool_runner")
     registry.prestart()
+    skip_empty_stderr_readers()
     return pdeathsig_prefix(), sdk_facts()
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import io
 import logging
 import os
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HARNESS_PATH_ENV",
     "ConversationProcess",
+    "EmptyStderr",
     "Harness",
     "HarnessLauncher",
     "HarnessSpec",
@@ -71,6 +73,7 @@ __all__ = [
     "harness_spec",
     "install_launcher",
     "sdk_facts",
+    "skip_empty_stderr_readers",
 ]
 
 log = logging.getLogger("agy_trio.antigravity.harness")
@@ -231,6 +234,47 @@ _CONNECT_ATTEMPTS = 6
 _CONNECT_BACKOFF = 0.05
 
 
+class EmptyStderr(io.BytesIO):
+    """The stderr of a :class:`ConversationProcess`: always empty (the pool drains the real one)."""
+
+
+def skip_empty_stderr_readers() -> bool:
+    """Spare the SDK's connections a reader thread for an :class:`EmptyStderr`.
+
+    The SDK's ``LocalConnection`` starts a thread to drain its process's
+    stderr (``_start_stderr_reader``, local_connection.py:545), one per
+    conversation, on the asyncio loop. ``Thread.start`` waits until the new
+    thread runs, which takes a hand-over of the GIL: measured with ten agents
+    starting at once, that wait was a third of the loop's time in a
+    conversation's start-up, time every other agent on the loop waits too.
+    For a :class:`ConversationProcess` there is nothing to drain, so this
+    wraps the method, once for the process, to skip such a stream and leave
+    every other stream to the SDK as it is. Idempotent.
+
+    Returns:
+        Whether the wrapper is in place (False: not the SDK this was written for).
+    """
+    from google.antigravity.connections.local import local_connection
+
+    connection_class = getattr(local_connection, "LocalConnection", None)
+    original = getattr(connection_class, "_start_stderr_reader", None)
+    if connection_class is None or not callable(original):
+        return False
+    if getattr(original, "_agy_trio_skips_empty_stderr", False):
+        return True
+
+    @functools.wraps(original)
+    def start_stderr_reader(self: Any, stderr_stream: Any) -> None:
+        if isinstance(stderr_stream, EmptyStderr):
+            self._stderr_thread = None
+            return
+        original(self, stderr_stream)
+
+    start_stderr_reader._agy_trio_skips_empty_stderr = True  # type: ignore[attr-defined]
+    connection_class._start_stderr_reader = start_stderr_reader
+    return True
+
+
 class ConversationProcess:
     """What the SDK sees as a conversation's harness process: a view, not the process.
 
@@ -254,7 +298,7 @@ class ConversationProcess:
         self.args = process.args
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
-        self.stderr: IO[bytes] = io.BytesIO()
+        self.stderr: IO[bytes] = EmptyStderr()
         self._abort = abort
 
     @property
@@ -330,8 +374,15 @@ class HarnessLauncher:
             # costs a getaddrinfo in a worker thread per conversation).
             ws_url = f"ws://127.0.0.1:{harness.port}/"
             try:
+                # As the SDK connects, minus what a loopback socket to our own
+                # child needs not: a proxy (looking one up reads the whole
+                # environment) and compression (the harness offers none).
                 ws = await websockets.connect(
-                    ws_url, additional_headers={"x-goog-api-key": harness.api_key}, max_size=None
+                    ws_url,
+                    additional_headers={"x-goog-api-key": harness.api_key},
+                    max_size=None,
+                    proxy=None,
+                    compression=None,
                 )
             except (OSError, websockets.WebSocketException) as exc:
                 # A harness seen dying on its WebSockets may not have an exit
