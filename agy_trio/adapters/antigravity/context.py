@@ -85,7 +85,7 @@ class BackendContext:
     forget: Callable[[Any], None]
 
     def owner(self, agent_id: str) -> str:
-        """The harness owner key of the agent ``agent_id``."""
+        """The key of the agent ``agent_id``'s conversation (``<tag>/<agent id>``), for logs."""
         return f"{self.tag}/{agent_id}"
 
     def launcher(self, owner: str) -> HarnessLauncher:
