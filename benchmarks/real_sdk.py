@@ -514,8 +514,9 @@ CONTENDERS: dict[str, tuple[str, str, str]] = {
         "asyncio.gather over Agent; one shared HOME and save_dir",
     ),
 }
-# Pool settings compared at 1,000 agents (full runs): agents per harness x processes.
-KNOBS = ("agy_100x1", "agy_500x1", "agy_1000x1", "agy_250x2")
+# Other pool settings, compared in full runs (agy_<agents per harness>x<harness processes>):
+# how many agents per process at 1,000 agents; spreading over two processes at 200.
+KNOBS = {200: ("agy_250x2",), 1000: ("agy_100x1", "agy_500x1", "agy_1000x1")}
 
 
 def _sizes(ctx: Context) -> list[int]:
@@ -546,8 +547,8 @@ def run(ctx: Context) -> BenchResult:
     per_size: Figures = {}
     for n in sizes:
         keys = ["agy", "agy_solo", "sdk"] if n <= PER_AGENT_LIMIT else ["agy"]
-        if n >= 1000 and not ctx.quick:
-            keys += list(KNOBS)
+        if not ctx.quick:
+            keys += list(KNOBS.get(n, ()))
         rounds = 1 if ctx.quick else ROUNDS.get(n, 1)
         contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
             (key, functools.partial(run_isolated, key, n)) for key in keys

@@ -86,6 +86,15 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     return True
 
 
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Let the loop run until ``condition`` holds (or ``timeout`` passes)."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
 @pytest.fixture
 def registry() -> Iterator[HarnessRegistry]:
     reg = HarnessRegistry(spawn_threads=4)
@@ -518,3 +527,44 @@ def test_the_sdk_starts_no_reader_thread_for_an_empty_stderr() -> None:
     assert isinstance(connection._stderr_thread, threading.Thread)
     connection._stderr_thread.join(timeout=5)
     assert list(connection._stderr_lines) == ["a line"]
+
+
+def test_at_most_opening_limit_conversations_are_opened_on_a_harness_at_once(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    from agy_trio.adapters.antigravity.pool import OPENING_LIMIT
+
+    pool = _pool_for(registry, script)
+    strategy = _strategy(_spec(script, tmp_path))
+
+    async def main() -> None:
+        launchers = [HarnessLauncher(pool, f"backend/a{i}") for i in range(OPENING_LIMIT + 1)]
+        release = asyncio.Event()
+        connected: list[int] = []
+        sockets: list[Any] = []
+
+        async def open_one(i: int) -> None:
+            async with launchers[i].opening():
+                _, ws, _ = await launchers[i].connect(strategy)
+                sockets.append(ws)
+                connected.append(i)
+                if len(connected) <= OPENING_LIMIT:
+                    await release.wait()  # the SDK still awaits the harness's answer
+
+        tasks = [asyncio.create_task(open_one(i)) for i in range(OPENING_LIMIT + 1)]
+        assert await _until(lambda: len(connected) == OPENING_LIMIT)
+        entry = launchers[0].lease.entry if launchers[0].lease else None
+        assert entry is not None
+        # The last one has its place on the harness and waits for a permit.
+        assert await _until(lambda: entry.opening.waiting == 1)
+        assert len(connected) == OPENING_LIMIT
+        release.set()
+        await asyncio.gather(*tasks)
+        assert len(connected) == OPENING_LIMIT + 1
+        for ws in sockets:
+            await ws.close()
+        for launcher in launchers:
+            await launcher.retire_async(grace=5)
+
+    asyncio.run(main())
+    pool.close()

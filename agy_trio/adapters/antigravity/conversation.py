@@ -101,7 +101,8 @@ class SdkConversation:
         )
         token = current_launcher.set(self.launcher)
         try:
-            await sdk_agent.__aenter__()
+            async with self.launcher.opening():
+                await sdk_agent.__aenter__()
         except BaseException as exc:
             # The SDK's own clean-up skips cancellation and never reaps: make
             # sure no harness of this start-up survives, whatever happened.

@@ -352,6 +352,8 @@ class HarnessLauncher:
         self._holds = 0
         self._socket: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening = False
+        self._permit: Any = None  # the opening permits of the harness one is held of
 
     async def connect(
         self, strategy: Any, *, use_interactions_api: bool = False
@@ -370,6 +372,7 @@ class HarnessLauncher:
         ws_url, error = "", None
         for attempt in range(_CONNECT_ATTEMPTS):
             harness = await self.open_harness(spec)
+            await self._take_opening_permit()
             # Where the harness listens (the SDK tries "localhost" first, which
             # costs a getaddrinfo in a worker thread per conversation).
             ws_url = f"ws://127.0.0.1:{harness.port}/"
@@ -414,6 +417,36 @@ class HarnessLauncher:
             await self.pool.release(lease, grace=None)
         self.lease = await self.pool.lease(spec)
         return self.lease.harness
+
+    @contextlib.asynccontextmanager
+    async def opening(self) -> AsyncIterator[None]:
+        """Around the SDK's start-up of the conversation (its ``__aenter__``).
+
+        From the moment :meth:`connect` has chosen the harness until the block
+        ends (the SDK has its answer to the conversation's configuration), the
+        conversation holds one of the harness's
+        :data:`~agy_trio.adapters.antigravity.pool.OPENING_LIMIT` permits to
+        open a conversation.
+        """
+        self._opening = True
+        try:
+            yield
+        finally:
+            self._opening = False
+            self._give_opening_permit()
+
+    async def _take_opening_permit(self) -> None:
+        lease = self.lease
+        if not self._opening or lease is None or self._permit is lease.entry.opening:
+            return
+        self._give_opening_permit()
+        await lease.entry.opening.async_acquire()
+        self._permit = lease.entry.opening
+
+    def _give_opening_permit(self) -> None:
+        permit, self._permit = self._permit, None
+        if permit is not None:
+            permit.async_release()
 
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:

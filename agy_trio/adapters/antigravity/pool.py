@@ -22,7 +22,10 @@ How a conversation gets its harness (:meth:`HarnessPool.lease`):
 * conversations arriving while a process starts wait for that start instead
   of starting processes of their own;
 * a process that died (a crash, a kill) takes no new conversation: the next
-  lease in its group starts a fresh one.
+  lease in its group starts a fresh one;
+* at most :data:`OPENING_LIMIT` conversations are being opened on one process
+  at a time (see :meth:`~agy_trio.adapters.antigravity.launcher.HarnessLauncher.opening`),
+  so that the conversations streaming on it are not held up.
 
 A conversation gives its place back with :meth:`HarnessPool.release`; the
 process goes when its last conversation has gone: gently (end-of-file on its
@@ -60,13 +63,29 @@ from agy_trio.adapters.antigravity.launcher import Harness, HarnessSpec, SdkFact
 from agy_trio.adapters.antigravity.stderr import StderrCollector
 from agy_trio.core.errors import ChannelClosed, ConfigError
 
-__all__ = ["HarnessLease", "HarnessPool", "PoolLimits", "PooledHarness", "spawn_harness"]
+__all__ = [
+    "OPENING_LIMIT",
+    "HarnessLease",
+    "HarnessPool",
+    "PoolLimits",
+    "PooledHarness",
+    "spawn_harness",
+]
 
 log = logging.getLogger("agy_trio.antigravity.harness")
 
 # How long a harness may take to write its first answer (port and key) on
 # stdout before its start counts as failed.
 _HANDSHAKE_TIMEOUT = 60.0
+
+OPENING_LIMIT = 2
+"""Most conversations being opened on one harness at once.
+
+A harness setting up a conversation (its database, its configuration) holds
+back the steps of the conversations already streaming on it: with 50
+conversations opened at once, a running stream stalled 100-200 ms; two at a
+time, 2-8 ms, and the 50 were open as soon (see docs/performance.md).
+"""
 
 
 def _at_least_one(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -100,6 +119,8 @@ class PooledHarness:
         started: Completes with the running :class:`Harness` (or the start's error).
         conversations: Conversations holding (or waiting for) a place on it.
         retired: Set once it takes no new conversation (its last one left, or it died).
+        opening: Permits to open a conversation on it (:data:`OPENING_LIMIT`),
+            for the tasks of any host loop.
     """
 
     def __init__(self, owner: str, key: tuple[object, ...]) -> None:
@@ -108,6 +129,9 @@ class PooledHarness:
         self.started: concurrent.futures.Future[Harness] = concurrent.futures.Future()
         self.conversations = 0
         self.retired = False
+        import aiologic  # with the SDK, in the antigravity extra
+
+        self.opening = aiologic.BoundedSemaphore(OPENING_LIMIT)
 
     @property
     def harness(self) -> Harness | None:
