@@ -258,3 +258,18 @@ def test_a_spec_owned_by_a_pooled_process_carries_its_owner(tmp_path: Path) -> N
     sent = localharness_pb2.InputConfig()
     sent.ParseFromString(owned.payload)
     assert dict(sent.env) == {"HOME": str(tmp_path), HARNESS_OWNER_ENV: "backend/harness-7"}
+
+
+def test_a_harness_that_never_answers_is_killed_at_the_deadline(
+    registry: HarnessRegistry, fake_harness: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agy_trio.adapters.antigravity import pool
+
+    monkeypatch.setattr(pool, "_HANDSHAKE_TIMEOUT", 0.5)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="Failed to read length"):
+        spawn_harness(registry, "owner-7", _argv(fake_harness, 30), None, b"x")
+    assert time.monotonic() - started < 10
+    (pid,) = [p.pid for p in registry._by_owner["owner-7"]]
+    registry.release("owner-7")  # reaps it (the pool does this after a failed start)
+    assert not _alive(pid)

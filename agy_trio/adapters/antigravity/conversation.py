@@ -180,7 +180,8 @@ class SdkConversation:
         harness's stdin is closed and the harness waited for in a worker
         thread, in the SDK's order, and killed if it has not exited within the
         backend's shutdown grace. Should the SDK's shutdown hang anyway, a
-        timer thread kills the harness after the grace, which frees it.
+        timer cuts the conversation off its harness after the grace, which
+        frees it.
         """
         sdk_agent, self.sdk_agent, self.conv = self.sdk_agent, None, None
         launcher, grace = self.launcher, self.context.shutdown_grace
@@ -195,9 +196,15 @@ class SdkConversation:
                 detached = True
                 if reader is not None:
                     stderr_readers.append(reader)
-            watchdog = threading.Timer(grace, launcher.kill)
-            watchdog.daemon = True
-            watchdog.start()
+            watchdog: threading.Timer | asyncio.TimerHandle
+            if detached:
+                # Nothing the SDK does at shutdown blocks the loop without its
+                # process: a loop timer will do (not a thread per agent).
+                watchdog = asyncio.get_running_loop().call_later(grace, launcher.kill)
+            else:
+                watchdog = threading.Timer(grace, launcher.kill)
+                watchdog.daemon = True
+                watchdog.start()
             try:
                 await sdk_agent.__aexit__(None, None, None)
             except asyncio.CancelledError as exc:

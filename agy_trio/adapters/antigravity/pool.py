@@ -50,9 +50,12 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
+import os
+import select
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -195,31 +198,45 @@ def spawn_harness(
         process.kill()
     assert process.stdin is not None
     assert process.stdout is not None
-    # A harness that never answers would block this thread forever.
-    timer = threading.Timer(_HANDSHAKE_TIMEOUT, _kill_quietly, (process,))
-    timer.daemon = True
-    timer.start()
+    # A harness that never answers must not block this thread forever.
+    deadline = time.monotonic() + _HANDSHAKE_TIMEOUT
     try:
-        try:
-            process.stdin.write(struct.pack("<I", len(payload)) + payload)
-            process.stdin.flush()
-        except OSError as exc:
-            _kill_quietly(process)
-            raise RuntimeError(f"Failed to send the harness its configuration: {exc}") from exc
-        raw_length = process.stdout.read(4)
-        if len(raw_length) < 4:
-            raise RuntimeError(
-                f"Failed to read length from stdout. Stderr: {_drain_stderr(process)}"
-            )
-        (length,) = struct.unpack("<I", raw_length)
-        answer = process.stdout.read(length)
-        if len(answer) < length:
-            raise RuntimeError(
-                f"The harness stopped during start-up. Stderr: {_drain_stderr(process)}"
-            )
-    finally:
-        timer.cancel()
+        process.stdin.write(struct.pack("<I", len(payload)) + payload)
+        process.stdin.flush()
+    except OSError as exc:
+        _kill_quietly(process)
+        raise RuntimeError(f"Failed to send the harness its configuration: {exc}") from exc
+    raw_length = _read_exactly(process, 4, deadline)
+    if len(raw_length) < 4:
+        raise RuntimeError(f"Failed to read length from stdout. Stderr: {_drain_stderr(process)}")
+    (length,) = struct.unpack("<I", raw_length)
+    answer = _read_exactly(process, length, deadline)
+    if len(answer) < length:
+        raise RuntimeError(f"The harness stopped during start-up. Stderr: {_drain_stderr(process)}")
     return process, answer
+
+
+def _read_exactly(process: subprocess.Popen[bytes], size: int, deadline: float) -> bytes:
+    """Read ``size`` bytes of the harness's stdout, fewer at end-of-file; kill it at ``deadline``.
+
+    Waits with ``select`` rather than a timer thread per start.
+    """
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    data = b""
+    while len(data) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _kill_quietly(process)  # its stdout then ends
+            remaining = 5.0
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 class HarnessPool:
