@@ -582,7 +582,7 @@ def run(ctx: Context) -> BenchResult:
     scaling = scaling_chart(per_size, ctx.output / f"{NAME}_scaling.png")
     if scaling is not None:
         result.notes.append(
-            f"Memory and start time against N: ![scaling]({scaling.name}) ({scaling.name})."
+            f"Memory and start time against N: `{scaling.name}`, next to this comparison's chart."
         )
     result.targets = targets(result, per_size)
     return result
@@ -730,8 +730,8 @@ def targets(
                 + (
                     ""
                     if worst <= 5
-                    else ". See docs/performance.md, 'Stream stalls while agents start', for "
-                    "where the remaining milliseconds go."
+                    else ". See docs/performance.md, 'Stream stalls while agents start': the "
+                    "stall is already there when the harness's WebSocket frames arrive."
                 ),
             )
         )
