@@ -328,8 +328,8 @@ class HarnessPool:
 
         if not entry.started.set_running_or_notify_cancel():
             return
-        owned = spec.owned_by(entry.owner)
         try:
+            owned = spec.owned_by(entry.owner)
             process, answer = spawn_harness(
                 self.registry, entry.owner, owned.argv, owned.env, owned.payload
             )
@@ -343,7 +343,13 @@ class HarnessPool:
             return
         if process.stderr is not None:
             stream, process.stderr = process.stderr, None
-            self.stderr.watch(entry.owner, stream)
+            try:
+                self.stderr.watch(entry.owner, stream)
+            except OSError as exc:  # no pipe for the collector's wake-ups: fds exhausted
+                # Left open (a closed stderr would kill the harness at its next
+                # line) and unread: it writes a few lines per start.
+                log.warning("harness %s: its stderr is not drained: %s", entry.owner, exc)
+                process.stderr = stream
         log.debug("harness %s started: pid %d", entry.owner, process.pid)
         entry.started.set_result(Harness(process, output_config.port, output_config.api_key))
 
