@@ -68,6 +68,7 @@ The package, one concern a module:
   conversation on its harness, opened and closed;
 * :mod:`~agy_trio.adapters.antigravity.tools`: tools, policies and hooks on the Trio side;
 * :mod:`~agy_trio.adapters.antigravity.launcher`: giving a conversation its harness;
+* :mod:`~agy_trio.adapters.antigravity.process_view`: the harness process as the SDK sees it;
 * :mod:`~agy_trio.adapters.antigravity.pool`: harness processes shared by conversations;
 * :mod:`~agy_trio.adapters.antigravity.harness`: the harness processes' life;
 * :mod:`~agy_trio.adapters.antigravity.stderr`: the harness processes' stderr, drained;

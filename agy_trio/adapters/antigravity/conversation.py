@@ -177,9 +177,10 @@ class SdkConversation:
         on the loop, then join its stderr reader. The process is taken away
         from the SDK first (:func:`detach_process`), so that its shutdown does
         only the asynchronous part (end of session, WebSocket closed); then the
-        harness's stdin is closed and the harness waited for in a worker
-        thread, in the SDK's order, and killed if it has not exited within the
-        backend's shutdown grace. Should the SDK's shutdown hang anyway, a
+        conversation's place on its harness is given back, and a harness left
+        without conversations has its stdin closed and is waited for in a
+        worker thread, in the SDK's order, and killed if it has not exited
+        within the backend's shutdown grace. Should the SDK's shutdown hang anyway, a
         timer cuts the conversation off its harness after the grace, which
         frees it.
         """
