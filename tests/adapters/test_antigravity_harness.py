@@ -1,4 +1,4 @@
-"""Harness processes and their launcher: non-blocking and cancelled starts, parent-death kill."""
+"""Harness processes: registry, start-up handshake, parent-death kill, the process settings."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from agy_trio.adapters.antigravity.harness import (
     HarnessRegistry,
     pdeathsig_prefix,
 )
-from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts, harness_spec
+from agy_trio.adapters.antigravity.launcher import SdkFacts, harness_spec
+from agy_trio.adapters.antigravity.pool import spawn_harness
 
 # A stand-in for the harness: reads a length-prefixed message on stdin,
 # optionally waits, answers with a length-prefixed echo, then waits for stdin
@@ -72,64 +73,6 @@ def _argv(script: Path, delay: float) -> list[str]:
 
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
-
-
-def test_launcher_handshakes_off_the_loop_and_registers_the_process(
-    registry: HarnessRegistry, fake_harness: Path
-) -> None:
-    launcher = HarnessLauncher(registry, "owner-1", ())
-
-    async def main() -> tuple[subprocess.Popen[bytes], bytes, float]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        process, answer = await launcher.start(_argv(fake_harness, 0.3), None, b"hello")
-        ticker.cancel()
-        return process, answer, ticks
-
-    process, answer, ticks = asyncio.run(main())
-    assert answer == b"olleh"
-    assert ticks >= 10  # the loop kept running while the harness started
-    assert registry.pids("owner-1") == [process.pid]
-    assert registry.started == 1
-    assert registry.release("owner-1") == [process.pid]  # still running: killed and reaped
-    assert not _alive(process.pid)
-    assert registry.owners() == []
-
-
-def test_a_cancelled_start_leaves_no_process(registry: HarnessRegistry, fake_harness: Path) -> None:
-    launcher = HarnessLauncher(registry, "owner-2", ())
-
-    async def main() -> None:
-        task = asyncio.create_task(launcher.start(_argv(fake_harness, 30), None, b"x"))
-        await asyncio.sleep(0.3)  # the harness is up and waiting before its answer
-        assert registry.pids("owner-2")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    started = time.monotonic()
-    asyncio.run(main())
-    assert time.monotonic() - started < 10
-    assert registry.pids("owner-2") == []
-    assert registry.owners() == []
-
-
-def test_a_harness_that_exits_during_start_up_is_an_error(
-    registry: HarnessRegistry, tmp_path: Path
-) -> None:
-    script = tmp_path / "broken.py"
-    script.write_text("import sys; sys.stderr.write('no config for me'); sys.exit(3)")
-    launcher = HarnessLauncher(registry, "owner-3", ())
-    with pytest.raises(RuntimeError, match="no config for me"):
-        asyncio.run(launcher.start([sys.executable, str(script)], None, b"x"))
-    registry.release("owner-3")
 
 
 def test_kill_and_release_are_per_owner(registry: HarnessRegistry) -> None:
@@ -192,11 +135,32 @@ def test_pdeathsig_prefix_keeps_the_pid(tmp_path: Path) -> None:
     assert int(out.read_text()) == process.pid  # setpriv execs: the harness keeps its PID
 
 
+def test_spawn_handshakes_and_registers_the_process(
+    registry: HarnessRegistry, fake_harness: Path
+) -> None:
+    process, answer = spawn_harness(registry, "owner-1", _argv(fake_harness, 0), None, b"hello")
+    assert answer == b"olleh"
+    assert registry.pids("owner-1") == [process.pid]
+    assert registry.started == 1
+    assert registry.release("owner-1") == [process.pid]  # still running: killed and reaped
+    assert not _alive(process.pid)
+    assert registry.owners() == []
+
+
+def test_a_harness_that_exits_during_start_up_is_an_error(
+    registry: HarnessRegistry, tmp_path: Path
+) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import sys; sys.stderr.write('no config for me'); sys.exit(3)")
+    with pytest.raises(RuntimeError, match="no config for me"):
+        spawn_harness(registry, "owner-3", [sys.executable, str(script)], None, b"x")
+    registry.release("owner-3")
+
+
 def test_retire_lets_the_harness_exit_on_end_of_file(
     registry: HarnessRegistry, fake_harness: Path
 ) -> None:
-    launcher = HarnessLauncher(registry, "owner-4", ())
-    process, _ = asyncio.run(launcher.start(_argv(fake_harness, 0), None, b"x"))
+    process, _ = spawn_harness(registry, "owner-4", _argv(fake_harness, 0), None, b"x")
     started = time.monotonic()
     assert registry.retire("owner-4", grace=10) == []  # exited by itself: nothing killed
     assert time.monotonic() - started < 5
@@ -277,43 +241,35 @@ def test_harness_spec_key_names_what_conversations_must_share(tmp_path: Path) ->
     assert first != key("/bin/h", tmp_path / "other", HOME=home)
     assert first != key("/bin/h", tmp_path, HOME=str(tmp_path))
     assert first != key("/bin/other", tmp_path, HOME=home)
+    interactions = harness_spec(
+        _strategy("/bin/h", str(tmp_path), {"HOME": home}), (), facts, use_interactions_api=True
+    )
+    assert first != interactions.key
 
 
-def test_connect_starts_the_harness_and_opens_the_websocket_on_its_port(
-    registry: HarnessRegistry, tmp_path: Path
-) -> None:
+def test_a_spec_owned_by_a_pooled_process_carries_its_owner(tmp_path: Path) -> None:
     from google.antigravity.proto import localharness_pb2
 
-    answer = localharness_pb2.OutputConfig(port=4321, api_key="token").SerializeToString()
-    received = tmp_path / "received"
-    binary = tmp_path / "harness"
-    binary.write_text(
-        f"#!{sys.executable}\n"
-        "import struct, sys\n"
-        "n = struct.unpack('<I', sys.stdin.buffer.read(4))[0]\n"
-        f"open({str(received)!r}, 'wb').write(sys.stdin.buffer.read(n))\n"
-        f"sys.stdout.buffer.write(struct.pack('<I', {len(answer)}) + {answer!r})\n"
-        "sys.stdout.buffer.flush()\n"
-        "sys.stdin.buffer.read()\n"
-    )
-    binary.chmod(0o755)
-    connected: list[tuple[int, str, subprocess.Popen[bytes]]] = []
-
-    async def connect_websocket(
-        port: int, api_key: str, process: subprocess.Popen[bytes]
-    ) -> tuple[str, str]:
-        connected.append((port, api_key, process))
-        return "websocket", f"ws://127.0.0.1:{port}"
-
-    strategy = _strategy(str(binary), str(tmp_path), {"HOME": str(tmp_path)})
-    strategy._connect_websocket = connect_websocket
-    launcher = HarnessLauncher(registry, "owner-6", (), SdkFacts(binary_path=None, version="1"))
-    process, ws, url = asyncio.run(launcher.connect(strategy))
-    assert (ws, url) == ("websocket", "ws://127.0.0.1:4321")
-    assert connected == [(4321, "token", process)]
-    assert registry.pids("owner-6") == [process.pid]
+    env = {"HOME": str(tmp_path), HARNESS_OWNER_ENV: "backend/agent-1"}
+    spec = harness_spec(_strategy("/bin/h", str(tmp_path), env), (), SdkFacts(None, "1"))
+    owned = spec.owned_by("backend/harness-7")
+    assert owned.key == spec.key
+    assert owned.env is not None and owned.env[HARNESS_OWNER_ENV] == "backend/harness-7"
     sent = localharness_pb2.InputConfig()
-    sent.ParseFromString(received.read_bytes())
-    assert sent.storage_directory == str(tmp_path)
-    assert asyncio.run(launcher.retire_async(grace=10)) == []  # exits on end-of-file
-    assert registry.owners() == []
+    sent.ParseFromString(owned.payload)
+    assert dict(sent.env) == {"HOME": str(tmp_path), HARNESS_OWNER_ENV: "backend/harness-7"}
+
+
+def test_a_harness_that_never_answers_is_killed_at_the_deadline(
+    registry: HarnessRegistry, fake_harness: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agy_trio.adapters.antigravity import pool
+
+    monkeypatch.setattr(pool, "_HANDSHAKE_TIMEOUT", 0.5)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="Failed to read length"):
+        spawn_harness(registry, "owner-7", _argv(fake_harness, 30), None, b"x")
+    assert time.monotonic() - started < 10
+    (pid,) = [p.pid for p in registry._by_owner["owner-7"]]
+    registry.release("owner-7")  # reaps it (the pool does this after a failed start)
+    assert not _alive(pid)

@@ -259,8 +259,14 @@ async def test_builtin_tools_are_off_by_default_and_guarded_by_policies(
 # ---------------------------------------------------------------------------- many agents
 
 
-async def test_ten_agents_at_once(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, host_threads=2) as (rt, backend):
+@pytest.mark.parametrize(("agents_per_harness", "harnesses"), [(None, 1), (1, 10)])
+async def test_ten_agents_at_once(
+    tmp_path: Path, server: Any, agents_per_harness: int | None, harnesses: int
+) -> None:
+    options: dict[str, Any] = {"host_threads": 2}
+    if agents_per_harness is not None:
+        options["agents_per_harness"] = agents_per_harness
+    async with sdk_runtime(tmp_path, **options) as (rt, backend):
         agents: dict[int, agy_trio.AgentHandle] = {}
         answers: dict[int, str] = {}
 
@@ -276,7 +282,11 @@ async def test_ten_agents_at_once(tmp_path: Path, server: Any) -> None:
                 for i in range(10):
                     nursery.start_soon(create, i)
             start_time = time.perf_counter() - started
-            assert len(backend.harness_pids()) == 10
+            # Pooled by default: one harness serves them all.
+            assert len(backend.harness_pids()) == harnesses
+            assert sorted(n for _, n in backend.statistics().harness_loads) == [10 // harnesses] * (
+                harnesses
+            )
             assert [load for _, load in backend.statistics().hosts] == [5, 5]
             async with trio.open_nursery() as nursery:
                 for i in range(10):
@@ -343,8 +353,10 @@ async def test_cancelled_agent_creation_leaves_no_harness(tmp_path: Path, server
         for delay in (0.0, 0.01, 0.03, 0.06, 0.1, 0.15):
             with trio.move_on_after(delay):
                 await rt.create_agent(_config(server))
-            assert len(backend.harness_pids()) == len(rt.agents), f"leak after {delay} s"
-            assert len(_harnesses()) == len(rt.agents)
+            # Pooled: one harness while any agent lives, none otherwise.
+            expected = min(len(rt.agents), 1)
+            assert len(backend.harness_pids()) == expected, f"leak after {delay} s"
+            assert len(_harnesses()) == expected
 
 
 # ---------------------------------------------------------------------------- failures

@@ -116,7 +116,7 @@ class SdkAgent:
         """Forget the conversation: a fresh SDK conversation under the same id."""
         lock, _ = self.runner.loop_state()
         await self.runner.cancel_turns(None)
-        async with lock:
+        async with lock, self.conversation.launcher.holding():  # on the same harness
             conv = await self.recovery.ready()
             self.usage_offset = self.usage_offset + usage_of(conv.total_usage)
             await self.conversation.close()

@@ -1,9 +1,9 @@
 """The backend itself: :class:`AntigravityBackend` and its :class:`AntigravityStatistics`.
 
 The backend owns what its agents share: the asyncio host threads (each agent
-lives on the one with the fewest agents), the harness registry, the
-per-backend temporary folder, and the one-time work done before the first
-agent starts. It creates each agent as an
+lives on the one with the fewest agents), the pool of harness processes and
+their registry, the per-backend temporary folder, and the one-time work done
+before the first agent starts. It creates each agent as an
 :class:`~agy_trio.adapters.antigravity.agent.SdkAgent` on a host and hands
 the runtime its :class:`~agy_trio.adapters.antigravity.session.AntigravitySession`.
 """
@@ -40,10 +40,12 @@ from agy_trio.adapters.antigravity.harness import (
     pdeathsig_prefix,
     sweep_orphans,
 )
-from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts
+from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts, skip_empty_stderr_readers
+from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.session import AntigravitySession
+from agy_trio.adapters.antigravity.transient import ConnectionRetry
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
 from agy_trio.core.validation import positive_number
@@ -56,6 +58,9 @@ __all__ = ["AntigravityBackend", "AntigravityStatistics"]
 log = logging.getLogger("agy_trio.antigravity")
 
 _DEFAULT_HOST_THREADS = 2  # RuntimeConfig().host_threads
+# Chosen by measurement: see docs/performance.md, "The harness pool".
+DEFAULT_AGENTS_PER_HARNESS = 250
+DEFAULT_HARNESS_PROCESSES = 1
 _backend_numbers = itertools.count(1)
 
 
@@ -70,6 +75,10 @@ class AntigravityStatistics:
         reopens: SDK sessions reopened after a fatal error or a clear.
         retries: Turns retried under the :class:`RetryPolicy`.
         hosts: Each host thread, with the number of agents it carries.
+        harness_loads: Each running harness process's PID with the number of
+            agents (conversations) on it.
+        reconnects: Model requests asked again after a connection failure
+            before any output (see :class:`ConnectionRetry`).
     """
 
     agents: int
@@ -78,15 +87,28 @@ class AntigravityStatistics:
     reopens: int
     retries: int
     hosts: tuple[tuple[HostStatistics, int], ...]
+    harness_loads: tuple[tuple[int, int], ...] = ()
+    reconnects: int = 0
 
 
 class AntigravityBackend:
     """Agents of the google-antigravity SDK, hosted on a pool of asyncio threads.
 
+    Agents share harness processes: agents whose process settings agree (the
+    harness binary, the environment such as ``HOME``, and ``save_dir``) are
+    served by the same ``localharness`` process, each as a conversation of its
+    own, up to ``agents_per_harness`` per process, spread over
+    ``harness_processes`` processes (see
+    :mod:`~agy_trio.adapters.antigravity.pool`). Agents whose process settings
+    differ (another ``save_dir`` or ``home_dir``) never share a process.
+
     Args:
         host_threads: asyncio host threads; each agent lives on the one with
             the fewest agents. Defaults to ``RuntimeConfig().host_threads``.
         retry: Retry transient model-request failures (off by default).
+        connection_retry: Retry model requests that failed at the connection
+            level (refused, reset, closed) before the turn produced anything:
+            nothing was delivered, so this is on by default; None disables it.
         base_dir: Where the backend's temporary folder is created (the
             system's temporary folder by default). The folder holds the
             harnesses' ``HOME``, saved conversations, app data and workspace
@@ -96,6 +118,11 @@ class AntigravityBackend:
         stream_batch_max: Most events handed to Trio at once.
         shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
         cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+        agents_per_harness: Most agents one harness process serves; 1 gives
+            every agent a process of its own.
+        harness_processes: How many harness processes the agents of one
+            process-settings group are spread over; more start only when
+            these are full.
 
     Raises:
         AntigravityNotInstalled: The SDK is not installed (a ConfigError and
@@ -110,11 +137,14 @@ class AntigravityBackend:
         *,
         host_threads: int | None = None,
         retry: RetryPolicy | None = None,
+        connection_retry: ConnectionRetry | None = ConnectionRetry(),  # noqa: B008  (frozen)
         base_dir: str | os.PathLike[str] | None = None,
         stream_high_water: int = 1024,
         stream_batch_max: int = 256,
         shutdown_grace: float = 5.0,
         cancel_grace: float = 2.0,
+        agents_per_harness: int = DEFAULT_AGENTS_PER_HARNESS,
+        harness_processes: int = DEFAULT_HARNESS_PROCESSES,
     ) -> None:
         load_sdk()
         threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
@@ -123,15 +153,23 @@ class AntigravityBackend:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ConfigError(f"must be a RetryPolicy or None, got {retry!r}", field="retry")
         self.retry = retry
+        if connection_retry is not None and not isinstance(connection_retry, ConnectionRetry):
+            raise ConfigError(
+                f"must be a ConnectionRetry or None, got {connection_retry!r}",
+                field="connection_retry",
+            )
+        self.connection_retry = connection_retry
         self.base_dir = os.fspath(base_dir) if base_dir is not None else None
         self.stream_high_water = stream_high_water
         self.stream_batch_max = stream_batch_max
         self.shutdown_grace = positive_number(shutdown_grace, "shutdown_grace")
         self.cancel_grace = positive_number(cancel_grace, "cancel_grace")
+        self.limits = PoolLimits(agents_per_harness, harness_processes)
         self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
         self.prefix: tuple[str, ...] = ()
         self.facts: SdkFacts | None = None
         self.registry = HarnessRegistry()
+        self.pool: HarnessPool | None = None
         self.hosts = [AioHost(f"agy-trio-antigravity-{i}") for i in range(threads)]
         self._load = dict.fromkeys(range(threads), 0)
         self._agents: dict[int, tuple[SdkAgent, int]] = {}
@@ -151,16 +189,27 @@ class AntigravityBackend:
         self._root = root = Path(await trio.to_thread.run_sync(_make_root, self.base_dir))
         # One-time work that would otherwise stall the host loops: probing
         # setpriv, building the SDK config classes (~90 ms, first agent only),
-        # the SDK's importlib.metadata look-ups (every agent) and starting the
-        # worker threads (the first agents).
+        # the SDK's importlib.metadata look-ups (every agent), starting the
+        # worker threads (the first agents) and the SDK's stderr reader thread
+        # (every conversation; see skip_empty_stderr_readers).
         self.prefix, self.facts = await trio.to_thread.run_sync(_prepare, self.registry)
+        self.pool = pool = HarnessPool(
+            self.registry,
+            self.tag,
+            self.prefix,
+            self.facts,
+            self.limits,
+            shutdown_grace=self.shutdown_grace,
+        )
         self._context = BackendContext(
             tag=self.tag,
             registry=self.registry,
+            pool=pool,
             prefix=self.prefix,
             facts=self.facts,
             root=root,
             retry=self.retry,
+            connection_retry=self.connection_retry,
             shutdown_grace=self.shutdown_grace,
             cancel_grace=self.cancel_grace,
             stream_high_water=self.stream_high_water,
@@ -239,6 +288,8 @@ class AntigravityBackend:
                 for agent in agents:
                     nursery.start_soon(self._close_quietly, agent)
         leftovers = await trio.to_thread.run_sync(self.registry.close)
+        if self.pool is not None:
+            await trio.to_thread.run_sync(self.pool.close)
         leftovers += sweep_orphans(self.tag)
         if leftovers:
             log.warning("killed %d harness process(es) left at close", len(leftovers))
@@ -281,6 +332,8 @@ class AntigravityBackend:
             reopens=self._counters.reopens,
             retries=self._counters.retries,
             hosts=tuple((h.statistics(), self._load[i]) for i, h in enumerate(self.hosts)),
+            harness_loads=tuple(self.pool.loads()) if self.pool is not None else (),
+            reconnects=self._counters.reconnects,
         )
 
 
@@ -293,6 +346,7 @@ def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
     importlib.import_module("google.antigravity.connections.local.local_openai_connection")
     importlib.import_module("google.antigravity.tools.tool_runner")
     registry.prestart()
+    skip_empty_stderr_readers()
     return pdeathsig_prefix(), sdk_facts()
 
 

@@ -17,7 +17,9 @@ import attrs
 
 from agy_trio.adapters.antigravity.harness import HarnessRegistry
 from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts
+from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
+from agy_trio.adapters.antigravity.transient import ConnectionRetry
 
 __all__ = ["BackendContext", "Counters"]
 
@@ -28,15 +30,18 @@ class Counters:
     Attributes:
         reopens: SDK sessions reopened after a fatal error or a clear.
         retries: Turns retried under the :class:`RetryPolicy`.
+        reconnects: Model requests asked again after a connection failure
+            (see :class:`~agy_trio.adapters.antigravity.transient.ConnectionRetry`).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.reopens = 0
         self.retries = 0
+        self.reconnects = 0
 
     def count(self, counter: str) -> None:
-        """Add one to ``counter`` (``"reopens"`` or ``"retries"``)."""
+        """Add one to ``counter`` (``"reopens"``, ``"retries"`` or ``"reconnects"``)."""
         with self._lock:
             setattr(self, counter, getattr(self, counter) + 1)
 
@@ -49,11 +54,13 @@ class BackendContext:
         tag: Unique to the backend in this machine's process table
             (``agy-trio-<pid>-<n>``); harness owners start with it.
         registry: Every harness process the backend started.
+        pool: The harness processes, shared by the agents.
         prefix: The harness command prefix (see
             :func:`~agy_trio.adapters.antigravity.harness.pdeathsig_prefix`).
         facts: The harness binary and SDK version, looked up once.
         root: The backend's temporary folder (default folders live under it).
         retry: The retry policy, or None.
+        connection_retry: Retrying requests that did not get through, or None.
         shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
         cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
         stream_high_water: Events buffered per turn before the SDK side waits.
@@ -64,10 +71,12 @@ class BackendContext:
 
     tag: str
     registry: HarnessRegistry
+    pool: HarnessPool
     prefix: tuple[str, ...]
     facts: SdkFacts | None
     root: Path
     retry: RetryPolicy | None
+    connection_retry: ConnectionRetry | None
     shutdown_grace: float
     cancel_grace: float
     stream_high_water: int
@@ -76,12 +85,12 @@ class BackendContext:
     forget: Callable[[Any], None]
 
     def owner(self, agent_id: str) -> str:
-        """The harness owner key of the agent ``agent_id``."""
+        """The key of the agent ``agent_id``'s conversation (``<tag>/<agent id>``), for logs."""
         return f"{self.tag}/{agent_id}"
 
     def launcher(self, owner: str) -> HarnessLauncher:
-        """The launcher that provides (and stops) the harness of the conversation of ``owner``.
+        """The launcher that gives the conversation of ``owner`` its place on a pooled harness.
 
         Each conversation has one launcher for its whole life, reopens included.
         """
-        return HarnessLauncher(self.registry, owner, self.prefix, self.facts)
+        return HarnessLauncher(self.pool, owner)

@@ -18,6 +18,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from agy_trio.adapters.antigravity.config import (
@@ -100,7 +101,8 @@ class SdkConversation:
         )
         token = current_launcher.set(self.launcher)
         try:
-            await sdk_agent.__aenter__()
+            async with self.launcher.opening():
+                await sdk_agent.__aenter__()
         except BaseException as exc:
             # The SDK's own clean-up skips cancellation and never reaps: make
             # sure no harness of this start-up survives, whatever happened.
@@ -119,6 +121,10 @@ class SdkConversation:
         """The SDK ``Agent``, not yet started (blocking; runs in a worker thread)."""
         if self.folders is None:
             self.folders = resolve_folders(self.config, self.context.root, self.endpoint)
+        if resume and not Path(self.folders.save_dir, f"{self.conversation_id}.db").is_file():
+            # A harness that serves other conversations too refuses an unknown
+            # one by closing its WebSocket, without saying why: ask the disk.
+            raise AgentNotFound(f"no saved conversation {self.conversation_id!r} to resume")
         facts = self.context.facts
         spec = SdkAgentSpec(
             config=self.config,
@@ -171,10 +177,12 @@ class SdkConversation:
         on the loop, then join its stderr reader. The process is taken away
         from the SDK first (:func:`detach_process`), so that its shutdown does
         only the asynchronous part (end of session, WebSocket closed); then the
-        harness's stdin is closed and the harness waited for in a worker
-        thread, in the SDK's order, and killed if it has not exited within the
-        backend's shutdown grace. Should the SDK's shutdown hang anyway, a
-        timer thread kills the harness after the grace, which frees it.
+        conversation's place on its harness is given back, and a harness left
+        without conversations has its stdin closed and is waited for in a
+        worker thread, in the SDK's order, and killed if it has not exited
+        within the backend's shutdown grace. Should the SDK's shutdown hang anyway, a
+        timer cuts the conversation off its harness after the grace, which
+        frees it.
         """
         sdk_agent, self.sdk_agent, self.conv = self.sdk_agent, None, None
         launcher, grace = self.launcher, self.context.shutdown_grace
@@ -189,9 +197,15 @@ class SdkConversation:
                 detached = True
                 if reader is not None:
                     stderr_readers.append(reader)
-            watchdog = threading.Timer(grace, launcher.kill)
-            watchdog.daemon = True
-            watchdog.start()
+            watchdog: threading.Timer | asyncio.TimerHandle
+            if detached:
+                # Nothing the SDK does at shutdown blocks the loop without its
+                # process: a loop timer will do (not a thread per agent).
+                watchdog = asyncio.get_running_loop().call_later(grace, launcher.kill)
+            else:
+                watchdog = threading.Timer(grace, launcher.kill)
+                watchdog.daemon = True
+                watchdog.start()
             try:
                 await sdk_agent.__aexit__(None, None, None)
             except asyncio.CancelledError as exc:

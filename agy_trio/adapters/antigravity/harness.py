@@ -1,10 +1,10 @@
 """The SDK's ``localharness`` processes: tracked, stopped gently, killed when need be.
 
 Every harness process a backend starts is recorded in its
-:class:`HarnessRegistry` under an *owner*: the key for whoever the process
-was started for (one agent's conversation today, written as
-``<backend tag>/<agent id>``). Whatever happens to that owner (a cancelled
-start, an agent shut down, the backend closing) its processes can be killed
+:class:`HarnessRegistry` under an *owner*: the name of the pooled process
+(``<backend tag>/harness-<n>``, see :mod:`~agy_trio.adapters.antigravity.pool`).
+Whatever happens to that owner (a cancelled start, its last conversation
+gone, the backend closing) its processes can be killed
 and reaped at once, from any thread, or stopped the way the harness likes it
 (end-of-file on stdin, a grace, then a kill) in a worker thread so that no
 asyncio loop waits (:meth:`HarnessRegistry.retire_async`).
@@ -49,7 +49,7 @@ __all__ = [
 log = logging.getLogger("agy_trio.antigravity.harness")
 
 HARNESS_OWNER_ENV = "AGY_TRIO_HARNESS_OWNER"
-"""Environment variable naming the backend and agent a harness belongs to.
+"""Environment variable naming the backend and pooled process a harness is (``<tag>/harness-<n>``).
 
 It is visible in ``ps e`` output and lets a sweep find harnesses started by a
 path this module did not control.

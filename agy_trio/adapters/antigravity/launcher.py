@@ -1,7 +1,7 @@
 """Giving an SDK conversation its harness without blocking the loop, and taking it back.
 
 Left to itself, the SDK's ``LocalConnectionStrategy`` (local_connection.py)
-starts each agent's ``localharness``:
+starts one ``localharness`` process per agent:
 
 * with *blocking* calls on the asyncio loop (``Popen`` and a ``read()`` of the
   harness's first answer), freezing every other agent on that loop for ~80 ms
@@ -20,16 +20,21 @@ instance, with :meth:`HarnessLauncher.connect`, which works in three steps:
    the strategy: binary, environment, storage directory, and the
    ``InputConfig`` handshake;
 2. :meth:`HarnessLauncher.open_harness` provides a running harness for that
-   spec: it starts one in a worker thread (the loop stays free) and records it
-   in the :class:`~agy_trio.adapters.antigravity.harness.HarnessRegistry`
-   under the launcher's owner the moment it exists;
-3. the SDK's own ``_connect_websocket`` opens the conversation's WebSocket on
-   that harness (each conversation is its own WebSocket to the harness's port).
+   spec: a place on one of the backend's pooled processes
+   (:mod:`~agy_trio.adapters.antigravity.pool`), started in a worker thread
+   if need be (the loop stays free);
+3. the conversation's WebSocket is opened on that harness's port, as the SDK's
+   ``_connect_websocket`` would (each conversation is a WebSocket of its own),
+   finding another harness if this one turns out to be dying.
 
-At the end, :func:`detach_process` takes the process away from the SDK's
-blocking shutdown, and the launcher's :meth:`~HarnessLauncher.retire_async`,
-:meth:`~HarnessLauncher.kill` and :meth:`~HarnessLauncher.release_async` stop
-it off the loop. Everything the rest of the backend does to a harness goes
+The SDK gets a :class:`ConversationProcess` rather than the process: what the
+SDK does to "its" process (kill it when a start-up step fails, close its
+stdin and wait for it at shutdown, drain its stderr with a thread) must touch
+only its own conversation when the process serves others too. At the end,
+:func:`detach_process` takes that view away from the SDK's shutdown, and the
+launcher's :meth:`~HarnessLauncher.retire_async`, :meth:`~HarnessLauncher.kill`
+and :meth:`~HarnessLauncher.release_async` give the conversation's place back
+off the loop. Everything the rest of the backend does to a harness goes
 through the launcher of the conversation on it.
 """
 
@@ -41,18 +46,28 @@ import contextvars
 import logging
 import os
 import platform
-import struct
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV, HarnessRegistry
+from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV
+from agy_trio.adapters.antigravity.process_view import (
+    ConversationProcess,
+    EmptyStderr,
+    detach_process,
+    skip_empty_stderr_readers,
+)
+
+if TYPE_CHECKING:
+    from agy_trio.adapters.antigravity.pool import HarnessLease, HarnessPool
 
 __all__ = [
     "HARNESS_PATH_ENV",
+    "ConversationProcess",
+    "EmptyStderr",
     "Harness",
     "HarnessLauncher",
     "HarnessSpec",
@@ -62,6 +77,7 @@ __all__ = [
     "harness_spec",
     "install_launcher",
     "sdk_facts",
+    "skip_empty_stderr_readers",
 ]
 
 log = logging.getLogger("agy_trio.antigravity.harness")
@@ -73,10 +89,6 @@ Found in an agent's ``env``, it spares the SDK its per-start search of the
 installed files; :func:`install_launcher` removes it again before the harness
 starts, so the harness's environment is what it would have been.
 """
-
-# How long a harness may take to write its first answer (port and key) on
-# stdout before its start counts as failed.
-_HANDSHAKE_TIMEOUT = 60.0
 
 
 @attrs.frozen
@@ -122,6 +134,7 @@ class HarnessSpec:
         settings_env: The variables the SDK config set (also sent in the handshake).
         storage_directory: Where the harness keeps every conversation's database.
         payload: The serialised ``InputConfig`` written to the harness's stdin.
+        use_interactions_api: The handshake's ``use_interactions_api`` flag.
     """
 
     argv: tuple[str, ...]
@@ -129,17 +142,40 @@ class HarnessSpec:
     settings_env: Mapping[str, str] = attrs.field(eq=False)
     storage_directory: str
     payload: bytes = attrs.field(eq=False)
+    use_interactions_api: bool = False
 
     @property
     def key(self) -> tuple[object, ...]:
         """What two conversations must agree on to be served by one harness process.
 
-        The binary, the storage directory and the environment the config set,
-        without :data:`~agy_trio.adapters.antigravity.harness.HARNESS_OWNER_ENV`
-        (a tag of whoever started the process, not a setting).
+        The binary, the storage directory, the environment the config set
+        (without :data:`~agy_trio.adapters.antigravity.harness.HARNESS_OWNER_ENV`,
+        a tag of whoever started the process, not a setting) and the
+        handshake's flags.
         """
         env = tuple(sorted((k, v) for k, v in self.settings_env.items() if k != HARNESS_OWNER_ENV))
-        return (self.argv[-1], self.storage_directory, env)
+        return (self.argv[-1], self.storage_directory, env, self.use_interactions_api)
+
+    def owned_by(self, owner: str) -> HarnessSpec:
+        """This spec, for the process named ``owner``.
+
+        :data:`~agy_trio.adapters.antigravity.harness.HARNESS_OWNER_ENV` is
+        set to ``owner``: a shared process is tagged with its own name, in its
+        environment and in the handshake (which carries the environment too),
+        rather than with its first conversation's.
+        """
+        from google.antigravity.proto import localharness_pb2
+
+        input_config = localharness_pb2.InputConfig()
+        input_config.ParseFromString(self.payload)
+        input_config.env[HARNESS_OWNER_ENV] = owner
+        base = self.env if self.env is not None else os.environ
+        return attrs.evolve(
+            self,
+            env={**base, HARNESS_OWNER_ENV: owner},
+            settings_env={**self.settings_env, HARNESS_OWNER_ENV: owner},
+            payload=input_config.SerializeToString(),
+        )
 
 
 def harness_spec(
@@ -177,6 +213,7 @@ def harness_spec(
         settings_env=env_map,
         storage_directory=strategy._save_dir or "",
         payload=input_config.SerializeToString(),
+        use_interactions_api=use_interactions_api,
     )
 
 
@@ -195,166 +232,216 @@ class Harness:
     api_key: str = attrs.field(repr=False)
 
 
+# Connecting to a harness's WebSocket: attempts, and the pause before the first retry
+# (doubled each time: about 3 s in all, the SDK's own budget).
+_CONNECT_ATTEMPTS = 6
+_CONNECT_BACKOFF = 0.05
+
+
 class HarnessLauncher:
-    """The harness of one SDK conversation: started without blocking the loop, stopped likewise.
+    """The harness side of one SDK conversation: its place on a pooled harness.
 
     Installed on the SDK's connection strategy by :func:`install_launcher`
-    while :data:`current_launcher` names it. Every process it starts is
-    recorded in ``registry`` under ``owner``; its :meth:`kill`,
-    :meth:`release_async` and :meth:`retire_async` act on those processes only.
+    while :data:`current_launcher` names it, it stands in for the SDK's
+    spawn: :meth:`open_harness` decides which harness the conversation gets
+    (a place on one of the :class:`~agy_trio.adapters.antigravity.pool.HarnessPool`'s
+    processes), and :meth:`connect` opens the conversation's WebSocket on it.
+    The SDK gets a :class:`ConversationProcess` in place of the process.
+
+    One launcher serves one conversation for its whole life: while it is
+    *held* (:meth:`holding`, around a reopen of the SDK session), closing the
+    SDK session keeps the place, so that the conversation comes back on the
+    same harness, unless that harness died meanwhile.
 
     Args:
-        registry: Where the started process is recorded.
-        owner: The key the process is recorded under.
-        prefix: Command prefix (see
-            :func:`~agy_trio.adapters.antigravity.harness.pdeathsig_prefix`).
-        facts: The SDK version and harness binary looked up ahead of time
-            (see :func:`sdk_facts`); None to ask the SDK on every start.
+        pool: The backend's harness processes.
+        owner: The conversation's owner key (``<backend tag>/<agent id>``), for logs.
     """
 
-    def __init__(
-        self,
-        registry: HarnessRegistry,
-        owner: str,
-        prefix: Sequence[str],
-        facts: SdkFacts | None = None,
-    ) -> None:
-        self.registry = registry
+    def __init__(self, pool: HarnessPool, owner: str) -> None:
+        self.pool = pool
         self.owner = owner
-        self.prefix = tuple(prefix)
-        self.facts = facts
+        self.lease: HarnessLease | None = None
+        self._holds = 0
+        self._socket: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening = False
+        self._permit: Any = None  # the opening permits of the harness one is held of
 
     async def connect(
         self, strategy: Any, *, use_interactions_api: bool = False
-    ) -> tuple[subprocess.Popen[bytes], Any, str]:
+    ) -> tuple[ConversationProcess, Any, str]:
         """Stand in for the strategy's ``_spawn_harness_and_connect_ws``.
 
         Returns:
-            What the SDK's method returns: the process, the conversation's
-            WebSocket and its URL.
+            What the SDK's method returns: the conversation's view of the
+            process, its WebSocket and its URL.
         """
+        import websockets
+
         spec = harness_spec(
-            strategy, self.prefix, self.facts, use_interactions_api=use_interactions_api
+            strategy, self.pool.prefix, self.pool.facts, use_interactions_api=use_interactions_api
         )
-        harness = await self.open_harness(spec)
-        connect: Callable[..., Any] = strategy._connect_websocket
-        ws, ws_url = await connect(harness.port, harness.api_key, harness.process)
-        return harness.process, ws, ws_url
+        ws_url, error = "", None
+        for attempt in range(_CONNECT_ATTEMPTS):
+            harness = await self.open_harness(spec)
+            await self._take_opening_permit()
+            # Where the harness listens (the SDK tries "localhost" first, which
+            # costs a getaddrinfo in a worker thread per conversation).
+            ws_url = f"ws://127.0.0.1:{harness.port}/"
+            try:
+                # As the SDK connects, minus what a loopback socket to our own
+                # child needs not: a proxy (looking one up reads the whole
+                # environment) and compression (the harness offers none).
+                ws = await websockets.connect(
+                    ws_url,
+                    additional_headers={"x-goog-api-key": harness.api_key},
+                    max_size=None,
+                    proxy=None,
+                    compression=None,
+                )
+            except (OSError, websockets.WebSocketException) as exc:
+                # A harness seen dying on its WebSockets may not have an exit
+                # status yet: after a pause, open_harness sees it gone and
+                # finds another (a new one if need be).
+                error = exc
+                await asyncio.sleep(_CONNECT_BACKOFF * 2**attempt)
+                continue
+            self._socket, self._loop = ws, asyncio.get_running_loop()
+            return ConversationProcess(harness.process, self._abort), ws, ws_url
+        raise RuntimeError(
+            f"Failed to connect to WebSocket at {ws_url} after {_CONNECT_ATTEMPTS} attempts: "
+            f"{error}"
+        ) from error
 
     async def open_harness(self, spec: HarnessSpec) -> Harness:
-        """A running harness for ``spec``: a new process, recorded under this launcher's owner."""
-        from google.antigravity.proto import localharness_pb2
+        """The harness for a conversation with process settings ``spec``.
 
-        process, answer = await self.start(spec.argv, spec.env, spec.payload)
-        output_config = localharness_pb2.OutputConfig()
-        output_config.ParseFromString(answer)
-        return Harness(process, output_config.port, output_config.api_key)
-
-    async def start(
-        self, argv: Sequence[str], env: Mapping[str, str] | None, payload: bytes
-    ) -> tuple[subprocess.Popen[bytes], bytes]:
-        """Start the harness, send it ``payload`` and return it with its first answer.
-
-        If the caller is cancelled, the process is killed (as soon as it exists,
-        should the worker thread not have started it yet) before the
-        cancellation propagates, so a cancelled start-up leaves nothing behind.
+        The place this launcher holds, if its harness still runs and serves
+        such conversations; else a new place from the pool (the old one, on a
+        dead harness, is given back).
         """
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self.registry.executor, self._start_blocking, list(argv), env, payload
-        )
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            self.registry.abandon(self.owner)
-            self.registry.kill(self.owner)
-            # The worker thread returns promptly now: its read sees end-of-file.
-            # Then reap, so that the process is gone, not merely dying, when the
-            # cancellation reaches the caller.
-            with contextlib.suppress(BaseException):
-                await future
-            with contextlib.suppress(BaseException):
-                await self.registry.release_async(self.owner)
-            raise
+        lease = self.lease
+        if lease is not None:
+            if lease.alive and lease.entry.key == spec.key:
+                await asyncio.sleep(0)
+                return lease.harness
+            self.lease = None
+            await self.pool.release(lease, grace=None)
+        self.lease = await self.pool.lease(spec)
+        return self.lease.harness
 
-    def _start_blocking(
-        self, argv: list[str], env: Mapping[str, str] | None, payload: bytes
-    ) -> tuple[subprocess.Popen[bytes], bytes]:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-        )
-        if not self.registry.register(self.owner, process):
-            process.kill()
-        assert process.stdin is not None
-        assert process.stdout is not None
-        # A harness that never answers would block this thread forever.
-        timer = threading.Timer(_HANDSHAKE_TIMEOUT, _kill_quietly, (process,))
-        timer.daemon = True
-        timer.start()
+    @contextlib.asynccontextmanager
+    async def opening(self) -> AsyncIterator[None]:
+        """Around the SDK's start-up of the conversation (its ``__aenter__``).
+
+        From the moment :meth:`connect` has chosen the harness until the block
+        ends (the SDK has its answer to the conversation's configuration), the
+        conversation holds one of the harness's
+        :data:`~agy_trio.adapters.antigravity.pool.OPENING_LIMIT` permits to
+        open a conversation.
+        """
+        self._opening = True
         try:
-            try:
-                process.stdin.write(struct.pack("<I", len(payload)) + payload)
-                process.stdin.flush()
-            except OSError as exc:
-                raise RuntimeError(f"Failed to send the harness its configuration: {exc}") from exc
-            raw_length = process.stdout.read(4)
-            if len(raw_length) < 4:
-                raise RuntimeError(
-                    f"Failed to read length from stdout. Stderr: {_drain_stderr(process)}"
-                )
-            (length,) = struct.unpack("<I", raw_length)
-            answer = process.stdout.read(length)
-            if len(answer) < length:
-                raise RuntimeError(
-                    f"The harness stopped during start-up. Stderr: {_drain_stderr(process)}"
-                )
+            yield
         finally:
-            timer.cancel()
-        return process, answer
+            self._opening = False
+            self._give_opening_permit()
+
+    async def _take_opening_permit(self) -> None:
+        lease = self.lease
+        if not self._opening or lease is None or self._permit is lease.entry.opening:
+            return
+        self._give_opening_permit()
+        await lease.entry.opening.async_acquire()
+        self._permit = lease.entry.opening
+
+    def _give_opening_permit(self) -> None:
+        permit, self._permit = self._permit, None
+        if permit is not None:
+            permit.async_release()
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """Keep this conversation's place on its harness while its SDK session is reopened.
+
+        Inside, :meth:`retire_async` keeps the place; if the block ends with
+        the conversation closed and not connected again, the place is then
+        given back.
+        """
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0 and self.lease is not None and self._socket is None:
+                await self.retire_async(self.pool.shutdown_grace)
+
+    def _abort(self) -> None:
+        """Cut this conversation's WebSocket now (any thread)."""
+        ws, loop = self._socket, self._loop
+        transport = getattr(ws, "transport", None)
+        if transport is None or loop is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            transport.abort()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to cut
+                loop.call_soon_threadsafe(transport.abort)
 
     # -- the end of the conversation's hold on its harness
 
     def kill(self) -> None:
-        """Kill this launcher's harness now (does not reap); any thread."""
-        self.registry.kill(self.owner)
+        """Cut this conversation off its harness now; any thread.
+
+        Its WebSocket is aborted, and its harness is killed if it carries no
+        other conversation (and the place is not held for a reopen). Does not
+        reap: :meth:`release_async` does.
+        """
+        self._abort()
+        lease = self.lease
+        if lease is not None and self._holds == 0:
+            self.pool.kill_if_alone(lease)
 
     async def release_async(self) -> list[int]:
-        """Kill what is left of this launcher's harness and reap it, off the loop.
-
-        Returns:
-            The PIDs that were still running.
-        """
-        return await self.registry.release_async(self.owner)
-
-    async def retire_async(
-        self, grace: float, threads: Iterable[threading.Thread] = ()
-    ) -> list[int]:
-        """Let this launcher's harness exit on its own within ``grace`` s, off the loop.
-
-        See :meth:`~agy_trio.adapters.antigravity.harness.HarnessRegistry.retire`.
+        """Give this conversation's place back now; a harness left unused is killed and reaped.
 
         Returns:
             The PIDs that had to be killed.
         """
-        return await self.registry.retire_async(self.owner, grace, threads)
+        lease, self.lease, self._socket = self.lease, None, None
+        if lease is None:
+            await asyncio.sleep(0)
+            return []
+        return await self.pool.release(lease, grace=None)
 
+    async def retire_async(
+        self, grace: float, threads: Iterable[threading.Thread] = ()
+    ) -> list[int]:
+        """The conversation's SDK session is closed: give its place back, gently.
 
-def _kill_quietly(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        process.kill()
+        A harness left without conversations gets ``grace`` seconds to exit on
+        its own after end-of-file on its stdin, then is killed; one that
+        carries other conversations goes on. While the launcher is held
+        (:meth:`holding`), the place is kept. ``threads`` are the SDK's stderr
+        readers of the conversation, which end at once (their stream is empty).
 
-
-def _drain_stderr(process: subprocess.Popen[bytes]) -> str:
-    _kill_quietly(process)
-    if process.stderr is None:
-        return ""
-    with contextlib.suppress(OSError, ValueError):
-        return process.stderr.read().decode("utf-8", errors="replace")
-    return ""
+        Returns:
+            The PIDs that had to be killed.
+        """
+        self._socket = None
+        for thread in threads:
+            thread.join(timeout=0)  # already over: its stream was empty
+        lease = self.lease
+        if lease is None or self._holds:
+            await asyncio.sleep(0)
+            return []
+        self.lease = None
+        return await self.pool.release(lease, grace=grace)
 
 
 current_launcher: contextvars.ContextVar[HarnessLauncher | None] = contextvars.ContextVar(
@@ -363,7 +450,7 @@ current_launcher: contextvars.ContextVar[HarnessLauncher | None] = contextvars.C
 """The launcher for the SDK agent being started in the current asyncio task."""
 
 # What the SDK strategy must offer for the launcher to stand in for its spawn.
-_STRATEGY_ATTRIBUTES = ("_spawn_harness_and_connect_ws", "_connect_websocket", "_binary_path")
+_STRATEGY_ATTRIBUTES = ("_spawn_harness_and_connect_ws", "_binary_path", "_save_dir", "_env")
 
 
 def install_launcher(strategy: Any) -> bool:
@@ -391,34 +478,8 @@ def install_launcher(strategy: Any) -> bool:
 
     async def spawn_harness_and_connect_ws(
         *, use_interactions_api: bool = False
-    ) -> tuple[subprocess.Popen[bytes], Any, str]:
+    ) -> tuple[ConversationProcess, Any, str]:
         return await launcher.connect(strategy, use_interactions_api=use_interactions_api)
 
     strategy._spawn_harness_and_connect_ws = spawn_harness_and_connect_ws
     return True
-
-
-def detach_process(connection: Any) -> tuple[subprocess.Popen[bytes], threading.Thread | None]:
-    """Take the harness process away from an SDK ``LocalConnection`` before its ``disconnect``.
-
-    The SDK's ``disconnect`` (local_connection.py:571-630) closes the
-    WebSocket, then the harness's stdin, then waits for the process with a
-    blocking ``Popen.wait`` (up to 180 s) and joins its stderr reader, all on
-    the asyncio loop. Without the process it does only the first part, which
-    is asynchronous; the caller then does the rest, in the same order, off the
-    loop (:meth:`HarnessLauncher.retire_async`). Only this one connection
-    object changes.
-
-    Returns:
-        The process and the SDK's stderr reader thread.
-
-    Raises:
-        LookupError: The connection is not the SDK version this was written
-            for (no process to take); the caller leaves the SDK alone then.
-    """
-    process = getattr(connection, "_process", None)
-    if not isinstance(process, subprocess.Popen) or not hasattr(connection, "_stderr_thread"):
-        raise LookupError("not a LocalConnection with a harness process")
-    thread = connection._stderr_thread
-    connection._process = None
-    return process, thread if isinstance(thread, threading.Thread) else None

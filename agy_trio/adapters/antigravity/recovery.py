@@ -4,10 +4,13 @@ After any HTTP error of the model endpoint the SDK session is dead: its next
 ``chat()`` answers nothing and the one after hangs forever. The only way back
 that works is to leave the SDK ``Agent`` and open a new one on the same
 conversation id in RESUME mode; the conversation's saved state (its database)
-outlives the harness process, so the agent keeps its history. A
-:class:`Recovery` does that in an asyncio task of its own (a turn cancelled
-meanwhile must not interrupt a reopen), and everything that needs the session
-waits for it in :meth:`Recovery.ready`.
+outlives the SDK session, so the agent keeps its history. The conversation
+keeps its place on its harness meanwhile (the failure concerned only its own
+WebSocket; the other conversations on the harness go on), unless the harness
+process itself died: then it resumes on a fresh one. A :class:`Recovery` does
+that in an asyncio task of its own (a turn cancelled meanwhile must not
+interrupt a reopen), and everything that needs the session waits for it in
+:meth:`Recovery.ready`.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from typing import Any
 
 from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.errors import describe
-from agy_trio.core.errors import AgyError, ChannelClosed
+from agy_trio.core.errors import AgyError, BackendError, ChannelClosed
 
 __all__ = ["Recovery"]
 
 log = logging.getLogger("agy_trio.antigravity")
+
+# Resuming a conversation its harness refused: attempts in all, and the pause
+# before the second (doubled each time: 1.5 s in all).
+_RESUME_ATTEMPTS = 5
+_RESUME_BACKOFF = 0.1
 
 
 class Recovery:
@@ -60,8 +68,10 @@ class Recovery:
         self.conversation.context.counters.count("reopens")
         log.info("agent %s: reopening the SDK session after %s", self.agent_id, describe(cause))
         try:
-            await self.conversation.close()
-            await self.conversation.open(resume=True)
+            # On the same harness, unless the harness is what died.
+            async with self.conversation.launcher.holding():
+                await self.conversation.close()
+                await self._resume()
         except asyncio.CancelledError:
             self.dead = ChannelClosed(f"agent {self.agent_id}: reopening was interrupted")
             raise
@@ -71,6 +81,31 @@ class Recovery:
                 f"and could not be reopened ({describe(exc)})"
             )
             log.error("%s", self.dead)
+
+    async def _resume(self) -> None:
+        """Open the conversation again in RESUME mode, trying a few times.
+
+        A harness that serves other conversations too may still be winding
+        down the conversation's last session when the resume arrives (it then
+        closes the new WebSocket without a word): seen a few times in a
+        thousand under load. Asking again shortly after works.
+        """
+        for attempt in range(_RESUME_ATTEMPTS):
+            try:
+                await self.conversation.open(resume=True)
+            except BackendError as exc:
+                if attempt + 1 == _RESUME_ATTEMPTS or type(exc) is not BackendError:
+                    raise
+                delay = _RESUME_BACKOFF * 2**attempt
+                log.info(
+                    "agent %s: the harness refused the resume (%s); again in %.2f s",
+                    self.agent_id,
+                    describe(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            else:
+                return
 
     async def settle(self) -> None:
         """Wait for a reopen in progress, if any (it goes on if the caller is cancelled)."""

@@ -16,8 +16,11 @@ Two of the SDK's behaviours shape this module:
 * **Fatal errors.** A turn that fails with an error that kills the SDK
   session is raised typed and the session reopened
   (:mod:`~agy_trio.adapters.antigravity.recovery`) before the next turn may
-  start. Under a :class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`,
-  a transient failure is retried in the same turn instead.
+  start. A model request that failed at the connection level before the
+  turn produced anything is asked again
+  (:class:`~agy_trio.adapters.antigravity.transient.ConnectionRetry`, on by
+  default); under a :class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`,
+  another transient failure is retried in the same turn too.
 """
 
 from __future__ import annotations
@@ -323,13 +326,39 @@ class TurnRunner:
 
     async def _attempts(self, turn: Turn) -> StopReason:
         content: list[Any] | None = turn.content
-        retry = self.context.retry
-        attempt = 0
+        retry, reconnect = self.context.retry, self.context.connection_retry
+        attempt = reconnects = 0
         while True:
             try:
                 return await self._attempt(turn, content)
             except Exception as exc:
-                if turn.cancel_requested or retry is None:
+                if turn.cancel_requested:
+                    raise
+                # A request that never got through, before any output: asked
+                # again without the caller's say (see transient.ConnectionRetry).
+                delay = (
+                    reconnect.delay(reconnects, exc, produced=turn.produced)
+                    if reconnect is not None
+                    else None
+                )
+                if delay is not None:
+                    reconnects += 1
+                    log.warning(
+                        "agent %s: the model request did not get through (%s); "
+                        "asking again in %.2f s (%d/%d)",
+                        self.agent_id,
+                        describe(exc),
+                        delay,
+                        reconnects,
+                        reconnect.retries if reconnect is not None else 0,
+                    )
+                    self.context.counters.count("reconnects")
+                    self.recovery.start(exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(turn.cancelled.wait(), delay)
+                    await self.recovery.ready()
+                    continue
+                if retry is None:
                     raise
                 delay = retry.delay(attempt, classify_error(exc))
                 if delay is None or not is_fatal(exc):

@@ -1,0 +1,570 @@
+"""The harness pool and the conversation launcher, against a stand-in harness.
+
+The stand-in speaks the real start-up protocol (a length-prefixed
+``InputConfig`` on stdin, an ``OutputConfig`` with port and token on stdout),
+serves WebSockets on that port (echoing what it gets, checking the token), and
+exits on end-of-file on its stdin, like ``localharness``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV, HarnessRegistry
+from agy_trio.adapters.antigravity.launcher import (
+    ConversationProcess,
+    HarnessLauncher,
+    HarnessSpec,
+    detach_process,
+)
+from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
+from agy_trio.adapters.antigravity.stderr import StderrCollector
+from agy_trio.errors import ConfigError
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+
+FAKE_HARNESS = r"""
+import asyncio, os, struct, sys
+import websockets
+from google.antigravity.proto import localharness_pb2
+
+n = struct.unpack("<I", sys.stdin.buffer.read(4))[0]
+config = localharness_pb2.InputConfig()
+config.ParseFromString(sys.stdin.buffer.read(n))
+sys.stderr.write(f"owner {config.env.get('AGY_TRIO_HARNESS_OWNER')}\n")
+sys.stderr.flush()
+if os.environ.get("FAKE_FAIL"):
+    sys.stderr.write("no config for me\n")
+    sys.exit(3)
+
+
+async def main():
+    async def echo(ws):
+        if ws.request.headers.get("x-goog-api-key") != "token":
+            await ws.close(4001)
+            return
+        async for message in ws:
+            await ws.send(message)
+
+    async with websockets.serve(echo, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        await asyncio.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+        answer = localharness_pb2.OutputConfig(port=port, api_key="token").SerializeToString()
+        sys.stdout.buffer.write(struct.pack("<I", len(answer)) + answer)
+        sys.stdout.buffer.flush()
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+
+
+asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``condition`` (something another thread or process brings about)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Let the loop run until ``condition`` holds (or ``timeout`` passes)."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture
+def registry() -> Iterator[HarnessRegistry]:
+    reg = HarnessRegistry(spawn_threads=4)
+    yield reg
+    assert reg.close() == [], "a harness was left running"
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "fake_harness.py"
+    path.write_text(FAKE_HARNESS)
+    return path
+
+
+def _spec(script: Path, storage: Path, **env: str) -> HarnessSpec:
+    from google.antigravity.proto import localharness_pb2
+
+    settings = {HARNESS_OWNER_ENV: "backend/agent", **env}
+    payload = localharness_pb2.InputConfig(
+        storage_directory=str(storage), env=settings
+    ).SerializeToString()
+    return HarnessSpec(
+        argv=(sys.executable, str(script)),
+        env={**os.environ, **settings},
+        settings_env=settings,
+        storage_directory=str(storage),
+        payload=payload,
+    )
+
+
+def _pool(registry: HarnessRegistry, per_harness: int = 250, processes: int = 1) -> HarnessPool:
+    return HarnessPool(registry, "backend", (), None, PoolLimits(per_harness, processes))
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ConfigError, match="agents_per_harness"):
+        PoolLimits(0, 1)
+    with pytest.raises(ConfigError, match="harness_processes"):
+        PoolLimits(1, True)  # type: ignore[arg-type]
+
+
+def test_a_start_handshakes_off_the_loop_and_tags_the_process(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    spec = _spec(script, tmp_path, FAKE_DELAY="0.3")
+
+    async def main() -> tuple[Any, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        lease = await pool.lease(spec)
+        ticker.cancel()
+        return lease, ticks
+
+    lease, ticks = asyncio.run(main())
+    assert ticks >= 10  # the loop kept running while the harness started
+    pid = lease.harness.process.pid
+    owner = lease.entry.owner
+    assert owner == "backend/harness-1"
+    assert registry.pids(owner) == [pid]
+    # The process carries its own owner tag, not its first conversation's.
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"{HARNESS_OWNER_ENV}={owner}".encode() in environ
+    # The collector thread drains stderr in its own time.
+    assert _wait_until(lambda: pool.stderr.tail(owner) == [f"owner {owner}"])
+    assert pool.loads() == [(pid, 1)]
+    assert asyncio.run(pool.release(lease, grace=10)) == []  # exited on end-of-file
+    assert not _alive(pid)
+    assert registry.owners() == []
+    assert pool.loads() == []
+    pool.close()
+
+
+def test_conversations_share_a_process_up_to_the_limit(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry, per_harness=2)
+    spec = _spec(script, tmp_path)
+
+    async def main() -> None:
+        leases = await asyncio.gather(*(pool.lease(spec) for _ in range(5)))
+        pids = [lease.harness.process.pid for lease in leases]
+        assert len(set(pids)) == 3  # 2 + 2 + 1, and only three starts
+        assert registry.started == 3
+        assert sorted(n for _, n in pool.loads()) == [1, 2, 2]
+        # A place freed is taken again before a new process starts.
+        first = leases[0]
+        await pool.release(first, grace=5)
+        assert _alive(first.harness.process.pid)  # its other conversation goes on
+        again = await pool.lease(spec)
+        assert again.harness.process.pid == first.harness.process.pid
+        assert registry.started == 3
+        for lease in [*leases[1:], again]:
+            await pool.release(lease, grace=5)
+        assert pool.loads() == []
+        assert not any(_alive(pid) for pid in pids)
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    pool.close()
+
+
+def test_one_process_per_conversation_with_agents_per_harness_1(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry, per_harness=1)
+    spec = _spec(script, tmp_path)
+
+    async def main() -> None:
+        leases = await asyncio.gather(*(pool.lease(spec) for _ in range(3)))
+        assert len({lease.harness.process.pid for lease in leases}) == 3
+        for lease in leases:
+            await pool.release(lease, grace=5)
+
+    asyncio.run(main())
+    pool.close()
+
+
+def test_a_group_is_spread_over_harness_processes(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry, per_harness=10, processes=2)
+    spec = _spec(script, tmp_path)
+
+    async def main() -> None:
+        leases = [await pool.lease(spec) for _ in range(5)]
+        assert sorted(n for _, n in pool.loads()) == [2, 3]
+        for lease in leases:
+            await pool.release(lease, grace=5)
+
+    asyncio.run(main())
+    pool.close()
+
+
+def test_conversations_with_other_process_settings_never_share(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    async def main() -> None:
+        a1 = await pool.lease(_spec(script, tmp_path / "a"))
+        a2 = await pool.lease(_spec(script, tmp_path / "a", **{HARNESS_OWNER_ENV: "b/other"}))
+        b = await pool.lease(_spec(script, tmp_path / "b"))
+        home = await pool.lease(_spec(script, tmp_path / "a", HOME=str(tmp_path)))
+        assert a1.harness.process.pid == a2.harness.process.pid  # the owner tag is no setting
+        assert len({x.harness.process.pid for x in (a1, b, home)}) == 3
+        for lease in (a1, a2, b, home):
+            await pool.release(lease, grace=5)
+
+    asyncio.run(main())
+    pool.close()
+
+
+def test_conversations_arriving_during_a_start_wait_for_it(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    spec = _spec(script, tmp_path, FAKE_DELAY="0.5")
+
+    async def main() -> None:
+        first = asyncio.create_task(pool.lease(spec))
+        await asyncio.sleep(0.1)
+        # A waiter that gives up does not stop the start the others wait for.
+        quitter = asyncio.create_task(pool.lease(spec))
+        others = [asyncio.create_task(pool.lease(spec)) for _ in range(8)]
+        await asyncio.sleep(0.1)
+        quitter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await quitter
+        leases = [await first, *[await task for task in others]]
+        assert len({lease.harness.process.pid for lease in leases}) == 1
+        assert registry.started == 1
+        assert pool.loads() == [(leases[0].harness.process.pid, 9)]
+        for lease in leases:
+            await pool.release(lease, grace=5)
+
+    asyncio.run(main())
+    pool.close()
+
+
+def test_a_cancelled_start_nobody_else_waits_for_leaves_no_process(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    spec = _spec(script, tmp_path, FAKE_DELAY="30")
+
+    async def main() -> None:
+        task = asyncio.create_task(pool.lease(spec))
+        # Up, and holding back its answer.
+        assert await asyncio.to_thread(_wait_until, lambda: bool(registry.pids()))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Gone (reaped, not merely dying) when the cancellation arrives.
+        assert registry.pids() == []
+        assert registry.owners() == []
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < 10
+    pool.close()
+
+
+def test_a_harness_that_fails_to_start_is_an_error_for_every_waiter(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    spec = _spec(script, tmp_path, FAKE_FAIL="1")
+
+    async def main() -> None:
+        results = await asyncio.gather(
+            *(pool.lease(spec) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, RuntimeError) and "no config for me" in str(r) for r in results)
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    assert pool.loads() == []
+    pool.close()
+
+
+def test_a_dead_harness_takes_no_new_conversation(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    spec = _spec(script, tmp_path)
+
+    async def main() -> None:
+        old = await pool.lease(spec)
+        old.harness.process.kill()
+        old.harness.process.wait()
+        assert not old.alive
+        new = await pool.lease(spec)
+        assert new.harness.process.pid != old.harness.process.pid
+        assert await pool.release(old, grace=5) == []  # dead already: reaped, nothing to kill
+        assert new.alive
+        await pool.release(new, grace=5)
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    pool.close()
+
+
+# ---------------------------------------------------------------------------- the launcher
+
+
+def _strategy(spec: HarnessSpec) -> Any:
+    import types
+
+    return types.SimpleNamespace(
+        _binary_path=spec.argv[-1],
+        _save_dir=spec.storage_directory,
+        _env=dict(spec.settings_env),
+    )
+
+
+def _pool_for(registry: HarnessRegistry, script: Path) -> HarnessPool:
+    # The launcher builds the spec off the strategy: the binary is the script,
+    # run by the interpreter through the command prefix.
+    return HarnessPool(registry, "backend", (sys.executable,), None, PoolLimits(250, 1))
+
+
+def test_the_launcher_connects_each_conversation_on_its_own_websocket(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool_for(registry, script)
+    strategy = _strategy(_spec(script, tmp_path))
+
+    async def main() -> None:
+        first, second = HarnessLauncher(pool, "backend/a1"), HarnessLauncher(pool, "backend/a2")
+        p1, ws1, url1 = await first.connect(strategy)
+        p2, ws2, url2 = await second.connect(strategy)
+        assert url1 == url2 and url1.startswith("ws://127.0.0.1:")
+        assert isinstance(p1, ConversationProcess) and p1.pid == p2.pid
+        await ws1.send("one")
+        await ws2.send("two")
+        assert (await ws1.recv(), await ws2.recv()) == ("one", "two")
+
+        # Killing the SDK's view of the process cuts that conversation only.
+        p1.kill()
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await ws1.recv()
+        await ws2.send("still here")
+        assert await ws2.recv() == "still here"
+        assert p1.poll() is None and p1.wait(timeout=180) is None  # never blocks
+        assert p1.stdin is None and p1.stderr.read() == b""
+
+        assert await first.retire_async(grace=5) == []
+        assert _alive(p2.pid)
+        await ws2.close()
+        assert await second.retire_async(grace=5) == []
+        assert not _alive(p2.pid)
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    pool.close()
+
+
+def test_a_held_launcher_keeps_its_harness_through_a_reopen(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool_for(registry, script)
+    strategy = _strategy(_spec(script, tmp_path))
+
+    async def main() -> None:
+        launcher = HarnessLauncher(pool, "backend/a1")
+        process, ws, _ = await launcher.connect(strategy)
+        async with launcher.holding():
+            await ws.close()
+            assert await launcher.retire_async(grace=5) == []
+            assert _alive(process.pid)  # kept: the conversation comes back
+            again, ws, _ = await launcher.connect(strategy)
+            assert again.pid == process.pid
+        await ws.close()
+        # Held across a crash: the conversation comes back on a fresh harness.
+        async with launcher.holding():
+            await launcher.retire_async(grace=5)
+            os.kill(process.pid, 9)
+            fresh, ws, _ = await launcher.connect(strategy)
+            assert fresh.pid != process.pid
+        await ws.close()
+        # Closed inside a hold and not reopened: the place is given back at its end.
+        async with launcher.holding():
+            await launcher.retire_async(grace=5)
+            assert _alive(fresh.pid)
+        assert not _alive(fresh.pid)
+        assert launcher.lease is None
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    pool.close()
+
+
+def test_detach_process_takes_the_view_from_the_sdk_connection() -> None:
+    import subprocess
+    import types
+
+    process = subprocess.Popen(["sleep", "30"])
+    try:
+        view = ConversationProcess(process, lambda: None)
+        connection = types.SimpleNamespace(_process=view, _stderr_thread=None)
+        assert detach_process(connection) == (view, None)
+        assert connection._process is None
+        with pytest.raises(LookupError):
+            detach_process(types.SimpleNamespace(_process=None))
+    finally:
+        process.kill()
+        process.wait()
+
+
+# ---------------------------------------------------------------------------- stderr
+
+
+def test_the_collector_keeps_the_last_lines_and_closes_at_end_of_file() -> None:
+    import subprocess
+
+    collector = StderrCollector(lines=3)
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; [print('p{i}', n, file=sys.stderr) for n in range(5)]",
+            ],
+            stderr=subprocess.PIPE,
+        )
+        for i in range(3)
+    ]
+    for i, process in enumerate(processes):
+        assert process.stderr is not None
+        collector.watch(f"h{i}", process.stderr)
+    for process in processes:
+        process.wait()
+    assert _wait_until(lambda: all(p.stderr is not None and p.stderr.closed for p in processes))
+    assert [collector.tail(f"h{i}") for i in range(3)] == [
+        [f"p{i} 2", f"p{i} 3", f"p{i} 4"] for i in range(3)
+    ]
+    collector.forget("h0")
+    assert collector.tail("h0") == []
+    collector.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("agents_per_harness", 0),
+        ("agents_per_harness", 2.5),
+        ("harness_processes", 0),
+        ("harness_processes", "2"),
+        ("connection_retry", 3),
+    ],
+)
+def test_pool_options_are_checked_when_the_backend_is_constructed(
+    option: str, value: object
+) -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend
+
+    with pytest.raises(ConfigError) as info:
+        AntigravityBackend(**{option: value})  # type: ignore[arg-type]
+    assert info.value.field == option
+
+
+def test_the_sdk_starts_no_reader_thread_for_an_empty_stderr() -> None:
+    import collections
+    import io
+    import threading
+    import types
+
+    from google.antigravity.connections.local import local_connection
+
+    from agy_trio.adapters.antigravity.launcher import EmptyStderr, skip_empty_stderr_readers
+
+    assert skip_empty_stderr_readers() and skip_empty_stderr_readers()  # idempotent
+    start = local_connection.LocalConnection._start_stderr_reader
+    connection = types.SimpleNamespace(_stderr_thread="unset", _stderr_lines=collections.deque())
+    before = threading.active_count()
+    start(connection, EmptyStderr())
+    assert connection._stderr_thread is None and threading.active_count() == before
+    # Any other stream is the SDK's business, as before.
+    start(connection, io.BytesIO(b"a line\n"))
+    assert isinstance(connection._stderr_thread, threading.Thread)
+    connection._stderr_thread.join(timeout=5)
+    assert list(connection._stderr_lines) == ["a line"]
+
+
+def test_at_most_opening_limit_conversations_are_opened_on_a_harness_at_once(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    from agy_trio.adapters.antigravity.pool import OPENING_LIMIT
+
+    pool = _pool_for(registry, script)
+    strategy = _strategy(_spec(script, tmp_path))
+
+    async def main() -> None:
+        launchers = [HarnessLauncher(pool, f"backend/a{i}") for i in range(OPENING_LIMIT + 1)]
+        release = asyncio.Event()
+        connected: list[int] = []
+        sockets: list[Any] = []
+
+        async def open_one(i: int) -> None:
+            async with launchers[i].opening():
+                _, ws, _ = await launchers[i].connect(strategy)
+                sockets.append(ws)
+                connected.append(i)
+                if len(connected) <= OPENING_LIMIT:
+                    await release.wait()  # the SDK still awaits the harness's answer
+
+        tasks = [asyncio.create_task(open_one(i)) for i in range(OPENING_LIMIT + 1)]
+        assert await _until(lambda: len(connected) == OPENING_LIMIT)
+        entry = launchers[0].lease.entry if launchers[0].lease else None
+        assert entry is not None
+        # The last one has its place on the harness and waits for a permit.
+        assert await _until(lambda: entry.opening.waiting == 1)
+        assert len(connected) == OPENING_LIMIT
+        release.set()
+        await asyncio.gather(*tasks)
+        assert len(connected) == OPENING_LIMIT + 1
+        for ws in sockets:
+            await ws.close()
+        for launcher in launchers:
+            await launcher.retire_async(grace=5)
+
+    asyncio.run(main())
+    pool.close()
