@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -174,7 +173,6 @@ class Runtime(metaclass=NoPublicConstructor):
         self.quota = QuotaRegistry()
         self._nursery = nursery
         self._token = trio.lowlevel.current_trio_token()
-        self._thread = threading.get_ident()
         self._pacer = StartPacer(config.inter_agent_delay)
         send, receive = trio.open_memory_channel[Command[Any]](config.channel_capacity)
         self._send_channel = send
@@ -262,11 +260,17 @@ class Runtime(metaclass=NoPublicConstructor):
         Blocks the calling thread until the call is over.
 
         Raises:
-            WrongThread: Called from the runtime's own thread (await instead).
+            WrongThread: Called from Trio code: in the runtime's own run (await
+                the call instead), or in another run, whose thread this call
+                would block (use ``trio.to_thread.run_sync(rt.from_thread, ...)``).
             RuntimeClosed: The runtime's Trio run has finished.
         """
-        if threading.get_ident() == self._thread:
-            raise WrongThread("Runtime.from_thread was called from the runtime's own thread")
+        if _running_trio_token() is not None:
+            raise WrongThread(
+                "Runtime.from_thread blocks its thread and was called from Trio code: "
+                "in the runtime's own run await the call; in another run use "
+                "trio.to_thread.run_sync(rt.from_thread, ...)"
+            )
         try:
             return trio.from_thread.run(fn, *args, trio_token=self._token)
         except trio.RunFinishedError:
@@ -328,7 +332,9 @@ class Runtime(metaclass=NoPublicConstructor):
         is full). From another thread the command is queued by the Trio thread
         soon after; it is never lost while the runtime runs.
         """
-        if threading.get_ident() != self._thread:
+        if _running_trio_token() is not self._token:
+            # Another thread, another run, or plain code on this thread after
+            # (or outside) the run: only the token reaches the run safely.
             try:
                 self._token.run_sync_soon(self._submit_nowait, command)
             except trio.RunFinishedError:
@@ -708,6 +714,14 @@ class Runtime(metaclass=NoPublicConstructor):
                     nursery.start_soon(end, record)
         if scope.cancelled_caught:
             log.error("agents did not shut down within %g s", timeout)
+
+
+def _running_trio_token() -> trio.lowlevel.TrioToken | None:
+    """The token of the Trio run the calling code runs in, or None outside any."""
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
 
 
 def _pending_wakeup() -> _Wakeups:
