@@ -33,6 +33,7 @@ from agy_trio.core.errors import (
     SafetyBlocked,
     ToolArgumentError,
     ToolNotFound,
+    WrongThread,
 )
 from agy_trio.core.events import (
     ChatEvent,
@@ -88,6 +89,7 @@ __all__ = [
     "ToolNotFound",
     "TurnEnd",
     "Usage",
+    "WrongThread",
     "__version__",
     "errors",
     "open_runtime",

@@ -14,6 +14,7 @@ from agy_trio.core.errors import (
     SafetyBlocked,
     ToolArgumentError,
     ToolNotFound,
+    WrongThread,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "SafetyBlocked",
     "ToolArgumentError",
     "ToolNotFound",
+    "WrongThread",
 ]
