@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
@@ -110,7 +111,13 @@ class _Turn:
         self.stream = stream
         self.limit = limit
         self.settled = False
-        self.response: ChatResponse | None = None
+        # Weak: a response its caller dropped must be collectable while the
+        # turn runs, so that its finaliser releases the turn.
+        self.response: weakref.ref[ChatResponse] | None = None
+
+    def reader(self) -> ChatResponse | None:
+        """The turn's response, unless its caller dropped it (or it is not made yet)."""
+        return None if self.response is None else self.response()
 
     def settle(self, error: BaseException | None) -> None:
         """Settle quota once: called by whichever sees the end first, reader or stream."""
@@ -121,7 +128,7 @@ class _Turn:
         if isinstance(error, QuotaExceeded):
             self.runtime._quota_hit(quota, error)
         elif error is None and (
-            self.response is None or self.response.stop_reason is not StopReason.CANCELLED
+            (response := self.reader()) is None or response.stop_reason is not StopReason.CANCELLED
         ):
             # Only a completed turn clears a quota backoff.
             quota.record_success()
@@ -488,7 +495,7 @@ class Runtime(metaclass=NoPublicConstructor):
         if isinstance(item, Command):
             item.cancel(CancelReason.TIMEOUT)
             return
-        response = item.response
+        response = item.reader()
         if response is not None:
             response._force_error(OperationTimeout("chat", item.limit))
         _logger(item.record.agent_id, "chat").warning("turn timed out after %g s", item.limit)
@@ -590,7 +597,7 @@ class Runtime(metaclass=NoPublicConstructor):
             on_end=turn.settle,
             counters=self._counters,
         )
-        turn.response = response
+        turn.response = weakref.ref(response)
         # The rest of the turn keeps the deadline its start had.
         self._track(turn, limit, deadline)
         record.turns.add(turn)
@@ -663,8 +670,9 @@ class Runtime(metaclass=NoPublicConstructor):
             command.cancel(CancelReason.SHUTDOWN)
         turns = list(self._turns)
         for turn in turns:
-            if turn.response is not None:
-                turn.response._force_error(self._closed_error())
+            response = turn.reader()
+            if response is not None:
+                response._force_error(self._closed_error())
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as nursery:
                 for turn in turns:
