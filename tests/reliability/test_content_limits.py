@@ -103,9 +103,11 @@ def _last_user_message(server: Any) -> str:
 
 @pytest.mark.sdk
 @pytest.mark.usefixtures("offline", "no_harness_left")
-async def test_the_largest_text_allowed_reaches_the_model_whole(tmp_path: Path, server: Any) -> None:
-    prompt = ("0123456789abcdé" * (TEXT_LIMIT // 16 + 1)).encode()[:TEXT_LIMIT].decode(
-        errors="ignore"
+async def test_the_largest_text_allowed_reaches_the_model_whole(
+    tmp_path: Path, server: Any
+) -> None:
+    prompt = (
+        ("0123456789abcdé" * (TEXT_LIMIT // 16 + 1)).encode()[:TEXT_LIMIT].decode(errors="ignore")
     )
     async with sdk_runtime(tmp_path) as (rt, _):
         agent = await rt.create_agent(local_agent(server))
