@@ -17,6 +17,7 @@ __all__ = [
     "ChannelClosed",
     "ConfigError",
     "ContentTooLarge",
+    "EndpointUnreachable",
     "MaxTokensReached",
     "OperationTimeout",
     "PolicyDenied",
@@ -64,6 +65,14 @@ class OperationTimeout(AgyError, TimeoutError):
 
     def __reduce__(self) -> tuple[type[OperationTimeout], tuple[str, float]]:
         return (type(self), (self.operation, self.duration))
+
+
+class EndpointUnreachable(BackendError):
+    """The model endpoint could not be reached.
+
+    A DNS failure, a refused connection, a proxy or TLS failure: nothing was
+    answered. Retrying later may work (an Antigravity ``RetryPolicy`` does).
+    """
 
 
 class SafetyBlocked(BackendError):
