@@ -18,6 +18,11 @@ Two of the SDK's behaviours shape this module:
   (:mod:`~agy_trio.adapters.antigravity.recovery`) before the next turn may
   start. Under a :class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`,
   a transient failure is retried in the same turn instead.
+
+And one of the harness's: when it cannot reach the model endpoint it may
+retry on its own until the turn times out. An
+:class:`~agy_trio.adapters.antigravity.reachability.UnreachableWatch` gives
+each attempt up after ``unreachable_timeout`` instead, with the cause.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from agy_trio.adapters.antigravity.config import Endpoint
-from agy_trio.adapters.antigravity.errors import classify_error, describe, is_fatal
+from agy_trio.adapters.antigravity.errors import (
+    classify_error,
+    describe,
+    is_cancellation,
+    is_fatal,
+)
 from agy_trio.adapters.antigravity.events import (
     ThoughtSplitter,
     refusal,
@@ -39,6 +49,7 @@ from agy_trio.adapters.antigravity.events import (
     tool_name,
     usage_of,
 )
+from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.tools import TrioBridge
@@ -136,11 +147,13 @@ class StepPump:
     Args:
         runner: The agent's turns.
         turn: The turn the steps belong to.
+        watch: Gives the attempt up if the harness cannot reach the endpoint.
     """
 
-    def __init__(self, runner: TurnRunner, turn: Turn) -> None:
+    def __init__(self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch) -> None:
         self.runner = runner
         self.turn = turn
+        self.watch = watch
         self.seen_calls: set[str] = set()
         inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
         self.splitter = ThoughtSplitter() if inline_thoughts else None
@@ -157,7 +170,11 @@ class StepPump:
                 if reported is not None:
                     turn.refusal = reported
                     await self.runner.conversation.halt()
+                else:
+                    await self.watch.report(step.error or "")
             return
+        if step.source == t.StepSource.MODEL:
+            self.watch.answered()
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
             if step.thinking_delta:
                 await turn.emit(ThoughtDelta(step.thinking_delta))
@@ -328,13 +345,14 @@ class TurnRunner:
                 if turn.cancel_requested or retry is None:
                     raise
                 delay = retry.delay(attempt, classify_error(exc))
-                if delay is None or not is_fatal(exc):
+                if delay is None:
                     raise
                 log.info(
                     "agent %s: retrying in %.2f s after %s", self.agent_id, delay, describe(exc)
                 )
                 self.context.counters.count("retries")
-                self.recovery.start(exc)
+                if is_fatal(exc):
+                    self.recovery.start(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(turn.cancelled.wait(), delay)
                 await self.recovery.ready()
@@ -354,13 +372,22 @@ class TurnRunner:
             # Cancelled while the prompt was being sent: the SDK's earlier halt
             # (if any) concerned no turn, so halt this one now.
             await self.conversation.halt()
-        pump = StepPump(self, turn)
+        watch = UnreachableWatch(self.context.unreachable_timeout, self.conversation.halt)
+        pump = StepPump(self, turn, watch)
         try:
             async for step in conv.receive_steps():
                 await pump.step(step)
             await pump.flush()
         except ChannelClosed as exc:
             raise _ConsumerGone(str(exc)) from None
+        except asyncio.CancelledError as exc:
+            if watch.error is not None and is_cancellation(exc):
+                raise watch.error from None  # our watch halted the SDK turn
+            raise
+        finally:
+            await watch.close()
+        if watch.error is not None:
+            raise watch.error
         turn.usage = usage_of(conv.last_turn_usage)
         return stop_reason(conv._last_turn_stop_reason)
 
