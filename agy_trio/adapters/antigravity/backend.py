@@ -96,6 +96,12 @@ class AntigravityBackend:
         stream_batch_max: Most events handed to Trio at once.
         shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
         cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+        unreachable_timeout: Seconds into a turn's model request after which a
+            connection failure the harness reported (DNS, refused connection,
+            proxy, TLS) fails the turn with
+            :class:`~agy_trio.errors.EndpointUnreachable` naming the cause,
+            rather than the harness retrying on its own until ``chat_timeout``.
+            A :class:`RetryPolicy` retries it.
 
     Raises:
         AntigravityNotInstalled: The SDK is not installed (a ConfigError and
@@ -115,6 +121,7 @@ class AntigravityBackend:
         stream_batch_max: int = 256,
         shutdown_grace: float = 5.0,
         cancel_grace: float = 2.0,
+        unreachable_timeout: float = 10.0,
     ) -> None:
         load_sdk()
         threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
@@ -128,6 +135,7 @@ class AntigravityBackend:
         self.stream_batch_max = stream_batch_max
         self.shutdown_grace = positive_number(shutdown_grace, "shutdown_grace")
         self.cancel_grace = positive_number(cancel_grace, "cancel_grace")
+        self.unreachable_timeout = positive_number(unreachable_timeout, "unreachable_timeout")
         self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
         self.prefix: tuple[str, ...] = ()
         self.facts: SdkFacts | None = None
@@ -163,6 +171,7 @@ class AntigravityBackend:
             retry=self.retry,
             shutdown_grace=self.shutdown_grace,
             cancel_grace=self.cancel_grace,
+            unreachable_timeout=self.unreachable_timeout,
             stream_high_water=self.stream_high_water,
             stream_batch_max=self.stream_batch_max,
             counters=self._counters,

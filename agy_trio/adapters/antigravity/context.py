@@ -56,6 +56,9 @@ class BackendContext:
         retry: The retry policy, or None.
         shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
         cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+        unreachable_timeout: Seconds into an attempt after which a connection
+            failure the harness reported ends it (see
+            :mod:`~agy_trio.adapters.antigravity.reachability`).
         stream_high_water: Events buffered per turn before the SDK side waits.
         stream_batch_max: Most events handed to Trio at once.
         counters: Reopens and retries so far.
@@ -70,6 +73,7 @@ class BackendContext:
     retry: RetryPolicy | None
     shutdown_grace: float
     cancel_grace: float
+    unreachable_timeout: float
     stream_high_water: int
     stream_batch_max: int
     counters: Counters
