@@ -746,6 +746,13 @@ def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
     return config
 
 
+async def _serve(service: Callable[[], Awaitable[None]], scopes: list[trio.CancelScope]) -> None:
+    """Run one of the runtime's own services until the runtime cancels its scope."""
+    with trio.CancelScope(shield=True) as scope:
+        scopes.append(scope)
+        await service()
+
+
 @asynccontextmanager
 async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> AsyncIterator[Runtime]:
     """Run a :class:`Runtime` over ``backend`` for the duration of the block.
@@ -769,8 +776,12 @@ async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> Asy
             try:
                 async with trio.open_nursery() as work_nursery:
                     runtime = Runtime._create(config, backend, work_nursery)
-                    work_nursery.start_soon(runtime._dispatch_loop)
-                    work_nursery.start_soon(runtime._deadlines.watch)
+                    # Shielded: cancelling the scope around the block must not
+                    # stop the runtime serving the block's own way out (an
+                    # agent's `async with` shutting it down) before it closes.
+                    services: list[trio.CancelScope] = []
+                    work_nursery.start_soon(_serve, runtime._dispatch_loop, services)
+                    work_nursery.start_soon(_serve, runtime._deadlines.watch, services)
                     try:
                         yield runtime
                     except BaseException as exc:
@@ -779,6 +790,8 @@ async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> Asy
                     finally:
                         with trio.CancelScope(shield=True):
                             await runtime.aclose()
+                        for scope in services:
+                            scope.cancel()
                         work_nursery.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):
