@@ -87,6 +87,9 @@ class Turn:
         self.cancel_requested = False
         self.cancelled = asyncio.Event()  # set with cancel_requested, to cut waits short
         self.produced = False
+        # Whether the prompt has reached the SDK: from then on it is part of
+        # the conversation, which the caller was promised when the turn started.
+        self.sent = False
         self.usage = Usage()
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
         # tool wrapper to pick them up (the SDK calls the tool without its id).
@@ -338,10 +341,23 @@ class TurnRunner:
         content: list[Any] | None = turn.content
         retry = self.context.retry
         attempt = 0
+        resent = False
         while True:
             try:
                 return await self._attempt(turn, content)
             except Exception as exc:
+                if not (resent or turn.produced or turn.cancel_requested) and _harness_lost(exc):
+                    # The harness died before the turn produced anything (killed
+                    # while the agent was idle, say): the prompt may never have
+                    # got through, and the caller was told the turn started.
+                    # Reopen and send it again, once; the history shows a prompt
+                    # repeated after a failure once.
+                    resent = True
+                    log.info("agent %s: sending again after %s", self.agent_id, describe(exc))
+                    self.recovery.start(exc)
+                    await self.recovery.ready()
+                    content = turn.content
+                    continue
                 if turn.cancel_requested or retry is None:
                     raise
                 delay = retry.delay(attempt, classify_error(exc))
@@ -363,11 +379,14 @@ class TurnRunner:
 
     async def _attempt(self, turn: Turn, content: list[Any] | None) -> StopReason:
         conv = await self.recovery.ready()
-        if turn.cancel_requested:
-            raise _Cancelled("the turn was cancelled before it reached the SDK")
-        # Steps rather than the SDK's ChatResponse chunks: the chunks hide the
-        # system steps that report a truncated or refused answer.
+        if turn.cancel_requested and turn.sent:
+            raise _Cancelled("the turn was cancelled before it was tried again")
+        # Even a turn cancelled already sends its prompt (then halts below):
+        # its caller was told the turn started, so the prompt belongs to the
+        # conversation. Steps rather than the SDK's ChatResponse chunks: the
+        # chunks hide the system steps that report a truncated or refused answer.
         await conv.send(content)
+        turn.sent = True
         if turn.cancel_requested:
             # Cancelled while the prompt was being sent: the SDK's earlier halt
             # (if any) concerned no turn, so halt this one now.
@@ -419,6 +438,11 @@ class TurnRunner:
             task.cancel()
         if stuck:
             await asyncio.wait(stuck)
+
+
+def _harness_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the harness process (or the link to it) is gone."""
+    return is_fatal(exc) and isinstance(classify_error(exc), ChannelClosed)
 
 
 def _end_cancelled(turn: Turn) -> None:
