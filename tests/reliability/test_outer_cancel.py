@@ -44,13 +44,15 @@ async def test_cancelling_the_scope_around_the_runtime_mid_turn(agents: int) -> 
                     started.set()
 
     with trio.fail_after(HANG):
-        with trio.CancelScope() as outer:
-            async with agy_trio.open_runtime(CONFIG, backend=backend) as rt:
-                async with trio.open_nursery() as nursery:
-                    for i in range(agents):
-                        nursery.start_soon(one, rt, f"a{i}")
-                    await started.wait()
-                    outer.cancel()  # as a signal handler or a move_on_after would
+        with trio.CancelScope() as outer:  # noqa: SIM117 (the test is about this one scope)
+            async with (
+                agy_trio.open_runtime(CONFIG, backend=backend) as rt,
+                trio.open_nursery() as nursery,
+            ):
+                for i in range(agents):
+                    nursery.start_soon(one, rt, f"a{i}")
+                await started.wait()
+                outer.cancel()  # as a signal handler or a move_on_after would
         assert outer.cancelled_caught
     assert seen == ["partial"] * agents
     # Each reader was cancelled mid-read: it stopped its turn on the way out.
@@ -64,11 +66,13 @@ async def test_cancelling_the_scope_around_the_runtime_mid_turn(agents: int) -> 
 async def test_a_deadline_around_the_runtime_while_commands_are_queued() -> None:
     backend = ScriptedBackend(script)
     with trio.fail_after(HANG):
-        with trio.move_on_after(0.5) as outer:
-            async with agy_trio.open_runtime(CONFIG, backend=backend) as rt:
-                async with trio.open_nursery() as nursery:
-                    for i in range(20):
-                        nursery.start_soon(_chat_forever, rt, f"a{i}")
+        with trio.move_on_after(0.5) as outer:  # noqa: SIM117 (the test is about this one scope)
+            async with (
+                agy_trio.open_runtime(CONFIG, backend=backend) as rt,
+                trio.open_nursery() as nursery,
+            ):
+                for i in range(20):
+                    nursery.start_soon(_chat_forever, rt, f"a{i}")
         assert outer.cancelled_caught
     assert rt.agents == []
 
