@@ -44,7 +44,7 @@ async def test_cancelling_the_scope_around_the_runtime_mid_turn(agents: int) -> 
                     started.set()
 
     with trio.fail_after(HANG):
-        with trio.CancelScope() as outer:  # noqa: SIM117 (the test is about this one scope)
+        with trio.CancelScope() as outer:
             async with (
                 agy_trio.open_runtime(CONFIG, backend=backend) as rt,
                 trio.open_nursery() as nursery,
@@ -66,7 +66,7 @@ async def test_cancelling_the_scope_around_the_runtime_mid_turn(agents: int) -> 
 async def test_a_deadline_around_the_runtime_while_commands_are_queued() -> None:
     backend = ScriptedBackend(script)
     with trio.fail_after(HANG):
-        with trio.move_on_after(0.5) as outer:  # noqa: SIM117 (the test is about this one scope)
+        with trio.move_on_after(0.5) as outer:
             async with (
                 agy_trio.open_runtime(CONFIG, backend=backend) as rt,
                 trio.open_nursery() as nursery,
