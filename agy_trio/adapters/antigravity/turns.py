@@ -259,6 +259,11 @@ class TurnRunner:
         try:
             await asyncio.shield(turn.started)
         except asyncio.CancelledError:
+            started = turn.started
+            if started.done() and not started.cancelled() and started.exception() is None:
+                # The turn holds the slot already and its prompt is on its way:
+                # it went, so the caller gets it (as if the cancel came later).
+                return turn
             if not task.done():  # our caller gave up: the turn must not run on alone
                 await self.cancel_turns([turn])
             raise
