@@ -33,9 +33,9 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 import hypothesis.strategies as st
-from hypothesis import event
 import trio
 import trio.lowlevel
+from hypothesis import event
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
