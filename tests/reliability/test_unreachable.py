@@ -122,8 +122,7 @@ async def test_the_gemini_api_with_no_way_out(tmp_path: Path) -> None:
         assert not isinstance(info.value, OperationTimeout)
         assert "127.0.0.1:1" in str(info.value)
         assert backend.statistics().retries == 1
-        # The agent stays usable: its next turn runs, and fails for the same reason.
-        with trio.fail_after(HANG), pytest.raises(EndpointUnreachable):
-            await (await agent.chat("again")).text()
+        # The prompt went (the harness recorded it) and is shown once.
         users = [m.text for m in await agent.history() if m.role == "user"]
-        assert users == ["hello", "again"]
+        assert users == ["hello"]
+        assert await agent.is_idle()
