@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -180,6 +181,7 @@ class Runtime(metaclass=NoPublicConstructor):
         self.quota = QuotaRegistry()
         self._nursery = nursery
         self._token = trio.lowlevel.current_trio_token()
+        self._thread = threading.get_ident()
         self._pacer = StartPacer(config.inter_agent_delay)
         send, receive = trio.open_memory_channel[Command[Any]](config.channel_capacity)
         self._send_channel = send
@@ -277,6 +279,17 @@ class Runtime(metaclass=NoPublicConstructor):
                 "Runtime.from_thread blocks its thread and was called from Trio code: "
                 "in the runtime's own run await the call; in another run use "
                 "trio.to_thread.run_sync(rt.from_thread, ...)"
+            )
+        if threading.get_ident() == self._thread:
+            # Not in a Trio task, yet on the run's thread (asyncio code hosting
+            # a guest run): blocking here would stop the run for good.
+            try:
+                self._token.run_sync_soon(_nothing)
+            except trio.RunFinishedError:
+                raise RuntimeClosed("the runtime's Trio run has finished") from None
+            raise WrongThread(
+                "Runtime.from_thread blocks its thread and was called on the thread of the "
+                "runtime's own Trio run"
             )
         try:
             return trio.from_thread.run(fn, *args, trio_token=self._token)
@@ -722,6 +735,10 @@ class Runtime(metaclass=NoPublicConstructor):
                     nursery.start_soon(end, record)
         if scope.cancelled_caught:
             log.error("agents did not shut down within %g s", timeout)
+
+
+def _nothing() -> None:
+    """A callback that does nothing (probes whether a Trio run still takes callbacks)."""
 
 
 def _running_trio_token() -> trio.lowlevel.TrioToken | None:
