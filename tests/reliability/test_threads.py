@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig, StopReason
@@ -241,3 +242,33 @@ async def test_try_shutdown_after_the_trio_run_ended_does_not_raise() -> None:
     await trio.to_thread.run_sync(trio.run, main)
     await trio.to_thread.run_sync(box["agent"].try_shutdown)
     box["agent"].try_shutdown()
+
+
+async def test_from_thread_in_asyncio_code_hosting_the_run_is_refused() -> None:
+    from agy_trio.adapters.guest import GuestHost, run_trio_guest
+
+    outcome: list[BaseException] = []
+
+    async def trio_main() -> None:
+        backend = ScriptedBackend(host=GuestHost())
+        async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+            agent = await rt.create_agent()
+            done = trio.Event()
+            token = trio.lowlevel.current_trio_token()
+
+            def from_the_loop() -> None:
+                # Plain asyncio code on the thread of the guest run: blocking
+                # here would stop the run for good.
+                try:
+                    rt.from_thread(agent.history)
+                except AgyError as exc:
+                    outcome.append(exc)
+                token.run_sync_soon(done.set)
+
+            asyncio.get_running_loop().call_soon(from_the_loop)
+            with trio.fail_after(HANG):
+                await done.wait()
+            await _still_works(rt, agent)
+
+    await trio.to_thread.run_sync(asyncio.run, run_trio_guest(trio_main))
+    assert [type(e) for e in outcome] == [WrongThread]
