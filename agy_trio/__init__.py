@@ -25,6 +25,8 @@ from agy_trio.core.errors import (
     BackendError,
     ChannelClosed,
     ConfigError,
+    ContentTooLarge,
+    EndpointUnreachable,
     MaxTokensReached,
     OperationTimeout,
     PolicyDenied,
@@ -33,6 +35,7 @@ from agy_trio.core.errors import (
     SafetyBlocked,
     ToolArgumentError,
     ToolNotFound,
+    WrongThread,
 )
 from agy_trio.core.events import (
     ChatEvent,
@@ -65,6 +68,8 @@ __all__ = [
     "CommandStatistics",
     "ConfigError",
     "Content",
+    "ContentTooLarge",
+    "EndpointUnreachable",
     "Hooks",
     "MaxTokensReached",
     "Message",
@@ -88,6 +93,7 @@ __all__ = [
     "ToolNotFound",
     "TurnEnd",
     "Usage",
+    "WrongThread",
     "__version__",
     "errors",
     "open_runtime",

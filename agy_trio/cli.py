@@ -1,12 +1,24 @@
-"""The ``agy-trio`` command line: run agents, chat, serve the local model, benchmark."""
+"""The ``agy-trio`` command line: run agents, chat, serve the local model, benchmark.
+
+Every command runs its Trio program so that it always cleans up: Ctrl-C
+(SIGINT), SIGTERM and SIGHUP cancel the program, which shuts its runtime down
+(agents, harness processes, the backend's temporary folder with its
+conversation databases) before the process exits with ``128 + signal``. A
+second SIGTERM or SIGHUP during that clean-up kills the process at once.
+SIGKILL cannot be caught: the harness processes still die with Python (the
+kernel kills them, see :func:`agy_trio.adapters.antigravity.harness.pdeathsig_prefix`),
+but the backend's temporary folder (``agy-trio-antigravity-*`` in the system's
+temporary directory) is left behind.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -142,10 +154,42 @@ def _leaves(error: BaseException) -> list[BaseException]:
     return [error]
 
 
+# Signals that ask a command to stop: it cancels its work and cleans up.
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+async def _until_stopped(
+    fn: Callable[..., Awaitable[object]], args: tuple[Any, ...], received: list[int]
+) -> None:
+    """Run ``fn(*args)``; a stop signal cancels it, so that everything it opened is closed."""
+    with trio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+        work = trio.CancelScope()
+
+        async def watch() -> None:
+            async for signum in signals:
+                received.append(signum)
+                # Clean-up gets one chance: the same signal again ends the process.
+                for stop in _STOP_SIGNALS:
+                    signal.signal(stop, signal.SIG_DFL)
+                work.cancel()
+                return
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            try:
+                with work:
+                    await fn(*args)
+            finally:
+                nursery.cancel_scope.cancel()
+
+
 def _run_trio(fn: Any, *args: Any) -> None:
     """Run a Trio program for a command: errors as messages and exit codes, not tracebacks."""
+    received: list[int] = []
     try:
-        trio.run(fn, *args)
+        trio.run(_until_stopped, fn, args, received)
     except BaseException as error:
         # Nurseries wrap what their tasks raise in exception groups; a user
         # should see the agy_trio errors (or the interrupt) inside them.
@@ -158,6 +202,9 @@ def _run_trio(fn: Any, *args: Any) -> None:
                 click.echo(f"error: {leaf}", err=True)
             sys.exit(1)
         raise
+    if received:
+        click.echo(f"stopped by {signal.Signals(received[0]).name}", err=True)
+        sys.exit(128 + received[0])
 
 
 @attrs.define

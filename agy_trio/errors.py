@@ -6,6 +6,8 @@ from agy_trio.core.errors import (
     BackendError,
     ChannelClosed,
     ConfigError,
+    ContentTooLarge,
+    EndpointUnreachable,
     MaxTokensReached,
     OperationTimeout,
     PolicyDenied,
@@ -14,6 +16,7 @@ from agy_trio.core.errors import (
     SafetyBlocked,
     ToolArgumentError,
     ToolNotFound,
+    WrongThread,
 )
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "BackendError",
     "ChannelClosed",
     "ConfigError",
+    "ContentTooLarge",
+    "EndpointUnreachable",
     "MaxTokensReached",
     "OperationTimeout",
     "PolicyDenied",
@@ -30,4 +35,5 @@ __all__ = [
     "SafetyBlocked",
     "ToolArgumentError",
     "ToolNotFound",
+    "WrongThread",
 ]

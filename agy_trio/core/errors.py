@@ -16,6 +16,8 @@ __all__ = [
     "BackendError",
     "ChannelClosed",
     "ConfigError",
+    "ContentTooLarge",
+    "EndpointUnreachable",
     "MaxTokensReached",
     "OperationTimeout",
     "PolicyDenied",
@@ -63,6 +65,14 @@ class OperationTimeout(AgyError, TimeoutError):
 
     def __reduce__(self) -> tuple[type[OperationTimeout], tuple[str, float]]:
         return (type(self), (self.operation, self.duration))
+
+
+class EndpointUnreachable(BackendError):
+    """The model endpoint could not be reached.
+
+    A DNS failure, a refused connection, a proxy or TLS failure: nothing was
+    answered. Retrying later may work (an Antigravity ``RetryPolicy`` does).
+    """
 
 
 class SafetyBlocked(BackendError):
@@ -125,6 +135,34 @@ class ConfigError(AgyError, ValueError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+
+
+class ContentTooLarge(ConfigError):
+    """Content is larger than the backend delivers whole; it was not sent.
+
+    Raised before anything reaches the backend, instead of letting the backend
+    cut or drop the content silently.
+
+    Attributes:
+        size: How large the content is, in ``unit``.
+        limit: The most the backend takes, in ``unit``.
+        unit: What is counted (``"bytes"``).
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, unit: str = "bytes") -> None:
+        super().__init__(message, field="content")
+        self.size = size
+        self.limit = limit
+        self.unit = unit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_too_large, (str(self), self.size, self.limit, self.unit))
+
+
+def _rebuild_too_large(message: str, size: int, limit: int, unit: str) -> ContentTooLarge:
+    error = ContentTooLarge("", size=size, limit=limit, unit=unit)
+    error.args = (message,)
+    return error
 
 
 class ToolArgumentError(AgyError, ValueError):

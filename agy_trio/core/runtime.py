@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
@@ -99,7 +100,13 @@ class _Turn:
         self.stream = stream
         self.limit = limit
         self.settled = False
-        self.response: ChatResponse | None = None
+        # Weak: a response its caller dropped must be collectable while the
+        # turn runs, so that its finaliser releases the turn.
+        self.response: weakref.ref[ChatResponse] | None = None
+
+    def reader(self) -> ChatResponse | None:
+        """The turn's response, unless its caller dropped it (or it is not made yet)."""
+        return None if self.response is None else self.response()
 
     def settle(self, error: BaseException | None) -> None:
         """Settle quota once: called by whichever sees the end first, reader or stream."""
@@ -110,7 +117,7 @@ class _Turn:
         if isinstance(error, QuotaExceeded):
             self.runtime._quota_hit(quota, error)
         elif error is None and (
-            self.response is None or self.response.stop_reason is not StopReason.CANCELLED
+            (response := self.reader()) is None or response.stop_reason is not StopReason.CANCELLED
         ):
             # Only a completed turn clears a quota backoff.
             quota.record_success()
@@ -265,11 +272,28 @@ class Runtime(metaclass=NoPublicConstructor):
         Blocks the calling thread until the call is over.
 
         Raises:
-            WrongThread: Called from the runtime's own thread (await instead).
+            WrongThread: Called from Trio code: in the runtime's own run (await
+                the call instead), or in another run, whose thread this call
+                would block (use ``trio.to_thread.run_sync(rt.from_thread, ...)``).
             RuntimeClosed: The runtime's Trio run has finished.
         """
+        if _running_trio_token() is not None:
+            raise WrongThread(
+                "Runtime.from_thread blocks its thread and was called from Trio code: "
+                "in the runtime's own run await the call; in another run use "
+                "trio.to_thread.run_sync(rt.from_thread, ...)"
+            )
         if threading.get_ident() == self._thread:
-            raise WrongThread("Runtime.from_thread was called from the runtime's own thread")
+            # Not in a Trio task, yet on the run's thread (asyncio code hosting
+            # a guest run): blocking here would stop the run for good.
+            try:
+                self._token.run_sync_soon(_nothing)
+            except trio.RunFinishedError:
+                raise RuntimeClosed("the runtime's Trio run has finished") from None
+            raise WrongThread(
+                "Runtime.from_thread blocks its thread and was called on the thread of the "
+                "runtime's own Trio run"
+            )
         try:
             return trio.from_thread.run(fn, *args, trio_token=self._token)
         except trio.RunFinishedError:
@@ -363,7 +387,9 @@ class Runtime(metaclass=NoPublicConstructor):
         is full). From another thread the command is queued by the Trio thread
         soon after; it is never lost while the runtime runs.
         """
-        if threading.get_ident() != self._thread:
+        if _running_trio_token() is not self._token:
+            # Another thread, another run, or plain code on this thread after
+            # (or outside) the run: only the token reaches the run safely.
             try:
                 self._token.run_sync_soon(self._submit_nowait, command)
             except trio.RunFinishedError:
@@ -551,7 +577,7 @@ class Runtime(metaclass=NoPublicConstructor):
         if isinstance(item, Command):
             item.cancel(CancelReason.TIMEOUT)
             return
-        response = item.response
+        response = item.reader()
         if response is not None:
             response._force_error(OperationTimeout("chat", item.limit))
         _logger(item.record.agent_id, "chat").warning("turn timed out after %g s", item.limit)
@@ -667,7 +693,7 @@ class Runtime(metaclass=NoPublicConstructor):
             on_end=turn.settle,
             counters=self._counters,
         )
-        turn.response = response
+        turn.response = weakref.ref(response)
         # The rest of the turn keeps the deadline its start had.
         self._track(turn, limit, deadline)
         if record.turns is None:
@@ -747,8 +773,9 @@ class Runtime(metaclass=NoPublicConstructor):
             command.cancel(CancelReason.SHUTDOWN)
         turns = list(self._turns)
         for turn in turns:
-            if turn.response is not None:
-                turn.response._force_error(self._closed_error())
+            response = turn.reader()
+            if response is not None:
+                response._force_error(self._closed_error())
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as nursery:
                 for turn in turns:
@@ -800,12 +827,31 @@ class Runtime(metaclass=NoPublicConstructor):
             log.error("agents did not shut down within %g s", timeout)
 
 
+def _nothing() -> None:
+    """A callback that does nothing (probes whether a Trio run still takes callbacks)."""
+
+
+def _running_trio_token() -> trio.lowlevel.TrioToken | None:
+    """The token of the Trio run the calling code runs in, or None outside any."""
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+
+
 def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
     if config is None:
         return RuntimeConfig()
     if not isinstance(config, RuntimeConfig):
         raise ConfigError(f"expected a RuntimeConfig, got {type(config).__name__}")
     return config
+
+
+async def _serve(service: Callable[[], Awaitable[None]], scopes: list[trio.CancelScope]) -> None:
+    """Run one of the runtime's own services until the runtime cancels its scope."""
+    with trio.CancelScope(shield=True) as scope:
+        scopes.append(scope)
+        await service()
 
 
 @asynccontextmanager
@@ -831,8 +877,12 @@ async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> Asy
             try:
                 async with trio.open_nursery() as work_nursery:
                     runtime = Runtime._create(config, backend, work_nursery)
-                    work_nursery.start_soon(runtime._dispatch_loop)
-                    work_nursery.start_soon(runtime._deadlines.watch)
+                    # Shielded: cancelling the scope around the block must not
+                    # stop the runtime serving the block's own way out (an
+                    # agent's `async with` shutting it down) before it closes.
+                    services: list[trio.CancelScope] = []
+                    work_nursery.start_soon(_serve, runtime._dispatch_loop, services)
+                    work_nursery.start_soon(_serve, runtime._deadlines.watch, services)
                     try:
                         yield runtime
                     except BaseException as exc:
@@ -841,6 +891,8 @@ async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> Asy
                     finally:
                         with trio.CancelScope(shield=True):
                             await runtime.aclose()
+                        for scope in services:
+                            scope.cancel()
                         work_nursery.cancel_scope.cancel()
             finally:
                 with trio.CancelScope(shield=True):

@@ -24,6 +24,13 @@ SDK's known problems do not reach the user:
   anything is asked again (:class:`ConnectionRetry`, on by default); an opt-in
   :class:`RetryPolicy` turns other transient failures into retries the caller
   never sees.
+* **Nothing unchecked, nothing cut.** Every tool the harness can run goes
+  through the agent's policies or is not offered (``manage_task`` never is;
+  ``schedule`` and ``invoke_subagent`` are refused); content the harness
+  would cut or drop is refused before sending
+  (:class:`~agy_trio.core.errors.ContentTooLarge`); an endpoint the harness
+  cannot reach ends the turn with
+  :class:`~agy_trio.core.errors.EndpointUnreachable` naming the cause.
 * **Safe defaults.** No built-in SDK tool unless ``AgentConfig.builtin_tools``
   names it; the harness's ``save_dir``, ``app_data_dir``, workspace and
   ``HOME`` live in a per-backend temporary folder (removed by :meth:`aclose`)
@@ -73,7 +80,9 @@ The package, one concern a module:
 * :mod:`~agy_trio.adapters.antigravity.harness`: the harness processes' life;
 * :mod:`~agy_trio.adapters.antigravity.stderr`: the harness processes' stderr, drained;
 * :mod:`~agy_trio.adapters.antigravity.context`: what the agents of one backend share;
+* :mod:`~agy_trio.adapters.antigravity.reachability`: giving up on an unreachable endpoint;
 * :mod:`~agy_trio.adapters.antigravity.config`: ``AgentConfig`` to the SDK's configuration;
+* :mod:`~agy_trio.adapters.antigravity.limits`: what the harness takes in one message;
 * :mod:`~agy_trio.adapters.antigravity.events`: the SDK's data to agy_trio's;
 * :mod:`~agy_trio.adapters.antigravity.errors`: the SDK's errors to agy_trio's;
 * :mod:`~agy_trio.adapters.antigravity.sdk`: importing the SDK.

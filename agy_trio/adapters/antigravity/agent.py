@@ -21,6 +21,7 @@ from agy_trio.adapters.antigravity.config import Endpoint
 from agy_trio.adapters.antigravity.context import BackendContext
 from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.events import transcript, usage_of, without_thoughts
+from agy_trio.adapters.antigravity.limits import check_content
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
@@ -136,7 +137,13 @@ class SdkAgent:
     async def start_turn(
         self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
     ) -> Turn:
-        """Queue a turn; return once it holds the agent's turn slot."""
+        """Queue a turn; return once it holds the agent's turn slot.
+
+        Raises:
+            ContentTooLarge: The harness would cut or drop the content (see
+                :mod:`~agy_trio.adapters.antigravity.limits`); nothing was sent.
+        """
+        check_content(parts, self.conversation.endpoint)
         return await self.runner.start_turn(parts, bridge)
 
     async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:

@@ -123,6 +123,12 @@ class AntigravityBackend:
         harness_processes: How many harness processes the agents of one
             process-settings group are spread over; more start only when
             these are full.
+        unreachable_timeout: Seconds into a turn's model request after which a
+            connection failure the harness reported (DNS, refused connection,
+            proxy, TLS) fails the turn with
+            :class:`~agy_trio.errors.EndpointUnreachable` naming the cause,
+            rather than the harness retrying on its own until ``chat_timeout``.
+            A :class:`RetryPolicy` retries it.
 
     Raises:
         AntigravityNotInstalled: The SDK is not installed (a ConfigError and
@@ -145,6 +151,7 @@ class AntigravityBackend:
         cancel_grace: float = 2.0,
         agents_per_harness: int = DEFAULT_AGENTS_PER_HARNESS,
         harness_processes: int = DEFAULT_HARNESS_PROCESSES,
+        unreachable_timeout: float = 10.0,
     ) -> None:
         load_sdk()
         threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
@@ -165,6 +172,7 @@ class AntigravityBackend:
         self.shutdown_grace = positive_number(shutdown_grace, "shutdown_grace")
         self.cancel_grace = positive_number(cancel_grace, "cancel_grace")
         self.limits = PoolLimits(agents_per_harness, harness_processes)
+        self.unreachable_timeout = positive_number(unreachable_timeout, "unreachable_timeout")
         self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
         self.prefix: tuple[str, ...] = ()
         self.facts: SdkFacts | None = None
@@ -212,6 +220,7 @@ class AntigravityBackend:
             connection_retry=self.connection_retry,
             shutdown_grace=self.shutdown_grace,
             cancel_grace=self.cancel_grace,
+            unreachable_timeout=self.unreachable_timeout,
             stream_high_water=self.stream_high_water,
             stream_batch_max=self.stream_batch_max,
             counters=self._counters,

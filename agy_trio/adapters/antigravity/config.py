@@ -8,6 +8,24 @@ nothing instead: no built-in tool unless ``AgentConfig.builtin_tools`` names
 it, and every folder the harness touches under a per-backend temporary folder
 unless the user chose one.
 
+Every tool the harness can run on the agent's behalf goes through the agent's
+policies, or is not offered to the model at all. The harness consults the
+SDK's pre-tool hook (and so the runtime's policies) before most of its tools,
+but not before some that it adds on its own; measured with google-antigravity
+0.1.22:
+
+* ``run_command`` brings ``manage_task`` (list, kill, feed input to background
+  commands), which runs without any check: it is never offered, so commands
+  run in the foreground only;
+* ``schedule`` brings ``schedule`` and ``manage_task``, neither checked: the
+  built-in is refused;
+* ``invoke_subagent`` brings ``define_subagent``, ``manage_subagents`` and
+  ``send_message``, none checked, and the subagents it starts run tools
+  (shell commands included) without any check: the built-in is refused.
+
+A custom tool may not take the name of a tool the harness knows: the harness
+would treat it as its own.
+
 Which endpoint an agent talks to follows from the config:
 
 * ``base_url`` (with ``model``): any OpenAI-compatible chat-completions server
@@ -40,13 +58,16 @@ from agy_trio.core.config import AgentConfig
 from agy_trio.core.errors import ConfigError
 
 __all__ = [
+    "UNGUARDED_BUILTINS",
     "Endpoint",
     "HarnessFolders",
     "SdkAgentSpec",
     "builtin_tool_names",
+    "check_tool_names",
     "choose_endpoint",
     "config_classes",
     "conversation_files",
+    "harness_tool_names",
     "resolve_folders",
     "sdk_agent_config",
     "validate_conversation_id",
@@ -91,15 +112,80 @@ def choose_endpoint(config: AgentConfig, environ: Mapping[str, str] | None = Non
     )
 
 
+UNGUARDED_BUILTINS: Mapping[str, str] = {
+    "schedule": "it brings the schedule and manage_task tools, which the harness runs "
+    "without consulting any policy",
+    "invoke_subagent": "it brings define_subagent, manage_subagents and send_message, which "
+    "the harness runs without consulting any policy, and the subagents it starts run "
+    "tools (shell commands included) without consulting any policy",
+}
+"""Built-in tools that are refused, with the reason: the harness would run tools unchecked."""
+
+# Tools the harness offers the model under names of its own (measured: see
+# the module docstring), besides the SDK's BuiltinTools values.
+_HARNESS_ONLY_TOOLS = (
+    "ask_question",
+    "define_subagent",
+    "find_by_name",
+    "finish",
+    "grep_search",
+    "list_dir",
+    "manage_subagents",
+    "manage_task",
+    "multi_replace_file_content",
+    "notebook_edit",
+    "replace_file_content",
+    "schedule",
+    "send_message",
+    "skill_lookup",
+    "write_to_file",
+)
+
+
+@functools.cache
+def harness_tool_names() -> frozenset[str]:
+    """Every tool name the harness knows: the SDK's built-ins and the names it offers the model."""
+    names = set(_HARNESS_ONLY_TOOLS)
+    names.update(tool.value for tool in load_sdk().BuiltinTools)
+    return frozenset(names)
+
+
+def check_tool_names(config: AgentConfig) -> None:
+    """Refuse custom tools named like a tool of the harness.
+
+    The harness would take such a tool for its own built-in (which it may run
+    instead, or under other rules), so the name is refused whether or not the
+    built-in is enabled.
+
+    Raises:
+        ConfigError: A custom tool takes a harness tool's name.
+    """
+    taken = harness_tool_names()
+    for tool in config.tools:
+        if tool.name in taken:
+            raise ConfigError(
+                f"custom tool {tool.name!r} takes the name of a built-in tool of the SDK "
+                "harness; rename it",
+                field="tools",
+            )
+
+
 def builtin_tool_names(config: AgentConfig) -> list[Any]:
     """The SDK ``BuiltinTools`` members ``config.builtin_tools`` names.
 
     Raises:
-        ConfigError: A name is not a built-in tool of the SDK.
+        ConfigError: A name is not a built-in tool of the SDK, or names one
+            whose tools the harness would run without consulting the agent's
+            policies (:data:`UNGUARDED_BUILTINS`).
     """
     builtin = load_sdk().BuiltinTools
     chosen: list[Any] = []
     for name in config.builtin_tools:
+        reason = UNGUARDED_BUILTINS.get(name)
+        if reason is not None:
+            raise ConfigError(
+                f"built-in tool {name!r} is not supported: {reason}", field="builtin_tools"
+            )
         try:
             member = builtin(name)
         except ValueError:
@@ -209,10 +295,36 @@ def _launching(base: type[Any], name: str) -> type[Any]:
         def create_strategy(self, *, tool_runner: Any, hook_runner: Any) -> Any:
             strategy = super().create_strategy(tool_runner=tool_runner, hook_runner=hook_runner)
             install_launcher(strategy)
+            _hide_unchecked_tools(strategy)
             return strategy
 
     Config.__name__ = Config.__qualname__ = name
     return Config
+
+
+def _hide_unchecked_tools(strategy: Any) -> None:
+    """Never let the harness offer the tools it runs without consulting the policies.
+
+    ``run_command`` switches ``manage_task`` on (and ``schedule`` and
+    subagents would too): the harness runs them with no pre-tool check, so
+    the harness configuration the SDK builds has them switched off, for the
+    agent and for every workflow agent it starts.
+    """
+    build = getattr(strategy, "_to_harness_side_tools_proto", None)
+    if build is None:
+        raise ConfigError(
+            "this google-antigravity version cannot be configured safely: its harness tool "
+            "configuration is not where agy_trio expects it"
+        )
+
+    def build_checked(*args: Any, **kwargs: Any) -> Any:
+        tools = build(*args, **kwargs)
+        tools.manage_task.enabled = False
+        tools.schedule.enabled = False
+        tools.subagents.enabled = False
+        return tools
+
+    strategy._to_harness_side_tools_proto = build_checked
 
 
 @attrs.frozen
@@ -269,6 +381,7 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
     """
     sdk = load_sdk()
     config = spec.config
+    check_tool_names(config)
     builtins = builtin_tool_names(config)
     capabilities = sdk.CapabilitiesConfig(
         enabled_tools=builtins,

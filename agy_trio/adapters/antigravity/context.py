@@ -63,6 +63,9 @@ class BackendContext:
         connection_retry: Retrying requests that did not get through, or None.
         shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
         cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+        unreachable_timeout: Seconds into an attempt after which a connection
+            failure the harness reported ends it (see
+            :mod:`~agy_trio.adapters.antigravity.reachability`).
         stream_high_water: Events buffered per turn before the SDK side waits.
         stream_batch_max: Most events handed to Trio at once.
         counters: Reopens and retries so far.
@@ -79,6 +82,7 @@ class BackendContext:
     connection_retry: ConnectionRetry | None
     shutdown_grace: float
     cancel_grace: float
+    unreachable_timeout: float
     stream_high_water: int
     stream_batch_max: int
     counters: Counters

@@ -25,6 +25,7 @@ from agy_trio.core.errors import (
     BackendError,
     ChannelClosed,
     ConfigError,
+    EndpointUnreachable,
     MaxTokensReached,
     QuotaExceeded,
     SafetyBlocked,
@@ -39,6 +40,7 @@ __all__ = [
     "parse_retry_after",
     "parse_status",
     "sdk_error_types",
+    "unreachable_cause",
 ]
 
 
@@ -173,6 +175,37 @@ _MAX_TOKENS = re.compile(r"max(?:imum)?[ _-]?(?:output[ _-]?)?tokens|token limit
 _SAFETY = re.compile(r"\bsafety\b|content[ _-]filter", re.IGNORECASE)
 
 
+# What the harness says when a request never reached the endpoint: Go's
+# net/http and dialer errors, and the harness's own wording around them. A
+# stream cut after it started is not one of them.
+_UNREACHABLE = re.compile(
+    r"network issue connecting|failed to send HTTP request|error sending request|"
+    r"\bdial tcp\b|no such host|connection refused|TLS handshake|proxyconnect|"
+    r"network is unreachable",
+    re.IGNORECASE,
+)
+# The harness puts the underlying error in parentheses after its own sentence.
+_DETAIL = re.compile(r'\("(?:agent executor error: )?(.*)"\)\s*$', re.DOTALL)
+
+
+def unreachable_cause(message: str) -> str | None:
+    """What kept the endpoint out of reach, if ``message`` reports a connection failure.
+
+    Args:
+        message: An SDK error's text or a harness system step's error.
+
+    Returns:
+        The harness's own description of the failure (for example
+        ``dial tcp: lookup ...: no such host``), or None when ``message``
+        reports something else.
+    """
+    if not _UNREACHABLE.search(message):
+        return None
+    detail = _DETAIL.search(message)
+    cause = detail.group(1) if detail else message
+    return cause.replace('\\"', '"').strip() or message
+
+
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is the SDK's own turn cancellation (``AntigravityCancelledError``)."""
     return isinstance(exc, sdk_error_types().cancelled)
@@ -194,6 +227,8 @@ def _text(exc: BaseException) -> str:
 
 
 def _from_message(message: str, *, status: int | None) -> AgyError:
+    if status is None and (cause := unreachable_cause(message)) is not None:
+        return EndpointUnreachable(f"the model endpoint is unreachable: {cause}")
     if status == 429:
         return QuotaExceeded(message, retry_after=parse_retry_after(message))
     if status is None and _MAX_TOKENS.search(message):
@@ -208,7 +243,9 @@ def classify_error(exc: BaseException) -> BaseException:
 
     * ``AntigravityExecutionError``: HTTP 429 becomes :class:`QuotaExceeded`
       (with the retry delay the body states, if any); another HTTP status
-      becomes :class:`BackendError` with ``status``; a harness that exited
+      becomes :class:`BackendError` with ``status``; a request that never
+      reached the endpoint (DNS, refused connection, proxy, TLS)
+      :class:`EndpointUnreachable` naming the cause; a harness that exited
       becomes :class:`ChannelClosed`; a token limit :class:`MaxTokensReached`;
       a safety refusal :class:`SafetyBlocked`.
     * ``AntigravityConnectionError`` and a closed harness socket: the SDK

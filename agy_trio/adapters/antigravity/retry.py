@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from agy_trio.core.errors import BackendError, ConfigError, QuotaExceeded
+from agy_trio.core.errors import BackendError, ConfigError, EndpointUnreachable, QuotaExceeded
 from agy_trio.core.validation import positive_number
 
 __all__ = ["RetryPolicy"]
@@ -19,6 +19,11 @@ def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object)
 def _at_least_one(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"must be an integer >= 1, got {value!r}", field=attribute.name)
+
+
+def _boolean(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be True or False, got {value!r}", field=attribute.name)
 
 
 @attrs.frozen
@@ -41,6 +46,9 @@ class RetryPolicy:
             ``Retry-After`` in its error) and still be waited out; beyond it
             the error is raised at once for the runtime's quota backoff.
         statuses: HTTP statuses that count as transient.
+        unreachable: Whether an endpoint that could not be reached
+            (:class:`~agy_trio.errors.EndpointUnreachable`: DNS failure,
+            refused connection) counts as transient too.
     """
 
     attempts: int = attrs.field(default=3, validator=_at_least_one)
@@ -51,6 +59,7 @@ class RetryPolicy:
     statuses: frozenset[int] = attrs.field(
         default=frozenset({429, 500, 502, 503, 504}), converter=frozenset
     )
+    unreachable: bool = attrs.field(default=True, validator=_boolean)
 
     def delay(self, attempt: int, error: BaseException) -> float | None:
         """Seconds to wait before retrying after failed attempt number ``attempt`` (0-based).
@@ -60,7 +69,10 @@ class RetryPolicy:
         """
         if attempt + 1 >= self.attempts or not isinstance(error, BackendError):
             return None
-        if error.status not in self.statuses:
+        if isinstance(error, EndpointUnreachable):
+            if not self.unreachable:
+                return None
+        elif error.status not in self.statuses:
             return None
         backoff = min(self.max_backoff, self.initial_backoff * self.multiplier**attempt)
         if isinstance(error, QuotaExceeded) and error.retry_after is not None:

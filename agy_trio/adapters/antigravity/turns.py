@@ -21,6 +21,11 @@ Two of the SDK's behaviours shape this module:
   (:class:`~agy_trio.adapters.antigravity.transient.ConnectionRetry`, on by
   default); under a :class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`,
   another transient failure is retried in the same turn too.
+
+And one of the harness's: when it cannot reach the model endpoint it may
+retry on its own until the turn times out. An
+:class:`~agy_trio.adapters.antigravity.reachability.UnreachableWatch` gives
+each attempt up after ``unreachable_timeout`` instead, with the cause.
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from agy_trio.adapters.antigravity.config import Endpoint
-from agy_trio.adapters.antigravity.errors import classify_error, describe, is_fatal
+from agy_trio.adapters.antigravity.errors import (
+    classify_error,
+    describe,
+    is_cancellation,
+    is_fatal,
+)
 from agy_trio.adapters.antigravity.events import (
     ThoughtSplitter,
     refusal,
@@ -42,6 +52,7 @@ from agy_trio.adapters.antigravity.events import (
     tool_name,
     usage_of,
 )
+from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.tools import TrioBridge
@@ -79,6 +90,9 @@ class Turn:
         self.cancel_requested = False
         self.cancelled = asyncio.Event()  # set with cancel_requested, to cut waits short
         self.produced = False
+        # Whether the prompt has reached the SDK: from then on it is part of
+        # the conversation, which the caller was promised when the turn started.
+        self.sent = False
         self.usage = Usage()
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
         # tool wrapper to pick them up (the SDK calls the tool without its id).
@@ -139,11 +153,13 @@ class StepPump:
     Args:
         runner: The agent's turns.
         turn: The turn the steps belong to.
+        watch: Gives the attempt up if the harness cannot reach the endpoint.
     """
 
-    def __init__(self, runner: TurnRunner, turn: Turn) -> None:
+    def __init__(self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch) -> None:
         self.runner = runner
         self.turn = turn
+        self.watch = watch
         self.seen_calls: set[str] = set()
         inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
         self.splitter = ThoughtSplitter() if inline_thoughts else None
@@ -160,7 +176,11 @@ class StepPump:
                 if reported is not None:
                     turn.refusal = reported
                     await self.runner.conversation.halt()
+                else:
+                    await self.watch.report(step.error or "")
             return
+        if step.source == t.StepSource.MODEL:
+            self.watch.answered()
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
             if step.thinking_delta:
                 await turn.emit(ThoughtDelta(step.thinking_delta))
@@ -242,9 +262,10 @@ class TurnRunner:
         try:
             await asyncio.shield(turn.started)
         except asyncio.CancelledError:
-            if turn.started.done() and not turn.started.cancelled() and not task.done():
-                # The turn already holds the slot and its prompt is on its way:
-                # it went, so the caller gets it (and can cancel it through it).
+            started = turn.started
+            if started.done() and not started.cancelled() and started.exception() is None:
+                # The turn holds the slot already and its prompt is on its way:
+                # it went, so the caller gets it (as if the cancel came later).
                 return turn
             if not task.done():  # our caller gave up: the turn must not run on alone
                 await self.cancel_turns([turn])
@@ -328,12 +349,25 @@ class TurnRunner:
         content: list[Any] | None = turn.content
         retry, reconnect = self.context.retry, self.context.connection_retry
         attempt = reconnects = 0
+        resent = False
         while True:
             try:
                 return await self._attempt(turn, content)
             except Exception as exc:
                 if turn.cancel_requested:
                     raise
+                if not (resent or turn.produced) and _harness_lost(exc):
+                    # The harness died before the turn produced anything (killed
+                    # while the agent was idle, say): the prompt may never have
+                    # got through, and the caller was told the turn started.
+                    # Reopen and send it again, once; the history shows a prompt
+                    # repeated after a failure once.
+                    resent = True
+                    log.info("agent %s: sending again after %s", self.agent_id, describe(exc))
+                    self.recovery.start(exc)
+                    await self.recovery.ready()
+                    content = turn.content
+                    continue
                 # A request that never got through, before any output: asked
                 # again without the caller's say (see transient.ConnectionRetry).
                 delay = (
@@ -361,13 +395,14 @@ class TurnRunner:
                 if retry is None:
                     raise
                 delay = retry.delay(attempt, classify_error(exc))
-                if delay is None or not is_fatal(exc):
+                if delay is None:
                     raise
                 log.info(
                     "agent %s: retrying in %.2f s after %s", self.agent_id, delay, describe(exc)
                 )
                 self.context.counters.count("retries")
-                self.recovery.start(exc)
+                if is_fatal(exc):
+                    self.recovery.start(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(turn.cancelled.wait(), delay)
                 await self.recovery.ready()
@@ -378,22 +413,34 @@ class TurnRunner:
 
     async def _attempt(self, turn: Turn, content: list[Any] | None) -> StopReason:
         conv = await self.recovery.ready()
-        if turn.cancel_requested:
-            raise _Cancelled("the turn was cancelled before it reached the SDK")
-        # Steps rather than the SDK's ChatResponse chunks: the chunks hide the
-        # system steps that report a truncated or refused answer.
+        if turn.cancel_requested and turn.sent:
+            raise _Cancelled("the turn was cancelled before it was tried again")
+        # Even a turn cancelled already sends its prompt (then halts below):
+        # its caller was told the turn started, so the prompt belongs to the
+        # conversation. Steps rather than the SDK's ChatResponse chunks: the
+        # chunks hide the system steps that report a truncated or refused answer.
         await conv.send(content)
+        turn.sent = True
         if turn.cancel_requested:
             # Cancelled while the prompt was being sent: the SDK's earlier halt
             # (if any) concerned no turn, so halt this one now.
             await self.conversation.halt()
-        pump = StepPump(self, turn)
+        watch = UnreachableWatch(self.context.unreachable_timeout, self.conversation.halt)
+        pump = StepPump(self, turn, watch)
         try:
             async for step in conv.receive_steps():
                 await pump.step(step)
             await pump.flush()
         except ChannelClosed as exc:
             raise _ConsumerGone(str(exc)) from None
+        except asyncio.CancelledError as exc:
+            if watch.error is not None and is_cancellation(exc):
+                raise watch.error from None  # our watch halted the SDK turn
+            raise
+        finally:
+            await watch.close()
+        if watch.error is not None:
+            raise watch.error
         turn.usage = usage_of(conv.last_turn_usage)
         return stop_reason(conv._last_turn_stop_reason)
 
@@ -425,6 +472,11 @@ class TurnRunner:
             task.cancel()
         if stuck:
             await asyncio.wait(stuck)
+
+
+def _harness_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the harness process (or the link to it) is gone."""
+    return is_fatal(exc) and isinstance(classify_error(exc), ChannelClosed)
 
 
 def _end_cancelled(turn: Turn) -> None:

@@ -1,0 +1,66 @@
+"""A caller told its turn started finds its prompt in the history (real SDK).
+
+``chat()`` returns once the turn holds the agent's turn slot: from then on the
+prompt belongs to the conversation, whatever happens next (the caller cancels
+at once, the harness died while the agent was idle).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from agy_trio import StopReason
+from agy_trio.testing import open_model_server
+
+from .sdk_support import local_agent, sdk_runtime
+
+pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
+
+HANG = 60
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Any]:
+    async with open_model_server() as model_server:
+        yield model_server
+
+
+async def test_a_turn_cancelled_as_soon_as_it_started_keeps_its_prompt(
+    tmp_path: Path, server: Any
+) -> None:
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(local_agent(server))
+        prompts = [f"cancelled at once {i}" for i in range(5)]
+        with trio.fail_after(HANG):
+            for prompt in prompts:
+                response = await agent.chat(prompt)
+                await response.cancel()
+                assert response.stop_reason in (None, StopReason.CANCELLED, StopReason.END_TURN)
+            assert await (await agent.chat("next")).text() == "You said: next"
+        users = [m.text for m in await agent.history() if m.role == "user"]
+        assert users == [*prompts, "next"]
+
+
+async def test_a_harness_killed_while_idle_loses_nothing(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        agent = await rt.create_agent(local_agent(server))
+        with trio.fail_after(HANG):
+            assert await (await agent.chat("before")).text() == "You said: before"
+        for pid in backend.harness_pids():
+            os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(HANG):
+            assert await (await agent.chat("after")).text() == "You said: after"
+        assert [(m.role, m.text) for m in await agent.history()] == [
+            ("user", "before"),
+            ("assistant", "You said: before"),
+            ("user", "after"),
+            ("assistant", "You said: after"),
+        ]
+        assert backend.statistics().reopens == 1
