@@ -233,6 +233,58 @@ def chat(backend: str, base_url: str | None, model: str | None, prompt: str) -> 
     _run_trio(go)
 
 
+@cli.command()
+@click.option(
+    "--temporal", "target", required=True, metavar="HOST:PORT", help="The Temporal frontend."
+)
+@click.option("--namespace", default="default", show_default=True, help="Temporal namespace.")
+@click.option(
+    "--task-queue", default="agy-trio", show_default=True, help="The task queue to serve."
+)
+@click.option("--base-url", default=None, help="OpenAI-compatible endpoint URL.")
+@click.option("--model", default=None, help="Model name for the endpoint.")
+def worker(
+    target: str, namespace: str, task_queue: str, base_url: str | None, model: str | None
+) -> None:
+    """Serve agents' turns from Temporal on the real SDK (see docs/scale-out.md).
+
+    With no endpoint and no GEMINI_API_KEY it uses the local model server,
+    offline, as `agy-trio run` does. SIGTERM or Ctrl-C leaves gracefully: held
+    conversations go to other workers and running turns get time to finish.
+    """
+    try:
+        from agy_trio.adapters.temporal.worker import WorkerOptions, serve_worker
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the worker needs the temporal extra: pip install 'agy-trio[temporal]' ({exc})"
+        ) from None
+    import signal
+
+    endpoint = _choose_endpoint("antigravity", base_url, model)
+    options = WorkerOptions(target=target, namespace=namespace, task_queue=task_queue)
+
+    async def go() -> None:
+        config = RuntimeConfig(inter_agent_delay=0)
+        async with _open_for(endpoint, config) as (rt, agent_defaults), trio.open_nursery() as n:
+
+            async def serve(task_status: trio.TaskStatus[Any]) -> None:
+                await serve_worker(rt, agent_defaults, options, task_status=task_status)
+                n.cancel_scope.cancel()  # the Temporal worker stopped by itself
+
+            service = await n.start(serve)
+            click.echo(
+                f"agy-trio worker {service.identity} ready: queue {task_queue!r} on {target} "
+                f"({namespace}), {endpoint.describe()}",
+            )
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    click.echo(f"agy-trio worker {service.identity} leaving")
+                    n.cancel_scope.cancel()
+                    break
+
+    _run_trio(go)
+
+
 @cli.command("serve-model")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)

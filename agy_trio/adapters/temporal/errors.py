@@ -1,0 +1,90 @@
+"""agy_trio's errors across process boundaries, and Temporal's errors in agy_trio's terms.
+
+A turn fails on a worker with an agy_trio error; the client must raise the
+same kind of error to its caller. Errors cross as a :class:`TurnFailure`
+whose ``kind`` comes from a fixed table of agy_trio classes, so the client
+rebuilds exactly one of agy_trio's own errors and never instantiates a class
+named by the wire.
+"""
+
+from __future__ import annotations
+
+from agy_trio.adapters.temporal.messages import RETRYABLE_KINDS, Segment, TurnFailure
+from agy_trio.core.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ChannelClosed,
+    ConfigError,
+    MaxTokensReached,
+    OperationTimeout,
+    PolicyDenied,
+    QuotaExceeded,
+    SafetyBlocked,
+)
+
+__all__ = ["RETRYABLE_KINDS", "TemporalUnavailable", "failure_of", "rebuild_error"]
+
+
+class TemporalUnavailable(ChannelClosed):
+    """The Temporal service could not be reached, or stopped answering."""
+
+
+_KINDS: dict[str, type[AgyError]] = {
+    "QuotaExceeded": QuotaExceeded,
+    "SafetyBlocked": SafetyBlocked,
+    "MaxTokensReached": MaxTokensReached,
+    "BackendError": BackendError,
+    "ChannelClosed": ChannelClosed,
+    "OperationTimeout": OperationTimeout,
+    "PolicyDenied": PolicyDenied,
+    "AgentNotFound": AgentNotFound,
+    "ConfigError": ConfigError,
+}
+
+
+def failure_of(error: BaseException, segments: list[Segment] | None = None) -> TurnFailure:
+    """Describe ``error`` for the trip to the workflow and the client."""
+    for kind, cls in _KINDS.items():
+        if type(error) is cls:
+            break
+    else:
+        kind = next(
+            (k for k, cls in _KINDS.items() if isinstance(error, cls)),
+            "BackendError",
+        )
+    status = getattr(error, "status", None)
+    retry_after = getattr(error, "retry_after", None)
+    duration = getattr(error, "duration", None)
+    return TurnFailure(
+        kind=kind,
+        message=str(error) or type(error).__name__,
+        status=status if isinstance(status, int) else None,
+        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        duration=float(duration) if isinstance(duration, int | float) else None,
+        segments=list(segments or ()),
+    )
+
+
+def rebuild_error(failure: TurnFailure) -> AgyError:
+    """The agy_trio error a :class:`TurnFailure` describes."""
+    message = failure.message
+    kind = failure.kind
+    if kind == "QuotaExceeded":
+        return QuotaExceeded(message, retry_after=failure.retry_after)
+    if kind in ("BackendError", "SafetyBlocked", "MaxTokensReached"):
+        cls = _KINDS[kind]
+        if cls is BackendError:
+            return BackendError(message, status=failure.status)
+        return cls(message)
+    if kind == "OperationTimeout":
+        return OperationTimeout("chat", failure.duration or 0.0)
+    if kind == "PolicyDenied":
+        return PolicyDenied(message)
+    if kind in ("ChannelClosed", "WorkerLeaving"):
+        return ChannelClosed(message)
+    if kind == "AgentNotFound":
+        return AgentNotFound(message)
+    if kind == "ConfigError":
+        return ConfigError(message)
+    return BackendError(f"{kind}: {message}", status=failure.status)

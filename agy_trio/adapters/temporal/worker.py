@@ -1,0 +1,659 @@
+"""Workers: the turns of conversation workflows, played on an agy_trio runtime.
+
+A worker is a Trio program. Its agents live in an ordinary agy_trio runtime
+(``agy-trio worker`` opens one on the Antigravity backend, exactly as
+``agy-trio run`` does); the Temporal worker runs on an asyncio host thread
+beside it (:class:`~agy_trio.adapters.aio_host.AioHost`), and each turn
+activity crosses into Trio once, for the whole turn
+(:meth:`~agy_trio.adapters.aio_host.AioHost.call_trio`).
+
+A worker keeps the SDK conversations it played recently, each tagged with the
+conversation's *lineage* (who last changed its transcript). A turn whose
+lineage matches reuses the live conversation; any other turn rebuilds one:
+the workflow's transcript is replayed into a fresh SDK conversation as
+system instructions, and the prompt is sent as usual. Nothing but Temporal is
+shared between workers, so a conversation moves to any worker on any
+machine.
+
+While a turn runs, what it has shown so far travels in the activity's
+heartbeat details (several times a second, never written to the workflow's
+history); the client reads them from the workflow's description. A tool call
+asks the workflow first (:meth:`ConversationWorkflow.claim_tool`), so a turn
+retried after its worker died never runs a call with side effects twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+from temporalio import activity
+
+from agy_trio.adapters.aio_host import AioHost
+from agy_trio.adapters.temporal.convert import (
+    as_json,
+    parts_of,
+    segment_of,
+    tool_key,
+    usage_data,
+)
+from agy_trio.adapters.temporal.errors import failure_of
+from agy_trio.adapters.temporal.messages import (
+    ACTIVITY_FORGET,
+    ACTIVITY_RUN_TURN,
+    QUOTA_WORKFLOW,
+    ConversationSnapshot,
+    MessageData,
+    QuotaHit,
+    QuotaStatus,
+    Segment,
+    ToolClaim,
+    ToolClaimRequest,
+    ToolDone,
+    ToolRecord,
+    TurnFailure,
+    TurnOutcome,
+    TurnTask,
+    quota_workflow_id,
+    worker_queue,
+)
+from agy_trio.adapters.temporal.segments import VisibleStream, segments_text
+from agy_trio.core.calling import run_callable
+from agy_trio.core.errors import AgyError, ConfigError, QuotaExceeded
+from agy_trio.core.events import ToolCall
+from agy_trio.core.quota import key_fingerprint
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from agy_trio.core.agent import AgentHandle
+    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.runtime import Runtime
+    from agy_trio.core.tools import Tool
+
+__all__ = ["ToolCallNotRepeated", "TurnService", "WorkerOptions", "serve_worker"]
+
+log = logging.getLogger("agy_trio.temporal.worker")
+
+_DEFAULT_BACKOFF = 5.0  # seconds, when a 429 came without Retry-After
+
+
+class ToolCallNotRepeated(AgyError):
+    """A retried turn reached a tool call whose first run's outcome is unknown.
+
+    The worker that ran it died before saying how it ended; running it again
+    could repeat its side effects, so the model is told it failed instead.
+    """
+
+
+@attrs.frozen
+class WorkerOptions:
+    """How a worker connects and how much it holds.
+
+    Attributes:
+        target: The Temporal frontend, ``HOST:PORT``.
+        namespace: The Temporal namespace.
+        task_queue: The queue shared by every worker (and the clients).
+        identity: The worker's name in Temporal; host name, PID and a random
+            suffix by default.
+        max_conversations: Live SDK conversations kept for their next turn.
+        max_concurrent_turns: Turns played at once.
+        heartbeat_interval: Seconds between heartbeats (progress) of a turn.
+        idle_timeout: Seconds after which an unused live conversation is dropped.
+        shutdown_grace: Seconds running turns get to finish when the worker
+            stops; the rest are handed to other workers.
+    """
+
+    target: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "agy-trio"
+    identity: str | None = None
+    max_conversations: int = 32
+    max_concurrent_turns: int = 100
+    heartbeat_interval: float = 0.2
+    idle_timeout: float = 600.0
+    shutdown_grace: float = 10.0
+
+
+def _workflow_runner() -> Any:
+    """The workflow sandbox, with agy_trio's data modules passed through.
+
+    The workflow module itself is re-imported for every run; the plain data
+    modules it reads (and the parents of its package) are not.
+    """
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(
+            "agy_trio.core",
+            "agy_trio.errors",
+            "agy_trio.policy",
+            "agy_trio._open",
+            "agy_trio.adapters.temporal.messages",
+            "agy_trio.adapters.temporal.segments",
+            "trio",
+            "attrs",
+            "cattrs",
+            "outcome",
+            "sniffio",
+        )
+    )
+
+
+class _Progress:
+    """What a turn has shown, written by Trio and read by the heartbeat task."""
+
+    def __init__(self, shown: list[Segment]) -> None:
+        self._lock = threading.Lock()
+        self._stream = VisibleStream(shown)
+        self.version = 0
+
+    def add(self, segment: Segment) -> None:
+        with self._lock:
+            self._stream.add(segment)
+            self.version += 1
+
+    def snapshot(self) -> list[Segment]:
+        with self._lock:
+            return self._stream.visible()
+
+
+class _TurnContext:
+    """The turn a conversation is playing: names its tool calls for the workflow."""
+
+    def __init__(self, task: TurnTask) -> None:
+        self.task = task
+        self._seen: collections.Counter[str] = collections.Counter()
+
+    def next_key(self, name: str, arguments: Mapping[str, Any]) -> str:
+        base = tool_key(self.task.turn_id, name, arguments, 0)
+        self._seen[base] += 1
+        return base[: -len(":0")] + f":{self._seen[base] - 1}"
+
+
+@attrs.define(eq=False)
+class _Conversation:
+    """A live SDK conversation this worker holds for a workflow."""
+
+    conversation_id: str
+    workflow_id: str
+    lineage: str
+    agent: AgentHandle | None = None
+    busy: bool = False
+    turn: _TurnContext | None = None
+    last_used: float = attrs.field(factory=time.monotonic)
+
+
+def _next_lineage(task: TurnTask) -> str:
+    revision = int(task.lineage.split(":", 1)[0])
+    return f"{revision + 1}:{task.turn_id}:{task.attempt}"
+
+
+def replay_instructions(
+    base: str | None, transcript: list[MessageData], shown: list[Segment]
+) -> str | None:
+    """System instructions that carry a saved conversation into a fresh SDK conversation.
+
+    Args:
+        base: The agent's own system instructions.
+        transcript: The messages before the prompt about to be sent.
+        shown: What an interrupted earlier attempt of that prompt's answer showed.
+    """
+    if not transcript and not segments_text(shown):
+        return base
+    lines: list[str] = [base, ""] if base else []
+    if transcript:
+        lines.append(
+            "This conversation continues from its saved record. "
+            "The messages so far, oldest first:"
+        )
+        for message in transcript:
+            lines.append(f"[{message.role}]")
+            lines.append(message.text)
+            for call in message.tool_calls:
+                outcome = call.error if call.error is not None else json.dumps(call.result)
+                lines.append(f"(called tool {call.name} with {json.dumps(call.arguments)}: {outcome})")
+    partial = segments_text(shown)
+    if partial:
+        lines.append(
+            "You had started answering the next message and were interrupted after "
+            "writing the text between the markers. Continue from exactly that point, "
+            "without repeating it."
+        )
+        lines.append(f"<<<{partial}>>>")
+    return "\n".join(lines)
+
+
+def _application_error(failure: TurnFailure) -> BaseException:
+    from temporalio.exceptions import ApplicationError
+
+    return ApplicationError(failure.message, failure, type=failure.kind, non_retryable=True)
+
+
+class TurnService:
+    """The turn activities of one worker, and the live conversations it holds.
+
+    Args:
+        rt: The runtime the agents live in (its backend plays the turns).
+        agent_defaults: The endpoint every agent uses here (model, base_url,
+            api_key); the agent's own settings supply the rest.
+        options: Connection and capacity.
+        host: The asyncio host the Temporal worker runs on.
+    """
+
+    def __init__(
+        self, rt: Runtime, agent_defaults: AgentConfig, options: WorkerOptions, host: AioHost
+    ) -> None:
+        self.rt = rt
+        self.agent_defaults = agent_defaults
+        self.options = options
+        self.host = host
+        self.identity = options.identity or (
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
+        self.own_queue = worker_queue(options.task_queue, self.identity)
+        endpoint_key = agent_defaults.api_key or agent_defaults.base_url or ""
+        self.quota_key = key_fingerprint(endpoint_key) if endpoint_key else ""
+        self.turns_played = 0
+        self.conversations_built = 0
+        self._conversations: collections.OrderedDict[str, _Conversation] = (
+            collections.OrderedDict()
+        )
+        self._client: Client | None = None
+        self._workers: list[Worker] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def client(self) -> Client:
+        """The worker's Temporal client (host loop only)."""
+        if self._client is None:
+            raise RuntimeError("the worker is not connected")
+        return self._client
+
+    @property
+    def held(self) -> list[str]:
+        """Conversation ids whose live SDK conversation this worker holds."""
+        return list(self._conversations)
+
+    # ------------------------------------------------------------------ the host loop
+
+    async def connect(self) -> None:
+        """Connect to Temporal and start polling the shared queue and our own."""
+        from temporalio.client import Client
+        from temporalio.worker import Worker
+
+        from agy_trio.adapters.temporal.workflow import ConversationWorkflow, QuotaWorkflow
+
+        options = self.options
+        self._client = await Client.connect(
+            options.target, namespace=options.namespace, identity=self.identity
+        )
+        common: dict[str, Any] = {
+            "activities": [self.run_turn, self.forget],
+            "max_concurrent_activities": options.max_concurrent_turns,
+            "max_heartbeat_throttle_interval": timedelta(seconds=options.heartbeat_interval),
+            "default_heartbeat_throttle_interval": timedelta(seconds=options.heartbeat_interval),
+            "graceful_shutdown_timeout": timedelta(seconds=options.shutdown_grace),
+            "identity": self.identity,
+        }
+        self._workers = [
+            Worker(
+                self._client,
+                task_queue=options.task_queue,
+                workflows=[ConversationWorkflow, QuotaWorkflow],
+                workflow_runner=_workflow_runner(),
+                **common,
+            ),
+            Worker(self._client, task_queue=self.own_queue, **common),
+        ]
+        loop = asyncio.get_running_loop()
+        self._worker_tasks = [loop.create_task(worker.run()) for worker in self._workers]
+
+    async def wait_stopped(self) -> None:
+        """Return when a Temporal worker stops; raise what stopped it."""
+        done, _pending = await asyncio.wait(
+            self._worker_tasks, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            task.result()
+
+    async def drain(self, workflow_ids: list[str]) -> None:
+        """Leave: send held conversations' next turns elsewhere, let running turns finish."""
+        client = self.client
+        for workflow_id in workflow_ids:
+            with contextlib.suppress(Exception):
+                await client.get_workflow_handle(workflow_id).signal("release", self.own_queue)
+        await asyncio.gather(
+            *(worker.shutdown() for worker in self._workers), return_exceptions=True
+        )
+        for task in self._worker_tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+
+    async def _beat(self, progress: _Progress) -> None:
+        version = -1
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.options.heartbeat_interval / 2)
+            now = time.monotonic()
+            if progress.version != version or now - last >= 1.0:
+                version = progress.version
+                last = now
+                activity.heartbeat(progress.snapshot())
+
+    @activity.defn(name=ACTIVITY_RUN_TURN)
+    async def run_turn(self, task: TurnTask) -> TurnOutcome:
+        """The turn activity: play one attempt of a turn on this worker."""
+        progress = _Progress(task.shown)
+        activity.heartbeat(progress.snapshot())
+        beat = asyncio.get_running_loop().create_task(self._beat(progress))
+        try:
+            outcome: TurnOutcome = await self.host.call_trio(self._play, task, progress)
+            return outcome
+        except asyncio.CancelledError:
+            if activity.is_worker_shutdown():
+                raise _application_error(
+                    TurnFailure(
+                        "WorkerLeaving",
+                        f"worker {self.identity} is shutting down",
+                        segments=progress.snapshot(),
+                    )
+                ) from None
+            raise
+        except AgyError as exc:
+            raise _application_error(failure_of(exc, progress.snapshot())) from exc
+        except Exception as exc:
+            log.exception("turn %s failed unexpectedly", task.turn_id)
+            raise _application_error(
+                TurnFailure("BackendError", f"{type(exc).__name__}: {exc}", segments=progress.snapshot())
+            ) from exc
+        finally:
+            beat.cancel()
+
+    @activity.defn(name=ACTIVITY_FORGET)
+    async def forget(self, conversation_id: str) -> None:
+        """The forget activity: drop a deleted conversation and its SDK state."""
+        await self.host.call_trio(self._forget, conversation_id)
+
+    async def _snapshot(self, workflow_id: str) -> ConversationSnapshot:
+        snapshot: ConversationSnapshot = await self.client.get_workflow_handle(workflow_id).query(
+            "snapshot", result_type=ConversationSnapshot
+        )
+        return snapshot
+
+    async def _claim(self, workflow_id: str, request: ToolClaimRequest) -> ToolClaim:
+        from temporalio.client import WorkflowUpdateFailedError
+
+        try:
+            claim: ToolClaim = await self.client.get_workflow_handle(workflow_id).execute_update(
+                "claim_tool", request, result_type=ToolClaim
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise ToolCallNotRepeated(f"this attempt of the turn is stale: {exc.cause}") from None
+        return claim
+
+    async def _tool_done(self, workflow_id: str, done: ToolDone) -> None:
+        await self.client.get_workflow_handle(workflow_id).signal("tool_done", done)
+
+    async def _quota_status(self) -> QuotaStatus | None:
+        from temporalio.client import WorkflowQueryRejectedError
+        from temporalio.common import QueryRejectCondition
+        from temporalio.service import RPCError, RPCStatusCode
+
+        handle = self.client.get_workflow_handle(quota_workflow_id(self.quota_key))
+        try:
+            status: QuotaStatus = await handle.query(
+                "status", result_type=QuotaStatus, reject_condition=QueryRejectCondition.NOT_OPEN
+            )
+        except WorkflowQueryRejectedError:
+            return None
+        except RPCError as exc:
+            if exc.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return status
+
+    async def _record_quota_hit(self, retry_after: float) -> None:
+        from temporalio.common import WorkflowIDReusePolicy
+
+        await self.client.start_workflow(
+            QUOTA_WORKFLOW,
+            QuotaStatus(),
+            id=quota_workflow_id(self.quota_key),
+            task_queue=self.options.task_queue,
+            start_signal="record_hit",
+            start_signal_args=[QuotaHit(retry_after, self.identity)],
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+
+    # ------------------------------------------------------------------ Trio
+
+    async def _play(self, task: TurnTask, progress: _Progress) -> TurnOutcome:
+        conversation = await self._conversation_for(task)
+        agent = conversation.agent
+        assert agent is not None
+        conversation.busy = True
+        conversation.turn = _TurnContext(task)
+        keys = _TurnContext(task)
+        try:
+            quota_wait = await self._wait_for_quota()
+            response = await agent.chat(parts_of(task.parts))
+            async with response:
+                async for event in response.events():
+                    key = keys.next_key(event.name, event.arguments) if isinstance(event, ToolCall) else ""
+                    segment = segment_of(event, key)
+                    if segment is not None:
+                        progress.add(segment)
+        except QuotaExceeded as exc:
+            retry_after = exc.retry_after if exc.retry_after is not None else _DEFAULT_BACKOFF
+            with trio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await self.host.run(self._record_quota_hit, retry_after)
+                await self._discard(conversation)
+            raise QuotaExceeded(str(exc), retry_after=retry_after) from exc
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._discard(conversation)
+            raise
+        conversation.busy = False
+        conversation.turn = None
+        conversation.lineage = _next_lineage(task)
+        conversation.last_used = time.monotonic()
+        self.turns_played += 1
+        stop = response.stop_reason
+        return TurnOutcome(
+            segments=progress.snapshot(),
+            usage=usage_data(response.usage),
+            stop_reason=stop.value if stop is not None else "end_turn",
+            worker=self.own_queue,
+            quota_wait=quota_wait,
+        )
+
+    async def _wait_for_quota(self) -> float:
+        """Wait out the backoff any worker recorded for our key; the seconds waited."""
+        waited = 0.0
+        while True:
+            status = await self.host.run(self._quota_status)
+            remaining = 0.0 if status is None else status.resume_at - time.time()
+            if remaining <= 0:
+                return waited
+            await trio.sleep(remaining)
+            waited += remaining
+
+    async def _conversation_for(self, task: TurnTask) -> _Conversation:
+        known = self._conversations.get(task.conversation_id)
+        if known is not None:
+            if known.lineage == task.lineage and not known.busy and known.agent is not None:
+                self._conversations.move_to_end(task.conversation_id)
+                return known
+            await self._discard(known)
+        snapshot: ConversationSnapshot = await self.host.run(self._snapshot, task.workflow_id)
+        conversation = _Conversation(task.conversation_id, task.workflow_id, task.lineage)
+        config = self._config_for(conversation, snapshot, task)
+        conversation.agent = await self.rt.create_agent(config)
+        self.conversations_built += 1
+        self._conversations[task.conversation_id] = conversation
+        await self._evict(self.options.max_conversations)
+        return conversation
+
+    def _config_for(
+        self, conversation: _Conversation, snapshot: ConversationSnapshot, task: TurnTask
+    ) -> AgentConfig:
+        from agy_trio.core.config import AgentConfig
+        from agy_trio.core.serialization import structure
+
+        settings = dict(snapshot.settings)
+        for field in ("model", "base_url", "api_key", "conversation_id", "chat_timeout"):
+            settings.pop(field, None)
+        config: AgentConfig = structure(settings, AgentConfig)
+        defaults = self.agent_defaults
+        instructions = replay_instructions(
+            config.system_instructions, snapshot.transcript[: task.history_length], task.shown
+        )
+        return config.replace(
+            model=defaults.model,
+            base_url=defaults.base_url,
+            api_key=defaults.api_key,
+            system_instructions=instructions,
+            chat_timeout=max(task.turn_timeout, 0.001),
+            tools=tuple(self._guarded(conversation, tool) for tool in config.tools),
+        )
+
+    def _guarded(self, conversation: _Conversation, original: Tool) -> Tool:
+        """``original`` wrapped so that each call runs at most once across attempts."""
+
+        async def run_once(**arguments: Any) -> Any:
+            context = conversation.turn
+            call = functools.partial(original.function, **arguments)
+            if context is None:
+                return await run_callable(
+                    call, in_thread=original.blocking, is_async=original.is_async
+                )
+            task = context.task
+            key = context.next_key(original.name, arguments)
+            request = ToolClaimRequest(task.turn_id, task.attempt, key)
+            claim: ToolClaim = await self.host.run(self._claim, conversation.workflow_id, request)
+            if claim.state == "done" and claim.record is not None:
+                if claim.record.error is not None:
+                    raise ToolCallNotRepeated(claim.record.error)
+                return claim.record.result
+            if claim.state != "run":
+                raise ToolCallNotRepeated(
+                    f"tool {original.name} was started by an earlier attempt of this turn "
+                    "whose worker stopped; it is not run again"
+                )
+            record = ToolRecord(key=key, name=original.name, arguments=as_json(arguments))
+            try:
+                result = await run_callable(
+                    call, in_thread=original.blocking, is_async=original.is_async
+                )
+            except Exception as exc:
+                record.error = f"{type(exc).__name__}: {exc}"
+                with trio.CancelScope(shield=True):
+                    await self.host.run(
+                        self._tool_done, conversation.workflow_id, ToolDone(task.turn_id, task.attempt, record)
+                    )
+                raise
+            record.result = as_json(result)
+            with trio.CancelScope(shield=True):
+                await self.host.run(
+                    self._tool_done, conversation.workflow_id, ToolDone(task.turn_id, task.attempt, record)
+                )
+            return result
+
+        return attrs.evolve(original, function=run_once, is_async=True, blocking=False)
+
+    async def _discard(self, conversation: _Conversation) -> None:
+        """Drop a live conversation and the SDK state behind it."""
+        if self._conversations.get(conversation.conversation_id) is conversation:
+            del self._conversations[conversation.conversation_id]
+        agent, conversation.agent = conversation.agent, None
+        if agent is None:
+            return
+        with trio.move_on_after(self.options.shutdown_grace):
+            try:
+                await agent.delete()
+            except AgyError as exc:
+                log.info("dropping conversation %s: %s", conversation.conversation_id, exc)
+
+    async def _forget(self, conversation_id: str) -> None:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is not None:
+            await self._discard(conversation)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def _evict(self, keep: int) -> None:
+        idle = [c for c in self._conversations.values() if not c.busy]
+        for conversation in idle[: max(len(self._conversations) - keep, 0)]:
+            await self._discard(conversation)
+
+    async def evict_idle(self) -> None:
+        """Forever: drop live conversations unused for ``idle_timeout``."""
+        period = max(min(self.options.idle_timeout / 4, 60.0), 0.05)
+        while True:
+            await trio.sleep(period)
+            limit = time.monotonic() - self.options.idle_timeout
+            for conversation in list(self._conversations.values()):
+                if not conversation.busy and conversation.last_used < limit:
+                    await self._discard(conversation)
+
+
+async def serve_worker(
+    rt: Runtime,
+    agent_defaults: AgentConfig,
+    options: WorkerOptions,
+    *,
+    task_status: trio.TaskStatus[TurnService] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve turns of conversation workflows on ``rt`` until cancelled.
+
+    The Temporal client and workers run on an asyncio host thread; turns cross
+    into Trio to run on ``rt``. When cancelled, the worker leaves gracefully:
+    conversations it holds are released to other workers, running turns get
+    ``options.shutdown_grace`` seconds to finish, the rest are handed over.
+
+    Args:
+        rt: The runtime the agents live in.
+        agent_defaults: The endpoint every agent uses on this worker.
+        options: Connection and capacity.
+        task_status: Started with the :class:`TurnService` once polling.
+
+    Raises:
+        ConfigError: An option is invalid.
+    """
+    if options.max_conversations < 1 or options.max_concurrent_turns < 1:
+        raise ConfigError("max_conversations and max_concurrent_turns must be >= 1")
+    host = AioHost("agy-trio-temporal-worker", cancel_grace=options.shutdown_grace + 5.0)
+    service = TurnService(rt, agent_defaults, options, host)
+    async with trio.open_nursery() as nursery:
+        await host.start(nursery)
+        try:
+            await host.run(service.connect)
+            nursery.start_soon(service.evict_idle)
+            task_status.started(service)
+            await host.run(service.wait_stopped)
+        finally:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(options.shutdown_grace + 5.0):
+                    held = [c.workflow_id for c in service._conversations.values()]
+                    with contextlib.suppress(Exception):
+                        await host.run(service.drain, held)
+                nursery.cancel_scope.cancel()
+                await host.aclose(options.shutdown_grace)
