@@ -87,8 +87,7 @@ def _load_temporalio() -> None:
         import temporalio.client  # noqa: F401
     except ImportError as exc:
         raise ConfigError(
-            "the Temporal backend needs the temporalio package: "
-            "pip install 'agy-trio[temporal]'"
+            "the Temporal backend needs the temporalio package: pip install 'agy-trio[temporal]'"
         ) from exc
 
 
@@ -180,7 +179,11 @@ class TemporalSession:
     """An ``AgentSession`` whose agent is a conversation workflow."""
 
     def __init__(
-        self, backend: TemporalBackend, agent_id: str, conversation_id: str, handle: WorkflowHandle[Any, Any]
+        self,
+        backend: TemporalBackend,
+        agent_id: str,
+        conversation_id: str,
+        handle: WorkflowHandle[Any, Any],
     ) -> None:
         self.backend = backend
         self.agent_id = agent_id
@@ -215,7 +218,10 @@ class TemporalSession:
                 )
                 stream = TemporalTurnStream(self, bridge)
                 call = host.submit(
-                    self._start_turn, (command.args[0], stream), self._chat_started, (command, stream)
+                    self._start_turn,
+                    (command.args[0], stream),
+                    self._chat_started,
+                    (command, stream),
                 )
             else:
                 if spec is cmds.SEND:
@@ -383,8 +389,8 @@ class TemporalSession:
                 raise error from exc
 
     async def _delete(self) -> None:
-        from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
         from temporalio.api.common.v1 import WorkflowExecution
+        from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 
         client = self.backend.client
         with contextlib.suppress(Exception):
@@ -485,7 +491,11 @@ class TemporalBackend:
         shutdown_timeout: float = 10.0,
     ) -> None:
         _load_temporalio()
-        for field, value in (("target", target), ("namespace", namespace), ("task_queue", task_queue)):
+        for field, value in (
+            ("target", target),
+            ("namespace", namespace),
+            ("task_queue", task_queue),
+        ):
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"must be a non-empty string, got {value!r}", field=field)
         self.target = target
@@ -495,7 +505,9 @@ class TemporalBackend:
         self.heartbeat_timeout = positive_number(heartbeat_timeout, "heartbeat_timeout")
         self.sticky_timeout = positive_number(sticky_timeout, "sticky_timeout")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ConfigError(f"must be an integer >= 1, got {max_attempts!r}", field="max_attempts")
+            raise ConfigError(
+                f"must be an integer >= 1, got {max_attempts!r}", field="max_attempts"
+            )
         self.max_attempts = max_attempts
         self.stream_high_water = stream_high_water
         self.stream_batch_max = stream_batch_max
@@ -558,7 +570,9 @@ class TemporalBackend:
             max_attempts=self.max_attempts,
         )
         try:
-            handle = await self.host.run(self._open_workflow, setup, config.conversation_id is not None)
+            handle = await self.host.run(
+                self._open_workflow, setup, config.conversation_id is not None
+            )
         except (AgyError, WorkCancelled):
             raise
         except Exception as exc:
@@ -591,7 +605,8 @@ class TemporalBackend:
                     f"conversation {setup.conversation_id!r} ended "
                     f"({description.status.name.lower() if description.status else 'unknown'})"
                 )
-            setup.state = await handle.result(result_type=ConversationState)
+            finished = client.get_workflow_handle(workflow_id, result_type=ConversationState)
+            setup.state = await finished.result()
         return await client.start_workflow(
             CONVERSATION_WORKFLOW,
             setup,

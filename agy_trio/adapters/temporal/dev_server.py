@@ -96,9 +96,8 @@ def _wait_until_serving(target: str, process: subprocess.Popen[bytes], timeout: 
     """Wait until the frontend accepts a real call (not just a TCP connection)."""
     import asyncio
 
-    from temporalio.client import Client
-
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.client import Client
 
     async def probe() -> None:
         client = await Client.connect(target)
@@ -171,7 +170,7 @@ def start_dev_server(
     ]
     with contextlib.ExitStack() as stack:
         out = (
-            stack.enter_context(open(log_path, "ab"))  # noqa: SIM115
+            stack.enter_context(open(log_path, "ab"))
             if log_path is not None
             else subprocess.DEVNULL
         )

@@ -45,14 +45,10 @@ _KINDS: dict[str, type[AgyError]] = {
 
 def failure_of(error: BaseException, segments: list[Segment] | None = None) -> TurnFailure:
     """Describe ``error`` for the trip to the workflow and the client."""
-    for kind, cls in _KINDS.items():
-        if type(error) is cls:
-            break
-    else:
-        kind = next(
-            (k for k, cls in _KINDS.items() if isinstance(error, cls)),
-            "BackendError",
-        )
+    # The exact class first (QuotaExceeded is also a BackendError), then the nearest base.
+    kind = next((k for k, cls in _KINDS.items() if type(error) is cls), None) or next(
+        (k for k, cls in _KINDS.items() if isinstance(error, cls)), "BackendError"
+    )
     status = getattr(error, "status", None)
     retry_after = getattr(error, "retry_after", None)
     duration = getattr(error, "duration", None)

@@ -219,15 +219,16 @@ def replay_instructions(
     lines: list[str] = [base, ""] if base else []
     if transcript:
         lines.append(
-            "This conversation continues from its saved record. "
-            "The messages so far, oldest first:"
+            "This conversation continues from its saved record. The messages so far, oldest first:"
         )
         for message in transcript:
             lines.append(f"[{message.role}]")
             lines.append(message.text)
             for call in message.tool_calls:
                 outcome = call.error if call.error is not None else json.dumps(call.result)
-                lines.append(f"(called tool {call.name} with {json.dumps(call.arguments)}: {outcome})")
+                lines.append(
+                    f"(called tool {call.name} with {json.dumps(call.arguments)}: {outcome})"
+                )
     partial = segments_text(shown)
     if partial:
         lines.append(
@@ -271,9 +272,7 @@ class TurnService:
         self.quota_key = key_fingerprint(endpoint_key) if endpoint_key else ""
         self.turns_played = 0
         self.conversations_built = 0
-        self._conversations: collections.OrderedDict[str, _Conversation] = (
-            collections.OrderedDict()
-        )
+        self._conversations: collections.OrderedDict[str, _Conversation] = collections.OrderedDict()
         self._client: Client | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -326,9 +325,7 @@ class TurnService:
 
     async def wait_stopped(self) -> None:
         """Return when a Temporal worker stops; raise what stopped it."""
-        done, _pending = await asyncio.wait(
-            self._worker_tasks, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _pending = await asyncio.wait(self._worker_tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             task.result()
 
@@ -381,7 +378,9 @@ class TurnService:
         except Exception as exc:
             log.exception("turn %s failed unexpectedly", task.turn_id)
             raise _application_error(
-                TurnFailure("BackendError", f"{type(exc).__name__}: {exc}", segments=progress.snapshot())
+                TurnFailure(
+                    "BackendError", f"{type(exc).__name__}: {exc}", segments=progress.snapshot()
+                )
             ) from exc
         finally:
             beat.cancel()
@@ -456,7 +455,11 @@ class TurnService:
             response = await agent.chat(parts_of(task.parts))
             async with response:
                 async for event in response.events():
-                    key = keys.next_key(event.name, event.arguments) if isinstance(event, ToolCall) else ""
+                    key = (
+                        keys.next_key(event.name, event.arguments)
+                        if isinstance(event, ToolCall)
+                        else ""
+                    )
                     segment = segment_of(event, key)
                     if segment is not None:
                         progress.add(segment)
@@ -567,13 +570,17 @@ class TurnService:
                 record.error = f"{type(exc).__name__}: {exc}"
                 with trio.CancelScope(shield=True):
                     await self.host.run(
-                        self._tool_done, conversation.workflow_id, ToolDone(task.turn_id, task.attempt, record)
+                        self._tool_done,
+                        conversation.workflow_id,
+                        ToolDone(task.turn_id, task.attempt, record),
                     )
                 raise
             record.result = as_json(result)
             with trio.CancelScope(shield=True):
                 await self.host.run(
-                    self._tool_done, conversation.workflow_id, ToolDone(task.turn_id, task.attempt, record)
+                    self._tool_done,
+                    conversation.workflow_id,
+                    ToolDone(task.turn_id, task.attempt, record),
                 )
             return result
 

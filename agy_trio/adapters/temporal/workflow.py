@@ -17,7 +17,7 @@ agy_trio's plain data modules through the sandbox's pass-through door.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections import deque
 from dataclasses import replace
 from datetime import timedelta
@@ -106,9 +106,11 @@ def _prompt_text(request: TurnRequest) -> str:
 def _failure(error: ApplicationError) -> TurnFailure:
     if error.details:
         try:
-            return value_to_type(TurnFailure, error.details[0])
+            failure: TurnFailure = value_to_type(TurnFailure, error.details[0])
         except (TypeError, ValueError, KeyError):
             pass
+        else:
+            return failure
     return TurnFailure(kind=error.type or "BackendError", message=error.message)
 
 
@@ -117,9 +119,10 @@ def _heartbeat_segments(error: TemporalTimeout) -> list[Segment] | None:
     if not details:
         return None
     try:
-        return value_to_type(list[Segment], details[0])
+        segments: list[Segment] = value_to_type(list[Segment], details[0])
     except (TypeError, ValueError, KeyError):
         return None
+    return segments
 
 
 @workflow.defn(name=CONVERSATION_WORKFLOW)
@@ -258,10 +261,8 @@ class ConversationWorkflow:
                 # turn waits here, durably, then tries again.
                 delay = min(failure.retry_after or 5.0, remaining)
                 turn.quota_wait += delay
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: turn.cancel_requested, timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
                 return True
             if failure.kind in RETRYABLE_KINDS:
                 state.holder = None
@@ -540,7 +541,7 @@ class QuotaWorkflow:
             idle = max(self._status.resume_at - workflow.now().timestamp(), 0.0) + _QUOTA_IDLE
             try:
                 await workflow.wait_condition(lambda: self._changed, timeout=idle)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self._status
             self._changed = False
