@@ -117,6 +117,9 @@ class WorkerOptions:
         idle_timeout: Seconds after which an unused live conversation is dropped.
         shutdown_grace: Seconds running turns get to finish when the worker
             stops; the rest are handed to other workers.
+        sticky_workflow_timeout: Seconds a workflow task waits for the worker
+            that has its workflow cached before any worker replays it. Part of
+            the recovery time after a worker dies: Temporal's default is 10 s.
     """
 
     target: str = "127.0.0.1:7233"
@@ -128,6 +131,7 @@ class WorkerOptions:
     heartbeat_interval: float = 0.2
     idle_timeout: float = 600.0
     shutdown_grace: float = 10.0
+    sticky_workflow_timeout: float = 1.0
 
 
 def _workflow_runner() -> Any:
@@ -316,6 +320,9 @@ class TurnService:
                 task_queue=options.task_queue,
                 workflows=[ConversationWorkflow, QuotaWorkflow],
                 workflow_runner=_workflow_runner(),
+                sticky_queue_schedule_to_start_timeout=timedelta(
+                    seconds=options.sticky_workflow_timeout
+                ),
                 **common,
             ),
             Worker(self._client, task_queue=self.own_queue, **common),
@@ -444,7 +451,15 @@ class TurnService:
     # ------------------------------------------------------------------ Trio
 
     async def _play(self, task: TurnTask, progress: _Progress) -> TurnOutcome:
+        started = time.monotonic()
+        log.info("turn %s attempt %d: starting", task.turn_id, task.attempt)
         conversation = await self._conversation_for(task)
+        log.info(
+            "turn %s attempt %d: conversation ready after %.3f s",
+            task.turn_id,
+            task.attempt,
+            time.monotonic() - started,
+        )
         agent = conversation.agent
         assert agent is not None
         conversation.busy = True
@@ -479,6 +494,9 @@ class TurnService:
         conversation.lineage = _next_lineage(task)
         conversation.last_used = time.monotonic()
         self.turns_played += 1
+        log.info(
+            "turn %s attempt %d: done in %.3f s", task.turn_id, task.attempt, time.monotonic() - started
+        )
         stop = response.stop_reason
         return TurnOutcome(
             segments=progress.snapshot(),
