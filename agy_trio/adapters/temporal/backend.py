@@ -366,11 +366,6 @@ class TemporalSession:
             return usage_of(value)
         return value
 
-    async def state(self) -> ConversationState:
-        """The workflow's whole state (asyncio; for diagnostics and tests)."""
-        state: ConversationState = await self.handle.query("state", result_type=ConversationState)
-        return state
-
     async def _end_on_loop(self, how: str) -> None:
         for task in list(self._followers):
             if how == "disconnect":
@@ -617,6 +612,27 @@ class TemporalBackend:
             execution_timeout=None,
             task_timeout=timedelta(seconds=10),
         )
+
+    async def conversation_state(self, conversation_id: str) -> ConversationState:
+        """The whole state a conversation's workflow holds (history, holder, recent turns).
+
+        For diagnostics and tests; works for running and shut-down conversations.
+
+        Raises:
+            AgentNotFound: No such conversation.
+        """
+        try:
+            state: ConversationState = await self.host.run(self._state_of, conversation_id)
+        except (AgyError, WorkCancelled):
+            raise
+        except Exception as exc:
+            raise classify(exc) from exc
+        return state
+
+    async def _state_of(self, conversation_id: str) -> ConversationState:
+        handle = self.client.get_workflow_handle(conversation_workflow_id(conversation_id))
+        state: ConversationState = await handle.query("state", result_type=ConversationState)
+        return state
 
     async def aclose(self) -> None:
         """Stop following turns and stop the host thread (the workflows live on)."""

@@ -494,9 +494,8 @@ class TurnService:
         conversation.lineage = _next_lineage(task)
         conversation.last_used = time.monotonic()
         self.turns_played += 1
-        log.info(
-            "turn %s attempt %d: done in %.3f s", task.turn_id, task.attempt, time.monotonic() - started
-        )
+        elapsed = time.monotonic() - started
+        log.info("turn %s attempt %d: done in %.3f s", task.turn_id, task.attempt, elapsed)
         stop = response.stop_reason
         return TurnOutcome(
             segments=progress.snapshot(),
