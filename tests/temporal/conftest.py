@@ -183,10 +183,28 @@ class Cluster:
 
 
 @pytest.fixture(scope="package")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("temporal")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    tmp = tmp_path_factory.mktemp("temporal-server")
     server = start_dev_server(db_path=tmp / "temporal.db", log_path=tmp / "temporal.log")
-    processes: list[psutil.Process] = [psutil.Process(server.pid)]
+    process = psutil.Process(server.pid)
+    family = [process, *process.children(recursive=True)]
+    try:
+        yield server
+    finally:
+        server.stop()
+        _gone, alive = psutil.wait_procs(family, timeout=30)
+        for leftover in alive:
+            leftover.kill()
+        assert not alive, f"the dev server left processes behind: {alive}"
+
+
+@pytest.fixture(scope="package")
+def cluster(
+    temporal_server: DevServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("temporal")
+    server = temporal_server
+    processes: list[psutil.Process] = []
     model: ModelServerProcess | None = None
     cluster: Cluster | None = None
     try:
@@ -210,7 +228,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if model is not None:
             model.process.terminate()
             model.process.wait(30)
-        server.stop()
         _gone, alive = psutil.wait_procs(family, timeout=30)
         for process in alive:
             process.kill()

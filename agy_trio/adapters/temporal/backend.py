@@ -34,7 +34,7 @@ from agy_trio.adapters.temporal.convert import (
     parts_data,
     usage_of,
 )
-from agy_trio.adapters.temporal.errors import TemporalUnavailable, rebuild_error
+from agy_trio.adapters.temporal.errors import TemporalUnavailable, execute_update, rebuild_error
 from agy_trio.adapters.temporal.messages import (
     CONVERSATION_WORKFLOW,
     AgentSetup,
@@ -264,14 +264,14 @@ class TemporalSession:
         turn_id = uuid.uuid4().hex
         request = TurnRequest(turn_id, parts_data(parts))
         try:
-            status: TurnStatus = await self.handle.execute_update(
-                "submit_turn", request, result_type=TurnStatus
+            status: TurnStatus = await execute_update(
+                self.handle, "submit_turn", request, result_type=TurnStatus
             )
         except asyncio.CancelledError:
             # The caller gave up. The turn may have reached the workflow anyway:
             # withdraw it; if it has already started, the caller gets it.
             withdrawn = await _shielded(
-                self.handle.execute_update("withdraw_turn", turn_id, result_type=bool)
+                execute_update(self.handle, "withdraw_turn", turn_id, result_type=bool)
             )
             if withdrawn is not False:
                 raise
@@ -289,7 +289,7 @@ class TemporalSession:
         """Stream a turn into ``bridge``: heartbeat details while it runs, then its end."""
         emitted: list[Segment] = []
         waiter = asyncio.ensure_future(
-            self.handle.execute_update("wait_turn", turn_id, result_type=TurnStatus)
+            execute_update(self.handle, "wait_turn", turn_id, result_type=TurnStatus)
         )
         try:
             while not waiter.done():
@@ -340,10 +340,10 @@ class TemporalSession:
         return None
 
     async def _cancel_turns(self, turn_ids: list[str] | None) -> None:
-        await self.handle.execute_update("cancel_turns", turn_ids)
+        await execute_update(self.handle, "cancel_turns", turn_ids)
 
     async def _update(self, name: str) -> None:
-        await self.handle.execute_update(name)
+        await execute_update(self.handle, name)
 
     async def _query(self, name: str) -> Any:
         from temporalio.common import QueryRejectCondition
@@ -377,7 +377,7 @@ class TemporalSession:
             await self._delete()
             return
         try:
-            await self.handle.execute_update("end", "shutdown")
+            await execute_update(self.handle, "end", "shutdown")
         except Exception as exc:
             error = classify(exc)
             if not isinstance(error, AgentNotFound):
@@ -389,7 +389,7 @@ class TemporalSession:
 
         client = self.backend.client
         with contextlib.suppress(Exception):
-            await self.handle.execute_update("end", "delete")
+            await execute_update(self.handle, "end", "delete")
         with contextlib.suppress(Exception):
             await self.handle.terminate(reason="agy_trio: agent deleted")
         try:

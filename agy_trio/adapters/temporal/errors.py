@@ -9,6 +9,9 @@ named by the wire.
 
 from __future__ import annotations
 
+import asyncio
+from typing import TYPE_CHECKING, Any
+
 from agy_trio.adapters.temporal.messages import RETRYABLE_KINDS, Segment, TurnFailure
 from agy_trio.core.errors import (
     AgentNotFound,
@@ -23,7 +26,16 @@ from agy_trio.core.errors import (
     SafetyBlocked,
 )
 
-__all__ = ["RETRYABLE_KINDS", "TemporalUnavailable", "failure_of", "rebuild_error"]
+__all__ = [
+    "RETRYABLE_KINDS",
+    "TemporalUnavailable",
+    "execute_update",
+    "failure_of",
+    "rebuild_error",
+]
+
+if TYPE_CHECKING:
+    from temporalio.client import WorkflowHandle
 
 
 class TemporalUnavailable(ChannelClosed):
@@ -84,3 +96,24 @@ def rebuild_error(failure: TurnFailure) -> AgyError:
     if kind == "ConfigError":
         return ConfigError(message)
     return BackendError(f"{kind}: {message}", status=failure.status)
+
+
+async def execute_update(
+    handle: WorkflowHandle[Any, Any], name: str, *args: Any, result_type: type | None = None
+) -> Any:
+    """``handle.execute_update`` that lets a cancellation of our task be a cancellation.
+
+    temporalio turns a cancelled update call into
+    ``WorkflowUpdateRPCTimeoutOrCancelledError``; a caller that was cancelled
+    (a timeout, a caller giving up) must see ``asyncio.CancelledError`` so the
+    runtime reports what really happened.
+    """
+    from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
+
+    try:
+        return await handle.execute_update(name, args=args, result_type=result_type)
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError from None
+        raise

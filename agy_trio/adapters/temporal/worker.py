@@ -51,7 +51,7 @@ from agy_trio.adapters.temporal.convert import (
     tool_key,
     usage_data,
 )
-from agy_trio.adapters.temporal.errors import failure_of
+from agy_trio.adapters.temporal.errors import execute_update, failure_of
 from agy_trio.adapters.temporal.messages import (
     ACTIVITY_FORGET,
     ACTIVITY_RUN_TURN,
@@ -407,8 +407,9 @@ class TurnService:
         from temporalio.client import WorkflowUpdateFailedError
 
         try:
-            claim: ToolClaim = await self.client.get_workflow_handle(workflow_id).execute_update(
-                "claim_tool", request, result_type=ToolClaim
+            handle = self.client.get_workflow_handle(workflow_id)
+            claim: ToolClaim = await execute_update(
+                handle, "claim_tool", request, result_type=ToolClaim
             )
         except WorkflowUpdateFailedError as exc:
             raise ToolCallNotRepeated(f"this attempt of the turn is stale: {exc.cause}") from None
