@@ -43,7 +43,7 @@ import attrs
 import trio
 from temporalio import activity
 
-from agy_trio.adapters.aio_host import AioHost
+from agy_trio.adapters.aio_host import AioHost, AsyncioHost
 from agy_trio.adapters.temporal.convert import (
     as_json,
     parts_of,
@@ -262,7 +262,7 @@ class TurnService:
     """
 
     def __init__(
-        self, rt: Runtime, agent_defaults: AgentConfig, options: WorkerOptions, host: AioHost
+        self, rt: Runtime, agent_defaults: AgentConfig, options: WorkerOptions, host: AsyncioHost
     ) -> None:
         self.rt = rt
         self.agent_defaults = agent_defaults
@@ -645,6 +645,7 @@ async def serve_worker(
     agent_defaults: AgentConfig,
     options: WorkerOptions,
     *,
+    host: AsyncioHost | None = None,
     task_status: trio.TaskStatus[TurnService] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve turns of conversation workflows on ``rt`` until cancelled.
@@ -658,6 +659,10 @@ async def serve_worker(
         rt: The runtime the agents live in.
         agent_defaults: The endpoint every agent uses on this worker.
         options: Connection and capacity.
+        host: Where the Temporal worker's asyncio code runs: a dedicated
+            :class:`~agy_trio.adapters.aio_host.AioHost` thread by default, or a
+            :class:`~agy_trio.adapters.guest.GuestHost` when this Trio run is a
+            guest of an asyncio loop (see docs/scale-out.md for which is faster).
         task_status: Started with the :class:`TurnService` once polling.
 
     Raises:
@@ -665,7 +670,8 @@ async def serve_worker(
     """
     if options.max_conversations < 1 or options.max_concurrent_turns < 1:
         raise ConfigError("max_conversations and max_concurrent_turns must be >= 1")
-    host = AioHost("agy-trio-temporal-worker", cancel_grace=options.shutdown_grace + 5.0)
+    if host is None:
+        host = AioHost("agy-trio-temporal-worker", cancel_grace=options.shutdown_grace + 5.0)
     service = TurnService(rt, agent_defaults, options, host)
     async with trio.open_nursery() as nursery:
         await host.start(nursery)
