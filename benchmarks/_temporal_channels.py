@@ -113,9 +113,7 @@ async def probe(
             description = await handle.describe()
             for pending in description.raw_description.pending_activities:
                 if pending.heartbeat_details.payloads:
-                    [text] = await client.data_converter.decode(
-                        pending.heartbeat_details.payloads
-                    )
+                    [text] = await client.data_converter.decode(pending.heartbeat_details.payloads)
                     new, seen = _lags(str(text), seen, time.time())
                     lags += new
             if description.status is not None and description.status.name != "RUNNING":

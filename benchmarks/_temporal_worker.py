@@ -12,6 +12,7 @@ Usage: ``python -m benchmarks._temporal_worker TARGET TASK_QUEUE BASE_URL``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 
@@ -45,10 +46,8 @@ async def main(argv: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
 
 
 if __name__ == "__main__":
