@@ -30,6 +30,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -91,6 +92,10 @@ __all__ = ["ToolCallNotRepeated", "TurnService", "WorkerOptions", "serve_worker"
 log = logging.getLogger("agy_trio.temporal.worker")
 
 _DEFAULT_BACKOFF = 5.0  # seconds, when a 429 came without Retry-After
+# How long a worker trusts the last answer of the quota workflow: a 429 seen by
+# another worker reaches this one at most this much later, and a turn does not
+# pay a query round trip (5-25 ms here) when turns start in quick succession.
+_QUOTA_FRESH = 0.5
 
 
 class ToolCallNotRepeated(AgyError):
@@ -280,6 +285,8 @@ class TurnService:
         self._client: Client | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
+        self._quota_resume_at = 0.0  # epoch seconds, as last heard
+        self._quota_checked = -math.inf  # monotonic time of the last look
 
     @property
     def client(self) -> Client:
@@ -481,6 +488,7 @@ class TurnService:
                         progress.add(segment)
         except QuotaExceeded as exc:
             retry_after = exc.retry_after if exc.retry_after is not None else _DEFAULT_BACKOFF
+            self._quota_resume_at = max(self._quota_resume_at, time.time() + retry_after)
             with trio.CancelScope(shield=True):
                 with contextlib.suppress(Exception):
                     await self.host.run(self._record_quota_hit, retry_after)
@@ -510,9 +518,14 @@ class TurnService:
         """Wait out the backoff any worker recorded for our key; the seconds waited."""
         waited = 0.0
         while True:
-            status = await self.host.run(self._quota_status)
-            remaining = 0.0 if status is None else status.resume_at - time.time()
+            if time.monotonic() - self._quota_checked >= _QUOTA_FRESH:
+                status = await self.host.run(self._quota_status)
+                self._quota_checked = time.monotonic()
+                if status is not None:
+                    self._quota_resume_at = max(self._quota_resume_at, status.resume_at)
+            remaining = self._quota_resume_at - time.time()
             if remaining <= 0:
+                await trio.lowlevel.checkpoint()
                 return waited
             await trio.sleep(remaining)
             waited += remaining
