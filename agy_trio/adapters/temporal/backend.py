@@ -594,7 +594,7 @@ class TemporalBackend:
                     ) from None
                 raise
             if description.status is WorkflowExecutionStatus.RUNNING:
-                return handle
+                return client.get_workflow_handle(workflow_id)
             if description.status is not WorkflowExecutionStatus.COMPLETED:
                 raise AgentNotFound(
                     f"conversation {setup.conversation_id!r} ended "
@@ -602,7 +602,7 @@ class TemporalBackend:
                 )
             finished = client.get_workflow_handle(workflow_id, result_type=ConversationState)
             setup.state = await finished.result()
-        return await client.start_workflow(
+        await client.start_workflow(
             CONVERSATION_WORKFLOW,
             setup,
             id=workflow_id,
@@ -612,6 +612,8 @@ class TemporalBackend:
             execution_timeout=None,
             task_timeout=timedelta(seconds=10),
         )
+        # No run id: the handle follows the conversation across continue-as-new.
+        return client.get_workflow_handle(workflow_id)
 
     async def conversation_state(self, conversation_id: str) -> ConversationState:
         """The whole state a conversation's workflow holds (history, holder, recent turns).
