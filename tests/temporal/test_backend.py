@@ -27,6 +27,7 @@ from agy_trio.adapters.scripted import (
 )
 from agy_trio.adapters.temporal import TemporalBackend, WorkerOptions, serve_worker
 from agy_trio.adapters.temporal.dev_server import DevServer
+from agy_trio.adapters.temporal.messages import conversation_workflow_id
 from agy_trio.errors import AgentNotFound, ConfigError, OperationTimeout, SafetyBlocked
 from tests.temporal.sample_tools import record_visit
 
@@ -48,6 +49,7 @@ async def setup(
     *,
     chat_timeout: float = 60.0,
     operation_timeout: float | None = None,
+    turns_per_run: int = 500,
 ) -> AsyncIterator[agy_trio.Runtime]:
     queue = f"agy-trio-inproc-{uuid.uuid4().hex[:8]}"
     options = WorkerOptions(target=server.target, task_queue=queue, shutdown_grace=1.0)
@@ -57,7 +59,9 @@ async def setup(
         chat_timeout=chat_timeout,
         operation_timeout=operation_timeout or chat_timeout + 30,
     )
-    backend = TemporalBackend(server.target, task_queue=queue, poll_interval=0.05)
+    backend = TemporalBackend(
+        server.target, task_queue=queue, poll_interval=0.05, turns_per_run=turns_per_run
+    )
     async with (
         agy_trio.open_runtime(worker_config, backend=ScriptedBackend(script)) as worker_rt,
         trio.open_nursery() as nursery,
@@ -203,3 +207,22 @@ async def test_disconnect_keeps_the_conversation_running(temporal_server: DevSer
         again = await rt.create_agent(AgentConfig(conversation_id=agent.conversation_id))
         assert [m.text for m in await again.history()] == ["kept", "You said: kept"]
         await again.delete()
+
+
+async def test_continue_as_new_keeps_the_conversation(temporal_server: DevServer) -> None:
+    async with setup(temporal_server, turns_per_run=2) as rt, rt.open_agent() as agent:
+        backend = rt.backend
+        assert isinstance(backend, TemporalBackend)
+
+        async def run_id() -> str | None:
+            workflow_id = conversation_workflow_id(agent.conversation_id)
+            description = await backend.client.get_workflow_handle(workflow_id).describe()
+            return description.run_id
+
+        first_run = await backend.host.run(run_id)
+        for index in range(5):
+            assert await (await agent.chat(f"q{index}")).text() == f"You said: q{index}"
+        assert await agent.turn_count() == 5
+        assert [m.text for m in await agent.history()][-2:] == ["q4", "You said: q4"]
+        assert len(await agent.history()) == 10
+        assert await backend.host.run(run_id) != first_run

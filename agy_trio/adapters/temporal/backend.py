@@ -459,6 +459,8 @@ class TemporalBackend:
         sticky_timeout: Seconds a turn waits for the worker that holds the
             conversation before any worker may take it.
         max_attempts: Attempts of one turn lost with their workers before it fails.
+        turns_per_run: Turns after which an agent's workflow continues as new,
+            keeping its history short (Temporal may suggest it earlier).
         stream_high_water: Events buffered per turn before the follower waits.
         stream_batch_max: Most events handed to Trio at once.
         connect_timeout: Seconds to wait for Temporal at start.
@@ -480,6 +482,7 @@ class TemporalBackend:
         heartbeat_timeout: float = 5.0,
         sticky_timeout: float = 3.0,
         max_attempts: int = 5,
+        turns_per_run: int = 500,
         stream_high_water: int = 1024,
         stream_batch_max: int = 256,
         connect_timeout: float = 10.0,
@@ -504,6 +507,15 @@ class TemporalBackend:
                 f"must be an integer >= 1, got {max_attempts!r}", field="max_attempts"
             )
         self.max_attempts = max_attempts
+        if (
+            isinstance(turns_per_run, bool)
+            or not isinstance(turns_per_run, int)
+            or turns_per_run < 1
+        ):
+            raise ConfigError(
+                f"must be an integer >= 1, got {turns_per_run!r}", field="turns_per_run"
+            )
+        self.turns_per_run = turns_per_run
         self.stream_high_water = stream_high_water
         self.stream_batch_max = stream_batch_max
         self.connect_timeout = positive_number(connect_timeout, "connect_timeout")
@@ -563,6 +575,7 @@ class TemporalBackend:
             heartbeat_timeout=self.heartbeat_timeout,
             sticky_timeout=self.sticky_timeout,
             max_attempts=self.max_attempts,
+            turns_per_run=self.turns_per_run,
         )
         try:
             handle = await self.host.run(

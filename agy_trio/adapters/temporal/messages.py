@@ -206,6 +206,8 @@ class AgentSetup:
         sticky_timeout: Seconds a turn waits for the worker holding the
             conversation before it goes to any worker.
         max_attempts: Attempts of one turn lost to dead workers before it fails.
+        turns_per_run: Turns after which the workflow continues as new (a fresh
+            history carrying the state over), if Temporal has not suggested it before.
         state: What an earlier run of the conversation left (resume,
             continue-as-new).
     """
@@ -217,6 +219,7 @@ class AgentSetup:
     heartbeat_timeout: float = 5.0
     sticky_timeout: float = 3.0
     max_attempts: int = 5
+    turns_per_run: int = 500
     state: ConversationState | None = None
 
 

@@ -137,6 +137,7 @@ class ConversationWorkflow:
         self._turns: dict[str, _Turn] = {}
         self._current: _Turn | None = None
         self._ending = False
+        self._turns_this_run = 0
         # Turns whose caller gave up before hearing back: never to be queued.
         self._withdrawn: set[str] = set()
 
@@ -169,7 +170,10 @@ class ConversationWorkflow:
         return (
             self._current is None
             and not self._queue
-            and workflow.info().is_continue_as_new_suggested()
+            and (
+                self._turns_this_run >= self._setup.turns_per_run
+                or workflow.info().is_continue_as_new_suggested()
+            )
         )
 
     # ------------------------------------------------------------------ one turn
@@ -177,6 +181,7 @@ class ConversationWorkflow:
     async def _play(self, turn: _Turn) -> None:
         setup, state = self._setup, self._state
         self._current = turn
+        self._turns_this_run += 1
         turn.state = "running"
         history_length = len(state.transcript)
         state.transcript.append(MessageData("user", _prompt_text(turn.request)))
