@@ -265,11 +265,12 @@ def worker(
 
     async def go() -> None:
         config = RuntimeConfig(inter_agent_delay=0)
+        stop = trio.Event()
         async with _open_for(endpoint, config) as (rt, agent_defaults), trio.open_nursery() as n:
 
             async def serve(task_status: trio.TaskStatus[Any]) -> None:
-                await serve_worker(rt, agent_defaults, options, task_status=task_status)
-                n.cancel_scope.cancel()  # the Temporal worker stopped by itself
+                await serve_worker(rt, agent_defaults, options, stop=stop, task_status=task_status)
+                n.cancel_scope.cancel()  # done: stopped, or the Temporal worker ended
 
             service = await n.start(serve)
             click.echo(
@@ -278,9 +279,11 @@ def worker(
             )
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
+                    if stop.is_set():  # a second signal: stop now
+                        n.cancel_scope.cancel()
+                        break
                     click.echo(f"agy-trio worker {service.identity} leaving")
-                    n.cancel_scope.cancel()
-                    break
+                    stop.set()
 
     _run_trio(go)
 

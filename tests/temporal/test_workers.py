@@ -272,3 +272,31 @@ async def test_sigterm_leaves_cleanly(cluster: Cluster) -> None:
         assert await holder_of(backend, agent) is None
         assert await (await agent.chat("still here?")).text() == "You said: still here?"
     cluster.ensure_workers(2)
+
+
+async def test_sigterm_mid_turn_lets_the_turn_finish(cluster: Cluster) -> None:
+    cluster.ensure_workers(2)
+    async with client(cluster) as (rt, backend), rt.open_agent() as agent:
+        assert await (await agent.chat("warm up")).text() == "You said: warm up"
+        holder = cluster.worker_of(await holder_of(backend, agent))
+        cluster.model.inject(kind="slow", chunk_delay=0.3, match="graceful")
+        response = await agent.chat("graceful: leave while I talk")
+        statuses: list[int] = []
+        deltas: list[str] = []
+        async with trio.open_nursery() as nursery:
+            async for delta in response:
+                deltas.append(delta)
+                if len(deltas) == 1:
+
+                    async def stop() -> None:
+                        statuses.append(await trio.to_thread.run_sync(cluster.stop, holder))
+
+                    nursery.start_soon(stop)
+        assert "".join(deltas) == "You said: graceful: leave while I talk"
+        assert statuses == [0]
+        state = await backend.conversation_state(agent.conversation_id)
+        assert state.records[-1].attempts == 1
+        assert state.records[-1].workers == [cluster.queue_of(holder)]
+        assert state.holder is None  # released: the next turn goes to a live worker
+        assert await (await agent.chat("after")).text() == "You said: after"
+    cluster.ensure_workers(2)

@@ -345,10 +345,7 @@ class TurnService:
 
     async def drain(self, workflow_ids: list[str]) -> None:
         """Leave: send held conversations' next turns elsewhere, let running turns finish."""
-        client = self.client
-        for workflow_id in workflow_ids:
-            with contextlib.suppress(Exception):
-                await client.get_workflow_handle(workflow_id).signal("release", self.own_queue)
+        await self._release(workflow_ids)
         await asyncio.gather(
             *(worker.shutdown() for worker in self._workers), return_exceptions=True
         )
@@ -356,6 +353,14 @@ class TurnService:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+        # A turn that finished during the grace period named us its holder again.
+        await self._release(workflow_ids)
+
+    async def _release(self, workflow_ids: list[str]) -> None:
+        client = self.client
+        for workflow_id in workflow_ids:
+            with contextlib.suppress(Exception):
+                await client.get_workflow_handle(workflow_id).signal("release", self.own_queue)
 
     async def _beat(self, progress: _Progress) -> None:
         version = -1
@@ -659,14 +664,17 @@ async def serve_worker(
     options: WorkerOptions,
     *,
     host: AsyncioHost | None = None,
+    stop: trio.Event | None = None,
     task_status: trio.TaskStatus[TurnService] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve turns of conversation workflows on ``rt`` until cancelled.
+    """Serve turns of conversation workflows on ``rt`` until ``stop`` is set (or cancelled).
 
-    The Temporal client and workers run on an asyncio host thread; turns cross
-    into Trio to run on ``rt``. When cancelled, the worker leaves gracefully:
-    conversations it holds are released to other workers, running turns get
-    ``options.shutdown_grace`` seconds to finish, the rest are handed over.
+    The Temporal client and workers run on an asyncio host; turns cross into
+    Trio to run on ``rt``. When ``stop`` is set the worker leaves gracefully:
+    the conversations it holds are released to other workers, it stops taking
+    turns, and running turns get ``options.shutdown_grace`` seconds to finish
+    before they are handed to another worker. Cancelling it is the hard stop:
+    running turns are handed over at once.
 
     Args:
         rt: The runtime the agents live in.
@@ -676,6 +684,7 @@ async def serve_worker(
             :class:`~agy_trio.adapters.aio_host.AioHost` thread by default, or a
             :class:`~agy_trio.adapters.guest.GuestHost` when this Trio run is a
             guest of an asyncio loop (see docs/scale-out.md for which is faster).
+        stop: Set it to make the worker leave gracefully.
         task_status: Started with the :class:`TurnService` once polling.
 
     Raises:
@@ -686,13 +695,24 @@ async def serve_worker(
     if host is None:
         host = AioHost("agy-trio-temporal-worker", cancel_grace=options.shutdown_grace + 5.0)
     service = TurnService(rt, agent_defaults, options, host)
+    # Turns run in this nursery (the host's calls into Trio): it stays open
+    # while the worker drains, so a graceful stop lets them finish.
     async with trio.open_nursery() as nursery:
         await host.start(nursery)
         try:
             await host.run(service.connect)
             nursery.start_soon(service.evict_idle)
             task_status.started(service)
-            await host.run(service.wait_stopped)
+            async with trio.open_nursery() as waiting:
+
+                async def until_the_workers_stop() -> None:
+                    await host.run(service.wait_stopped)
+                    waiting.cancel_scope.cancel()
+
+                waiting.start_soon(until_the_workers_stop)
+                if stop is not None:
+                    await stop.wait()
+                    waiting.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(options.shutdown_grace + 5.0):
