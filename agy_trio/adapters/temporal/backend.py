@@ -293,7 +293,12 @@ class TemporalSession:
         )
         try:
             while not waiter.done():
-                shown = await self._shown(turn_id)
+                try:
+                    shown = await self._shown(turn_id)
+                except Exception as exc:
+                    # Progress is best effort; only the turn's end is authoritative.
+                    log.debug("turn %s: no progress this time: %r", turn_id, exc)
+                    shown = None
                 if shown:
                     emitted = await self._emit(bridge, emitted, shown)
                 await asyncio.wait([waiter], timeout=self.backend.poll_interval)

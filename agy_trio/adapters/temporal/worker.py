@@ -353,8 +353,6 @@ class TurnService:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*self._worker_tasks, return_exceptions=True)
-        # A turn that finished during the grace period named us its holder again.
-        await self._release(workflow_ids)
 
     async def _release(self, workflow_ids: list[str]) -> None:
         client = self.client

@@ -138,6 +138,8 @@ class ConversationWorkflow:
         self._current: _Turn | None = None
         self._ending = False
         self._turns_this_run = 0
+        # Workers that said they are leaving: never the holder again.
+        self._released: deque[str] = deque(maxlen=64)
         # Turns whose caller gave up before hearing back: never to be queued.
         self._withdrawn: set[str] = set()
 
@@ -295,7 +297,8 @@ class ConversationWorkflow:
             state.total_usage = state.total_usage.plus(outcome.usage)
             state.last_response = text
             state.lineage = f"{state.revision}:{turn.turn_id}:{turn.attempts}"
-            state.holder = outcome.worker
+            # A worker may finish a turn while it leaves (the signal can be read first).
+            state.holder = None if outcome.worker in self._released else outcome.worker
             turn.workers.append(outcome.worker)
             turn.quota_wait += outcome.quota_wait
             turn.segments = segments
@@ -471,6 +474,7 @@ class ConversationWorkflow:
     @workflow.signal
     def release(self, worker: str) -> None:
         """A worker is leaving: send the next turn to any worker."""
+        self._released.append(worker)
         if self._state.holder == worker:
             self._state.holder = None
 
