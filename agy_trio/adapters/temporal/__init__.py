@@ -15,9 +15,12 @@ Importing this package imports neither; the names below load on first use.
 
 The package, one concern a module:
 
-* :mod:`~agy_trio.adapters.temporal.backend`: the client side (the backend, its sessions);
-* :mod:`~agy_trio.adapters.temporal.workflow`: the conversation and quota workflows;
-* :mod:`~agy_trio.adapters.temporal.worker`: the worker side (turn activities, live conversations);
+* :mod:`~agy_trio.adapters.temporal.backend`: the client side, the backend;
+* :mod:`~agy_trio.adapters.temporal.session`: an agent on the client, its commands and streams;
+* :mod:`~agy_trio.adapters.temporal.workflow`: the conversation workflow (one per agent);
+* :mod:`~agy_trio.adapters.temporal.quota_workflow`: the quota workflow (one per API key);
+* :mod:`~agy_trio.adapters.temporal.worker`: the worker side (turn activities);
+* :mod:`~agy_trio.adapters.temporal.conversations`: what a worker holds, rebuilt by replay;
 * :mod:`~agy_trio.adapters.temporal.segments`: streams that stay consistent across retries;
 * :mod:`~agy_trio.adapters.temporal.messages`: the values that travel, and the names;
 * :mod:`~agy_trio.adapters.temporal.convert`: agy_trio's values to those and back;
@@ -31,9 +34,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agy_trio.adapters.temporal.backend import TemporalBackend, TemporalSession
+    from agy_trio.adapters.temporal.backend import TemporalBackend
     from agy_trio.adapters.temporal.dev_server import DevServer, dev_server, start_dev_server
     from agy_trio.adapters.temporal.errors import TemporalUnavailable
+    from agy_trio.adapters.temporal.session import TemporalSession
     from agy_trio.adapters.temporal.worker import (
         ToolCallNotRepeated,
         TurnService,
@@ -56,7 +60,7 @@ __all__ = [
 
 _WHERE = {
     "TemporalBackend": "backend",
-    "TemporalSession": "backend",
+    "TemporalSession": "session",
     "DevServer": "dev_server",
     "dev_server": "dev_server",
     "start_dev_server": "dev_server",

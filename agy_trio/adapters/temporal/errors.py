@@ -13,6 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from agy_trio.adapters.temporal.messages import RETRYABLE_KINDS, Segment, TurnFailure
+from agy_trio.core.backend import WorkCancelled
 from agy_trio.core.errors import (
     AgentNotFound,
     AgyError,
@@ -29,6 +30,7 @@ from agy_trio.core.errors import (
 __all__ = [
     "RETRYABLE_KINDS",
     "TemporalUnavailable",
+    "classify",
     "execute_update",
     "failure_of",
     "rebuild_error",
@@ -117,3 +119,37 @@ async def execute_update(
         if task is not None and task.cancelling():
             raise asyncio.CancelledError from None
         raise
+
+
+def classify(error: BaseException) -> BaseException:
+    """Map an error raised by the Temporal client to agy_trio's hierarchy, by type."""
+    from temporalio.client import WorkflowQueryRejectedError, WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(error, AgyError | WorkCancelled):
+        return error
+    if isinstance(error, WorkflowUpdateFailedError):
+        cause = error.cause
+        if isinstance(cause, ApplicationError):
+            if cause.type == "AgentNotFound":
+                return AgentNotFound(cause.message)
+            return BackendError(cause.message)
+        return BackendError(f"the workflow refused the command: {cause or error}")
+    if isinstance(error, WorkflowQueryRejectedError):
+        return AgentNotFound("the agent's workflow is no longer running")
+    if isinstance(error, RPCError):
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return AgentNotFound(f"the agent's workflow is gone: {error.message}")
+        if error.status in (
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+            RPCStatusCode.CANCELLED,
+        ):
+            return TemporalUnavailable(f"Temporal is not answering: {error.message}")
+        return BackendError(f"Temporal refused the call: {error.message}")
+    if isinstance(error, ConnectionError | OSError):
+        return TemporalUnavailable(f"Temporal is not reachable: {error}")
+    if isinstance(error, Exception):
+        return BackendError(f"{type(error).__name__}: {error}")
+    return error

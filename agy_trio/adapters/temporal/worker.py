@@ -28,15 +28,12 @@ import asyncio
 import collections
 import contextlib
 import functools
-import json
 import logging
 import math
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +42,17 @@ import trio
 from temporalio import activity
 
 from agy_trio.adapters.aio_host import AioHost, AsyncioHost
+from agy_trio.adapters.temporal.conversations import (
+    LiveConversation,
+    TurnContext,
+    TurnProgress,
+    next_lineage,
+    replay_instructions,
+)
 from agy_trio.adapters.temporal.convert import (
     as_json,
     parts_of,
     segment_of,
-    tool_key,
     usage_data,
 )
 from agy_trio.adapters.temporal.errors import execute_update, failure_of
@@ -58,10 +61,8 @@ from agy_trio.adapters.temporal.messages import (
     ACTIVITY_RUN_TURN,
     QUOTA_WORKFLOW,
     ConversationSnapshot,
-    MessageData,
     QuotaHit,
     QuotaStatus,
-    Segment,
     ToolClaim,
     ToolClaimRequest,
     ToolDone,
@@ -72,7 +73,6 @@ from agy_trio.adapters.temporal.messages import (
     quota_workflow_id,
     worker_queue,
 )
-from agy_trio.adapters.temporal.segments import VisibleStream, segments_text
 from agy_trio.core.calling import run_callable
 from agy_trio.core.errors import AgyError, ConfigError, QuotaExceeded
 from agy_trio.core.events import ToolCall
@@ -82,7 +82,6 @@ if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from agy_trio.core.agent import AgentHandle
     from agy_trio.core.config import AgentConfig
     from agy_trio.core.runtime import Runtime
     from agy_trio.core.tools import Tool
@@ -164,91 +163,6 @@ def _workflow_runner() -> Any:
     )
 
 
-class _Progress:
-    """What a turn has shown, written by Trio and read by the heartbeat task."""
-
-    def __init__(self, shown: list[Segment]) -> None:
-        self._lock = threading.Lock()
-        self._stream = VisibleStream(shown)
-        self.version = 0
-
-    def add(self, segment: Segment) -> None:
-        with self._lock:
-            self._stream.add(segment)
-            self.version += 1
-
-    def snapshot(self) -> list[Segment]:
-        with self._lock:
-            return self._stream.visible()
-
-
-class _TurnContext:
-    """The turn a conversation is playing: names its tool calls for the workflow."""
-
-    def __init__(self, task: TurnTask) -> None:
-        self.task = task
-        self._seen: collections.Counter[str] = collections.Counter()
-
-    def next_key(self, name: str, arguments: Mapping[str, Any]) -> str:
-        base = tool_key(self.task.turn_id, name, arguments, 0)
-        self._seen[base] += 1
-        return base[: -len(":0")] + f":{self._seen[base] - 1}"
-
-
-@attrs.define(eq=False)
-class _Conversation:
-    """A live SDK conversation this worker holds for a workflow."""
-
-    conversation_id: str
-    workflow_id: str
-    lineage: str
-    agent: AgentHandle | None = None
-    busy: bool = False
-    turn: _TurnContext | None = None
-    last_used: float = attrs.field(factory=time.monotonic)
-
-
-def _next_lineage(task: TurnTask) -> str:
-    revision = int(task.lineage.split(":", 1)[0])
-    return f"{revision + 1}:{task.turn_id}:{task.attempt}"
-
-
-def replay_instructions(
-    base: str | None, transcript: list[MessageData], shown: list[Segment]
-) -> str | None:
-    """System instructions that carry a saved conversation into a fresh SDK conversation.
-
-    Args:
-        base: The agent's own system instructions.
-        transcript: The messages before the prompt about to be sent.
-        shown: What an interrupted earlier attempt of that prompt's answer showed.
-    """
-    if not transcript and not segments_text(shown):
-        return base
-    lines: list[str] = [base, ""] if base else []
-    if transcript:
-        lines.append(
-            "This conversation continues from its saved record. The messages so far, oldest first:"
-        )
-        for message in transcript:
-            lines.append(f"[{message.role}]")
-            lines.append(message.text)
-            for call in message.tool_calls:
-                outcome = call.error if call.error is not None else json.dumps(call.result)
-                lines.append(
-                    f"(called tool {call.name} with {json.dumps(call.arguments)}: {outcome})"
-                )
-    partial = segments_text(shown)
-    if partial:
-        lines.append(
-            "You had started answering the next message and were interrupted after "
-            "writing the text between the markers. Continue from exactly that point, "
-            "without repeating it."
-        )
-        lines.append(f"<<<{partial}>>>")
-    return "\n".join(lines)
-
-
 def _application_error(failure: TurnFailure) -> BaseException:
     from temporalio.exceptions import ApplicationError
 
@@ -281,7 +195,9 @@ class TurnService:
         self.quota_key = key_fingerprint(endpoint_key) if endpoint_key else ""
         self.turns_played = 0
         self.conversations_built = 0
-        self._conversations: collections.OrderedDict[str, _Conversation] = collections.OrderedDict()
+        self._conversations: collections.OrderedDict[str, LiveConversation] = (
+            collections.OrderedDict()
+        )
         self._client: Client | None = None
         self._workers: list[Worker] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
@@ -307,7 +223,8 @@ class TurnService:
         from temporalio.client import Client
         from temporalio.worker import Worker
 
-        from agy_trio.adapters.temporal.workflow import ConversationWorkflow, QuotaWorkflow
+        from agy_trio.adapters.temporal.quota_workflow import QuotaWorkflow
+        from agy_trio.adapters.temporal.workflow import ConversationWorkflow
 
         options = self.options
         self._client = await Client.connect(
@@ -360,7 +277,7 @@ class TurnService:
             with contextlib.suppress(Exception):
                 await client.get_workflow_handle(workflow_id).signal("release", self.own_queue)
 
-    async def _beat(self, progress: _Progress) -> None:
+    async def _beat(self, progress: TurnProgress) -> None:
         version = -1
         last = time.monotonic()
         while True:
@@ -374,7 +291,7 @@ class TurnService:
     @activity.defn(name=ACTIVITY_RUN_TURN)
     async def run_turn(self, task: TurnTask) -> TurnOutcome:
         """The turn activity: play one attempt of a turn on this worker."""
-        progress = _Progress(task.shown)
+        progress = TurnProgress(task.shown)
         activity.heartbeat(progress.snapshot())
         beat = asyncio.get_running_loop().create_task(self._beat(progress))
         try:
@@ -461,7 +378,7 @@ class TurnService:
 
     # ------------------------------------------------------------------ Trio
 
-    async def _play(self, task: TurnTask, progress: _Progress) -> TurnOutcome:
+    async def _play(self, task: TurnTask, progress: TurnProgress) -> TurnOutcome:
         started = time.monotonic()
         log.info("turn %s attempt %d: starting", task.turn_id, task.attempt)
         conversation = await self._conversation_for(task)
@@ -474,8 +391,8 @@ class TurnService:
         agent = conversation.agent
         assert agent is not None
         conversation.busy = True
-        conversation.turn = _TurnContext(task)
-        keys = _TurnContext(task)
+        conversation.turn = TurnContext(task)
+        keys = TurnContext(task)
         try:
             quota_wait = await self._wait_for_quota()
             response = await agent.chat(parts_of(task.parts))
@@ -503,7 +420,7 @@ class TurnService:
             raise
         conversation.busy = False
         conversation.turn = None
-        conversation.lineage = _next_lineage(task)
+        conversation.lineage = next_lineage(task)
         conversation.last_used = time.monotonic()
         self.turns_played += 1
         elapsed = time.monotonic() - started
@@ -533,7 +450,7 @@ class TurnService:
             await trio.sleep(remaining)
             waited += remaining
 
-    async def _conversation_for(self, task: TurnTask) -> _Conversation:
+    async def _conversation_for(self, task: TurnTask) -> LiveConversation:
         known = self._conversations.get(task.conversation_id)
         if known is not None:
             if known.lineage == task.lineage and not known.busy and known.agent is not None:
@@ -541,7 +458,7 @@ class TurnService:
                 return known
             await self._discard(known)
         snapshot: ConversationSnapshot = await self.host.run(self._snapshot, task.workflow_id)
-        conversation = _Conversation(task.conversation_id, task.workflow_id, task.lineage)
+        conversation = LiveConversation(task.conversation_id, task.workflow_id, task.lineage)
         config = self._config_for(conversation, snapshot, task)
         conversation.agent = await self.rt.create_agent(config)
         self.conversations_built += 1
@@ -550,7 +467,7 @@ class TurnService:
         return conversation
 
     def _config_for(
-        self, conversation: _Conversation, snapshot: ConversationSnapshot, task: TurnTask
+        self, conversation: LiveConversation, snapshot: ConversationSnapshot, task: TurnTask
     ) -> AgentConfig:
         from agy_trio.core.config import AgentConfig
         from agy_trio.core.serialization import structure
@@ -572,7 +489,7 @@ class TurnService:
             tools=tuple(self._guarded(conversation, tool) for tool in config.tools),
         )
 
-    def _guarded(self, conversation: _Conversation, original: Tool) -> Tool:
+    def _guarded(self, conversation: LiveConversation, original: Tool) -> Tool:
         """``original`` wrapped so that each call runs at most once across attempts."""
 
         async def run_once(**arguments: Any) -> Any:
@@ -620,7 +537,7 @@ class TurnService:
 
         return attrs.evolve(original, function=run_once, is_async=True, blocking=False)
 
-    async def _discard(self, conversation: _Conversation) -> None:
+    async def _discard(self, conversation: LiveConversation) -> None:
         """Drop a live conversation and the SDK state behind it."""
         if self._conversations.get(conversation.conversation_id) is conversation:
             del self._conversations[conversation.conversation_id]

@@ -1,4 +1,4 @@
-"""The workflows: one per conversation, one per quota key.
+"""The conversation workflow: one per agent.
 
 :class:`ConversationWorkflow` is an agent. It holds the agent's settings and
 transcript, queues its turns and runs each one as an activity on a worker
@@ -6,9 +6,6 @@ transcript, queues its turns and runs each one as an activity on a worker
 turn lost with its worker (no heartbeat) is started again on another worker,
 told what the caller already saw; a tool call the lost attempt finished is
 not run again (:meth:`ConversationWorkflow.claim_tool`).
-
-:class:`QuotaWorkflow` holds the backoff of one API key: a worker that sees
-HTTP 429 signals it, and every worker asks it before a turn calls the model.
 
 This module is imported again inside Temporal's workflow sandbox for every
 workflow run: it must stay free of side effects at import time, and imports
@@ -33,14 +30,11 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_FORGET,
         ACTIVITY_RUN_TURN,
         CONVERSATION_WORKFLOW,
-        QUOTA_WORKFLOW,
         RETRYABLE_KINDS,
         AgentSetup,
         ConversationSnapshot,
         ConversationState,
         MessageData,
-        QuotaHit,
-        QuotaStatus,
         Segment,
         ToolClaim,
         ToolClaimRequest,
@@ -56,13 +50,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from agy_trio.adapters.temporal.segments import canonical, segments_text
 
-__all__ = ["ConversationWorkflow", "QuotaWorkflow"]
+__all__ = ["ConversationWorkflow"]
 
 _FINAL = frozenset({"done", "cancelled", "failed"})
 _KEPT_TURNS = 64  # finished turns whose status stays available by id
 _KEPT_RECORDS = 32
 _FORGET_TIMEOUT = timedelta(seconds=10)
-_QUOTA_IDLE = 600.0  # a quota workflow with nothing to hold for this long ends
 
 
 class _Turn:
@@ -531,44 +524,3 @@ class ConversationWorkflow:
     def is_idle(self) -> bool:
         """Whether no turn runs or waits."""
         return self._current is None and not self._queue
-
-
-@workflow.defn(name=QUOTA_WORKFLOW)
-class QuotaWorkflow:
-    """The quota backoff of one API key, shared by every worker."""
-
-    @workflow.init
-    def __init__(self, status: QuotaStatus) -> None:
-        self._status = status
-        self._changed = False
-
-    @workflow.run
-    async def run(self, status: QuotaStatus) -> QuotaStatus:
-        """Hold the backoff; end once there has been nothing to hold for a while."""
-        del status
-        while True:
-            idle = max(self._status.resume_at - workflow.now().timestamp(), 0.0) + _QUOTA_IDLE
-            try:
-                await workflow.wait_condition(lambda: self._changed, timeout=idle)
-            except TimeoutError:
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                return self._status
-            self._changed = False
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._status)
-
-    @workflow.signal
-    def record_hit(self, hit: QuotaHit) -> None:
-        """A worker saw HTTP 429: nobody calls the model for ``retry_after`` seconds."""
-        status = self._status
-        resume_at = workflow.now().timestamp() + max(hit.retry_after, 0.0)
-        status.resume_at = max(status.resume_at, resume_at)
-        status.hits += 1
-        status.last_hit_by = hit.worker
-        self._changed = True
-
-    @workflow.query
-    def status(self) -> QuotaStatus:
-        """The backoff now."""
-        return self._status
