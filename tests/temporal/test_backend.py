@@ -29,7 +29,7 @@ from agy_trio.adapters.temporal import TemporalBackend, WorkerOptions, serve_wor
 from agy_trio.adapters.temporal.dev_server import DevServer
 from agy_trio.adapters.temporal.messages import conversation_workflow_id
 from agy_trio.errors import AgentNotFound, ConfigError, OperationTimeout, SafetyBlocked
-from tests.temporal.sample_tools import record_visit
+from tests.temporal.sample_tools import record_visit, slow_visit
 
 
 def by_prompt(turns: dict[str, Turn | str]) -> Responder:
@@ -226,3 +226,43 @@ async def test_continue_as_new_keeps_the_conversation(temporal_server: DevServer
         assert [m.text for m in await agent.history()][-2:] == ["q4", "You said: q4"]
         assert len(await agent.history()) == 10
         assert await backend.host.run(run_id) != first_run
+
+
+async def test_a_tool_whose_worker_died_is_not_run_again(
+    temporal_server: DevServer, tmp_path: Path
+) -> None:
+    visits = tmp_path / "visits.txt"
+    call = CallTool("slow_visit", {"path": str(visits), "visitor": "cy"})
+    script = by_prompt({"visit": Turn([call, Say("carried on")])})
+    queue = f"agy-trio-inproc-{uuid.uuid4().hex[:8]}"
+    options = WorkerOptions(target=temporal_server.target, task_queue=queue, shutdown_grace=1.0)
+    fast = RuntimeConfig(inter_agent_delay=0)
+    config = AgentConfig(tools=(slow_visit,))
+    backend = TemporalBackend(temporal_server.target, task_queue=queue, poll_interval=0.05)
+    async with (
+        agy_trio.open_runtime(fast, backend=ScriptedBackend(script)) as first_rt,
+        agy_trio.open_runtime(fast, backend=ScriptedBackend(script)) as second_rt,
+        trio.open_nursery() as nursery,
+    ):
+        first_scope = trio.CancelScope()
+
+        async def first(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with first_scope:
+                await serve_worker(first_rt, AgentConfig(), options, task_status=task_status)
+
+        await nursery.start(first)
+        async with (
+            agy_trio.open_runtime(fast, backend=backend) as rt,
+            rt.open_agent(config) as agent,
+        ):
+            response = await agent.chat("visit")
+            with trio.fail_after(30):
+                while not visits.exists():  # noqa: ASYNC110 - a file another task writes
+                    await trio.sleep(0.05)
+            await nursery.start(serve_worker, second_rt, AgentConfig(), options)
+            first_scope.cancel()  # the first worker dies with the tool call in flight
+            assert await response.text() == "carried on"
+            assert visits.read_text() == "cy\n"
+            [outcome] = response.tool_calls
+            assert outcome.error is not None and "not run again" in outcome.error
+        nursery.cancel_scope.cancel()
