@@ -163,10 +163,18 @@ def _workflow_runner() -> Any:
     )
 
 
-def _application_error(failure: TurnFailure) -> BaseException:
-    from temporalio.exceptions import ApplicationError
+def _application_error(failure: TurnFailure, *, expected: bool = True) -> BaseException:
+    """The activity failure that carries ``failure`` to the workflow.
 
-    return ApplicationError(failure.message, failure, type=failure.kind, non_retryable=True)
+    An expected failure (the model refused, quota, the worker leaves) is part
+    of normal operation: Temporal logs it at debug level only.
+    """
+    from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+
+    category = ApplicationErrorCategory.BENIGN if expected else ApplicationErrorCategory.UNSPECIFIED
+    return ApplicationError(
+        failure.message, failure, type=failure.kind, non_retryable=True, category=category
+    )
 
 
 class TurnService:
@@ -314,7 +322,8 @@ class TurnService:
             raise _application_error(
                 TurnFailure(
                     "BackendError", f"{type(exc).__name__}: {exc}", segments=progress.snapshot()
-                )
+                ),
+                expected=False,
             ) from exc
         finally:
             beat.cancel()
