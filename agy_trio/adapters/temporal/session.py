@@ -39,7 +39,7 @@ from agy_trio.core.backend import WorkCancelled
 from agy_trio.core.commands import Command
 from agy_trio.core.content import Part
 from agy_trio.core.errors import AgentNotFound, AgyError, BackendError, ChannelClosed
-from agy_trio.core.events import ChatEvent, StopReason, TurnEnd
+from agy_trio.core.events import ChatEvent, StopReason, TurnEnd, Usage
 
 if TYPE_CHECKING:
     from temporalio.client import WorkflowHandle
@@ -64,18 +64,24 @@ _QUERIES = {
 class TemporalTurnStream:
     """A ``TurnStream`` fed by the asyncio task that follows the turn."""
 
-    __slots__ = ("_bridge", "_done", "_session", "turn_id")
+    __slots__ = ("_bridge", "_done", "_session", "_usage", "turn_id")
 
     def __init__(self, session: TemporalSession, bridge: StreamBridge[ChatEvent]) -> None:
         self._session = session
         self._bridge = bridge
         self._done = trio.Event()
+        self._usage: Usage | None = None
         self.turn_id = ""
         bridge.add_done_callback(lambda _error: self._done.set())
 
     async def receive_batch(self) -> Sequence[ChatEvent]:
         """The next batch of events (see :meth:`StreamBridge.receive_batch`)."""
         return await self._bridge.receive_batch()
+
+    @property
+    def usage(self) -> Usage | None:
+        """The turn's usage from its final event, once it ended normally; else None."""
+        return self._usage
 
     def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
         """Call ``callback(error)`` in Trio once the turn produced its last event."""
@@ -207,13 +213,14 @@ class TemporalSession:
             raise BackendError("the turn was cancelled before it started")
         if stream is not None:
             stream.turn_id = turn_id
-            task = asyncio.get_running_loop().create_task(self._follow(turn_id, stream._bridge))
+            task = asyncio.get_running_loop().create_task(self._follow(stream))
             self._followers.add(task)
             task.add_done_callback(self._followers.discard)
         return turn_id
 
-    async def _follow(self, turn_id: str, bridge: StreamBridge[ChatEvent]) -> None:
-        """Stream a turn into ``bridge``: heartbeat details while it runs, then its end."""
+    async def _follow(self, stream: TemporalTurnStream) -> None:
+        """Feed a turn's stream: heartbeat details while it runs, then its end."""
+        turn_id, bridge = stream.turn_id, stream._bridge
         emitted: list[Segment] = []
         waiter = asyncio.ensure_future(
             execute_update(self.handle, "wait_turn", turn_id, result_type=TurnStatus)
@@ -246,7 +253,10 @@ class TemporalSession:
             reason = StopReason(status.stop_reason or "end_turn")
         except ValueError:
             reason = StopReason.END_TURN
-        bridge.put_nowait(TurnEnd(usage_of(status.usage), reason))
+        usage = usage_of(status.usage)
+        if reason is not StopReason.CANCELLED:
+            stream._usage = usage  # read by Trio once the stream is done
+        bridge.put_nowait(TurnEnd(usage, reason))
         bridge.finish()
 
     async def _emit(
