@@ -395,18 +395,78 @@ def run(ctx: Context) -> BenchResult:
     if reason is not None:
         result.skipped = reason
         return result
-    turns = ctx.pick(3, 20)
+    turns = ctx.pick(5, 20)
     rounds = ctx.pick(1, 3)
     kills = ctx.pick(1, 10)
     agents, agent_turns = ctx.pick((4, 2), (8, 3))
     stack = Stack()
     try:
-        # One queue and the same workers throughout: one worker, then two.
+        # Turn overhead: Temporal (2 workers, thread host and guest mode) vs the local backend.
         stack.new_queue()
         stack.start_worker()
+        stack.start_worker()
+        contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
+            ("temporal", functools.partial(overhead, stack, turns, local=False)),
+            ("local", functools.partial(overhead, stack, turns, local=True)),
+        ]
+        data = interleave(ctx, contenders, rounds, label=f"{NAME} [overhead]")
+        group = "turn overhead (one agent, sequential turns)"
+        labels = {
+            "temporal": (
+                "TemporalBackend, 2 workers",
+                "agy",
+                "Trio main, Temporal on a host thread",
+            ),
+            "local": ("AntigravityBackend, in-process", "baseline", "no Temporal"),
+        }
+        for key, (label, kind, note) in labels.items():
+            metrics = {m: Summary.of(v) for m, v in data[key].items()}
+            result.rows.append(Row(key, label, kind, metrics, note, group))
+        if not ctx.quick:
+            stack.new_queue()
+            stack.start_worker(guest=True)
+            data = interleave(
+                ctx,
+                [("guest", functools.partial(overhead, stack, turns, local=False))],
+                rounds,
+                label=f"{NAME} [guest]",
+            )
+            metrics = {m: Summary.of(v) for m, v in data["guest"].items()}
+            result.rows.append(
+                Row(
+                    "guest",
+                    "TemporalBackend, 1 guest-mode worker",
+                    "prototype",
+                    metrics,
+                    "asyncio main, Trio as its guest, Temporal on the same thread",
+                    group,
+                )
+            )
+            stack.new_queue()
+            stack.start_worker()
+            data = interleave(
+                ctx,
+                [("thread1", functools.partial(overhead, stack, turns, local=False))],
+                rounds,
+                label=f"{NAME} [thread, 1 worker]",
+            )
+            metrics = {m: Summary.of(v) for m, v in data["thread1"].items()}
+            result.rows.append(
+                Row(
+                    "thread1",
+                    "TemporalBackend, 1 worker",
+                    "agy",
+                    metrics,
+                    "Trio main, Temporal on a host thread (agy-trio worker)",
+                    group,
+                )
+            )
+
+        # Throughput with 1 and 2 workers.
         group = f"throughput ({agents} agents x {agent_turns} turns at once)"
         for workers in (1, 2):
-            if workers == 2:
+            stack.new_queue()
+            for _ in range(workers):
                 stack.start_worker()
             data = interleave(
                 ctx,
@@ -419,26 +479,10 @@ def run(ctx: Context) -> BenchResult:
                 Row(f"w{workers}", f"{workers} worker(s)", "agy", metrics, "", group)
             )
 
-        # Turn overhead: Temporal (2 workers) vs the local backend.
-        contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
-            ("temporal", functools.partial(overhead, stack, turns, local=False)),
-            ("local", functools.partial(overhead, stack, turns, local=True)),
-        ]
-        data = interleave(ctx, contenders, rounds, label=f"{NAME} [overhead]")
-        overhead_group = "turn overhead (one agent, sequential turns)"
-        labels = {
-            "temporal": (
-                "TemporalBackend, 2 workers",
-                "agy",
-                "Trio main, Temporal on a host thread",
-            ),
-            "local": ("AntigravityBackend, in-process", "baseline", "no Temporal"),
-        }
-        for key, (label, kind, note) in labels.items():
-            metrics = {m: Summary.of(v) for m, v in data[key].items()}
-            result.rows.append(Row(key, label, kind, metrics, note, overhead_group))
-
-        # Recovery after kill -9 of the worker running a turn (each kill is replaced).
+        # Recovery after kill -9 of the worker running a turn.
+        stack.new_queue()
+        stack.start_worker()
+        stack.start_worker()
         times, lost_turns, lost_history = recoveries(stack, kills)
         group = f"recovery after SIGKILL of the turn's worker ({kills}x)"
         result.rows.append(
@@ -457,40 +501,10 @@ def run(ctx: Context) -> BenchResult:
             "lost_history_entries": lost_history,
         }
 
-        # Where the worker's runtime lives: one worker each, thread host vs guest mode.
-        if not ctx.quick:
-            for key, label, kind, note, guest in (
-                (
-                    "thread1",
-                    "TemporalBackend, 1 worker",
-                    "agy",
-                    "Trio main, Temporal on a host thread (agy-trio worker)",
-                    False,
-                ),
-                (
-                    "guest",
-                    "TemporalBackend, 1 guest-mode worker",
-                    "prototype",
-                    "asyncio main, Trio as its guest, Temporal on the same thread",
-                    True,
-                ),
-            ):
-                stack.new_queue()
-                stack.start_worker(guest=guest)
-                data = interleave(
-                    ctx,
-                    [(key, functools.partial(overhead, stack, turns, local=False))],
-                    rounds,
-                    label=f"{NAME} [{key}]",
-                )
-                metrics = {m: Summary.of(v) for m, v in data[key].items()}
-                result.rows.append(Row(key, label, kind, metrics, note, overhead_group))
-
         # The streaming channel.
         stack.stop_workers()
-        count = ctx.pick(20, 40)
-        data = channels(stack, rounds, count)
-        group = f"streaming channel (synthetic turn, {count} deltas 50 ms apart)"
+        data = channels(stack, rounds, ctx.pick(20, 40))
+        group = "streaming channel (synthetic turn, 40 deltas 50 ms apart)"
         for mode, values in data.items():
             metrics = {
                 m: Summary.of(values[m])
