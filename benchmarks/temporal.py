@@ -503,8 +503,9 @@ def run(ctx: Context) -> BenchResult:
 
         # The streaming channel.
         stack.stop_workers()
-        data = channels(stack, rounds, ctx.pick(20, 40))
-        group = "streaming channel (synthetic turn, 40 deltas 50 ms apart)"
+        count = ctx.pick(20, 40)
+        data = channels(stack, rounds, count)
+        group = f"streaming channel (synthetic turn, {count} deltas 50 ms apart)"
         for mode, values in data.items():
             metrics = {
                 m: Summary.of(values[m])
