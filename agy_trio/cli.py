@@ -253,15 +253,25 @@ def worker(
     conversations go to other workers and running turns get time to finish.
     """
     try:
-        from agy_trio.adapters.temporal.worker import WorkerOptions, serve_worker
+        from agy_trio.adapters.temporal.worker import (
+            WorkerOptions,
+            claim_scratch_dir,
+            serve_worker,
+        )
     except ImportError as exc:
         raise click.ClickException(
             f"the worker needs the temporal extra: pip install 'agy-trio[temporal]' ({exc})"
         ) from None
+    import shutil
     import signal
+    import tempfile
 
     endpoint = _choose_endpoint("antigravity", base_url, model)
     options = WorkerOptions(target=target, namespace=namespace, task_queue=task_queue)
+    # The SDK's files go to a folder of this worker's own, which the next
+    # worker on the machine removes if this one is killed before it can.
+    scratch = claim_scratch_dir()
+    tempfile.tempdir = str(scratch)
 
     async def go() -> None:
         config = RuntimeConfig(inter_agent_delay=0)
@@ -285,7 +295,10 @@ def worker(
                     click.echo(f"agy-trio worker {service.identity} leaving")
                     stop.set()
 
-    _run_trio(go)
+    try:
+        _run_trio(go)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @cli.command("serve-model")

@@ -91,6 +91,7 @@ def availability() -> str | None:
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
     env["HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home / ".cache")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env

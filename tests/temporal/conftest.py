@@ -32,6 +32,7 @@ READY_TIMEOUT = 90.0
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
     env["HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home / ".cache")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -86,7 +86,11 @@ async def test_worker_killed_mid_stream_turn_completes_on_the_other(cluster: Clu
         turn_two = state.records[1]
         assert turn_two.attempts >= 2
         assert turn_two.workers and turn_two.workers[-1] != cluster.queue_of(holder)
+    # The next worker started on the machine clears what the killed one left.
+    scratch = cluster.home / ".cache" / "agy-trio" / "workers"
+    assert [d for d in scratch.iterdir() if d.name.startswith(f"pid-{holder.pid}-")]
     cluster.ensure_workers(2)
+    assert not [d for d in scratch.iterdir() if d.name.startswith(f"pid-{holder.pid}-")]
 
 
 async def test_twenty_agents_over_two_workers(cluster: Cluster) -> None:
@@ -268,6 +272,8 @@ async def test_sigterm_leaves_cleanly(cluster: Cluster) -> None:
         harnesses = holder.harnesses()
         assert cluster.stop(holder) == 0
         assert gone(harnesses)
+        scratch = cluster.home / ".cache" / "agy-trio" / "workers"
+        assert not [d for d in scratch.iterdir() if d.name.startswith(f"pid-{holder.pid}-")]
         # The conversation was released: its next turn goes straight to the other worker.
         assert await holder_of(backend, agent) is None
         assert await (await agent.chat("still here?")).text() == "You said: still here?"

@@ -31,10 +31,13 @@ import functools
 import logging
 import math
 import os
+import shutil
 import socket
+import tempfile
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -86,7 +89,13 @@ if TYPE_CHECKING:
     from agy_trio.core.runtime import Runtime
     from agy_trio.core.tools import Tool
 
-__all__ = ["ToolCallNotRepeated", "TurnService", "WorkerOptions", "serve_worker"]
+__all__ = [
+    "ToolCallNotRepeated",
+    "TurnService",
+    "WorkerOptions",
+    "claim_scratch_dir",
+    "serve_worker",
+]
 
 log = logging.getLogger("agy_trio.temporal.worker")
 
@@ -136,6 +145,43 @@ class WorkerOptions:
     idle_timeout: float = 600.0
     shutdown_grace: float = 10.0
     sticky_workflow_timeout: float = 1.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_scratch_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """A folder of this worker process's own for the SDK's files; clear those of dead workers.
+
+    A worker killed with SIGKILL cannot remove the files its harnesses wrote
+    (HOME, conversation databases); the next worker started on the machine
+    with the same HOME does, here. Folders of live workers are left alone.
+
+    Args:
+        root: Where worker folders live; ``$XDG_CACHE_HOME/agy-trio/workers``
+            (``~/.cache/agy-trio/workers``) by default.
+
+    Returns:
+        A new, empty folder named after this process.
+    """
+    if root is None:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = Path(cache) / "agy-trio" / "workers"
+    base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    for child in base.iterdir():
+        _, _, rest = child.name.partition("pid-")
+        pid_text = rest.split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+            shutil.rmtree(child, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"pid-{os.getpid()}-", dir=base))
 
 
 def _workflow_runner() -> Any:
