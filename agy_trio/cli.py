@@ -329,6 +329,74 @@ def serve_agents(
     _run_trio(go)
 
 
+@cli.command()
+@click.option(
+    "--temporal", "target", required=True, metavar="HOST:PORT", help="The Temporal frontend."
+)
+@click.option("--namespace", default="default", show_default=True, help="Temporal namespace.")
+@click.option(
+    "--task-queue", default="agy-trio", show_default=True, help="The task queue to serve."
+)
+@click.option("--base-url", default=None, help="OpenAI-compatible endpoint URL.")
+@click.option("--model", default=None, help="Model name for the endpoint.")
+def worker(
+    target: str, namespace: str, task_queue: str, base_url: str | None, model: str | None
+) -> None:
+    """Serve agents' turns from Temporal on the real SDK (see docs/scale-out.md).
+
+    With no endpoint and no GEMINI_API_KEY it uses the local model server,
+    offline, as `agy-trio run` does. SIGTERM or Ctrl-C leaves gracefully: held
+    conversations go to other workers and running turns get time to finish.
+    """
+    try:
+        from agy_trio.adapters.temporal.worker import (
+            WorkerOptions,
+            claim_scratch_dir,
+            serve_worker,
+        )
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the worker needs the temporal extra: pip install 'agy-trio[temporal]' ({exc})"
+        ) from None
+    import shutil
+    import signal
+    import tempfile
+
+    endpoint = _choose_endpoint("antigravity", base_url, model)
+    options = WorkerOptions(target=target, namespace=namespace, task_queue=task_queue)
+    # The SDK's files go to a folder of this worker's own, which the next
+    # worker on the machine removes if this one is killed before it can.
+    scratch = claim_scratch_dir()
+    tempfile.tempdir = str(scratch)
+
+    async def go() -> None:
+        config = RuntimeConfig(inter_agent_delay=0)
+        stop = trio.Event()
+        async with _open_for(endpoint, config) as (rt, agent_defaults), trio.open_nursery() as n:
+
+            async def serve(task_status: trio.TaskStatus[Any]) -> None:
+                await serve_worker(rt, agent_defaults, options, stop=stop, task_status=task_status)
+                n.cancel_scope.cancel()  # done: stopped, or the Temporal worker ended
+
+            service = await n.start(serve)
+            click.echo(
+                f"agy-trio worker {service.identity} ready: queue {task_queue!r} on {target} "
+                f"({namespace}), {endpoint.describe()}",
+            )
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    if stop.is_set():  # a second signal: stop now
+                        n.cancel_scope.cancel()
+                        break
+                    click.echo(f"agy-trio worker {service.identity} leaving")
+                    stop.set()
+
+    try:
+        _run_trio(go)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @cli.command("serve-model")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True)

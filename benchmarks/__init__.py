@@ -1,7 +1,8 @@
 """agy_trio's benchmark suite: ``python -m benchmarks [--quick] [--only NAME] [--output DIR]``.
 
 One module per comparison (``round_trip``, ``round_trip_concurrent``,
-``streaming``, ``scale``, ``cancel_latency``, ``real_sdk``, ``serve``, ``soak``); each runs all of
+``streaming``, ``scale``, ``cancel_latency``, ``real_sdk``, ``serve``, ``soak``,
+``temporal``); each runs all of
 its contenders in one process, interleaved over several rounds, and returns a
 :class:`benchmarks._common.BenchResult`. The runner writes one JSON file and one
 chart per comparison and regenerates ``RESULTS.md`` from every result file
@@ -17,6 +18,7 @@ BENCHMARKS = (
     "real_sdk",
     "serve",
     "soak",
+    "temporal",
 )
 
 __all__ = ["BENCHMARKS"]
