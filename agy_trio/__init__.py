@@ -19,7 +19,22 @@ from agy_trio._open import open_runtime
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.content import BlobPart, Content, TextPart
-from agy_trio.core.errors import (
+from agy_trio.core.events import (
+    ChatEvent,
+    Message,
+    StopReason,
+    TextDelta,
+    ThoughtDelta,
+    ToolCall,
+    TurnEnd,
+    Usage,
+)
+from agy_trio.core.hooks import Hooks
+from agy_trio.core.quota import QuotaRegistry, QuotaState
+from agy_trio.core.runtime import CommandStatistics, Runtime, RuntimeStatistics
+from agy_trio.core.streaming import ChatResponse
+from agy_trio.core.tools import Tool, tool
+from agy_trio.errors import (
     AgentNotFound,
     AgyError,
     BackendError,
@@ -37,21 +52,6 @@ from agy_trio.core.errors import (
     ToolNotFound,
     WrongThread,
 )
-from agy_trio.core.events import (
-    ChatEvent,
-    Message,
-    StopReason,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    TurnEnd,
-    Usage,
-)
-from agy_trio.core.hooks import Hooks
-from agy_trio.core.quota import QuotaRegistry, QuotaState
-from agy_trio.core.runtime import CommandStatistics, Runtime, RuntimeStatistics
-from agy_trio.core.streaming import ChatResponse
-from agy_trio.core.tools import Tool, tool
 
 __version__ = "0.1.0"
 

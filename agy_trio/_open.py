@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from agy_trio.core.backend import Backend
 from agy_trio.core.config import RuntimeConfig
-from agy_trio.core.errors import ConfigError
 from agy_trio.core.runtime import Runtime, open_runtime_on
+from agy_trio.errors import ConfigError
 
 __all__ = ["default_backend", "open_runtime"]
 

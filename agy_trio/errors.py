@@ -1,23 +1,14 @@
-"""The agy_trio error hierarchy (public re-export of :mod:`agy_trio.core.errors`)."""
+"""The agy_trio error hierarchy: every error agy_trio raises on purpose, in one module.
 
-from agy_trio.core.errors import (
-    AgentNotFound,
-    AgyError,
-    BackendError,
-    ChannelClosed,
-    ConfigError,
-    ContentTooLarge,
-    EndpointUnreachable,
-    MaxTokensReached,
-    OperationTimeout,
-    PolicyDenied,
-    QuotaExceeded,
-    RuntimeClosed,
-    SafetyBlocked,
-    ToolArgumentError,
-    ToolNotFound,
-    WrongThread,
-)
+Every error the runtime raises derives from :class:`AgyError`, so a caller can
+catch the whole family in one ``except`` clause and still tell the cases apart
+by type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AgentNotFound",
@@ -37,3 +28,182 @@ __all__ = [
     "ToolNotFound",
     "WrongThread",
 ]
+
+
+class AgyError(Exception):
+    """Base class of every error raised by agy_trio."""
+
+
+class BackendError(AgyError):
+    """The backend (the SDK or its model endpoint) reported a failure.
+
+    Attributes:
+        status: The HTTP status the endpoint answered with, when known.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ChannelClosed(AgyError):
+    """The runtime's link to the backend is gone (host thread or SDK process died)."""
+
+
+class OperationTimeout(AgyError, TimeoutError):
+    """An operation did not finish within its time limit.
+
+    Attributes:
+        operation: The name of the command or phase that timed out.
+        duration: The limit that was exceeded, in seconds.
+    """
+
+    def __init__(self, operation: str, duration: float) -> None:
+        super().__init__(f"{operation} timed out after {duration:g} s")
+        self.operation = operation
+        self.duration = duration
+
+    def __reduce__(self) -> tuple[type[OperationTimeout], tuple[str, float]]:
+        return (type(self), (self.operation, self.duration))
+
+
+class EndpointUnreachable(BackendError):
+    """The model endpoint could not be reached.
+
+    A DNS failure, a refused connection, a proxy or TLS failure: nothing was
+    answered. Retrying later may work (an Antigravity ``RetryPolicy`` does).
+    """
+
+
+class SafetyBlocked(BackendError):
+    """The model refused to answer for safety reasons."""
+
+
+class MaxTokensReached(BackendError):
+    """The model stopped because it reached its output token limit."""
+
+
+class QuotaExceeded(BackendError):
+    """The endpoint rejected the request for quota reasons (HTTP 429).
+
+    Attributes:
+        retry_after: Seconds the endpoint asked us to wait, when it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, status=429)
+        self.retry_after = retry_after
+
+
+class PolicyDenied(AgyError):
+    """A policy rule or handler refused to let a tool run.
+
+    Attributes:
+        tool: The name of the tool that was blocked.
+    """
+
+    def __init__(self, tool: str, reason: str = "denied by policy") -> None:
+        super().__init__(f"tool {tool!r}: {reason}")
+        self.tool = tool
+        self.reason = reason
+
+
+class AgentNotFound(AgyError, LookupError):
+    """No agent with the given id exists in this runtime (never did, or was shut down)."""
+
+
+class RuntimeClosed(AgyError):
+    """The runtime is shutting down or has shut down and takes no more commands."""
+
+
+class WrongThread(AgyError, RuntimeError):
+    """A runtime was called from outside the Trio run that opened it.
+
+    A runtime belongs to one Trio run on one thread. Other threads reach it
+    through :meth:`Runtime.from_thread` (which runs the call in the runtime's own
+    run); another ``trio.run`` should open its own runtime.
+    """
+
+
+class ConfigError(AgyError, ValueError):
+    """A configuration value, tool signature or policy rule is invalid.
+
+    Attributes:
+        field: The offending field or parameter name, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class ContentTooLarge(ConfigError):
+    """Content is larger than the backend delivers whole; it was not sent.
+
+    Raised before anything reaches the backend, instead of letting the backend
+    cut or drop the content silently.
+
+    Attributes:
+        size: How large the content is, in ``unit``.
+        limit: The most the backend takes, in ``unit``.
+        unit: What is counted (``"bytes"``).
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, unit: str = "bytes") -> None:
+        super().__init__(message, field="content")
+        self.size = size
+        self.limit = limit
+        self.unit = unit
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_too_large, (str(self), self.size, self.limit, self.unit))
+
+
+def _rebuild_too_large(message: str, size: int, limit: int, unit: str) -> ContentTooLarge:
+    error = ContentTooLarge("", size=size, limit=limit, unit=unit)
+    error.args = (message,)
+    return error
+
+
+class ToolArgumentError(AgyError, ValueError):
+    """The arguments a tool was called with do not fit its signature.
+
+    Attributes:
+        tool: The name of the tool.
+        message: What is wrong.
+        argument: The offending argument (a path such as ``items[2]`` for nested
+            values), or None when the problem is not tied to one argument.
+    """
+
+    def __init__(self, tool: str, message: str, *, argument: str | None = None) -> None:
+        where = f"argument {argument!r}: " if argument else ""
+        super().__init__(f"tool {tool!r}: {where}{message}")
+        self.tool = tool
+        self.message = message
+        self.argument = argument
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_argument_error, (self.tool, self.message, self.argument))
+
+
+def _rebuild_argument_error(tool: str, message: str, argument: str | None) -> ToolArgumentError:
+    # Pickle passes positional arguments only; `argument` is keyword-only.
+    return ToolArgumentError(tool, message, argument=argument)
+
+
+class ToolNotFound(AgyError, LookupError):
+    """No tool with the requested name is registered for the agent.
+
+    Attributes:
+        tool: The name that was asked for.
+        known: The names that do exist.
+    """
+
+    def __init__(self, tool: str, known: Sequence[str] = ()) -> None:
+        self.tool = tool
+        self.known = tuple(sorted(known))
+        choices = ", ".join(self.known) or "none"
+        super().__init__(f"no tool named {tool!r} (known tools: {choices})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.tool, self.known))

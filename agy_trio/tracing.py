@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 try:
     from opentelemetry import context as otel_context

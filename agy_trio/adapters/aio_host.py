@@ -11,7 +11,7 @@ same two primitives carry cancellation both ways:
   hooks and policy handlers; cancelling the asyncio side cancels the Trio call.
 
 If the host thread dies, every pending and future call fails with
-:class:`~agy_trio.core.errors.ChannelClosed`.
+:class:`~agy_trio.errors.ChannelClosed`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import outcome
 import trio
 
 from agy_trio.adapters.host_base import AsyncioHost, HostBase, HostCall, HostStatistics
-from agy_trio.core.backend import WorkCancelled
-from agy_trio.core.errors import ChannelClosed, OperationTimeout
+from agy_trio.core.commands import WorkCancelled
+from agy_trio.errors import ChannelClosed, OperationTimeout
 
 __all__ = ["AioHost", "AsyncioHost", "HostStatistics"]
 

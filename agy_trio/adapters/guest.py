@@ -48,7 +48,7 @@ import outcome
 import trio
 
 from agy_trio.adapters.host_base import HostBase, HostCall
-from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
+from agy_trio.errors import ChannelClosed, ConfigError, OperationTimeout
 
 __all__ = ["GuestHost", "run_trio_guest"]
 

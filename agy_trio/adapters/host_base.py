@@ -27,8 +27,8 @@ import attrs
 import outcome
 import trio
 
-from agy_trio.core.backend import WorkCancelled
-from agy_trio.core.errors import BackendError, ChannelClosed
+from agy_trio.core.commands import WorkCancelled
+from agy_trio.errors import BackendError, ChannelClosed
 
 __all__ = ["AsyncioHost", "HostBase", "HostCall", "HostStatistics", "OnDone"]
 

@@ -19,11 +19,10 @@ import trio
 from agy_trio.adapters.host_base import AsyncioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core import commands as cmds
-from agy_trio.core.backend import WorkCancelled
-from agy_trio.core.commands import Command
+from agy_trio.core.commands import Command, WorkCancelled
 from agy_trio.core.content import Part
-from agy_trio.core.errors import ChannelClosed
 from agy_trio.core.events import ChatEvent, Message, StopReason, TurnEnd, Usage
+from agy_trio.errors import ChannelClosed
 
 __all__ = ["AsyncioAgent", "HostedSession", "HostedTurnStream"]
 

@@ -27,17 +27,6 @@ from agy_trio.adapters.hosted import HostedSession
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part, content_text
-from agy_trio.core.errors import (
-    AgentNotFound,
-    AgyError,
-    BackendError,
-    ChannelClosed,
-    ConfigError,
-    MaxTokensReached,
-    PolicyDenied,
-    QuotaExceeded,
-    SafetyBlocked,
-)
 from agy_trio.core.events import (
     ChatEvent,
     Message,
@@ -47,6 +36,17 @@ from agy_trio.core.events import (
     ToolCall,
     TurnEnd,
     Usage,
+)
+from agy_trio.errors import (
+    AgentNotFound,
+    AgyError,
+    BackendError,
+    ChannelClosed,
+    ConfigError,
+    MaxTokensReached,
+    PolicyDenied,
+    QuotaExceeded,
+    SafetyBlocked,
 )
 
 if TYPE_CHECKING:

@@ -26,7 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = ["StreamBridge"]
 

@@ -13,8 +13,8 @@ import trio
 from agy_trio.core import commands as cmds
 from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.content import Content, normalize_content
-from agy_trio.core.errors import AgentNotFound, ConfigError, RuntimeClosed
 from agy_trio.core.events import Message, Usage
+from agy_trio.errors import AgentNotFound, ConfigError, RuntimeClosed
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig

@@ -12,12 +12,13 @@ events and tool calls come back the same road.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from agy_trio.core.events import ChatEvent, Usage
+from agy_trio.core.commands import WorkCancelled
+from agy_trio.core.streaming import TurnStream
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
@@ -25,18 +26,6 @@ if TYPE_CHECKING:
     from agy_trio.core.tools import Tool
 
 __all__ = ["AgentServices", "AgentSession", "Backend", "TurnStream", "WorkCancelled"]
-
-
-class WorkCancelled(BaseException):
-    """The outcome of work that stopped because the runtime asked it to.
-
-    A backend completes a command with ``outcome.Error(WorkCancelled())`` when
-    the command's canceller (see :meth:`Command.set_canceller`) stopped it; the
-    runtime turns that into what the caller should see (its own
-    ``trio.Cancelled``, :class:`~agy_trio.errors.OperationTimeout` or
-    :class:`~agy_trio.errors.RuntimeClosed`). It derives from BaseException so
-    that no ``except Exception`` on the way mistakes it for a failure.
-    """
 
 
 class AgentServices(Protocol):
@@ -76,48 +65,6 @@ class AgentServices(Protocol):
 
     async def turn_ended(self) -> None:
         """Run the agent's turn-end hooks."""
-
-
-class TurnStream(Protocol):
-    """The events of one turn, delivered to Trio in batches.
-
-    Batching is what keeps streaming cheap across the thread boundary: the
-    producer wakes Trio once per batch, not once per chunk, and stops producing
-    when the consumer falls behind (backpressure).
-    """
-
-    async def receive_batch(self) -> Sequence[ChatEvent]:
-        """Wait for the next non-empty batch of events.
-
-        Raises:
-            trio.EndOfChannel: The turn is over and every event was delivered.
-            AgyError: The turn failed; the subclass says how.
-        """
-
-    @property
-    def usage(self) -> Usage | None:
-        """The turn's token usage from its final event, once it ended normally; else None."""
-
-    def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
-        """Call ``callback(error)`` in the Trio thread once the turn produced its last event.
-
-        ``error`` is what ended the turn, or None if it ended normally. A callback
-        added after the end runs soon, never synchronously inside this call.
-        """
-
-    async def cancel(self) -> None:
-        """Stop the turn at the backend (its asyncio task and the SDK's own cancel).
-
-        Idempotent; returns once the backend has stopped producing.
-        """
-
-    def release(self) -> None:
-        """Stop applying backpressure: the turn runs to its end, its events kept for later.
-
-        The runtime calls it when nobody reads the turn any more (its response was
-        garbage-collected, or the agent was given its next message), so an unread
-        turn never holds the agent. Never raises; any thread.
-        """
 
 
 class AgentSession(Protocol):

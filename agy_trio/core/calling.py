@@ -7,7 +7,7 @@ path even when the user code itself never yields.
 
 A :class:`Guard` asks a user callback whether a tool may run and fails closed:
 anything but a timely, clear answer (an exception, a timeout, an answer of the
-wrong type) denies the call with :class:`~agy_trio.core.errors.PolicyDenied`.
+wrong type) denies the call with :class:`~agy_trio.errors.PolicyDenied`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 import trio
 
-from agy_trio.core.errors import PolicyDenied
+from agy_trio.errors import PolicyDenied
 
 __all__ = ["Guard", "callable_name", "is_async_callable", "run_callable"]
 

@@ -18,15 +18,26 @@ import attrs
 import outcome
 import trio
 
-from agy_trio.core.backend import WorkCancelled
 from agy_trio.core.events import Message, Usage
 
 if TYPE_CHECKING:
     from agy_trio.core.streaming import ChatResponse
 
-__all__ = ["COMMANDS", "CancelReason", "Command", "CommandSpec", "Route"]
+__all__ = ["COMMANDS", "CancelReason", "Command", "CommandSpec", "Route", "WorkCancelled"]
 
 T = TypeVar("T")
+
+
+class WorkCancelled(BaseException):
+    """The outcome of work that stopped because the runtime asked it to.
+
+    A backend completes a command with ``outcome.Error(WorkCancelled())`` when
+    the command's canceller (see :meth:`Command.set_canceller`) stopped it; the
+    runtime turns that into what the caller should see (its own
+    ``trio.Cancelled``, :class:`~agy_trio.errors.OperationTimeout` or
+    :class:`~agy_trio.errors.RuntimeClosed`). It derives from BaseException so
+    that no ``except Exception`` on the way mistakes it for a failure.
+    """
 
 
 class Route(enum.Enum):

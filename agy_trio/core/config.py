@@ -1,24 +1,25 @@
 """Configuration: :class:`RuntimeConfig` and :class:`AgentConfig`.
 
 Both classes are frozen attrs classes that validate on construction and raise
-:class:`~agy_trio.core.errors.ConfigError` naming the offending field. Writing
+:class:`~agy_trio.errors.ConfigError` naming the offending field. Writing
 them to JSON or TOML and reading them back is :mod:`agy_trio.core.serialization`'s
 job; its public names (:func:`to_json`, :func:`from_json`, :func:`to_toml`,
 :func:`from_toml`, :func:`structure`, :func:`unstructure`, :data:`converter`)
-can also be imported from this module.
+can still be imported from this module, where they used to live (loaded on
+first use: the serialisation module depends on this one, not the reverse).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from agy_trio.core.errors import ConfigError
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.policy import Decision, PolicyRule, PolicySet
 from agy_trio.core.tools import Tool, tool
@@ -31,17 +32,7 @@ from agy_trio.core.validation import (
     positive_number,
     unicode_text,
 )
-
-if TYPE_CHECKING:
-    from agy_trio.core.serialization import (
-        converter,
-        from_json,
-        from_toml,
-        structure,
-        to_json,
-        to_toml,
-        unstructure,
-    )
+from agy_trio.errors import ConfigError
 
 __all__ = [
     "CHAT_TIMEOUT_ENV",
@@ -51,14 +42,7 @@ __all__ = [
     "SECRET",
     "AgentConfig",
     "RuntimeConfig",
-    "converter",
     "default_chat_timeout",
-    "from_json",
-    "from_toml",
-    "structure",
-    "to_json",
-    "to_toml",
-    "unstructure",
 ]
 
 logger = logging.getLogger("agy_trio.config")
@@ -102,8 +86,7 @@ def __getattr__(name: str) -> Any:
     # importing them lazily keeps `from agy_trio.core.config import to_json` working
     # without an import cycle.
     if name in _SERIALIZATION_NAMES:
-        from agy_trio.core import serialization
-
+        serialization = importlib.import_module("agy_trio.core.serialization")
         return getattr(serialization, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -1,7 +1,7 @@
 r"""What a user sends to an agent: text, or a list of parts (text, images, documents).
 
 Content is checked before anything is sent, so a mistake is a
-:class:`~agy_trio.core.errors.ConfigError` at the call, the same on every
+:class:`~agy_trio.errors.ConfigError` at the call, the same on every
 backend:
 
 - Empty content is refused, whether ``""``, ``[]`` or a list holding an empty
@@ -21,8 +21,8 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from agy_trio.core.errors import ConfigError
 from agy_trio.core.validation import unicode_text
+from agy_trio.errors import ConfigError
 
 __all__ = ["BlobPart", "Content", "Part", "TextPart", "content_text", "normalize_content"]
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from agy_trio.core.errors import ConfigError, PolicyDenied, ToolNotFound
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
 from agy_trio.core.policy import PolicySet
 from agy_trio.core.tools import Tool
 from agy_trio.core.validation import positive_number
+from agy_trio.errors import ConfigError, PolicyDenied, ToolNotFound
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig

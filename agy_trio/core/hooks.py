@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from agy_trio.core.calling import Guard, callable_name, run_callable
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = ["Hook", "Hooks", "ToolEvent", "ToolResultEvent", "TurnEvent"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = ["import_path_of", "resolve_import_path"]
 

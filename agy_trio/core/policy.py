@@ -21,7 +21,7 @@ import attrs
 import trio
 
 from agy_trio.core.calling import Guard
-from agy_trio.core.errors import ConfigError, PolicyDenied
+from agy_trio.errors import ConfigError, PolicyDenied
 
 __all__ = [
     "Decision",

@@ -14,7 +14,7 @@ Secrets (``AgentConfig.api_key``) are left out when writing unless the caller
 passes ``include_secrets=True``, so a written config can be shared or logged.
 Reading a file that holds one restores it.
 
-Every reader raises :class:`~agy_trio.core.errors.ConfigError` for any input it
+Every reader raises :class:`~agy_trio.errors.ConfigError` for any input it
 cannot use, including input nested too deeply to parse and settings
 :class:`RuntimeConfig` no longer has (see
 :data:`~agy_trio.core.config.REMOVED_RUNTIME_FIELDS`).
@@ -34,11 +34,11 @@ import tomli_w
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from agy_trio.core.config import REMOVED_RUNTIME_FIELDS, SECRET, AgentConfig, RuntimeConfig
-from agy_trio.core.errors import ConfigError
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.policy import PolicyRule
 from agy_trio.core.tools import Tool, import_path_of, resolve_import_path, resolve_tool
 from agy_trio.core.validation import is_number
+from agy_trio.errors import ConfigError
 
 __all__ = [
     "converter",

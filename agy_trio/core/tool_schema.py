@@ -27,7 +27,7 @@ import attrs
 import docstring_parser
 from docstring_parser.google import DEFAULT_SECTIONS, GoogleParser, Section, SectionType
 
-from agy_trio.core.errors import ConfigError, ToolArgumentError
+from agy_trio.errors import ConfigError, ToolArgumentError
 
 __all__ = ["ToolSignature", "analyse_signature"]
 

@@ -12,7 +12,7 @@ its ``Args:`` section describes each parameter (see
 :mod:`agy_trio.core.tool_schema` for the types a parameter may have).
 
 Everything that can go wrong with a signature goes wrong at decoration time
-(:class:`~agy_trio.core.errors.ConfigError`), not when the model first calls the
+(:class:`~agy_trio.errors.ConfigError`), not when the model first calls the
 tool. Arguments from the model are checked and converted to the annotated types
 before the function runs.
 
@@ -35,9 +35,9 @@ import attrs
 import trio
 
 from agy_trio.core.calling import is_async_callable, run_callable
-from agy_trio.core.errors import ConfigError, ToolArgumentError, ToolNotFound
 from agy_trio.core.import_paths import import_path_of, resolve_import_path
 from agy_trio.core.tool_schema import ToolSignature, analyse_signature
+from agy_trio.errors import ConfigError, ToolArgumentError, ToolNotFound
 
 __all__ = [
     "Tool",

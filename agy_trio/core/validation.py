@@ -2,7 +2,7 @@
 
 Each check takes the value and the name of the field it is for, returns the
 value normalised (numbers as ``float``, counts as ``int``) and raises
-:class:`~agy_trio.core.errors.ConfigError` naming the field otherwise. ``bool``
+:class:`~agy_trio.errors.ConfigError` naming the field otherwise. ``bool``
 is refused although Python counts it as an ``int``: ``True`` seconds is a
 mistake, not a duration. NaN and infinities are refused too.
 
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = [
     "attrs_validator",

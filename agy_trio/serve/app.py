@@ -30,7 +30,8 @@ from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.config import AgentConfig
-from agy_trio.core.errors import (
+from agy_trio.core.runtime import Runtime
+from agy_trio.errors import (
     AgentNotFound,
     AgyError,
     BackendError,
@@ -40,7 +41,6 @@ from agy_trio.core.errors import (
     QuotaExceeded,
     RuntimeClosed,
 )
-from agy_trio.core.runtime import Runtime
 from agy_trio.serve import tracecontext
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = ["LOOPBACK_HOSTS", "AccessControl", "check_bind", "is_api_path"]
 

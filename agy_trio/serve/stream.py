@@ -18,8 +18,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.errors import AgyError, RuntimeClosed
 from agy_trio.core.events import TextDelta
+from agy_trio.errors import AgyError, RuntimeClosed
 from agy_trio.serve.wire import Redactor, done_event, error_event, event_for
 
 __all__ = ["ChatStream", "LiveStreams"]

@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from agy_trio.core.errors import AgyError, ConfigError, QuotaExceeded
 from agy_trio.core.events import (
     ChatEvent,
     StopReason,
@@ -20,6 +19,7 @@ from agy_trio.core.events import (
     ToolCall,
     Usage,
 )
+from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
 
 __all__ = [
     "Redactor",

@@ -25,8 +25,8 @@ import trio
 from agy_trio.core import commands as cmds
 from agy_trio.core.commands import Command
 from agy_trio.core.content import Part, content_text
-from agy_trio.core.errors import AgentNotFound, ConfigError
 from agy_trio.core.events import ChatEvent, Message, StopReason, TextDelta, TurnEnd, Usage
+from agy_trio.errors import AgentNotFound, ConfigError
 
 if TYPE_CHECKING:
     from agy_trio.core.backend import AgentServices

@@ -13,7 +13,7 @@ import trio.lowlevel
 import trio.testing
 
 from agy_trio.adapters.aio_host import AioHost
-from agy_trio.core.errors import ChannelClosed, OperationTimeout
+from agy_trio.errors import ChannelClosed, OperationTimeout
 
 
 @pytest.fixture

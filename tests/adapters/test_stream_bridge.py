@@ -10,7 +10,7 @@ import trio
 
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 
 @pytest.fixture

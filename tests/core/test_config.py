@@ -31,10 +31,10 @@ from agy_trio.core.config import (
     to_toml,
     unstructure,
 )
-from agy_trio.core.errors import ConfigError
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.policy import Decision, PolicyRule, allow, ask_user, deny
 from agy_trio.core.tools import Tool, tool
+from agy_trio.errors import ConfigError
 from tests.core import sample_tools
 
 

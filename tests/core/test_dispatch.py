@@ -9,10 +9,10 @@ import trio
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.config import AgentConfig
 from agy_trio.core.dispatch import ToolDispatcher
-from agy_trio.core.errors import ConfigError, PolicyDenied
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.core.policy import Decision, PolicySet, ToolRequest, allow, ask_user, deny
 from agy_trio.core.tools import ToolArgumentError, ToolNotFound, tool
+from agy_trio.errors import ConfigError, PolicyDenied
 from tests.core import sample_tools
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import trio
 
-from agy_trio.core.errors import ConfigError, PolicyDenied
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
+from agy_trio.errors import ConfigError, PolicyDenied
 
 EVENT = ToolEvent("agent-1", "write", {"path": "x"})
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import agy_trio.policy
 from agy_trio.core import policy as core_policy
-from agy_trio.core.errors import ConfigError, PolicyDenied
 from agy_trio.core.policy import (
     Decision,
     PolicyRule,
@@ -24,6 +23,7 @@ from agy_trio.core.policy import (
     deny,
     deny_all,
 )
+from agy_trio.errors import ConfigError, PolicyDenied
 from tests.core.sample_tools import approve, approve_async, reject
 
 # --------------------------------------------------------------------------

@@ -21,10 +21,10 @@ import trio.testing
 from agy_trio.core import calling, dispatch, hooks, import_paths, policy, tool_schema, tools
 from agy_trio.core.calling import Guard, run_callable
 from agy_trio.core.dispatch import ToolDispatcher
-from agy_trio.core.errors import PolicyDenied, ToolArgumentError, ToolNotFound
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
 from agy_trio.core.policy import PolicySet, allow_all, ask_user, deny
 from agy_trio.core.tools import tool
+from agy_trio.errors import PolicyDenied, ToolArgumentError, ToolNotFound
 
 MODULES = (calling, dispatch, hooks, import_paths, policy, tool_schema, tools)
 

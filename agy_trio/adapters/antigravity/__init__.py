@@ -15,8 +15,8 @@ SDK's known problems do not reach the user:
   once.
 * **Fatal errors.** After any HTTP error of the model endpoint the SDK session
   is dead (the next chat answers nothing, the one after hangs). The error is
-  raised typed (:class:`~agy_trio.core.errors.QuotaExceeded` with the retry
-  delay the endpoint stated, or :class:`~agy_trio.core.errors.BackendError`
+  raised typed (:class:`~agy_trio.errors.QuotaExceeded` with the retry
+  delay the endpoint stated, or :class:`~agy_trio.errors.BackendError`
   with the HTTP status), then the session is reopened in RESUME mode under the
   same conversation id (on the same harness process; only that conversation
   is touched), so the agent keeps its history and the next chat works. A
@@ -28,9 +28,9 @@ SDK's known problems do not reach the user:
   through the agent's policies or is not offered (``manage_task`` never is;
   ``schedule`` and ``invoke_subagent`` are refused); content the harness
   would cut or drop is refused before sending
-  (:class:`~agy_trio.core.errors.ContentTooLarge`); an endpoint the harness
+  (:class:`~agy_trio.errors.ContentTooLarge`); an endpoint the harness
   cannot reach ends the turn with
-  :class:`~agy_trio.core.errors.EndpointUnreachable` naming the cause.
+  :class:`~agy_trio.errors.EndpointUnreachable` naming the cause.
 * **Safe defaults.** No built-in SDK tool unless ``AgentConfig.builtin_tools``
   names it; the harness's ``save_dir``, ``app_data_dir``, workspace and
   ``HOME`` live in a per-backend temporary folder (removed by :meth:`aclose`)

@@ -29,8 +29,8 @@ from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.config import AgentConfig
 from agy_trio.core.content import Part
-from agy_trio.core.errors import ChannelClosed
 from agy_trio.core.events import ChatEvent, Message, Usage
+from agy_trio.errors import ChannelClosed
 
 __all__ = ["SdkAgent"]
 

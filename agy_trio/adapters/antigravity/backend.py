@@ -47,8 +47,8 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.session import AntigravitySession
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
 from agy_trio.core.backend import AgentServices
-from agy_trio.core.errors import ChannelClosed, ConfigError, OperationTimeout
 from agy_trio.core.validation import positive_number
+from agy_trio.errors import ChannelClosed, ConfigError, OperationTimeout
 
 if TYPE_CHECKING:
     from agy_trio.core.config import AgentConfig

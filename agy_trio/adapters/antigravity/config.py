@@ -55,7 +55,7 @@ from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV
 from agy_trio.adapters.antigravity.launcher import HARNESS_PATH_ENV, install_launcher
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.config import AgentConfig
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = [
     "UNGUARDED_BUILTINS",

@@ -20,7 +20,7 @@ import math
 import re
 from typing import NamedTuple
 
-from agy_trio.core.errors import (
+from agy_trio.errors import (
     AgyError,
     BackendError,
     ChannelClosed,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.content import BlobPart, Part, TextPart
-from agy_trio.core.errors import AgyError, ConfigError, MaxTokensReached, SafetyBlocked
 from agy_trio.core.events import Message, StopReason, ToolCall, Usage
+from agy_trio.errors import AgyError, ConfigError, MaxTokensReached, SafetyBlocked
 
 if TYPE_CHECKING:
     from agy_trio.core.tools import Tool

@@ -24,8 +24,8 @@ server recording what reached the model:
   answers as if nothing had been attached.
 
 :func:`check_content` refuses such content with
-:class:`~agy_trio.core.errors.ContentTooLarge` (or
-:class:`~agy_trio.core.errors.ConfigError` for an attachment the endpoint
+:class:`~agy_trio.errors.ContentTooLarge` (or
+:class:`~agy_trio.errors.ConfigError` for an attachment the endpoint
 would drop) before anything is sent, so nothing is ever cut silently and the
 prompt never enters the history.
 """
@@ -37,7 +37,7 @@ from typing import Final
 
 from agy_trio.adapters.antigravity.config import Endpoint
 from agy_trio.core.content import BlobPart, Part, TextPart
-from agy_trio.core.errors import ConfigError, ContentTooLarge
+from agy_trio.errors import ConfigError, ContentTooLarge
 
 __all__ = [
     "HARNESS_MESSAGE_LIMIT",

@@ -62,9 +62,9 @@ from typing import Any
 import attrs
 
 from agy_trio.adapters.antigravity.harness import HarnessRegistry
-from agy_trio.adapters.antigravity.launcher import Harness, HarnessSpec, SdkFacts
+from agy_trio.adapters.antigravity.harness_spec import Harness, HarnessSpec, SdkFacts
 from agy_trio.adapters.antigravity.stderr import StderrCollector
-from agy_trio.core.errors import ChannelClosed, ConfigError
+from agy_trio.errors import ChannelClosed, ConfigError
 
 __all__ = [
     "OPENING_LIMIT",

@@ -9,7 +9,7 @@ A watch lives for one attempt of one turn. Once the harness has reported a
 connection failure, the attempt is given up ``unreachable_timeout`` seconds
 after it started (at once if that time has passed already): the SDK turn is
 halted and the attempt fails with
-:class:`~agy_trio.core.errors.EndpointUnreachable` naming the cause, which a
+:class:`~agy_trio.errors.EndpointUnreachable` naming the cause, which a
 :class:`~agy_trio.adapters.antigravity.RetryPolicy` may retry. A model answer
 arriving meanwhile means the harness got through: the watch stands down.
 """
@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agy_trio.adapters.antigravity.errors import unreachable_cause
-from agy_trio.core.errors import EndpointUnreachable
+from agy_trio.errors import EndpointUnreachable
 
 __all__ = ["UnreachableWatch"]
 

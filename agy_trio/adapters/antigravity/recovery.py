@@ -22,7 +22,7 @@ from typing import Any
 
 from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.errors import describe
-from agy_trio.core.errors import AgyError, BackendError, ChannelClosed
+from agy_trio.errors import AgyError, BackendError, ChannelClosed
 
 __all__ = ["Recovery"]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import attrs
 
-from agy_trio.core.errors import BackendError, ConfigError, EndpointUnreachable, QuotaExceeded
 from agy_trio.core.validation import positive_number
+from agy_trio.errors import BackendError, ConfigError, EndpointUnreachable, QuotaExceeded
 
 __all__ = ["RetryPolicy"]
 

@@ -11,7 +11,7 @@ import functools
 import importlib
 from typing import Any
 
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = ["INSTALL_HINT", "AntigravityNotInstalled", "load_sdk"]
 

@@ -11,25 +11,37 @@ with the turn.
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.antigravity.errors import describe
 from agy_trio.adapters.antigravity.events import normalize_arguments, tool_name
 from agy_trio.core.backend import AgentServices
-from agy_trio.core.errors import PolicyDenied
-from agy_trio.core.events import ToolCall
+from agy_trio.core.events import ChatEvent, ToolCall
+from agy_trio.errors import PolicyDenied
 
 if TYPE_CHECKING:
-    from agy_trio.adapters.antigravity.turns import Turn
     from agy_trio.core.tools import Tool
 
 __all__ = ["TrioBridge"]
 
 log = logging.getLogger("agy_trio.antigravity")
+
+
+class Turn(Protocol):
+    """What the bridge needs of the turn a tool call belongs to (see ``turns.Turn``)."""
+
+    pending_ids: dict[str, collections.deque[str | None]]
+    """Model call ids of the tool calls the turn has seen, not yet run, by tool name."""
+    tool_tasks: set[asyncio.Task[Any]]
+    """Tool calls running now (cancelled with the turn)."""
+
+    def emit_nowait(self, event: ChatEvent) -> None:
+        """Hand an event to the turn's reader."""
 
 
 class TrioBridge:

@@ -21,8 +21,8 @@ from typing import Any
 import attrs
 
 from agy_trio.adapters.antigravity.errors import parse_status, sdk_error_types
-from agy_trio.core.errors import ConfigError
 from agy_trio.core.validation import positive_number
+from agy_trio.errors import ConfigError
 
 __all__ = ["ConnectionRetry", "is_connection_failure"]
 

@@ -58,7 +58,6 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.content import Part
-from agy_trio.core.errors import AgyError, ChannelClosed
 from agy_trio.core.events import (
     ChatEvent,
     StopReason,
@@ -68,6 +67,7 @@ from agy_trio.core.events import (
     TurnEnd,
     Usage,
 )
+from agy_trio.errors import AgyError, ChannelClosed
 
 __all__ = ["StepPump", "Turn", "TurnRunner"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from agy_trio.adapters.temporal.errors import TemporalUnavailable
-from agy_trio.core.errors import ConfigError
+from agy_trio.errors import ConfigError
 
 __all__ = ["DevServer", "dev_server", "free_port", "start_dev_server", "temporal_cli"]
 

@@ -13,8 +13,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from agy_trio.adapters.temporal.messages import RETRYABLE_KINDS, Segment, TurnFailure
-from agy_trio.core.backend import WorkCancelled
-from agy_trio.core.errors import (
+from agy_trio.core.commands import WorkCancelled
+from agy_trio.errors import (
     AgentNotFound,
     AgyError,
     BackendError,

@@ -17,11 +17,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import outcome
 import trio
 
+from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.adapters.temporal.convert import event_of, message_of, parts_data, usage_of
 from agy_trio.adapters.temporal.errors import classify, execute_update, rebuild_error
@@ -35,16 +36,14 @@ from agy_trio.adapters.temporal.messages import (
 )
 from agy_trio.adapters.temporal.segments import canonical, extends, new_segments
 from agy_trio.core import commands as cmds
-from agy_trio.core.backend import WorkCancelled
-from agy_trio.core.commands import Command
+from agy_trio.core.commands import Command, WorkCancelled
 from agy_trio.core.content import Part
-from agy_trio.core.errors import AgentNotFound, AgyError, BackendError, ChannelClosed
 from agy_trio.core.events import ChatEvent, StopReason, TurnEnd, Usage
+from agy_trio.errors import AgentNotFound, AgyError, BackendError, ChannelClosed
 
 if TYPE_CHECKING:
-    from temporalio.client import WorkflowHandle
+    from temporalio.client import Client, WorkflowHandle
 
-    from agy_trio.adapters.temporal.backend import TemporalBackend
 
 __all__ = ["TemporalSession", "TemporalTurnStream"]
 
@@ -59,6 +58,21 @@ _QUERIES = {
     "compaction_indices",
     "is_idle",
 }
+
+
+class SessionOwner(Protocol):
+    """What a session needs of the :class:`~agy_trio.adapters.temporal.TemporalBackend` it is from."""
+    """What a session needs of the TemporalBackend it belongs to."""
+    host: AioHost
+    poll_interval: float
+    shutdown_timeout: float
+    stream_high_water: int
+    stream_batch_max: int
+    _sessions: dict[str, TemporalSession]
+
+    @property
+    def client(self) -> Client:
+        """The connected Temporal client."""
 
 
 class TemporalTurnStream:
@@ -113,7 +127,7 @@ class TemporalSession:
 
     def __init__(
         self,
-        backend: TemporalBackend,
+        backend: SessionOwner,
         agent_id: str,
         conversation_id: str,
         handle: WorkflowHandle[Any, Any],

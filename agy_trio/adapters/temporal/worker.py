@@ -77,9 +77,9 @@ from agy_trio.adapters.temporal.messages import (
     worker_queue,
 )
 from agy_trio.core.calling import run_callable
-from agy_trio.core.errors import AgyError, ConfigError, QuotaExceeded
 from agy_trio.core.events import ToolCall
 from agy_trio.core.quota import key_fingerprint
+from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
 
 if TYPE_CHECKING:
     from temporalio.client import Client
