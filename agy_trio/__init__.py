@@ -17,7 +17,6 @@ Quick start::
 from agy_trio import errors, policy
 from agy_trio._open import open_runtime
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.content import BlobPart, Content, TextPart
 from agy_trio.core.events import (
     ChatEvent,
@@ -32,6 +31,7 @@ from agy_trio.core.events import (
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.runtime import CommandStatistics, Runtime, RuntimeStatistics
+from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.core.streaming import ChatResponse
 from agy_trio.core.tools import Tool, tool
 from agy_trio.errors import (

@@ -31,8 +31,8 @@ from rich.table import Table
 
 from agy_trio._open import open_runtime
 from agy_trio.core.backend import Backend
-from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.runtime import Runtime
+from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.errors import AgyError
 from agy_trio.testing.command import serve_model_command
 

@@ -37,9 +37,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
-    from agy_trio.core.config import AgentConfig
     from agy_trio.core.events import Usage
     from agy_trio.core.runtime import Runtime
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = ["SpanObserver", "instrument"]
 

@@ -50,7 +50,7 @@ from agy_trio.errors import (
 )
 
 if TYPE_CHECKING:
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = [
     "CallTool",

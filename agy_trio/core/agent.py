@@ -17,7 +17,7 @@ from agy_trio.core.events import Message, Usage
 from agy_trio.errors import AgentNotFound, ConfigError, RuntimeClosed
 
 if TYPE_CHECKING:
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.settings import AgentConfig
     from agy_trio.core.streaming import ChatResponse
 
 __all__ = ["AgentHandle"]

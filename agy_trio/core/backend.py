@@ -22,7 +22,7 @@ from agy_trio.core.streaming import TurnStream
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.settings import AgentConfig
     from agy_trio.core.tools import Tool
 
 __all__ = ["AgentServices", "AgentSession", "Backend", "TurnStream", "WorkCancelled"]

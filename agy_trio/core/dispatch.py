@@ -22,8 +22,8 @@ from agy_trio.core.validation import positive_number
 from agy_trio.errors import ConfigError, PolicyDenied, ToolNotFound
 
 if TYPE_CHECKING:
-    from agy_trio.core.config import AgentConfig
     from agy_trio.core.observe import Observer
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = ["ToolDispatcher"]
 

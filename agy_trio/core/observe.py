@@ -17,8 +17,8 @@ import outcome
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
-    from agy_trio.core.config import AgentConfig
     from agy_trio.core.events import Usage
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = ["Observer"]
 

@@ -34,7 +34,6 @@ from agy_trio.core import commands as cmds
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.backend import AgentSession, Backend
 from agy_trio.core.commands import CancelReason, Command, WorkCancelled
-from agy_trio.core.config import AgentConfig, RuntimeConfig
 from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.dispatch import ToolDispatcher
@@ -43,6 +42,7 @@ from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.policy import PolicySet
 from agy_trio.core.quota import QuotaRegistry, QuotaState
+from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.core.statistics import CommandStatistics, RuntimeStatistics
 from agy_trio.core.streaming import ChatResponse, StreamCounters, TurnStream
 from agy_trio.core.supervision import raise_unwrapped

@@ -17,7 +17,7 @@ Reading a file that holds one restores it.
 Every reader raises :class:`~agy_trio.errors.ConfigError` for any input it
 cannot use, including input nested too deeply to parse and settings
 :class:`RuntimeConfig` no longer has (see
-:data:`~agy_trio.core.config.REMOVED_RUNTIME_FIELDS`).
+:data:`~agy_trio.core.settings.REMOVED_RUNTIME_FIELDS`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import cattrs
 import tomli_w
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from agy_trio.core.config import REMOVED_RUNTIME_FIELDS, SECRET, AgentConfig, RuntimeConfig
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.policy import PolicyRule
+from agy_trio.core.settings import REMOVED_RUNTIME_FIELDS, SECRET, AgentConfig, RuntimeConfig
 from agy_trio.core.tools import Tool, import_path_of, resolve_import_path, resolve_tool
 from agy_trio.core.validation import is_number
 from agy_trio.errors import ConfigError

@@ -29,8 +29,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.config import AgentConfig
 from agy_trio.core.runtime import Runtime
+from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import (
     AgentNotFound,
     AgyError,

@@ -21,8 +21,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 
-from agy_trio.core.config import AgentConfig
 from agy_trio.core.runtime import Runtime
+from agy_trio.core.settings import AgentConfig
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
 from agy_trio.serve.security import check_bind
 

@@ -30,7 +30,7 @@ from agy_trio.errors import AgentNotFound, ConfigError
 
 if TYPE_CHECKING:
     from agy_trio.core.backend import AgentServices
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = ["NullBackend"]
 

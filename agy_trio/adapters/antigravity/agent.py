@@ -27,9 +27,9 @@ from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core.backend import AgentServices
-from agy_trio.core.config import AgentConfig
 from agy_trio.core.content import Part
 from agy_trio.core.events import ChatEvent, Message, Usage
+from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import ChannelClosed
 
 __all__ = ["SdkAgent"]

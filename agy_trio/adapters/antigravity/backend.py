@@ -51,7 +51,7 @@ from agy_trio.core.validation import positive_number
 from agy_trio.errors import ChannelClosed, ConfigError, OperationTimeout
 
 if TYPE_CHECKING:
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = ["AntigravityBackend", "AntigravityStatistics"]
 

@@ -1,4 +1,4 @@
-"""From an agy_trio :class:`~agy_trio.core.config.AgentConfig` to the SDK's agent configuration.
+"""From an agy_trio :class:`~agy_trio.core.settings.AgentConfig` to the SDK's agent configuration.
 
 The SDK's defaults are unsafe for a runtime that hosts many agents: every
 built-in tool on (shell commands, file writes, web access, sub-agents), the
@@ -54,7 +54,7 @@ import attrs
 from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV
 from agy_trio.adapters.antigravity.launcher import HARNESS_PATH_ENV, install_launcher
 from agy_trio.adapters.antigravity.sdk import load_sdk
-from agy_trio.core.config import AgentConfig
+from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import ConfigError
 
 __all__ = [

@@ -33,7 +33,7 @@ from agy_trio.adapters.antigravity.context import BackendContext
 from agy_trio.adapters.antigravity.errors import classify_error, describe, is_cancellation
 from agy_trio.adapters.antigravity.launcher import current_launcher, detach_process
 from agy_trio.adapters.antigravity.sdk import load_sdk
-from agy_trio.core.config import AgentConfig
+from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import AgentNotFound, AgyError, BackendError, ConfigError
 
 __all__ = ["SdkConversation"]

@@ -28,14 +28,14 @@ from agy_trio.adapters.temporal.messages import (
 from agy_trio.adapters.temporal.session import TemporalSession
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.commands import WorkCancelled
-from agy_trio.core.config import default_chat_timeout
+from agy_trio.core.settings import default_chat_timeout
 from agy_trio.core.validation import positive_number
 from agy_trio.errors import AgentNotFound, AgyError, ChannelClosed, ConfigError
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
-    from agy_trio.core.config import AgentConfig
+    from agy_trio.core.settings import AgentConfig
 
 __all__ = ["TemporalBackend"]
 

@@ -61,8 +61,8 @@ _QUERIES = {
 
 
 class SessionOwner(Protocol):
-    """What a session needs of the :class:`~agy_trio.adapters.temporal.TemporalBackend` it is from."""
     """What a session needs of the TemporalBackend it belongs to."""
+
     host: AioHost
     poll_interval: float
     shutdown_timeout: float

@@ -85,8 +85,8 @@ if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from agy_trio.core.config import AgentConfig
     from agy_trio.core.runtime import Runtime
+    from agy_trio.core.settings import AgentConfig
     from agy_trio.core.tools import Tool
 
 __all__ = [
@@ -524,8 +524,8 @@ class TurnService:
     def _config_for(
         self, conversation: LiveConversation, snapshot: ConversationSnapshot, task: TurnTask
     ) -> AgentConfig:
-        from agy_trio.core.config import AgentConfig
         from agy_trio.core.serialization import structure
+        from agy_trio.core.settings import AgentConfig
 
         settings = dict(snapshot.settings)
         for field in ("model", "base_url", "api_key", "conversation_id", "chat_timeout"):

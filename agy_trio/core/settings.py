@@ -1,0 +1,428 @@
+"""Configuration: :class:`RuntimeConfig` and :class:`AgentConfig`.
+
+Both classes are frozen attrs classes that validate on construction and raise
+:class:`~agy_trio.errors.ConfigError` naming the offending field. Writing
+them to JSON or TOML and reading them back is :mod:`agy_trio.core.serialization`'s
+job. :mod:`agy_trio.core.settings` gathers both under the name they have always
+been imported by.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from agy_trio.core.hooks import Hooks
+from agy_trio.core.policy import Decision, PolicyRule, PolicySet
+from agy_trio.core.tools import Tool, tool
+from agy_trio.core.validation import (
+    attrs_validator,
+    is_number,
+    non_negative_number,
+    optional,
+    positive_int,
+    positive_number,
+    unicode_text,
+)
+from agy_trio.errors import ConfigError
+
+__all__ = [
+    "CHAT_TIMEOUT_ENV",
+    "DEFAULT_CHAT_TIMEOUT",
+    "OPERATION_TIMEOUT_MARGIN",
+    "REMOVED_RUNTIME_FIELDS",
+    "SECRET",
+    "AgentConfig",
+    "RuntimeConfig",
+    "default_chat_timeout",
+]
+
+logger = logging.getLogger("agy_trio.config")
+
+CHAT_TIMEOUT_ENV = "AGI_CHAT_TIMEOUT_SECS"
+"""Environment variable that sets the default chat timeout, in seconds."""
+
+DEFAULT_CHAT_TIMEOUT = 120.0
+"""Chat timeout, in seconds, when neither the config nor the environment sets one."""
+
+OPERATION_TIMEOUT_MARGIN = 120.0
+"""How much longer than the chat timeout the default operation timeout is, in seconds."""
+
+SECRET = "agy_trio.secret"
+"""attrs field metadata key marking a field that is left out when written, unless asked."""
+
+REMOVED_RUNTIME_FIELDS: Mapping[str, str] = {
+    "stream_batch_max": (
+        "it belongs to the backend now: ScriptedBackend(stream_batch_max=...) "
+        "or AntigravityBackend(stream_batch_max=...)"
+    ),
+    "stream_buffer_high_water": (
+        "it belongs to the backend now, as stream_high_water: "
+        "ScriptedBackend(stream_high_water=...) or AntigravityBackend(stream_high_water=...)"
+    ),
+    "host_threads": "it belongs to the backend now: AntigravityBackend(host_threads=...)",
+    "command_dispatch": "the runtime has a single command path; delete this setting",
+}
+"""Settings :class:`RuntimeConfig` no longer has, and where each went.
+
+Reading a config file that still holds one raises a ConfigError with this text.
+"""
+
+
+def default_chat_timeout() -> float:
+    """The chat timeout to use when none is configured, read from the environment now.
+
+    Returns:
+        The value of ``AGI_CHAT_TIMEOUT_SECS`` in seconds when it is a positive
+        finite number; otherwise (unset, or invalid, which logs a warning on the
+        ``agy_trio.config`` logger) :data:`DEFAULT_CHAT_TIMEOUT`.
+    """
+    raw = os.environ.get(CHAT_TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_CHAT_TIMEOUT
+    try:
+        return positive_number(float(raw.strip()), CHAT_TIMEOUT_ENV)
+    except ValueError:  # float() failed, or ConfigError (a ValueError) from the check
+        logger.warning(
+            "Invalid %s=%r (expected a positive number of seconds), using the default %g s",
+            CHAT_TIMEOUT_ENV,
+            raw,
+            DEFAULT_CHAT_TIMEOUT,
+        )
+        return DEFAULT_CHAT_TIMEOUT
+
+
+# --------------------------------------------------------------------------
+# Converters and validators shared by both classes
+# --------------------------------------------------------------------------
+
+
+def _as_seconds(value: float) -> float:
+    # Normalise ints to float so `10` and `10.0` are the same config; anything
+    # else is left alone for the validator to reject with the field's name.
+    return float(value) if is_number(value) else value
+
+
+def _as_optional_seconds(value: float | None) -> float | None:
+    return None if value is None else _as_seconds(value)
+
+
+_positive = attrs_validator(positive_number)
+_non_negative = attrs_validator(non_negative_number)
+_optional_positive = attrs_validator(optional(positive_number))
+_count = attrs_validator(positive_int)
+
+
+def _optional_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(
+            f"must be a non-empty string or None, got {value!r}", field=attribute.name
+        )
+
+
+_optional_unicode = attrs_validator(optional(unicode_text))
+
+
+# --------------------------------------------------------------------------
+# RuntimeConfig
+# --------------------------------------------------------------------------
+
+
+def _derived_operation_timeout(config: RuntimeConfig) -> float:
+    # An invalid chat_timeout is passed through so its own validator reports it.
+    chat = config.chat_timeout
+    return chat + OPERATION_TIMEOUT_MARGIN if is_number(chat) else chat
+
+
+def _check_operation_timeout(
+    instance: RuntimeConfig, attribute: attrs.Attribute[Any], value: float
+) -> None:
+    positive_number(value, attribute.name)
+    # Validators run in field order, so chat_timeout is already known to be valid.
+    if value < instance.chat_timeout:
+        raise ConfigError(
+            f"must be at least chat_timeout ({instance.chat_timeout:g} s), got {value!r}",
+            field=attribute.name,
+        )
+
+
+_LOG_LEVELS = frozenset(logging.getLevelNamesMapping())
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _check_log_level(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and value not in _LOG_LEVELS:
+        raise ConfigError(
+            f"must be one of {sorted(_LOG_LEVELS)} or None, got {value!r}", field=attribute.name
+        )
+
+
+@attrs.frozen
+class RuntimeConfig:
+    """How a runtime behaves: capacities, timeouts and pacing.
+
+    All durations are float seconds. Knobs of a particular backend (host
+    threads, stream buffering) are arguments of that backend, for example
+    ``AntigravityBackend(host_threads=...)``; :data:`REMOVED_RUNTIME_FIELDS`
+    lists the settings that moved.
+
+    Attributes:
+        channel_capacity: Commands that may wait in the command channel.
+        chat_timeout: Time limit of one chat turn. When not given, read from
+            ``AGI_CHAT_TIMEOUT_SECS`` at construction (default 120).
+        operation_timeout: Safety-net limit of every command; defaults to
+            ``chat_timeout + 120`` and may not be shorter than ``chat_timeout``.
+        shutdown_timeout: How long shutdown waits for in-flight work; must be
+            greater than 0 (with no time at all, every shutdown would time out).
+        inter_agent_delay: Spacing between successive chat starts (0 disables).
+        handler_timeout: Time limit of each policy handler and hook.
+        log_level: A :mod:`logging` level name for the runtime's loggers, or
+            None to leave logging alone.
+    """
+
+    channel_capacity: int = attrs.field(default=64, validator=_count)
+    chat_timeout: float = attrs.field(
+        factory=default_chat_timeout, converter=_as_seconds, validator=_positive
+    )
+    operation_timeout: float = attrs.field(
+        default=attrs.Factory(_derived_operation_timeout, takes_self=True),
+        converter=_as_seconds,
+        validator=_check_operation_timeout,
+    )
+    shutdown_timeout: float = attrs.field(default=10.0, converter=_as_seconds, validator=_positive)
+    inter_agent_delay: float = attrs.field(
+        default=0.5, converter=_as_seconds, validator=_non_negative
+    )
+    handler_timeout: float = attrs.field(default=30.0, converter=_as_seconds, validator=_positive)
+    log_level: str | None = attrs.field(default=None, converter=_upper, validator=_check_log_level)
+
+    def replace(self, **changes: Any) -> RuntimeConfig:
+        """A copy with ``changes`` applied.
+
+        When ``chat_timeout`` changes and ``operation_timeout`` is not given and
+        was the derived default, the new config derives it again from the new
+        ``chat_timeout`` (plain :func:`attrs.evolve` would keep the old value).
+
+        Raises:
+            ConfigError: A changed value is invalid.
+        """
+        current = attrs.asdict(self, recurse=False)
+        derived = self.operation_timeout == self.chat_timeout + OPERATION_TIMEOUT_MARGIN
+        if "chat_timeout" in changes and "operation_timeout" not in changes and derived:
+            del current["operation_timeout"]
+        return RuntimeConfig(**{**current, **changes})
+
+
+# --------------------------------------------------------------------------
+# AgentConfig
+# --------------------------------------------------------------------------
+
+
+def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    # A lone string (or non-iterable) is left for the validator to reject by
+    # field name; tuple("abc") would silently become ("a", "b", "c").
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return value  # type: ignore[return-value]
+    return tuple(value)
+
+
+def _as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
+    items = _as_tuple(value)
+    if not isinstance(items, tuple):
+        return items
+    # Plain functions are accepted and wrapped, as if decorated with @tool.
+    try:
+        return tuple(
+            item if isinstance(item, Tool) or not callable(item) else tool(item) for item in items
+        )
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field="tools") from exc
+
+
+def _as_paths(value: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
+    items = _as_tuple(value)
+    if not isinstance(items, tuple):
+        return items
+    return tuple(os.fspath(item) if isinstance(item, os.PathLike) else item for item in items)
+
+
+def _as_optional_path(value: str | os.PathLike[str] | None) -> str | None:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def _as_decision(value: Decision | str) -> Decision:
+    try:
+        return Decision(value)
+    except ValueError:
+        return value  # type: ignore[return-value]  # the validator names the field
+
+
+def _as_metadata(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _check_sequence_of(
+    kind: type, label: str
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, tuple):
+            raise ConfigError(f"must be a list of {label}, got {value!r}", field=attribute.name)
+        for item in value:
+            if not isinstance(item, kind) or (kind is str and not item):
+                raise ConfigError(
+                    f"must be a list of {label}, got item {item!r}", field=attribute.name
+                )
+
+    return check
+
+
+def _check_tools(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _check_sequence_of(Tool, "tools")(instance, attribute, value)
+    names = [item.name for item in value]  # type: ignore[attr-defined]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"tool names must be unique, repeated: {duplicates}", field=attribute.name
+        )
+
+
+def _check_base_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"must start with http:// or https:// and name a host, got {value!r}",
+            field=attribute.name,
+        )
+
+
+def _check_default_policy(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value not in (Decision.ALLOW, Decision.DENY):
+        raise ConfigError(
+            f"must be Decision.ALLOW or Decision.DENY ('allow' or 'deny'), got {value!r}",
+            field=attribute.name,
+        )
+
+
+def _check_hooks(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Hooks):
+        raise ConfigError(f"must be a Hooks object, got {value!r}", field=attribute.name)
+
+
+def _check_metadata(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise ConfigError(f"must map strings to strings, got {value!r}", field=attribute.name)
+
+
+def _redact(value: str | None) -> str:
+    # Keys end up in logs through repr(); never print them.
+    return "None" if value is None else "'***'"
+
+
+@attrs.frozen
+class AgentConfig:
+    """How to create one agent: its model endpoint, instructions, tools and rules.
+
+    Attributes:
+        name: A label for logs and progress views.
+        model: The model name; None lets the backend choose.
+        base_url: An OpenAI-compatible endpoint (``http://`` or ``https://``),
+            e.g. a local Ollama, vLLM or LM Studio server.
+        api_key: The Gemini API key; also the key quotas are tracked under.
+            A secret: never shown by ``repr()``, and left out when the config
+            is written unless ``include_secrets=True`` is passed.
+        vertex_project: The Google Cloud project, to use Vertex AI.
+        vertex_location: The Vertex AI region (needs ``vertex_project``).
+        system_instructions: Extra instructions for the model (valid Unicode:
+            no lone surrogates).
+        tools: Custom tools; plain functions are wrapped with ``@tool``. Names
+            must be unique.
+        policies: Rules deciding which tools may run.
+        hooks: Lifecycle hooks.
+        builtin_tools: SDK built-in tools to enable, by name (none by default).
+        workspaces: Folders the agent may work in.
+        save_dir: Where conversations are stored.
+        app_data_dir: The SDK's application data folder.
+        home_dir: The home folder the SDK's harness sees.
+        conversation_id: Resume this conversation instead of starting a new one.
+        chat_timeout: Per-agent override of ``RuntimeConfig.chat_timeout``.
+        default_policy: Decision for tools no rule matches (ALLOW or DENY).
+        metadata: Free-form string labels, carried along for the caller.
+    """
+
+    name: str | None = attrs.field(default=None, validator=_optional_text)
+    model: str | None = attrs.field(default=None, validator=_optional_text)
+    base_url: str | None = attrs.field(default=None, validator=_check_base_url)
+    api_key: str | None = attrs.field(
+        default=None, validator=_optional_text, repr=_redact, metadata={SECRET: True}
+    )
+    vertex_project: str | None = attrs.field(default=None, validator=_optional_text)
+    vertex_location: str | None = attrs.field(default=None, validator=_optional_text)
+    system_instructions: str | None = attrs.field(default=None, validator=_optional_unicode)
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=_as_tools, validator=_check_tools)
+    policies: tuple[PolicyRule, ...] = attrs.field(
+        default=(),
+        converter=_as_tuple,
+        validator=_check_sequence_of(PolicyRule, "PolicyRule objects"),
+    )
+    hooks: Hooks = attrs.field(factory=Hooks, validator=_check_hooks)
+    builtin_tools: tuple[str, ...] = attrs.field(
+        default=(), converter=_as_tuple, validator=_check_sequence_of(str, "tool names")
+    )
+    workspaces: tuple[str, ...] = attrs.field(
+        default=(), converter=_as_paths, validator=_check_sequence_of(str, "folders")
+    )
+    save_dir: str | None = attrs.field(
+        default=None, converter=_as_optional_path, validator=_optional_text
+    )
+    app_data_dir: str | None = attrs.field(
+        default=None, converter=_as_optional_path, validator=_optional_text
+    )
+    home_dir: str | None = attrs.field(
+        default=None, converter=_as_optional_path, validator=_optional_text
+    )
+    conversation_id: str | None = attrs.field(default=None, validator=_optional_text)
+    chat_timeout: float | None = attrs.field(
+        default=None, converter=_as_optional_seconds, validator=_optional_positive
+    )
+    default_policy: Decision = attrs.field(
+        default=Decision.ALLOW, converter=_as_decision, validator=_check_default_policy
+    )
+    metadata: dict[str, str] = attrs.field(
+        factory=dict, converter=_as_metadata, validator=_check_metadata, hash=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.vertex_location is not None and self.vertex_project is None:
+            raise ConfigError("vertex_location needs vertex_project", field="vertex_project")
+
+    @property
+    def quota_key(self) -> str:
+        """The key this agent's quota is tracked under: its API key, or ``""``."""
+        return self.api_key or ""
+
+    @property
+    def policy_set(self) -> PolicySet:
+        """The agent's rules and default decision as one :class:`PolicySet`."""
+        return PolicySet(self.policies, default=self.default_policy)
+
+    def replace(self, **changes: Any) -> AgentConfig:
+        """A copy with ``changes`` applied (validated like a new config).
+
+        Raises:
+            ConfigError: A changed value is invalid.
+        """
+        return attrs.evolve(self, **changes)
