@@ -62,10 +62,14 @@ class AioHost(HostBase):
             asyncio task to acknowledge the cancellation before giving up on it.
             Only an asyncio loop stuck in a blocking call ever needs this: the
             caller is then released (and the task reported as abandoned) rather
-            than left hanging.
+            than left hanging, and what the task did is unknown to it. The
+            default is generous because a loaded machine can take a second or
+            more to run a cancelled task's last step, and until the task has
+            answered, a cancelled caller's guarantee (it gets the result, or
+            the work never ran) holds.
     """
 
-    def __init__(self, name: str = "agy-trio-aio-host", *, cancel_grace: float = 1.0) -> None:
+    def __init__(self, name: str = "agy-trio-aio-host", *, cancel_grace: float = 10.0) -> None:
         super().__init__(name, cancel_grace=cancel_grace)
         self._thread: threading.Thread | None = None
         self._started = trio.Event()
