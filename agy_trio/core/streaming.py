@@ -182,27 +182,32 @@ class ChatResponse(metaclass=NoPublicConstructor):
         return self
 
     async def __anext__(self) -> str:
-        pending = self._pending
         while True:
-            if pending:
+            if self._pending:
                 # Trio's convention: a step that finds its value ready still
                 # checkpoints, before taking it (a cancelled reader takes nothing).
                 await trio.lowlevel.checkpoint()
-                while pending:
-                    event = pending.popleft()
-                    if type(event) is TextDelta:
-                        self._text_parts.append(event.text)
-                        return event.text
-                    self._absorb(event)
             # receive_batch is a checkpoint on every path.
-            if not await self._fetch():
+            elif not await self._fetch():
                 raise StopAsyncIteration
-            while pending:
-                event = pending.popleft()
-                if type(event) is TextDelta:
-                    self._text_parts.append(event.text)
-                    return event.text
-                self._absorb(event)
+            text = self._take_text()
+            if text is not None:
+                return text
+
+    def _take_text(self) -> str | None:
+        """Absorb pending events up to the next text delta and return its text.
+
+        Returns:
+            The text, or None when the pending events held none.
+        """
+        pending = self._pending
+        while pending:
+            event = pending.popleft()
+            if type(event) is TextDelta:
+                self._text_parts.append(event.text)
+                return event.text
+            self._absorb(event)
+        return None
 
     async def events(self) -> AsyncIterator[ChatEvent]:
         """Iterate every remaining event of the turn, ending with :class:`TurnEnd`."""
