@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import urllib.parse
 from typing import Any
 
@@ -21,6 +20,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 
+from agy_trio._sockets import bound_socket
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
@@ -103,23 +103,9 @@ async def serve(
     # Bound here, so that a busy port is a plain OSError before anything
     # starts and no socket is left behind. hypercorn adopts (and closes) a
     # duplicate of the descriptor; the original is closed when serve() ends.
-    with await _listen(host, port) as listener:
+    with await bound_socket(host, port) as listener:
         config.bind = [f"fd://{os.dup(listener.fileno())}"]
         await _run(app, config, task_status)
-
-
-async def _listen(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = (
-        await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    )[0]
-    listener = socket.socket(family, kind, proto)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-    except BaseException:
-        listener.close()
-        raise
-    return listener
 
 
 async def _run(app: Starlette, config: Config, task_status: trio.TaskStatus[ServerAddress]) -> None:

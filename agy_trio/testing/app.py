@@ -24,7 +24,6 @@ import functools
 import json
 import logging
 import os
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -43,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from agy_trio._sockets import bound_socket
 from agy_trio.testing._exchange import (
     BadRequest,
     Delivery,
@@ -392,7 +392,8 @@ class ModelServer:
         # Binding here rather than in hypercorn reports a busy port as a plain
         # OSError before anything starts, knows the real port when 0 was asked,
         # and never leaves a socket behind when binding fails.
-        with await _listening_socket(host, port) as listener:
+        with await bound_socket(host, port) as listener:
+            listener.listen()
             bound_host, self._port = listener.getsockname()[:2]
             self._host = _connectable_host(bound_host)
             config = Config()
@@ -457,21 +458,6 @@ def _parse_items(data: object, parse: Callable[[object], _T]) -> list[_T]:
 def _append_line(path: Path, line: str) -> None:
     with path.open("a", encoding="utf-8") as file:
         file.write(line)
-
-
-async def _listening_socket(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = (
-        await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    )[0]
-    listener = socket.socket(family, kind, proto)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen()
-    except BaseException:
-        listener.close()
-        raise
-    return listener
 
 
 def _connectable_host(host: str) -> str:
