@@ -30,8 +30,9 @@ The package, one concern a module:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agy_trio._lazy import lazy_names
 
 if TYPE_CHECKING:
     from agy_trio.adapters.temporal.backend import TemporalBackend
@@ -72,16 +73,6 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # Lazy: the workflow sandbox imports this package for every workflow run,
-    # and users without the extra can still import it to read its docs.
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# Lazy: the workflow sandbox imports this package for every workflow run,
+# and users without the extra can still import it to read its docs.
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, globals(), __all__)

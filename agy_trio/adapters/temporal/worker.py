@@ -198,6 +198,7 @@ def _workflow_runner() -> Any:
             "agy_trio.errors",
             "agy_trio.policy",
             "agy_trio._open",
+            "agy_trio._lazy",
             "agy_trio.adapters.temporal.messages",
             "agy_trio.adapters.temporal.segments",
             "trio",
