@@ -26,6 +26,52 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 """The media type of :func:`render_metrics`' output."""
 
 
+_Family = type[GaugeMetricFamily] | type[CounterMetricFamily]
+
+# The runtime's single-valued figures: the metric's kind, name and help, and
+# how to read its value from a statistics snapshot.
+_FIGURES: tuple[tuple[_Family, str, str, Callable[[RuntimeStatistics], float]], ...] = (
+    (GaugeMetricFamily, "agy_trio_agents", "Live agents.", lambda s: s.agents),
+    (
+        GaugeMetricFamily,
+        "agy_trio_active_turns",
+        "Chat turns still producing.",
+        lambda s: s.active_turns,
+    ),
+    (
+        GaugeMetricFamily,
+        "agy_trio_commands_in_flight",
+        "Commands running now.",
+        lambda s: s.in_flight,
+    ),
+    (
+        GaugeMetricFamily,
+        "agy_trio_commands_queued",
+        "Commands waiting in the command channel.",
+        lambda s: s.queued,
+    ),
+    (
+        GaugeMetricFamily,
+        "agy_trio_runtime_closed",
+        "1 once the runtime has stopped taking commands.",
+        lambda s: int(s.closed),
+    ),
+    (CounterMetricFamily, "agy_trio_turns", "Chat turns started.", lambda s: s.turns),
+    (
+        CounterMetricFamily,
+        "agy_trio_quota_hits",
+        "Quota errors (HTTP 429) seen.",
+        lambda s: s.quota_hits,
+    ),
+    (
+        CounterMetricFamily,
+        "agy_trio_stream_events",
+        "Stream events (text, thoughts, tool calls, ends) delivered to readers.",
+        lambda s: s.stream_events,
+    ),
+)
+
+
 class RuntimeCollector(Collector):
     """Prometheus metrics built from a runtime's statistics at scrape time.
 
@@ -51,32 +97,8 @@ class RuntimeCollector(Collector):
         yield InfoMetricFamily(
             "agy_trio_runtime", "The runtime's backend.", {"backend": stats.backend}
         )
-        yield GaugeMetricFamily("agy_trio_agents", "Live agents.", value=stats.agents)
-        yield GaugeMetricFamily(
-            "agy_trio_active_turns", "Chat turns still producing.", value=stats.active_turns
-        )
-        yield GaugeMetricFamily(
-            "agy_trio_commands_in_flight", "Commands running now.", value=stats.in_flight
-        )
-        yield GaugeMetricFamily(
-            "agy_trio_commands_queued",
-            "Commands waiting in the command channel.",
-            value=stats.queued,
-        )
-        yield GaugeMetricFamily(
-            "agy_trio_runtime_closed",
-            "1 once the runtime has stopped taking commands.",
-            value=int(stats.closed),
-        )
-        yield CounterMetricFamily("agy_trio_turns", "Chat turns started.", value=stats.turns)
-        yield CounterMetricFamily(
-            "agy_trio_quota_hits", "Quota errors (HTTP 429) seen.", value=stats.quota_hits
-        )
-        yield CounterMetricFamily(
-            "agy_trio_stream_events",
-            "Stream events (text, thoughts, tool calls, ends) delivered to readers.",
-            value=stats.stream_events,
-        )
+        for family, name, documentation, read in _FIGURES:
+            yield family(name, documentation, value=read(stats))
         commands = CounterMetricFamily(
             "agy_trio_commands",
             "Commands finished, by command and outcome.",
