@@ -61,6 +61,11 @@ def _provider_name(config: AgentConfig) -> str:
     return "gcp.gemini"
 
 
+def _mark_failed(span: trace.Span, error: BaseException) -> None:
+    span.set_attribute("error.type", type(error).__name__)
+    span.set_status(trace.StatusCode.ERROR, str(error))
+
+
 class SpanObserver:
     """An :class:`~agy_trio.core.observe.Observer` that records OpenTelemetry spans."""
 
@@ -70,6 +75,17 @@ class SpanObserver:
         self._turns: dict[object, trace.Span] = {}
         # The turn a tool call belongs to: the newest turn of its agent.
         self._current_turn: dict[str, trace.Span] = {}
+
+    def _start_child(
+        self,
+        parent: trace.Span | None,
+        name: str,
+        kind: trace.SpanKind,
+        attributes: Mapping[str, str],
+    ) -> trace.Span:
+        """Start a span under ``parent``, or under the current span when there is none."""
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
     def command_submitted(self, command: Command[Any]) -> None:
         """Open the command's span under the caller's current span."""
@@ -86,19 +102,16 @@ class SpanObserver:
         if span is None:
             return
         if isinstance(result, outcome.Error):
-            span.set_attribute("error.type", type(result.error).__name__)
-            span.set_status(trace.StatusCode.ERROR, str(result.error))
+            _mark_failed(span, result.error)
         span.end()
 
     def turn_started(self, turn: object, command: Command[Any], config: AgentConfig) -> None:
         """Open the turn's span as a child of its chat command's span."""
-        parent = self._commands.get(command)
-        context = trace.set_span_in_context(parent) if parent is not None else None
         model = config.model or "default"
-        span = self._tracer.start_span(
+        span = self._start_child(
+            self._commands.get(command),
             f"chat {model}",
-            context=context,
-            kind=trace.SpanKind.CLIENT,
+            trace.SpanKind.CLIENT,
             attributes={
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": _provider_name(config),
@@ -122,19 +135,16 @@ class SpanObserver:
             span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
             span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
         if error is not None:
-            span.set_attribute("error.type", type(error).__name__)
-            span.set_status(trace.StatusCode.ERROR, str(error))
+            _mark_failed(span, error)
         span.end()
 
     @contextmanager
     def tool_call(self, agent_id: str, name: str, arguments: Mapping[str, Any]) -> Iterator[None]:
         """A span for one tool call, child of the agent's current turn, current while it runs."""
-        parent = self._current_turn.get(agent_id)
-        context = trace.set_span_in_context(parent) if parent is not None else None
-        span = self._tracer.start_span(
+        span = self._start_child(
+            self._current_turn.get(agent_id),
             f"execute_tool {name}",
-            context=context,
-            kind=trace.SpanKind.INTERNAL,
+            trace.SpanKind.INTERNAL,
             attributes={
                 "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": name,
@@ -145,8 +155,7 @@ class SpanObserver:
         try:
             yield
         except BaseException as exc:
-            span.set_attribute("error.type", type(exc).__name__)
-            span.set_status(trace.StatusCode.ERROR, str(exc))
+            _mark_failed(span, exc)
             raise
         finally:
             otel_context.detach(token)
