@@ -1,9 +1,9 @@
 """Small checks for settings, shared by attrs classes and plain constructors.
 
-Each check takes the value and the name of the field it is for, returns the
-value normalised (numbers as ``float``, counts as ``int``) and raises
-:class:`~agy_trio.errors.ConfigError` naming the field otherwise. ``bool``
-is refused although Python counts it as an ``int``: ``True`` seconds is a
+Each check takes the value and the name of the field it is for (named only
+in the error), returns the value normalised (numbers as ``float``, counts as
+``int``) and raises :class:`~agy_trio.errors.ConfigError` naming the field
+otherwise. ``bool`` is refused although Python counts it as an ``int``: ``True`` seconds is a
 mistake, not a duration. NaN and infinities are refused too.
 
 A plain constructor calls a check directly::
@@ -61,10 +61,6 @@ def _finite_number(value: object) -> float | None:
 def positive_number(value: object, field: str) -> float:
     """``value`` as a float, when it is a finite number greater than zero.
 
-    Args:
-        value: The value to check.
-        field: The name of the setting, for the error.
-
     Returns:
         ``float(value)``.
 
@@ -81,10 +77,6 @@ def positive_number(value: object, field: str) -> float:
 def non_negative_number(value: object, field: str) -> float:
     """``value`` as a float, when it is a finite number that is zero or more.
 
-    Args:
-        value: The value to check.
-        field: The name of the setting, for the error.
-
     Returns:
         ``float(value)``.
 
@@ -100,10 +92,6 @@ def non_negative_number(value: object, field: str) -> float:
 
 def positive_int(value: object, field: str) -> int:
     """``value``, when it is an ``int`` (not a bool) greater than zero.
-
-    Args:
-        value: The value to check.
-        field: The name of the setting, for the error.
 
     Returns:
         ``value`` unchanged.
@@ -124,10 +112,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def unicode_text(value: object, field: str) -> str:
     """``value``, when it is a string of valid Unicode (no lone surrogates).
-
-    Args:
-        value: The value to check.
-        field: The name of the setting, for the error.
 
     Returns:
         ``value`` unchanged.
