@@ -161,28 +161,13 @@ converter.register_unstructure_hook(
     PolicyRule, _without_none(make_dict_unstructure_fn(PolicyRule, converter, handler=_handler))
 )
 
+# Every field of Hooks is a list of callables, written as import paths.
 _hook_list = override(struct_hook=_callables_from_paths, unstruct_hook=_paths_of)
-converter.register_structure_hook(
-    Hooks,
-    make_dict_structure_fn(
-        Hooks,
-        converter,
-        on_turn_start=_hook_list,
-        on_turn_end=_hook_list,
-        before_tool=_hook_list,
-        after_tool=_hook_list,
-    ),
-)
+# (Any: mypy would match a dict of overrides against the named options too.)
+_hook_lists: dict[str, Any] = {field.name: _hook_list for field in attrs.fields(Hooks)}
+converter.register_structure_hook(Hooks, make_dict_structure_fn(Hooks, converter, **_hook_lists))
 converter.register_unstructure_hook(
-    Hooks,
-    make_dict_unstructure_fn(
-        Hooks,
-        converter,
-        on_turn_start=_hook_list,
-        on_turn_end=_hook_list,
-        before_tool=_hook_list,
-        after_tool=_hook_list,
-    ),
+    Hooks, make_dict_unstructure_fn(Hooks, converter, **_hook_lists)
 )
 
 
@@ -329,11 +314,10 @@ def to_json(
     Args:
         config: The configuration to write.
         indent: Passed to :func:`json.dumps`; None writes one line.
-        include_secrets: Also write secrets (``AgentConfig.api_key``); by
-            default they are left out.
+        include_secrets: As :func:`unstructure`.
 
     Raises:
-        ConfigError: A tool, handler or hook cannot be written as an import path.
+        ConfigError: As :func:`unstructure`.
     """
     data = unstructure(config, include_secrets=include_secrets)
     return json.dumps(data, indent=indent, allow_nan=False)
@@ -356,15 +340,10 @@ def from_json(text: str | bytes, cls: type[_T]) -> _T:
 
 
 def to_toml(config: RuntimeConfig | AgentConfig, *, include_secrets: bool = False) -> str:
-    """Write ``config`` as TOML.
-
-    Args:
-        config: The configuration to write.
-        include_secrets: Also write secrets (``AgentConfig.api_key``); by
-            default they are left out.
+    """Write ``config`` as TOML: the data of :func:`unstructure`, which takes the same arguments.
 
     Raises:
-        ConfigError: A tool, handler or hook cannot be written as an import path.
+        ConfigError: As :func:`unstructure`.
     """
     return tomli_w.dumps(unstructure(config, include_secrets=include_secrets))
 
