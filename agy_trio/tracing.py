@@ -76,16 +76,31 @@ class SpanObserver:
         # The turn a tool call belongs to: the newest turn of its agent.
         self._current_turn: dict[str, trace.Span] = {}
 
-    def _start_child(
+    def _start_operation(
         self,
         parent: trace.Span | None,
-        name: str,
+        operation: str,
+        target: str,
+        agent_id: str,
         kind: trace.SpanKind,
         attributes: Mapping[str, str],
     ) -> trace.Span:
-        """Start a span under ``parent``, or under the current span when there is none."""
+        """Start a GenAI span ``"<operation> <target>"`` for ``agent_id`` under ``parent``.
+
+        Under the current span when ``parent`` is None. ``attributes`` are the
+        operation's own; its name and the agent's id are added here.
+        """
         context = trace.set_span_in_context(parent) if parent is not None else None
-        return self._tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+        return self._tracer.start_span(
+            f"{operation} {target}",
+            context=context,
+            kind=kind,
+            attributes={
+                "gen_ai.operation.name": operation,
+                "gen_ai.agent.id": agent_id,
+                **attributes,
+            },
+        )
 
     def command_submitted(self, command: Command[Any]) -> None:
         """Open the command's span under the caller's current span."""
@@ -108,15 +123,15 @@ class SpanObserver:
     def turn_started(self, turn: object, command: Command[Any], config: AgentConfig) -> None:
         """Open the turn's span as a child of its chat command's span."""
         model = config.model or "default"
-        span = self._start_child(
+        span = self._start_operation(
             self._commands.get(command),
-            f"chat {model}",
+            "chat",
+            model,
+            command.agent_id,
             trace.SpanKind.CLIENT,
-            attributes={
-                "gen_ai.operation.name": "chat",
+            {
                 "gen_ai.provider.name": _provider_name(config),
                 "gen_ai.request.model": model,
-                "gen_ai.agent.id": command.agent_id,
                 "gen_ai.agent.name": config.name or "",
             },
         )
@@ -141,15 +156,13 @@ class SpanObserver:
     @contextmanager
     def tool_call(self, agent_id: str, name: str, arguments: Mapping[str, Any]) -> Iterator[None]:
         """A span for one tool call, child of the agent's current turn, current while it runs."""
-        span = self._start_child(
+        span = self._start_operation(
             self._current_turn.get(agent_id),
-            f"execute_tool {name}",
+            "execute_tool",
+            name,
+            agent_id,
             trace.SpanKind.INTERNAL,
-            attributes={
-                "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": name,
-                "gen_ai.agent.id": agent_id,
-            },
+            {"gen_ai.tool.name": name},
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
