@@ -320,7 +320,11 @@ class _AgentRuntime:
         if started is None:
             return task
         try:
-            await started
+            # Shielded: cancelling this task must not cancel ``started`` too (an
+            # awaited future is cancelled with its waiter), or the turn would
+            # take the slot afterwards and play a prompt its caller was told
+            # did not go.
+            await asyncio.shield(started)
         except asyncio.CancelledError:
             if started.done() and not started.cancelled():
                 # The turn already holds the slot and its prompt is in the
