@@ -109,6 +109,11 @@ class ModelAgent:
     handle: agy_trio.AgentHandle
     sent: list[str] = attrs.Factory(list)
     answers: list[str] = attrs.Factory(list)
+    # Prompts (and their expected answers) of turns that were still running,
+    # unread, when their harness was killed: the SDK keeps such a prompt in
+    # the resumed conversation only if the harness had saved it (see
+    # docs/reliability.md). Either way is a truthful history.
+    killed_in_flight: set[str] = attrs.Factory(set)
 
 
 @attrs.frozen
@@ -315,9 +320,11 @@ class FaultMachine(RuleBasedStateMachine):
         for agent_id, agent in self.model.items():
             history = self.call(lambda a=agent: _settled_history(a.handle))  # type: ignore[misc]
             users = [m.text for m in history if m.role == "user"]
-            assert users == agent.sent, f"{agent_id}: {users} != {agent.sent}"
+            expected = [p for p in agent.sent if p in users or p not in agent.killed_in_flight]
+            assert users == expected, f"{agent_id}: {users} != {agent.sent}"
             answers = [m.text for m in history if m.role == "assistant"]
-            assert _is_subsequence(agent.answers, answers), f"{agent_id}: {answers}"
+            wanted = [a for a in agent.answers if a in answers or a not in agent.killed_in_flight]
+            assert _is_subsequence(wanted, answers), f"{agent_id}: {answers}"
 
     def nothing_is_left_running(self) -> None:
         stats = self.rt.statistics()

@@ -157,6 +157,15 @@ class SdkFaultMachine(FaultMachine):
         assert isinstance(world, SdkWorld) and world.backend is not None
         pids = sorted(world.backend.harness_pids())
         if pids:
+            # A turn still running unread (its response was dropped) dies with
+            # the harness: what it had sent may or may not have been saved.
+            for agent in self.model.values():
+                if not self.call(agent.handle.is_idle) and agent.sent:
+                    prompt = agent.sent[-1]
+                    kind = prompt.split(" <")[0]
+                    agent.killed_in_flight.add(prompt)
+                    if kind in ("ok", "long"):
+                        agent.killed_in_flight.add(world.answer(kind, prompt))
             os.kill(pids[index % len(pids)], signal.SIGKILL)
         event(f"killed a harness ({len(pids)} running)")
 
