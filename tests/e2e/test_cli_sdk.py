@@ -8,25 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.sdk_support import harnesses_under
+
 pytestmark = pytest.mark.sdk
-
-
-def _harnesses_under(root: Path) -> list[int]:
-    """Harness processes whose HOME lies under ``root``: the ones this run started."""
-    found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != "localharness":
-            continue
-        try:
-            home = proc.environ().get("HOME", "")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if home.startswith(str(root)):
-            found.append(proc.pid)
-    return found
 
 
 def test_main_job_runs_the_real_sdk_against_the_local_model_server(tmp_path: Path) -> None:
@@ -56,5 +42,5 @@ def test_main_job_runs_the_real_sdk_against_the_local_model_server(tmp_path: Pat
     for n in (1, 2, 3):
         assert f"You said: Hello from agent-{n}, turn 2" in out
     # Every harness the run started is gone with it, and so is its folder.
-    assert _harnesses_under(tmp_path) == []
+    assert harnesses_under(tmp_path) == []
     assert list(temp.iterdir()) == []

@@ -40,30 +40,6 @@ SLOW_MARK = "a long answer"
 LONG_ANSWER = "word " * 150  # 150 chunks of 5 characters, one every 20 ms: 3 s
 
 
-def _harnesses() -> list[Any]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "localharness":
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _no_harness_left() -> Any:
-    assert _harnesses() == []
-    yield
-    assert _harnesses() == [], "a localharness process outlived its test"
-
-
 def _responder(request: ChatRequest) -> Reply | None:
     if SLOW_MARK in request.user_request:
         return Reply(LONG_ANSWER, chunk_size=5, delay=0.02)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import google.antigravity  # noqa: F401  (the README set-up installs the SDK)
-import psutil
 import pytest
 import trio
 import trio.lowlevel
@@ -29,30 +28,6 @@ from agy_trio.testing import Fault, Reply, open_model_server
 pytestmark = pytest.mark.sdk
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
-
-
-def _harnesses() -> list[Any]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "localharness":
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _no_harness_left() -> Any:
-    assert _harnesses() == []
-    yield
-    assert _harnesses() == [], "a localharness process outlived its test"
 
 
 @asynccontextmanager

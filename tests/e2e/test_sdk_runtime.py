@@ -39,35 +39,12 @@ from agy_trio.errors import (
     SafetyBlocked,
 )
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from tests.sdk_support import harness_processes
 
 pytestmark = pytest.mark.sdk
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 SLOW_MARK = "a long answer"
-
-
-def _harnesses() -> list[Any]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "localharness":
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _no_harness_left() -> Any:
-    assert _harnesses() == []
-    yield
-    assert _harnesses() == [], "a localharness process outlived its test"
 
 
 def _responder(request: ChatRequest) -> Reply | None:
@@ -356,7 +333,7 @@ async def test_cancelled_agent_creation_leaves_no_harness(tmp_path: Path, server
             # Pooled: one harness while any agent lives, none otherwise.
             expected = min(len(rt.agents), 1)
             assert len(backend.harness_pids()) == expected, f"leak after {delay} s"
-            assert len(_harnesses()) == expected
+            assert len(harness_processes()) == expected
 
 
 # ---------------------------------------------------------------------------- failures

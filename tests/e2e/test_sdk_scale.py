@@ -25,22 +25,12 @@ import trio
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import AntigravityBackend
+from tests.sdk_support import harness_processes
 
 pytestmark = [pytest.mark.sdk, pytest.mark.scale]
 
 AGENTS = 1000
 PSS_LIMIT_MIB = 6 * 1024
-
-
-def _harnesses() -> list[Any]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "localharness":
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 @pytest.fixture
@@ -76,7 +66,7 @@ def model_server_url() -> Iterator[str]:
 
 def _pss_mib() -> float:
     total = psutil.Process().memory_full_info().pss
-    for harness in _harnesses():
+    for harness in harness_processes():
         total += harness.memory_full_info().pss
     return float(total) / 2**20
 
@@ -86,7 +76,7 @@ async def test_a_thousand_agents_two_turns_each(
 ) -> None:
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(name, raising=False)
-    assert _harnesses() == []
+    assert harness_processes() == []
     backend = AntigravityBackend(base_dir=tmp_path / "backend")
     config = RuntimeConfig(inter_agent_delay=0, chat_timeout=600)
     handles: list[Any] = [None] * AGENTS
@@ -123,5 +113,5 @@ async def test_a_thousand_agents_two_turns_each(
         assert pss <= PSS_LIMIT_MIB, f"{pss:.0f} MiB of PSS"
         assert sum(n for _, n in stats.harness_loads) == AGENTS
         assert len(stats.harness_loads) < AGENTS / 100  # shared harnesses, not one each
-    assert _harnesses() == [], "a harness outlived the runtime"
+    assert harness_processes() == [], "a harness outlived the runtime"
     assert backend.harness_pids() == []

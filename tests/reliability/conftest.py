@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .sdk_support import harness_processes
+from tests.sdk_support import harness_processes
 
 
 @pytest.fixture

@@ -23,8 +23,7 @@ from agy_trio import policy, tool
 from agy_trio.adapters.antigravity.config import UNGUARDED_BUILTINS, harness_tool_names
 from agy_trio.errors import ConfigError
 from agy_trio.testing import open_model_server
-
-from .sdk_support import harness_processes, local_agent, sdk_runtime
+from tests.sdk_support import harness_processes, local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 

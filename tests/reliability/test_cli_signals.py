@@ -15,25 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from tests.sdk_support import harnesses_under
+
 pytestmark = pytest.mark.sdk
-
-
-def _harnesses_under(root: Path) -> list[int]:
-    """Harness processes whose HOME lies under ``root``: the ones this run started."""
-    found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != "localharness":
-            continue
-        try:
-            home = proc.environ().get("HOME", "")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if home.startswith(str(root)):
-            found.append(proc.pid)
-    return found
 
 
 def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
@@ -69,7 +55,7 @@ def test_a_stop_signal_cleans_everything_up(tmp_path: Path, signum: int) -> None
     process, temp = _start(tmp_path)
     try:
         _wait_for_conversations(process, temp)
-        assert _harnesses_under(tmp_path) != []
+        assert harnesses_under(tmp_path) != []
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -79,7 +65,7 @@ def test_a_stop_signal_cleans_everything_up(tmp_path: Path, signum: int) -> None
     assert process.returncode == 128 + signum, stderr
     assert f"stopped by {signal.Signals(signum).name}" in stderr
     assert "Traceback" not in stderr
-    assert _harnesses_under(tmp_path) == []
+    assert harnesses_under(tmp_path) == []
     assert list(temp.iterdir()) == []
 
 
@@ -95,9 +81,9 @@ def test_sigkill_leaves_the_folder_but_no_harness(tmp_path: Path) -> None:
             process.communicate()
     # The kernel ends the harnesses with their parent; poll for them to be reaped.
     deadline = time.monotonic() + 30
-    while _harnesses_under(tmp_path) and time.monotonic() < deadline:
+    while harnesses_under(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _harnesses_under(tmp_path) == []
+    assert harnesses_under(tmp_path) == []
     # What SIGKILL leaves, as documented: the backend's folder and its databases.
     (left,) = temp.iterdir()
     assert left.name.startswith("agy-trio-antigravity-")

@@ -25,8 +25,7 @@ from agy_trio.adapters.antigravity.limits import (
 from agy_trio.core.content import normalize_content
 from agy_trio.errors import ConfigError, ContentTooLarge
 from agy_trio.testing import ChatRequest, Reply, open_model_server
-
-from .sdk_support import local_agent, sdk_runtime
+from tests.sdk_support import local_agent, sdk_runtime
 
 OPENAI = Endpoint.OPENAI_COMPATIBLE
 PNG = bytes.fromhex("89504e470d0a1a0a")  # a PNG signature is enough for the harness

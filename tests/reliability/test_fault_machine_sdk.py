@@ -32,9 +32,9 @@ from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.errors import BackendError, OperationTimeout, QuotaExceeded
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from tests.sdk_support import harness_processes
 
 from .fault_machine import FaultMachine, World, settled
-from .sdk_support import harness_processes
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 

@@ -17,8 +17,7 @@ import trio
 
 from agy_trio import RuntimeConfig
 from agy_trio.testing import ChatRequest, Reply, open_model_server
-
-from .sdk_support import local_agent, sdk_runtime
+from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 

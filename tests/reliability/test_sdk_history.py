@@ -18,8 +18,7 @@ import trio
 
 from agy_trio import StopReason
 from agy_trio.testing import open_model_server
-
-from .sdk_support import local_agent, sdk_runtime
+from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 

@@ -24,8 +24,7 @@ from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import RetryPolicy
 from agy_trio.errors import BackendError, EndpointUnreachable, OperationTimeout
 from agy_trio.testing import open_model_server
-
-from .sdk_support import sdk_runtime
+from tests.sdk_support import sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 

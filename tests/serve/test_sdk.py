@@ -13,7 +13,6 @@ from typing import Any
 import attrs
 import google.antigravity  # noqa: F401  (the README set-up installs the SDK)
 import httpx
-import psutil
 import pytest
 import trio
 from httpx_sse import connect_sse
@@ -22,6 +21,7 @@ import agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.serve import ServerAddress, serve
 from agy_trio.testing import Fault, ModelServer, open_model_server
+from tests.sdk_support import harness_processes, harnesses_under
 from tests.serve._helpers import FAST, chat_events, chat_in_task, create_agent, open_chat
 from tests.serve._process import offline_env, server_process
 
@@ -30,24 +30,13 @@ pytestmark = pytest.mark.sdk
 HOLD = "HOLD-THIS-ANSWER"
 
 
-def _harnesses() -> list[Any]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.name() == "localharness":
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
 @pytest.fixture(autouse=True)
 def _offline_and_no_harness_left(monkeypatch: pytest.MonkeyPatch) -> Any:
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(name, raising=False)
-    assert _harnesses() == []
+    assert harness_processes() == []
     yield
-    assert _harnesses() == [], "a localharness process outlived its test"
+    assert harness_processes() == [], "a localharness process outlived its test"
 
 
 @attrs.define
@@ -159,21 +148,6 @@ async def test_stopping_the_server_ends_live_streams_and_its_agents(tmp_path: Pa
         assert backend.harness_pids() == []
 
 
-def _harnesses_under(root: Path) -> list[int]:
-    """Harness processes whose HOME lies under ``root``: the ones this run started."""
-    found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != "localharness":
-            continue
-        try:
-            home = proc.environ().get("HOME", "")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if home.startswith(str(root)):
-            found.append(proc.pid)
-    return found
-
-
 def test_sigterm_tells_live_streams_and_leaves_no_harness(tmp_path: Path) -> None:
     # No endpoint given: the real SDK against the local model server, offline.
     argv = ["-m", "agy_trio", "serve", "--port", "0"]
@@ -186,7 +160,7 @@ def test_sigterm_tells_live_streams_and_leaves_no_harness(tmp_path: Path) -> Non
             fault = {"kind": "hang", "after_chunks": 3, "match": HOLD}
             client.post(f"{model_url.group(1)}/control/faults", json=fault).raise_for_status()
             agent_id = client.post("/v1/agents", json={}).json()["id"]
-            assert _harnesses_under(tmp_path) != []
+            assert harnesses_under(tmp_path) != []
             events = []
             with connect_sse(
                 client, "POST", f"/v1/agents/{agent_id}/chat", json={"prompt": f"{HOLD} now"}
@@ -201,5 +175,5 @@ def test_sigterm_tells_live_streams_and_leaves_no_harness(tmp_path: Path) -> Non
     assert events[-1].json()["type"] == "RuntimeClosed"
     assert server.process.returncode == 0, err
     assert out == "Server stopped.\n"
-    assert _harnesses_under(tmp_path) == []
+    assert harnesses_under(tmp_path) == []
     assert list((tmp_path / "tmp").iterdir()) == []

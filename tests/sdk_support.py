@@ -1,4 +1,4 @@
-"""What the real-SDK reliability tests share: offline fixtures and leak checks.
+"""What the real-SDK tests share: a runtime whose folders live under the test's, leak checks.
 
 Everything runs offline against :mod:`agy_trio.testing.model_server` on
 127.0.0.1; every folder the harness touches lives under the test's
@@ -20,6 +20,21 @@ from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import AntigravityBackend
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
+
+
+def harnesses_under(root: Path) -> list[int]:
+    """Harness processes whose HOME lies under ``root``: the ones a child process started."""
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "localharness":
+            continue
+        try:
+            home = proc.environ().get("HOME", "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if home.startswith(str(root)):
+            found.append(proc.pid)
+    return found
 
 
 def harness_processes() -> list[psutil.Process]:
