@@ -17,7 +17,6 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,14 @@ import pytest
 import trio
 
 import agy_trio
-from agy_trio import AgentConfig, RuntimeConfig, StopReason, policy, tool
-from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio import AgentConfig, StopReason, policy, tool
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgentNotFound, BackendError, ChannelClosed, QuotaExceeded
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
-FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 SLOW_MARK = "a long answer"
 LONG_ANSWER = "word " * 150  # 150 chunks of 5 characters, one every 20 ms: 3 s
 
@@ -52,20 +50,10 @@ async def server() -> AsyncIterator[Any]:
         yield model_server
 
 
-@asynccontextmanager
-async def pooled_runtime(
-    tmp_path: Path, **backend_options: Any
-) -> AsyncIterator[tuple[agy_trio.Runtime, AntigravityBackend]]:
-    base = tmp_path / "backend"
-    backend = AntigravityBackend(base_dir=base, **backend_options)
-    async with agy_trio.open_runtime(FAST, backend=backend) as runtime:
-        yield runtime, backend
-    assert list(base.iterdir()) == [], "the backend left its temporary folder behind"
-    assert backend.harness_pids() == []
+pooled_runtime = sdk_runtime
 
 
-def _config(server: Any, **changes: Any) -> AgentConfig:
-    return AgentConfig(model="agy-trio-local", base_url=server.url, **changes)
+_config = local_agent
 
 
 async def _create(rt: agy_trio.Runtime, configs: list[AgentConfig]) -> list[agy_trio.AgentHandle]:

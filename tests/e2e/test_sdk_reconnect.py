@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,13 @@ import pytest
 import trio
 import trio.lowlevel
 
-import agy_trio
-from agy_trio import AgentConfig, RuntimeConfig
-from agy_trio.adapters.antigravity import AntigravityBackend, ConnectionRetry, RetryPolicy
+from agy_trio import AgentConfig
+from agy_trio.adapters.antigravity import ConnectionRetry, RetryPolicy
 from agy_trio.errors import BackendError
 from agy_trio.testing import Fault, Reply, open_model_server
+from tests.sdk_support import sdk_runtime
 
 pytestmark = pytest.mark.sdk
-
-FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
-
-
-@asynccontextmanager
-async def sdk_runtime(
-    tmp_path: Path, **backend_options: Any
-) -> AsyncIterator[tuple[agy_trio.Runtime, AntigravityBackend]]:
-    backend = AntigravityBackend(base_dir=tmp_path / "backend", **backend_options)
-    async with agy_trio.open_runtime(FAST, backend=backend) as runtime:
-        yield runtime, backend
-    assert backend.harness_pids() == []
 
 
 def _config(url: str) -> AgentConfig:

@@ -17,7 +17,6 @@ import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ import trio
 import trio.lowlevel
 
 import agy_trio
-from agy_trio import AgentConfig, RuntimeConfig, StopReason, policy, tool
-from agy_trio.adapters.antigravity import AntigravityBackend, RetryPolicy
+from agy_trio import StopReason, policy, tool
+from agy_trio.adapters.antigravity import RetryPolicy
 from agy_trio.errors import (
     AgentNotFound,
     BackendError,
@@ -39,11 +38,10 @@ from agy_trio.errors import (
     SafetyBlocked,
 )
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
-from tests.sdk_support import harness_processes
+from tests.sdk_support import harness_processes, local_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
-FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 SLOW_MARK = "a long answer"
 
 
@@ -66,20 +64,7 @@ async def server() -> AsyncIterator[Any]:
         yield model_server
 
 
-@asynccontextmanager
-async def sdk_runtime(
-    tmp_path: Path, **backend_options: Any
-) -> AsyncIterator[tuple[agy_trio.Runtime, AntigravityBackend]]:
-    base = tmp_path / "backend"
-    backend = AntigravityBackend(base_dir=base, **backend_options)
-    async with agy_trio.open_runtime(FAST, backend=backend) as runtime:
-        yield runtime, backend
-    assert list(base.iterdir()) == [], "the backend left its temporary folder behind"
-    assert backend.harness_pids() == []
-
-
-def _config(server: Any, **changes: Any) -> AgentConfig:
-    return AgentConfig(model="agy-trio-local", base_url=server.url, **changes)
+_config = local_agent
 
 
 # ---------------------------------------------------------------------------- chat
