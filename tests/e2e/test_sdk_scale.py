@@ -1,9 +1,9 @@
 """A thousand real SDK agents on one machine: two turns each, every answer exact.
 
-About a minute on a 2-CPU machine and ~2.5 GiB of memory, so it is left out
-of the default run (``-m "not scale"`` in pyproject's ``addopts``); run it with
-``pytest -m scale``. The model server runs in a process of its own, as a real
-endpoint would. Folders and HOME live under ``tmp_path``.
+About 30 s on a 2-CPU machine and ~2.5 GiB of memory; it is part of the
+default run (``-m "not scale"`` leaves it out). The model server runs in a
+process of its own, as a real endpoint would. Folders and HOME live under
+``tmp_path``.
 """
 
 from __future__ import annotations
