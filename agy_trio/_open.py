@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from agy_trio.core.backend import Backend
-from agy_trio.core.runtime import Runtime, open_runtime_on
+from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import RuntimeConfig
+from agy_trio.core.supervisor import open_runtime_on
 from agy_trio.errors import ConfigError
 
 __all__ = ["default_backend", "open_runtime"]

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from agy_trio._open import open_runtime
 from agy_trio.core.backend import Backend
+from agy_trio.core.exception_groups import leaves
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.errors import AgyError
@@ -149,9 +150,7 @@ def run(
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
+    return leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
 
 
 # Signals that ask a command to stop: it cancels its work and cleans up.

@@ -45,7 +45,6 @@ from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.core.statistics import CommandStatistics, RuntimeStatistics
 from agy_trio.core.streaming import ChatResponse, StreamCounters, TurnStream
-from agy_trio.core.supervision import raise_unwrapped
 from agy_trio.errors import (
     AgentNotFound,
     AgyError,
@@ -56,7 +55,7 @@ from agy_trio.errors import (
     WrongThread,
 )
 
-__all__ = ["CommandStatistics", "Runtime", "RuntimeStatistics", "open_runtime_on"]
+__all__ = ["CommandStatistics", "Runtime", "RuntimeStatistics"]
 
 log = logging.getLogger("agy_trio.runtime")
 
@@ -330,6 +329,10 @@ class Runtime(metaclass=NoPublicConstructor):
             quota_hits=self._quota_hits,
             stream_events=self._counters.events,
         )
+
+    def _services(self) -> tuple[Callable[[], Awaitable[None]], ...]:
+        """The runtime's own long-running tasks: the dispatch loop and the watchdog."""
+        return (self._dispatch_loop, self._deadlines.watch)
 
     # ------------------------------------------------------------------ submission
 
@@ -837,74 +840,3 @@ def _running_trio_token() -> trio.lowlevel.TrioToken | None:
         return trio.lowlevel.current_trio_token()
     except RuntimeError:
         return None
-
-
-def _validate(config: RuntimeConfig | None) -> RuntimeConfig:
-    if config is None:
-        return RuntimeConfig()
-    if not isinstance(config, RuntimeConfig):
-        raise ConfigError(f"expected a RuntimeConfig, got {type(config).__name__}")
-    return config
-
-
-async def _serve(service: Callable[[], Awaitable[None]], scopes: list[trio.CancelScope]) -> None:
-    """Run one of the runtime's own services until the runtime cancels its scope."""
-    with trio.CancelScope(shield=True) as scope:
-        scopes.append(scope)
-        await service()
-
-
-@asynccontextmanager
-async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> AsyncIterator[Runtime]:
-    """Run a :class:`Runtime` over ``backend`` for the duration of the block.
-
-    This is the backend-agnostic core of :func:`agy_trio.open_runtime`. An
-    exception raised by the block comes out as itself, not wrapped in an
-    exception group by the runtime's nurseries.
-
-    Raises:
-        ChannelClosed: A backend host thread crashed (raised on exit).
-        OperationTimeout: A backend host thread did not exit in time (raised on exit).
-    """
-    config = _validate(config)
-    if config.log_level is not None:
-        logging.getLogger("agy_trio").setLevel(config.log_level)
-    body_error: BaseException | None = None
-    shutdown_error: BaseException | None = None
-    try:
-        async with trio.open_nursery() as service_nursery:
-            await backend.start(service_nursery)
-            try:
-                async with trio.open_nursery() as work_nursery:
-                    runtime = Runtime._create(config, backend, work_nursery)
-                    # Shielded: cancelling the scope around the block must not
-                    # stop the runtime serving the block's own way out (an
-                    # agent's `async with` shutting it down) before it closes.
-                    services: list[trio.CancelScope] = []
-                    work_nursery.start_soon(_serve, runtime._dispatch_loop, services)
-                    work_nursery.start_soon(_serve, runtime._deadlines.watch, services)
-                    try:
-                        yield runtime
-                    except BaseException as exc:
-                        body_error = exc
-                        raise
-                    finally:
-                        with trio.CancelScope(shield=True):
-                            await runtime.aclose()
-                        for scope in services:
-                            scope.cancel()
-                        work_nursery.cancel_scope.cancel()
-            finally:
-                with trio.CancelScope(shield=True):
-                    try:
-                        await backend.aclose()
-                    except Exception as exc:
-                        shutdown_error = exc
-                        log.error("backend did not close cleanly: %r", exc)
-                service_nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if body_error is not None:
-            raise_unwrapped(group, body_error)
-        raise
-    if shutdown_error is not None:
-        raise shutdown_error

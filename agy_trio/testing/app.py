@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 import trio
@@ -43,6 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from agy_trio._sockets import bound_socket
+from agy_trio.core.exception_groups import raise_lone_leaf
 from agy_trio.testing._exchange import (
     BadRequest,
     Delivery,
@@ -504,17 +505,8 @@ async def open_model_server(
     except BaseExceptionGroup as group:
         # The server's own tasks end cleanly, so a group holding one exception
         # carries the body's: re-raise it as the body raised it.
-        if len(group.exceptions) == 1:
-            _reraise_unwrapped(group.exceptions[0])
+        raise_lone_leaf(group)
         raise
-
-
-def _reraise_unwrapped(error: BaseException) -> NoReturn:
-    context = error.__context__
-    try:
-        raise error
-    finally:
-        error.__context__ = context
 
 
 async def run_model_server(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["leaves", "raise_unwrapped"]
+__all__ = ["leaves", "raise_lone_leaf", "raise_unwrapped"]
 
 
 def leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -27,3 +27,20 @@ def raise_unwrapped(group: BaseExceptionGroup[BaseException], error: BaseExcepti
     """
     if leaves(group) == [error]:
         raise error from None
+
+
+def raise_lone_leaf(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the one exception inside ``group`` (nested groups flattened), if it holds one.
+
+    For a context manager whose own tasks end cleanly: a group with a single
+    exception then carries its body's, which goes back to the caller as the
+    body raised it (its ``__context__`` kept).
+    """
+    found = leaves(group)
+    if len(found) == 1:
+        error = found[0]
+        context = error.__context__
+        try:
+            raise error
+        finally:
+            error.__context__ = context
