@@ -93,6 +93,10 @@ class Turn:
         # Whether the prompt has reached the SDK: from then on it is part of
         # the conversation, which the caller was promised when the turn started.
         self.sent = False
+        # Set once the harness has recorded the prompt (its user step came
+        # back): halting the turn before that can drop the prompt from the
+        # conversation, so a cancel waits for it (bounded, see ACK_GRACE).
+        self.acknowledged = asyncio.Event()
         self.usage = Usage()
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
         # tool wrapper to pick them up (the SDK calls the tool without its id).
@@ -421,14 +425,18 @@ class TurnRunner:
         # chunks hide the system steps that report a truncated or refused answer.
         await conv.send(content)
         turn.sent = True
+        halting: asyncio.Task[None] | None = None
         if turn.cancel_requested:
             # Cancelled while the prompt was being sent: the SDK's earlier halt
-            # (if any) concerned no turn, so halt this one now.
-            await self.conversation.halt()
+            # (if any) concerned no turn, so halt this one once it is recorded.
+            halting = asyncio.get_running_loop().create_task(self._halt_when_recorded(turn))
         watch = UnreachableWatch(self.context.unreachable_timeout, self.conversation.halt)
         pump = StepPump(self, turn, watch)
+        user = load_sdk().types.StepSource.USER
         try:
             async for step in conv.receive_steps():
+                if step.source == user:
+                    turn.acknowledged.set()
                 await pump.step(step)
             await pump.flush()
         except ChannelClosed as exc:
@@ -439,10 +447,19 @@ class TurnRunner:
             raise
         finally:
             await watch.close()
+            if halting is not None:
+                halting.cancel()
+                await asyncio.wait([halting])
         if watch.error is not None:
             raise watch.error
         turn.usage = usage_of(conv.last_turn_usage)
         return stop_reason(conv._last_turn_stop_reason)
+
+    async def _halt_when_recorded(self, turn: Turn) -> None:
+        """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(turn.acknowledged.wait(), ACK_GRACE)
+        await self.conversation.halt()
 
     async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:
         """The backend's own cancel: stop ``turns`` (default: all) and wait until they are over.
@@ -463,7 +480,11 @@ class TurnRunner:
             if turn is current:
                 for tool_task in list(turn.tool_tasks):
                     tool_task.cancel()
-                await self.conversation.halt()
+                if turn.sent:
+                    await self._halt_when_recorded(turn)
+                else:
+                    # Not sent yet: the attempt sends it, then halts (see _attempt).
+                    await self.conversation.halt()
             elif turn.task is not None:
                 turn.task.cancel()
         tasks = {t.task for t in pending if t.task is not None}
@@ -472,6 +493,10 @@ class TurnRunner:
             task.cancel()
         if stuck:
             await asyncio.wait(stuck)
+
+
+ACK_GRACE = 2.0
+"""Seconds a cancel waits for the harness to record a sent prompt before it halts anyway."""
 
 
 def _harness_lost(exc: BaseException) -> bool:
