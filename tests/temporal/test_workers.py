@@ -8,6 +8,7 @@ with SIGKILL in the middle of a turn, stopped with SIGTERM, and replaced.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -168,18 +169,21 @@ async def test_a_429_seen_by_one_worker_backs_the_other_off(cluster: Cluster) ->
         # Only the other worker is left to run the next turn of another agent.
         assert cluster.stop(saw_it) == 0
         other = cluster.workers[0]
+        backoff_left = status.resume_at - time.time()
         answer = await second.chat("hello after the 429")
         assert await answer.text() == "You said: hello after the 429"
         assert await response.text() == "You said: quota-x: hello"
 
         record = (await backend.conversation_state(second.conversation_id)).records[-1]
         assert record.workers == [cluster.queue_of(other)]
-        assert record.quota_wait > 0
+        if backoff_left > 1:
+            # The backoff was still on when the other worker got the turn: it waited.
+            assert record.quota_wait > 0
         requests = cluster.model.requests()
         hit = next(r for r in requests if "quota-x" in json.dumps(r["body"]))
         after = next(r for r in requests if "hello after the 429" in json.dumps(r["body"]))
-        # Retry-After is whole seconds, counted by the workflow from when it heard of the hit;
-        # 20 s leaves the stop of the worker that saw it (up to its grace) well inside.
+        # Retry-After is whole seconds, counted by the workflow from when it heard of the hit:
+        # whenever the other worker got the turn, it did not ask before the backoff ended.
         assert float(str(after["received_at"])) >= float(str(hit["received_at"])) + 19
     cluster.ensure_workers(2)
 
