@@ -22,32 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 import trio
 
+from agy_trio import errors
 from agy_trio.adapters.aio_host import AioHost, AsyncioHost
 from agy_trio.adapters.hosted import HostedSession
 from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core import events
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part, content_text
-from agy_trio.core.events import (
-    ChatEvent,
-    Message,
-    StopReason,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    TurnEnd,
-    Usage,
-)
-from agy_trio.errors import (
-    AgentNotFound,
-    AgyError,
-    BackendError,
-    ChannelClosed,
-    ConfigError,
-    MaxTokensReached,
-    PolicyDenied,
-    QuotaExceeded,
-    SafetyBlocked,
-)
 
 if TYPE_CHECKING:
     from agy_trio.core.settings import AgentConfig
@@ -127,7 +108,9 @@ _FAULT_KINDS = ("quota", "server", "safety", "max_tokens", "connection")
 
 def _known_fault(_instance: object, _attribute: object, kind: str) -> None:
     if kind not in _FAULT_KINDS:
-        raise ConfigError(f"must be one of {', '.join(_FAULT_KINDS)}; got {kind!r}", field="kind")
+        raise errors.ConfigError(
+            f"must be one of {', '.join(_FAULT_KINDS)}; got {kind!r}", field="kind"
+        )
 
 
 @attrs.frozen
@@ -160,7 +143,7 @@ class Turn:
     """One scripted turn: its steps, played in order, and the usage to report."""
 
     steps: tuple[Step, ...] = attrs.field(converter=_as_steps)
-    usage: Usage | None = None
+    usage: events.Usage | None = None
 
 
 Responder: TypeAlias = Callable[[str, str, int], Turn]
@@ -209,20 +192,20 @@ def classify_error(exc: BaseException) -> BaseException:
     a look-alike class that merely shares a name is treated as an unknown
     error and wrapped in :class:`BackendError`.
     """
-    if isinstance(exc, AgyError):
+    if isinstance(exc, errors.AgyError):
         return exc
     if isinstance(exc, ScriptedQuotaError):
-        return QuotaExceeded(str(exc), retry_after=exc.retry_after)
+        return errors.QuotaExceeded(str(exc), retry_after=exc.retry_after)
     if isinstance(exc, ScriptedServerError):
-        return BackendError(str(exc), status=exc.status)
+        return errors.BackendError(str(exc), status=exc.status)
     if isinstance(exc, ScriptedSafetyError):
-        return SafetyBlocked(str(exc))
+        return errors.SafetyBlocked(str(exc))
     if isinstance(exc, ScriptedMaxTokensError):
-        return MaxTokensReached(str(exc))
+        return errors.MaxTokensReached(str(exc))
     if isinstance(exc, ScriptedConnectionError):
-        return ChannelClosed(str(exc))
+        return errors.ChannelClosed(str(exc))
     if isinstance(exc, Exception):
-        return BackendError(f"{type(exc).__name__}: {exc}")
+        return errors.BackendError(f"{type(exc).__name__}: {exc}")
     return exc
 
 
@@ -258,10 +241,10 @@ class _AgentState:
 
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
-        self.history: list[Message] = []
+        self.history: list[events.Message] = []
         self.turns = 0
-        self.total = Usage()
-        self.last = Usage()
+        self.total = events.Usage()
+        self.last = events.Usage()
         self.last_response: str | None = None
         self.compactions: list[int] = []
 
@@ -296,11 +279,11 @@ class _AgentRuntime:
     # -- turns
 
     async def start_turn(
-        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
+        self, parts: Sequence[Part], bridge: StreamBridge[events.ChatEvent] | None
     ) -> asyncio.Task[None]:
         """Start a turn; returns its task once the turn holds the agent's turn slot."""
         if self.closed:
-            raise ChannelClosed(f"agent {self.agent_id} is shut down")
+            raise errors.ChannelClosed(f"agent {self.agent_id} is shut down")
         self.idle.clear()
         prompt = content_text(parts)
         index = self.backend._next_turn_index(self.agent_id)
@@ -313,7 +296,7 @@ class _AgentRuntime:
         if started is None:
             # The turn is committed now: its prompt joins the conversation at
             # once, so a caller told the turn started always finds it there.
-            self.state.history.append(Message("user", prompt))
+            self.state.history.append(events.Message("user", prompt))
         task = loop.create_task(self._play(prompt, turn, bridge, started))
         self.turn_tasks.add(task)
         task.add_done_callback(functools.partial(self._turn_done, bridge))
@@ -334,13 +317,15 @@ class _AgentRuntime:
                 task.cancel()
                 await asyncio.wait([task])
                 raise
-            raise BackendError("the turn was cancelled before it started") from None
+            raise errors.BackendError("the turn was cancelled before it started") from None
         return task
 
-    def _turn_done(self, bridge: StreamBridge[ChatEvent] | None, task: asyncio.Task[None]) -> None:
+    def _turn_done(
+        self, bridge: StreamBridge[events.ChatEvent] | None, task: asyncio.Task[None]
+    ) -> None:
         if bridge is not None and not bridge.finished:
             # Cancelled before its first step: _play never ran to end the stream.
-            bridge.put_nowait(TurnEnd(Usage(), StopReason.CANCELLED))
+            bridge.put_nowait(events.TurnEnd(events.Usage(), events.StopReason.CANCELLED))
             bridge.finish()
         self.turn_tasks.discard(task)
         if not self.turn_tasks:
@@ -350,7 +335,7 @@ class _AgentRuntime:
         self,
         prompt: str,
         turn: Turn,
-        bridge: StreamBridge[ChatEvent] | None,
+        bridge: StreamBridge[events.ChatEvent] | None,
         started: asyncio.Future[None] | None,
     ) -> None:
         try:
@@ -363,7 +348,7 @@ class _AgentRuntime:
             if started is not None and not started.done():
                 started.cancel()
             if bridge is not None:
-                bridge.put_nowait(TurnEnd(Usage(), StopReason.CANCELLED))
+                bridge.put_nowait(events.TurnEnd(events.Usage(), events.StopReason.CANCELLED))
                 bridge.finish()
             raise
         except BaseException as exc:
@@ -377,16 +362,21 @@ class _AgentRuntime:
             self.current = None
 
     async def _play_locked(
-        self, prompt: str, turn: Turn, bridge: StreamBridge[ChatEvent] | None, *, recorded: bool
+        self,
+        prompt: str,
+        turn: Turn,
+        bridge: StreamBridge[events.ChatEvent] | None,
+        *,
+        recorded: bool,
     ) -> None:
         state = self.state
         if not recorded:
-            state.history.append(Message("user", prompt))
+            state.history.append(events.Message("user", prompt))
         observes_turns = self.services.observes_turns
         if observes_turns:
             await self.host.call_trio(self.services.turn_started)
         text: list[str] = []
-        calls: list[ToolCall] = []
+        calls: list[events.ToolCall] = []
         output_words = 0
         for step in turn.steps:
             if type(step) is Say:
@@ -395,16 +385,16 @@ class _AgentRuntime:
                         await asyncio.sleep(step.delay)
                     text.append(piece)
                     if bridge is not None:
-                        await bridge.put(TextDelta(piece))
+                        await bridge.put(events.TextDelta(piece))
                 output_words += len(step.text.split())
             elif type(step) is Think:
                 if bridge is not None:
-                    await bridge.put(ThoughtDelta(step.text))
+                    await bridge.put(events.ThoughtDelta(step.text))
             elif type(step) is CallTool:
                 call = await self._call_tool(step)
                 calls.append(call)
                 state.history.append(
-                    Message("tool", repr(call.result) if call.error is None else call.error)
+                    events.Message("tool", repr(call.result) if call.error is None else call.error)
                 )
                 if bridge is not None:
                     await bridge.put(call)
@@ -417,8 +407,10 @@ class _AgentRuntime:
             elif type(step) is Fail:
                 raise _fault(step)
         answer = "".join(text)
-        usage = turn.usage or Usage(input_tokens=len(prompt.split()), output_tokens=output_words)
-        state.history.append(Message("assistant", answer, tuple(calls)))
+        usage = turn.usage or events.Usage(
+            input_tokens=len(prompt.split()), output_tokens=output_words
+        )
+        state.history.append(events.Message("assistant", answer, tuple(calls)))
         state.turns += 1
         state.last = usage
         state.total = state.total + usage
@@ -426,18 +418,18 @@ class _AgentRuntime:
         if observes_turns:
             await self.host.call_trio(self.services.turn_ended)
         if bridge is not None:
-            bridge.put_nowait(TurnEnd(usage, StopReason.END_TURN))
+            bridge.put_nowait(events.TurnEnd(usage, events.StopReason.END_TURN))
             bridge.finish()
 
-    async def _call_tool(self, step: CallTool) -> ToolCall:
+    async def _call_tool(self, step: CallTool) -> events.ToolCall:
         arguments = dict(step.arguments)
         try:
             result = await self.host.call_trio(self.services.call_tool, step.name, arguments)
-        except PolicyDenied as exc:
-            return ToolCall(step.name, arguments, error=f"denied: {exc.reason}")
+        except errors.PolicyDenied as exc:
+            return events.ToolCall(step.name, arguments, error=f"denied: {exc.reason}")
         except Exception as exc:
-            return ToolCall(step.name, arguments, error=f"{type(exc).__name__}: {exc}")
-        return ToolCall(step.name, arguments, result=result)
+            return events.ToolCall(step.name, arguments, error=f"{type(exc).__name__}: {exc}")
+        return events.ToolCall(step.name, arguments, result=result)
 
     async def cancel_turns(self, turns: Sequence[asyncio.Task[None]] | None) -> None:
         """The backend's own cancel: stop ``turns`` (None: every turn) and wait for them."""
@@ -460,16 +452,16 @@ class _AgentRuntime:
     async def wait_for_idle(self) -> None:
         await self.idle.wait()
 
-    async def history(self) -> list[Message]:
+    async def history(self) -> list[events.Message]:
         return list(self.state.history)
 
     async def turn_count(self) -> int:
         return self.state.turns
 
-    async def total_usage(self) -> Usage:
+    async def total_usage(self) -> events.Usage:
         return self.state.total
 
-    async def last_turn_usage(self) -> Usage:
+    async def last_turn_usage(self) -> events.Usage:
         return self.state.last
 
     async def clear_history(self) -> None:
@@ -594,14 +586,14 @@ class ScriptedBackend:
             state = self._saved.pop(conversation_id, None)
             if state is None:
                 await trio.lowlevel.checkpoint()
-                raise AgentNotFound(f"no saved conversation {conversation_id!r} to resume")
+                raise errors.AgentNotFound(f"no saved conversation {conversation_id!r} to resume")
         else:
             state = _AgentState(f"scripted-{next(self._conversation_ids)}")
         agent = _AgentRuntime(self, agent_id, state, services, self.host)
         # Creation fails like every command once the host is gone.
         await trio.lowlevel.checkpoint()
         if not self.host.alive:
-            raise ChannelClosed(f"{self.host.name}: the asyncio host is not running")
+            raise errors.ChannelClosed(f"{self.host.name}: the asyncio host is not running")
         self._agents[agent_id] = agent
         return _ScriptedSession(agent, self._high_water, self._batch_max)
 
@@ -614,7 +606,10 @@ class ScriptedBackend:
                 await asyncio.gather(*(a.close() for a in agents), return_exceptions=True)
 
             # Bounded: a loop stuck in a blocking call must not hang shutdown.
-            with trio.move_on_after(self._shutdown_timeout), contextlib.suppress(ChannelClosed):
+            with (
+                trio.move_on_after(self._shutdown_timeout),
+                contextlib.suppress(errors.ChannelClosed),
+            ):
                 await self.host.run(close_all)
         for agent in agents:
             self._forget(agent, keep_state=True)

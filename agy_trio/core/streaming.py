@@ -9,16 +9,9 @@ from typing import Protocol, final
 
 import trio
 
+# The module under another name: ChatResponse has a method called ``events``.
+from agy_trio.core import events as chat_events
 from agy_trio.core.construction import NoPublicConstructor
-from agy_trio.core.events import (
-    ChatEvent,
-    StopReason,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    TurnEnd,
-    Usage,
-)
 
 __all__ = ["ChatResponse", "StreamCounters", "TurnStream"]
 
@@ -31,7 +24,7 @@ class TurnStream(Protocol):
     when the consumer falls behind (backpressure).
     """
 
-    async def receive_batch(self) -> Sequence[ChatEvent]:
+    async def receive_batch(self) -> Sequence[chat_events.ChatEvent]:
         """Wait for the next non-empty batch of events.
 
         Raises:
@@ -40,7 +33,7 @@ class TurnStream(Protocol):
         """
 
     @property
-    def usage(self) -> Usage | None:
+    def usage(self) -> chat_events.Usage | None:
         """The turn's token usage from its final event, once it ended normally; else None."""
 
     def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
@@ -133,13 +126,13 @@ class ChatResponse(metaclass=NoPublicConstructor):
         self._on_end = on_end
         self._cancel_timeout = cancel_timeout
         self._forced_error: BaseException | None = None
-        self._pending: collections.deque[ChatEvent] = collections.deque()
+        self._pending: collections.deque[chat_events.ChatEvent] = collections.deque()
         self._text_parts: list[str] = []
         # Created on first use: most turns have neither.
         self._thoughts: list[str] | None = None
-        self._tool_calls: list[ToolCall] | None = None
-        self._usage: Usage | None = None
-        self._stop_reason: StopReason | None = None
+        self._tool_calls: list[chat_events.ToolCall] | None = None
+        self._usage: chat_events.Usage | None = None
+        self._stop_reason: chat_events.StopReason | None = None
         self._error: BaseException | None = None
         self._finished = False
         self._reading = False
@@ -157,17 +150,17 @@ class ChatResponse(metaclass=NoPublicConstructor):
         return list(self._thoughts or ())
 
     @property
-    def tool_calls(self) -> list[ToolCall]:
+    def tool_calls(self) -> list[chat_events.ToolCall]:
         """Tool calls made during the turn so far, with their outcomes."""
         return list(self._tool_calls or ())
 
     @property
-    def usage(self) -> Usage | None:
+    def usage(self) -> chat_events.Usage | None:
         """The turn's token usage, once the turn has ended."""
         return self._usage
 
     @property
-    def stop_reason(self) -> StopReason | None:
+    def stop_reason(self) -> chat_events.StopReason | None:
         """Why the turn ended, once it has."""
         return self._stop_reason
 
@@ -203,13 +196,13 @@ class ChatResponse(metaclass=NoPublicConstructor):
         pending = self._pending
         while pending:
             event = pending.popleft()
-            if type(event) is TextDelta:
+            if type(event) is chat_events.TextDelta:
                 self._text_parts.append(event.text)
                 return event.text
             self._absorb(event)
         return None
 
-    async def events(self) -> AsyncIterator[ChatEvent]:
+    async def events(self) -> AsyncIterator[chat_events.ChatEvent]:
         """Iterate every remaining event of the turn, ending with :class:`TurnEnd`."""
         pending = self._pending
         while True:
@@ -276,18 +269,18 @@ class ChatResponse(metaclass=NoPublicConstructor):
         self._pending.extend(batch)
         return True
 
-    def _absorb(self, event: ChatEvent) -> ChatEvent:
+    def _absorb(self, event: chat_events.ChatEvent) -> chat_events.ChatEvent:
         kind = type(event)
-        if kind is TextDelta:
+        if kind is chat_events.TextDelta:
             self._text_parts.append(event.text)  # type: ignore[union-attr]
-        elif kind is TurnEnd:
+        elif kind is chat_events.TurnEnd:
             self._usage = event.usage  # type: ignore[union-attr]
             self._stop_reason = event.stop_reason  # type: ignore[union-attr]
-        elif kind is ThoughtDelta:
+        elif kind is chat_events.ThoughtDelta:
             if self._thoughts is None:
                 self._thoughts = []
             self._thoughts.append(event.text)  # type: ignore[union-attr]
-        elif kind is ToolCall:
+        elif kind is chat_events.ToolCall:
             if self._tool_calls is None:
                 self._tool_calls = []
             self._tool_calls.append(event)  # type: ignore[arg-type]
@@ -300,7 +293,7 @@ class ChatResponse(metaclass=NoPublicConstructor):
         self._finished = True
         if error is not None and self._error is None:
             self._error = error
-            self._stop_reason = StopReason.ERROR
+            self._stop_reason = chat_events.StopReason.ERROR
         on_end, self._on_end = self._on_end, None  # once; and no cycle with the runtime's turn
         if on_end is not None:
             # Synchronously, before the reader sees the error: a caller that

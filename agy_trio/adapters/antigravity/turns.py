@@ -37,36 +37,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+# Named apart from agy_trio.core.events, which this module uses too.
+from agy_trio.adapters.antigravity import events as sdk_events
 from agy_trio.adapters.antigravity.config import Endpoint
-from agy_trio.adapters.antigravity.errors import (
-    classify_error,
-    describe,
-    is_cancellation,
-    is_fatal,
-)
-from agy_trio.adapters.antigravity.events import (
-    ThoughtSplitter,
-    refusal,
-    sdk_content,
-    stop_reason,
-    tool_name,
-    usage_of,
-)
+from agy_trio.adapters.antigravity.errors import classify_error, describe, is_cancellation, is_fatal
 from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.core import events
 from agy_trio.core.content import Part
-from agy_trio.core.events import (
-    ChatEvent,
-    StopReason,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    TurnEnd,
-    Usage,
-)
 from agy_trio.errors import AgyError, ChannelClosed
 
 __all__ = ["StepPump", "Turn", "TurnRunner"]
@@ -82,7 +63,7 @@ class Turn:
         bridge: Where its events go (None: nobody reads them).
     """
 
-    def __init__(self, content: list[Any], bridge: StreamBridge[ChatEvent] | None) -> None:
+    def __init__(self, content: list[Any], bridge: StreamBridge[events.ChatEvent] | None) -> None:
         self.content = content
         self.bridge = bridge
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -97,7 +78,7 @@ class Turn:
         # back): halting the turn before that can drop the prompt from the
         # conversation, so a cancel waits for it (bounded, see ACK_GRACE).
         self.acknowledged = asyncio.Event()
-        self.usage = Usage()
+        self.usage = events.Usage()
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
         # tool wrapper to pick them up (the SDK calls the tool without its id).
         self.pending_ids: dict[str, collections.deque[str | None]] = collections.defaultdict(
@@ -107,13 +88,13 @@ class Turn:
         # Set when the harness reports a truncated or blocked answer.
         self.refusal: AgyError | None = None
 
-    async def emit(self, event: ChatEvent) -> None:
+    async def emit(self, event: events.ChatEvent) -> None:
         """Stream ``event``, waiting while the reader is behind."""
         self.produced = True
         if self.bridge is not None:
             await self.bridge.put(event)
 
-    def emit_nowait(self, event: ChatEvent) -> None:
+    def emit_nowait(self, event: events.ChatEvent) -> None:
         """Stream ``event`` without waiting (a tool outcome)."""
         # Tool outcomes come from the SDK's tool tasks, not from the turn's
         # pump: they skip backpressure so that the bridge keeps one producer
@@ -122,10 +103,10 @@ class Turn:
         if self.bridge is not None:
             self.bridge.put_nowait(event)
 
-    def end(self, stop: StopReason) -> None:
+    def end(self, stop: events.StopReason) -> None:
         """End the stream with a :class:`TurnEnd`."""
         if self.bridge is not None:
-            self.bridge.put_nowait(TurnEnd(self.usage, stop))
+            self.bridge.put_nowait(events.TurnEnd(self.usage, stop))
             self.bridge.finish()
 
     def fail(self, error: BaseException) -> None:
@@ -166,7 +147,7 @@ class StepPump:
         self.watch = watch
         self.seen_calls: set[str] = set()
         inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
-        self.splitter = ThoughtSplitter() if inline_thoughts else None
+        self.splitter = sdk_events.ThoughtSplitter() if inline_thoughts else None
 
     async def step(self, step: Any) -> None:
         """Stream what one SDK step adds."""
@@ -176,7 +157,7 @@ class StepPump:
             return  # the harness's retry after a refusal, until our halt lands
         if step.status == t.StepStatus.ERROR:
             if step.source == t.StepSource.SYSTEM and turn.refusal is None:
-                reported = refusal(step.error or "")
+                reported = sdk_events.refusal(step.error or "")
                 if reported is not None:
                     turn.refusal = reported
                     await self.runner.conversation.halt()
@@ -187,7 +168,7 @@ class StepPump:
             self.watch.answered()
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
             if step.thinking_delta:
-                await turn.emit(ThoughtDelta(step.thinking_delta))
+                await turn.emit(events.ThoughtDelta(step.thinking_delta))
             if step.content_delta:
                 await self.text(step.content_delta)
         for call in step.tool_calls:
@@ -195,26 +176,30 @@ class StepPump:
                 if call.id in self.seen_calls:
                     continue
                 self.seen_calls.add(call.id)
-            name = tool_name(call.name)
+            name = sdk_events.tool_name(call.name)
             if name in self.runner.bridge.tools:
                 # Our wrapper reports the call with its outcome once it ran.
                 turn.pending_ids[name].append(call.id)
             else:
-                await turn.emit(ToolCall(name, dict(call.args), call.id))
+                await turn.emit(events.ToolCall(name, dict(call.args), call.id))
 
     async def text(self, text: str) -> None:
         """Stream answer text, its inline reasoning split off."""
         if self.splitter is None:
-            await self.turn.emit(TextDelta(text))
+            await self.turn.emit(events.TextDelta(text))
             return
         for is_thought, piece in self.splitter.feed(text):
-            await self.turn.emit(ThoughtDelta(piece) if is_thought else TextDelta(piece))
+            await self.turn.emit(
+                events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
+            )
 
     async def flush(self) -> None:
         """Stream what the reasoning splitter held back, at the end of the attempt."""
         if self.splitter is not None:
             for is_thought, piece in self.splitter.flush():
-                await self.turn.emit(ThoughtDelta(piece) if is_thought else TextDelta(piece))
+                await self.turn.emit(
+                    events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
+                )
 
 
 class TurnRunner:
@@ -239,7 +224,7 @@ class TurnRunner:
         self.agent_id = conversation.agent_id
         self.turns: set[Turn] = set()
         self.current: Turn | None = None
-        self.last_usage = Usage()
+        self.last_usage = events.Usage()
         self._lock: asyncio.Lock | None = None
         self._idle: asyncio.Event | None = None
 
@@ -252,12 +237,12 @@ class TurnRunner:
         return self._lock, self._idle
 
     async def start_turn(
-        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
+        self, parts: Sequence[Part], bridge: StreamBridge[events.ChatEvent] | None
     ) -> Turn:
         """Queue a turn; return once it holds the agent's turn slot."""
         _, idle = self.loop_state()
         self.recovery.check_open()
-        turn = Turn(sdk_content(parts), bridge)
+        turn = Turn(sdk_events.sdk_content(parts), bridge)
         task = asyncio.get_running_loop().create_task(self._run_turn(turn))
         turn.task = task
         self.turns.add(turn)
@@ -295,7 +280,7 @@ class TurnRunner:
         except asyncio.CancelledError:
             if not turn.started.done():
                 turn.started.cancel()
-            turn.end(StopReason.CANCELLED)
+            turn.end(events.StopReason.CANCELLED)
             raise
         except BaseException as exc:
             if not turn.started.done():
@@ -349,7 +334,7 @@ class TurnRunner:
         await self.bridge.turn_ended(hooks_ran)
         turn.end(stop)
 
-    async def _attempts(self, turn: Turn) -> StopReason:
+    async def _attempts(self, turn: Turn) -> events.StopReason:
         content: list[Any] | None = turn.content
         retry, reconnect = self.context.retry, self.context.connection_retry
         attempt = reconnects = 0
@@ -415,7 +400,7 @@ class TurnRunner:
                 # saved history (tool results included) without repeating it.
                 content = None if turn.produced else turn.content
 
-    async def _attempt(self, turn: Turn, content: list[Any] | None) -> StopReason:
+    async def _attempt(self, turn: Turn, content: list[Any] | None) -> events.StopReason:
         conv = await self.recovery.ready()
         if turn.cancel_requested and turn.sent:
             raise _Cancelled("the turn was cancelled before it was tried again")
@@ -452,8 +437,8 @@ class TurnRunner:
                 await asyncio.wait([halting])
         if watch.error is not None:
             raise watch.error
-        turn.usage = usage_of(conv.last_turn_usage)
-        return stop_reason(conv._last_turn_stop_reason)
+        turn.usage = sdk_events.usage_of(conv.last_turn_usage)
+        return sdk_events.stop_reason(conv._last_turn_stop_reason)
 
     async def _halt_when_recorded(self, turn: Turn) -> None:
         """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later)."""
@@ -509,4 +494,4 @@ def _end_cancelled(turn: Turn) -> None:
     if turn.refusal is not None:
         turn.fail(turn.refusal)
     else:
-        turn.end(StopReason.CANCELLED)
+        turn.end(events.StopReason.CANCELLED)

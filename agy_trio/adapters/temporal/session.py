@@ -24,16 +24,9 @@ import trio
 
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.adapters.temporal import messages
 from agy_trio.adapters.temporal.convert import event_of, message_of, parts_data, usage_of
 from agy_trio.adapters.temporal.errors import classify, execute_update, rebuild_error
-from agy_trio.adapters.temporal.messages import (
-    MessageData,
-    Segment,
-    TurnRequest,
-    TurnStatus,
-    UsageData,
-    conversation_workflow_id,
-)
 from agy_trio.adapters.temporal.segments import canonical, extends, new_segments
 from agy_trio.core import commands as cmds
 from agy_trio.core.commands import Command, WorkCancelled
@@ -146,7 +139,7 @@ class TemporalSession:
     @property
     def workflow_id(self) -> str:
         """The id of the workflow that holds the agent."""
-        return conversation_workflow_id(self._conversation_id)
+        return messages.conversation_workflow_id(self._conversation_id)
 
     # ------------------------------------------------------------------ commands (Trio thread)
 
@@ -209,10 +202,10 @@ class TemporalSession:
     async def _start_turn(self, parts: Sequence[Part], stream: TemporalTurnStream | None) -> str:
         """Submit a turn; return its id once it holds the agent (asyncio)."""
         turn_id = uuid.uuid4().hex
-        request = TurnRequest(turn_id, parts_data(parts))
+        request = messages.TurnRequest(turn_id, parts_data(parts))
         try:
-            status: TurnStatus = await execute_update(
-                self.handle, "submit_turn", request, result_type=TurnStatus
+            status: messages.TurnStatus = await execute_update(
+                self.handle, "submit_turn", request, result_type=messages.TurnStatus
             )
         except asyncio.CancelledError:
             # The caller gave up. The turn may have reached the workflow anyway:
@@ -222,7 +215,7 @@ class TemporalSession:
             )
             if withdrawn is not False:
                 raise
-            status = TurnStatus(turn_id, "running")
+            status = messages.TurnStatus(turn_id, "running")
         if status.state == "cancelled" and not status.segments and status.stop_reason is None:
             raise BackendError("the turn was cancelled before it started")
         if stream is not None:
@@ -235,9 +228,9 @@ class TemporalSession:
     async def _follow(self, stream: TemporalTurnStream) -> None:
         """Feed a turn's stream: heartbeat details while it runs, then its end."""
         turn_id, bridge = stream.turn_id, stream._bridge
-        emitted: list[Segment] = []
+        emitted: list[messages.Segment] = []
         waiter = asyncio.ensure_future(
-            execute_update(self.handle, "wait_turn", turn_id, result_type=TurnStatus)
+            execute_update(self.handle, "wait_turn", turn_id, result_type=messages.TurnStatus)
         )
         try:
             while not waiter.done():
@@ -274,15 +267,18 @@ class TemporalSession:
         bridge.finish()
 
     async def _emit(
-        self, bridge: StreamBridge[ChatEvent], emitted: list[Segment], shown: Sequence[Segment]
-    ) -> list[Segment]:
+        self,
+        bridge: StreamBridge[ChatEvent],
+        emitted: list[messages.Segment],
+        shown: Sequence[messages.Segment],
+    ) -> list[messages.Segment]:
         visible = canonical(shown)
         fresh = new_segments(emitted, visible)
         for segment in fresh:
             await bridge.put(event_of(segment))
         return visible if extends(visible, emitted) else emitted
 
-    async def _shown(self, turn_id: str) -> list[Segment] | None:
+    async def _shown(self, turn_id: str) -> list[messages.Segment] | None:
         """What the running attempt of a turn has shown, from its last heartbeat."""
         client = self.backend.client
         description = await self.handle.describe()
@@ -290,7 +286,7 @@ class TemporalSession:
         for pending in description.raw_description.pending_activities:
             if pending.activity_id.startswith(prefix) and pending.heartbeat_details.payloads:
                 [segments] = await client.data_converter.decode(
-                    pending.heartbeat_details.payloads, [list[Segment]]
+                    pending.heartbeat_details.payloads, [list[messages.Segment]]
                 )
                 return list(segments)
         return None
@@ -305,9 +301,9 @@ class TemporalSession:
         from temporalio.common import QueryRejectCondition
 
         hints: dict[str, Any] = {
-            "history": list[MessageData],
-            "total_usage": UsageData,
-            "last_turn_usage": UsageData,
+            "history": list[messages.MessageData],
+            "total_usage": messages.UsageData,
+            "last_turn_usage": messages.UsageData,
             "compaction_indices": list[int],
             "turn_count": int,
             "last_response": str | None,

@@ -26,28 +26,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from agy_trio.adapters.temporal.messages import (
-        ACTIVITY_FORGET,
-        ACTIVITY_RUN_TURN,
-        CONVERSATION_WORKFLOW,
-        RETRYABLE_KINDS,
-        AgentSetup,
-        ConversationSnapshot,
-        ConversationState,
-        MessageData,
-        Segment,
-        ToolClaim,
-        ToolClaimRequest,
-        ToolDone,
-        ToolRecord,
-        TurnFailure,
-        TurnOutcome,
-        TurnRecord,
-        TurnRequest,
-        TurnStatus,
-        TurnTask,
-        UsageData,
-    )
+    from agy_trio.adapters.temporal import messages
     from agy_trio.adapters.temporal.segments import canonical, segments_text
 
 __all__ = ["ConversationWorkflow"]
@@ -61,7 +40,7 @@ _FORGET_TIMEOUT = timedelta(seconds=10)
 class _Turn:
     """A turn as the workflow tracks it."""
 
-    def __init__(self, request: TurnRequest) -> None:
+    def __init__(self, request: messages.TurnRequest) -> None:
         self.request = request
         self.turn_id = request.turn_id
         self.state = "queued"
@@ -69,20 +48,20 @@ class _Turn:
         self.workers: list[str] = []
         self.quota_wait = 0.0
         self.cancel_requested = False
-        self.handle: workflow.ActivityHandle[TurnOutcome] | None = None
-        self.shown: list[Segment] = []
-        self.tools: dict[str, tuple[int, ToolRecord | None]] = {}
-        self.segments: list[Segment] = []
-        self.usage = UsageData()
+        self.handle: workflow.ActivityHandle[messages.TurnOutcome] | None = None
+        self.shown: list[messages.Segment] = []
+        self.tools: dict[str, tuple[int, messages.ToolRecord | None]] = {}
+        self.segments: list[messages.Segment] = []
+        self.usage = messages.UsageData()
         self.stop_reason: str | None = None
-        self.error: TurnFailure | None = None
+        self.error: messages.TurnFailure | None = None
 
     @property
     def final(self) -> bool:
         return self.state in _FINAL
 
-    def status(self) -> TurnStatus:
-        return TurnStatus(
+    def status(self) -> messages.TurnStatus:
+        return messages.TurnStatus(
             turn_id=self.turn_id,
             state=self.state,
             segments=list(self.segments if self.final else self.shown),
@@ -92,40 +71,40 @@ class _Turn:
         )
 
 
-def _prompt_text(request: TurnRequest) -> str:
+def _prompt_text(request: messages.TurnRequest) -> str:
     return "\n".join(part.text for part in request.parts if part.text)
 
 
-def _failure(error: ApplicationError) -> TurnFailure:
+def _failure(error: ApplicationError) -> messages.TurnFailure:
     if error.details:
         try:
-            failure: TurnFailure = value_to_type(TurnFailure, error.details[0])
+            failure: messages.TurnFailure = value_to_type(messages.TurnFailure, error.details[0])
         except (TypeError, ValueError, KeyError):
             pass
         else:
             return failure
-    return TurnFailure(kind=error.type or "BackendError", message=error.message)
+    return messages.TurnFailure(kind=error.type or "BackendError", message=error.message)
 
 
-def _heartbeat_segments(error: TemporalTimeout) -> list[Segment] | None:
+def _heartbeat_segments(error: TemporalTimeout) -> list[messages.Segment] | None:
     details = error.last_heartbeat_details
     if not details:
         return None
     try:
-        segments: list[Segment] = value_to_type(list[Segment], details[0])
+        segments: list[messages.Segment] = value_to_type(list[messages.Segment], details[0])
     except (TypeError, ValueError, KeyError):
         return None
     return segments
 
 
-@workflow.defn(name=CONVERSATION_WORKFLOW)
+@workflow.defn(name=messages.CONVERSATION_WORKFLOW)
 class ConversationWorkflow:
     """One agent: its settings, its transcript and its turns."""
 
     @workflow.init
-    def __init__(self, setup: AgentSetup) -> None:
+    def __init__(self, setup: messages.AgentSetup) -> None:
         self._setup = setup
-        self._state = setup.state if setup.state is not None else ConversationState()
+        self._state = setup.state if setup.state is not None else messages.ConversationState()
         self._queue: deque[_Turn] = deque()
         self._turns: dict[str, _Turn] = {}
         self._current: _Turn | None = None
@@ -139,7 +118,7 @@ class ConversationWorkflow:
     # ------------------------------------------------------------------ the main loop
 
     @workflow.run
-    async def run(self, setup: AgentSetup) -> ConversationState:
+    async def run(self, setup: messages.AgentSetup) -> messages.ConversationState:
         """Play queued turns one at a time until the agent is shut down."""
         del setup
         while True:
@@ -179,18 +158,18 @@ class ConversationWorkflow:
         self._turns_this_run += 1
         turn.state = "running"
         history_length = len(state.transcript)
-        state.transcript.append(MessageData("user", _prompt_text(turn.request)))
+        state.transcript.append(messages.MessageData("user", _prompt_text(turn.request)))
         deadline = workflow.now() + timedelta(seconds=setup.turn_timeout)
-        outcome: TurnOutcome | None = None
+        outcome: messages.TurnOutcome | None = None
         while not turn.cancel_requested:
             remaining = (deadline - workflow.now()).total_seconds()
             if remaining <= 0:
-                turn.error = TurnFailure(
+                turn.error = messages.TurnFailure(
                     "OperationTimeout", "the turn ran out of time", duration=setup.turn_timeout
                 )
                 break
             if turn.attempts >= setup.max_attempts:
-                turn.error = TurnFailure(
+                turn.error = messages.TurnFailure(
                     "ChannelClosed",
                     f"the turn was lost {turn.attempts} times with the workers running it",
                     segments=turn.shown,
@@ -199,7 +178,7 @@ class ConversationWorkflow:
             turn.attempts += 1
             queue = state.holder or setup.task_queue
             sticky = queue != setup.task_queue
-            task = TurnTask(
+            task = messages.TurnTask(
                 workflow_id=workflow.info().workflow_id,
                 conversation_id=setup.conversation_id,
                 turn_id=turn.turn_id,
@@ -211,9 +190,9 @@ class ConversationWorkflow:
                 turn_timeout=remaining,
             )
             turn.handle = workflow.start_activity(
-                ACTIVITY_RUN_TURN,
+                messages.ACTIVITY_RUN_TURN,
                 task,
-                result_type=TurnOutcome,
+                result_type=messages.TurnOutcome,
                 task_queue=queue,
                 activity_id=f"{turn.turn_id}.{turn.attempts}",
                 schedule_to_start_timeout=(
@@ -264,7 +243,7 @@ class ConversationWorkflow:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(lambda: turn.cancel_requested, timeout=delay)
                 return True
-            if failure.kind in RETRYABLE_KINDS:
+            if failure.kind in messages.RETRYABLE_KINDS:
                 state.holder = None
                 return True
             turn.error = failure
@@ -273,10 +252,10 @@ class ConversationWorkflow:
             # Cancelled by its worker's shutdown, not by us.
             state.holder = None
             return True
-        turn.error = TurnFailure("BackendError", f"the turn failed: {cause or error}")
+        turn.error = messages.TurnFailure("BackendError", f"the turn failed: {cause or error}")
         return False
 
-    def _finish(self, turn: _Turn, outcome: TurnOutcome | None) -> None:
+    def _finish(self, turn: _Turn, outcome: messages.TurnOutcome | None) -> None:
         state = self._state
         self._current = None
         state.revision += 1
@@ -284,7 +263,7 @@ class ConversationWorkflow:
             segments = canonical(outcome.segments)
             text = segments_text(segments)
             calls = [s.tool for s in segments if s.kind == "tool" and s.tool is not None]
-            state.transcript.append(MessageData("assistant", text, calls))
+            state.transcript.append(messages.MessageData("assistant", text, calls))
             state.turns += 1
             state.last_usage = outcome.usage
             state.total_usage = state.total_usage.plus(outcome.usage)
@@ -309,7 +288,9 @@ class ConversationWorkflow:
             turn.stop_reason = "error"
             turn.state = "failed"
         state.records.append(
-            TurnRecord(turn.turn_id, turn.state, turn.attempts, turn.workers, turn.quota_wait)
+            messages.TurnRecord(
+                turn.turn_id, turn.state, turn.attempts, turn.workers, turn.quota_wait
+            )
         )
         del state.records[:-_KEPT_RECORDS]
         self._forget_old_turns()
@@ -337,7 +318,7 @@ class ConversationWorkflow:
     # ------------------------------------------------------------------ updates
 
     @workflow.update
-    async def submit_turn(self, request: TurnRequest) -> TurnStatus:
+    async def submit_turn(self, request: messages.TurnRequest) -> messages.TurnStatus:
         """Queue a turn; answer once it holds the agent (its prompt is in the history)."""
         turn = _Turn(request)
         self._turns[turn.turn_id] = turn
@@ -346,7 +327,7 @@ class ConversationWorkflow:
         return turn.status()
 
     @submit_turn.validator
-    def _validate_submit(self, request: TurnRequest) -> None:
+    def _validate_submit(self, request: messages.TurnRequest) -> None:
         if self._ending:
             raise ValueError("the agent is shutting down")
         if request.turn_id in self._turns or request.turn_id in self._withdrawn:
@@ -371,7 +352,7 @@ class ConversationWorkflow:
         return False
 
     @workflow.update
-    async def wait_turn(self, turn_id: str) -> TurnStatus:
+    async def wait_turn(self, turn_id: str) -> messages.TurnStatus:
         """Answer once the turn is over, with everything it showed."""
         turn = self._turns.get(turn_id)
         if turn is None:
@@ -408,7 +389,7 @@ class ConversationWorkflow:
         state.lineage = f"{state.revision}:-"
 
     @workflow.update
-    def claim_tool(self, request: ToolClaimRequest) -> ToolClaim:
+    def claim_tool(self, request: messages.ToolClaimRequest) -> messages.ToolClaim:
         """Say whether an attempt may run a tool call (at most once per call)."""
         turn = self._current
         if (
@@ -423,11 +404,11 @@ class ConversationWorkflow:
         known = turn.tools.get(request.key)
         if known is None:
             turn.tools[request.key] = (request.attempt, None)
-            return ToolClaim("run")
+            return messages.ToolClaim("run")
         _owner, record = known
         if record is not None:
-            return ToolClaim("done", record)
-        return ToolClaim("unknown")
+            return messages.ToolClaim("done", record)
+        return messages.ToolClaim("unknown")
 
     @workflow.update
     async def end(self, how: str) -> None:
@@ -440,7 +421,7 @@ class ConversationWorkflow:
         if how == "delete" and holder is not None:
             try:
                 await workflow.execute_activity(
-                    ACTIVITY_FORGET,
+                    messages.ACTIVITY_FORGET,
                     self._setup.conversation_id,
                     task_queue=holder,
                     schedule_to_start_timeout=timedelta(seconds=self._setup.sticky_timeout),
@@ -455,7 +436,7 @@ class ConversationWorkflow:
     # ------------------------------------------------------------------ signals
 
     @workflow.signal
-    def tool_done(self, done: ToolDone) -> None:
+    def tool_done(self, done: messages.ToolDone) -> None:
         """Record how a tool call ended, so that a retried turn reuses it."""
         turn = self._turns.get(done.turn_id)
         if turn is None:
@@ -474,24 +455,26 @@ class ConversationWorkflow:
     # ------------------------------------------------------------------ queries
 
     @workflow.query
-    def snapshot(self) -> ConversationSnapshot:
+    def snapshot(self) -> messages.ConversationSnapshot:
         """What a worker needs to rebuild the conversation."""
         state = self._state
-        return ConversationSnapshot(self._setup.settings, list(state.transcript), state.lineage)
+        return messages.ConversationSnapshot(
+            self._setup.settings, list(state.transcript), state.lineage
+        )
 
     @workflow.query
-    def turn_status(self, turn_id: str) -> TurnStatus | None:
+    def turn_status(self, turn_id: str) -> messages.TurnStatus | None:
         """Where a turn is (None: unknown or long finished)."""
         turn = self._turns.get(turn_id)
         return None if turn is None else turn.status()
 
     @workflow.query
-    def state(self) -> ConversationState:
+    def state(self) -> messages.ConversationState:
         """The whole state (history, counters, holder, recent turn records)."""
         return self._state
 
     @workflow.query
-    def history(self) -> list[MessageData]:
+    def history(self) -> list[messages.MessageData]:
         """The conversation so far."""
         return list(self._state.transcript)
 
@@ -501,12 +484,12 @@ class ConversationWorkflow:
         return self._state.turns
 
     @workflow.query
-    def total_usage(self) -> UsageData:
+    def total_usage(self) -> messages.UsageData:
         """Usage over all turns."""
         return self._state.total_usage
 
     @workflow.query
-    def last_turn_usage(self) -> UsageData:
+    def last_turn_usage(self) -> messages.UsageData:
         """Usage of the last completed turn."""
         return self._state.last_usage
 
