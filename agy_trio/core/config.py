@@ -5,40 +5,9 @@ in :mod:`agy_trio.core.serialization`; this module gathers both, so
 ``from agy_trio.core.config import AgentConfig, to_json`` keeps working.
 """
 
-from agy_trio.core.serialization import (
-    converter,
-    from_json,
-    from_toml,
-    structure,
-    to_json,
-    to_toml,
-    unstructure,
-)
-from agy_trio.core.settings import (
-    CHAT_TIMEOUT_ENV,
-    DEFAULT_CHAT_TIMEOUT,
-    OPERATION_TIMEOUT_MARGIN,
-    REMOVED_RUNTIME_FIELDS,
-    SECRET,
-    AgentConfig,
-    RuntimeConfig,
-    default_chat_timeout,
-)
+from agy_trio.core import serialization, settings
+from agy_trio.core.serialization import *  # noqa: F403  (the facade re-exports both modules whole)
+from agy_trio.core.settings import *  # noqa: F403
 
-__all__ = [
-    "CHAT_TIMEOUT_ENV",
-    "DEFAULT_CHAT_TIMEOUT",
-    "OPERATION_TIMEOUT_MARGIN",
-    "REMOVED_RUNTIME_FIELDS",
-    "SECRET",
-    "AgentConfig",
-    "RuntimeConfig",
-    "converter",
-    "default_chat_timeout",
-    "from_json",
-    "from_toml",
-    "structure",
-    "to_json",
-    "to_toml",
-    "unstructure",
-]
+# The two lists are the modules' own, so a name added there is exported here too.
+__all__ = [*settings.__all__, *serialization.__all__]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Callable, Sequence
-from types import TracebackType
 from typing import Protocol, final
 
 import trio
@@ -68,7 +67,7 @@ class StreamCounters:
 
 
 @final
-class ChatResponse(metaclass=NoPublicConstructor):
+class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
     """The answer to one :meth:`AgentHandle.chat` call, streamed as it is produced.
 
     Iterate it (``async for delta in response``) for the answer's text deltas,
@@ -338,11 +337,3 @@ class ChatResponse(metaclass=NoPublicConstructor):
         # Garbage-collected unread: let the turn finish without a reader.
         if not self._finished:
             self._stream.release()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
