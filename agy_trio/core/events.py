@@ -41,12 +41,9 @@ class Usage:
         return self.input_tokens + self.output_tokens + self.thinking_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.thinking_tokens + other.thinking_tokens,
-            self.cached_tokens + other.cached_tokens,
-        )
+        # Field by field, so a counter added to the class is summed too.
+        mine, theirs = attrs.astuple(self), attrs.astuple(other)
+        return Usage(*(a + b for a, b in zip(mine, theirs, strict=True)))
 
 
 class StopReason(enum.Enum):

@@ -38,6 +38,7 @@ from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.events import StopReason
+from agy_trio.core.fan_out import each_within
 from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.policy import PolicySet
@@ -822,11 +823,7 @@ class Runtime(metaclass=NoPublicConstructor):
             except Exception:
                 _logger(record.agent_id, "shutdown_agent").exception("agent shutdown failed")
 
-        with trio.move_on_after(timeout) as scope:
-            async with trio.open_nursery() as nursery:
-                for record in records:
-                    nursery.start_soon(end, record)
-        if scope.cancelled_caught:
+        if not await each_within(timeout, end, records):
             log.error("agents did not shut down within %g s", timeout)
 
 

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
+from agy_trio.core.fan_out import each_within
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import (
@@ -320,11 +321,7 @@ class _Service:
             with contextlib.suppress(AgentNotFound, RuntimeClosed):
                 await self.runtime.agent(agent_id).shutdown()
 
-        with trio.move_on_after(grace) as scope:
-            async with trio.open_nursery() as nursery:
-                for agent_id in created:
-                    nursery.start_soon(end, agent_id)
-        if scope.cancelled_caught:
+        if not await each_within(grace, end, created):
             log.warning("agents created over HTTP did not shut down within %g s", grace)
 
 

@@ -12,6 +12,7 @@ that the client, the workflow and the worker spell them once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,13 +97,9 @@ class UsageData:
     cached_tokens: int = 0
 
     def plus(self, other: UsageData) -> UsageData:
-        """The sum of two usages."""
-        return UsageData(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.thinking_tokens + other.thinking_tokens,
-            self.cached_tokens + other.cached_tokens,
-        )
+        """The sum of two usages, field by field."""
+        mine, theirs = dataclasses.astuple(self), dataclasses.astuple(other)
+        return UsageData(*(a + b for a, b in zip(mine, theirs, strict=True)))
 
 
 @dataclass
