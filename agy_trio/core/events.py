@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any, TypeAlias
 
 import attrs
@@ -16,6 +17,7 @@ __all__ = [
     "ToolCall",
     "TurnEnd",
     "Usage",
+    "json_safe",
 ]
 
 
@@ -113,3 +115,17 @@ class Message:
     role: str
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` if JSON can carry it, else its ``repr``.
+
+    A tool's arguments and result may be any Python object; where they must
+    cross a JSON wire (the HTTP API, Temporal's history) what JSON cannot
+    carry is sent as its repr rather than failing the turn.
+    """
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

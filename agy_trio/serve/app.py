@@ -32,6 +32,7 @@ from agy_trio.core.agent import AgentHandle
 from agy_trio.core.fan_out import each_within
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
+from agy_trio.core.validation import positive_int
 from agy_trio.errors import (
     AgentNotFound,
     AgyError,
@@ -368,14 +369,7 @@ def create_app(
         )
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise ConfigError("must be a non-empty string or None", field="token")
-    if (
-        isinstance(max_body_bytes, bool)
-        or not isinstance(max_body_bytes, int)
-        or max_body_bytes < 1
-    ):
-        raise ConfigError(
-            f"must be a positive integer, got {max_body_bytes!r}", field="max_body_bytes"
-        )
+    positive_int(max_body_bytes, "max_body_bytes")
     service = _Service(runtime, token, defaults)
 
     @contextlib.asynccontextmanager

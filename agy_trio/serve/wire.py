@@ -11,14 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from agy_trio.core.events import (
-    ChatEvent,
-    StopReason,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    Usage,
-)
+from agy_trio.core import events
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
 
 __all__ = [
@@ -103,45 +96,38 @@ def encode_event(name: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {name}\ndata: {payload}\n\n".encode()
 
 
-def _jsonable(value: Any) -> Any:
-    # A tool may return anything; what JSON cannot carry is sent as its repr.
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
-
-
-def event_for(event: ChatEvent) -> bytes | None:
+def event_for(event: events.ChatEvent) -> bytes | None:
     """The server-sent event for a stream event; None for a turn's end (see :func:`done_event`)."""
     kind = type(event)
-    if kind is TextDelta:
-        assert isinstance(event, TextDelta)
+    if kind is events.TextDelta:
+        assert isinstance(event, events.TextDelta)
         return encode_event("delta", {"text": event.text})
-    if kind is ThoughtDelta:
-        assert isinstance(event, ThoughtDelta)
+    if kind is events.ThoughtDelta:
+        assert isinstance(event, events.ThoughtDelta)
         return encode_event("thought", {"text": event.text})
-    if kind is ToolCall:
-        assert isinstance(event, ToolCall)
+    if kind is events.ToolCall:
+        assert isinstance(event, events.ToolCall)
         return encode_event(
             "tool_call",
             {
                 "name": event.name,
-                "arguments": _jsonable(event.arguments),
-                "result": _jsonable(event.result),
+                "arguments": events.json_safe(event.arguments),
+                "result": events.json_safe(event.result),
                 "error": event.error,
             },
         )
     return None
 
 
-def done_event(stop_reason: StopReason | None, text: str, usage: Usage | None) -> bytes:
+def done_event(
+    stop_reason: events.StopReason | None, text: str, usage: events.Usage | None
+) -> bytes:
     """The ``done`` event that ends a turn: why it stopped, its whole text, its usage."""
-    usage = usage or Usage()
+    usage = usage or events.Usage()
     return encode_event(
         "done",
         {
-            "stop_reason": (stop_reason or StopReason.END_TURN).value,
+            "stop_reason": (stop_reason or events.StopReason.END_TURN).value,
             "text": text,
             "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
         },

@@ -29,7 +29,7 @@ from agy_trio.adapters.temporal.session import TemporalSession
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.commands import WorkCancelled
 from agy_trio.core.settings import default_chat_timeout
-from agy_trio.core.validation import positive_number
+from agy_trio.core.validation import positive_int, positive_number
 from agy_trio.errors import AgentNotFound, AgyError, ChannelClosed, ConfigError
 
 if TYPE_CHECKING:
@@ -123,20 +123,8 @@ class TemporalBackend:
         self.poll_interval = positive_number(poll_interval, "poll_interval")
         self.heartbeat_timeout = positive_number(heartbeat_timeout, "heartbeat_timeout")
         self.sticky_timeout = positive_number(sticky_timeout, "sticky_timeout")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ConfigError(
-                f"must be an integer >= 1, got {max_attempts!r}", field="max_attempts"
-            )
-        self.max_attempts = max_attempts
-        if (
-            isinstance(turns_per_run, bool)
-            or not isinstance(turns_per_run, int)
-            or turns_per_run < 1
-        ):
-            raise ConfigError(
-                f"must be an integer >= 1, got {turns_per_run!r}", field="turns_per_run"
-            )
-        self.turns_per_run = turns_per_run
+        self.max_attempts = positive_int(max_attempts, "max_attempts")
+        self.turns_per_run = positive_int(turns_per_run, "turns_per_run")
         self.stream_high_water = stream_high_water
         self.stream_batch_max = stream_batch_max
         self.connect_timeout = positive_number(connect_timeout, "connect_timeout")

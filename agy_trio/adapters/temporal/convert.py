@@ -23,10 +23,10 @@ from agy_trio.core.events import (
     ThoughtDelta,
     ToolCall,
     Usage,
+    json_safe,
 )
 
 __all__ = [
-    "as_json",
     "event_of",
     "message_of",
     "parts_data",
@@ -76,15 +76,6 @@ def usage_of(data: UsageData) -> Usage:
     return Usage(data.input_tokens, data.output_tokens, data.thinking_tokens, data.cached_tokens)
 
 
-def as_json(value: Any) -> Any:
-    """``value`` if it survives a JSON round trip unchanged in kind, else its ``repr``."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
-
-
 def tool_key(turn_id: str, name: str, arguments: Mapping[str, Any], occurrence: int) -> str:
     """What identifies a tool call across attempts of one turn.
 
@@ -92,7 +83,7 @@ def tool_key(turn_id: str, name: str, arguments: Mapping[str, Any], occurrence: 
     tool (``AgentServices.call_tool`` gets a name and arguments only); a call
     is the ``occurrence``-th call of ``name`` with these arguments in the turn.
     """
-    encoded = json.dumps(as_json(dict(arguments)), sort_keys=True, default=repr)
+    encoded = json.dumps(json_safe(dict(arguments)), sort_keys=True, default=repr)
     digest = hashlib.sha256(encoded.encode()).hexdigest()[:16]
     return f"{turn_id}:{name}:{digest}:{occurrence}"
 
@@ -114,9 +105,9 @@ def segment_of(event: ChatEvent, key: str = "") -> Segment | None:
         record = ToolRecord(
             key=key,
             name=event.name,
-            arguments=as_json(dict(event.arguments)),
+            arguments=json_safe(dict(event.arguments)),
             call_id=event.call_id,
-            result=as_json(event.result),
+            result=json_safe(event.result),
             error=event.error,
         )
         return Segment("tool", tool=record)

@@ -53,7 +53,6 @@ from agy_trio.adapters.temporal.conversations import (
     replay_instructions,
 )
 from agy_trio.adapters.temporal.convert import (
-    as_json,
     parts_of,
     segment_of,
     usage_data,
@@ -77,7 +76,7 @@ from agy_trio.adapters.temporal.messages import (
     worker_queue,
 )
 from agy_trio.core.calling import run_callable
-from agy_trio.core.events import ToolCall
+from agy_trio.core.events import ToolCall, json_safe
 from agy_trio.core.quota import key_fingerprint
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
 
@@ -568,7 +567,7 @@ class TurnService:
                     f"tool {original.name} was started by an earlier attempt of this turn "
                     "whose worker stopped; it is not run again"
                 )
-            record = ToolRecord(key=key, name=original.name, arguments=as_json(arguments))
+            record = ToolRecord(key=key, name=original.name, arguments=json_safe(arguments))
             try:
                 result = await run_callable(
                     call, in_thread=original.blocking, is_async=original.is_async
@@ -582,7 +581,7 @@ class TurnService:
                         ToolDone(task.turn_id, task.attempt, record),
                     )
                 raise
-            record.result = as_json(result)
+            record.result = json_safe(result)
             with trio.CancelScope(shield=True):
                 await self.host.run(
                     self._tool_done,
