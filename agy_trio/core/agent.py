@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, final
 
+import attrs
 import trio
 
 from agy_trio.core import commands as cmds
@@ -36,6 +37,7 @@ class CommandSink(Protocol):
 
 
 @final
+@attrs.frozen(eq=False, repr=False)
 class AgentHandle(metaclass=NoPublicConstructor):
     """A handle on one agent of a runtime.
 
@@ -50,39 +52,27 @@ class AgentHandle(metaclass=NoPublicConstructor):
     Handles are created by :meth:`Runtime.create_agent` and
     :meth:`Runtime.open_agent`, not by hand. ``async with handle:`` shuts the
     agent down on exit, like :meth:`aclose`.
+
+    Attributes:
+        agent_id: The runtime's id for this agent.
+        config: The configuration the agent was created with.
+        conversation_id: The backend's conversation id: pass it in
+            ``AgentConfig`` to resume.
     """
 
-    __slots__ = ("_agent_id", "_config", "_conversation_id", "_runtime")
-
-    def __init__(
-        self, agent_id: str, config: AgentConfig, conversation_id: str, runtime: CommandSink
-    ) -> None:
-        self._agent_id = agent_id
-        self._config = config
-        self._conversation_id = conversation_id
-        self._runtime = runtime
+    # Read-only (frozen); compared by identity (eq=False), so handles can be
+    # kept in sets and dicts.
+    agent_id: str
+    config: AgentConfig
+    conversation_id: str
+    _runtime: CommandSink
 
     def __repr__(self) -> str:
-        return f"<AgentHandle {self._agent_id} conversation={self._conversation_id}>"
-
-    @property
-    def agent_id(self) -> str:
-        """The runtime's id for this agent."""
-        return self._agent_id
-
-    @property
-    def config(self) -> AgentConfig:
-        """The configuration the agent was created with."""
-        return self._config
-
-    @property
-    def conversation_id(self) -> str:
-        """The backend's conversation id: pass it in ``AgentConfig`` to resume."""
-        return self._conversation_id
+        return f"<AgentHandle {self.agent_id} conversation={self.conversation_id}>"
 
     def _do(self, spec: cmds.CommandSpec[T], *args: Any) -> Awaitable[T]:
         # Not a coroutine itself: the caller awaits the runtime's directly.
-        return self._runtime._submit(cmds.Command(spec, self._agent_id, args))
+        return self._runtime._submit(cmds.Command(spec, self.agent_id, args))
 
     # ------------------------------------------------------------------ turns
 
@@ -205,7 +195,7 @@ class AgentHandle(metaclass=NoPublicConstructor):
         """Start shutting the agent down without waiting. Never raises, never blocks."""
         # The contract is "never raises": a refused or failed submission is dropped.
         with contextlib.suppress(Exception):
-            self._runtime._submit_nowait(cmds.Command(cmds.SHUTDOWN_AGENT, self._agent_id))
+            self._runtime._submit_nowait(cmds.Command(cmds.SHUTDOWN_AGENT, self.agent_id))
 
     async def delete(self) -> None:
         """Stop the agent and drop its conversation and all its saved state."""

@@ -29,6 +29,7 @@ from agy_trio.errors import ConfigError
 
 __all__ = [
     "attrs_validator",
+    "instance_of",
     "is_number",
     "non_negative_number",
     "optional",
@@ -129,6 +130,22 @@ def unicode_text(value: object, field: str) -> str:
             field=field,
         )
     return value
+
+
+def instance_of(kind: type[_T]) -> Callable[[Any, str], _T]:
+    """A check that the value is an instance of ``kind``.
+
+    Args:
+        kind: The class the value must be an instance of.
+    """
+
+    def check_instance(value: object, field: str) -> _T:
+        if not isinstance(value, kind):
+            raise ConfigError(f"must be a {kind.__name__}, got {value!r}", field=field)
+        return value
+
+    check_instance.__name__ = f"instance_of_{kind.__name__}"
+    return check_instance
 
 
 def optional(check: Callable[[Any, str], _T]) -> Callable[[Any, str], _T | None]:

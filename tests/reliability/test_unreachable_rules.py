@@ -68,4 +68,4 @@ def test_retry_policy_retries_unreachable_unless_told_not_to() -> None:
 def test_unreachable_timeout_must_be_a_positive_number(value: object) -> None:
     with pytest.raises(ConfigError, match="unreachable_timeout"):
         AntigravityBackend(unreachable_timeout=value)  # type: ignore[arg-type]
-    assert AntigravityBackend().unreachable_timeout == 10.0
+    assert AntigravityBackend().settings.unreachable_timeout == 10.0

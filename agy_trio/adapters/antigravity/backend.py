@@ -32,7 +32,7 @@ from agy_trio.adapters.antigravity.config import (
     config_classes,
     validate_conversation_id,
 )
-from agy_trio.adapters.antigravity.context import BackendContext, Counters
+from agy_trio.adapters.antigravity.context import AgentSettings, BackendContext, Counters
 from agy_trio.adapters.antigravity.errors import classify_error, describe
 from agy_trio.adapters.antigravity.harness import (
     HarnessRegistry,
@@ -47,7 +47,6 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.session import AntigravitySession
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
 from agy_trio.core.backend import AgentServices
-from agy_trio.core.validation import positive_number
 from agy_trio.errors import ChannelClosed, ConfigError, OperationTimeout
 
 if TYPE_CHECKING:
@@ -130,6 +129,11 @@ class AntigravityBackend:
             rather than the harness retrying on its own until ``chat_timeout``.
             A :class:`RetryPolicy` retries it.
 
+    Attributes:
+        settings: The options above that the agents follow (retry, graces,
+            timeouts, stream sizes), checked once here.
+        limits: ``agents_per_harness`` and ``harness_processes``.
+
     Raises:
         AntigravityNotInstalled: The SDK is not installed (a ConfigError and
             ImportError whose message says ``pip install 'agy-trio[antigravity]'``).
@@ -157,22 +161,17 @@ class AntigravityBackend:
         threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ConfigError(f"must be an integer >= 1, got {threads!r}", field="host_threads")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ConfigError(f"must be a RetryPolicy or None, got {retry!r}", field="retry")
-        self.retry = retry
-        if connection_retry is not None and not isinstance(connection_retry, ConnectionRetry):
-            raise ConfigError(
-                f"must be a ConnectionRetry or None, got {connection_retry!r}",
-                field="connection_retry",
-            )
-        self.connection_retry = connection_retry
+        self.settings = AgentSettings(
+            retry,
+            connection_retry,
+            shutdown_grace,
+            cancel_grace,
+            unreachable_timeout,
+            stream_high_water,
+            stream_batch_max,
+        )
         self.base_dir = os.fspath(base_dir) if base_dir is not None else None
-        self.stream_high_water = stream_high_water
-        self.stream_batch_max = stream_batch_max
-        self.shutdown_grace = positive_number(shutdown_grace, "shutdown_grace")
-        self.cancel_grace = positive_number(cancel_grace, "cancel_grace")
         self.limits = PoolLimits(agents_per_harness, harness_processes)
-        self.unreachable_timeout = positive_number(unreachable_timeout, "unreachable_timeout")
         self.tag = f"agy-trio-{os.getpid()}-{next(_backend_numbers)}"
         self.prefix: tuple[str, ...] = ()
         self.facts: SdkFacts | None = None
@@ -207,7 +206,7 @@ class AntigravityBackend:
             self.prefix,
             self.facts,
             self.limits,
-            shutdown_grace=self.shutdown_grace,
+            shutdown_grace=self.settings.shutdown_grace,
         )
         self._context = BackendContext(
             tag=self.tag,
@@ -216,13 +215,7 @@ class AntigravityBackend:
             prefix=self.prefix,
             facts=self.facts,
             root=root,
-            retry=self.retry,
-            connection_retry=self.connection_retry,
-            shutdown_grace=self.shutdown_grace,
-            cancel_grace=self.cancel_grace,
-            unreachable_timeout=self.unreachable_timeout,
-            stream_high_water=self.stream_high_water,
-            stream_batch_max=self.stream_batch_max,
+            settings=self.settings,
             counters=self._counters,
             forget=self._forget,
         )
@@ -291,7 +284,7 @@ class AntigravityBackend:
             return
         self._closed = True
         agents = [agent for agent, _ in self._agents.values()]
-        budget = self.shutdown_grace + self.cancel_grace + 5.0
+        budget = self.settings.shutdown_grace + self.settings.cancel_grace + 5.0
         with trio.move_on_after(budget):
             async with trio.open_nursery() as nursery:
                 for agent in agents:

@@ -20,8 +20,11 @@ from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts
 from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
+from agy_trio.core.validation import attrs_validator, instance_of, optional, positive_number
 
-__all__ = ["BackendContext", "Counters"]
+_seconds = attrs_validator(positive_number)
+
+__all__ = ["AgentSettings", "BackendContext", "Counters"]
 
 
 class Counters:
@@ -47,6 +50,38 @@ class Counters:
 
 
 @attrs.frozen
+class AgentSettings:
+    """The options of an :class:`AntigravityBackend` that its agents follow, checked once.
+
+    Attributes:
+        retry: The retry policy, or None.
+        connection_retry: Retrying requests that did not get through, or None.
+        shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
+        cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
+        unreachable_timeout: Seconds into an attempt after which a connection
+            failure the harness reported ends it (see
+            :mod:`~agy_trio.adapters.antigravity.reachability`).
+        stream_high_water: Events buffered per turn before the SDK side waits.
+        stream_batch_max: Most events handed to Trio at once.
+
+    Raises:
+        ConfigError: An option is invalid (the field is named).
+    """
+
+    retry: RetryPolicy | None = attrs.field(
+        validator=attrs_validator(optional(instance_of(RetryPolicy)))
+    )
+    connection_retry: ConnectionRetry | None = attrs.field(
+        validator=attrs_validator(optional(instance_of(ConnectionRetry)))
+    )
+    shutdown_grace: float = attrs.field(validator=_seconds)
+    cancel_grace: float = attrs.field(validator=_seconds)
+    unreachable_timeout: float = attrs.field(validator=_seconds)
+    stream_high_water: int
+    stream_batch_max: int
+
+
+@attrs.frozen
 class BackendContext:
     """The settings and shared machinery of one backend, as its agents see them.
 
@@ -59,15 +94,7 @@ class BackendContext:
             :func:`~agy_trio.adapters.antigravity.harness.pdeathsig_prefix`).
         facts: The harness binary and SDK version, looked up once.
         root: The backend's temporary folder (default folders live under it).
-        retry: The retry policy, or None.
-        connection_retry: Retrying requests that did not get through, or None.
-        shutdown_grace: Seconds a harness gets to exit on its own before it is killed.
-        cancel_grace: Seconds a cancelled turn gets to wind down before its task is cancelled.
-        unreachable_timeout: Seconds into an attempt after which a connection
-            failure the harness reported ends it (see
-            :mod:`~agy_trio.adapters.antigravity.reachability`).
-        stream_high_water: Events buffered per turn before the SDK side waits.
-        stream_batch_max: Most events handed to Trio at once.
+        settings: The backend's options its agents follow.
         counters: Reopens and retries so far.
         forget: Called in Trio with an agent that ended, to drop it from the backend.
     """
@@ -78,13 +105,7 @@ class BackendContext:
     prefix: tuple[str, ...]
     facts: SdkFacts | None
     root: Path
-    retry: RetryPolicy | None
-    connection_retry: ConnectionRetry | None
-    shutdown_grace: float
-    cancel_grace: float
-    unreachable_timeout: float
-    stream_high_water: int
-    stream_batch_max: int
+    settings: AgentSettings
     counters: Counters
     forget: Callable[[Any], None]
 

@@ -163,7 +163,7 @@ class SdkConversation:
         if conv is None:
             return
         try:
-            await asyncio.wait_for(conv.cancel(), self.context.cancel_grace)
+            await asyncio.wait_for(conv.cancel(), self.context.settings.cancel_grace)
         except asyncio.CancelledError as exc:
             if not is_cancellation(exc):
                 raise
@@ -185,7 +185,7 @@ class SdkConversation:
         frees it.
         """
         sdk_agent, self.sdk_agent, self.conv = self.sdk_agent, None, None
-        launcher, grace = self.launcher, self.context.shutdown_grace
+        launcher, grace = self.launcher, self.context.settings.shutdown_grace
         stderr_readers: list[threading.Thread] = []
         detached = False
         if sdk_agent is not None:

@@ -24,8 +24,8 @@ class AntigravitySession(HostedSession):
         super().__init__(
             agent,
             classify=classify_error,
-            high_water=context.stream_high_water,
-            batch_max=context.stream_batch_max,
+            high_water=context.settings.stream_high_water,
+            batch_max=context.settings.stream_batch_max,
         )
         self._sdk_agent = agent
 

@@ -336,7 +336,7 @@ class TurnRunner:
 
     async def _attempts(self, turn: Turn) -> events.StopReason:
         content: list[Any] | None = turn.content
-        retry, reconnect = self.context.retry, self.context.connection_retry
+        retry, reconnect = self.context.settings.retry, self.context.settings.connection_retry
         attempt = reconnects = 0
         resent = False
         while True:
@@ -415,7 +415,7 @@ class TurnRunner:
             # Cancelled while the prompt was being sent: the SDK's earlier halt
             # (if any) concerned no turn, so halt this one once it is recorded.
             halting = asyncio.get_running_loop().create_task(self._halt_when_recorded(turn))
-        watch = UnreachableWatch(self.context.unreachable_timeout, self.conversation.halt)
+        watch = UnreachableWatch(self.context.settings.unreachable_timeout, self.conversation.halt)
         pump = StepPump(self, turn, watch)
         user = load_sdk().types.StepSource.USER
         try:
@@ -473,7 +473,7 @@ class TurnRunner:
             elif turn.task is not None:
                 turn.task.cancel()
         tasks = {t.task for t in pending if t.task is not None}
-        _, stuck = await asyncio.wait(tasks, timeout=self.context.cancel_grace)
+        _, stuck = await asyncio.wait(tasks, timeout=self.context.settings.cancel_grace)
         for task in stuck:
             task.cancel()
         if stuck:
