@@ -209,11 +209,7 @@ class AntigravityBackend:
             shutdown_grace=self.settings.shutdown_grace,
         )
         self._context = BackendContext(
-            tag=self.tag,
-            registry=self.registry,
             pool=pool,
-            prefix=self.prefix,
-            facts=self.facts,
             root=root,
             settings=self.settings,
             counters=self._counters,

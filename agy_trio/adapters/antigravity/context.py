@@ -15,8 +15,7 @@ from typing import Any
 
 import attrs
 
-from agy_trio.adapters.antigravity.harness import HarnessRegistry
-from agy_trio.adapters.antigravity.launcher import HarnessLauncher, SdkFacts
+from agy_trio.adapters.antigravity.launcher import HarnessLauncher
 from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
@@ -86,24 +85,16 @@ class BackendContext:
     """The settings and shared machinery of one backend, as its agents see them.
 
     Attributes:
-        tag: Unique to the backend in this machine's process table
-            (``agy-trio-<pid>-<n>``); harness owners start with it.
-        registry: Every harness process the backend started.
-        pool: The harness processes, shared by the agents.
-        prefix: The harness command prefix (see
-            :func:`~agy_trio.adapters.antigravity.harness.pdeathsig_prefix`).
-        facts: The harness binary and SDK version, looked up once.
+        pool: The harness processes, shared by the agents; it also holds the
+            backend's tag, its registry of processes, the harness command
+            prefix and the SDK facts.
         root: The backend's temporary folder (default folders live under it).
         settings: The backend's options its agents follow.
         counters: Reopens and retries so far.
         forget: Called in Trio with an agent that ended, to drop it from the backend.
     """
 
-    tag: str
-    registry: HarnessRegistry
     pool: HarnessPool
-    prefix: tuple[str, ...]
-    facts: SdkFacts | None
     root: Path
     settings: AgentSettings
     counters: Counters
@@ -111,7 +102,7 @@ class BackendContext:
 
     def owner(self, agent_id: str) -> str:
         """The key of the agent ``agent_id``'s conversation (``<tag>/<agent id>``), for logs."""
-        return f"{self.tag}/{agent_id}"
+        return f"{self.pool.tag}/{agent_id}"
 
     def launcher(self, owner: str) -> HarnessLauncher:
         """The launcher that gives the conversation of ``owner`` its place on a pooled harness.

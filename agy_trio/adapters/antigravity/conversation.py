@@ -97,7 +97,7 @@ class SdkConversation:
         # the Agent (which deep copies it) are blocking or pure Python work
         # that takes milliseconds: off the loop.
         sdk_agent = await asyncio.get_running_loop().run_in_executor(
-            self.context.registry.executor, self._build_sdk_agent, resume
+            self.context.pool.registry.executor, self._build_sdk_agent, resume
         )
         token = current_launcher.set(self.launcher)
         try:
@@ -125,7 +125,7 @@ class SdkConversation:
             # A harness that serves other conversations too refuses an unknown
             # one by closing its WebSocket, without saying why: ask the disk.
             raise AgentNotFound(f"no saved conversation {self.conversation_id!r} to resume")
-        facts = self.context.facts
+        facts = self.context.pool.facts
         spec = SdkAgentSpec(
             config=self.config,
             endpoint=self.endpoint,
@@ -226,7 +226,7 @@ class SdkConversation:
     async def remove_files(self) -> None:
         """Delete what the harness saved for this conversation (in a worker thread)."""
         await asyncio.get_running_loop().run_in_executor(
-            self.context.registry.executor, self._remove_files
+            self.context.pool.registry.executor, self._remove_files
         )
 
     def _remove_files(self) -> None:
