@@ -86,15 +86,9 @@ class AioHost(HostBase):
 
     # ------------------------------------------------------------------ life cycle
 
-    def _check_open(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        if loop is None:
-            raise ChannelClosed(f"{self.name}: host not started")
+    def _check_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._dead:
             raise self._death_reason()
-        if self._closing:
-            raise ChannelClosed(f"{self.name}: closed")
-        return loop
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the thread and wait until its loop runs.

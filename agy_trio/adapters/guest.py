@@ -225,15 +225,9 @@ class GuestHost(HostBase):
         finally:
             self._closing = closing
 
-    def _check_open(self) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        if loop is None:
-            raise ChannelClosed(f"{self.name}: host not started")
-        if self._closing:
-            raise ChannelClosed(f"{self.name}: closed")
+    def _check_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         if loop.is_closed() or not loop.is_running():
             raise ChannelClosed(f"{self.name}: the asyncio loop is not running")
-        return loop
 
     # ------------------------------------------------------------------ Trio -> asyncio
 

@@ -3,11 +3,11 @@
 A host is a place where asyncio code runs while Trio drives it: a dedicated
 thread (:class:`~agy_trio.adapters.aio_host.AioHost`) or the asyncio loop Trio
 is a guest of (:class:`~agy_trio.adapters.guest.GuestHost`). They differ only in
-how work crosses between the two sides, which each supplies as four small
-hooks (:meth:`HostBase._launch`, :meth:`HostBase._request_cancel`,
+how work crosses between the two sides and when their loop can take work,
+which each supplies as small hooks (:meth:`HostBase._check_loop`,
+:meth:`HostBase._launch`, :meth:`HostBase._request_cancel`,
 :meth:`HostBase._complete`, :meth:`HostBase._to_loop`, :meth:`HostBase._in_trio`);
-everything else is
-here, once.
+everything else is here, once.
 
 The central primitive is :meth:`HostBase.submit`: start a coroutine on the
 loop and have its outcome handed to a callback in the Trio thread, with no
@@ -115,6 +115,8 @@ class HostCall:
         "on_done",
     )
 
+    # Written by hand, not by attrs: one is made per command, and attrs's
+    # __init__ looks each init=False default up in a dict (+50 ns, a third more).
     def __init__(
         self,
         host: HostBase,
@@ -194,8 +196,8 @@ class HostBase:
 
     # ------------------------------------------------------------------ hooks
 
-    def _check_open(self) -> asyncio.AbstractEventLoop:
-        """The loop, if the host accepts work; else raise ChannelClosed."""
+    def _check_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Raise ChannelClosed if the started host's ``loop`` can take no work (died, stopped)."""
         raise NotImplementedError
 
     def _launch(self, call: HostCall) -> None:
@@ -223,6 +225,16 @@ class HostBase:
             ChannelClosed: The Trio run is over.
         """
         raise NotImplementedError
+
+    def _check_open(self) -> asyncio.AbstractEventLoop:
+        """The loop, if the host accepts work; else raise ChannelClosed."""
+        loop = self._loop
+        if loop is None:
+            raise ChannelClosed(f"{self.name}: host not started")
+        self._check_loop(loop)
+        if self._closing:
+            raise ChannelClosed(f"{self.name}: closed")
+        return loop
 
     def _unexpected_cancel(self) -> BaseException:
         """What a caller sees when its task was cancelled from the asyncio side."""

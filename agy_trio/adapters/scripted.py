@@ -249,28 +249,23 @@ class _AgentState:
         self.compactions: list[int] = []
 
 
+@attrs.define(eq=False)
 class _AgentRuntime:
     """A live scripted agent: its state plus the machinery of its turns (asyncio side)."""
 
-    def __init__(
-        self,
-        backend: ScriptedBackend,
-        agent_id: str,
-        state: _AgentState,
-        services: AgentServices,
-        host: AsyncioHost,
-    ) -> None:
-        self.backend = backend
-        self.agent_id = agent_id
-        self.state = state
-        self.services = services
-        self.host = host
-        self.turn_lock = asyncio.Lock()
-        self.turn_tasks: set[asyncio.Task[None]] = set()
-        self.current: asyncio.Task[None] | None = None
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self.closed = False
+    backend: ScriptedBackend
+    agent_id: str
+    state: _AgentState
+    services: AgentServices
+    host: AsyncioHost
+    turn_lock: asyncio.Lock = attrs.field(init=False, factory=asyncio.Lock)
+    turn_tasks: set[asyncio.Task[None]] = attrs.field(init=False, factory=set)
+    current: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+    idle: asyncio.Event = attrs.field(init=False, factory=asyncio.Event)
+    closed: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.idle.set()  # no turn yet
 
     @property
     def conversation_id(self) -> str:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, final
 
+import attrs
 import outcome
 import trio
 import trio.lowlevel
@@ -63,46 +64,32 @@ log = logging.getLogger("agy_trio.runtime")
 T = TypeVar("T")
 
 
+@attrs.define(eq=False, weakref_slot=False)
 class _AgentRecord:
     """What the runtime keeps about one agent."""
 
-    __slots__ = ("agent_id", "chat_timeout", "config", "handle", "quota", "session", "turns")
-
-    def __init__(
-        self,
-        agent_id: str,
-        config: AgentConfig,
-        session: AgentSession,
-        handle: AgentHandle,
-        quota: QuotaState,
-        chat_timeout: float,
-    ) -> None:
-        self.agent_id = agent_id
-        self.config = config
-        self.session = session
-        self.handle = handle
-        self.quota = quota
-        self.chat_timeout = chat_timeout
-        # Turns still producing; None while there is none (most of an agent's life).
-        self.turns: set[_Turn] | None = None
+    agent_id: str
+    config: AgentConfig
+    session: AgentSession
+    handle: AgentHandle
+    quota: QuotaState
+    chat_timeout: float
+    # Turns still producing; None while there is none (most of an agent's life).
+    turns: set[_Turn] | None = attrs.field(init=False, default=None)
 
 
+@attrs.define(eq=False, weakref_slot=False)
 class _Turn:
     """A running chat turn: its stream, its response, its deadline."""
 
-    __slots__ = ("limit", "record", "response", "runtime", "settled", "stream")
-
-    def __init__(
-        self, runtime: Runtime, record: _AgentRecord, stream: TurnStream, limit: float
-    ) -> None:
-        self.runtime = runtime
-        self.record = record
-        self.stream = stream
-        self.limit = limit
-        self.settled = False
-        # Weak: a response its caller dropped must be collectable while the
-        # turn runs, so that its finaliser releases the turn.
-        self.response: weakref.ref[ChatResponse] | None = None
+    runtime: Runtime
+    record: _AgentRecord
+    stream: TurnStream
+    limit: float
+    settled: bool = attrs.field(init=False, default=False)
+    # Weak: a response its caller dropped must be collectable while the
+    # turn runs, so that its finaliser releases the turn.
+    response: weakref.ref[ChatResponse] | None = attrs.field(init=False, default=None)
 
     def reader(self) -> ChatResponse | None:
         """The turn's response, unless its caller dropped it (or it is not made yet)."""

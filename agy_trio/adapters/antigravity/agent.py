@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import attrs
+
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.antigravity.config import Endpoint
 from agy_trio.adapters.antigravity.context import BackendContext
@@ -35,6 +37,7 @@ from agy_trio.errors import ChannelClosed
 __all__ = ["SdkAgent"]
 
 
+@attrs.define(eq=False)
 class SdkAgent:
     """One SDK agent and the machinery around it.
 
@@ -51,35 +54,36 @@ class SdkAgent:
         conversation_id: The conversation to create or resume.
     """
 
-    def __init__(
-        self,
-        context: BackendContext,
-        host: AioHost,
-        agent_id: str,
-        config: AgentConfig,
-        services: AgentServices,
-        endpoint: Endpoint,
-        conversation_id: str,
-    ) -> None:
-        self.context = context
-        self.host = host
-        self.agent_id = agent_id
-        self.conversation_id = conversation_id
-        self.bridge = TrioBridge(host, services, agent_id, lambda: self.runner.current)
+    context: BackendContext
+    host: AioHost
+    agent_id: str
+    config: AgentConfig
+    services: AgentServices
+    endpoint: Endpoint
+    conversation_id: str
+    bridge: TrioBridge = attrs.field(init=False)
+    conversation: SdkConversation = attrs.field(init=False)
+    recovery: Recovery = attrs.field(init=False)
+    runner: TurnRunner = attrs.field(init=False)
+    close_task: asyncio.Task[None] | None = attrs.field(init=False, default=None)
+    # What the agent spent before its last clear_history.
+    usage_offset: Usage = attrs.field(init=False, factory=Usage)
+
+    def __attrs_post_init__(self) -> None:
+        self.bridge = TrioBridge(
+            self.host, self.services, self.agent_id, lambda: self.runner.current
+        )
         self.conversation = SdkConversation(
-            context,
-            agent_id,
-            config,
-            endpoint,
-            conversation_id,
+            self.context,
+            self.agent_id,
+            self.config,
+            self.endpoint,
+            self.conversation_id,
             self.bridge.sdk_tools,
             self.bridge.authorize,
         )
         self.recovery = Recovery(self.conversation)
         self.runner = TurnRunner(self.recovery, self.bridge)
-        self.close_task: asyncio.Task[None] | None = None
-        # What the agent spent before its last clear_history.
-        self.usage_offset = Usage()
 
     @property
     def closed(self) -> bool:

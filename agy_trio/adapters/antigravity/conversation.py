@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from agy_trio.adapters.antigravity.config import (
     Endpoint,
     HarnessFolders,
@@ -31,7 +33,11 @@ from agy_trio.adapters.antigravity.config import (
 )
 from agy_trio.adapters.antigravity.context import BackendContext
 from agy_trio.adapters.antigravity.errors import classify_error, describe, is_cancellation
-from agy_trio.adapters.antigravity.launcher import current_launcher, detach_process
+from agy_trio.adapters.antigravity.launcher import (
+    HarnessLauncher,
+    current_launcher,
+    detach_process,
+)
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import AgentNotFound, AgyError, BackendError, ConfigError
@@ -41,6 +47,11 @@ __all__ = ["SdkConversation"]
 log = logging.getLogger("agy_trio.antigravity")
 
 
+def _tool_list(tools: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    return list(tools)
+
+
+@attrs.define(eq=False)
 class SdkConversation:
     """The SDK ``Agent`` of one agy_trio agent, and the harness it runs on.
 
@@ -61,28 +72,26 @@ class SdkConversation:
         folders: The harness's folders (set by the first :meth:`open`).
     """
 
-    def __init__(
-        self,
-        context: BackendContext,
-        agent_id: str,
-        config: AgentConfig,
-        endpoint: Endpoint,
-        conversation_id: str,
-        sdk_tools: Sequence[Callable[..., Any]],
-        authorize: Callable[..., Any],
-    ) -> None:
-        self.context = context
-        self.agent_id = agent_id
-        self.config = config
-        self.endpoint = endpoint
-        self.conversation_id = conversation_id
-        self.sdk_tools = list(sdk_tools)
-        self.authorize = authorize
-        self.owner = context.owner(agent_id)
-        self.launcher = context.launcher(self.owner)
-        self.folders: HarnessFolders | None = None
-        self.sdk_agent: Any = None
-        self.conv: Any = None
+    context: BackendContext
+    agent_id: str
+    config: AgentConfig
+    endpoint: Endpoint
+    conversation_id: str
+    sdk_tools: list[Callable[..., Any]] = attrs.field(converter=_tool_list)
+    authorize: Callable[..., Any]
+    owner: str = attrs.field(init=False)
+    launcher: HarnessLauncher = attrs.field(init=False)
+    folders: HarnessFolders | None = attrs.field(init=False, default=None)
+    sdk_agent: Any = attrs.field(init=False, default=None)
+    conv: Any = attrs.field(init=False, default=None)
+
+    @owner.default
+    def _owner_key(self) -> str:
+        return self.context.owner(self.agent_id)
+
+    @launcher.default
+    def _own_launcher(self) -> HarnessLauncher:
+        return self.context.launcher(self.owner)
 
     async def open(self, *, resume: bool) -> None:
         """Start an SDK agent (a harness) on this conversation: create it, or resume it.

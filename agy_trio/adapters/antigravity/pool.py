@@ -239,6 +239,15 @@ def _read_exactly(process: subprocess.Popen[bytes], size: int, deadline: float) 
     return data
 
 
+def _frozen_prefix(prefix: Sequence[str]) -> tuple[str, ...]:
+    return tuple(prefix)
+
+
+def _own_collector_if_none(stderr: StderrCollector | None) -> StderrCollector:
+    return stderr if stderr is not None else StderrCollector()
+
+
+@attrs.define(eq=False)
 class HarnessPool:
     """The harness processes of one backend, shared by its conversations.
 
@@ -255,28 +264,18 @@ class HarnessPool:
             exit on its own before it is killed.
     """
 
-    def __init__(
-        self,
-        registry: HarnessRegistry,
-        tag: str,
-        prefix: Sequence[str],
-        facts: SdkFacts | None,
-        limits: PoolLimits,
-        stderr: StderrCollector | None = None,
-        shutdown_grace: float = 5.0,
-    ) -> None:
-        self.registry = registry
-        self.shutdown_grace = shutdown_grace
-        self.tag = tag
-        self.prefix = tuple(prefix)
-        self.facts = facts
-        self.limits = limits
-        self.stderr = stderr if stderr is not None else StderrCollector()
-        self._lock = threading.Lock()
-        self._groups: dict[tuple[object, ...], list[PooledHarness]] = {}
-        self._live: dict[str, PooledHarness] = {}
-        self._numbers = itertools.count(1)
-        self._closed = False
+    registry: HarnessRegistry
+    tag: str
+    prefix: tuple[str, ...] = attrs.field(converter=_frozen_prefix)
+    facts: SdkFacts | None
+    limits: PoolLimits
+    stderr: StderrCollector = attrs.field(default=None, converter=_own_collector_if_none)
+    shutdown_grace: float = 5.0
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    _groups: dict[tuple[object, ...], list[PooledHarness]] = attrs.field(init=False, factory=dict)
+    _live: dict[str, PooledHarness] = attrs.field(init=False, factory=dict)
+    _numbers: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
+    _closed: bool = attrs.field(init=False, default=False)
 
     # -- placing a conversation
 

@@ -223,6 +223,7 @@ def _application_error(failure: TurnFailure, *, expected: bool = True) -> BaseEx
     )
 
 
+@attrs.define(eq=False)
 class TurnService:
     """The turn activities of one worker, and the live conversations it holds.
 
@@ -234,29 +235,39 @@ class TurnService:
         host: The asyncio host the Temporal worker runs on.
     """
 
-    def __init__(
-        self, rt: Runtime, agent_defaults: AgentConfig, options: WorkerOptions, host: AsyncioHost
-    ) -> None:
-        self.rt = rt
-        self.agent_defaults = agent_defaults
-        self.options = options
-        self.host = host
-        self.identity = options.identity or (
+    rt: Runtime
+    agent_defaults: AgentConfig
+    options: WorkerOptions
+    host: AsyncioHost
+    identity: str = attrs.field(init=False)
+    own_queue: str = attrs.field(init=False)
+    quota_key: str = attrs.field(init=False)
+    turns_played: int = attrs.field(init=False, default=0)
+    conversations_built: int = attrs.field(init=False, default=0)
+    _conversations: collections.OrderedDict[str, LiveConversation] = attrs.field(
+        init=False, factory=collections.OrderedDict
+    )
+    _client: Client | None = attrs.field(init=False, default=None)
+    _workers: list[Worker] = attrs.field(init=False, factory=list)
+    _worker_tasks: list[asyncio.Task[None]] = attrs.field(init=False, factory=list)
+    _quota_resume_at: float = attrs.field(init=False, default=0.0)  # epoch seconds, as last heard
+    # Monotonic time of the last look.
+    _quota_checked: float = attrs.field(init=False, default=-math.inf)
+
+    @identity.default
+    def _default_identity(self) -> str:
+        return self.options.identity or (
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         )
-        self.own_queue = worker_queue(options.task_queue, self.identity)
-        endpoint_key = agent_defaults.api_key or agent_defaults.base_url or ""
-        self.quota_key = key_fingerprint(endpoint_key) if endpoint_key else ""
-        self.turns_played = 0
-        self.conversations_built = 0
-        self._conversations: collections.OrderedDict[str, LiveConversation] = (
-            collections.OrderedDict()
-        )
-        self._client: Client | None = None
-        self._workers: list[Worker] = []
-        self._worker_tasks: list[asyncio.Task[None]] = []
-        self._quota_resume_at = 0.0  # epoch seconds, as last heard
-        self._quota_checked = -math.inf  # monotonic time of the last look
+
+    @own_queue.default
+    def _own_queue(self) -> str:
+        return worker_queue(self.options.task_queue, self.identity)
+
+    @quota_key.default
+    def _endpoint_fingerprint(self) -> str:
+        endpoint_key = self.agent_defaults.api_key or self.agent_defaults.base_url or ""
+        return key_fingerprint(endpoint_key) if endpoint_key else ""
 
     @property
     def client(self) -> Client:
