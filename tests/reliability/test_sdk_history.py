@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from agy_trio import StopReason
-from agy_trio.testing import open_model_server
+from agy_trio.testing import Fault, open_model_server
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
@@ -63,3 +63,27 @@ async def test_a_harness_killed_while_idle_loses_nothing(tmp_path: Path, server:
             ("assistant", "You said: after"),
         ]
         assert backend.statistics().reopens == 1
+
+
+async def test_a_turn_that_fails_while_being_cancelled_leaves_the_session_usable(
+    tmp_path: Path, server: Any
+) -> None:
+    # The model answers 503 as the caller cancels: whichever the harness
+    # reports first, the next turn must answer, and both prompts stay.
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(local_agent(server))
+        expected: list[str] = []
+        with trio.fail_after(HANG):
+            for i in range(12):
+                server.inject_fault(Fault.http_error(503, match=f"fails {i}"))
+                response = await agent.chat(f"fails {i}")
+                await response.cancel()
+                expected.append(f"fails {i}")
+                # The fault matches every later request of this conversation
+                # too (they carry the history): it must not outlive the turn.
+                server.clear_faults()
+                answer = await agent.chat(f"next {i}")
+                assert await answer.text() == f"You said: next {i}"
+                expected.append(f"next {i}")
+        users = [m.text for m in await agent.history() if m.role == "user"]
+        assert users == expected

@@ -316,7 +316,10 @@ class TurnRunner:
                 await halt()
                 await self.bridge.turn_ended(hooks_ran)
                 _end_cancelled(turn)
-                if isinstance(error, ChannelClosed):  # the harness died meanwhile
+                if is_fatal(exc) or isinstance(error, ChannelClosed):
+                    # The turn failed as it was being cancelled (a 503, or the
+                    # harness died): the session is as unusable as after any
+                    # fatal error (the SDK's next turn would answer nothing).
                     recovery.start(exc)
                 return
             await self.bridge.turn_ended(hooks_ran)
@@ -441,10 +444,17 @@ class TurnRunner:
         return sdk_events.stop_reason(conv._last_turn_stop_reason)
 
     async def _halt_when_recorded(self, turn: Turn) -> None:
-        """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later)."""
+        """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later).
+
+        Nothing is halted if the turn is no longer the agent's current one: it
+        ended meanwhile (a 503, say), and the SDK's cancel stops whatever runs
+        on the session now, which would be the next turn, perhaps before the
+        harness has recorded that turn's prompt.
+        """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(turn.acknowledged.wait(), ACK_GRACE)
-        await self.conversation.halt()
+        if self.current is turn:
+            await self.conversation.halt()
 
     async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:
         """The backend's own cancel: stop ``turns`` (default: all) and wait until they are over.
