@@ -87,3 +87,24 @@ async def test_a_turn_that_fails_while_being_cancelled_leaves_the_session_usable
                 expected.append(f"next {i}")
         users = [m.text for m in await agent.history() if m.role == "user"]
         assert users == expected
+
+
+async def test_a_turn_cancelled_at_once_after_its_harness_died_keeps_its_prompt(
+    tmp_path: Path, server: Any
+) -> None:
+    # The prompt first goes to the dead harness; it is sent again to the new
+    # one (and only then halted), although its caller cancels at once.
+    async with sdk_runtime(tmp_path) as (rt, backend):
+        agent = await rt.create_agent(local_agent(server))
+        expected: list[str] = []
+        with trio.fail_after(HANG):
+            for i in range(4):
+                assert await (await agent.chat(f"before {i}")).text() == f"You said: before {i}"
+                expected.append(f"before {i}")
+                for pid in backend.harness_pids():
+                    os.kill(pid, signal.SIGKILL)
+                response = await agent.chat(f"cancelled {i}")
+                await response.cancel()
+                expected.append(f"cancelled {i}")
+            users = [m.text for m in await agent.history() if m.role == "user"]
+        assert users == expected

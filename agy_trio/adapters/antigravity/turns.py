@@ -346,20 +346,24 @@ class TurnRunner:
             try:
                 return await self._attempt(turn, content)
             except Exception as exc:
-                if turn.cancel_requested:
-                    raise
                 if not (resent or turn.produced) and _harness_lost(exc):
                     # The harness died before the turn produced anything (killed
                     # while the agent was idle, say): the prompt may never have
                     # got through, and the caller was told the turn started.
-                    # Reopen and send it again, once; the history shows a prompt
+                    # Reopen and send it again, once, even when the turn is
+                    # being cancelled (it is then halted once the new harness
+                    # has recorded the prompt); the history shows a prompt
                     # repeated after a failure once.
                     resent = True
                     log.info("agent %s: sending again after %s", self.agent_id, describe(exc))
                     self.recovery.start(exc)
                     await self.recovery.ready()
                     content = turn.content
+                    turn.sent = False
+                    turn.acknowledged.clear()
                     continue
+                if turn.cancel_requested:
+                    raise
                 # A request that never got through, before any output: asked
                 # again without the caller's say (see transient.ConnectionRetry).
                 delay = (
