@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from agy_trio.core.tools import Tool
 
 __all__ = [
+    "QUOTA_FRESH",
     "ToolCallNotRepeated",
     "TurnService",
     "WorkerOptions",
@@ -102,7 +103,8 @@ _DEFAULT_BACKOFF = 5.0  # seconds, when a 429 came without Retry-After
 # How long a worker trusts the last answer of the quota workflow: a 429 seen by
 # another worker reaches this one at most this much later, and a turn does not
 # pay a query round trip (5-25 ms here) when turns start in quick succession.
-_QUOTA_FRESH = 0.5
+QUOTA_FRESH = 0.5
+"""Seconds a worker trusts its last answer from the quota workflow (see above)."""
 
 
 class ToolCallNotRepeated(AgyError):
@@ -504,7 +506,7 @@ class TurnService:
         """Wait out the backoff any worker recorded for our key; the seconds waited."""
         waited = 0.0
         while True:
-            if time.monotonic() - self._quota_checked >= _QUOTA_FRESH:
+            if time.monotonic() - self._quota_checked >= QUOTA_FRESH:
                 status = await self.host.run(self._quota_status)
                 self._quota_checked = time.monotonic()
                 if status is not None:
