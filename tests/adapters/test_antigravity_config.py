@@ -330,3 +330,37 @@ def test_transcript_keeps_finished_steps_and_hides_retries() -> None:
     assert messages[4].tool_calls == (outcome,)
     assert compactions == [2]
     assert completed == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("retry", "3 times"),
+        ("connection_retry", 3),
+        ("shutdown_grace", 0),
+        ("cancel_grace", -1.0),
+        ("unreachable_timeout", math.inf),
+        ("cancel_grace", True),
+    ],
+)
+def test_backend_options_are_checked_at_construction(option: str, value: object) -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend
+
+    with pytest.raises(ConfigError) as info:
+        AntigravityBackend(**{option: value})
+    assert info.value.field == option
+
+
+def test_backend_options_reach_its_settings() -> None:
+    from agy_trio.adapters.antigravity import AntigravityBackend, ConnectionRetry
+
+    retry = RetryPolicy()
+    backend = AntigravityBackend(
+        retry=retry, connection_retry=None, cancel_grace=3.0, stream_high_water=7
+    )
+    settings = backend.settings
+    assert settings.retry is retry
+    assert settings.connection_retry is None
+    assert settings.cancel_grace == 3.0
+    assert settings.stream_high_water == 7
+    assert isinstance(AntigravityBackend().settings.connection_retry, ConnectionRetry)
