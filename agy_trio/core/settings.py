@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from agy_trio.core.hooks import Hooks
-from agy_trio.core.policy import Decision, PolicyRule, PolicySet
+from agy_trio.core.policy import Decision, PolicyRule, PolicySet, flatten_policies
 from agy_trio.core.tools import Tool, tool
 from agy_trio.core.validation import (
     attrs_validator,
@@ -265,6 +265,17 @@ def _as_decision(value: Decision | str) -> Decision:
         return value  # type: ignore[return-value]  # the validator names the field
 
 
+def _as_policies(value: Iterable[Any]) -> tuple[Any, ...]:
+    # The SDK's MCP builders and presets return lists of rules: flattened, as the SDK does.
+    items = _as_tuple(value)
+    if not isinstance(items, tuple):
+        return items
+    try:
+        return flatten_policies(items)
+    except ConfigError:
+        return items  # the validator names the field
+
+
 def _as_metadata(value: Mapping[str, str]) -> dict[str, str]:
     return dict(value) if isinstance(value, Mapping) else value
 
@@ -350,7 +361,9 @@ class AgentConfig:
             no lone surrogates).
         tools: Custom tools; plain functions are wrapped with ``@tool``. Names
             must be unique.
-        policies: Rules deciding which tools may run.
+        policies: Rules deciding which tools may run, with the SDK's
+            precedence (see :mod:`agy_trio.core.policy`); lists of rules, as
+            the presets and MCP builders return, are flattened.
         hooks: Lifecycle hooks.
         builtin_tools: SDK built-in tools to enable, by name (none by default).
         workspaces: Folders the agent may work in.
@@ -375,7 +388,7 @@ class AgentConfig:
     tools: tuple[Tool, ...] = attrs.field(default=(), converter=_as_tools, validator=_check_tools)
     policies: tuple[PolicyRule, ...] = attrs.field(
         default=(),
-        converter=_as_tuple,
+        converter=_as_policies,
         validator=_check_sequence_of(PolicyRule, "PolicyRule objects"),
     )
     hooks: Hooks = attrs.field(factory=Hooks, validator=_check_hooks)

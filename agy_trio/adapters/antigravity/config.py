@@ -362,10 +362,17 @@ def sdk_policies(spec: SdkAgentSpec, builtins: Sequence[Any]) -> list[Any]:
     Custom tools are checked by the runtime when they run (``call_tool``), so
     the SDK lets them through; each enabled built-in tool is put to the
     runtime's policies through ``authorize`` before the harness runs it;
-    anything else is denied.
+    anything else is denied. The folders of the agent's ``workspace_only()``
+    rules go to the harness as well, which contains file tools itself.
     """
     policy = importlib.import_module("google.antigravity.hooks.policy")
     rules: list[Any] = [policy.allow(getattr(t, "__name__", "")) for t in spec.tools]
+    # workspace_only() is enforced by the harness too (file tools contained by path).
+    contained = sorted(
+        {folder for rule in spec.config.policies if rule.workspaces for folder in rule.workspaces}
+    )
+    if contained:
+        rules.extend(policy.workspace_only(contained))
     if spec.authorize is not None:
         rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in builtins)
     rules.append(policy.deny_all())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Mapping
@@ -163,9 +164,11 @@ def _authorizer(host: AioHost, services: AgentServices) -> Callable[..., Any]:
     """
 
     async def authorize(tool_call: Any, reason: str = "") -> bool:
-        del reason
+        # The harness's reason (a safety assessment, say) goes on to the handlers.
         allowed = await host.call_trio(
-            services.authorize, tool_name(tool_call.name), dict(tool_call.args)
+            functools.partial(services.authorize, reason=reason or ""),
+            tool_name(tool_call.name),
+            dict(tool_call.args),
         )
         return bool(allowed)
 
