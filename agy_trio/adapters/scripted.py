@@ -29,6 +29,7 @@ from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core import events
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part, content_text
+from agy_trio.core.validation import positive_int
 
 if TYPE_CHECKING:
     from agy_trio.core.settings import AgentConfig
@@ -530,8 +531,8 @@ class ScriptedBackend:
     ) -> None:
         self._shutdown_timeout = shutdown_timeout
         self._script = script
-        self._high_water = stream_high_water
-        self._batch_max = stream_batch_max
+        self._high_water = positive_int(stream_high_water, "stream_high_water")
+        self._batch_max = positive_int(stream_batch_max, "stream_batch_max")
         self.host: AsyncioHost = host if host is not None else AioHost("agy-trio-scripted-host")
         self._agents: dict[str, _AgentRuntime] = {}
         self._saved: dict[str, _AgentState] = {}
