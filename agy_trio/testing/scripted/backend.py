@@ -17,6 +17,7 @@ from agy_trio import errors
 from agy_trio.adapters.aio_host import AioHost, AsyncioHost
 from agy_trio.adapters.hosted import HostedSession
 from agy_trio.core.backend import AgentServices
+from agy_trio.core.validation import positive_int
 from agy_trio.testing.scripted.engine import ConversationState, ScriptedAgent
 from agy_trio.testing.scripted.faults import classify_error
 from agy_trio.testing.scripted.script import Script, TurnBook
@@ -86,8 +87,8 @@ class ScriptedBackend:
     ) -> None:
         self._shutdown_timeout = shutdown_timeout
         self.turns = TurnBook(script)
-        self._high_water = stream_high_water
-        self._batch_max = stream_batch_max
+        self._high_water = positive_int(stream_high_water, "stream_high_water")
+        self._batch_max = positive_int(stream_batch_max, "stream_batch_max")
         self.host: AsyncioHost = host if host is not None else AioHost("agy-trio-scripted-host")
         self._agents: dict[str, ScriptedAgent] = {}
         self._saved: dict[str, ConversationState] = {}
