@@ -45,6 +45,7 @@ from agy_trio.errors import (
 )
 from agy_trio.serve import tracecontext
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
+from agy_trio.serve.responses import ResponsesAPI
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.wire import Redactor, error_body
@@ -418,6 +419,8 @@ def create_app(
         Route("/v1/agents/{agent_id}/chat", service.chat, methods=["POST"]),
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
+        # The agent protocols, each rendering the same served turns.
+        *ResponsesAPI(service).routes(),
     ]
     middleware = [Middleware(AccessControl, token=token)]
     if tracecontext.available:
