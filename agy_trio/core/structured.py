@@ -167,8 +167,12 @@ def _reason(exc: BaseException) -> str:
     import cattrs
 
     if isinstance(exc, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(
-            exc, format_exception=lambda leaf, kind: str(leaf) or cattrs.v.format_exception(leaf, kind)
-        )
+        messages = cattrs.transform_error(exc, format_exception=_leaf_message)
         return "; ".join(messages) or str(exc)
     return str(exc) or type(exc).__name__
+
+
+def _leaf_message(leaf: BaseException, kind: Any) -> str:
+    import cattrs
+
+    return str(leaf) or cattrs.v.format_exception(leaf, kind)

@@ -92,11 +92,29 @@ def test_a_bad_response_schema_is_a_config_error(bad: object) -> None:
 
 
 def test_mcp_servers_keep_the_sdk_field_names() -> None:
-    sdk_stdio = {"name", "command", "args", "env", "timeout_seconds", "enabled_tools",
-                 "disabled_tools", "force_all_tools_eager"}  # fmt: skip
+    sdk_stdio = {
+        "name",
+        "command",
+        "args",
+        "env",
+        "timeout_seconds",
+        "enabled_tools",
+        "disabled_tools",
+        "force_all_tools_eager",
+    }
     assert {f.name for f in attrs.fields(agy_trio.McpStdioServer)} == sdk_stdio
-    sdk_http = {"name", "url", "headers", "timeout", "sse_read_timeout", "terminate_on_close",
-                "timeout_seconds", "enabled_tools", "disabled_tools", "force_all_tools_eager"}  # fmt: skip
+    sdk_http = {
+        "name",
+        "url",
+        "headers",
+        "timeout",
+        "sse_read_timeout",
+        "terminate_on_close",
+        "timeout_seconds",
+        "enabled_tools",
+        "disabled_tools",
+        "force_all_tools_eager",
+    }
     assert {f.name for f in attrs.fields(agy_trio.McpHttpServer)} == sdk_http
     assert agy_trio.McpStreamableHttpServer is agy_trio.McpHttpServer
     assert (STDIO.type, HTTP.type) == ("stdio", "http")
@@ -125,9 +143,15 @@ def test_mcp_server_names_must_be_unique_and_mappings_are_built() -> None:
     with pytest.raises(ConfigError, match="unique"):
         AgentConfig(mcp_servers=[STDIO, attrs.evolve(STDIO, command="other")])
     config = AgentConfig(
-        mcp_servers=[{"type": "stdio", "name": "s", "command": "c"}, {"name": "h", "url": "http://h"}]
+        mcp_servers=[
+            {"type": "stdio", "name": "s", "command": "c"},
+            {"name": "h", "url": "http://h"},
+        ]
     )
-    assert [type(s) for s in config.mcp_servers] == [agy_trio.McpStdioServer, agy_trio.McpHttpServer]
+    assert [type(s) for s in config.mcp_servers] == [
+        agy_trio.McpStdioServer,
+        agy_trio.McpHttpServer,
+    ]
     with pytest.raises(ConfigError) as caught:
         AgentConfig(mcp_servers=[{"type": "ftp", "name": "x"}])
     assert caught.value.field == "mcp_servers"
@@ -156,9 +180,13 @@ def test_mcp_policies_address_server_slash_tool_like_the_sdk() -> None:
 
 def test_budget_has_the_sdk_fields_and_scopes() -> None:
     assert {f.name for f in attrs.fields(agy_trio.Budget)} == {
-        "max_model_calls", "max_tool_calls", "max_input_tokens", "max_output_tokens",
-        "max_total_tokens", "scope",
-    }  # fmt: skip
+        "max_model_calls",
+        "max_tool_calls",
+        "max_input_tokens",
+        "max_output_tokens",
+        "max_total_tokens",
+        "scope",
+    }
     assert [s.value for s in agy_trio.BudgetScope] == ["LIFETIME", "FORWARD_LOOKING"]
     assert agy_trio.Budget(scope="forward_looking").scope is agy_trio.BudgetScope.FORWARD_LOOKING
     config = AgentConfig(budget={"max_tool_calls": 2})
@@ -185,9 +213,13 @@ def test_bad_budgets_are_config_errors(changes: dict[str, object], field: str) -
 def test_stop_reason_has_the_sdk_budget_and_quota_members() -> None:
     names = {member.name for member in agy_trio.StopReason}
     assert {
-        "MAX_MODEL_CALLS_EXCEEDED", "MAX_TOOL_CALLS_EXCEEDED", "MAX_INPUT_TOKENS_EXCEEDED",
-        "MAX_OUTPUT_TOKENS_EXCEEDED", "MAX_TOTAL_TOKENS_EXCEEDED", "QUOTA_EXHAUSTED",
-    } <= names  # fmt: skip
+        "MAX_MODEL_CALLS_EXCEEDED",
+        "MAX_TOOL_CALLS_EXCEEDED",
+        "MAX_INPUT_TOKENS_EXCEEDED",
+        "MAX_OUTPUT_TOKENS_EXCEEDED",
+        "MAX_TOTAL_TOKENS_EXCEEDED",
+        "QUOTA_EXHAUSTED",
+    } <= names
     assert {"END_TURN", "CANCELLED", "MAX_TOKENS", "SAFETY", "ERROR"} <= names
 
 
@@ -199,8 +231,12 @@ def test_model_options_are_enums_checked_at_construction() -> None:
     assert config.thinking_level is agy_trio.ThinkingLevel.EXTRA_HIGH
     assert config.service_tier is agy_trio.ServiceTier.FLEX
     assert [m.value for m in agy_trio.ThinkingLevel] == [
-        "minimal", "low", "medium", "high", "extra_high",
-    ]  # fmt: skip
+        "minimal",
+        "low",
+        "medium",
+        "high",
+        "extra_high",
+    ]
     assert [m.value for m in agy_trio.ServiceTier] == ["standard", "priority", "flex"]
     for changes, field in [
         ({"thinking_level": "huge"}, "thinking_level"),
