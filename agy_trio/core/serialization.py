@@ -22,6 +22,7 @@ cannot use, including input nested too deeply to parse and settings
 
 from __future__ import annotations
 
+import functools
 import json
 import reprlib
 import tomllib
@@ -33,9 +34,12 @@ import cattrs
 import tomli_w
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from agy_trio.core.budget import Budget
 from agy_trio.core.hooks import Hooks
+from agy_trio.core.mcp import McpHttpServer, McpServer, McpStdioServer, mcp_server_of
 from agy_trio.core.policy import PolicyRule
 from agy_trio.core.settings import REMOVED_RUNTIME_FIELDS, SECRET, AgentConfig, RuntimeConfig
+from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, import_path_of, resolve_import_path, resolve_tool
 from agy_trio.core.validation import is_number
 from agy_trio.errors import ConfigError
@@ -169,6 +173,40 @@ converter.register_structure_hook(Hooks, make_dict_structure_fn(Hooks, converter
 converter.register_unstructure_hook(
     Hooks, make_dict_unstructure_fn(Hooks, converter, **_hook_lists)
 )
+
+
+def _response_schema(value: Any, _type: Any = None) -> ResponseSchema:
+    return ResponseSchema.of(value)
+
+
+converter.register_structure_hook(ResponseSchema, _response_schema)
+converter.register_unstructure_hook(ResponseSchema, lambda schema: schema.to_data())
+
+# Budgets and MCP servers are written without their unset (None) fields, and
+# each MCP server with its "type" ("stdio" or "http", the SDK's names), which
+# says which class to read it back as.
+converter.register_structure_hook(Budget, make_dict_structure_fn(Budget, converter))
+converter.register_unstructure_hook(
+    Budget, _without_none(make_dict_unstructure_fn(Budget, converter))
+)
+for _server_class in (McpStdioServer, McpHttpServer):
+    converter.register_unstructure_hook(
+        _server_class,
+        functools.partial(
+            lambda hook, server: {"type": server.type, **hook(server)},
+            _without_none(make_dict_unstructure_fn(_server_class, converter)),
+        ),
+    )
+
+
+def _mcp_server(value: Any, _type: Any = None) -> McpServer:
+    server = mcp_server_of(value)
+    if not isinstance(server, McpStdioServer | McpHttpServer):
+        raise ConfigError(f"expected an MCP server object, got {_short(value)}")
+    return server
+
+
+converter.register_structure_hook(McpServer, _mcp_server)
 
 
 def _secret_fields(cls: type[Any]) -> frozenset[str]:

@@ -101,6 +101,33 @@ _HTTP_ERROR_TYPES = {
 }
 
 
+def _refuse_code_from_http(body: dict[str, Any]) -> None:
+    """Refuse what would make the server import code or run a command a client chose.
+
+    A ``response_schema`` may be a JSON schema (an object, or its JSON text)
+    but not a class's import path; an MCP server may be an HTTP one, but a
+    stdio server is a command run on the server's machine, the operator's to
+    choose (in the server's agent defaults).
+    """
+    schema = body.get("response_schema")
+    if isinstance(schema, str) and not schema.lstrip().startswith("{"):
+        raise ConfigError(
+            "over HTTP, a JSON schema (an object or its JSON text), never a class's import path",
+            field="response_schema",
+        )
+    servers = body.get("mcp_servers")
+    for index, server in enumerate(servers if isinstance(servers, list) else []):
+        if (
+            not isinstance(server, dict)
+            or server.get("type", "http" if "url" in server else "stdio") != "http"
+        ):
+            raise ConfigError(
+                'only HTTP MCP servers ({"type": "http", "url": ...}) can be set over '
+                "HTTP: a stdio server runs a command on the server's machine",
+                field=f"mcp_servers[{index}]",
+            )
+
+
 def _status_of(error: AgyError) -> int:
     for kind, status in _STATUS_OF_ERROR:
         if isinstance(error, kind):
@@ -185,6 +212,7 @@ class _Service:
                 raise ConfigError("cannot be set over HTTP", field=field)
             if field not in HTTP_SETTABLE_FIELDS:
                 raise ConfigError("unknown AgentConfig field", field=field)
+        _refuse_code_from_http(body)
         name = body.get("name")
         if isinstance(name, str) and "/" in name:
             # The name becomes part of the agent's id, which is a path segment.
