@@ -42,12 +42,13 @@ from agy_trio.core.settings import REMOVED_RUNTIME_FIELDS, SECRET, AgentConfig, 
 from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, import_path_of, resolve_import_path, resolve_tool
 from agy_trio.core.validation import is_number
-from agy_trio.errors import ConfigError
+from agy_trio.errors import ConfigError, StructuredOutputError
 
 __all__ = [
     "converter",
     "from_json",
     "from_toml",
+    "read_structured_output",
     "structure",
     "to_json",
     "to_toml",
@@ -400,3 +401,44 @@ def from_toml(text: str | bytes, cls: type[_T]) -> _T:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}") from exc
     return structure(data, cls)
+
+
+def read_structured_output(schema: ResponseSchema, value: Any) -> Any:
+    """The model's structured answer (parsed JSON) as the agent's ``response_schema`` asks.
+
+    Args:
+        schema: The agent's response schema.
+        value: The answer, parsed from the JSON the model sent.
+
+    Returns:
+        An instance of ``schema.target`` (built with :data:`converter` for an
+        attrs class, with ``model_validate`` for a pydantic model), or
+        ``value`` itself when the schema names no class.
+
+    Raises:
+        StructuredOutputError: The class refused the answer (its validators,
+            converters or types); the error keeps the answer.
+    """
+    target = schema.target
+    if target is None:
+        return value
+    try:
+        if attrs.has(target):
+            return converter.structure(value, target)
+        return target.model_validate(value)  # type: ignore[attr-defined]
+    except Exception as exc:
+        raise StructuredOutputError(
+            _refusal(exc), raw_json=json.dumps(value), value=value, target=target
+        ) from exc
+
+
+def _refusal(exc: BaseException) -> str:
+    """One line saying why a class refused an answer, from cattrs' nested errors too."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        messages = cattrs.transform_error(exc, format_exception=_leaf_message)
+        return "; ".join(messages) or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _leaf_message(leaf: BaseException, kind: Any) -> str:
+    return str(leaf) or cattrs.v.format_exception(leaf, kind)

@@ -4,10 +4,11 @@
 classes too: an attrs class, a pydantic model class, a JSON-schema dict, or a
 JSON string (in a config file, a class is written as its import path
 ``"package.module:Name"``). The backend hands the JSON schema to the model as
-the arguments of its ``finish`` tool; :meth:`ResponseSchema.parse` turns what
-the model sent into an instance of the class (with the project's cattrs
-converter for attrs classes, ``model_validate`` for pydantic ones) or, for a
-plain schema, leaves it as parsed JSON.
+the arguments of its ``finish`` tool;
+:func:`~agy_trio.core.serialization.read_structured_output` turns what the
+model sent into an instance of the class (with the project's cattrs converter
+for attrs classes, ``model_validate`` for pydantic ones) or, for a plain
+schema, leaves it as parsed JSON.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import attrs
 
 from agy_trio.core.import_paths import import_path_of, resolve_import_path
-from agy_trio.errors import ConfigError, StructuredOutputError
+from agy_trio.errors import ConfigError
 
 __all__ = ["FINISH_TOOL", "ResponseSchema"]
 
@@ -133,46 +134,3 @@ class ResponseSchema:
         if self.target is not None:
             return import_path_of(self.target)
         return self.json_schema
-
-    def parse(self, value: Any) -> Any:
-        """The model's answer (parsed JSON) as what the caller asked for.
-
-        Args:
-            value: The answer, parsed from the JSON the model sent.
-
-        Returns:
-            An instance of :attr:`target`, or ``value`` itself when there is no class.
-
-        Raises:
-            StructuredOutputError: :attr:`target` refused the answer (its
-                validators, converters or types); the error keeps it.
-        """
-        target = self.target
-        if target is None:
-            return value
-        try:
-            if attrs.has(target):
-                from agy_trio.core.serialization import converter
-
-                return converter.structure(value, target)
-            return target.model_validate(value)  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise StructuredOutputError(
-                _reason(exc), raw_json=json.dumps(value), value=value, target=target
-            ) from exc
-
-
-def _reason(exc: BaseException) -> str:
-    """One line saying why a class refused an answer, from cattrs' nested errors too."""
-    import cattrs
-
-    if isinstance(exc, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(exc, format_exception=_leaf_message)
-        return "; ".join(messages) or str(exc)
-    return str(exc) or type(exc).__name__
-
-
-def _leaf_message(leaf: BaseException, kind: Any) -> str:
-    import cattrs
-
-    return str(leaf) or cattrs.v.format_exception(leaf, kind)

@@ -9,7 +9,7 @@ import pytest
 
 import agy_trio
 from agy_trio import AgentConfig, ConfigError, policy
-from agy_trio.core.config import from_json, from_toml, to_json, to_toml
+from agy_trio.core.config import from_json, from_toml, read_structured_output, to_json, to_toml
 from agy_trio.core.policy import Decision, PolicySet
 from agy_trio.errors import StructuredOutputError
 
@@ -43,14 +43,14 @@ def test_response_schema_takes_an_attrs_class_and_parses_instances() -> None:
         "count": {"type": "integer"},
     }
     assert schema.json_schema["required"] == ["answer", "count"]
-    assert schema.parse({"answer": "x", "count": 2}) == Answer("x", 2)
+    assert read_structured_output(schema, {"answer": "x", "count": 2}) == Answer("x", 2)
 
 
 def test_a_refused_answer_raises_the_typed_error_with_the_raw_json() -> None:
     schema = AgentConfig(response_schema=Answer).response_schema
     assert schema is not None
     with pytest.raises(StructuredOutputError) as caught:
-        schema.parse({"answer": "x", "count": -1})
+        read_structured_output(schema, {"answer": "x", "count": -1})
     error = caught.value
     assert isinstance(error, agy_trio.AgyError)
     assert json.loads(error.raw_json) == {"answer": "x", "count": -1}
@@ -64,7 +64,7 @@ def test_response_schema_takes_a_dict_or_json_text_and_keeps_the_json() -> None:
     as_text = AgentConfig(response_schema='{"type": "object"}').response_schema
     assert as_dict == as_text
     assert as_dict is not None and as_dict.target is None
-    assert as_dict.parse({"any": 1}) == {"any": 1}
+    assert read_structured_output(as_dict, {"any": 1}) == {"any": 1}
 
 
 def test_response_schema_takes_a_pydantic_model() -> None:
@@ -75,9 +75,9 @@ def test_response_schema_takes_a_pydantic_model() -> None:
 
     schema = AgentConfig(response_schema=Model).response_schema
     assert schema is not None and schema.json_schema["required"] == ["answer"]
-    assert schema.parse({"answer": "a"}) == Model(answer="a")
+    assert read_structured_output(schema, {"answer": "a"}) == Model(answer="a")
     with pytest.raises(StructuredOutputError) as caught:
-        schema.parse({"answer": 3})
+        read_structured_output(schema, {"answer": 3})
     assert caught.value.value == {"answer": 3}
 
 
