@@ -89,7 +89,7 @@ async def _open_for(
 ) -> AsyncIterator[tuple[Runtime, AgentConfig]]:
     """Open a runtime (and the local model server when needed) for ``endpoint``."""
     if endpoint.backend == "scripted":
-        from agy_trio.adapters.scripted import ScriptedBackend
+        from agy_trio.testing.scripted import ScriptedBackend
 
         async with open_runtime(config, backend=ScriptedBackend()) as rt:
             yield rt, AgentConfig()
