@@ -248,7 +248,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         while pending:
             event = pending.popleft()
             if type(event) is text_delta:
-                texts.append(event.text)  # type: ignore[union-attr]
+                texts.append(event.text)
             else:
                 absorb(event)
         if not texts:
