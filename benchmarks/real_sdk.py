@@ -54,7 +54,7 @@ from benchmarks._common import (
 from benchmarks._worker import ROOT
 
 NAME = "real_sdk"
-TITLE = "The real SDK: 10 to 1,000 agents, starts, turns, memory and stream stalls"
+TITLE = "The real SDK: 10 to 2,000 agents, starts, turns, memory and stream stalls"
 DESCRIPTION = (
     "google-antigravity agents against the local model server (in a process of its own). "
     "Workload: one probe agent streams a slow answer (a chunk every 20 ms); N agents are "
@@ -87,11 +87,11 @@ PROBE = "STALLPROBE"
 # the others have started).
 PROBE_PROMPT = PROBE + " " + "w " * 12000
 MODEL = "agy-trio-bench"
-FULL_SIZES = (10, 50, 200, 1000)
+FULL_SIZES = (10, 50, 200, 1000, 2000)
 # The SDK alone (and one harness per agent) start a ~70 MiB process per agent:
 # 200 is as far as that fits in this machine's memory next to everything else.
 PER_AGENT_LIMIT = 200
-ROUNDS = {10: 5, 50: 3, 200: 1, 1000: 1}
+ROUNDS = {10: 5, 50: 3, 200: 1, 1000: 1, 2000: 1}
 RUN_TIMEOUT = 900.0
 
 # Per size, per contender, per metric: the values of the rounds.
@@ -710,6 +710,20 @@ def targets(
                 f"{fmt(errors, 0)} errors or wrong answers, total PSS {fmt(worst_mem, 0)} MiB, "
                 f"{fmt(left, 0)} harness(es) left; {fmt(max(big['start_s']), 1)} s to start, "
                 f"{fmt(max(big['total_s']), 1)} s with the turns",
+            )
+        )
+    huge = per_size.get(2000, {}).get("agy")
+    if huge:
+        errors = max(huge["errors"])
+        out.append(
+            Target(
+                "real SDK: 2,000 agents x 2 turns (more than 1,024 descriptors open), 0 errors",
+                errors == 0 and max(huge["left_running"]) == 0,
+                f"{fmt(errors, 0)} errors or wrong answers over "
+                f"{fmt(max(huge['harnesses']), 0)} harnesses, total PSS "
+                f"{fmt(max(huge['total_pss_mib']), 0)} MiB; "
+                f"{fmt(max(huge['start_s']), 1)} s to start, "
+                f"{fmt(max(huge['total_s']), 1)} s with the turns",
             )
         )
     row = result.row("agy", _group(10))

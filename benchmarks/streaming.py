@@ -49,7 +49,7 @@ def _measure(t: Timer, total: int) -> Measure:
 
 
 def _turn(chunks: int) -> Any:
-    from agy_trio.adapters.scripted import Say, Turn
+    from agy_trio.testing.scripted import Say, Turn
 
     turn = Turn([Say("x" * chunks, chunks=chunks)])
     return lambda agent_id, prompt, index: turn
@@ -78,7 +78,7 @@ async def _agy_body(rt: Any, agents: int, chunks: int) -> Measure:
 
 def agy_thread(agents: int, chunks: int) -> Measure:
     import agy_trio
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def main() -> Measure:
         backend = ScriptedBackend(_turn(chunks))
@@ -93,7 +93,7 @@ def agy_thread(agents: int, chunks: int) -> Measure:
 def agy_guest(agents: int, chunks: int) -> Measure:
     import agy_trio
     from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def trio_main() -> Measure:
         backend = ScriptedBackend(_turn(chunks), host=GuestHost())

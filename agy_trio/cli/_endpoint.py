@@ -76,7 +76,7 @@ async def open_for(
         The runtime and the agent settings that point at the endpoint.
     """
     if endpoint.backend == "scripted":
-        from agy_trio.adapters.scripted import ScriptedBackend
+        from agy_trio.testing.scripted import ScriptedBackend
 
         async with open_runtime(config, backend=ScriptedBackend()) as rt:
             yield rt, AgentConfig()
