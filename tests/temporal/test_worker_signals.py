@@ -66,9 +66,7 @@ def test_ctrl_c_to_the_process_group_makes_the_worker_leave_with_130(
         assert alive == []
 
 
-def test_no_temporal_server_is_one_line_saying_what_to_do(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+def test_no_temporal_server_is_one_line_saying_what_to_do(cluster: Cluster, tmp_path: Path) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
     process = _worker(cluster, tmp_path / "worker.log", nowhere)
     _, stderr = process.communicate(timeout=120)
