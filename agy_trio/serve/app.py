@@ -44,8 +44,9 @@ from agy_trio.errors import (
     RuntimeClosed,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
-from agy_trio.serve.responses import ResponsesAPI
+from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.wire import Redactor, error_body
@@ -400,14 +401,16 @@ def create_app(
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
     service = _Service(runtime, token, defaults)
+    mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            with trio.CancelScope(shield=True):
-                await service.aclose()
+        async with mcp.running():
+            try:
+                yield
+            finally:
+                with trio.CancelScope(shield=True):
+                    await service.aclose()
 
     routes = [
         Route("/", service.index, methods=["GET"]),
@@ -420,7 +423,8 @@ def create_app(
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
         # The agent protocols, each rendering the same served turns.
-        *ResponsesAPI(service).routes(),
+        *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
+        *mcp.routes(),
     ]
     middleware = [Middleware(AccessControl, token=token)]
     if tracecontext.available:
