@@ -96,11 +96,12 @@ async def test_a_json_schema_gives_parsed_json_and_a_bad_answer_is_asked_again(
 
 
 async def test_without_a_schema_there_is_no_finish_tool(tmp_path: Path) -> None:
+    prompt = _finish({"label": "x", "percent": 1})
     async with open_model_server() as server, sdk_runtime(tmp_path) as (runtime, _):
-        async with runtime.open_agent(local_agent(server)) as agent:
-            response = await agent.chat(_finish({"label": "x", "percent": 1}))
-            assert await response.text() == "You said: " + _finish({"label": "x", "percent": 1})
-            assert await response.structured_output() is None
+        agent = await runtime.create_agent(local_agent(server))
+        response = await agent.chat(prompt)
+        assert await response.text() == "You said: " + prompt
+        assert await response.structured_output() is None
     assert all("finish" not in r.tools for r in server.requests)
 
 
@@ -152,7 +153,6 @@ async def test_each_budget_field_stops_a_runaway_turn_with_its_reason(
     # timeout), and usage stays exact: what the server reported, summed.
     calls = len(server.requests)
     assert calls == (2 if stop is StopReason.MAX_MODEL_CALLS_EXCEEDED else 1)
-    assert usage == agy_trio.Usage(
-        input_tokens=calls * PER_CALL.prompt_tokens, output_tokens=calls * PER_CALL.completion_tokens
-    )
+    expected = (calls * PER_CALL.prompt_tokens, calls * PER_CALL.completion_tokens)
+    assert (usage.input_tokens, usage.output_tokens) == expected
     assert any(m.role == "user" and m.text == "loop forever" for m in history)
