@@ -205,9 +205,7 @@ _handlers = st.sampled_from(sorted(HANDLERS))
 _plain_rules = st.builds(
     RuleSpec,
     builder=st.sampled_from(["allow", "deny", "ask_user"]),
-    target=st.sampled_from(
-        [*TOOLS, "*", "srv/*", "srv/q", "db/view_file", "srv/start_subagent"]
-    ),
+    target=st.sampled_from([*TOOLS, "*", "srv/*", "srv/q", "db/view_file", "srv/start_subagent"]),
     when=_whens,
     handler=_handlers,
     name=_names,
