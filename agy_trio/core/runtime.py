@@ -683,6 +683,7 @@ class Runtime(metaclass=NoPublicConstructor):
             cancel_timeout=self.config.shutdown_timeout,
             on_end=turn.settle,
             counters=self._counters,
+            response_schema=record.config.response_schema,
         )
         turn.response = weakref.ref(response)
         # The rest of the turn keeps the deadline its start had.
