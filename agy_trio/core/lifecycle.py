@@ -174,6 +174,7 @@ class AgentLifecycle:
             cancel_timeout=state.config.shutdown_timeout,
             on_end=turn.settle,
             counters=state.counters,
+            response_schema=record.config.response_schema,
         )
         turn.response = weakref.ref(response)
         # The rest of the turn keeps the deadline its start had.
