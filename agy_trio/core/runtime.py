@@ -87,6 +87,8 @@ class _Turn:
     stream: TurnStream
     limit: float
     settled: bool = attrs.field(init=False, default=False)
+    # Its response was abandoned: the turn is being interrupted.
+    abandoned: bool = attrs.field(init=False, default=False)
     # Weak: a response its caller dropped must be collectable while the
     # turn runs, so that its finaliser releases the turn.
     response: weakref.ref[ChatResponse] | None = attrs.field(init=False, default=None)
@@ -112,6 +114,21 @@ class _Turn:
     def ended(self, error: BaseException | None) -> None:
         self.settle(error)
         self.runtime._turn_ended(self, error)
+
+    def abandon(self) -> bool:
+        """Its response was dropped before the end: interrupt the turn. Any thread (GC).
+
+        Returns:
+            Whether the turn was still running.
+        """
+        if self not in self.runtime._turns or self.stream.usage is not None:
+            return False  # it ended (its end may not have reached the runtime yet)
+        # At once, so that a message routed before the cancel starts never
+        # releases the turn to run on to its end.
+        self.abandoned = True
+        with contextlib.suppress(trio.RunFinishedError):
+            self.runtime._token.run_sync_soon(self.runtime._interrupt, self)
+        return True
 
 
 # Frozen, so one instance serves every agent created without a config (building
@@ -580,6 +597,17 @@ class Runtime(metaclass=NoPublicConstructor):
         with trio.CancelScope(shield=True), trio.move_on_after(max(limit, 0.0)):
             await stream.cancel()
 
+    def _interrupt(self, turn: _Turn) -> None:
+        """Cancel a turn whose response was abandoned (see ChatResponse)."""
+        if turn not in self._turns:
+            return  # it ended meanwhile
+        try:
+            self._nursery.start_soon(self._cancel_stream, turn.stream, self.config.shutdown_timeout)
+        except RuntimeError:
+            # The runtime's nursery is closing: shutdown cancels every turn anyway.
+            turn.abandoned = False
+            turn.stream.release()
+
     # ------------------------------------------------------------------ agent life cycle
 
     async def _create_agent(self, command: Command[Any], config: AgentConfig) -> str:
@@ -630,7 +658,8 @@ class Runtime(metaclass=NoPublicConstructor):
         # reader's backpressure, and the old turn runs to its end.
         if record.turns:
             for turn in record.turns:
-                turn.stream.release()
+                if not turn.abandoned:  # an abandoned one is being cancelled
+                    turn.stream.release()
         if record.quota.backing_off or (command.spec is cmds.CHAT and self._pacer.delay):
             self._spawn(command, self._wait_then_hand_off, record)
         else:
@@ -682,6 +711,7 @@ class Runtime(metaclass=NoPublicConstructor):
             stream,
             cancel_timeout=self.config.shutdown_timeout,
             on_end=turn.settle,
+            on_abandon=turn.abandon,
             counters=self._counters,
         )
         turn.response = weakref.ref(response)
