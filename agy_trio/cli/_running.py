@@ -136,8 +136,11 @@ def _message(error: BaseException) -> tuple[str, int] | None:
         return error.format_message(), error.exit_code
     if isinstance(error, AgyError):
         return str(error), 1
-    if isinstance(error, ImportError) and (hint := _missing_extra(error)):
-        return hint, 1
+    if isinstance(error, ImportError):
+        if "pip install" in str(error):  # agy_trio's own, saying which extra
+            return str(error), 1
+        if hint := _missing_extra(error):
+            return hint, 1
     return None
 
 
