@@ -44,11 +44,14 @@ _PR_SET_PDEATHSIG = 1
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+def _prctl(option: int, value: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
 def _die_with(guard_pid: int) -> None:
     # Runs in the server's process between fork and exec: ask the kernel for
     # SIGKILL when the guard dies, then make sure it had not died already.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != guard_pid:
         os._exit(70)
 
@@ -72,6 +75,10 @@ def _stop_group(child: subprocess.Popen[bytes], child_fd: int) -> None:
 
 def run(command: Sequence[str]) -> int:
     """Run ``command`` under the guard; returns the exit status to exit with."""
+    # Were the harness to have the kernel kill the guard with it, the server's
+    # helpers would be left: the guard outlives the harness on purpose, long
+    # enough to end the server's whole process group.
+    _prctl(_PR_SET_PDEATHSIG, 0)
     harness = os.getppid()
     try:
         harness_fd = os.pidfd_open(harness)
@@ -109,7 +116,11 @@ def run(command: Sequence[str]) -> int:
     while True:
         ready, _, _ = select.select([child_fd, harness_fd, wake_read], [], [])
         if child_fd in ready:
-            return _status(child.wait())
+            status = _status(child.wait())
+            # The server is done; helpers it left in its group go with it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            return status
         if harness_fd in ready:
             _stop_group(child, child_fd)
             return _status(child.wait())
