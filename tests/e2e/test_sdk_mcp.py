@@ -261,3 +261,18 @@ async def test_a_sigkilled_harness_leaves_no_helper_of_the_server_either(tmp_pat
         (harness,) = backend.harness_pids()
         os.kill(harness, signal.SIGKILL)
         assert await wait_gone([pid, helper]) == []
+
+
+async def test_a_server_ends_with_its_agent_while_the_shared_harness_lives_on(
+    tmp_path: Path,
+) -> None:
+    server = stdio_server(tmp_path, "--linger", "600")
+    async with open_model_server() as model, sdk_runtime(tmp_path) as (runtime, backend):
+        other = await runtime.create_agent(local_agent(model))
+        async with runtime.open_agent(local_agent(model, mcp_servers=[server])) as agent:
+            assert TABLE["alpha"] in await (await agent.chat(LOOKUP)).text()
+            pid = mcp_pid(tmp_path)
+            harnesses = backend.harness_pids()
+        assert len(harnesses) == 1 and backend.harness_pids() == harnesses  # shared, still up
+        assert await wait_gone([pid]) == []
+        assert await (await other.chat("still here?")).text() == "You said: still here?"
