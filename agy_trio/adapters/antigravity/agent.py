@@ -127,6 +127,7 @@ class SdkAgent:
             await self.conversation.close()
             await self.conversation.remove_files()
             self.bridge.outcomes.clear()
+            self.runner.interrupted.clear()
             self.runner.last_usage = Usage()
             try:
                 await self.conversation.open(resume=False)
@@ -170,7 +171,7 @@ class SdkAgent:
     async def transcript(self) -> tuple[list[Message], list[int], int]:
         """The history, its compaction indices and the completed turns (see ``transcript``)."""
         conv = await self.recovery.ready()
-        return transcript(conv.history, self.bridge.outcomes)
+        return transcript(conv.history, self.bridge.outcomes, self.runner.interrupted)
 
     async def history(self) -> list[Message]:
         """The conversation: prompts, tool calls and complete answers."""
