@@ -145,6 +145,7 @@ class SdkAgent:
             await self.conversation.close()
             await self.conversation.remove_files()
             self.bridge.outcomes.clear()
+            self.runner.interrupted.clear()
             self.runner.last_usage = Usage()
             try:
                 await self.conversation.open(resume=False)
@@ -197,7 +198,7 @@ class SdkAgent:
         if snapshot is not None:
             return list(snapshot.messages), list(snapshot.compactions), snapshot.completed
         conv = await self.recovery.ready()
-        return transcript(conv.history, self.bridge.outcomes)
+        return transcript(conv.history, self.bridge.outcomes, self.runner.interrupted)
 
     async def history(self) -> list[Message]:
         """The conversation: prompts, tool calls and complete answers."""
