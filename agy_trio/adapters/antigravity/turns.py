@@ -85,6 +85,11 @@ class Turn:
         # conversation, so a cancel waits for it (bounded, see ACK_GRACE).
         self.acknowledged = asyncio.Event()
         self.usage = events.Usage()
+        # How the turn's stream ended, once it has.
+        self.stopped: events.StopReason | None = None
+        # The conversation the prompt was last sent on, and the length of its
+        # history just before: the turn's own steps come after.
+        self.history_mark: tuple[Any, int] | None = None
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
         # tool wrapper to pick them up (the SDK calls the tool without its id).
         self.pending_ids: dict[str, collections.deque[str | None]] = collections.defaultdict(
@@ -113,6 +118,7 @@ class Turn:
 
     def end(self, stop: events.StopReason) -> None:
         """End the stream with a :class:`TurnEnd`."""
+        self.stopped = stop
         if self.bridge is not None:
             self.bridge.put_nowait(events.TurnEnd(self.usage, stop, self.structured_output))
             self.bridge.finish()
@@ -241,6 +247,9 @@ class TurnRunner:
         self.turns: set[Turn] = set()
         self.current: Turn | None = None
         self.last_usage = events.Usage()
+        # The SDK records an interrupted answer as if it were whole: the step
+        # indices of the prompts whose turn was interrupted, for the history.
+        self.interrupted: set[int] = set()
         self._lock: asyncio.Lock | None = None
         self._idle: asyncio.Event | None = None
 
@@ -293,6 +302,8 @@ class TurnRunner:
                     await self._play(turn)
                 finally:
                     self.current = None
+                    if turn.stopped is events.StopReason.CANCELLED:
+                        self._record_interrupted(turn)
         except asyncio.CancelledError:
             if not turn.started.done():
                 turn.started.cancel()
@@ -302,6 +313,15 @@ class TurnRunner:
             if not turn.started.done():
                 turn.started.set_exception(exc)
             raise
+
+    def _record_interrupted(self, turn: Turn) -> None:
+        """Remember the prompt of a turn that was interrupted after it was sent."""
+        mark = turn.history_mark
+        if mark is None or mark[0] is not self.conversation.conv:
+            return  # never sent, or sent on a conversation since replaced
+        conv, start = mark
+        user = load_sdk().types.StepSource.USER
+        self.interrupted.update(s.step_index for s in conv.history[start:] if s.source == user)
 
     async def _play(self, turn: Turn) -> None:
         halt, recovery = self.conversation.halt, self.recovery
@@ -432,6 +452,7 @@ class TurnRunner:
         # its caller was told the turn started, so the prompt belongs to the
         # conversation. Steps rather than the SDK's ChatResponse chunks: the
         # chunks hide the system steps that report a truncated or refused answer.
+        turn.history_mark = (conv, len(conv.history))
         await conv.send(content)
         turn.sent = True
         halting: asyncio.Task[None] | None = None
@@ -491,6 +512,10 @@ class TurnRunner:
         for turn in pending:
             turn.cancel_requested = True
             turn.cancelled.set()
+            if turn.bridge is not None:
+                # Nobody waits for the rest: a pump parked at high water must
+                # not hold the turn until the cancel grace runs out.
+                turn.bridge.release()
         current = self.current
         for turn in pending:
             if turn is current:
