@@ -345,6 +345,9 @@ class SdkAgentSpec:
         harness_path: The harness binary, found ahead of time (see
             :func:`~agy_trio.adapters.antigravity.launcher.sdk_facts`); None
             lets the SDK search for it on the asyncio loop.
+        mcp_lease: The agent's MCP lease name (see
+            :class:`~agy_trio.adapters.antigravity.mcp.McpLease`), held by
+            the guard of each stdio MCP server; None for none.
     """
 
     config: AgentConfig
@@ -356,6 +359,7 @@ class SdkAgentSpec:
     authorize: Callable[..., Any] | None = None
     owner: str = ""
     harness_path: str | None = None
+    mcp_lease: str | None = None
 
 
 def sdk_policies(
@@ -467,7 +471,7 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
         # install_launcher takes it out of the harness's own environment.
         env[HARNESS_PATH_ENV] = spec.harness_path
     continuation = sdk.types.SessionContinuationMode
-    mcp_servers = sdk_mcp_servers(config.mcp_servers)
+    mcp_servers = sdk_mcp_servers(config.mcp_servers, spec.mcp_lease)
     common: dict[str, Any] = {
         "system_instructions": config.system_instructions,
         "capabilities": capabilities,
