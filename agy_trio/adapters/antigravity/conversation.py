@@ -199,6 +199,39 @@ class SdkConversation:
         except Exception as exc:
             log.debug("agent %s: SDK cancel failed: %s", self.agent_id, describe(exc))
 
+    async def until_idle(self, limit: float) -> bool:
+        """Wait (at most ``limit`` seconds) until the harness has ended the last turn.
+
+        A turn normally ends with the harness saying so. One whose halt the
+        harness had not answered in time (stalled, or loaded) was given up on
+        this side while it may still run there; a halt that lands later stops
+        whatever runs then. Its remaining steps are read into the history
+        here (its end included) before anything else is sent.
+
+        Returns:
+            Whether the harness is idle (also when nothing is open).
+        """
+        conv = self.conv
+        if conv is None or conv.is_idle:
+            return True
+
+        async def drain() -> None:
+            try:
+                async for _ in conv.receive_steps():
+                    pass
+            except asyncio.CancelledError as exc:
+                if not is_cancellation(exc):
+                    raise
+            except Exception as exc:  # the old turn's own end ("Turn cancelled")
+                log.debug("agent %s: an earlier turn ended with %s", self.agent_id, describe(exc))
+            await conv.wait_for_idle()
+
+        try:
+            await asyncio.wait_for(drain(), limit)
+        except TimeoutError:
+            return False
+        return True
+
     async def close(self) -> None:
         """Stop the SDK agent and its harness; never leaves the process behind.
 
