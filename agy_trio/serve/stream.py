@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.events import TextDelta
+from agy_trio.core.events import TextDelta, TurnEnd
 from agy_trio.errors import AgyError, RuntimeClosed
 from agy_trio.serve.wire import Redactor, done_event, error_event, event_for
 
@@ -107,8 +107,9 @@ class ChatStream(Response):
     """The ``text/event-stream`` answer of a chat: one turn, relayed as it happens.
 
     Events: ``delta`` and ``thought`` (``{"text"}``), ``tool_call``
-    (``{"name", "arguments", "result", "error"}``), then exactly one of
-    ``done`` (``{"stop_reason", "text", "usage"}``) or ``error``
+    (``{"name", "arguments", "result", "error", "server_name"}``), then
+    exactly one of ``done`` (``{"stop_reason", "text", "usage",
+    "structured_output"}``) or ``error``
     (``{"type", "message", "retry_after"}``).
 
     Args:
@@ -158,6 +159,7 @@ class ChatStream(Response):
     async def _relay(self, send: Send) -> bytes:
         """Start the turn and send its events; return the last one, ``done`` or ``error``."""
         text: list[str] = []
+        structured: object = None
         try:
             response = await self._handle.chat(self._prompt)
             # Leaving the block early (cancellation) cancels the turn at the backend.
@@ -167,10 +169,12 @@ class ChatStream(Response):
                 async for event in response.events():
                     if type(event) is TextDelta:
                         text.append(event.text)
+                    elif type(event) is TurnEnd:
+                        structured = event.structured_output
                     body = event_for(event)
                     if body is not None:
                         await send({"type": "http.response.body", "body": body, "more_body": True})
-            return done_event(response.stop_reason, "".join(text), response.usage)
+            return done_event(response.stop_reason, "".join(text), response.usage, structured)
         except AgyError as error:
             return error_event(error, self._redact)
         except Exception as error:

@@ -114,15 +114,23 @@ def event_for(event: events.ChatEvent) -> bytes | None:
                 "arguments": events.json_safe(event.arguments),
                 "result": events.json_safe(event.result),
                 "error": event.error,
+                "server_name": event.server_name,
             },
         )
     return None
 
 
 def done_event(
-    stop_reason: events.StopReason | None, text: str, usage: events.Usage | None
+    stop_reason: events.StopReason | None,
+    text: str,
+    usage: events.Usage | None,
+    structured_output: Any = None,
 ) -> bytes:
-    """The ``done`` event that ends a turn: why it stopped, its whole text, its usage."""
+    """The ``done`` event that ends a turn.
+
+    Why it stopped, its whole text, its usage, and the structured answer the
+    model handed over in this turn (as JSON; null when there was none).
+    """
     usage = usage or events.Usage()
     return encode_event(
         "done",
@@ -130,6 +138,7 @@ def done_event(
             "stop_reason": (stop_reason or events.StopReason.END_TURN).value,
             "text": text,
             "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            "structured_output": events.json_safe(structured_output),
         },
     )
 
