@@ -7,6 +7,7 @@ runtime's ``handler_timeout`` denies (fail closed).
 """
 
 # `name as name` marks each import as a re-export, for type checkers and linters.
+from agy_trio.core.policy import Approver as Approver
 from agy_trio.core.policy import Decision as Decision
 from agy_trio.core.policy import PolicyHandler as PolicyHandler
 from agy_trio.core.policy import PolicyRule as PolicyRule

@@ -6,6 +6,11 @@ whatever their order; when no rule matches, the set's default applies. An
 *ask_user* rule consults its handler, and only an explicit ``True`` lets the
 tool run: a handler that raises, answers something other than a bool, or does
 not answer within the time limit denies the call.
+
+An *ask_user* rule without a handler asks "the person behind the server": the
+runtime's :data:`Approver`, which ``agy_trio.serve`` installs (the call parks
+as an approval a client answers over HTTP). With no approver installed there
+is nobody to ask, and the call is denied with a reason that says so.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from agy_trio.core.calling import Guard
 from agy_trio.errors import ConfigError, PolicyDenied
 
 __all__ = [
+    "Approver",
     "Decision",
     "PolicyHandler",
     "PolicyRule",
@@ -78,6 +84,19 @@ class ToolRequest:
 PolicyHandler: TypeAlias = Callable[[ToolRequest], bool | Awaitable[bool]]
 """A sync or Trio async callable that answers a :class:`ToolRequest` with a bool."""
 
+Approver: TypeAlias = Callable[[ToolRequest, str], Awaitable[bool]]
+"""Answers handler-less ``ask_user`` rules: ``await approver(request, reason)``.
+
+True lets the tool run; False (or raising :class:`PolicyDenied` with a reason
+of its own) denies it. It has its own time limit: the runtime's
+``handler_timeout`` does not apply, as a person may take a while.
+"""
+
+NO_APPROVER_REASON = (
+    "ask_user rule {rule!r} has no handler and there is no server to ask "
+    "(serve the agent with agy-trio serve, or give the rule a handler)"
+)
+
 
 def _check_decision(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Decision):
@@ -101,23 +120,37 @@ class PolicyRule:
         tool: A tool name, or an ``fnmatch`` pattern (``*``, ``?``, ``[seq]``);
             matching is case-sensitive.
         handler: For :attr:`Decision.ASK_USER` only: the callable consulted
-            before the tool runs.
+            before the tool runs; None asks the person behind the server
+            (the runtime's :data:`Approver`).
+        reason: For :attr:`Decision.ASK_USER` only: why the call needs an
+            answer, shown to whoever is asked.
     """
 
     decision: Decision = attrs.field(validator=_check_decision)
     tool: str = attrs.field(default="*", validator=_check_pattern)
     handler: PolicyHandler | None = None
+    reason: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.decision is Decision.ASK_USER and not callable(self.handler):
+        if self.handler is not None and not callable(self.handler):
             raise ConfigError(
-                f"an ask_user rule needs a callable handler, got {self.handler!r}",
-                field="handler",
+                f"an ask_user handler must be callable, got {self.handler!r}", field="handler"
             )
         if self.decision is not Decision.ASK_USER and self.handler is not None:
             raise ConfigError(
                 f"only ask_user rules take a handler, not {self.decision.value}", field="handler"
             )
+        if self.reason is not None and not isinstance(self.reason, str):
+            raise ConfigError(f"a reason must be a string, got {self.reason!r}", field="reason")
+        if self.decision is not Decision.ASK_USER and self.reason is not None:
+            raise ConfigError(
+                f"only ask_user rules take a reason, not {self.decision.value}", field="reason"
+            )
+
+    @property
+    def prompt(self) -> str:
+        """What an approval asks: the rule's reason, or which rule holds the call."""
+        return self.reason or f"ask_user rule {self.tool!r} holds this tool call"
 
     def matches(self, tool_name: str) -> bool:
         """Whether this rule applies to the tool called ``tool_name``."""
@@ -142,16 +175,21 @@ def deny(tool: str = "*") -> PolicyRule:
     return PolicyRule(Decision.DENY, tool)
 
 
-def ask_user(tool: str, handler: PolicyHandler) -> PolicyRule:
-    """A rule that asks ``handler`` before a matching tool runs.
+def ask_user(
+    tool: str, handler: PolicyHandler | None = None, *, reason: str | None = None
+) -> PolicyRule:
+    """A rule that asks before a matching tool runs.
 
     Args:
         tool: Tool name or ``fnmatch`` pattern.
         handler: Sync or Trio async callable taking a :class:`ToolRequest` and
             returning True to let the tool run. Sync handlers run in a worker
-            thread.
+            thread. None asks the person behind the server: under
+            ``agy-trio serve`` the call parks as an approval answered over HTTP;
+            with no server, it is denied.
+        reason: Why the call needs an answer, shown to whoever is asked.
     """
-    return PolicyRule(Decision.ASK_USER, tool, handler)
+    return PolicyRule(Decision.ASK_USER, tool, handler, reason)
 
 
 def allow_all() -> PolicyRule:
@@ -221,6 +259,7 @@ class PolicySet:
         *,
         handler_timeout: float,
         agent_id: str = "",
+        approver: Approver | None = None,
     ) -> None:
         """Return if the tool may run; raise :class:`PolicyDenied` if it may not.
 
@@ -232,10 +271,13 @@ class PolicySet:
             arguments: Its arguments (handlers see a read-only copy).
             handler_timeout: Seconds each handler has to answer.
             agent_id: The agent making the call, passed on to handlers.
+            approver: Who answers ``ask_user`` rules without a handler; None
+                denies them (nobody to ask).
 
         Raises:
             PolicyDenied: A rule denied the tool, or a handler refused, failed,
-                answered a non-bool or did not answer in time.
+                answered a non-bool or did not answer in time, or a rule
+                without a handler had nobody to ask or was refused.
         """
         decision = self.decide(tool_name)
         if decision is not Decision.ASK_USER:
@@ -249,5 +291,12 @@ class PolicySet:
             raise PolicyDenied(tool_name, reason)
         request = ToolRequest(tool_name, arguments, agent_id)
         for rule in self.matching(tool_name):
-            if rule.decision is Decision.ASK_USER and rule.handler is not None:
+            if rule.decision is not Decision.ASK_USER:
+                continue
+            if rule.handler is not None:
                 await _ASK_USER.ask(rule.handler, request, tool=tool_name, timeout=handler_timeout)
+            elif approver is None:
+                await trio.lowlevel.checkpoint()
+                raise PolicyDenied(tool_name, NO_APPROVER_REASON.format(rule=rule.tool))
+            elif not await approver(request, rule.prompt):
+                raise PolicyDenied(tool_name, "refused by the person asked")

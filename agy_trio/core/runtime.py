@@ -42,7 +42,7 @@ from agy_trio.core.events import StopReason
 from agy_trio.core.fan_out import each_within
 from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
-from agy_trio.core.policy import PolicySet
+from agy_trio.core.policy import Approver, PolicySet
 from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.core.statistics import CommandStatistics, RuntimeStatistics
@@ -185,6 +185,8 @@ class Runtime(metaclass=NoPublicConstructor):
         self._finisher = self._finish  # bound once: every routed command carries it
         self._observer: Observer | None = None
         self._observed_fn = self._observed  # bound once: every agent's dispatcher asks it
+        self._approver: Approver | None = None
+        self._approver_fn = self._approving  # bound once, like _observed_fn
         self._turns: set[_Turn] = set()
         self._quiet: trio.Event | None = None
         self._closing = False
@@ -296,6 +298,23 @@ class Runtime(metaclass=NoPublicConstructor):
 
     def _observed(self) -> Observer | None:
         return self._observer
+
+    def set_approver(self, approver: Approver | None) -> None:
+        """Install (or remove, with None) who answers ``ask_user`` rules without a handler.
+
+        :mod:`agy_trio.serve` installs one while it serves: such a tool call then
+        parks as an approval that a client answers over HTTP. Without one,
+        these calls are denied (nobody to ask). See :data:`agy_trio.policy.Approver`.
+        """
+        self._approver = approver
+
+    @property
+    def approver(self) -> Approver | None:
+        """Who answers ``ask_user`` rules without a handler now, if anyone."""
+        return self._approver
+
+    def _approving(self) -> Approver | None:
+        return self._approver
 
     def statistics(self) -> RuntimeStatistics:
         """A snapshot of the runtime's state and counters."""
@@ -598,6 +617,7 @@ class Runtime(metaclass=NoPublicConstructor):
             config.hooks,
             handler_timeout=self.config.handler_timeout,
             observe=self._observed_fn,
+            approver=self._approver_fn,
         )
         session = await self.backend.create_agent(agent_id, config, services)
         handle = AgentHandle._create(agent_id, config, session.conversation_id, self)

@@ -46,12 +46,49 @@ def test_empty_pattern_is_rejected(pattern: str) -> None:
     assert info.value.field == "tool"
 
 
-def test_ask_user_needs_a_callable_handler() -> None:
+def test_an_ask_user_handler_must_be_callable() -> None:
     with pytest.raises(ConfigError) as info:
         ask_user("x", "not callable")  # type: ignore[arg-type]
     assert info.value.field == "handler"
-    with pytest.raises(ConfigError):
-        PolicyRule(Decision.ASK_USER, "x")
+    with pytest.raises(ConfigError) as info:
+        ask_user("x", reason=5)  # type: ignore[arg-type]
+    assert info.value.field == "reason"
+    with pytest.raises(ConfigError) as info:
+        PolicyRule(Decision.DENY, "x", reason="why")
+    assert info.value.field == "reason"
+
+
+async def test_ask_user_without_a_handler_and_nobody_to_ask_denies_saying_so() -> None:
+    rules = PolicySet([ask_user("rm")])
+    with pytest.raises(PolicyDenied) as info:
+        await rules.check("rm", {}, handler_timeout=1)
+    assert "no handler and there is no server to ask" in info.value.reason
+
+
+async def test_ask_user_without_a_handler_asks_the_approver_with_the_rules_reason() -> None:
+    asked: list[tuple[str, dict[str, object], str, str]] = []
+
+    async def approver(request: ToolRequest, reason: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        asked.append((request.tool, dict(request.arguments), request.agent_id, reason))
+        return request.arguments.get("path") == "/tmp/x"
+
+    rules = PolicySet([ask_user("rm", reason="deleting files needs a yes")])
+    await rules.check(
+        "rm", {"path": "/tmp/x"}, handler_timeout=1, agent_id="a-1", approver=approver
+    )
+    with pytest.raises(PolicyDenied) as info:
+        await rules.check("rm", {"path": "/"}, handler_timeout=1, approver=approver)
+    assert "refused" in info.value.reason
+    assert asked[0] == ("rm", {"path": "/tmp/x"}, "a-1", "deleting files needs a yes")
+    # A rule with a handler keeps its handler; the approver is not asked.
+    await PolicySet([ask_user("rm", approve)]).check("rm", {}, handler_timeout=1, approver=approver)
+    assert len(asked) == 2
+    # Without a reason, the prompt says which rule holds the call.
+    await PolicySet([ask_user("r*")]).check(
+        "rm", {"path": "/tmp/x"}, handler_timeout=1, approver=approver
+    )
+    assert asked[-1][3] == "ask_user rule 'r*' holds this tool call"
 
 
 def test_only_ask_user_takes_a_handler() -> None:
