@@ -17,6 +17,7 @@ Quick start::
 from agy_trio import errors, policy
 from agy_trio._open import open_runtime
 from agy_trio.core.agent import AgentHandle
+from agy_trio.core.budget import Budget, BudgetScope
 from agy_trio.core.content import BlobPart, Content, TextPart
 from agy_trio.core.events import (
     ChatEvent,
@@ -29,10 +30,13 @@ from agy_trio.core.events import (
     Usage,
 )
 from agy_trio.core.hooks import Hooks
+from agy_trio.core.mcp import McpHttpServer, McpStdioServer, McpStreamableHttpServer
+from agy_trio.core.model_options import ServiceTier, ThinkingLevel
 from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.runtime import CommandStatistics, Runtime, RuntimeStatistics
 from agy_trio.core.settings import AgentConfig, RuntimeConfig
 from agy_trio.core.streaming import ChatResponse
+from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, tool
 from agy_trio.errors import (
     AgentNotFound,
@@ -43,11 +47,13 @@ from agy_trio.errors import (
     ContentTooLarge,
     EndpointUnreachable,
     MaxTokensReached,
+    McpServerError,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
     RuntimeClosed,
     SafetyBlocked,
+    StructuredOutputError,
     ToolArgumentError,
     ToolNotFound,
     WrongThread,
@@ -62,6 +68,8 @@ __all__ = [
     "AgyError",
     "BackendError",
     "BlobPart",
+    "Budget",
+    "BudgetScope",
     "ChannelClosed",
     "ChatEvent",
     "ChatResponse",
@@ -72,20 +80,28 @@ __all__ = [
     "EndpointUnreachable",
     "Hooks",
     "MaxTokensReached",
+    "McpHttpServer",
+    "McpServerError",
+    "McpStdioServer",
+    "McpStreamableHttpServer",
     "Message",
     "OperationTimeout",
     "PolicyDenied",
     "QuotaExceeded",
     "QuotaRegistry",
     "QuotaState",
+    "ResponseSchema",
     "Runtime",
     "RuntimeClosed",
     "RuntimeConfig",
     "RuntimeStatistics",
     "SafetyBlocked",
+    "ServiceTier",
     "StopReason",
+    "StructuredOutputError",
     "TextDelta",
     "TextPart",
+    "ThinkingLevel",
     "ThoughtDelta",
     "Tool",
     "ToolArgumentError",

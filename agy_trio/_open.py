@@ -26,7 +26,7 @@ def default_backend() -> Backend:
         raise ConfigError(
             "open_runtime() with no backend runs the real google-antigravity SDK, which is "
             "not installed: pip install 'agy-trio[antigravity]' (or pass "
-            "backend=agy_trio.adapters.scripted.ScriptedBackend() for the scripted double)"
+            "backend=agy_trio.testing.scripted.ScriptedBackend() for the scripted double)"
         ) from exc
     return AntigravityBackend()
 
@@ -45,7 +45,7 @@ async def open_runtime(
         backend: Where agents live. Defaults to the real SDK
             (:class:`agy_trio.adapters.antigravity.AntigravityBackend`) when
             ``agy-trio[antigravity]`` is installed; pass
-            ``agy_trio.adapters.scripted.ScriptedBackend()`` for the
+            ``agy_trio.testing.scripted.ScriptedBackend()`` for the
             deterministic double.
 
     Yields:

@@ -20,11 +20,13 @@ __all__ = [
     "ContentTooLarge",
     "EndpointUnreachable",
     "MaxTokensReached",
+    "McpServerError",
     "OperationTimeout",
     "PolicyDenied",
     "QuotaExceeded",
     "RuntimeClosed",
     "SafetyBlocked",
+    "StructuredOutputError",
     "ToolArgumentError",
     "ToolNotFound",
     "TurnNotFound",
@@ -95,6 +97,47 @@ class QuotaExceeded(BackendError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message, status=429)
         self.retry_after = retry_after
+
+
+class McpServerError(BackendError):
+    """An MCP server of the agent failed: it did not start, or did not list its tools in time.
+
+    Attributes:
+        server: The server's name (``McpStdioServer.name`` / ``McpHttpServer.name``).
+    """
+
+    def __init__(self, server: str, message: str) -> None:
+        super().__init__(f"MCP server {server!r}: {message}")
+        self.server = server
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_mcp_error, (str(self), self.server))
+
+
+def _rebuild_mcp_error(text: str, server: str) -> McpServerError:
+    error = McpServerError(server, "")
+    error.args = (text,)
+    return error
+
+
+class StructuredOutputError(AgyError, ValueError):
+    """The model's structured answer fits the JSON schema but the response class refused it.
+
+    The harness checks the answer against the JSON schema (and asks the model
+    again when it does not fit); what the class adds (its validators and
+    converters) can still refuse it. The answer is kept, so nothing is lost.
+
+    Attributes:
+        raw_json: The answer, as the JSON text the model sent.
+        value: The answer parsed as JSON (dicts, lists, strings, numbers).
+        target: The class that refused it.
+    """
+
+    def __init__(self, message: str, *, raw_json: str, value: Any, target: type) -> None:
+        super().__init__(f"{target.__name__} refused the structured output: {message}")
+        self.raw_json = raw_json
+        self.value = value
+        self.target = target
 
 
 class PolicyDenied(AgyError):

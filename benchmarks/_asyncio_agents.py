@@ -1,7 +1,7 @@
 """The plain-asyncio baseline: the scripted backend's own agent objects, driven from asyncio.
 
 The scripted backend keeps each agent's state and plays its turns in asyncio
-(``_AgentState``, ``_AgentRuntime``); agy_trio adds the Trio runtime, the
+(``ConversationState``, ``ScriptedAgent``); agy_trio adds the Trio runtime, the
 thread crossing and the Trio-side stream on top. To see what those cost, the
 baseline runs the very same asyncio objects and the very same turn code, but
 feeds the events into an asyncio queue with the same batching and
@@ -16,9 +16,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from agy_trio.adapters.scripted import Responder, ScriptedBackend, _AgentRuntime, _AgentState
 from agy_trio.core.content import normalize_content
 from agy_trio.core.events import ChatEvent, TextDelta
+from agy_trio.testing.scripted.engine import ConversationState, ScriptedAgent
+from agy_trio.testing.scripted.script import Responder, TurnBook
 
 
 class EndOfStream(Exception):
@@ -119,14 +120,49 @@ class AsyncioResponse:
                 self._text.append(event.text)
                 return event.text
 
+    def text_batches(self) -> AsyncioTextBatches:
+        """The batch reader: each step hands over the text of a whole batch, joined."""
+        return AsyncioTextBatches(self)
+
+    async def next_text_batch(self) -> str:
+        while True:
+            pending = self._pending
+            if not pending:
+                if self._done:
+                    raise StopAsyncIteration
+                try:
+                    pending.extend(await self._bridge.receive_batch())
+                except EndOfStream:
+                    self._done = True
+                    raise StopAsyncIteration from None
+            texts = [event.text for event in pending if type(event) is TextDelta]
+            pending.clear()
+            if texts:
+                text = "".join(texts)
+                self._text.append(text)
+                return text
+
     async def text(self) -> str:
         async for _ in self:
             pass
         return "".join(self._text)
 
 
+class AsyncioTextBatches:
+    """``AsyncioResponse.text_batches()``: asyncio's twin of ``ChatResponse.text_batches()``."""
+
+    def __init__(self, response: AsyncioResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> AsyncioTextBatches:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._response.next_text_batch()
+
+
 class _LocalHost:
-    """What ``_AgentRuntime`` needs from a host, with everything running on this loop."""
+    """What ``ScriptedAgent`` needs from a host, with everything running on this loop."""
 
     name = "asyncio-baseline"
 
@@ -159,9 +195,7 @@ class AsyncioAgents:
         batch_max: int = 256,
         yield_each: bool = False,
     ) -> None:
-        # The backend object only supplies the script and turn numbering; its
-        # host thread is never started.
-        self.backend = ScriptedBackend(script)
+        self.turns = TurnBook(script)
         self._host = _LocalHost()
         self._services = _NoServices()
         self._high_water = high_water
@@ -169,18 +203,18 @@ class AsyncioAgents:
         self._yield_each = yield_each
         self._count = 0
 
-    def create(self) -> _AgentRuntime:
+    def create(self) -> ScriptedAgent:
         self._count += 1
-        state = _AgentState(f"baseline-{self._count}")
-        return _AgentRuntime(
-            self.backend,
+        state = ConversationState(f"baseline-{self._count}")
+        return ScriptedAgent(
             f"agent-{self._count}",
             state,
             self._services,  # type: ignore[arg-type]
             self._host,  # type: ignore[arg-type]
+            self.turns,
         )
 
-    async def chat(self, agent: _AgentRuntime, prompt: str) -> AsyncioResponse:
+    async def chat(self, agent: ScriptedAgent, prompt: str) -> AsyncioResponse:
         bridge = AsyncioBridge(self._high_water, self._batch_max)
         turn = await agent.start_turn(normalize_content(prompt), bridge)  # type: ignore[arg-type]
         response = AsyncioResponse(bridge, yield_each=self._yield_each)

@@ -85,7 +85,7 @@ async def asyncio_measure(call: Call, callers: int, per_caller: int, warmup: int
 def agy_thread(callers: int, per_caller: int, warmup: int) -> Measure:
     """agy_trio with its default thread host: ``agent.is_idle()`` through the public API."""
     import agy_trio
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def main() -> Measure:
         config = agy_trio.RuntimeConfig(inter_agent_delay=0)
@@ -100,7 +100,7 @@ def agy_guest(callers: int, per_caller: int, warmup: int) -> Measure:
     """agy_trio in guest mode: Trio is a guest of the asyncio loop, same thread."""
     import agy_trio
     from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def trio_main() -> Measure:
         config = agy_trio.RuntimeConfig(inter_agent_delay=0)
@@ -163,7 +163,7 @@ async def _sessions_measure(backend: Any, callers: int, per_caller: int, warmup:
 
 def agy_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
     """The scripted backend's sessions answering commands directly, without the runtime."""
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     return trio.run(_sessions_measure, ScriptedBackend(), callers, per_caller, warmup)
 

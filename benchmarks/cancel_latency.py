@@ -48,7 +48,7 @@ Samples = list[tuple[float, float]]  # (stopped, unwound) in µs
 
 
 def _hang_script() -> Any:
-    from agy_trio.adapters.scripted import Hang, Say, Turn
+    from agy_trio.testing.scripted import Hang, Say, Turn
 
     turn = Turn([Say("started", chunks=1), Hang()])
     return lambda agent_id, prompt, index: turn
@@ -116,7 +116,7 @@ async def _agy_samples(rt: Any, backend: Any, n: int, warmup: int) -> Samples:
 
 def agy_thread(n: int, warmup: int) -> Samples:
     import agy_trio
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def main() -> Samples:
         backend = ScriptedBackend(_hang_script())
@@ -131,7 +131,7 @@ def agy_thread(n: int, warmup: int) -> Samples:
 def agy_guest(n: int, warmup: int) -> Samples:
     import agy_trio
     from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def trio_main() -> Samples:
         backend = ScriptedBackend(_hang_script(), host=GuestHost())

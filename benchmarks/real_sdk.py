@@ -19,6 +19,7 @@ run; ``--quick`` measures 10 agents once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
@@ -54,7 +55,7 @@ from benchmarks._common import (
 from benchmarks._worker import ROOT
 
 NAME = "real_sdk"
-TITLE = "The real SDK: 10 to 1,000 agents, starts, turns, memory and stream stalls"
+TITLE = "The real SDK: 10 to 2,000 agents, starts, turns, memory and stream stalls"
 DESCRIPTION = (
     "google-antigravity agents against the local model server (in a process of its own). "
     "Workload: one probe agent streams a slow answer (a chunk every 20 ms); N agents are "
@@ -87,11 +88,11 @@ PROBE = "STALLPROBE"
 # the others have started).
 PROBE_PROMPT = PROBE + " " + "w " * 12000
 MODEL = "agy-trio-bench"
-FULL_SIZES = (10, 50, 200, 1000)
+FULL_SIZES = (10, 50, 200, 1000, 2000)
 # The SDK alone (and one harness per agent) start a ~70 MiB process per agent:
 # 200 is as far as that fits in this machine's memory next to everything else.
 PER_AGENT_LIMIT = 200
-ROUNDS = {10: 5, 50: 3, 200: 1, 1000: 1}
+ROUNDS = {10: 5, 50: 3, 200: 1, 1000: 1, 2000: 1}
 RUN_TIMEOUT = 900.0
 
 # Per size, per contender, per metric: the values of the rounds.
@@ -389,6 +390,7 @@ def agy_workload(
             marks: dict[str, float] = {}
             latencies: list[float] = []
             errors = 0
+            kinds: collections.Counter[str] = collections.Counter()
             async with agy_trio.open_runtime(runtime_config, backend=backend) as rt:
                 probe = await rt.create_agent(config(-1))
                 response = await probe.chat(PROBE_PROMPT)
@@ -423,8 +425,9 @@ def agy_workload(
                         t = time.perf_counter()
                         try:
                             text = await (await handle.chat(f"agent {i} turn {k}")).text()
-                        except agy_trio.AgyError:
+                        except agy_trio.AgyError as exc:
                             errors += 1
+                            kinds[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                             continue
                         errors += text != _expected(i, k)
                         latencies.append(time.perf_counter() - t)
@@ -436,6 +439,8 @@ def agy_workload(
                 marks["threads_alive"] = threading.active_count()
                 memory = _memory()
                 memory["harnesses"] = float(len(backend.harness_pids()))
+            for kind, count in kinds.most_common(10):
+                print(f"errors: {count} x {kind}", file=sys.stderr)
             result = _finish(n, marks, latencies, errors, memory, before, threads)
             result["stall_ms"] = _stall(arrivals, marks["t0"], marks["started"])
             return result
@@ -710,6 +715,20 @@ def targets(
                 f"{fmt(errors, 0)} errors or wrong answers, total PSS {fmt(worst_mem, 0)} MiB, "
                 f"{fmt(left, 0)} harness(es) left; {fmt(max(big['start_s']), 1)} s to start, "
                 f"{fmt(max(big['total_s']), 1)} s with the turns",
+            )
+        )
+    huge = per_size.get(2000, {}).get("agy")
+    if huge:
+        errors = max(huge["errors"])
+        out.append(
+            Target(
+                "real SDK: 2,000 agents x 2 turns (more than 1,024 descriptors open), 0 errors",
+                errors == 0 and max(huge["left_running"]) == 0,
+                f"{fmt(errors, 0)} errors or wrong answers over "
+                f"{fmt(max(huge['harnesses']), 0)} harnesses, total PSS "
+                f"{fmt(max(huge['total_pss_mib']), 0)} MiB; "
+                f"{fmt(max(huge['start_s']), 1)} s to start, "
+                f"{fmt(max(huge['total_s']), 1)} s with the turns",
             )
         )
     row = result.row("agy", _group(10))

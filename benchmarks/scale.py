@@ -84,7 +84,7 @@ async def _agy_body(rt: Any, agents: int) -> dict[str, float]:
 
 def _agy_thread(agents: int) -> dict[str, float]:
     import agy_trio
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def main() -> dict[str, float]:
         async with agy_trio.open_runtime(
@@ -101,7 +101,7 @@ def _agy_thread(agents: int) -> dict[str, float]:
 def _agy_guest(agents: int) -> dict[str, float]:
     import agy_trio
     from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     async def trio_main() -> dict[str, float]:
         backend = ScriptedBackend(host=GuestHost())

@@ -234,7 +234,7 @@ def inproc_round(backend: str, n: int) -> Measure:
     config = agy_trio.RuntimeConfig(inter_agent_delay=0)
 
     async def scripted() -> Measure:
-        from agy_trio.adapters.scripted import ScriptedBackend
+        from agy_trio.testing.scripted import ScriptedBackend
 
         async with agy_trio.open_runtime(config, backend=ScriptedBackend()) as rt:
             return await _inproc_chats(rt, agy_trio.AgentConfig(), n)

@@ -97,7 +97,7 @@ def _threads() -> set[str]:
 
 
 def _script(agent_id: str, prompt: str, index: int) -> Any:
-    from agy_trio.adapters.scripted import Fail, Hang, Say, Turn, default_turn
+    from agy_trio.testing.scripted import Fail, Hang, Say, Turn, default_turn
 
     kind = prompt.split(" ", 1)[0]
     if kind == "quota":
@@ -188,7 +188,7 @@ async def _scripted_agent(rt: Any, tally: _Tally, commands: int, seed: int) -> N
 
 def scripted_child(agents: int, commands: int) -> dict[str, Any]:
     import agy_trio
-    from agy_trio.adapters.scripted import ScriptedBackend
+    from agy_trio.testing.scripted import ScriptedBackend
 
     threads_before = _threads()
     tally = _Tally(commands)

@@ -246,7 +246,9 @@ class Command(Generic[T]):
 
         Await the result at once (``await command.wait()``): the calling task
         is registered as the waiter when this is called. Not a coroutine
-        function itself, so waiting costs no coroutine of its own.
+        function itself, so waiting costs no coroutine of its own. A command
+        answered already is returned even to a cancelled caller (Trio's rule
+        for an operation that succeeded).
         """
         result = self._result
         if result is not None:
@@ -267,5 +269,9 @@ class Command(Generic[T]):
 
 
 async def _ready(result: outcome.Outcome[T]) -> T:
-    await trio.lowlevel.checkpoint()
+    # A schedule point, never a cancel point: the command was answered, and an
+    # answer thrown away here is lost for good (a chat's response would leave
+    # its prompt in the conversation with nobody told it went). A cancelled
+    # caller gets the answer; its cancellation lands at its next checkpoint.
+    await trio.lowlevel.cancel_shielded_checkpoint()
     return result.unwrap()

@@ -49,13 +49,24 @@ class Usage:
 
 
 class StopReason(enum.Enum):
-    """Why a turn ended."""
+    """Why a turn ended.
+
+    The ``MAX_*_EXCEEDED`` members say which limit of the agent's
+    :class:`~agy_trio.core.budget.Budget` stopped the turn; ``QUOTA_EXHAUSTED``
+    that the backend's model quota ran out (the SDK's names for both).
+    """
 
     END_TURN = "end_turn"
     CANCELLED = "cancelled"
     MAX_TOKENS = "max_tokens"
     SAFETY = "safety"
     ERROR = "error"
+    MAX_MODEL_CALLS_EXCEEDED = "max_model_calls_exceeded"
+    MAX_TOOL_CALLS_EXCEEDED = "max_tool_calls_exceeded"
+    MAX_INPUT_TOKENS_EXCEEDED = "max_input_tokens_exceeded"
+    MAX_OUTPUT_TOKENS_EXCEEDED = "max_output_tokens_exceeded"
+    MAX_TOTAL_TOKENS_EXCEEDED = "max_total_tokens_exceeded"
+    QUOTA_EXHAUSTED = "quota_exhausted"
 
 
 @attrs.frozen
@@ -82,6 +93,8 @@ class ToolCall:
         call_id: The id the model gave the call, when it gave one.
         result: What the tool returned (None if it failed or was denied).
         error: Why the call failed or was denied, if it did.
+        server_name: The MCP server the tool belongs to; None for the
+            agent's own and built-in tools.
     """
 
     name: str
@@ -89,14 +102,24 @@ class ToolCall:
     call_id: str | None = None
     result: Any = None
     error: str | None = None
+    server_name: str | None = None
 
 
 @attrs.frozen
 class TurnEnd:
-    """The last event of a turn: its usage and why it stopped."""
+    """The last event of a turn: its usage and why it stopped.
+
+    Attributes:
+        usage: The turn's token usage.
+        stop_reason: Why it stopped.
+        structured_output: The answer the model handed over through its
+            ``finish`` tool in this turn, parsed from JSON (when the agent has
+            a ``response_schema``); None when it gave none.
+    """
 
     usage: Usage = Usage()
     stop_reason: StopReason = StopReason.END_TURN
+    structured_output: Any = attrs.field(default=None, hash=False)
 
 
 ChatEvent: TypeAlias = TextDelta | ThoughtDelta | ToolCall | TurnEnd

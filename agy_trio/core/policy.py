@@ -19,13 +19,14 @@ import enum
 import fnmatch
 import logging
 import types
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias, overload
 
 import attrs
 import trio
 
 from agy_trio.core.calling import Guard
+from agy_trio.core.mcp import McpHttpServer, McpServer, McpStdioServer, mcp_pattern
 from agy_trio.errors import ConfigError, PolicyDenied
 
 __all__ = [
@@ -157,39 +158,148 @@ class PolicyRule:
         return fnmatch.fnmatchcase(tool_name, self.tool)
 
 
-def allow(tool: str = "*") -> PolicyRule:
+def _mcp_rules(
+    decision: Decision,
+    server: McpServer,
+    mcp_tools: Sequence[str] | None,
+    handler: PolicyHandler | None = None,
+) -> list[PolicyRule]:
+    """Rules for tools of an MCP server: ``server/tool`` each, or ``server/*`` for all."""
+    if isinstance(mcp_tools, str):
+        raise ConfigError(
+            f"must be a list of tool names (e.g. [{mcp_tools!r}]), not a single string",
+            field="mcp_tools",
+        )
+    if mcp_tools is None:
+        return [PolicyRule(decision, mcp_pattern(server.name), handler)]
+    return [PolicyRule(decision, mcp_pattern(server.name, name), handler) for name in mcp_tools]
+
+
+def _is_server(tool: object) -> bool:
+    return isinstance(tool, McpStdioServer | McpHttpServer)
+
+
+def _refuse_tools_for_name(mcp_tools: object) -> None:
+    if mcp_tools is not None:
+        raise ConfigError("is only for an MCP server, not a tool name", field="mcp_tools")
+
+
+@overload
+def allow(tool: str = "*") -> PolicyRule: ...
+
+
+@overload
+def allow(tool: McpServer, mcp_tools: Sequence[str] | None = None) -> list[PolicyRule]: ...
+
+
+def allow(
+    tool: str | McpServer = "*", mcp_tools: Sequence[str] | None = None
+) -> PolicyRule | list[PolicyRule]:
     """A rule that lets matching tools run.
 
     Args:
-        tool: Tool name or ``fnmatch`` pattern.
+        tool: Tool name or ``fnmatch`` pattern; or an MCP server's config, for
+            rules on its tools (``server/tool``).
+        mcp_tools: With an MCP server: the names of its tools the rules are
+            for; None (the default) means every tool of the server (``server/*``).
+
+    Returns:
+        One rule for a tool name; a list of rules for an MCP server (as the
+        SDK's ``policy.allow``), which ``AgentConfig(policies=...)`` takes as
+        it is.
     """
-    return PolicyRule(Decision.ALLOW, tool)
+    if _is_server(tool):
+        return _mcp_rules(Decision.ALLOW, tool, mcp_tools)  # type: ignore[arg-type]
+    _refuse_tools_for_name(mcp_tools)
+    return PolicyRule(Decision.ALLOW, tool)  # type: ignore[arg-type]
 
 
-def deny(tool: str = "*") -> PolicyRule:
+@overload
+def deny(tool: str = "*") -> PolicyRule: ...
+
+
+@overload
+def deny(tool: McpServer, mcp_tools: Sequence[str] | None = None) -> list[PolicyRule]: ...
+
+
+def deny(
+    tool: str | McpServer = "*", mcp_tools: Sequence[str] | None = None
+) -> PolicyRule | list[PolicyRule]:
     """A rule that blocks matching tools (it beats every other rule).
 
     Args:
-        tool: Tool name or ``fnmatch`` pattern.
+        tool: Tool name or ``fnmatch`` pattern; or an MCP server's config.
+        mcp_tools: With an MCP server, as for :func:`allow`.
+
+    Returns:
+        One rule for a tool name; a list of rules for an MCP server.
     """
-    return PolicyRule(Decision.DENY, tool)
+    if _is_server(tool):
+        return _mcp_rules(Decision.DENY, tool, mcp_tools)  # type: ignore[arg-type]
+    _refuse_tools_for_name(mcp_tools)
+    return PolicyRule(Decision.DENY, tool)  # type: ignore[arg-type]
+
+
+@overload
+def ask_user(
+    tool: str, handler: PolicyHandler | None = None, *, reason: str | None = None
+) -> PolicyRule: ...
+
+
+@overload
+def ask_user(
+    tool: McpServer,
+    mcp_tools: Sequence[str] | None = None,
+    *,
+    handler: PolicyHandler | None = None,
+    reason: str | None = None,
+) -> list[PolicyRule]: ...
 
 
 def ask_user(
-    tool: str, handler: PolicyHandler | None = None, *, reason: str | None = None
-) -> PolicyRule:
+    tool: str | McpServer,
+    *args: Any,
+    mcp_tools: Sequence[str] | None = None,
+    handler: PolicyHandler | None = None,
+    reason: str | None = None,
+) -> PolicyRule | list[PolicyRule]:
     """A rule that asks before a matching tool runs.
 
+    ``ask_user("tool", handler)`` for a tool name;
+    ``ask_user(server, ["tool", ...], handler=handler)`` for tools of an MCP
+    server (every tool of it when the list is left out), as in the SDK.
+
     Args:
-        tool: Tool name or ``fnmatch`` pattern.
+        tool: Tool name or ``fnmatch`` pattern; or an MCP server's config.
+        *args: The handler (for a tool name), or the MCP tool names (for a server).
+        mcp_tools: The MCP tool names, given by keyword.
         handler: Sync or Trio async callable taking a :class:`ToolRequest` and
             returning True to let the tool run. Sync handlers run in a worker
             thread. None asks the person behind the server: under
             ``agy-trio serve`` the call parks as an approval answered over HTTP;
             with no server, it is denied.
         reason: Why the call needs an answer, shown to whoever is asked.
+
+    Returns:
+        One rule for a tool name; a list of rules for an MCP server.
     """
-    return PolicyRule(Decision.ASK_USER, tool, handler, reason)
+    if len(args) > 1:
+        raise TypeError(f"ask_user() takes at most 2 positional arguments ({len(args) + 1} given)")
+    second = args[0] if args else None
+    if mcp_tools is not None:
+        if second is not None:
+            raise TypeError("ask_user() got the MCP tool names twice")
+        second = mcp_tools
+    if _is_server(tool):
+        if handler is None and callable(second):
+            second, handler = None, second
+        rules = _mcp_rules(Decision.ASK_USER, tool, second, handler)  # type: ignore[arg-type]
+        return [attrs.evolve(rule, reason=reason) for rule in rules]
+    if second is not None:
+        if handler is not None:
+            raise TypeError("ask_user() got the handler twice")
+        handler = second
+    return PolicyRule(Decision.ASK_USER, tool, handler, reason)  # type: ignore[arg-type]
 
 
 def allow_all() -> PolicyRule:

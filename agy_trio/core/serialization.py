@@ -22,6 +22,7 @@ cannot use, including input nested too deeply to parse and settings
 
 from __future__ import annotations
 
+import functools
 import json
 import reprlib
 import tomllib
@@ -33,17 +34,21 @@ import cattrs
 import tomli_w
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from agy_trio.core.budget import Budget
 from agy_trio.core.hooks import Hooks
+from agy_trio.core.mcp import McpHttpServer, McpServer, McpStdioServer, mcp_server_of
 from agy_trio.core.policy import PolicyRule
 from agy_trio.core.settings import REMOVED_RUNTIME_FIELDS, SECRET, AgentConfig, RuntimeConfig
+from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, import_path_of, resolve_import_path, resolve_tool
 from agy_trio.core.validation import is_number
-from agy_trio.errors import ConfigError
+from agy_trio.errors import ConfigError, StructuredOutputError
 
 __all__ = [
     "converter",
     "from_json",
     "from_toml",
+    "read_structured_output",
     "structure",
     "to_json",
     "to_toml",
@@ -169,6 +174,40 @@ converter.register_structure_hook(Hooks, make_dict_structure_fn(Hooks, converter
 converter.register_unstructure_hook(
     Hooks, make_dict_unstructure_fn(Hooks, converter, **_hook_lists)
 )
+
+
+def _response_schema(value: Any, _type: Any = None) -> ResponseSchema:
+    return ResponseSchema.of(value)
+
+
+converter.register_structure_hook(ResponseSchema, _response_schema)
+converter.register_unstructure_hook(ResponseSchema, lambda schema: schema.to_data())
+
+# Budgets and MCP servers are written without their unset (None) fields, and
+# each MCP server with its "type" ("stdio" or "http", the SDK's names), which
+# says which class to read it back as.
+converter.register_structure_hook(Budget, make_dict_structure_fn(Budget, converter))
+converter.register_unstructure_hook(
+    Budget, _without_none(make_dict_unstructure_fn(Budget, converter))
+)
+for _server_class in (McpStdioServer, McpHttpServer):
+    converter.register_unstructure_hook(
+        _server_class,
+        functools.partial(
+            lambda hook, server: {"type": server.type, **hook(server)},
+            _without_none(make_dict_unstructure_fn(_server_class, converter)),
+        ),
+    )
+
+
+def _mcp_server(value: Any, _type: Any = None) -> McpServer:
+    server = mcp_server_of(value)
+    if not isinstance(server, McpStdioServer | McpHttpServer):
+        raise ConfigError(f"expected an MCP server object, got {_short(value)}")
+    return server
+
+
+converter.register_structure_hook(McpServer, _mcp_server)
 
 
 def _secret_fields(cls: type[Any]) -> frozenset[str]:
@@ -362,3 +401,44 @@ def from_toml(text: str | bytes, cls: type[_T]) -> _T:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}") from exc
     return structure(data, cls)
+
+
+def read_structured_output(schema: ResponseSchema, value: Any) -> Any:
+    """The model's structured answer (parsed JSON) as the agent's ``response_schema`` asks.
+
+    Args:
+        schema: The agent's response schema.
+        value: The answer, parsed from the JSON the model sent.
+
+    Returns:
+        An instance of ``schema.target`` (built with :data:`converter` for an
+        attrs class, with ``model_validate`` for a pydantic model), or
+        ``value`` itself when the schema names no class.
+
+    Raises:
+        StructuredOutputError: The class refused the answer (its validators,
+            converters or types); the error keeps the answer.
+    """
+    target = schema.target
+    if target is None:
+        return value
+    try:
+        if attrs.has(target):
+            return converter.structure(value, target)
+        return target.model_validate(value)  # type: ignore[attr-defined]
+    except Exception as exc:
+        raise StructuredOutputError(
+            _refusal(exc), raw_json=json.dumps(value), value=value, target=target
+        ) from exc
+
+
+def _refusal(exc: BaseException) -> str:
+    """One line saying why a class refused an answer, from cattrs' nested errors too."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        messages = cattrs.transform_error(exc, format_exception=_leaf_message)
+        return "; ".join(messages) or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def _leaf_message(leaf: BaseException, kind: Any) -> str:
+    return str(leaf) or cattrs.v.format_exception(leaf, kind)

@@ -17,11 +17,17 @@ from typing import Any
 
 import attrs
 
+from agy_trio.core.budget import Budget
 from agy_trio.core.hooks import Hooks
+from agy_trio.core.mcp import McpServer, as_mcp_servers, check_mcp_servers
+from agy_trio.core.model_options import MAX_OUTPUT_TOKENS_LIMIT, ServiceTier, ThinkingLevel
 from agy_trio.core.policy import Decision, PolicyRule, PolicySet
+from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, tool
 from agy_trio.core.validation import (
     attrs_validator,
+    enum_converter,
+    enum_validator,
     is_number,
     non_negative_number,
     optional,
@@ -234,6 +240,21 @@ def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _as_rules(value: Iterable[Any]) -> tuple[Any, ...]:
+    # Nested lists are flattened, as the SDK does: allow(server, ["tool"])
+    # returns a list of rules, which goes into policies as it is.
+    items = _as_tuple(value)
+    if not isinstance(items, tuple):
+        return items
+    flat: list[Any] = []
+    for item in items:
+        if isinstance(item, list | tuple):
+            flat.extend(_as_rules(item))
+        else:
+            flat.append(item)
+    return tuple(flat)
+
+
 def _as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
     items = _as_tuple(value)
     if not isinstance(items, tuple):
@@ -327,6 +348,71 @@ def _check_metadata(_instance: object, attribute: attrs.Attribute[Any], value: o
         raise ConfigError(f"must map strings to strings, got {value!r}", field=attribute.name)
 
 
+def _as_response_schema(value: object) -> ResponseSchema | None:
+    try:
+        return None if value is None else ResponseSchema.of(value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field="response_schema") from None
+
+
+def _as_budget(value: object) -> object:
+    # A mapping (JSON over HTTP) builds the Budget; its fields check themselves.
+    if isinstance(value, Mapping):
+        try:
+            return Budget(**value)
+        except TypeError as exc:
+            raise ConfigError(f"invalid Budget: {exc}", field="budget") from None
+    return value
+
+
+def _check_budget(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Budget):
+        raise ConfigError(f"must be a Budget or None, got {value!r}", field=attribute.name)
+
+
+def _check_max_output_tokens(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not 1 <= value <= MAX_OUTPUT_TOKENS_LIMIT
+    ):
+        raise ConfigError(
+            f"must be an integer from 1 to {MAX_OUTPUT_TOKENS_LIMIT} or None, got {value!r}",
+            field=attribute.name,
+        )
+
+
+_thinking_level = enum_converter(ThinkingLevel)
+_service_tier = enum_converter(ServiceTier)
+
+
+def _as_thinking_level(value: ThinkingLevel | str | None) -> ThinkingLevel | None:
+    return _thinking_level(value)  # type: ignore[return-value]  # the validator names the field
+
+
+def _as_service_tier(value: ServiceTier | str | None) -> ServiceTier | None:
+    return _service_tier(value)  # type: ignore[return-value]  # the validator names the field
+
+
+_MODEL_OPTIONS = ("thinking_level", "service_tier", "max_output_tokens")
+
+
+def _refuse_model_options_for_base_url(config: AgentConfig) -> None:
+    if config.base_url is None:
+        return
+    for name in _MODEL_OPTIONS:
+        if getattr(config, name) is not None:
+            raise ConfigError(
+                "is a Gemini / Vertex AI option: the harness's OpenAI-compatible endpoint "
+                "(base_url) takes only the URL and always sends max_completion_tokens: 65535",
+                field=name,
+            )
+
+
 def _redact(value: str | None) -> str:
     # Keys end up in logs through repr(); never print them.
     return "None" if value is None else "'***'"
@@ -361,6 +447,18 @@ class AgentConfig:
         chat_timeout: Per-agent override of ``RuntimeConfig.chat_timeout``.
         default_policy: Decision for tools no rule matches (ALLOW or DENY).
         metadata: Free-form string labels, carried along for the caller.
+        response_schema: What the agent's final answer must look like: an
+            attrs class, a pydantic model class, a JSON-schema dict or a JSON
+            string (kept as a :class:`~agy_trio.core.structured.ResponseSchema`).
+            ``await response.structured_output()`` returns the answer.
+        mcp_servers: MCP servers the backend runs for the agent
+            (:class:`~agy_trio.McpStdioServer`, :class:`~agy_trio.McpHttpServer`),
+            names unique; policies address their tools as ``server/tool``.
+        budget: Limits on the agent's model calls, tool calls and tokens; a
+            turn that reaches one ends with the matching ``StopReason``.
+        thinking_level: How much a Gemini model reasons (not for ``base_url``).
+        service_tier: The Gemini inference queue (not for ``base_url``).
+        max_output_tokens: The most tokens one answer may have (not for ``base_url``).
     """
 
     name: str | None = attrs.field(default=None, validator=_optional_text)
@@ -375,7 +473,7 @@ class AgentConfig:
     tools: tuple[Tool, ...] = attrs.field(default=(), converter=_as_tools, validator=_check_tools)
     policies: tuple[PolicyRule, ...] = attrs.field(
         default=(),
-        converter=_as_tuple,
+        converter=_as_rules,
         validator=_check_sequence_of(PolicyRule, "PolicyRule objects"),
     )
     hooks: Hooks = attrs.field(factory=Hooks, validator=_check_hooks)
@@ -404,10 +502,27 @@ class AgentConfig:
     metadata: dict[str, str] = attrs.field(
         factory=dict, converter=_as_metadata, validator=_check_metadata, hash=False
     )
+    response_schema: ResponseSchema | None = attrs.field(
+        default=None, converter=_as_response_schema
+    )
+    mcp_servers: tuple[McpServer, ...] = attrs.field(
+        default=(), converter=as_mcp_servers, validator=check_mcp_servers
+    )
+    budget: Budget | None = attrs.field(default=None, converter=_as_budget, validator=_check_budget)
+    thinking_level: ThinkingLevel | None = attrs.field(
+        default=None,
+        converter=_as_thinking_level,
+        validator=enum_validator(ThinkingLevel),
+    )
+    service_tier: ServiceTier | None = attrs.field(
+        default=None, converter=_as_service_tier, validator=enum_validator(ServiceTier)
+    )
+    max_output_tokens: int | None = attrs.field(default=None, validator=_check_max_output_tokens)
 
     def __attrs_post_init__(self) -> None:
         if self.vertex_location is not None and self.vertex_project is None:
             raise ConfigError("vertex_location needs vertex_project", field="vertex_project")
+        _refuse_model_options_for_base_url(self)
 
     @property
     def quota_key(self) -> str:

@@ -29,7 +29,7 @@ from docstring_parser.google import DEFAULT_SECTIONS, GoogleParser, Section, Sec
 
 from agy_trio.errors import ConfigError, ToolArgumentError
 
-__all__ = ["ToolSignature", "analyse_signature"]
+__all__ = ["ToolSignature", "analyse_signature", "json_schema_of"]
 
 # JSON scalars a Literal, an Enum value or a schema default may hold.
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -552,3 +552,19 @@ def analyse_signature(fn: Callable[..., Any], tool_name: str) -> ToolSignature:
         "additionalProperties": False,
     }
     return ToolSignature(schema, description, tuple(parameters))
+
+
+def json_schema_of(cls: type) -> dict[str, Any]:
+    """The JSON schema of an attrs class, as a tool parameter of that type would show it.
+
+    Args:
+        cls: An attrs class whose fields have type hints this module maps.
+
+    Raises:
+        ConfigError: A field's type has no JSON equivalent, or the hints cannot be resolved.
+    """
+    try:
+        schema, _ = _shape(cls)
+    except _Unsupported as exc:
+        raise ConfigError(str(exc)) from None
+    return schema

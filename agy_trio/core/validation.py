@@ -18,6 +18,7 @@ fields that may be None)::
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from agy_trio.errors import ConfigError
 
 __all__ = [
     "attrs_validator",
+    "enum_converter",
+    "enum_validator",
     "instance_of",
     "is_number",
     "non_negative_number",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_E = TypeVar("_E", bound=enum.Enum)
 
 Check = Callable[[Any, str], object]
 """A check: takes a value and its field name, raises ConfigError when invalid."""
@@ -174,3 +178,33 @@ def attrs_validator(check: Check) -> AttrsValidator:
 
     validate.__name__ = getattr(check, "__name__", "validate")
     return validate
+
+
+def enum_converter(kind: type[_E]) -> Callable[[object], object]:
+    """An attrs converter to enum ``kind``: a member, or its value; anything else passes.
+
+    What passes unconverted is left for :func:`enum_validator` to refuse by field name.
+    """
+
+    def convert(value: object) -> object:
+        if value is None or isinstance(value, kind):
+            return value
+        try:
+            return kind(value)
+        except ValueError:
+            return value
+
+    return convert
+
+
+def enum_validator(kind: type[_E]) -> AttrsValidator:
+    """An attrs validator: None or a member of ``kind``, else a ConfigError listing its values."""
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(
+                f"must be one of {[member.value for member in kind]} or None, got {value!r}",
+                field=attribute.name,
+            )
+
+    return check

@@ -46,7 +46,9 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
+from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.turn_log import TurnLogs
@@ -103,6 +105,33 @@ _HTTP_ERROR_TYPES = {
     405: "MethodNotAllowed",
     413: "ContentTooLarge",
 }
+
+
+def _refuse_code_from_http(body: dict[str, Any]) -> None:
+    """Refuse what would make the server import code or run a command a client chose.
+
+    A ``response_schema`` may be a JSON schema (an object, or its JSON text)
+    but not a class's import path; an MCP server may be an HTTP one, but a
+    stdio server is a command run on the server's machine, the operator's to
+    choose (in the server's agent defaults).
+    """
+    schema = body.get("response_schema")
+    if isinstance(schema, str) and not schema.lstrip().startswith("{"):
+        raise ConfigError(
+            "over HTTP, a JSON schema (an object or its JSON text), never a class's import path",
+            field="response_schema",
+        )
+    servers = body.get("mcp_servers")
+    for index, server in enumerate(servers if isinstance(servers, list) else []):
+        if (
+            not isinstance(server, dict)
+            or server.get("type", "http" if "url" in server else "stdio") != "http"
+        ):
+            raise ConfigError(
+                'only HTTP MCP servers ({"type": "http", "url": ...}) can be set over '
+                "HTTP: a stdio server runs a command on the server's machine",
+                field=f"mcp_servers[{index}]",
+            )
 
 
 def _status_of(error: AgyError) -> int:
@@ -198,6 +227,7 @@ class _Service:
                 raise ConfigError("cannot be set over HTTP", field=field)
             if field not in HTTP_SETTABLE_FIELDS:
                 raise ConfigError("unknown AgentConfig field", field=field)
+        _refuse_code_from_http(body)
         name = body.get("name")
         if isinstance(name, str) and "/" in name:
             # The name becomes part of the agent's id, which is a path segment.
@@ -409,12 +439,13 @@ def create_app(
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
     service = _Service(runtime, token, defaults, reattach_grace=reattach_grace)
+    mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Served turns run here, in the app's own nursery, not in the request
         # that started them: a turn outlives its first reader's connection.
-        async with trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery, mcp.running():
             await nursery.start(service.turns.run)
             try:
                 yield
@@ -434,6 +465,9 @@ def create_app(
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
         Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
+        # The agent protocols, each rendering the same served turns.
+        *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
+        *mcp.routes(),
     ]
     middleware = [Middleware(AccessControl, token=token)]
     if tracecontext.available:

@@ -30,9 +30,14 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 """The Host header names a server without a token answers to."""
 
 
+# Every path that runs anything: the native API and OpenAI Responses under
+# /v1, and the agent protocols' own endpoints.
+_API_ROOTS = ("/v1", "/mcp", "/a2a")
+
+
 def is_api_path(path: str) -> bool:
-    """Whether ``path`` belongs to the token-protected API (``/v1`` and below)."""
-    return path == "/v1" or path.startswith("/v1/")
+    """Whether ``path`` belongs to the token-protected API (``/v1``, ``/mcp``, ``/a2a``)."""
+    return any(path == root or path.startswith(f"{root}/") for root in _API_ROOTS)
 
 
 def _refusal(

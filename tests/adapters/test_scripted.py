@@ -11,8 +11,15 @@ import trio.lowlevel
 
 import agy_trio
 from agy_trio import RuntimeConfig
-from agy_trio.adapters import scripted
-from agy_trio.adapters.scripted import (
+from agy_trio.errors import (
+    BackendError,
+    ChannelClosed,
+    MaxTokensReached,
+    QuotaExceeded,
+    SafetyBlocked,
+)
+from agy_trio.testing import scripted
+from agy_trio.testing.scripted import (
     Fail,
     Pause,
     Say,
@@ -23,15 +30,19 @@ from agy_trio.adapters.scripted import (
     Turn,
     classify_error,
 )
-from agy_trio.errors import (
-    BackendError,
-    ChannelClosed,
-    MaxTokensReached,
-    QuotaExceeded,
-    SafetyBlocked,
-)
 
 FAST = RuntimeConfig(inter_agent_delay=0)
+
+
+def test_the_old_import_path_gives_the_same_objects() -> None:
+    import agy_trio.adapters.scripted as old_path
+
+    assert sorted(old_path.__all__) == sorted(set(scripted.__all__) - {"ScriptedSession"})
+    for name in old_path.__all__:
+        assert getattr(old_path, name) is getattr(scripted, name), name
+    assert set(old_path.__all__) <= set(dir(old_path))
+    with pytest.raises(AttributeError):
+        _ = old_path.NoSuchName
 
 
 def test_faults_are_classified_by_type() -> None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
+import attrs
 import hypothesis.strategies as st
+import outcome
 import trio
 from hypothesis import HealthCheck, given, settings
 
 import agy_trio
 from agy_trio import AgentHandle, ChatResponse, RuntimeConfig
 from agy_trio.adapters.scripted import Hang, Pause, Say, ScriptedBackend, Turn
+from agy_trio.core import commands as cmds
+from agy_trio.core.commands import Command
+from agy_trio.testing import NullBackend
 
 FAST = RuntimeConfig(inter_agent_delay=0)
 
@@ -33,7 +39,7 @@ attempts = st.lists(
         st.booleans(),
     ),
     min_size=1,
-    max_size=24,
+    max_size=40,
 )
 
 
@@ -84,11 +90,16 @@ async def _attempt(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(plan=attempts)
-async def test_random_cancellation_never_orphans_a_turn_or_a_prompt(plan: list[Attempt]) -> None:
+@given(plan=attempts, capacity=st.sampled_from([1, 2, 3, 64]))
+async def test_random_cancellation_never_orphans_a_turn_or_a_prompt(
+    plan: list[Attempt], capacity: int
+) -> None:
+    # A small channel fills up: callers then wait in send(), and their command
+    # may be answered before they are back to wait for it.
     backend = ScriptedBackend(_script)
     told: dict[str, bool] = {}
-    async with agy_trio.open_runtime(FAST, backend=backend) as rt:
+    config = attrs.evolve(FAST, channel_capacity=capacity)
+    async with agy_trio.open_runtime(config, backend=backend) as rt:
         agents = [await rt.create_agent() for _ in range(4)]
         async with trio.open_nursery() as nursery:
             for number, (index, kind, checkpoints, slow) in enumerate(plan):
@@ -147,3 +158,49 @@ async def test_a_cancelled_caller_that_got_its_response_can_still_read_it() -> N
             await trio.lowlevel.checkpoint()
         assert scope.cancelled_caught
         assert await received[0].text() == "done hello"
+
+
+async def test_an_answer_already_given_reaches_a_cancelled_caller() -> None:
+    command = Command(cmds.IS_IDLE, "agent-1")
+    command.start()
+    command.complete(outcome.Value(True))
+    answers: list[bool] = []
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        # Answered before the caller came to wait: the answer is not thrown away...
+        answers.append(await command.wait())
+        # ...and the cancellation lands at the caller's next checkpoint.
+        await trio.lowlevel.checkpoint()
+    assert answers == [True]
+    assert scope.cancelled_caught
+
+
+async def test_chats_that_waited_for_room_in_a_full_channel_are_never_orphaned() -> None:
+    # A small channel and a backend that answers in the dispatch loop itself:
+    # a caller that waited in send() may find its chat answered (the loop took
+    # it on a later caller's count) by the time it is back, its scope
+    # cancelled meanwhile. Every prompt in the conversation must have had its
+    # response handed to its caller.
+    config = attrs.evolve(FAST, channel_capacity=2)
+    handed: list[ChatResponse] = []
+    rounds = random.Random(19)
+    async with agy_trio.open_runtime(config, backend=NullBackend()) as rt:
+        agent = await rt.create_agent()
+        for number in range(300):
+            scopes = [trio.CancelScope() for _ in range(6)]
+
+            async def chat(prompt: str, scope: trio.CancelScope, late: int) -> None:
+                with scope:
+                    for _ in range(late):
+                        await trio.lowlevel.checkpoint()
+                    handed.append(await agent.chat(prompt))
+
+            async with trio.open_nursery() as nursery:
+                for caller, scope in enumerate(scopes):
+                    nursery.start_soon(chat, f"{number}-{caller}", scope, rounds.randrange(3))
+                for _ in range(rounds.randrange(6)):
+                    await trio.lowlevel.checkpoint()
+                for scope in scopes:
+                    scope.cancel()
+        prompts = [m.text for m in await agent.history() if m.role == "user"]
+        assert len(prompts) == len(handed)

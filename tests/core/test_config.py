@@ -513,7 +513,10 @@ def test_bad_runtime_json_names_the_field(text: str, field: str) -> None:
         ('{"tools": ["tests.core.sample_tools:echo", 3]}', "tools[1]"),
         ('{"tools": ["tests.core.sample_tools:HOOKS"]}', "tools[0]"),
         ('{"policies": [{"decision": "maybe"}]}', "policies[0].decision"),
-        ('{"policies": [{"decision": "ask_user", "tool": "x", "reason": 5}]}', "policies[0].reason"),
+        (
+            '{"policies": [{"decision": "ask_user", "tool": "x", "reason": 5}]}',
+            "policies[0].reason",
+        ),
         (
             '{"policies": [{"decision": "ask_user", "handler": "tests.core:sample_tools"}]}',
             "policies[0].handler",

@@ -11,12 +11,13 @@ After each test no ``localharness`` process may remain.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,49 @@ async def test_a_harness_crash_moves_its_agents_to_a_fresh_harness(
         assert spared_pid in pids and crashed_pid not in pids and len(pids) == 2
         assert sorted(n for _, n in backend.statistics().harness_loads) == [20, 20]
         assert backend.statistics().harnesses_started == 3
+
+
+# ---------------------------------------------------------------------------- many descriptors
+
+
+@pytest.fixture
+def descriptors_past_select() -> Iterator[None]:
+    """Fill descriptors up past 1,024, select()'s limit, so that whatever opens next lies above.
+
+    Pipes are the cheapest descriptors; the soft limit is raised if it is too
+    low (a backend with a few thousand conversations has a WebSocket each).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if wanted < 1500:
+        pytest.skip(f"the hard limit on open files ({hard}) is too low to pass 1,024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    pipes: list[tuple[int, int]] = []
+    try:
+        while not pipes or pipes[-1][0] < 1100:
+            pipes.append(os.pipe())
+        yield
+    finally:
+        for read_end, write_end in pipes:
+            os.close(read_end)
+            os.close(write_end)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("descriptors_past_select")
+async def test_harnesses_start_and_serve_with_descriptors_past_1024(
+    tmp_path: Path, server: Any
+) -> None:
+    # Two harnesses start (one agent each) while every descriptor below 1,100 is taken.
+    async with pooled_runtime(tmp_path, agents_per_harness=1) as (rt, backend):
+        agents = await _create(rt, [_config(server, name=f"fd{i}") for i in range(2)])
+        assert len(backend.harness_pids()) == 2
+        answers = [await (await a.chat(f"hello {i}")).text() for i, a in enumerate(agents)]
+        assert answers == ["You said: hello 0", "You said: hello 1"]
+        partial: list[str] = []
+        await _read_all(await agents[0].chat(SLOW_MARK), partial)
+        assert "".join(partial) == LONG_ANSWER
+        assert backend.statistics().reopens == 0
 
 
 # ---------------------------------------------------------------------------- saved state

@@ -173,7 +173,7 @@ def test_sigterm_tells_live_streams_and_leaves_no_harness(tmp_path: Path) -> Non
         out, err = server.process.communicate(timeout=60)
     assert [e.event for e in events][-1] == "error"
     assert events[-1].json()["type"] == "RuntimeClosed"
-    assert server.process.returncode == 0, err
-    assert out == "Server stopped.\n"
+    assert server.process.returncode == 128 + signal.SIGTERM, err
+    assert (out, err) == ("", "stopped by SIGTERM\n")
     assert harnesses_under(tmp_path) == []
     assert list((tmp_path / "tmp").iterdir()) == []

@@ -19,9 +19,18 @@ from agy_trio.adapters.antigravity.launcher import HarnessLauncher
 from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
-from agy_trio.core.validation import attrs_validator, instance_of, optional, positive_number
+from agy_trio.core.validation import (
+    attrs_validator,
+    instance_of,
+    optional,
+    positive_int,
+    positive_number,
+)
 
 _seconds = attrs_validator(positive_number)
+# Checked here, not when the first turn builds its stream: a bad size must
+# fail the backend's construction, not every chat.
+_count = attrs_validator(positive_int)
 
 __all__ = ["AgentSettings", "BackendContext", "Counters"]
 
@@ -76,8 +85,8 @@ class AgentSettings:
     shutdown_grace: float = attrs.field(validator=_seconds)
     cancel_grace: float = attrs.field(validator=_seconds)
     unreachable_timeout: float = attrs.field(validator=_seconds)
-    stream_high_water: int
-    stream_batch_max: int
+    stream_high_water: int = attrs.field(validator=_count)
+    stream_batch_max: int = attrs.field(validator=_count)
 
 
 @attrs.frozen

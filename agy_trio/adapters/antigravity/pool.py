@@ -193,6 +193,10 @@ def spawn_harness(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(env) if env is not None else None,
+        # A session of its own: the terminal's Ctrl-C (SIGINT to the foreground
+        # process group) reaches Python only, which shuts the harness down in
+        # order; a harness killed by it mid-turn would fail the turn instead.
+        start_new_session=True,
     )
     if not registry.register(owner, process):
         process.kill()
@@ -219,18 +223,22 @@ def spawn_harness(
 def _read_exactly(process: subprocess.Popen[bytes], size: int, deadline: float) -> bytes:
     """Read ``size`` bytes of the harness's stdout, fewer at end-of-file; kill it at ``deadline``.
 
-    Waits with ``select`` rather than a timer thread per start.
+    Waits with ``poll`` rather than a timer thread per start. Not ``select``:
+    it fails ("filedescriptor out of range") once the process has more than
+    1,024 descriptors open, which a backend with a few thousand conversations
+    (a WebSocket each) has.
     """
     assert process.stdout is not None
     fd = process.stdout.fileno()
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
     data = b""
     while len(data) < size:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             _kill_quietly(process)  # its stdout then ends
             remaining = 5.0
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
+        if not waiter.poll(remaining * 1000):
             continue
         chunk = os.read(fd, size - len(data))
         if not chunk:

@@ -125,8 +125,8 @@ class TemporalBackend:
         self.sticky_timeout = positive_number(sticky_timeout, "sticky_timeout")
         self.max_attempts = positive_int(max_attempts, "max_attempts")
         self.turns_per_run = positive_int(turns_per_run, "turns_per_run")
-        self.stream_high_water = stream_high_water
-        self.stream_batch_max = stream_batch_max
+        self.stream_high_water = positive_int(stream_high_water, "stream_high_water")
+        self.stream_batch_max = positive_int(stream_batch_max, "stream_batch_max")
         self.connect_timeout = positive_number(connect_timeout, "connect_timeout")
         self.shutdown_timeout = positive_number(shutdown_timeout, "shutdown_timeout")
         self.host = AioHost("agy-trio-temporal-client", cancel_grace=shutdown_timeout)

@@ -1,0 +1,292 @@
+"""MCP servers an agent may use: :class:`McpStdioServer` and :class:`McpHttpServer`.
+
+The fields and their names are the SDK's (``McpStdioServer`` and
+``McpStreamableHttpServer`` in ``google.antigravity.types``). The backend
+runs the servers, not agy_trio: with google-antigravity the Go harness starts
+a stdio server at the agent's first turn, lists its tools and calls them.
+
+A server's tools are addressed by policies as ``server/tool``, or all at once
+as ``server/*``: ``agy_trio.policy.deny(server, ["tool"])`` builds such rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeAlias
+
+import attrs
+
+from agy_trio.core.validation import is_number
+from agy_trio.errors import ConfigError
+
+__all__ = [
+    "McpHttpServer",
+    "McpServer",
+    "McpStdioServer",
+    "McpStreamableHttpServer",
+    "as_mcp_servers",
+    "check_mcp_servers",
+    "mcp_pattern",
+    "mcp_server_of",
+]
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _check_name(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # The SDK's rule, which is also Gemini's for tool names: the harness names
+    # eager tools mcp_<server>_<tool>.
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(
+            f"must be letters, digits, '_' and '-' only (^[a-zA-Z0-9_-]+$), got {value!r}",
+            field=attribute.name,
+        )
+
+
+def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"must be a non-empty string, got {value!r}", field=attribute.name)
+
+
+def _as_names(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None or isinstance(value, str) or not isinstance(value, Iterable):
+        return value  # type: ignore[return-value]  # the validator names the field
+    return tuple(value)
+
+
+def _check_names(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f"must be a list of tool names or None, got {value!r}", field=attribute.name
+        )
+
+
+def _as_args(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return value  # type: ignore[return-value]
+    return tuple(value)
+
+
+def _check_args(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"must be a list of strings, got {value!r}", field=attribute.name)
+
+
+def _as_mapping(value: Mapping[str, str] | None) -> dict[str, str] | None:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _check_mapping(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(
+            f"must map strings to strings, or be None, got {value!r}", field=attribute.name
+        )
+
+
+def _check_timeout_seconds(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(
+            f"must be a whole number of seconds greater than 0, or None, got {value!r}",
+            field=attribute.name,
+        )
+
+
+def _check_bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be True or False, got {value!r}", field=attribute.name)
+
+
+def _check_seconds(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not is_number(value) or value <= 0:  # type: ignore[operator]
+        raise ConfigError(
+            f"must be a number of seconds greater than 0, got {value!r}", field=attribute.name
+        )
+
+
+def _as_seconds(value: float) -> float:
+    return float(value) if is_number(value) else value
+
+
+def _check_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+        raise ConfigError(
+            f"must be an http:// or https:// URL naming a host, got {value!r}", field=attribute.name
+        )
+
+
+def _check_tool_lists(server: McpStdioServer | McpHttpServer) -> None:
+    if server.enabled_tools is not None and server.disabled_tools is not None:
+        raise ConfigError(
+            "enabled_tools and disabled_tools are mutually exclusive", field="enabled_tools"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class McpStdioServer:
+    """An MCP server the backend starts as a process and talks to over stdin/stdout.
+
+    Attributes:
+        name: The server's name (``^[a-zA-Z0-9_-]+$``), unique within an agent;
+            policies address its tools as ``name/tool``.
+        command: The program to run.
+        args: Its arguments.
+        env: Variables added to the environment it runs in.
+        timeout_seconds: How long starting it and listing its tools may take;
+            None leaves the backend's default.
+        enabled_tools: Only these of its tools are shown to the model
+            (exclusive with ``disabled_tools``).
+        disabled_tools: These of its tools are hidden from the model.
+        force_all_tools_eager: Register every tool as a tool of its own
+            (``mcp_<name>_<tool>``) instead of through the generic
+            ``call_mcp_tool``.
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    command: str = attrs.field(validator=_check_text)
+    args: tuple[str, ...] = attrs.field(default=(), converter=_as_args, validator=_check_args)
+    env: dict[str, str] | None = attrs.field(
+        default=None, converter=_as_mapping, validator=_check_mapping, hash=False
+    )
+    timeout_seconds: int | None = attrs.field(default=None, validator=_check_timeout_seconds)
+    enabled_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_as_names, validator=_check_names
+    )
+    disabled_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_as_names, validator=_check_names
+    )
+    force_all_tools_eager: bool = attrs.field(default=False, validator=_check_bool)
+
+    def __attrs_post_init__(self) -> None:
+        _check_tool_lists(self)
+
+    @property
+    def type(self) -> Literal["stdio"]:
+        """The connection kind, as the SDK names it."""
+        return "stdio"
+
+
+@attrs.frozen(kw_only=True)
+class McpHttpServer:
+    """An MCP server the backend reaches over streamable HTTP.
+
+    The SDK calls it ``McpStreamableHttpServer``; that name works here too.
+
+    Attributes:
+        name: The server's name (``^[a-zA-Z0-9_-]+$``), unique within an agent.
+        url: Its endpoint, e.g. ``http://127.0.0.1:8000/mcp``.
+        headers: Headers sent with every request (a secret-bearing header is
+            written to config files like any other field).
+        timeout: Connection timeout, in seconds.
+        sse_read_timeout: How long a read of its event stream may wait, in seconds.
+        terminate_on_close: End the MCP session when the connection closes.
+        timeout_seconds: How long connecting and listing its tools may take.
+        enabled_tools: Only these of its tools are shown to the model.
+        disabled_tools: These of its tools are hidden from the model.
+        force_all_tools_eager: As for :class:`McpStdioServer`.
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    url: str = attrs.field(validator=_check_url)
+    headers: dict[str, str] | None = attrs.field(
+        default=None, converter=_as_mapping, validator=_check_mapping, hash=False
+    )
+    timeout: float = attrs.field(default=30.0, converter=_as_seconds, validator=_check_seconds)
+    sse_read_timeout: float = attrs.field(
+        default=300.0, converter=_as_seconds, validator=_check_seconds
+    )
+    terminate_on_close: bool = attrs.field(default=True, validator=_check_bool)
+    timeout_seconds: int | None = attrs.field(default=None, validator=_check_timeout_seconds)
+    enabled_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_as_names, validator=_check_names
+    )
+    disabled_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_as_names, validator=_check_names
+    )
+    force_all_tools_eager: bool = attrs.field(default=False, validator=_check_bool)
+
+    def __attrs_post_init__(self) -> None:
+        _check_tool_lists(self)
+
+    @property
+    def type(self) -> Literal["http"]:
+        """The connection kind, as the SDK names it."""
+        return "http"
+
+
+McpStreamableHttpServer = McpHttpServer
+"""The SDK's name for :class:`McpHttpServer`."""
+
+McpServer: TypeAlias = McpStdioServer | McpHttpServer
+"""Either kind of MCP server."""
+
+
+def mcp_pattern(server: str, tool: str | None = None) -> str:
+    """The policy pattern for ``tool`` of ``server`` (every tool when None): ``server/tool``."""
+    return f"{server}/{'*' if tool is None else tool}"
+
+
+def check_mcp_servers(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Validator of ``AgentConfig.mcp_servers``: MCP server objects with distinct names."""
+    if not isinstance(value, tuple) or not all(
+        isinstance(item, McpStdioServer | McpHttpServer) for item in value
+    ):
+        raise ConfigError(
+            f"must be a list of McpStdioServer or McpHttpServer objects, got {value!r}",
+            field=attribute.name,
+        )
+    names = [server.name for server in value]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(
+            f"MCP server names must be unique, repeated: {repeated}", field=attribute.name
+        )
+
+
+_KINDS: dict[str, type[McpStdioServer | McpHttpServer]] = {
+    "stdio": McpStdioServer,
+    "http": McpHttpServer,
+}
+
+
+def mcp_server_of(value: object) -> object:
+    """``value`` as an MCP server object: objects pass, a JSON-style mapping is built.
+
+    A mapping says its kind with ``"type"`` (``"stdio"`` or ``"http"``, the
+    SDK's names); without one, a ``url`` makes it an HTTP server. Anything
+    else is returned unchanged, for the validator to refuse.
+
+    Raises:
+        ConfigError: The mapping's type or fields are invalid.
+    """
+    if not isinstance(value, Mapping):
+        return value
+    data = dict(value)
+    kind = data.pop("type", "http" if "url" in data else "stdio")
+    server_class = _KINDS.get(kind) if isinstance(kind, str) else None
+    if server_class is None:
+        raise ConfigError(f"an MCP server's type must be 'stdio' or 'http', got {kind!r}")
+    try:
+        return server_class(**data)
+    except TypeError as exc:
+        raise ConfigError(f"invalid {server_class.__name__}: {exc}") from None
+
+
+def as_mcp_servers(value: Iterable[object]) -> tuple[object, ...]:
+    """The attrs converter of ``AgentConfig.mcp_servers``: a tuple, mappings built into servers."""
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
+        return value  # type: ignore[return-value]  # the validator names the field
+    try:
+        return tuple(mcp_server_of(item) for item in value)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), field="mcp_servers") from None

@@ -1,0 +1,67 @@
+"""A deterministic, asyncio-only backend that follows a script.
+
+It is the test and benchmark double of the real SDK: every agent lives on a
+real asyncio host thread, keeps real conversation state (history, turn count,
+usage, last response, compactions), and plays turns made of text chunks,
+thoughts, tool calls (through the runtime's real tool and policy path),
+pauses, hangs and faults (including a quota error with a Retry-After).
+
+With no script, every chat gets a short deterministic answer that quotes the
+prompt, streamed in several chunks::
+
+    from agy_trio.testing.scripted import Say, ScriptedBackend, Turn
+
+    backend = ScriptedBackend([Turn([Say("hello")])])
+
+Its rooms: :mod:`.script` (the script language), :mod:`.faults` (the errors a
+turn raises and their classification), :mod:`.engine` (the asyncio side of an
+agent) and :mod:`.backend` (the backend and its Trio-facing session).
+``agy_trio.adapters.scripted`` is the older import path of the same objects.
+"""
+
+from agy_trio.testing.scripted.backend import ScriptedBackend, ScriptedSession
+from agy_trio.testing.scripted.faults import (
+    ScriptedConnectionError,
+    ScriptedError,
+    ScriptedMaxTokensError,
+    ScriptedQuotaError,
+    ScriptedSafetyError,
+    ScriptedServerError,
+    classify_error,
+)
+from agy_trio.testing.scripted.script import (
+    CallTool,
+    Compact,
+    Fail,
+    Hang,
+    Pause,
+    Responder,
+    Say,
+    Step,
+    Think,
+    Turn,
+    default_turn,
+)
+
+__all__ = [
+    "CallTool",
+    "Compact",
+    "Fail",
+    "Hang",
+    "Pause",
+    "Responder",
+    "Say",
+    "ScriptedBackend",
+    "ScriptedConnectionError",
+    "ScriptedError",
+    "ScriptedMaxTokensError",
+    "ScriptedQuotaError",
+    "ScriptedSafetyError",
+    "ScriptedServerError",
+    "ScriptedSession",
+    "Step",
+    "Think",
+    "Turn",
+    "classify_error",
+    "default_turn",
+]
