@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
-from agy_trio.core.policy import Approver, PolicySet
+from agy_trio.core.policy import PolicySet
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.tools import Tool
 from agy_trio.core.validation import positive_number
 from agy_trio.errors import ConfigError, PolicyDenied, ToolNotFound
@@ -174,14 +175,19 @@ class ToolDispatcher:
         await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, result=result))
         return result
 
-    async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
+    async def authorize(self, name: str, arguments: Mapping[str, Any], *, reason: str = "") -> bool:
         """Whether a tool the backend runs itself (a built-in) may run.
 
         Applies the same policies and ``before_tool`` hooks as :meth:`call_tool`
         and fails closed the same way, but answers False instead of raising.
+
+        Args:
+            name: The tool.
+            arguments: Its arguments.
+            reason: Why the backend asks, handed on to ``ask_user`` handlers.
         """
         try:
-            await self._guard(name, types.MappingProxyType(dict(arguments)))
+            await self._guard(name, types.MappingProxyType(dict(arguments)), reason=reason)
         except PolicyDenied as exc:
             logger.info("agent %s: %s", self._agent_id, exc)
             return False
@@ -204,12 +210,13 @@ class ToolDispatcher:
     # when there are no hooks; calling them only when there are spares each
     # tool call two needless trips through the scheduler.
 
-    async def _guard(self, name: str, arguments: Mapping[str, Any]) -> None:
+    async def _guard(self, name: str, arguments: Mapping[str, Any], *, reason: str = "") -> None:
         await self._policies.check(
             name,
             arguments,
             handler_timeout=self._handler_timeout,
             agent_id=self._agent_id,
+            reason=reason,
             approver=self._approver() if self._approver is not None else None,
         )
         if self._hooks.before_tool:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import trio
 
 # The module under another name: ChatResponse has a method called ``events``.
 from agy_trio.core import events as chat_events
 from agy_trio.core.construction import NoPublicConstructor
+from agy_trio.core.serialization import read_structured_output
+
+if TYPE_CHECKING:
+    from agy_trio.core.structured import ResponseSchema
 
 __all__ = ["ChatResponse", "StreamCounters", "TurnStream"]
 
@@ -102,8 +106,10 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         "_on_end",
         "_pending",
         "_reading",
+        "_schema",
         "_stop_reason",
         "_stream",
+        "_structured",
         "_text_parts",
         "_thoughts",
         "_tool_calls",
@@ -119,8 +125,11 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         cancel_timeout: float = 10.0,
         on_end: Callable[[BaseException | None], None] | None = None,
         counters: StreamCounters | None = None,
+        response_schema: ResponseSchema | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self._schema = response_schema
+        self._structured: Any = None
         self._counters = counters if counters is not None else StreamCounters()
         self._stream = stream
         self._on_end = on_end
@@ -283,6 +292,26 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
             if not await self._fetch():
                 return "".join(self._text_parts)
 
+    async def structured_output(self) -> Any:
+        """Wait for the turn to end and return the answer the model handed over in it.
+
+        The agent's ``response_schema`` says what comes back: an instance of
+        its attrs or pydantic class, or the parsed JSON for a plain JSON
+        schema. Only this turn counts: a turn in which the model answered in
+        plain text returns None, even after earlier turns that did hand over
+        a value.
+
+        Raises:
+            StructuredOutputError: The answer fits the JSON schema but the
+                class refused it (its validators or converters); the error
+                carries the raw JSON.
+            AgyError: The turn failed (timeout, quota, backend error...).
+        """
+        await self.text()
+        if self._structured is None or self._schema is None:
+            return self._structured
+        return read_structured_output(self._schema, self._structured)
+
     async def _fetch(self) -> bool:
         """Wait for the next batch of events into the pending queue; a checkpoint.
 
@@ -331,6 +360,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         elif kind is chat_events.TurnEnd:
             self._usage = event.usage  # type: ignore[union-attr]
             self._stop_reason = event.stop_reason  # type: ignore[union-attr]
+            self._structured = event.structured_output  # type: ignore[union-attr]
         elif kind is chat_events.ThoughtDelta:
             if self._thoughts is None:
                 self._thoughts = []

@@ -249,6 +249,9 @@ class TurnRunner:
         turns = list(self._turns.values())
         for turn in turns:
             turn.closing = True
+            # Recorded first, so that readers learn it at once even when the
+            # backend's own cancel takes a while (a stalled harness).
+            self._fail(turn.log, RuntimeClosed("the server is shutting down"))
             turn.scope.cancel()
         with trio.move_on_after(grace):
             for turn in turns:
