@@ -371,7 +371,8 @@ def agy_workload(
     import agy_trio
     from agy_trio.adapters.antigravity import AntigravityBackend
 
-    options: dict[str, Any] = {}
+    # Live conversations throughout: hibernation has a comparison of its own.
+    options: dict[str, Any] = {"hibernate_after": None}
     if agents_per_harness is not None:
         options["agents_per_harness"] = agents_per_harness
     if harness_processes is not None:
