@@ -91,7 +91,13 @@ class AgentLifecycle:
             observe=self._observed_fn,
         )
         session = await state.backend.create_agent(agent_id, config, services)
-        handle = AgentHandle._create(agent_id, config, session.conversation_id, self._sink)
+        handle = AgentHandle._create(
+            agent_id,
+            config,
+            session.conversation_id,
+            self._sink,
+            services if config.hooks.pre_turn else None,
+        )
         chat_timeout = config.chat_timeout
         if chat_timeout is None:
             chat_timeout = state.config.chat_timeout
