@@ -1,4 +1,4 @@
-"""The runtime and the cyclic GC: start-up objects frozen, no reference cycles per command or turn."""
+"""The runtime and the cyclic GC: start-up objects frozen, no cycles per command or turn."""
 
 from __future__ import annotations
 
