@@ -123,11 +123,14 @@ def choose_endpoint(config: AgentConfig, environ: Mapping[str, str] | None = Non
 UNGUARDED_BUILTINS: Mapping[str, str] = {
     "schedule": "it brings the schedule and manage_task tools, which the harness runs "
     "without consulting any policy",
-    "invoke_subagent": "it brings define_subagent, manage_subagents and send_message, which "
-    "the harness runs without consulting any policy, and the subagents it starts run "
-    "tools (shell commands included) without consulting any policy",
+    "invoke_subagent": "it needs AgentConfig.subagents: without static subagents it "
+    "serves only define_subagent, manage_subagents and send_message, which the harness "
+    "runs without consulting any policy",
 }
-"""Built-in tools that are refused, with the reason: the harness would run tools unchecked."""
+"""Built-in tools that are refused, with the reason: the harness would run tools unchecked.
+
+``invoke_subagent`` is allowed when the agent has ``subagents``.
+"""
 
 # Tools the harness offers the model under names of its own (measured: see
 # the module docstring), besides the SDK's BuiltinTools values.
@@ -195,8 +198,6 @@ def builtin_tool_names(config: AgentConfig) -> list[Any]:
         reason = UNGUARDED_BUILTINS.get(name)
         if name == SUBAGENT_TOOL and config.subagents:
             reason = None  # static subagents: see adapters.antigravity.capabilities
-        elif name == SUBAGENT_TOOL:
-            reason = "it needs AgentConfig.subagents (the harness's own subagent tools are refused)"
         if reason is not None:
             raise ConfigError(
                 f"built-in tool {name!r} is not supported: {reason}", field="builtin_tools"
