@@ -2,7 +2,7 @@
 
 One module per comparison (``round_trip``, ``round_trip_concurrent``,
 ``streaming``, ``scale``, ``cancel_latency``, ``real_sdk``, ``serve``, ``soak``,
-``temporal``); each runs all of
+``temporal``, ``a2a_hosting``); each runs all of
 its contenders in one process, interleaved over several rounds, and returns a
 :class:`benchmarks._common.BenchResult`. The runner writes one JSON file and one
 chart per comparison and regenerates ``RESULTS.md`` from every result file
@@ -19,6 +19,7 @@ BENCHMARKS = (
     "serve",
     "soak",
     "temporal",
+    "a2a_hosting",
 )
 
 __all__ = ["BENCHMARKS"]
