@@ -120,10 +120,45 @@ class AsyncioResponse:
                 self._text.append(event.text)
                 return event.text
 
+    def text_batches(self) -> AsyncioTextBatches:
+        """The batch reader: each step hands over the text of a whole batch, joined."""
+        return AsyncioTextBatches(self)
+
+    async def next_text_batch(self) -> str:
+        while True:
+            pending = self._pending
+            if not pending:
+                if self._done:
+                    raise StopAsyncIteration
+                try:
+                    pending.extend(await self._bridge.receive_batch())
+                except EndOfStream:
+                    self._done = True
+                    raise StopAsyncIteration from None
+            texts = [event.text for event in pending if type(event) is TextDelta]
+            pending.clear()
+            if texts:
+                text = "".join(texts)
+                self._text.append(text)
+                return text
+
     async def text(self) -> str:
         async for _ in self:
             pass
         return "".join(self._text)
+
+
+class AsyncioTextBatches:
+    """``AsyncioResponse.text_batches()``: asyncio's twin of ``ChatResponse.text_batches()``."""
+
+    def __init__(self, response: AsyncioResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> AsyncioTextBatches:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._response.next_text_batch()
 
 
 class _LocalHost:

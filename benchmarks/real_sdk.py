@@ -19,6 +19,7 @@ run; ``--quick`` measures 10 agents once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
@@ -389,6 +390,7 @@ def agy_workload(
             marks: dict[str, float] = {}
             latencies: list[float] = []
             errors = 0
+            kinds: collections.Counter[str] = collections.Counter()
             async with agy_trio.open_runtime(runtime_config, backend=backend) as rt:
                 probe = await rt.create_agent(config(-1))
                 response = await probe.chat(PROBE_PROMPT)
@@ -423,8 +425,9 @@ def agy_workload(
                         t = time.perf_counter()
                         try:
                             text = await (await handle.chat(f"agent {i} turn {k}")).text()
-                        except agy_trio.AgyError:
+                        except agy_trio.AgyError as exc:
                             errors += 1
+                            kinds[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
                             continue
                         errors += text != _expected(i, k)
                         latencies.append(time.perf_counter() - t)
@@ -436,6 +439,8 @@ def agy_workload(
                 marks["threads_alive"] = threading.active_count()
                 memory = _memory()
                 memory["harnesses"] = float(len(backend.harness_pids()))
+            for kind, count in kinds.most_common(10):
+                print(f"errors: {count} x {kind}", file=sys.stderr)
             result = _finish(n, marks, latencies, errors, memory, before, threads)
             result["stall_ms"] = _stall(arrivals, marks["t0"], marks["started"])
             return result

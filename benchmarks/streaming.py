@@ -22,19 +22,22 @@ from benchmarks._common import (
 )
 
 NAME = "streaming"
-TITLE = "Streaming chunks through ChatResponse"
+TITLE = "Streaming a long answer through ChatResponse: tokens per second"
 DESCRIPTION = (
-    "Each agent plays one scripted turn of N one-character text chunks "
-    "(`Say(text, chunks=N)`), and a reader consumes it with `async for delta in response`; "
-    "time per chunk from the first `chat()` call to the last chunk read by every reader. "
-    "The baseline runs the same scripted asyncio producer (the backend's own agent objects "
-    "and turn code) into an asyncio queue with the same batching and backpressure, read by a "
-    "ChatResponse-shaped asyncio reader: the cost of streaming with no Trio and no crossing."
+    "Each agent plays one scripted turn of N one-character text deltas (tokens) "
+    "(`Say(text, chunks=N)`), and a reader consumes it: either `async for delta in response` "
+    "(one delta per step) or `async for text in response.text_batches()` (every delta already "
+    "there, joined, per step); tokens per second and time per token from the first `chat()` "
+    "call to the last token read by every reader. The baselines run the same scripted asyncio "
+    "producer (the backend's own agent objects and turn code) into an asyncio queue with the "
+    "same batching and backpressure, read by a ChatResponse-shaped asyncio reader that never "
+    "yields while a batch lasts: per delta, and per batch (asyncio at its best). No Trio and "
+    "no crossing."
 )
 METRICS = [
-    Metric("wall_us", "wall time per chunk", "µs", digits=2),
-    Metric("cpu_us", "CPU time per chunk", "µs", digits=2),
-    Metric("kchunks_s", "throughput", "thousand chunks/s", lower_is_better=False),
+    Metric("wall_us", "wall time per token", "µs", digits=2),
+    Metric("cpu_us", "CPU time per token", "µs", digits=2),
+    Metric("ktokens_s", "throughput", "thousand tokens/s", lower_is_better=False),
 ]
 
 Measure = dict[str, float]
@@ -44,7 +47,7 @@ def _measure(t: Timer, total: int) -> Measure:
     return {
         "wall_us": t.wall / total * 1e6,
         "cpu_us": t.cpu / total * 1e6,
-        "kchunks_s": total / t.wall / 1e3,
+        "ktokens_s": total / t.wall / 1e3,
     }
 
 
@@ -55,15 +58,19 @@ def _turn(chunks: int) -> Any:
     return lambda agent_id, prompt, index: turn
 
 
-async def _agy_body(rt: Any, agents: int, chunks: int) -> Measure:
+def _reader(response: Any, batches: bool) -> Any:
+    return response.text_batches() if batches else response
+
+
+async def _agy_body(rt: Any, agents: int, chunks: int, batches: bool = False) -> Measure:
     handles = [await rt.create_agent() for _ in range(agents)]
     counts: list[int] = []
 
     async def consume(handle: Any) -> None:
         response = await handle.chat("go")
         n = 0
-        async for _ in response:
-            n += 1
+        async for text in _reader(response, batches):
+            n += len(text)
         counts.append(n)
 
     await consume(handles[0])  # warm-up
@@ -72,11 +79,11 @@ async def _agy_body(rt: Any, agents: int, chunks: int) -> Measure:
         async with trio.open_nursery() as nursery:
             for handle in handles:
                 nursery.start_soon(consume, handle)
-    assert counts == [chunks] * agents, "a reader missed chunks"
+    assert counts == [chunks] * agents, "a reader missed tokens"
     return _measure(t, agents * chunks)
 
 
-def agy_thread(agents: int, chunks: int) -> Measure:
+def agy_thread(agents: int, chunks: int, batches: bool = False) -> Measure:
     import agy_trio
     from agy_trio.testing.scripted import ScriptedBackend
 
@@ -85,12 +92,12 @@ def agy_thread(agents: int, chunks: int) -> Measure:
         async with agy_trio.open_runtime(
             agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
         ) as rt:
-            return await _agy_body(rt, agents, chunks)
+            return await _agy_body(rt, agents, chunks, batches)
 
     return trio.run(main)
 
 
-def agy_guest(agents: int, chunks: int) -> Measure:
+def agy_guest(agents: int, chunks: int, batches: bool = False) -> Measure:
     import agy_trio
     from agy_trio.adapters.guest import GuestHost, run_trio_guest
     from agy_trio.testing.scripted import ScriptedBackend
@@ -100,12 +107,14 @@ def agy_guest(agents: int, chunks: int) -> Measure:
         async with agy_trio.open_runtime(
             agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
         ) as rt:
-            return await _agy_body(rt, agents, chunks)
+            return await _agy_body(rt, agents, chunks, batches)
 
     return asyncio.run(run_trio_guest(trio_main))
 
 
-def asyncio_baseline(agents: int, chunks: int, *, yield_each: bool = False) -> Measure:
+def asyncio_baseline(
+    agents: int, chunks: int, *, yield_each: bool = False, batches: bool = False
+) -> Measure:
     from benchmarks._asyncio_agents import AsyncioAgents
 
     async def main() -> Measure:
@@ -116,15 +125,15 @@ def asyncio_baseline(agents: int, chunks: int, *, yield_each: bool = False) -> M
         async def consume(agent: Any) -> None:
             response = await world.chat(agent, "go")
             n = 0
-            async for _ in response:
-                n += 1
+            async for text in _reader(response, batches):
+                n += len(text)
             counts.append(n)
 
         await consume(handles[0])
         counts.clear()
         with Timer() as t:
             await asyncio.gather(*(consume(h) for h in handles))
-        assert counts == [chunks] * agents, "a reader missed chunks"
+        assert counts == [chunks] * agents, "a reader missed tokens"
         return _measure(t, agents * chunks)
 
     return asyncio.run(main())
@@ -166,23 +175,51 @@ def null_runtime(agents: int, chunks: int) -> Measure:
 
 
 CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
-    "agy_thread": ("agy_trio, thread host", "agy", agy_thread, "batches cross the thread"),
-    "agy_guest": ("agy_trio, guest mode", "agy", agy_guest, "one thread"),
+    "agy_thread_batches": (
+        "agy_trio, thread host, text_batches()",
+        "agy",
+        functools.partial(agy_thread, batches=True),
+        "batches cross the thread; one step per batch",
+    ),
+    "agy_guest_batches": (
+        "agy_trio, guest mode, text_batches()",
+        "agy",
+        functools.partial(agy_guest, batches=True),
+        "one thread; one step per batch",
+    ),
+    "agy_thread": (
+        "agy_trio, thread host, per delta",
+        "agy",
+        agy_thread,
+        "batches cross the thread; `async for delta in response`, one step per delta",
+    ),
+    "agy_guest": (
+        "agy_trio, guest mode, per delta",
+        "agy",
+        agy_guest,
+        "one thread; `async for delta in response`, one step per delta",
+    ),
+    "asyncio_batches": (
+        "asyncio in-loop, per batch (baseline at its best)",
+        "baseline",
+        functools.partial(asyncio_baseline, batches=True),
+        "same producer, asyncio reader handing over each batch's text joined",
+    ),
     "asyncio": (
-        "asyncio in-loop (baseline)",
+        "asyncio in-loop, per delta (baseline)",
         "baseline",
         asyncio_baseline,
-        "same producer, asyncio reader",
+        "same producer, asyncio reader handing over one delta per step",
     ),
     "asyncio_yield": (
-        "experiment: asyncio baseline, reader yields each chunk",
+        "experiment: asyncio baseline, reader yields each delta",
         "prototype",
         functools.partial(asyncio_baseline, yield_each=True),
-        "as the baseline, with `await asyncio.sleep(0)` per chunk: asyncio's price for "
-        "the schedule point Trio's convention puts in every step",
+        "as the per-delta baseline, with `await asyncio.sleep(0)` per delta: asyncio's price "
+        "for the schedule point Trio's convention puts in every step",
     ),
     "null_runtime": (
-        "experiment: runtime over NullBackend",
+        "experiment: runtime over NullBackend, per delta",
         "prototype",
         null_runtime,
         "no producer and no thread: the events exist before the turn starts",
@@ -191,8 +228,8 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
         "experiment: Trio checkpoints alone",
         "prototype",
         checkpoints_alone,
-        "each reader task only awaits trio.lowlevel.checkpoint() once per chunk: the floor "
-        "of any Trio reader that checkpoints every step",
+        "each reader task only awaits trio.lowlevel.checkpoint() once per delta: the floor "
+        "of any Trio reader that checkpoints every delta",
     ),
 }
 
@@ -200,7 +237,7 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
 def run(ctx: Context) -> BenchResult:
     rounds = ctx.pick(2, 5)
     scenarios = [
-        ("1 agent", 1, ctx.pick(5_000, 50_000)),
+        ("1 agent", 1, ctx.pick(5_000, 100_000)),
         (f"{ctx.pick(100, 1000):,} agents at once", ctx.pick(100, 1000), ctx.pick(50, 100)),
     ]
     rows: list[Row] = []
@@ -212,7 +249,7 @@ def run(ctx: Context) -> BenchResult:
         data = interleave(ctx, contenders, rounds, label=f"{NAME} [{group}]")
         for key, (label, kind, _, note) in CONTENDERS.items():
             metrics = {m: Summary.of(v) for m, v in data[key].items()}
-            rows.append(Row(key, label, kind, metrics, f"{note}; {chunks:,} chunks/agent", group))
+            rows.append(Row(key, label, kind, metrics, f"{note}; {chunks:,} tokens/agent", group))
     result = BenchResult(
         name=NAME,
         title=TITLE,
@@ -222,7 +259,7 @@ def run(ctx: Context) -> BenchResult:
         chart_metric="wall_us",
         params={
             "rounds": rounds,
-            "scenarios": "; ".join(f"{g}: {a} x {c} chunks" for g, a, c in scenarios),
+            "scenarios": "; ".join(f"{g}: {a} x {c:,} tokens" for g, a, c in scenarios),
             "stream_high_water": 1024,
             "stream_batch_max": 256,
         },
@@ -238,45 +275,60 @@ def targets(result: BenchResult, groups: list[str]) -> list[Target]:
         def m(key: str, metric: str = "wall_us", group: str = group) -> float | None:
             return result.median(key, metric, group)
 
-        base, floor, null, yielding = m("asyncio"), m("checkpoints"), m("null_runtime"), None
-        yielding = m("asyncio_yield")
+        per_batch, per_delta = m("asyncio_batches", "cpu_us"), m("asyncio", "cpu_us")
+        if per_batch is None or per_delta is None:
+            continue
+        best_key = "asyncio_batches" if per_batch <= per_delta else "asyncio"
+        best = min(per_batch, per_delta)
+        for key, label in (
+            ("agy_thread_batches", "thread host"),
+            ("agy_guest_batches", "guest mode"),
+        ):
+            value = m(key, "cpu_us")
+            wall, best_wall = m(key, "wall_us"), m(best_key, "wall_us")
+            if value is None or wall is None or best_wall is None:
+                continue
+            ratio = value / best
+            out.append(
+                Target(
+                    f"streaming, {group}, {label}, text_batches(): at most 1.5x the CPU cost "
+                    "per token of asyncio at its best",
+                    ratio <= 1.5,
+                    f"CPU {fmt(value, 2)} vs {fmt(best, 2)} µs per token = {ratio:.2f}x; "
+                    f"wall {fmt(wall, 2)} vs {fmt(best_wall, 2)} µs per token "
+                    f"({fmt(1e3 / wall, 0)} vs {fmt(1e3 / best_wall, 0)} thousand tokens/s, "
+                    f"{wall / best_wall:.2f}x); the best asyncio reader here: {best_key}",
+                )
+            )
+        per_delta = m("asyncio")
+        if per_delta is None:
+            continue
+        floor, yielding = m("checkpoints"), m("asyncio_yield")
         for key, label in (("agy_thread", "thread host"), ("agy_guest", "guest mode")):
             value = m(key)
-            if base is None or value is None:
+            if value is None:
                 continue
-            ratio = value / base
+            ratio = value / per_delta
             detail = (
-                f"{fmt(value, 2)} vs {fmt(base, 2)} µs per chunk = {ratio:.2f}x "
+                f"{fmt(value, 2)} vs {fmt(per_delta, 2)} µs per delta = {ratio:.2f}x "
                 f"(CPU {fmt(m(key, 'cpu_us'), 2)} vs {fmt(m('asyncio', 'cpu_us'), 2)} µs)"
             )
             if ratio > 2 and floor is not None:
                 detail += (
-                    f". Trio's convention makes every step of `async for` a checkpoint, a trip "
-                    f"through the scheduler: {fmt(floor, 2)} µs per chunk for the checkpoints "
-                    f"alone here, {floor / base:.1f}x the baseline's whole cost per chunk, whose "
-                    "reader never yields while a batch lasts"
-                )
-                if yielding is not None:
-                    detail += (
-                        f" (asyncio's own reader yielding once per chunk: {fmt(yielding, 2)} µs, "
-                        f"{yielding / base:.1f}x)"
-                    )
-                if null is not None:
-                    detail += (
-                        f". The whole Trio side over NullBackend (no producer, no thread) costs "
-                        f"{fmt(null, 2)} µs per chunk"
-                    )
-                detail += (
-                    "; on top come the producer (the same as the baseline's) and the crossing"
+                    f". Every step of `async for` over a response is a Trio checkpoint, a trip "
+                    f"through the scheduler: {fmt(floor, 2)} µs per delta for the checkpoints "
+                    f"alone, {floor / per_delta:.1f}x the baseline's whole cost per delta"
                     + (
-                        ", a wake-up of the reader each time it parks."
-                        if key == "agy_thread"
-                        else ", where each Trio scheduler round is also an asyncio loop round."
+                        f" (asyncio's reader yielding once per delta: {fmt(yielding, 2)} µs)"
+                        if yielding is not None
+                        else ""
                     )
+                    + ". Readers that want throughput use text_batches(), one step per batch."
                 )
             out.append(
                 Target(
-                    f"streaming, {group}, {label}: at most 2x the asyncio baseline per chunk",
+                    f"streaming, {group}, {label}, per delta: at most 2x the asyncio per-delta "
+                    "reader",
                     ratio <= 2,
                     detail,
                 )

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import collections
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol, final
+from typing import TYPE_CHECKING, Any, Protocol, final
 
 import trio
 
 # The module under another name: ChatResponse has a method called ``events``.
 from agy_trio.core import events as chat_events
 from agy_trio.core.construction import NoPublicConstructor
+from agy_trio.core.serialization import read_structured_output
+
+if TYPE_CHECKING:
+    from agy_trio.core.structured import ResponseSchema
 
 __all__ = ["ChatResponse", "StreamCounters", "TurnStream"]
 
@@ -71,8 +75,9 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
     """The answer to one :meth:`AgentHandle.chat` call, streamed as it is produced.
 
     Iterate it (``async for delta in response``) for the answer's text deltas,
-    call :meth:`events` for every event (text, thoughts, tool calls, the end),
-    or ``await response.text()`` for the whole answer. Each event is consumed
+    :meth:`text_batches` for the same text one batch (every delta already
+    there) per step, call :meth:`events` for every event (text, thoughts, tool
+    calls, the end), or ``await response.text()`` for the whole answer. Each event is consumed
     once; whatever way you read, :attr:`thoughts`, :attr:`tool_calls`,
     :attr:`usage` and :attr:`stop_reason` fill in as the turn goes.
 
@@ -101,8 +106,10 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         "_on_end",
         "_pending",
         "_reading",
+        "_schema",
         "_stop_reason",
         "_stream",
+        "_structured",
         "_text_parts",
         "_thoughts",
         "_tool_calls",
@@ -118,8 +125,11 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         cancel_timeout: float = 10.0,
         on_end: Callable[[BaseException | None], None] | None = None,
         counters: StreamCounters | None = None,
+        response_schema: ResponseSchema | None = None,
     ) -> None:
         self.agent_id = agent_id
+        self._schema = response_schema
+        self._structured: Any = None
         self._counters = counters if counters is not None else StreamCounters()
         self._stream = stream
         self._on_end = on_end
@@ -201,6 +211,61 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
             self._absorb(event)
         return None
 
+    def text_batches(self) -> AsyncIterator[str]:
+        """Iterate the answer's text a batch at a time: every delta already there, joined.
+
+        Iterating the response hands over one delta (one model chunk) per
+        step, and every step is a Trio checkpoint, a trip through the
+        scheduler; for a long, fast answer those trips cost more than the
+        chunks. Each step of this iterator is a checkpoint too, but it hands
+        over the text of every delta that has arrived since the last step, so a
+        reader pays one checkpoint per batch of whatever arrived, not per
+        chunk. The text is the same: joined, the steps give the whole answer.
+
+        The deltas it hands over are consumed as iteration's are (the two can
+        be mixed; :meth:`text` returns the whole answer either way).
+
+        Returns:
+            An async iterator of non-empty strings.
+
+        Raises:
+            AgyError: The turn failed (timeout, quota, backend error...).
+        """
+        return _TextBatches(self)
+
+    async def _next_text_batch(self) -> str:
+        while True:
+            if self._pending:
+                # As in __anext__: a checkpoint even when the text is ready.
+                await trio.lowlevel.checkpoint()
+            elif not await self._fetch():
+                raise StopAsyncIteration
+            text = self._take_all_text()
+            if text is not None:
+                return text
+
+    def _take_all_text(self) -> str | None:
+        """Absorb every pending event; return the text of their text deltas, joined.
+
+        Returns:
+            The text, or None when the pending events held none.
+        """
+        pending = self._pending
+        texts: list[str] = []
+        text_delta = chat_events.TextDelta
+        absorb = self._absorb
+        while pending:
+            event = pending.popleft()
+            if type(event) is text_delta:
+                texts.append(event.text)
+            else:
+                absorb(event)
+        if not texts:
+            return None
+        text = texts[0] if len(texts) == 1 else "".join(texts)
+        self._text_parts.append(text)
+        return text
+
     async def events(self) -> AsyncIterator[chat_events.ChatEvent]:
         """Iterate every remaining event of the turn, ending with :class:`TurnEnd`."""
         pending = self._pending
@@ -226,6 +291,26 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
             # One checkpoint per batch, not per event: _fetch always is one.
             if not await self._fetch():
                 return "".join(self._text_parts)
+
+    async def structured_output(self) -> Any:
+        """Wait for the turn to end and return the answer the model handed over in it.
+
+        The agent's ``response_schema`` says what comes back: an instance of
+        its attrs or pydantic class, or the parsed JSON for a plain JSON
+        schema. Only this turn counts: a turn in which the model answered in
+        plain text returns None, even after earlier turns that did hand over
+        a value.
+
+        Raises:
+            StructuredOutputError: The answer fits the JSON schema but the
+                class refused it (its validators or converters); the error
+                carries the raw JSON.
+            AgyError: The turn failed (timeout, quota, backend error...).
+        """
+        await self.text()
+        if self._structured is None or self._schema is None:
+            return self._structured
+        return read_structured_output(self._schema, self._structured)
 
     async def _fetch(self) -> bool:
         """Wait for the next batch of events into the pending queue; a checkpoint.
@@ -275,6 +360,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         elif kind is chat_events.TurnEnd:
             self._usage = event.usage  # type: ignore[union-attr]
             self._stop_reason = event.stop_reason  # type: ignore[union-attr]
+            self._structured = event.structured_output  # type: ignore[union-attr]
         elif kind is chat_events.ThoughtDelta:
             if self._thoughts is None:
                 self._thoughts = []
@@ -337,3 +423,19 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         # Garbage-collected unread: let the turn finish without a reader.
         if not self._finished:
             self._stream.release()
+
+
+@final
+class _TextBatches:
+    """What :meth:`ChatResponse.text_batches` returns: its steps are the response's."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: ChatResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _TextBatches:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._response._next_text_batch()

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import hashlib
 import importlib.resources
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +43,7 @@ from agy_trio.errors import (
     RuntimeClosed,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
@@ -196,11 +196,13 @@ class _Service:
 
     async def _json_object(self, request: Request, *, empty_ok: bool) -> dict[str, Any]:
         raw = await request.body()
-        if not raw.strip() and empty_ok:
-            return {}
+        if not raw.strip():
+            if empty_ok:
+                return {}
+            raise ConfigError('the request has no body: send a JSON object, e.g. {"prompt": "hi"}')
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = parse_json(raw)
+        except JsonBodyError as exc:
             raise ConfigError(f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"the body must be a JSON object, got {type(data).__name__}")

@@ -72,6 +72,17 @@ _MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 # to stop, so its graceful wait normally ends at once.
 _GRACEFUL_TIMEOUT: Final = 2.0
 
+# Connections waiting to be accepted: thousands of conversations ask at once
+# (Python's default of 128 drops the rest, which their harness sees as EOF).
+_LISTEN_BACKLOG: Final = 4096
+
+# How long an idle keep-alive connection stays open. Hypercorn's default (5 s)
+# closes connections the harness's HTTP client still holds in its pool; when a
+# closure crosses a new request on the same connection the request fails
+# ("failed to send HTTP request ... EOF"). Hosted model endpoints keep idle
+# connections for minutes.
+_KEEP_ALIVE_TIMEOUT: Final = 300.0
+
 _SHUTTING_DOWN: Final = "The model server is shutting down."
 
 _T = TypeVar("_T")
@@ -394,7 +405,7 @@ class ModelServer:
         # OSError before anything starts, knows the real port when 0 was asked,
         # and never leaves a socket behind when binding fails.
         with await bound_socket(host, port) as listener:
-            listener.listen()
+            listener.listen(_LISTEN_BACKLOG)
             bound_host, self._port = listener.getsockname()[:2]
             self._host = _connectable_host(bound_host)
             config = Config()
@@ -404,6 +415,7 @@ class ModelServer:
             config.accesslog = None
             config.errorlog = _LOG
             config.graceful_timeout = _GRACEFUL_TIMEOUT
+            config.keep_alive_timeout = _KEEP_ALIVE_TIMEOUT
             # Starlette types ASGI messages more loosely than hypercorn does;
             # the app is a plain ASGI 3 application all the same.
             app = cast("ASGIFramework", self._app)

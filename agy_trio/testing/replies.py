@@ -14,7 +14,15 @@ tool calls with nothing but prompts:
    parameters, ``toolAction`` and ``toolSummary``, to every tool it declares;
    when the schema lists them and the arguments lack them, they are filled in
    (``"Calling NAME"`` and ``"NAME call"``).
-3. Else the reply is ``You said: REQUEST``.
+3. Else, if the request says ``call mcp tool SERVER/TOOL with {JSON object}``
+   (or without ``with``), the reply calls that MCP tool the way the harness
+   offers it: as ``mcp_SERVER_TOOL`` when that tool is declared (an eager
+   tool), else through the generic ``call_mcp_tool`` (a lazy one). Several
+   such phrases give parallel calls.
+4. Else, if the request says ``finish with {JSON object}`` and the request
+   declares the harness's ``finish`` tool (the agent has a response schema),
+   the reply calls ``finish`` with that object: the structured answer.
+5. Else the reply is ``You said: REQUEST``.
 """
 
 from __future__ import annotations
@@ -33,6 +41,10 @@ __all__ = ["Responder", "default_reply"]
 Responder: TypeAlias = Callable[[ChatRequest], Reply | None]
 
 _CALL_TOOL_RE: Final = re.compile(r"call tool\s+([A-Za-z_][\w.-]*)", re.IGNORECASE)
+_CALL_MCP_RE: Final = re.compile(r"call mcp tool\s+([\w-]+)/([\w.-]+)", re.IGNORECASE)
+_FINISH_RE: Final = re.compile(r"finish with\s+(?=\{)", re.IGNORECASE)
+_FINISH_TOOL: Final = "finish"
+_LAZY_MCP_TOOL: Final = "call_mcp_tool"
 _WITH_RE: Final = re.compile(r"\s+with\s+(?=\{)", re.IGNORECASE)
 _JSON_FENCE_RE: Final = re.compile(r"```(?:json)?\s*\n(.*?)\n?```", re.DOTALL)
 
@@ -44,7 +56,12 @@ def default_reply(request: ChatRequest) -> Reply:
        quoting each result, ``Tool NAME returned: RESULT``.
     2. When the user request says ``call tool NAME with {JSON object}`` (or
        ``call tool NAME``) and NAME is a declared tool: that tool call.
-    3. Otherwise: ``You said: REQUEST``.
+    3. When it says ``call mcp tool SERVER/TOOL with {JSON object}``: that MCP
+       tool's call, eager (``mcp_SERVER_TOOL``) if declared, else lazy
+       (through ``call_mcp_tool``).
+    4. When it says ``finish with {JSON object}`` and ``finish`` is declared:
+       a call of ``finish`` with that object.
+    5. Otherwise: ``You said: REQUEST``.
 
     Args:
         request: The request to answer.
@@ -55,9 +72,12 @@ def default_reply(request: ChatRequest) -> Reply:
     results = _quoted_tool_results(request)
     if results:
         return Reply("\n".join(results))
-    calls = _requested_tool_calls(request)
+    calls = _requested_tool_calls(request) or _requested_mcp_calls(request)
     if calls:
         return Reply(tool_calls=calls)
+    finish = _requested_finish(request)
+    if finish is not None:
+        return Reply(tool_calls=[finish])
     return Reply(f"You said: {request.user_request}")
 
 
@@ -86,6 +106,48 @@ def _tool_result_text(content: str) -> str:
     # the JSON inside the fence is the part worth quoting.
     fenced = _JSON_FENCE_RE.search(content)
     return (fenced.group(1) if fenced else content).strip()
+
+
+def _json_object_after(text: str, start: int) -> dict[str, Any] | None:
+    """The JSON object that starts at ``text[start]``, or None when there is none."""
+    try:
+        parsed, _ = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _requested_mcp_calls(request: ChatRequest) -> list[ToolCallSpec]:
+    text = request.user_request
+    tools = request.tools
+    calls: list[ToolCallSpec] = []
+    for found in _CALL_MCP_RE.finditer(text):
+        server, name = found.group(1), found.group(2).rstrip(".-")
+        arguments: dict[str, Any] = {}
+        with_clause = _WITH_RE.match(text, found.end())
+        if with_clause is not None:
+            parsed = _json_object_after(text, with_clause.end())
+            if parsed is None:
+                continue
+            arguments = parsed
+        eager = f"mcp_{server}_{name}"
+        if eager in tools:
+            calls.append(ToolCallSpec(eager, arguments))
+        elif _LAZY_MCP_TOOL in tools:
+            lazy = {"ServerName": server, "ToolName": name, "Arguments": arguments}
+            calls.append(ToolCallSpec(_LAZY_MCP_TOOL, lazy))
+    return calls
+
+
+def _requested_finish(request: ChatRequest) -> ToolCallSpec | None:
+    if _FINISH_TOOL not in request.tools:
+        return None
+    text = request.user_request
+    found = _FINISH_RE.search(text)
+    if found is None:
+        return None
+    answer = _json_object_after(text, found.end())
+    return None if answer is None else ToolCallSpec(_FINISH_TOOL, answer)
 
 
 def _requested_tool_calls(request: ChatRequest) -> list[ToolCallSpec]:

@@ -116,6 +116,7 @@ RESPONSE_STEPS: dict[str, Callable[[ChatResponse], Awaitable[Any]]] = {
     "__anext__": lambda r: r.__anext__(),
     "events": lambda r: _first_event(r),
     "text": lambda r: r.text(),
+    "structured_output": lambda r: r.structured_output(),
     "cancel": lambda r: r.cancel(),
     "aclose": lambda r: r.aclose(),
     "__aenter__": lambda r: r.__aenter__(),

@@ -1,9 +1,14 @@
-"""``agy-trio run`` stopped by a signal cleans up: no harness, no temporary folder left.
+"""The commands stopped by a signal clean up: no harness, no temporary folder left.
 
 SIGTERM (and SIGHUP) cancel the program; its runtime shuts down, which stops
 every harness and removes the backend's temporary folder with the
 conversation databases. SIGKILL cannot be caught: the harnesses still die
 with Python, the folder stays (see docs/reliability.md).
+
+Ctrl-C in a terminal sends SIGINT to the whole foreground process group. The
+harnesses live in sessions of their own, so only Python gets it and shuts
+them down in order: ``run``, ``chat`` and ``serve`` exit 130 with the one line
+``interrupted``, every time (``worker``: tests/temporal/test_worker_signals.py).
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
 from tests.sdk_support import harnesses_under
@@ -22,19 +31,34 @@ from tests.sdk_support import harnesses_under
 pytestmark = pytest.mark.sdk
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+ROOT = Path(__file__).resolve().parents[2]
+RUN_FOREVER = ["run", "--agents", "2", "--turns", "100000"]
+
+
+def _env(tmp_path: Path) -> tuple[dict[str, str], Path]:
     env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
     env["HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     temp = tmp_path / "tmp"
     temp.mkdir()
     env["TMPDIR"] = str(temp)
+    return env, temp
+
+
+def _start(
+    tmp_path: Path, argv: list[str] = RUN_FOREVER, *, stdout: int = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[str], Path]:
+    env, temp = _env(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "agy_trio", "run", "--agents", "2", "--turns", "100000"],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "agy_trio", *argv],
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=tmp_path,
+        # A process group of its own, as a shell gives a job in a terminal:
+        # the test's Ctrl-C goes to that whole group.
+        start_new_session=True,
     )
     return process, temp
 
@@ -88,3 +112,104 @@ def test_sigkill_leaves_the_folder_but_no_harness(tmp_path: Path) -> None:
     (left,) = temp.iterdir()
     assert left.name.startswith("agy-trio-antigravity-")
     assert list(left.glob("conversations/*.db"))
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``agy-trio serve-model`` in a process of its own; its root URL."""
+    tmp = tmp_path_factory.mktemp("model-server")
+    env, _ = _env(tmp)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agy_trio", "serve-model", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on" in first, first
+        url = first.split("listening on ", 1)[1].split()[0]
+        yield url.removesuffix("/v1")
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def _hang_the_next_model_call(root: str) -> None:
+    httpx.post(f"{root}/control/faults", json={"kind": "hang"}).raise_for_status()
+
+
+def _wait_until_the_model_call_hangs(process: subprocess.Popen[str], root: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        if httpx.get(f"{root}/control/faults").json()["faults"] == []:  # taken by the turn
+            return
+        time.sleep(0.05)  # polling another process's progress; no event to wait on
+    pytest.fail("the turn never reached the model")
+
+
+@contextmanager
+def _under_way(kind: str, home: Path, root: str) -> Iterator[subprocess.Popen[str]]:
+    """The command ``kind``, once its agent is mid-turn on a harness; killed if still alive."""
+    endpoint = ["--base-url", f"{root}/v1", "--model", "local"]
+    with ExitStack() as stack:
+        if kind == "run":
+            process, temp = _start(home)
+        else:
+            _hang_the_next_model_call(root)
+            argv = ["chat", *endpoint, "hello"] if kind == "chat" else ["serve", *endpoint]
+            process, temp = _start(home, argv + ["--port", "0"] * (kind == "serve"), stdout=-1)
+
+        @stack.callback
+        def _kill() -> None:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+        if kind == "run":
+            _wait_for_conversations(process, temp)
+        elif kind == "serve":
+            assert process.stdout is not None
+            url = process.stdout.readline().removeprefix("Serving on ").strip()
+            client = stack.enter_context(httpx.Client(base_url=url, timeout=60))
+            agent = client.post("/v1/agents", json={"name": "signals"}).json()["id"]
+            # A chat that waits on the model: its stream stays open until the signal.
+            stack.enter_context(
+                client.stream("POST", f"/v1/agents/{agent}/chat", json={"prompt": "hello"})
+            )
+        if kind != "run":
+            _wait_until_the_model_call_hangs(process, root)
+        yield process
+
+
+def test_ctrl_c_to_the_process_group_exits_130_every_time(
+    tmp_path: Path, model_server: str
+) -> None:
+    kinds = ["run", "chat", "serve"]
+    for attempt in range(20):
+        kind = kinds[attempt % len(kinds)]
+        home = tmp_path / f"{attempt}-{kind}"
+        home.mkdir()
+        with _under_way(kind, home, model_server) as process:
+            harnesses = harnesses_under(home)
+            assert harnesses != []
+            # In sessions of their own: the terminal's Ctrl-C reaches Python only.
+            assert os.getsid(process.pid) not in {os.getsid(pid) for pid in harnesses}
+            os.killpg(process.pid, signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        assert (kind, process.returncode, stderr) == (kind, 130, "interrupted\n")
+        assert harnesses_under(home) == []
+        assert list((home / "tmp").iterdir()) == []
+        # Nothing of the job is left in its process group either.
+        assert [p for p in psutil.process_iter() if _group_of(p) == process.pid] == []
+
+
+def _group_of(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None

@@ -93,6 +93,45 @@ async def test_a_body_that_is_not_a_json_object_gives_422(raw: bytes) -> None:
         assert answer.json()["error"]["type"] == "ConfigError"
 
 
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/agents", b"[" * 100_000 + b"]" * 100_000),
+        ("/v1/agents", b'{"name": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001),
+        ("/v1/agents/{agent}/chat", b'{"prompt": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ],
+)
+async def test_a_body_nested_100000_deep_gives_422_not_500(path: str, raw: bytes) -> None:
+    async with served() as s:
+        agent_id = await create_agent(s.client)
+        answer = await s.client.post(
+            path.format(agent=agent_id), content=raw, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "ConfigError"
+        assert "nests deeper than 100 levels" in error["message"]
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    async with served() as s:
+        agent_id = await create_agent(s.client)
+        prompt = "[[[{{{" * 1000
+        events = await chat_events(s.client, agent_id, prompt)
+        assert events[-1].json()["text"] == f"You said: {prompt}"
+
+
+async def test_a_chat_with_no_body_says_what_to_send() -> None:
+    async with served() as s:
+        agent_id = await create_agent(s.client)
+        answer = await s.client.post(f"/v1/agents/{agent_id}/chat")
+        assert answer.status_code == 422
+        assert answer.json()["error"] == {
+            "type": "ConfigError",
+            "message": 'the request has no body: send a JSON object, e.g. {"prompt": "hi"}',
+        }
+
+
 def test_tools_policies_hooks_and_folders_are_not_settable_over_http() -> None:
     settable = set(HTTP_SETTABLE_FIELDS)
     assert {"name", "model", "base_url", "system_instructions", "conversation_id"} <= settable

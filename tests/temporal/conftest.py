@@ -176,7 +176,7 @@ class Cluster:
         self.workers.remove(worker)
 
     def stop(self, worker: WorkerProcess) -> int:
-        """SIGTERM: the worker leaves gracefully; its exit status."""
+        """SIGTERM: the worker leaves gracefully; its exit status (143 when it did)."""
         worker.process.send_signal(signal.SIGTERM)
         status = worker.process.wait(60)
         self.workers.remove(worker)

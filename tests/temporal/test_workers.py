@@ -8,6 +8,7 @@ with SIGKILL in the middle of a turn, stopped with SIGTERM, and replaced.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -168,7 +169,7 @@ async def test_a_429_seen_by_one_worker_backs_the_other_off(cluster: Cluster) ->
         status = await hit_recorded()
         saw_it = cluster.worker_of(f"{cluster.task_queue}@{status.last_hit_by}")
         # Only the other worker is left to run the next turn of another agent.
-        assert cluster.stop(saw_it) == 0
+        assert cluster.stop(saw_it) == 128 + signal.SIGTERM
         other = cluster.workers[0]
         # A worker trusts its last answer from the quota workflow for
         # QUOTA_FRESH seconds, so a hit reaches it at most that much later (the
@@ -282,7 +283,7 @@ async def test_sigterm_leaves_cleanly(cluster: Cluster) -> None:
         assert await (await agent.chat("hold me")).text() == "You said: hold me"
         holder: WorkerProcess = cluster.worker_of(await holder_of(backend, agent))
         harnesses = holder.harnesses()
-        assert cluster.stop(holder) == 0
+        assert cluster.stop(holder) == 128 + signal.SIGTERM
         assert gone(harnesses)
         scratch = cluster.home / ".cache" / "agy-trio" / "workers"
         assert not [d for d in scratch.iterdir() if d.name.startswith(f"pid-{holder.pid}-")]
@@ -311,7 +312,7 @@ async def test_sigterm_mid_turn_lets_the_turn_finish(cluster: Cluster) -> None:
 
                     nursery.start_soon(stop)
         assert "".join(deltas) == "You said: graceful: leave while I talk"
-        assert statuses == [0]
+        assert statuses == [128 + signal.SIGTERM]
         state = await backend.conversation_state(agent.conversation_id)
         assert state.records[-1].attempts == 1
         assert state.records[-1].workers == [cluster.queue_of(holder)]

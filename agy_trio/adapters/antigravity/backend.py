@@ -44,6 +44,7 @@ from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts, skip_emp
 from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.adapters.antigravity.sdk_logging import route_sdk_logging
 from agy_trio.adapters.antigravity.session import AntigravitySession
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
 from agy_trio.core.backend import AgentServices
@@ -343,6 +344,7 @@ def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
     config_classes()
     importlib.import_module("google.antigravity.connections.local.local_openai_connection")
     importlib.import_module("google.antigravity.tools.tool_runner")
+    route_sdk_logging()
     registry.prestart()
     skip_empty_stderr_readers()
     return pdeathsig_prefix(), sdk_facts()

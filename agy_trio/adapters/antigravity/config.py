@@ -53,8 +53,10 @@ import attrs
 
 from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV
 from agy_trio.adapters.antigravity.launcher import HARNESS_PATH_ENV, install_launcher
+from agy_trio.adapters.antigravity.mcp import sdk_mcp_policies, sdk_mcp_servers
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.settings import AgentConfig
+from agy_trio.core.structured import FINISH_TOOL
 from agy_trio.errors import ConfigError
 
 __all__ = [
@@ -356,20 +358,81 @@ class SdkAgentSpec:
     harness_path: str | None = None
 
 
-def sdk_policies(spec: SdkAgentSpec, builtins: Sequence[Any]) -> list[Any]:
+def sdk_policies(
+    spec: SdkAgentSpec, builtins: Sequence[Any], mcp_servers: Sequence[Any] = ()
+) -> list[Any]:
     """The SDK-level policies: custom tools pass (the runtime checks them), built-ins ask.
 
     Custom tools are checked by the runtime when they run (``call_tool``), so
-    the SDK lets them through; each enabled built-in tool is put to the
-    runtime's policies through ``authorize`` before the harness runs it;
-    anything else is denied.
+    the SDK lets them through; each enabled built-in tool, and each tool of
+    an MCP server (``server/*``), is put to the runtime's policies through
+    ``authorize`` before the harness runs it; with a ``response_schema`` the
+    harness's ``finish`` tool, through which the model hands over the
+    structured answer, always passes; anything else is denied.
     """
     policy = importlib.import_module("google.antigravity.hooks.policy")
     rules: list[Any] = [policy.allow(getattr(t, "__name__", "")) for t in spec.tools]
+    if spec.config.response_schema is not None:
+        rules.append(policy.allow(FINISH_TOOL))
     if spec.authorize is not None:
         rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in builtins)
+        rules.extend(sdk_mcp_policies(mcp_servers, spec.authorize))
     rules.append(policy.deny_all())
     return rules
+
+
+def _sdk_budget(config: AgentConfig) -> Any:
+    budget = config.budget
+    if budget is None:
+        return None
+    types = load_sdk().types
+    return types.BudgetConfig(
+        max_model_calls=budget.max_model_calls,
+        max_tool_calls=budget.max_tool_calls,
+        max_input_tokens=budget.max_input_tokens,
+        max_output_tokens=budget.max_output_tokens,
+        max_total_tokens=budget.max_total_tokens,
+        scope=types.BudgetScope(budget.scope.value),
+    )
+
+
+def _gemini_model(config: AgentConfig) -> Any:
+    """The model to give a Gemini or Vertex config: its name, or a target with the options.
+
+    With ``thinking_level``, ``service_tier`` or ``max_output_tokens`` set, the
+    options ride on the model's endpoint (the SDK's ``GeminiModelOptions``).
+    """
+    if (
+        config.thinking_level is None
+        and config.service_tier is None
+        and (config.max_output_tokens is None)
+    ):
+        return config.model
+    sdk = load_sdk()
+    models = importlib.import_module("google.antigravity.models")
+    options = models.GeminiModelOptions(
+        thinking_level=models.ThinkingLevel(config.thinking_level.value)
+        if config.thinking_level is not None
+        else None,
+        service_tier=models.ServiceTier(config.service_tier.value)
+        if config.service_tier is not None
+        else None,
+        max_output_tokens=config.max_output_tokens,
+    )
+    if config.vertex_project is not None:
+        endpoint = models.VertexEndpoint(
+            project=config.vertex_project,
+            location=config.vertex_location,
+            api_key=config.api_key,
+            options=options,
+        )
+    else:
+        endpoint = models.GeminiAPIEndpoint(api_key=config.api_key, options=options)
+    return sdk.types.ModelTarget(
+        name=config.model or models.DEFAULT_MODEL,
+        types=[models.ModelType.TEXT],
+        endpoint=endpoint,
+    )
 
 
 def sdk_agent_config(spec: SdkAgentSpec) -> Any:
@@ -396,11 +459,17 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
         # install_launcher takes it out of the harness's own environment.
         env[HARNESS_PATH_ENV] = spec.harness_path
     continuation = sdk.types.SessionContinuationMode
+    mcp_servers = sdk_mcp_servers(config.mcp_servers)
     common: dict[str, Any] = {
         "system_instructions": config.system_instructions,
         "capabilities": capabilities,
         "tools": list(spec.tools),
-        "policies": sdk_policies(spec, builtins),
+        "policies": sdk_policies(spec, builtins, mcp_servers),
+        "mcp_servers": mcp_servers,
+        "response_schema": config.response_schema.text
+        if config.response_schema is not None
+        else None,
+        "budget_config": _sdk_budget(config),
         "workspaces": list(spec.folders.workspaces),
         "save_dir": spec.folders.save_dir,
         "app_data_dir": spec.folders.app_data_dir,
@@ -416,13 +485,15 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
             return openai_config(model=config.model, base_url=config.base_url, **common)
         if spec.endpoint is Endpoint.VERTEX:
             return gemini_config(
-                model=config.model,
+                model=_gemini_model(config),
                 vertex=True,
                 project=config.vertex_project,
                 location=config.vertex_location,
                 api_key=config.api_key,
                 **common,
             )
-        return gemini_config(model=config.model, api_key=config.api_key, vertex=False, **common)
+        return gemini_config(
+            model=_gemini_model(config), api_key=config.api_key, vertex=False, **common
+        )
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
         raise ConfigError(f"the SDK rejected the agent configuration: {exc}") from exc

@@ -27,6 +27,7 @@ from agy_trio.errors import (
     ConfigError,
     EndpointUnreachable,
     MaxTokensReached,
+    McpServerError,
     QuotaExceeded,
     SafetyBlocked,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "describe",
     "is_cancellation",
     "is_fatal",
+    "mcp_failure",
     "parse_retry_after",
     "parse_status",
     "sdk_error_types",
@@ -206,6 +208,28 @@ def unreachable_cause(message: str) -> str | None:
     return cause.replace('\\"', '"').strip() or message
 
 
+# What the harness says when an MCP server did not start or list its tools in
+# time: 'MCP load failed for NAME: <why>' (inside a longer sentence on a system step).
+_MCP_LOAD_FAILED = re.compile(
+    r"MCP load failed for ([a-zA-Z0-9_-]+):\s*(.*?)(?:\"\)\s*)?$", re.DOTALL
+)
+
+
+def mcp_failure(message: str) -> McpServerError | None:
+    """The MCP server failure ``message`` reports, naming the server; None if it reports none.
+
+    Args:
+        message: An SDK error's text or a harness system step's error.
+    """
+    found = _MCP_LOAD_FAILED.search(message)
+    if found is None:
+        return None
+    detail = " ".join(found.group(2).replace('\\"', '"').split())
+    if "deadline exceeded" in detail:
+        detail = f"it did not start and list its tools in time ({detail})"
+    return McpServerError(found.group(1), f"failed to start: {detail or 'no reason given'}")
+
+
 def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is the SDK's own turn cancellation (``AntigravityCancelledError``)."""
     return isinstance(exc, sdk_error_types().cancelled)
@@ -241,7 +265,8 @@ def _from_message(message: str, *, status: int | None) -> AgyError:
 def classify_error(exc: BaseException) -> BaseException:
     """Map an exception raised on the SDK side to the agy_trio hierarchy, by type.
 
-    * ``AntigravityExecutionError``: HTTP 429 becomes :class:`QuotaExceeded`
+    * ``AntigravityExecutionError``: an MCP server that failed to start
+      becomes :class:`McpServerError` naming it; HTTP 429 becomes :class:`QuotaExceeded`
       (with the retry delay the body states, if any); another HTTP status
       becomes :class:`BackendError` with ``status``; a request that never
       reached the endpoint (DNS, refused connection, proxy, TLS)
@@ -267,6 +292,8 @@ def classify_error(exc: BaseException) -> BaseException:
     kinds = sdk_error_types()
     message = _text(exc)
     if isinstance(exc, kinds.execution):
+        if (mcp := mcp_failure(message)) is not None:
+            return mcp
         if _HARNESS_GONE.search(message):
             return ChannelClosed(f"the SDK harness process stopped: {message}")
         return _from_message(message, status=parse_status(message))

@@ -37,16 +37,29 @@ __all__ = [
 ]
 
 
-# SDK StopReason values (types.py:1376) that end a turn at a token budget.
-_TOKEN_LIMIT_STOPS = frozenset(
-    {"MAX_INPUT_TOKENS_EXCEEDED", "MAX_OUTPUT_TOKENS_EXCEEDED", "MAX_TOTAL_TOKENS_EXCEEDED"}
-)
+# The SDK's StopReason values (types.py:1376) that are not a normal end: a
+# budget limit, or the model quota; each has a member of ours by the same name.
+_SDK_STOPS = {
+    member.name: member
+    for member in (
+        StopReason.MAX_MODEL_CALLS_EXCEEDED,
+        StopReason.MAX_TOOL_CALLS_EXCEEDED,
+        StopReason.MAX_INPUT_TOKENS_EXCEEDED,
+        StopReason.MAX_OUTPUT_TOKENS_EXCEEDED,
+        StopReason.MAX_TOTAL_TOKENS_EXCEEDED,
+        StopReason.QUOTA_EXHAUSTED,
+    )
+}
 
 
 def stop_reason(sdk_reason: Any) -> StopReason:
-    """The end of a turn that the SDK's ``StopReason`` means (token budgets: MAX_TOKENS)."""
+    """The end of a turn that the SDK's ``StopReason`` means.
+
+    A budget or quota stop becomes our member of the same name;
+    ``UNSPECIFIED`` (and anything unknown) a normal end.
+    """
     value = getattr(sdk_reason, "value", sdk_reason)
-    return StopReason.MAX_TOKENS if value in _TOKEN_LIMIT_STOPS else StopReason.END_TURN
+    return _SDK_STOPS.get(str(value), StopReason.END_TURN)
 
 
 def usage_of(metadata: Any) -> Usage:
@@ -151,7 +164,10 @@ def transcript(
                 continue
             seen_calls.add(key)
             call = outcomes.get(sdk_call.id or "") or ToolCall(
-                tool_name(sdk_call.name), dict(sdk_call.args), sdk_call.id
+                tool_name(sdk_call.name),
+                dict(sdk_call.args),
+                sdk_call.id,
+                server_name=getattr(sdk_call, "server_name", None) or None,
             )
             messages.append(Message("tool", _tool_text(call), (call,)))
             pending.append(call)

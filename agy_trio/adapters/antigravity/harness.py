@@ -101,6 +101,9 @@ class HarnessRegistry:
         self._lock = threading.Lock()
         self._by_owner: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._abandoned: set[str] = set()
+        # Owners whose harnesses were killed on purpose (kill()): what release()
+        # then finds still running is not a leftover worth a warning.
+        self._killed: set[str] = set()
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=spawn_threads, thread_name_prefix="agy-trio-harness-start"
         )
@@ -159,6 +162,8 @@ class HarnessRegistry:
         """
         with self._lock:
             processes = list(self._by_owner.get(owner, []))
+            if processes:
+                self._killed.add(owner)
         return len(_kill_live(processes))
 
     def release(self, owner: str, *, timeout: float = 5.0) -> list[int]:
@@ -172,6 +177,8 @@ class HarnessRegistry:
         with self._lock:
             processes = self._by_owner.pop(owner, [])
             self._abandoned.discard(owner)
+            killed_on_purpose = owner in self._killed
+            self._killed.discard(owner)
         leftovers = _kill_live(processes)
         for process in processes:
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
@@ -180,7 +187,7 @@ class HarnessRegistry:
                 if stream is not None:
                     with contextlib.suppress(OSError, ValueError):
                         stream.close()
-        if leftovers:
+        if leftovers and not killed_on_purpose:
             log.warning("killed leftover harness process(es) of %s: %s", owner, leftovers)
         return leftovers
 

@@ -193,6 +193,10 @@ def spawn_harness(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(env) if env is not None else None,
+        # A session of its own: the terminal's Ctrl-C (SIGINT to the foreground
+        # process group) reaches Python only, which shuts the harness down in
+        # order; a harness killed by it mid-turn would fail the turn instead.
+        start_new_session=True,
     )
     if not registry.register(owner, process):
         process.kill()

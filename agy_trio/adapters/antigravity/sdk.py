@@ -11,6 +11,7 @@ import functools
 import importlib
 from typing import Any
 
+from agy_trio.adapters.antigravity.sdk_logging import route_sdk_logging
 from agy_trio.errors import ConfigError
 
 __all__ = ["INSTALL_HINT", "AntigravityNotInstalled", "load_sdk"]
@@ -28,6 +29,13 @@ def _sdk_module() -> Any:
     return importlib.import_module("google.antigravity")
 
 
+def _load() -> Any:
+    sdk = _sdk_module()
+    # Its modules are imported as they are first used: route each one's logging.
+    route_sdk_logging()
+    return sdk
+
+
 def load_sdk() -> Any:
     """Import the SDK (``google.antigravity``) on first use.
 
@@ -35,7 +43,7 @@ def load_sdk() -> Any:
         AntigravityNotInstalled: It is not installed; the message says how to install it.
     """
     try:
-        return _sdk_module()
+        return _load()
     except ImportError as exc:
         raise AntigravityNotInstalled(
             f"the google-antigravity SDK is not installed ({exc}); install it with: {INSTALL_HINT}"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.antigravity.errors import describe
 from agy_trio.adapters.antigravity.events import normalize_arguments, tool_name
+from agy_trio.adapters.antigravity.mcp import mcp_call
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.events import ChatEvent, ToolCall
 from agy_trio.errors import PolicyDenied
@@ -155,7 +156,7 @@ class TrioBridge:
 
 
 def _authorizer(host: AioHost, services: AgentServices) -> Callable[..., Any]:
-    """The SDK ``ask_user`` handler for built-in tools: the runtime's policies decide.
+    """The SDK ``ask_user`` handler for built-in and MCP tools: the runtime's policies decide.
 
     A plain function, not a bound method: the SDK deep-copies its config,
     policies included, and a bound method would drag its object (and its
@@ -164,9 +165,11 @@ def _authorizer(host: AioHost, services: AgentServices) -> Callable[..., Any]:
 
     async def authorize(tool_call: Any, reason: str = "") -> bool:
         del reason
-        allowed = await host.call_trio(
-            services.authorize, tool_name(tool_call.name), dict(tool_call.args)
+        # An MCP tool is put to the policies as "server/tool", with its own arguments.
+        name, arguments = mcp_call(
+            tool_name(tool_call.name), getattr(tool_call, "server_name", None), tool_call.args
         )
+        allowed = await host.call_trio(services.authorize, name, arguments)
         return bool(allowed)
 
     return authorize

@@ -40,7 +40,13 @@ from typing import Any
 # Named apart from agy_trio.core.events, which this module uses too.
 from agy_trio.adapters.antigravity import events as sdk_events
 from agy_trio.adapters.antigravity.config import Endpoint
-from agy_trio.adapters.antigravity.errors import classify_error, describe, is_cancellation, is_fatal
+from agy_trio.adapters.antigravity.errors import (
+    classify_error,
+    describe,
+    is_cancellation,
+    is_fatal,
+    mcp_failure,
+)
 from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import load_sdk
@@ -87,6 +93,8 @@ class Turn:
         self.tool_tasks: set[asyncio.Task[Any]] = set()
         # Set when the harness reports a truncated or blocked answer.
         self.refusal: AgyError | None = None
+        # What the model handed over through the finish tool in this turn.
+        self.structured_output: Any = None
 
     async def emit(self, event: events.ChatEvent) -> None:
         """Stream ``event``, waiting while the reader is behind."""
@@ -106,7 +114,7 @@ class Turn:
     def end(self, stop: events.StopReason) -> None:
         """End the stream with a :class:`TurnEnd`."""
         if self.bridge is not None:
-            self.bridge.put_nowait(events.TurnEnd(self.usage, stop))
+            self.bridge.put_nowait(events.TurnEnd(self.usage, stop, self.structured_output))
             self.bridge.finish()
 
     def fail(self, error: BaseException) -> None:
@@ -161,11 +169,15 @@ class StepPump:
                 if reported is not None:
                     turn.refusal = reported
                     await self.runner.conversation.halt()
-                else:
+                elif mcp_failure(step.error or "") is None:
+                    # (An MCP server that failed to start is raised by the SDK
+                    # at once, and classified then; it is not an endpoint fault.)
                     await self.watch.report(step.error or "")
             return
         if step.source == t.StepSource.MODEL:
             self.watch.answered()
+        if step.type == t.StepType.FINISH and step.structured_output is not None:
+            turn.structured_output = step.structured_output
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
             if step.thinking_delta:
                 await turn.emit(events.ThoughtDelta(step.thinking_delta))
@@ -181,7 +193,11 @@ class StepPump:
                 # Our wrapper reports the call with its outcome once it ran.
                 turn.pending_ids[name].append(call.id)
             else:
-                await turn.emit(events.ToolCall(name, dict(call.args), call.id))
+                await turn.emit(
+                    events.ToolCall(
+                        name, dict(call.args), call.id, server_name=call.server_name or None
+                    )
+                )
 
     async def text(self, text: str) -> None:
         """Stream answer text, its inline reasoning split off."""

@@ -1,0 +1,71 @@
+"""``agy-trio serve``: agents over HTTP, a web page and Prometheus metrics."""
+
+from __future__ import annotations
+
+import errno
+import functools
+
+import click
+import trio
+
+from agy_trio.cli._endpoint import Endpoint, backend_options, choose_endpoint, open_for
+from agy_trio.cli._running import CommandFailed, run_trio
+from agy_trio.core.exception_groups import leaves
+from agy_trio.core.settings import RuntimeConfig
+
+__all__ = ["serve_agents"]
+
+
+@click.command("serve")
+@backend_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port; 0 picks one.")
+@click.option(
+    "--token",
+    default=None,
+    envvar="AGY_TRIO_TOKEN",
+    help="Bearer token every /v1/* request must carry (or set AGY_TRIO_TOKEN); "
+    "required to listen beyond loopback.",
+)
+def serve_agents(
+    backend: str, base_url: str | None, model: str | None, host: str, port: int, token: str | None
+) -> None:
+    """Serve agents over HTTP: a JSON and SSE API, a web page and Prometheus metrics.
+
+    Ctrl-C or SIGTERM stops it in order: live streams are told, the agents
+    are shut down, then the process exits with status 130 or 143.
+    """
+    run_trio(_serve, choose_endpoint(backend, base_url, model), host, port, token)
+
+
+async def _serve(endpoint: Endpoint, host: str, port: int, token: str | None) -> None:
+    # Imported here: listing the commands stays quick, and a missing extra is
+    # one line with the pip command (see _running).
+    from agy_trio.serve import serve
+
+    config = RuntimeConfig(inter_agent_delay=0)
+    # A stop signal cancels this (see _running): serve() then stops in order.
+    async with open_for(endpoint, config) as (rt, defaults), trio.open_nursery() as nursery:
+        try:
+            address = await nursery.start(
+                functools.partial(serve, rt, host=host, port=port, token=token, defaults=defaults)
+            )
+        except BaseException as error:
+            _raise_if_address_taken(error, host, port)
+            raise
+        click.echo(f"Serving on {address.url}")
+        click.echo(f"Agents: {endpoint.describe()}")
+
+
+def _raise_if_address_taken(error: BaseException, host: str, port: int) -> None:
+    found = leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+    for leaf in found:
+        if isinstance(leaf, OSError) and leaf.errno == errno.EADDRINUSE:
+            raise CommandFailed(
+                f"port {port} on {host} is taken by another program: "
+                "pick another with --port (--port 0 picks a free one)"
+            ) from None
+        if isinstance(leaf, OSError) and leaf.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+            raise CommandFailed(
+                f"cannot listen on {host}:{port} ({leaf.strerror}): choose another --host or --port"
+            ) from None
