@@ -273,7 +273,9 @@ def trio_round(messages: int, events: int) -> dict[str, float]:
 
     async def main() -> dict[str, float]:
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(serve, _trio_app(url, events), config, mode="asgi"))
+            await nursery.start(
+                functools.partial(serve, _trio_app(url, events), config, mode="asgi")
+            )
             measured = await _stream(url, messages, events)
             nursery.cancel_scope.cancel()
         return measured

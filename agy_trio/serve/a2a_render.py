@@ -242,9 +242,7 @@ class TaskView:
             if isinstance(payload, ToolFinished):
                 call.update(result=payload.result, error=payload.error)
             message = self._message(data_part({"tool_call": call}), at=event.id)
-            message.metadata.update(
-                {"kind": "tool_call" if kind is ToolStarted else "tool_result"}
-            )
+            message.metadata.update({"kind": "tool_call" if kind is ToolStarted else "tool_result"})
             return [self._update(working, message)]
         if kind is ApprovalAsked:
             assert isinstance(payload, ApprovalAsked)

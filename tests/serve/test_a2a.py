@@ -109,7 +109,9 @@ async def test_the_card_describes_the_served_profile() -> None:
 
 async def test_a_streamed_message_is_a_task_whose_answer_is_an_artifact() -> None:
     async with served() as s, a2a_client(s.address) as client:
-        responses = [r async for r in client.send_message(SendMessageRequest(message=user_message("hello")))]
+        responses = [
+            r async for r in client.send_message(SendMessageRequest(message=user_message("hello")))
+        ]
         first = responses[0]
         assert first.HasField("task")
         assert first.task.status.state == TaskState.TASK_STATE_SUBMITTED
