@@ -64,8 +64,8 @@ def _raise_if_address_taken(error: BaseException, host: str, port: int) -> None:
             raise CommandFailed(
                 f"port {port} on {host} is taken by another program: "
                 "pick another with --port (--port 0 picks a free one)"
-            ) from None
+            ) from leaf
         if isinstance(leaf, OSError) and leaf.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
             raise CommandFailed(
                 f"cannot listen on {host}:{port} ({leaf.strerror}): choose another --host or --port"
-            ) from None
+            ) from leaf

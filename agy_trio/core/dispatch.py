@@ -17,6 +17,7 @@ import trio
 
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
 from agy_trio.core.policy import PolicySet
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.tools import Tool
 from agy_trio.core.validation import positive_number
 from agy_trio.errors import ConfigError, PolicyDenied, ToolNotFound
@@ -41,6 +42,9 @@ class ToolDispatcher:
         policies: The rules guarding every tool, custom or built in.
         hooks: The agent's lifecycle hooks.
         handler_timeout: Seconds each policy handler and hook has to answer.
+        observe: Returns the runtime's observer (or None), asked per tool call.
+        approver: Returns who answers handler-less ``ask_user`` rules (or
+            None: nobody), asked per tool call.
 
     Raises:
         ConfigError: Two tools share a name, or ``handler_timeout`` is not a
@@ -56,8 +60,11 @@ class ToolDispatcher:
         *,
         handler_timeout: float = 30.0,
         observe: Callable[[], Observer | None] | None = None,
+        approver: Callable[[], Approver | None] | None = None,
     ) -> None:
         self._agent_id = agent_id
+        # Asked per call, like the observer: a server may start after the agent exists.
+        self._approver = approver
         # Asked per call: an observer may be installed after the agent exists.
         self._observe = observe
         self._tools = tuple(tools)
@@ -78,6 +85,7 @@ class ToolDispatcher:
         *,
         handler_timeout: float = 30.0,
         observe: Callable[[], Observer | None] | None = None,
+        approver: Callable[[], Approver | None] | None = None,
     ) -> ToolDispatcher:
         """Build the dispatcher for an agent created from ``config``.
 
@@ -86,6 +94,7 @@ class ToolDispatcher:
             config: The agent's configuration (tools, policies, hooks).
             handler_timeout: Usually ``RuntimeConfig.handler_timeout``.
             observe: Returns the runtime's observer (or None), asked per tool call.
+            approver: Returns who answers handler-less ``ask_user`` rules.
         """
         return cls(
             agent_id,
@@ -94,6 +103,7 @@ class ToolDispatcher:
             config.hooks,
             handler_timeout=handler_timeout,
             observe=observe,
+            approver=approver,
         )
 
     def __repr__(self) -> str:
@@ -165,14 +175,19 @@ class ToolDispatcher:
         await self._after_tool(ToolResultEvent(self._agent_id, name, snapshot, result=result))
         return result
 
-    async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
+    async def authorize(self, name: str, arguments: Mapping[str, Any], *, reason: str = "") -> bool:
         """Whether a tool the backend runs itself (a built-in) may run.
 
         Applies the same policies and ``before_tool`` hooks as :meth:`call_tool`
         and fails closed the same way, but answers False instead of raising.
+
+        Args:
+            name: The tool.
+            arguments: Its arguments.
+            reason: Why the backend asks, handed on to ``ask_user`` handlers.
         """
         try:
-            await self._guard(name, types.MappingProxyType(dict(arguments)))
+            await self._guard(name, types.MappingProxyType(dict(arguments)), reason=reason)
         except PolicyDenied as exc:
             logger.info("agent %s: %s", self._agent_id, exc)
             return False
@@ -195,9 +210,14 @@ class ToolDispatcher:
     # when there are no hooks; calling them only when there are spares each
     # tool call two needless trips through the scheduler.
 
-    async def _guard(self, name: str, arguments: Mapping[str, Any]) -> None:
+    async def _guard(self, name: str, arguments: Mapping[str, Any], *, reason: str = "") -> None:
         await self._policies.check(
-            name, arguments, handler_timeout=self._handler_timeout, agent_id=self._agent_id
+            name,
+            arguments,
+            handler_timeout=self._handler_timeout,
+            agent_id=self._agent_id,
+            reason=reason,
+            approver=self._approver() if self._approver is not None else None,
         )
         if self._hooks.before_tool:
             await self._hooks.run_before_tool(

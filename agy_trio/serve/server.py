@@ -25,6 +25,7 @@ from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
 from agy_trio.serve.security import check_bind
+from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE
 
 __all__ = ["ServerAddress", "serve"]
 
@@ -68,6 +69,7 @@ async def serve(
     task_status: trio.TaskStatus[ServerAddress] = trio.TASK_STATUS_IGNORED,
     defaults: AgentConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    reattach_grace: float = DEFAULT_REATTACH_GRACE,
 ) -> None:
     """Serve ``runtime`` over HTTP until cancelled; start it with ``nursery.start``.
 
@@ -85,6 +87,8 @@ async def serve(
             :class:`ServerAddress` listened on.
         defaults: The agent configuration ``POST /v1/agents`` bodies apply to.
         max_body_bytes: Largest request body accepted; larger ones get 413.
+        reattach_grace: Seconds a turn goes on once its last reader left; 0
+            cancels it at once.
 
     Raises:
         ConfigError: ``host`` is not loopback and no token was given, or an
@@ -92,7 +96,13 @@ async def serve(
         OSError: The address could not be bound.
     """
     await check_bind(host, token)
-    app = create_app(runtime, token=token, defaults=defaults, max_body_bytes=max_body_bytes)
+    app = create_app(
+        runtime,
+        token=token,
+        defaults=defaults,
+        max_body_bytes=max_body_bytes,
+        reattach_grace=reattach_grace,
+    )
     config = Config()
     config.accesslog = None
     config.errorlog = log

@@ -18,15 +18,24 @@ import pytest
 import trio
 import trio.testing
 
-from agy_trio.core import calling, dispatch, hooks, import_paths, policy, tool_schema, tools
+from agy_trio.core import (
+    calling,
+    dispatch,
+    hooks,
+    import_paths,
+    policy,
+    policy_calls,
+    tool_schema,
+    tools,
+)
 from agy_trio.core.calling import Guard, run_callable
 from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
-from agy_trio.core.policy import PolicySet, allow_all, ask_user, deny
+from agy_trio.core.policy import PolicySet, ToolRequest, allow_all, ask_user, deny
 from agy_trio.core.tools import tool
 from agy_trio.errors import PolicyDenied, ToolArgumentError, ToolNotFound
 
-MODULES = (calling, dispatch, hooks, import_paths, policy, tool_schema, tools)
+MODULES = (calling, dispatch, hooks, import_paths, policy, policy_calls, tool_schema, tools)
 
 EVENT = ToolEvent("a", "t", {})
 GUARD = Guard("test guard", "refused", logging.getLogger("tests.checkpoints"))
@@ -101,6 +110,21 @@ CASES = {
     "check-ask-user": Case(
         "policy.PolicySet.check",
         lambda j: PolicySet((ask_user("t", j.quick),)).check("t", {}, handler_timeout=1),
+    ),
+    "evaluate-default": Case(
+        "policy.PolicySet.evaluate", lambda j: PolicySet().evaluate("t", {}, handler_timeout=1)
+    ),
+    "evaluate-when": Case(
+        "policy.PolicySet.evaluate",
+        lambda j: PolicySet((deny("t", when=j.quick),)).evaluate("t", {}, handler_timeout=1),
+    ),
+    "decide-rule-deny": Case(
+        "policy_calls.decide_rule",
+        lambda j: policy_calls.decide_rule(deny("t"), ToolRequest("t"), 1, None),
+    ),
+    "decide-rule-no-handler": Case(
+        "policy_calls.decide_rule",
+        lambda j: policy_calls.decide_rule(ask_user("t"), ToolRequest("t"), 1, None),
     ),
     "turn-start-none": Case(
         "hooks.Hooks.run_turn_start", lambda j: Hooks().run_turn_start("a", handler_timeout=1)

@@ -368,12 +368,20 @@ def sdk_policies(
     an MCP server (``server/*``), is put to the runtime's policies through
     ``authorize`` before the harness runs it; with a ``response_schema`` the
     harness's ``finish`` tool, through which the model hands over the
-    structured answer, always passes; anything else is denied.
+    structured answer, always passes; anything else is denied. The folders
+    of the agent's ``workspace_only()`` rules go to the harness as well,
+    which contains file tools itself.
     """
     policy = importlib.import_module("google.antigravity.hooks.policy")
     rules: list[Any] = [policy.allow(getattr(t, "__name__", "")) for t in spec.tools]
     if spec.config.response_schema is not None:
         rules.append(policy.allow(FINISH_TOOL))
+    # workspace_only() is enforced by the harness too (file tools contained by path).
+    contained = sorted(
+        {folder for rule in spec.config.policies if rule.workspaces for folder in rule.workspaces}
+    )
+    if contained:
+        rules.extend(policy.workspace_only(contained))
     if spec.authorize is not None:
         rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in builtins)
         rules.extend(sdk_mcp_policies(mcp_servers, spec.authorize))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Mapping
@@ -164,12 +165,14 @@ def _authorizer(host: AioHost, services: AgentServices) -> Callable[..., Any]:
     """
 
     async def authorize(tool_call: Any, reason: str = "") -> bool:
-        del reason
-        # An MCP tool is put to the policies as "server/tool", with its own arguments.
+        # An MCP tool is put to the policies as "server/tool", with its own arguments;
+        # the harness's reason (a safety assessment, say) goes on to the handlers.
         name, arguments = mcp_call(
             tool_name(tool_call.name), getattr(tool_call, "server_name", None), tool_call.args
         )
-        allowed = await host.call_trio(services.authorize, name, arguments)
+        allowed = await host.call_trio(
+            functools.partial(services.authorize, reason=reason or ""), name, arguments
+        )
         return bool(allowed)
 
     return authorize

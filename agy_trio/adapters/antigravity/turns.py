@@ -389,7 +389,8 @@ class TurnRunner:
                 )
                 if delay is not None:
                     reconnects += 1
-                    log.warning(
+                    # INFO: if every attempt fails, the caller gets the error itself.
+                    log.info(
                         "agent %s: the model request did not get through (%s); "
                         "asking again in %.2f s (%d/%d)",
                         self.agent_id,
