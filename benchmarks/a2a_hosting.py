@@ -82,13 +82,13 @@ def _free_port() -> int:
 
 
 def _asyncio_app(url: str, events: int) -> Any:
+    from a2a.helpers.proto_helpers import new_task
     from a2a.server.agent_execution import AgentExecutor, RequestContext
     from a2a.server.events import EventQueue
     from a2a.server.request_handlers import DefaultRequestHandler
     from a2a.server.routes.agent_card_routes import create_agent_card_routes
     from a2a.server.routes.jsonrpc_routes import create_jsonrpc_routes
     from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
-    from a2a.helpers.proto_helpers import new_task
     from a2a.types import Part, TaskState
     from starlette.applications import Starlette
 

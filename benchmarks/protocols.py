@@ -29,7 +29,6 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import trio
 
@@ -97,7 +96,7 @@ def serve_process() -> Iterator[tuple[str, int]]:
                 process.wait()
 
 
-# ---------------------------------------------------------------------------- one conversation per protocol
+# ---------------------------------------------------------------- one conversation per protocol
 # Each function holds one conversation: its prompts answered one after another
 # on the same agent (so that the per-event part counts no agent creation).
 

@@ -72,7 +72,7 @@ from starlette.routing import Route
 
 import agy_trio
 from agy_trio.core.agent import AgentHandle
-from agy_trio.errors import AgentNotFound, AgyError, ApprovalNotFound, TurnNotFound
+from agy_trio.errors import AgentNotFound, AgyError, TurnNotFound
 from agy_trio.serve.a2a_render import A2AEvent, TaskView, pending_approval
 from agy_trio.serve.turn_log import ApprovalAsked, Text, TurnLog, TurnReader
 from agy_trio.serve.wire import error_body
@@ -226,14 +226,13 @@ class AgyRequestHandler(RequestHandler):
             )
         approved, reason = _decision(message)
         position = record.log.last_id
-        try:
-            self._service.approvals.answer(approval.approval_id, approved, reason)
-        except ApprovalNotFound:
-            raise UnsupportedOperationError(
-                message="the approval was answered already (or timed out)"
-            ) from None
+        self._answer_approval(approval.approval_id, approved, reason)
         record.history.append(message)
         return record, position
+
+    def _answer_approval(self, approval_id: str, approved: bool, reason: str) -> None:
+        # The server's approvals (GET/POST /v1/approvals) are not there yet.
+        raise UnsupportedOperationError(message="approvals cannot be answered over A2A yet")
 
     async def _settled(self, record: _TaskRecord) -> None:
         """Wait until the task ended or waits for input."""
@@ -283,6 +282,7 @@ class AgyRequestHandler(RequestHandler):
             submitted.status.state = TaskState.TASK_STATE_SUBMITTED
             submitted.ClearField("artifacts")
             yield submitted
+            yield view.working()
         else:
             yield view.task()
         async for update in self._follow(record, after):
@@ -357,9 +357,20 @@ class AgyRequestHandler(RequestHandler):
         await trio.lowlevel.checkpoint()
         raise PushNotificationNotSupportedError
 
-    on_get_task_push_notification_config = on_create_task_push_notification_config
-    on_list_task_push_notification_configs = on_create_task_push_notification_config
-    on_delete_task_push_notification_config = on_create_task_push_notification_config
+    async def on_get_task_push_notification_config(self, *args: Any) -> Any:
+        """Not offered: the card says ``pushNotifications: false``."""
+        await trio.lowlevel.checkpoint()
+        raise PushNotificationNotSupportedError
+
+    async def on_list_task_push_notification_configs(self, *args: Any) -> Any:
+        """Not offered: the card says ``pushNotifications: false``."""
+        await trio.lowlevel.checkpoint()
+        raise PushNotificationNotSupportedError
+
+    async def on_delete_task_push_notification_config(self, *args: Any) -> Any:
+        """Not offered: the card says ``pushNotifications: false``."""
+        await trio.lowlevel.checkpoint()
+        raise PushNotificationNotSupportedError
 
     async def on_get_extended_agent_card(self, *args: Any) -> Any:
         """Not offered: the card says ``extendedAgentCard: false``."""

@@ -204,6 +204,10 @@ class TaskView:
             task_id=self.task_id, context_id=self.context_id, status=status
         )
 
+    def working(self) -> TaskStatusUpdateEvent:
+        """The update that says the task is being worked on (its turn started)."""
+        return self._update(TaskState.TASK_STATE_WORKING)
+
     def updates(self, event: TurnEvent, text_before: bool) -> list[A2AEvent]:
         """The stream updates turn event ``event`` makes.
 
@@ -241,9 +245,9 @@ class TaskView:
             }
             if isinstance(payload, ToolFinished):
                 call.update(result=payload.result, error=payload.error)
-            message = self._message(data_part({"tool_call": call}), at=event.id)
-            message.metadata.update({"kind": "tool_call" if kind is ToolStarted else "tool_result"})
-            return [self._update(working, message)]
+            report = self._message(data_part({"tool_call": call}), at=event.id)
+            report.metadata.update({"kind": "tool_call" if kind is ToolStarted else "tool_result"})
+            return [self._update(working, report)]
         if kind is ApprovalAsked:
             assert isinstance(payload, ApprovalAsked)
             return [
@@ -256,10 +260,8 @@ class TaskView:
             return [self._update(working)]
         if kind is TurnFinished or kind is TurnFailed:
             assert isinstance(payload, TurnFinished | TurnFailed)
-            message = None
+            why = None
             if isinstance(payload, TurnFailed):
-                message = self._message(
-                    Part(text=f"{payload.type}: {payload.message}"), at=event.id
-                )
-            return [self._update(_finished_state(payload), message)]
+                why = self._message(Part(text=f"{payload.type}: {payload.message}"), at=event.id)
+            return [self._update(_finished_state(payload), why)]
         return []  # the usage report has no A2A counterpart
