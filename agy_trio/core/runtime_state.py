@@ -8,6 +8,7 @@ lives here, in one :class:`RuntimeState`, so that no room reaches into another.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,9 @@ class TurnOwner(Protocol):
     def turn_ended(self, turn: RunningTurn, error: BaseException | None) -> None:
         """The turn produced its last event."""
 
+    def interrupt(self, turn: RunningTurn) -> None:
+        """Cancel a turn whose response was abandoned (Trio thread)."""
+
 
 @attrs.define(eq=False, weakref_slot=False)
 class RunningTurn:
@@ -70,6 +74,8 @@ class RunningTurn:
     stream: TurnStream
     limit: float
     settled: bool = attrs.field(init=False, default=False)
+    # Its response was abandoned: the turn is being interrupted.
+    abandoned: bool = attrs.field(init=False, default=False)
     # Weak: a response its caller dropped must be collectable while the
     # turn runs, so that its finaliser releases the turn.
     response: weakref.ref[ChatResponse] | None = attrs.field(init=False, default=None)
@@ -96,6 +102,21 @@ class RunningTurn:
         """The stream produced its last event: settle, then let the owner forget the turn."""
         self.settle(error)
         self.owner.turn_ended(self, error)
+
+    def abandon(self) -> bool:
+        """Its response was dropped before the end: interrupt the turn. Any thread (GC).
+
+        Returns:
+            Whether the turn was still running.
+        """
+        if self not in self.state.turns or self.stream.usage is not None:
+            return False  # it ended (its end may not have reached the runtime yet)
+        # At once, so that a message routed before the cancel starts never
+        # releases the turn to run on to its end.
+        self.abandoned = True
+        with contextlib.suppress(trio.RunFinishedError):
+            self.state.token.run_sync_soon(self.owner.interrupt, self)
+        return True
 
 
 @attrs.define(eq=False)
