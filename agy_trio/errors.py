@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "AgentNotFound",
     "AgyError",
+    "ApprovalNotFound",
     "BackendError",
     "ChannelClosed",
     "ConfigError",
@@ -29,6 +30,7 @@ __all__ = [
     "ToolArgumentError",
     "ToolError",
     "ToolNotFound",
+    "TurnNotFound",
     "TurnVetoed",
     "WrongThread",
 ]
@@ -194,6 +196,14 @@ class TurnVetoed(PolicyDenied):
 
 class AgentNotFound(AgyError, LookupError):
     """No agent with the given id exists in this runtime (never did, or was shut down)."""
+
+
+class TurnNotFound(AgyError, LookupError):
+    """No served turn with the given id is known (never was, or its events expired)."""
+
+
+class ApprovalNotFound(AgyError, LookupError):
+    """No pending approval has the given id (never did, or it was answered already)."""
 
 
 class RuntimeClosed(AgyError):

@@ -26,6 +26,7 @@ from agy_trio.core.hook_types import (
 )
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
 from agy_trio.core.policy import PolicySet, ToolRequest
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.tools import Tool
 from agy_trio.core.validation import positive_number
 from agy_trio.errors import ConfigError, PolicyDenied, ToolError, ToolNotFound, TurnVetoed
@@ -50,6 +51,9 @@ class ToolDispatcher:
         policies: The rules guarding every tool, custom or built in.
         hooks: The agent's lifecycle hooks.
         handler_timeout: Seconds each policy handler and hook has to answer.
+        observe: Returns the runtime's observer (or None), asked per tool call.
+        approver: Returns who answers handler-less ``ask_user`` rules (or
+            None: nobody), asked per tool call.
 
     Raises:
         ConfigError: Two tools share a name, or ``handler_timeout`` is not a
@@ -65,8 +69,11 @@ class ToolDispatcher:
         *,
         handler_timeout: float = 30.0,
         observe: Callable[[], Observer | None] | None = None,
+        approver: Callable[[], Approver | None] | None = None,
     ) -> None:
         self._agent_id = agent_id
+        # Asked per call, like the observer: a server may start after the agent exists.
+        self._approver = approver
         # Asked per call: an observer may be installed after the agent exists.
         self._observe = observe
         self._tools = tuple(tools)
@@ -90,6 +97,7 @@ class ToolDispatcher:
         *,
         handler_timeout: float = 30.0,
         observe: Callable[[], Observer | None] | None = None,
+        approver: Callable[[], Approver | None] | None = None,
     ) -> ToolDispatcher:
         """Build the dispatcher for an agent created from ``config``.
 
@@ -98,6 +106,7 @@ class ToolDispatcher:
             config: The agent's configuration (tools, policies, hooks).
             handler_timeout: Usually ``RuntimeConfig.handler_timeout``.
             observe: Returns the runtime's observer (or None), asked per tool call.
+            approver: Returns who answers handler-less ``ask_user`` rules.
         """
         return cls(
             agent_id,
@@ -106,6 +115,7 @@ class ToolDispatcher:
             config.hooks,
             handler_timeout=handler_timeout,
             observe=observe,
+            approver=approver,
         )
 
     def __repr__(self) -> str:
@@ -241,6 +251,7 @@ class ToolDispatcher:
             handler_timeout=self._handler_timeout,
             agent_id=self._agent_id,
             reason=reason,
+            approver=self._approver() if self._approver is not None else None,
         )
         if self._hooks.before_tool:
             await self._hooks.run_before_tool(
