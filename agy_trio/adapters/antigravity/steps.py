@@ -68,6 +68,7 @@ class StepPump:
             return
         if step.source == t.StepSource.MODEL:
             self.watch.answered()
+            self.runner.reached = True
         if step.type == t.StepType.FINISH and step.structured_output is not None:
             turn.structured_output = step.structured_output
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
