@@ -68,6 +68,7 @@ class SdkConversation:
         conversation_id: The conversation to create or resume.
         sdk_tools: The agent's tools as SDK tool callables.
         authorize: The SDK ``ask_user`` handler for built-in tools.
+        sdk_hooks: SDK hook objects answering the agent's hook points.
 
     Attributes:
         conv: The live SDK ``Conversation``, or None while no SDK agent is open.
@@ -81,6 +82,7 @@ class SdkConversation:
     conversation_id: str
     sdk_tools: list[Callable[..., Any]] = attrs.field(converter=_tool_list)
     authorize: Callable[..., Any]
+    sdk_hooks: list[Any] = attrs.field(factory=list, converter=list)
     owner: str = attrs.field(init=False)
     launcher: HarnessLauncher = attrs.field(init=False)
     folders: HarnessFolders | None = attrs.field(init=False, default=None)
@@ -155,6 +157,7 @@ class SdkConversation:
             resume=resume,
             tools=self.sdk_tools,
             authorize=self.authorize,
+            hooks=self.sdk_hooks,
             owner=self.owner,
             harness_path=facts.binary_path if facts is not None else None,
             mcp_lease=mcp_lease,
