@@ -266,7 +266,7 @@ class TemporalSession:
         usage = usage_of(status.usage)
         if reason is not StopReason.CANCELLED:
             stream._usage = usage  # read by Trio once the stream is done
-        bridge.put_nowait(TurnEnd(usage, reason))
+        bridge.put_nowait(TurnEnd(usage, reason, status.structured_output))
         bridge.finish()
 
     async def _emit(
