@@ -22,7 +22,6 @@ import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +36,7 @@ from agy_trio.errors import (
     AgyError,
     BackendError,
     ConfigError,
+    ContentTooLarge,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
@@ -47,7 +47,7 @@ from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
-from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
+from agy_trio.serve.security import AccessControl, BodyLimit, LoopbackHosts
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.wire import Redactor, error_body
 
@@ -83,6 +83,7 @@ HTTP_SETTABLE_FIELDS = tuple(
 
 _STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
     (AgentNotFound, 404),
+    (ContentTooLarge, 413),
     (ConfigError, 422),
     (RuntimeClosed, 503),
     (QuotaExceeded, 429),
@@ -297,7 +298,10 @@ class _Service:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigError("must be a non-empty string", field="prompt")
-        return ChatStream(handle, prompt, self.streams, self.redact)
+        # Started before the stream: what refuses the turn (a prompt over the
+        # model's limit, quota, an agent gone) is an HTTP status, not a 200.
+        response = await handle.chat(prompt)
+        return ChatStream(handle, prompt, self.streams, self.redact, response=response)
 
     async def cancel(self, request: Request) -> Response:
         await self._agent(request).cancel()
@@ -428,11 +432,14 @@ def create_app(
         *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
         *mcp.routes(),
     ]
-    middleware = [Middleware(AccessControl, token=token)]
+    middleware = [
+        Middleware(AccessControl, token=token),
+        Middleware(BodyLimit, max_body_bytes=max_body_bytes),
+    ]
     if tracecontext.available:
         middleware.insert(0, Middleware(tracecontext.TraceContext))
     if token is None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+        middleware.insert(0, Middleware(LoopbackHosts))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -442,7 +449,6 @@ def create_app(
             Exception: service.on_unexpected,
         },
         lifespan=lifespan,
-        max_body_size=max_body_bytes,
     )
     app.state.agy_trio = service
     return app

@@ -11,20 +11,30 @@ that a server shutting down can end each one with an ``error`` event of type
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import trio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.events import TextDelta
+from agy_trio.core.events import ChatEvent, TextDelta
+from agy_trio.core.streaming import ChatResponse
 from agy_trio.errors import AgyError, RuntimeClosed
 from agy_trio.serve.wire import Redactor, done_event, error_event, event_for
 
 __all__ = ["ChatStream", "LiveStreams"]
 
 log = logging.getLogger("agy_trio.serve")
+
+
+def event_generator(response: ChatResponse) -> AsyncGenerator[ChatEvent, None]:
+    """``response.events()``, typed as the async generator it is (for ``aclosing``)."""
+    return cast(AsyncGenerator[ChatEvent, None], response.events())
+
 
 # The last messages of a stream are sent even while its task is being
 # cancelled, but never wait longer than this on a client that stopped reading.
@@ -116,12 +126,21 @@ class ChatStream(Response):
         prompt: The user's message.
         streams: Where the stream registers while it is live.
         redact: Masks secrets in error messages.
+        response: The turn, when the caller started it already (so that what
+            refused it became an HTTP status); the stream then relays it, and
+            closes it whatever happens, cancelling the turn if it is not over.
     """
 
     media_type = "text/event-stream"
 
     def __init__(
-        self, handle: AgentHandle, prompt: str, streams: LiveStreams, redact: Redactor
+        self,
+        handle: AgentHandle,
+        prompt: str,
+        streams: LiveStreams,
+        redact: Redactor,
+        *,
+        response: ChatResponse | None = None,
     ) -> None:
         # Not Response.__init__: a stream has no body to measure up front.
         self.status_code = 200
@@ -131,6 +150,7 @@ class ChatStream(Response):
         self._prompt = prompt
         self._streams = streams
         self._redact = redact
+        self._response = response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the stream (the ASGI entry point)."""
@@ -154,17 +174,23 @@ class ChatStream(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self._streams._done(stream)
+            if self._response is not None:
+                # Never relayed (cancelled first) or relayed: closed either way.
+                with trio.CancelScope(shield=True):
+                    await self._response.aclose()
 
     async def _relay(self, send: Send) -> bytes:
         """Start the turn and send its events; return the last one, ``done`` or ``error``."""
         text: list[str] = []
         try:
-            response = await self._handle.chat(self._prompt)
+            response = self._response or await self._handle.chat(self._prompt)
             # Leaving the block early (cancellation) cancels the turn at the backend.
-            async with response:
-                # Read to the very end, past TurnEnd: a response that has not
-                # seen the end of its stream would cancel the turn on exit.
-                async for event in response.events():
+            # Read to the very end, past TurnEnd: a response that has not seen
+            # the end of its stream would cancel the turn on exit. aclosing: a
+            # cancel while sending closes the events' generator now, not in
+            # the garbage collector.
+            async with response, contextlib.aclosing(event_generator(response)) as events:
+                async for event in events:
                     if type(event) is TextDelta:
                         text.append(event.text)
                     body = event_for(event)
