@@ -428,7 +428,7 @@ def agy_workload(
                             text = await (await handle.chat(f"agent {i} turn {k}")).text()
                         except agy_trio.AgyError as exc:
                             errors += 1
-                            kinds[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                            kinds[f"{type(exc).__name__}: {str(exc)[:400]}"] += 1
                             continue
                         errors += text != _expected(i, k)
                         latencies.append(time.perf_counter() - t)

@@ -23,6 +23,7 @@ from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.policy import PolicySet
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.runtime_state import HANDED_OFF, AgentRecord, RunningTurn, RuntimeState
 from agy_trio.core.settings import AgentConfig
 from agy_trio.core.streaming import ChatResponse, TurnStream
@@ -65,9 +66,13 @@ class AgentLifecycle:
         self._policies_of: tuple[AgentConfig, PolicySet] | None = None
         self._next_agent_number = 0
         self._observed_fn = self._observed  # bound once: every agent's dispatcher asks it
+        self._approver_fn = self._approving  # bound once, likewise
 
     def _observed(self) -> Observer | None:
         return self._state.observer
+
+    def _approving(self) -> Approver | None:
+        return self._state.approver
 
     # ------------------------------------------------------------------ agents
 
@@ -89,9 +94,16 @@ class AgentLifecycle:
             config.hooks,
             handler_timeout=state.config.handler_timeout,
             observe=self._observed_fn,
+            approver=self._approver_fn,
         )
         session = await state.backend.create_agent(agent_id, config, services)
-        handle = AgentHandle._create(agent_id, config, session.conversation_id, self._sink)
+        handle = AgentHandle._create(
+            agent_id,
+            config,
+            session.conversation_id,
+            self._sink,
+            services if config.hooks.pre_turn else None,
+        )
         chat_timeout = config.chat_timeout
         if chat_timeout is None:
             chat_timeout = state.config.chat_timeout

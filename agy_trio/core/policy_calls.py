@@ -136,10 +136,16 @@ async def _ask(
     logger.info("Policy %r requesting user approval for tool %r.", label, request.tool)
     if rule.handler is None:
         if approver is None:
-            message = f"Policy '{label}' requires ask_user handler, but none was provided."
+            # The SDK harness's words, and why agy_trio had nobody to ask either.
+            message = (
+                f"Policy '{label}' requires ask_user handler, but none was provided, "
+                "and there is no server to ask (serve the agent with agy-trio serve)."
+            )
             logger.error(message)
             return Verdict(False, message, rule)
-        answer = await _answer(approver, (asked,), timeout, "approver")
+        # No handler_timeout here: a person may take a while, and the approver
+        # bounds the wait itself (agy-trio serve: --approval-timeout).
+        answer = await run_callable(approver, asked)
     else:
         call = _handler_call(rule.handler, asked, reason)
         is_async = is_async_callable(rule.handler)

@@ -23,6 +23,7 @@ from agy_trio.core.commands import WorkCancelled
 from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.events import StopReason
 from agy_trio.core.observe import Observer
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.streaming import ChatResponse, StreamCounters, TurnStream
 from agy_trio.errors import AgyError, QuotaExceeded, RuntimeClosed
@@ -135,6 +136,7 @@ class RuntimeState:
         turns: Turns still producing.
         running: Every routed command until it completes (shutdown cancels them).
         observer: What commands and turns are reported to, if anything.
+        approver: Who answers ``ask_user`` rules without a handler, if anyone.
         counters: Counters shared by every response.
     """
 
@@ -149,6 +151,7 @@ class RuntimeState:
     turns: set[RunningTurn] = attrs.field(factory=set)
     running: set[Command[Any]] = attrs.field(factory=set)
     observer: Observer | None = None
+    approver: Approver | None = None
     counters: StreamCounters = attrs.field(factory=StreamCounters)
     closing: bool = False
     closed_reason: AgyError | None = None

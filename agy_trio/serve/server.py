@@ -26,6 +26,7 @@ from agy_trio.core.settings import AgentConfig
 from agy_trio.serve.access_log import AccessLog
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
 from agy_trio.serve.security import check_bind
+from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE
 
 __all__ = ["ServerAddress", "serve"]
 
@@ -70,6 +71,7 @@ async def serve(
     defaults: AgentConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     access_log: bool = False,
+    reattach_grace: float = DEFAULT_REATTACH_GRACE,
 ) -> None:
     """Serve ``runtime`` over HTTP until cancelled; start it with ``nursery.start``.
 
@@ -90,6 +92,8 @@ async def serve(
         access_log: Log one line per request, once it has ended (at INFO,
             on the logger ``agy_trio.serve.access``; see
             :mod:`agy_trio.serve.access_log`).
+        reattach_grace: Seconds a turn goes on once its last reader left; 0
+            cancels it at once.
 
     Raises:
         ConfigError: ``host`` is not loopback and no token was given, or an
@@ -97,7 +101,13 @@ async def serve(
         OSError: The address could not be bound.
     """
     await check_bind(host, token)
-    app = create_app(runtime, token=token, defaults=defaults, max_body_bytes=max_body_bytes)
+    app = create_app(
+        runtime,
+        token=token,
+        defaults=defaults,
+        max_body_bytes=max_body_bytes,
+        reattach_grace=reattach_grace,
+    )
     config = Config()
     config.accesslog = None  # ours instead, one line per request (see access_log)
     config.errorlog = log

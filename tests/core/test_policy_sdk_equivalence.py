@@ -321,10 +321,12 @@ def test_a_handler_less_ask_user_is_refused_by_the_sdk_and_denied_by_agy_trio() 
         verdict = await PolicySet([policy.ask_user("x")]).evaluate("x", {}, handler_timeout=1)
         return verdict.allowed, verdict.message
 
-    # The SDK harness's own words for a dynamic rule without a handler.
+    # The SDK harness's own words for a dynamic rule without a handler, and
+    # why agy_trio had nobody to ask either.
     assert trio.run(decide) == (
         False,
-        "Policy 'x' requires ask_user handler, but none was provided.",
+        "Policy 'x' requires ask_user handler, but none was provided, "
+        "and there is no server to ask (serve the agent with agy-trio serve).",
     )
 
 

@@ -10,7 +10,7 @@ import trio
 
 import agy_trio
 from agy_trio.serve import HTTP_SETTABLE_FIELDS
-from tests.serve._helpers import chat_events, create_agent, open_chat, served
+from tests.serve._helpers import chat_events, create_agent, data, open_chat, served
 
 
 async def test_healthz() -> None:
@@ -175,11 +175,17 @@ async def test_chat_streams_deltas_then_done() -> None:
         text = "".join(e.json()["text"] for e in events[:-1])
         assert text == "You said: hello there"
         done = events[-1].json()
+        turn_id = done.pop("turn_id")
+        assert turn_id.startswith("turn-")
         assert done == {
             "stop_reason": "end_turn",
             "text": "You said: hello there",
             "usage": {"input_tokens": 2, "output_tokens": 4},
         }
+        # Every event names its turn and carries an increasing SSE id.
+        assert {e.json()["turn_id"] for e in events} == {turn_id}
+        ids = [int(e.id) for e in events]
+        assert ids == sorted(set(ids)) and ids[0] >= 1
 
 
 async def test_thoughts_and_tool_calls_stream_as_their_own_events() -> None:
@@ -222,8 +228,10 @@ async def test_thoughts_and_tool_calls_stream_as_their_own_events() -> None:
         "delta",
         "done",
     ]
-    assert events[0].json() == {"text": "let me add"}
-    assert events[1].json() == {
+    assert data(events[0]) == {"text": "let me add"}
+    call = data(events[1])
+    assert isinstance(call.pop("call_id"), str)
+    assert call == {
         "name": "add",
         "arguments": {"a": 2, "b": 3},
         "result": 5,
@@ -239,7 +247,7 @@ async def test_a_failed_turn_ends_with_an_error_event() -> None:
         agent_id = await create_agent(s.client)
         events = await chat_events(s.client, agent_id, "quota")
         assert [e.event for e in events] == ["error"]
-        assert events[0].json() == {
+        assert data(events[0]) == {
             "type": "QuotaExceeded",
             "message": "slow down",
             "retry_after": 7,
@@ -262,7 +270,7 @@ async def test_cancel_ends_the_live_stream_as_cancelled() -> None:
         agent_id = await create_agent(s.client)
         async with open_chat(s.client, agent_id, "hang around") as chat:
             first = await chat.wait_for("delta")
-            assert first.json() == {"text": "partial answer"}
+            assert data(first) == {"text": "partial answer"}
             answer = await s.client.post(f"/v1/agents/{agent_id}/cancel")
             assert answer.status_code == 204
             assert answer.content == b""

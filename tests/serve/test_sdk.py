@@ -212,9 +212,13 @@ def test_a_second_sigterm_ends_the_server_at_once(tmp_path: Path) -> None:
             with connect_sse(
                 client, "POST", f"/v1/agents/{agent_id}/chat", json={"prompt": f"{HOLD} now"}
             ) as source:
+                stopping = False
                 for event in source.iter_sse():
-                    if event.event == "delta":
+                    if event.event == "delta" and not stopping:
                         # A stalled harness: the clean shut-down now takes seconds.
+                        # (Once: deltas already on their way may still arrive, and
+                        # a second signal would end the server before it told us.)
+                        stopping = True
                         os.kill(harness, signal.SIGSTOP)
                         server.process.send_signal(signal.SIGTERM)
                     elif event.event == "error":  # the first signal is being handled

@@ -88,6 +88,7 @@ class SdkAgent:
             self.conversation_id,
             self.bridge.sdk_tools,
             self.bridge.authorize,
+            self.bridge.sdk_hooks,
         )
         self.recovery = Recovery(self.conversation)
         self.runner = TurnRunner(self.recovery, self.bridge)

@@ -341,6 +341,7 @@ class SdkAgentSpec:
         resume: Resume ``conversation_id`` (True) or create it (False).
         tools: SDK tool callables (the runtime's tools, wrapped).
         authorize: The SDK ``ask_user`` handler consulted for built-in tools.
+        hooks: SDK hook objects (the agent's hook points, answered in Trio).
         owner: The harness owner tag (see ``HARNESS_OWNER_ENV``).
         harness_path: The harness binary, found ahead of time (see
             :func:`~agy_trio.adapters.antigravity.launcher.sdk_facts`); None
@@ -357,6 +358,7 @@ class SdkAgentSpec:
     resume: bool
     tools: Sequence[Callable[..., Any]] = ()
     authorize: Callable[..., Any] | None = None
+    hooks: Sequence[Any] = ()
     owner: str = ""
     harness_path: str | None = None
     mcp_lease: str | None = None
@@ -476,6 +478,7 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
         "system_instructions": config.system_instructions,
         "capabilities": capabilities,
         "tools": list(spec.tools),
+        "hooks": list(spec.hooks),
         "policies": sdk_policies(spec, builtins, mcp_servers),
         "mcp_servers": mcp_servers,
         "response_schema": config.response_schema.text

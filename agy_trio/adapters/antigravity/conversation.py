@@ -68,6 +68,7 @@ class SdkConversation:
         conversation_id: The conversation to create or resume.
         sdk_tools: The agent's tools as SDK tool callables.
         authorize: The SDK ``ask_user`` handler for built-in tools.
+        sdk_hooks: SDK hook objects answering the agent's hook points.
 
     Attributes:
         conv: The live SDK ``Conversation``, or None while no SDK agent is open.
@@ -81,6 +82,7 @@ class SdkConversation:
     conversation_id: str
     sdk_tools: list[Callable[..., Any]] = attrs.field(converter=_tool_list)
     authorize: Callable[..., Any]
+    sdk_hooks: list[Any] = attrs.field(factory=list, converter=list)
     owner: str = attrs.field(init=False)
     launcher: HarnessLauncher = attrs.field(init=False)
     folders: HarnessFolders | None = attrs.field(init=False, default=None)
@@ -155,6 +157,7 @@ class SdkConversation:
             resume=resume,
             tools=self.sdk_tools,
             authorize=self.authorize,
+            hooks=self.sdk_hooks,
             owner=self.owner,
             harness_path=facts.binary_path if facts is not None else None,
             mcp_lease=mcp_lease,
@@ -195,6 +198,39 @@ class SdkConversation:
                 raise
         except Exception as exc:
             log.debug("agent %s: SDK cancel failed: %s", self.agent_id, describe(exc))
+
+    async def until_idle(self, limit: float) -> bool:
+        """Wait (at most ``limit`` seconds) until the harness has ended the last turn.
+
+        A turn normally ends with the harness saying so. One whose halt the
+        harness had not answered in time (stalled, or loaded) was given up on
+        this side while it may still run there; a halt that lands later stops
+        whatever runs then. Its remaining steps are read into the history
+        here (its end included) before anything else is sent.
+
+        Returns:
+            Whether the harness is idle (also when nothing is open).
+        """
+        conv = self.conv
+        if conv is None or conv.is_idle:
+            return True
+
+        async def drain() -> None:
+            try:
+                async for _ in conv.receive_steps():
+                    pass
+            except asyncio.CancelledError as exc:
+                if not is_cancellation(exc):
+                    raise
+            except Exception as exc:  # the old turn's own end ("Turn cancelled")
+                log.debug("agent %s: an earlier turn ended with %s", self.agent_id, describe(exc))
+            await conv.wait_for_idle()
+
+        try:
+            await asyncio.wait_for(drain(), limit)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Stop the SDK agent and its harness; never leaves the process behind.

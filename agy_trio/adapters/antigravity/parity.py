@@ -299,7 +299,7 @@ PARITY: dict[str, Entry] = {
     "SandboxStatus.available": Pending("SandboxStatus.available"),
     "SandboxStatus.unavailable_reason": Pending("SandboxStatus.unavailable_reason"),
     **{
-        f"StopArgs.{name}": Pending(f"StopArgs.{name}")
+        f"StopArgs.{name}": Mapped(f"hooks.StopArgs.{name}")
         for name in (
             "response_text",
             "trajectory_id",
@@ -308,11 +308,11 @@ PARITY: dict[str, Entry] = {
             "error_message",
         )
     },
-    "StopHookResult.decision": Pending("StopHookResult.decision"),
-    "StopHookResult.reason": Pending("StopHookResult.reason"),
-    "HookResult.allow": Pending("HookResult.allow"),
-    "HookResult.message": Pending("HookResult.message"),
-    "HookResult.modified_args": Pending("HookResult.modified_args"),
+    "StopHookResult.decision": Mapped("hooks.StopHookResult.decision"),
+    "StopHookResult.reason": Mapped("hooks.StopHookResult.reason"),
+    "HookResult.allow": Mapped("hooks.HookResult.allow"),
+    "HookResult.message": Mapped("hooks.HookResult.message"),
+    "HookResult.modified_args": Mapped("hooks.HookResult.modified_args"),
     # -- the agent and its conversation
     "Agent.beta": Refused("agy_trio has no beta namespace (see Agent.beta.run_workflow)"),
     "Agent.beta.run_workflow": Pending("AgentHandle.run_workflow"),
@@ -347,12 +347,12 @@ PARITY: dict[str, Entry] = {
     "Conversation.wait_for_wakeup": Mapped("AgentHandle.wait_for_wakeup"),
     # -- hooks
     "hooks.policy": Mapped("policy"),
-    "hooks.HookContext": Pending("core.hooks.HookContext"),
+    "hooks.HookContext": Mapped("hooks.HookContext", "agent_id, turn, call, state"),
     "hooks.DecideHook": Refused("agy_trio hooks are plain callables, one Hooks field per point"),
     "hooks.InspectHook": Refused("agy_trio hooks are plain callables, one Hooks field per point"),
     "hooks.TransformHook": Refused("agy_trio hooks are plain callables, one Hooks field per point"),
     **{
-        f"hooks.{sdk_name}": Pending(f"Hooks.{field}")
+        f"hooks.{sdk_name}": Mapped(f"Hooks.{field}")
         for sdk_name, field in (
             ("OnCompactionHook", "on_compaction"),
             ("on_compaction", "on_compaction"),
@@ -426,8 +426,8 @@ PARITY: dict[str, Entry] = {
             "QUOTA_EXHAUSTED",
         ),
     ),
-    "StopDecision.ALLOW_STOP": Pending("StopDecision.ALLOW_STOP"),
-    "StopDecision.CONTINUE": Pending("StopDecision.CONTINUE"),
+    "StopDecision.ALLOW_STOP": Mapped("hooks.StopDecision.ALLOW_STOP"),
+    "StopDecision.CONTINUE": Mapped("hooks.StopDecision.CONTINUE"),
     "ModelType.TEXT": Mapped("AgentConfig.model"),
     "ModelType.IMAGE": Refused("image-generation models are not offered"),
     **{
