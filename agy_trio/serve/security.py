@@ -146,8 +146,9 @@ class BodyLimit:
     """ASGI middleware: no request body over ``max_body_bytes`` is read (413).
 
     A body whose Content-Length is over the limit is refused before a byte of
-    it is read, a chunked one as soon as the bytes received pass the limit:
-    either way reading it raises ``HTTPException(413)``, which the endpoint
+    it is read, as the other guards refuse (the one JSON error shape, on every
+    path). A chunked one is refused as soon as the bytes received pass the
+    limit: reading it raises ``HTTPException(413)``, which the endpoint
     reading it answers in its protocol's error shape.
 
     Args:
@@ -168,15 +169,16 @@ class BodyLimit:
         declared = Headers(scope=scope).get("content-length", "")
         received = int(declared) if declared.isdigit() else 0
 
+        over = f"the request body is over the server's limit of {limit:,} bytes"
+        if received > limit:
+            await _refusal(413, "ContentTooLarge", over)(scope, receive, send)
+            return
+
         def too_large() -> HTTPException:
-            return HTTPException(
-                413, f"the request body is over the server's limit of {limit:,} bytes"
-            )
+            return HTTPException(413, over)
 
         async def limited_receive() -> Message:
             nonlocal received
-            if received > limit:
-                raise too_large()
             message = await receive()
             if message["type"] == "http.request" and not declared.isdigit():
                 received += len(message.get("body", b""))
