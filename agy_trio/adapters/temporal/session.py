@@ -217,7 +217,10 @@ class TemporalSession:
                 raise
             status = messages.TurnStatus(turn_id, "running")
         if status.state == "cancelled" and not status.segments and status.stop_reason is None:
-            raise BackendError("the turn was cancelled before it started")
+            raise BackendError(
+                "the chat was cancelled by agent.cancel() before its turn started; "
+                "its prompt was not sent"
+            )
         if stream is not None:
             stream.turn_id = turn_id
             task = asyncio.get_running_loop().create_task(self._follow(stream))
