@@ -22,7 +22,6 @@ import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -38,6 +37,7 @@ from agy_trio.errors import (
     ApprovalNotFound,
     BackendError,
     ConfigError,
+    ContentTooLarge,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
@@ -45,11 +45,12 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.a2a import A2AEndpoint
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
-from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
+from agy_trio.serve.security import AccessControl, BodyLimit, LoopbackHosts
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.turn_log import TurnLogs
 from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE, TurnRunner
@@ -92,6 +93,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
     (AgentNotFound, 404),
     (TurnNotFound, 404),
     (ApprovalNotFound, 404),
+    (ContentTooLarge, 413),
     (ConfigError, 422),
     (RuntimeClosed, 503),
     (QuotaExceeded, 429),
@@ -444,13 +446,21 @@ def create_app(
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
     service = _Service(runtime, token, defaults, reattach_grace=reattach_grace)
+    # The agent protocols, each rendering the same served turns.
     mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
+    a2a = A2AEndpoint(service, DEFAULT_PROFILE_NAME, token)
+    responses = ResponsesAPI(service, DEFAULT_PROFILE_NAME)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Served turns run here, in the app's own nursery, not in the request
         # that started them: a turn outlives its first reader's connection.
-        async with trio.open_nursery() as nursery, mcp.running():
+        async with (
+            trio.open_nursery() as nursery,
+            mcp.running(),
+            a2a.running(),
+            responses.running(),
+        ):
             await nursery.start(service.turns.run)
             try:
                 yield
@@ -470,15 +480,18 @@ def create_app(
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
         Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
-        # The agent protocols, each rendering the same served turns.
-        *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
+        *responses.routes(),
+        *a2a.routes(),
         *mcp.routes(),
     ]
-    middleware = [Middleware(AccessControl, token=token)]
+    middleware = [
+        Middleware(AccessControl, token=token),
+        Middleware(BodyLimit, max_body_bytes=max_body_bytes),
+    ]
     if tracecontext.available:
         middleware.insert(0, Middleware(tracecontext.TraceContext))
     if token is None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+        middleware.insert(0, Middleware(LoopbackHosts))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -488,7 +501,6 @@ def create_app(
             Exception: service.on_unexpected,
         },
         lifespan=lifespan,
-        max_body_size=max_body_bytes,
     )
     app.state.agy_trio = service
     return app
