@@ -45,10 +45,12 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT, Approvals
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
-from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
+from agy_trio.serve.profile import ServedProfile
+from agy_trio.serve.responses import ResponsesAPI
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.turn_log import TurnLogs
@@ -173,18 +175,21 @@ class _Service:
         self,
         runtime: Runtime,
         token: str | None,
-        defaults: AgentConfig,
+        profile: ServedProfile,
         *,
         reattach_grace: float = DEFAULT_REATTACH_GRACE,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
     ) -> None:
         self.runtime = runtime
-        self.defaults = defaults
+        self.profile = profile
+        self.defaults = profile.config
         self.streams = LiveStreams()
         self._created: set[str] = set()
         self._closed = False
         self.redact = Redactor(lambda: self._secrets(token))
         self.turn_logs = TurnLogs()
         self.turns = TurnRunner(self.turn_logs, self.redact, reattach_grace=reattach_grace)
+        self.approvals = Approvals(self.turns, timeout=approval_timeout)
         self.page, self.page_policy = _load_page()
         self.metrics = registry_for(
             RuntimeCollector(runtime.statistics, lambda: len(self.streams), self._disconnects)
@@ -346,6 +351,28 @@ class _Service:
         self._created.discard(handle.agent_id)
         return Response(status_code=204)
 
+    async def list_approvals(self, request: Request) -> Response:
+        """``GET /v1/approvals``: the tool calls waiting for a yes or no."""
+        self._check_open()
+        await trio.lowlevel.checkpoint()
+        return JSONResponse([approval.as_json() for approval in self.approvals.pending()])
+
+    async def answer_approval(self, request: Request) -> Response:
+        """``POST /v1/approvals/{id}`` with ``{"approved": bool, "reason": str}``."""
+        self._check_open()
+        body = await self._json_object(request, empty_ok=False)
+        for name in sorted(body):
+            if name not in ("approved", "reason"):
+                raise ConfigError("unknown field; the body is {'approved', 'reason'}", field=name)
+        if "approved" not in body:
+            raise ConfigError("is required: true or false", field="approved")
+        approval = self.approvals.answer(
+            request.path_params["approval_id"], body["approved"], body.get("reason", "")
+        )
+        return JSONResponse(
+            {"id": approval.id, "approved": approval.approved, "reason": approval.answer_reason}
+        )
+
     # -- errors
 
     async def on_agy_error(self, request: Request, exc: Exception) -> Response:
@@ -402,6 +429,8 @@ def create_app(
     defaults: AgentConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     reattach_grace: float = DEFAULT_REATTACH_GRACE,
+    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+    profile: ServedProfile | None = None,
 ) -> Starlette:
     """The ASGI app serving ``runtime``: the JSON and SSE API, the web page and the metrics.
 
@@ -420,6 +449,11 @@ def create_app(
         reattach_grace: Seconds a turn goes on once its last reader left (a
             client may reconnect with ``Last-Event-ID`` meanwhile); 0 cancels
             it at once.
+        approval_timeout: Seconds a tool call held by a handler-less
+            ``ask_user`` rule waits for an answer before it is denied.
+        profile: The served profile (name, description, and the
+            configuration new agents start from); give it or ``defaults``,
+            not both. Without either: ``ServedProfile()``, named ``agy``.
 
     Returns:
         A Starlette application. Leaving its lifespan (the server stopping)
@@ -431,17 +465,29 @@ def create_app(
     """
     if not isinstance(runtime, Runtime):
         raise ConfigError(f"expected a Runtime, got {type(runtime).__name__}", field="runtime")
-    if defaults is None:
-        defaults = AgentConfig()
-    elif not isinstance(defaults, AgentConfig):
+    if defaults is not None and not isinstance(defaults, AgentConfig):
         raise ConfigError(
             f"expected an AgentConfig, got {type(defaults).__name__}", field="defaults"
         )
+    if profile is None:
+        profile = ServedProfile(config=defaults or AgentConfig())
+    elif not isinstance(profile, ServedProfile):
+        raise ConfigError(
+            f"expected a ServedProfile, got {type(profile).__name__}", field="profile"
+        )
+    elif defaults is not None:
+        raise ConfigError("give the profile or the defaults, not both", field="defaults")
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
-    service = _Service(runtime, token, defaults, reattach_grace=reattach_grace)
-    mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
+    service = _Service(
+        runtime,
+        token,
+        profile,
+        reattach_grace=reattach_grace,
+        approval_timeout=approval_timeout,
+    )
+    mcp = McpEndpoint(service, profile.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -449,9 +495,13 @@ def create_app(
         # that started them: a turn outlives its first reader's connection.
         async with trio.open_nursery() as nursery, mcp.running():
             await nursery.start(service.turns.run)
+            # While it serves, the server answers handler-less ask_user rules.
+            runtime.set_approver(service.approvals.ask)
             try:
                 yield
             finally:
+                if runtime.approver == service.approvals.ask:
+                    runtime.set_approver(None)
                 with trio.CancelScope(shield=True):
                     await service.aclose()
                 nursery.cancel_scope.cancel()
@@ -468,7 +518,9 @@ def create_app(
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
         Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
         # The agent protocols, each rendering the same served turns.
-        *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
+        Route("/v1/approvals", service.list_approvals, methods=["GET"]),
+        Route("/v1/approvals/{approval_id}", service.answer_approval, methods=["POST"]),
+        *ResponsesAPI(service, profile.name).routes(),
         *mcp.routes(),
     ]
     middleware = [Middleware(AccessControl, token=token)]

@@ -21,7 +21,7 @@ with the returned :class:`~agy_trio.serve.turn_log.TurnReader`::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
@@ -119,6 +119,8 @@ class TurnRunner:
         self._nursery: trio.Nursery | None = None
         self._turns: dict[str, ServedTurn] = {}
         self._closing = False
+        self.on_turn_end: list[Callable[[ServedTurn], None]] = []
+        """Called with each turn once its log ended (approvals drop what it left)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the turns until cancelled (the server's lifespan runs this)."""
@@ -168,6 +170,8 @@ class TurnRunner:
         finally:
             self._turns.pop(turn.log.turn_id, None)
             self.logs.ended(turn.log)
+            for callback in self.on_turn_end:
+                callback(turn)
             turn.done.set()
 
     async def _drive(self, turn: ServedTurn, prompt: Content) -> None:
