@@ -45,6 +45,7 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.ag_ui import AgUiEndpoint
 from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT, Approvals
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
@@ -520,6 +521,7 @@ def create_app(
         # The agent protocols, each rendering the same served turns.
         Route("/v1/approvals", service.list_approvals, methods=["GET"]),
         Route("/v1/approvals/{approval_id}", service.answer_approval, methods=["POST"]),
+        *AgUiEndpoint(service).routes(),
         *ResponsesAPI(service, profile.name).routes(),
         *mcp.routes(),
     ]
