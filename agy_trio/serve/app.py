@@ -45,6 +45,7 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.a2a import A2AEndpoint
 from agy_trio.serve.ag_ui import AgUiEndpoint
 from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT, Approvals
 from agy_trio.serve.json_body import JsonBodyError, parse_json
@@ -54,6 +55,7 @@ from agy_trio.serve.profile import ServedProfile
 from agy_trio.serve.responses import ResponsesAPI
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
+from agy_trio.serve.turn_api import TurnEndpoints
 from agy_trio.serve.turn_log import TurnLogs
 from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE, TurnRunner
 from agy_trio.serve.wire import Redactor, error_body
@@ -322,22 +324,6 @@ class _Service:
         _, reader = await self.turns.start(handle, prompt)
         return ChatStream(reader, self.streams, self.redact)
 
-    async def turn_events(self, request: Request) -> Response:
-        """``GET /v1/turns/{turn_id}/events``: replay after ``Last-Event-ID``, then follow."""
-        self._check_open()
-        turn_log = self.turn_logs.get(request.path_params["turn_id"])
-        raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        try:
-            after = int(raw.strip())
-        except ValueError:
-            raise ConfigError(
-                f"must be an event id (an integer), got {raw[:40]!r}", field="last-event-id"
-            ) from None
-        if after < 0:
-            raise ConfigError("must not be negative", field="last-event-id")
-        await trio.lowlevel.checkpoint()
-        return ChatStream(turn_log.attach(after), self.streams, self.redact)
-
     async def cancel(self, request: Request) -> Response:
         await self._agent(request).cancel()
         return Response(status_code=204)
@@ -351,28 +337,6 @@ class _Service:
         await handle.delete()
         self._created.discard(handle.agent_id)
         return Response(status_code=204)
-
-    async def list_approvals(self, request: Request) -> Response:
-        """``GET /v1/approvals``: the tool calls waiting for a yes or no."""
-        self._check_open()
-        await trio.lowlevel.checkpoint()
-        return JSONResponse([approval.as_json() for approval in self.approvals.pending()])
-
-    async def answer_approval(self, request: Request) -> Response:
-        """``POST /v1/approvals/{id}`` with ``{"approved": bool, "reason": str}``."""
-        self._check_open()
-        body = await self._json_object(request, empty_ok=False)
-        for name in sorted(body):
-            if name not in ("approved", "reason"):
-                raise ConfigError("unknown field; the body is {'approved', 'reason'}", field=name)
-        if "approved" not in body:
-            raise ConfigError("is required: true or false", field="approved")
-        approval = self.approvals.answer(
-            request.path_params["approval_id"], body["approved"], body.get("reason", "")
-        )
-        return JSONResponse(
-            {"id": approval.id, "approved": approval.approved, "reason": approval.answer_reason}
-        )
 
     # -- errors
 
@@ -488,13 +452,21 @@ def create_app(
         reattach_grace=reattach_grace,
         approval_timeout=approval_timeout,
     )
+    # The agent protocols, each rendering the same served turns.
     mcp = McpEndpoint(service, profile.name)
+    a2a = A2AEndpoint(service, profile.name, token)
+    responses = ResponsesAPI(service, profile.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Served turns run here, in the app's own nursery, not in the request
         # that started them: a turn outlives its first reader's connection.
-        async with trio.open_nursery() as nursery, mcp.running():
+        async with (
+            trio.open_nursery() as nursery,
+            mcp.running(),
+            a2a.running(),
+            responses.running(),
+        ):
             await nursery.start(service.turns.run)
             # While it serves, the server answers handler-less ask_user rules.
             runtime.set_approver(service.approvals.ask)
@@ -517,12 +489,10 @@ def create_app(
         Route("/v1/agents/{agent_id}/chat", service.chat, methods=["POST"]),
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
-        Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
-        # The agent protocols, each rendering the same served turns.
-        Route("/v1/approvals", service.list_approvals, methods=["GET"]),
-        Route("/v1/approvals/{approval_id}", service.answer_approval, methods=["POST"]),
+        *TurnEndpoints(service).routes(),
         *AgUiEndpoint(service).routes(),
-        *ResponsesAPI(service, profile.name).routes(),
+        *responses.routes(),
+        *a2a.routes(),
         *mcp.routes(),
     ]
     middleware = [Middleware(AccessControl, token=token)]
