@@ -89,7 +89,7 @@ from agy_trio.serve.stream import ChatStream
 from agy_trio.serve.turn_log import TurnEvent, TurnLog
 
 if TYPE_CHECKING:
-    from agy_trio.serve.app import _Service
+    from agy_trio.serve.state import ServiceState
 
 __all__ = ["AgUiEndpoint", "AgUiRender"]
 
@@ -301,7 +301,7 @@ class AgUiEndpoint:
         service: The app's shared state (runtime, profile, turns, approvals).
     """
 
-    def __init__(self, service: _Service) -> None:
+    def __init__(self, service: ServiceState) -> None:
         self._service = service
         self._threads: dict[str, _Thread] = {}
 

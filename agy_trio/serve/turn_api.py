@@ -22,7 +22,7 @@ from agy_trio.errors import ConfigError
 from agy_trio.serve.stream import ChatStream
 
 if TYPE_CHECKING:
-    from agy_trio.serve.app import _Service
+    from agy_trio.serve.state import ServiceState
 
 __all__ = ["TurnEndpoints"]
 
@@ -34,7 +34,7 @@ class TurnEndpoints:
         service: The app's shared state (turn logs, approvals, live streams).
     """
 
-    def __init__(self, service: _Service) -> None:
+    def __init__(self, service: ServiceState) -> None:
         self._service = service
 
     def routes(self) -> list[Route]:
