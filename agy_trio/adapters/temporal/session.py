@@ -217,7 +217,10 @@ class TemporalSession:
                 raise
             status = messages.TurnStatus(turn_id, "running")
         if status.state == "cancelled" and not status.segments and status.stop_reason is None:
-            raise BackendError("the turn was cancelled before it started")
+            raise BackendError(
+                "the chat was cancelled by agent.cancel() before its turn started; "
+                "its prompt was not sent"
+            )
         if stream is not None:
             stream.turn_id = turn_id
             task = asyncio.get_running_loop().create_task(self._follow(stream))
@@ -263,7 +266,7 @@ class TemporalSession:
         usage = usage_of(status.usage)
         if reason is not StopReason.CANCELLED:
             stream._usage = usage  # read by Trio once the stream is done
-        bridge.put_nowait(TurnEnd(usage, reason))
+        bridge.put_nowait(TurnEnd(usage, reason, status.structured_output))
         bridge.finish()
 
     async def _emit(

@@ -76,7 +76,7 @@ from agy_trio.adapters.temporal.messages import (
     worker_queue,
 )
 from agy_trio.core.calling import run_callable
-from agy_trio.core.events import ToolCall, json_safe
+from agy_trio.core.events import ToolCall, TurnEnd, json_safe
 from agy_trio.core.quota import key_fingerprint
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
 
@@ -464,8 +464,11 @@ class TurnService:
         try:
             quota_wait = await self._wait_for_quota()
             response = await agent.chat(parts_of(task.parts))
+            structured: Any = None
             async with response:
                 async for event in response.events():
+                    if isinstance(event, TurnEnd):
+                        structured = event.structured_output
                     key = (
                         keys.next_key(event.name, event.arguments)
                         if isinstance(event, ToolCall)
@@ -500,6 +503,7 @@ class TurnService:
             stop_reason=stop.value if stop is not None else "end_turn",
             worker=self.own_queue,
             quota_wait=quota_wait,
+            structured_output=json_safe(structured),
         )
 
     async def _wait_for_quota(self) -> float:
