@@ -22,7 +22,6 @@ import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -38,6 +37,7 @@ from agy_trio.errors import (
     ApprovalNotFound,
     BackendError,
     ConfigError,
+    ContentTooLarge,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
@@ -53,7 +53,7 @@ from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.profile import ServedProfile
 from agy_trio.serve.responses import ResponsesAPI
-from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
+from agy_trio.serve.security import AccessControl, BodyLimit, LoopbackHosts
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.turn_api import TurnEndpoints
 from agy_trio.serve.turn_log import TurnLogs
@@ -94,6 +94,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
     (AgentNotFound, 404),
     (TurnNotFound, 404),
     (ApprovalNotFound, 404),
+    (ContentTooLarge, 413),
     (ConfigError, 422),
     (RuntimeClosed, 503),
     (QuotaExceeded, 429),
@@ -495,11 +496,14 @@ def create_app(
         *a2a.routes(),
         *mcp.routes(),
     ]
-    middleware = [Middleware(AccessControl, token=token)]
+    middleware = [
+        Middleware(AccessControl, token=token),
+        Middleware(BodyLimit, max_body_bytes=max_body_bytes),
+    ]
     if tracecontext.available:
         middleware.insert(0, Middleware(tracecontext.TraceContext))
     if token is None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+        middleware.insert(0, Middleware(LoopbackHosts))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -509,7 +513,6 @@ def create_app(
             Exception: service.on_unexpected,
         },
         lifespan=lifespan,
-        max_body_size=max_body_bytes,
     )
     app.state.agy_trio = service
     return app
