@@ -136,6 +136,7 @@ async def test_a_slow_pre_turn_hook_holds_up_only_its_own_agent() -> None:
     async with _runtime() as rt:
         slow_agent = await rt.create_agent(slow_config)
         quick_agent = await rt.create_agent(AgentConfig(name="quick"))
+
         async def chat_to_the_end() -> None:
             # Read, not dropped: an unread response is interrupted, with a warning.
             assert await (await slow_agent.chat("slow")).text() == "You said: slow"
