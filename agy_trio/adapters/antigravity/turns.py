@@ -51,9 +51,9 @@ from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.tools import TrioBridge
-from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core import events
 from agy_trio.core.content import Part
+from agy_trio.core.contract import TurnSink
 from agy_trio.errors import AgyError, ChannelClosed
 
 __all__ = ["StepPump", "Turn", "TurnRunner"]
@@ -69,7 +69,7 @@ class Turn:
         bridge: Where its events go (None: nobody reads them).
     """
 
-    def __init__(self, content: list[Any], bridge: StreamBridge[events.ChatEvent] | None) -> None:
+    def __init__(self, content: list[Any], bridge: TurnSink | None) -> None:
         self.content = content
         self.bridge = bridge
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -252,9 +252,7 @@ class TurnRunner:
             self._idle.set()
         return self._lock, self._idle
 
-    async def start_turn(
-        self, parts: Sequence[Part], bridge: StreamBridge[events.ChatEvent] | None
-    ) -> Turn:
+    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> Turn:
         """Queue a turn; return once it holds the agent's turn slot."""
         _, idle = self.loop_state()
         self.recovery.check_open()
