@@ -26,10 +26,13 @@ from agy_trio.core.contract import Ending, HostedAgent, TurnHandle
 from agy_trio.core.events import ChatEvent, StopReason, TurnEnd, Usage
 from agy_trio.errors import AgyError, BackendError, ChannelClosed
 
-__all__ = ["AsyncioAgent", "CommandHost", "HostedSession", "HostedTurnStream"]
+__all__ = ["AsyncioAgent", "Canceller", "CommandHost", "HostedSession", "HostedTurnStream"]
 
 AsyncioAgent = HostedAgent
 """The earlier name of :class:`~agy_trio.core.contract.HostedAgent`."""
+
+Canceller = Callable[[], object]
+"""Stops a call started on a host (its outcome is then ``WorkCancelled``, unless it finished)."""
 
 
 class CommandHost(Protocol):
@@ -45,11 +48,10 @@ class CommandHost(Protocol):
         args: tuple[Any, ...],
         on_done: Callable[[Any, outcome.Outcome[Any]], object],
         arg: Any,
-    ) -> Callable[[], object]:
-        """From Trio: start ``fn(*args)``; ``on_done(arg, outcome)`` gets it, in Trio.
+    ) -> Canceller:
+        """From Trio: start ``fn(*args)``; ``on_done(arg, outcome)`` gets it in Trio.
 
-        Returns the call's canceller: calling it asks the call to stop (its
-        outcome is then ``WorkCancelled``, unless it finished first).
+        Returns the call's canceller.
         """
 
     async def run(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, final
 import outcome
 import trio
 
-from agy_trio.adapters.hosted import HostedSession
+from agy_trio.adapters.host_base import OnDone
+from agy_trio.adapters.hosted import Canceller, HostedSession
+from agy_trio.core.commands import AgentCall
 from agy_trio.core.content import Part, content_text
 from agy_trio.core.contract import Ending, TurnSink
 from agy_trio.core.events import Message, StopReason, TextDelta, TurnEnd, Usage
@@ -62,12 +64,8 @@ class InlineHost:
     alive = True
 
     def submit(
-        self,
-        fn: Callable[..., Coroutine[Any, Any, Any]],
-        args: tuple[Any, ...],
-        on_done: Callable[[Any, outcome.Outcome[Any]], object],
-        arg: Any,
-    ) -> Callable[[], object]:
+        self, fn: AgentCall, args: tuple[Any, ...], on_done: OnDone, arg: object
+    ) -> Canceller:
         """Run ``fn(*args)`` now; ``on_done(arg, outcome)`` gets its outcome before this returns."""
         on_done(arg, _run_inline(fn, args))
         return _nothing

@@ -49,7 +49,7 @@ from agy_trio.adapters.antigravity.errors import (
 )
 from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
-from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.adapters.antigravity.sdk import last_stop_reason, load_sdk
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.core import events
 from agy_trio.core.content import Part
@@ -459,7 +459,7 @@ class TurnRunner:
         if watch.error is not None:
             raise watch.error
         turn.usage = sdk_events.usage_of(conv.last_turn_usage)
-        return sdk_events.stop_reason(conv._last_turn_stop_reason)
+        return sdk_events.stop_reason(last_stop_reason(conv))
 
     async def _halt_when_recorded(self, turn: Turn) -> None:
         """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later).
