@@ -14,7 +14,7 @@ Quick start::
     trio.run(main)
 """
 
-from agy_trio import errors, policy
+from agy_trio import errors, hooks, policy
 from agy_trio._open import open_runtime
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.budget import Budget, BudgetScope
@@ -55,7 +55,9 @@ from agy_trio.errors import (
     SafetyBlocked,
     StructuredOutputError,
     ToolArgumentError,
+    ToolError,
     ToolNotFound,
+    TurnVetoed,
     WrongThread,
 )
 
@@ -106,12 +108,15 @@ __all__ = [
     "Tool",
     "ToolArgumentError",
     "ToolCall",
+    "ToolError",
     "ToolNotFound",
     "TurnEnd",
+    "TurnVetoed",
     "Usage",
     "WrongThread",
     "__version__",
     "errors",
+    "hooks",
     "open_runtime",
     "policy",
     "tool",

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "AgentNotFound",
     "AgyError",
+    "ApprovalNotFound",
     "BackendError",
     "ChannelClosed",
     "ConfigError",
@@ -27,7 +28,10 @@ __all__ = [
     "SafetyBlocked",
     "StructuredOutputError",
     "ToolArgumentError",
+    "ToolError",
     "ToolNotFound",
+    "TurnNotFound",
+    "TurnVetoed",
     "WrongThread",
 ]
 
@@ -151,8 +155,55 @@ class PolicyDenied(AgyError):
         self.reason = reason
 
 
+class ToolError(AgyError):
+    """A tool failed: what ``on_tool_error`` hooks see, and what the model reads.
+
+    Raised in place of a tool's own exception (kept as ``__cause__``) when an
+    ``on_tool_error`` hook gave the model a message of its own; handed to the
+    hooks for a built-in tool's failure.
+
+    Attributes:
+        tool: The tool's name.
+        message: The error text.
+        server_name: The MCP server of the tool, if any.
+    """
+
+    def __init__(self, tool: str, message: str, server_name: str | None = None) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.message = message
+        self.server_name = server_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ToolError, (self.tool, self.message, self.server_name))
+
+
+class TurnVetoed(PolicyDenied):
+    """A ``pre_turn`` hook refused the prompt: the turn never started.
+
+    Attributes:
+        tool: Always ``"pre_turn"``.
+        reason: Why, in the hook's words (or how the hook failed).
+    """
+
+    def __init__(self, reason: str = "vetoed by a pre_turn hook") -> None:
+        super().__init__("pre_turn", reason)
+        self.args = (f"turn vetoed: {reason}",)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TurnVetoed, (self.reason,))
+
+
 class AgentNotFound(AgyError, LookupError):
     """No agent with the given id exists in this runtime (never did, or was shut down)."""
+
+
+class TurnNotFound(AgyError, LookupError):
+    """No served turn with the given id is known (never was, or its events expired)."""
+
+
+class ApprovalNotFound(AgyError, LookupError):
+    """No pending approval has the given id (never did, or it was answered already)."""
 
 
 class RuntimeClosed(AgyError):

@@ -1,7 +1,7 @@
 """agy_trio's benchmark suite: ``python -m benchmarks [--quick] [--only NAME] [--output DIR]``.
 
 One module per comparison (``round_trip``, ``round_trip_concurrent``,
-``streaming``, ``scale``, ``cancel_latency``, ``real_sdk``, ``serve``, ``soak``,
+``streaming``, ``scale``, ``cancel_latency``, ``real_sdk``, ``hibernate``, ``serve``, ``soak``,
 ``temporal``, ``primitives``); each runs all of
 its contenders in one process, interleaved over several rounds, and returns a
 :class:`benchmarks._common.BenchResult`. The runner writes one JSON file and one
@@ -16,6 +16,7 @@ BENCHMARKS = (
     "scale",
     "cancel_latency",
     "real_sdk",
+    "hibernate",
     "serve",
     "soak",
     "temporal",

@@ -371,7 +371,8 @@ def agy_workload(
     import agy_trio
     from agy_trio.adapters.antigravity import AntigravityBackend
 
-    options: dict[str, Any] = {}
+    # Live conversations throughout: hibernation has a comparison of its own.
+    options: dict[str, Any] = {"hibernate_after": None}
     if agents_per_harness is not None:
         options["agents_per_harness"] = agents_per_harness
     if harness_processes is not None:
@@ -427,7 +428,7 @@ def agy_workload(
                             text = await (await handle.chat(f"agent {i} turn {k}")).text()
                         except agy_trio.AgyError as exc:
                             errors += 1
-                            kinds[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+                            kinds[f"{type(exc).__name__}: {str(exc)[:400]}"] += 1
                             continue
                         errors += text != _expected(i, k)
                         latencies.append(time.perf_counter() - t)

@@ -8,11 +8,16 @@ backend's temporary folder must be gone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 import agy_trio
@@ -65,3 +70,42 @@ async def sdk_runtime(
 def local_agent(server: Any, **changes: Any) -> AgentConfig:
     """An agent config for the local model server."""
     return AgentConfig(model="agy-trio-local", base_url=server.url, **changes)
+
+
+@contextmanager
+def model_server_process(home: Path) -> Iterator[str]:
+    """``agy-trio serve-model`` in a process of its own (for other processes); its root URL."""
+    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
+    env["HOME"] = str(home)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agy_trio", "serve-model", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=home,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on" in first, first
+        yield first.split("listening on ", 1)[1].split()[0].removesuffix("/v1")
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def hang_the_next_model_call(root: str) -> None:
+    """Make the model server at ``root`` hold its next request until released."""
+    httpx.post(f"{root}/control/faults", json={"kind": "hang"}).raise_for_status()
+
+
+def wait_until_the_model_call_hangs(process: subprocess.Popen[Any] | Any, root: str) -> None:
+    """Return once the queued hang was taken by a request (``process`` must stay alive)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.isalive() if hasattr(process, "isalive") else process.poll() is None
+        if httpx.get(f"{root}/control/faults").json()["faults"] == []:
+            return
+        time.sleep(0.05)  # polling another process's progress; no event to wait on
+    raise AssertionError("the turn never reached the model")

@@ -59,3 +59,16 @@ def test_an_agent_error_inside_the_run_is_a_message_not_a_traceback() -> None:
     assert result.exit_code == 1, result.output
     assert "error:" in result.output
     assert "Traceback" not in result.output
+
+
+def test_run_shows_each_agents_last_answer_under_the_ids_its_logs_use() -> None:
+    result = CliRunner().invoke(
+        cli, ["-vv", "run", "--backend", "scripted", "--agents", "3", "--turns", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    for i in (1, 2, 3):
+        row = re.search(
+            rf"agent-{i} .*done.*2/2.*You said: Hello from agent-{i}, turn 2", result.output
+        )
+        assert row is not None, result.output
+        assert f"agy_trio.runtime [agent-{i}]: agent created" in result.output

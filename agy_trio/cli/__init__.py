@@ -9,12 +9,12 @@ traceback).
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
 from agy_trio.cli._chat import chat
+from agy_trio.cli._logs import configure_logging
 from agy_trio.cli._run import run
 from agy_trio.cli._running import exit_interrupted
 from agy_trio.cli._serve import serve_agents
@@ -27,12 +27,10 @@ __all__ = ["cli", "main"]
 @click.group()
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.option("--debug", is_flag=True, help="Show the traceback of a failure.")
-def cli(verbose: int, debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     """agy-trio: run asyncio-only AI agents from Trio."""
-    # One format for every line, ours and the libraries'; warnings and worse
-    # by default (the SDK's own lines are INFO and DEBUG: see sdk_logging).
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.call_on_close(configure_logging(verbose))
 
 
 cli.add_command(run)

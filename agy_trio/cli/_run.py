@@ -34,20 +34,27 @@ def run(
     run_trio(_run_agents, endpoint, n_agents, turns, delay, console)
 
 
+_ANSWER_TAIL = 40  # characters of the last answer shown
+
+
 @attrs.define
 class _Progress:
+    agent_id: str = "..."  # the runtime's id, once the agent exists
     state: str = "starting"
     turns: int = 0
     chars: int = 0
     last: str = ""
 
 
-def _table(progress: dict[str, _Progress], turns: int, started: float) -> Table:
+def _table(progress: list[_Progress], turns: int, started: float) -> Table:
     table = Table(title=f"agents ({time.monotonic() - started:.1f} s)")
-    for column in ("agent", "state", "turns", "chars streamed", "last answer"):
-        table.add_column(column)
-    for name, p in progress.items():
-        table.add_row(name, p.state, f"{p.turns}/{turns}", str(p.chars), p.last[-48:])
+    for column in ("agent", "state", "turns", "chars"):
+        table.add_column(column, no_wrap=True, min_width=len(column) + 2)
+    table.add_column("last answer", no_wrap=True, overflow="ellipsis", ratio=1)
+    for p in sorted(progress, key=lambda p: (len(p.agent_id), p.agent_id)):
+        # The end of the answer, on one line: what is new while it streams.
+        last = " ".join(p.last.split())[-_ANSWER_TAIL:]
+        table.add_row(p.agent_id, p.state, f"{p.turns}/{turns}", str(p.chars), last)
     return table
 
 
@@ -55,7 +62,7 @@ async def _run_agents(
     endpoint: Endpoint, n_agents: int, turns: int, delay: float, console: Console
 ) -> None:
     config = RuntimeConfig(inter_agent_delay=delay)
-    progress = {f"agent-{i + 1}": _Progress() for i in range(n_agents)}
+    progress = [_Progress() for _ in range(n_agents)]
     started = time.monotonic()
     async with open_for(endpoint, config) as (rt, base_config):
         # Printed once the endpoint is up: the local model server's URL is known only now.
@@ -64,24 +71,26 @@ async def _run_agents(
         )
         with Live(_table(progress, turns, started), console=console, refresh_per_second=8) as live:
 
-            async def one(name: str) -> None:
-                p = progress[name]
-                async with rt.open_agent(attrs.evolve(base_config, name=name)) as agent:
+            async def one(p: _Progress) -> None:
+                async with rt.open_agent(attrs.evolve(base_config, name="agent")) as agent:
+                    p.agent_id = agent.agent_id
                     for turn in range(turns):
                         p.state = f"turn {turn + 1}"
-                        response = await agent.chat(f"Hello from {name}, turn {turn + 1}")
-                        p.last = ""
+                        response = await agent.chat(f"Hello from {agent.agent_id}, turn {turn + 1}")
+                        answer = ""
                         async for delta in response:
+                            # The previous answer stays shown until this one has text.
+                            answer += delta
                             p.chars += len(delta)
-                            p.last += delta
+                            p.last = answer
                             live.update(_table(progress, turns, started))
                         p.turns += 1
                     p.state = "done"
                 live.update(_table(progress, turns, started))
 
             async with trio.open_nursery() as nursery:
-                for name in progress:
-                    nursery.start_soon(one, name)
+                for p in progress:
+                    nursery.start_soon(one, p)
         stats = rt.statistics()
     console.print()
     console.print(

@@ -32,6 +32,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
+import attrs
 import click
 import trio
 
@@ -85,18 +86,27 @@ def exit_interrupted() -> NoReturn:
     sys.exit(128 + signal.SIGINT)
 
 
+@attrs.frozen
+class _Handlers:
+    stop: Callable[[], object] | None
+    interrupt: Callable[[], bool] | None
+
+
 async def _until_stopped(
     fn: Callable[..., Awaitable[object]],
     args: tuple[Any, ...],
-    stop: Callable[[], object] | None,
+    handlers: _Handlers,
     received: list[int],
 ) -> None:
     """Run ``fn(*args)``; the first stop signal stops it, a second ends the process."""
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         work = trio.CancelScope()
+        stop = handlers.stop
 
         async def watch() -> None:
             async for signum in signals:
+                if signum == signal.SIGINT and handlers.interrupt and handlers.interrupt():
+                    continue  # a Ctrl-C the command took for itself
                 received.append(signum)
                 # Clean-up gets one chance: any stop signal again ends the process.
                 for other in STOP_SIGNALS:
@@ -136,8 +146,11 @@ def _message(error: BaseException) -> tuple[str, int] | None:
         return error.format_message(), error.exit_code
     if isinstance(error, AgyError):
         return str(error), 1
-    if isinstance(error, ImportError) and (hint := _missing_extra(error)):
-        return hint, 1
+    if isinstance(error, ImportError):
+        if "pip install" in str(error):  # agy_trio's own, saying which extra
+            return str(error), 1
+        if hint := _missing_extra(error):
+            return hint, 1
     return None
 
 
@@ -164,7 +177,10 @@ def report_failure(error: BaseException) -> NoReturn:
 
 
 def run_trio(
-    fn: Callable[..., Awaitable[object]], *args: Any, stop: Callable[[], object] | None = None
+    fn: Callable[..., Awaitable[object]],
+    *args: Any,
+    stop: Callable[[], object] | None = None,
+    interrupt: Callable[[], bool] | None = None,
 ) -> None:
     """Run a command's Trio program ``fn(*args)`` as the module's docstring describes.
 
@@ -173,10 +189,13 @@ def run_trio(
         *args: Its arguments.
         stop: Called (in Trio) on the first stop signal instead of cancelling
             ``fn``; it must make ``fn`` return soon.
+        interrupt: Called (in Trio) on each Ctrl-C first: True when the
+            command took it for itself (the interactive chat cancels the
+            running answer), False to stop as any stop signal does.
     """
     received: list[int] = []
     try:
-        trio.run(_until_stopped, fn, args, stop, received)
+        trio.run(_until_stopped, fn, args, _Handlers(stop, interrupt), received)
     except BaseException as error:
         if not received:
             report_failure(error)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
+import sys
 
 import click
 import trio
@@ -27,18 +29,42 @@ __all__ = ["serve_agents"]
     help="Bearer token every /v1/* request must carry (or set AGY_TRIO_TOKEN); "
     "required to listen beyond loopback.",
 )
+@click.option("--access-log", is_flag=True, help="Print one line per request on stdout.")
 def serve_agents(
-    backend: str, base_url: str | None, model: str | None, host: str, port: int, token: str | None
+    backend: str,
+    base_url: str | None,
+    model: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    access_log: bool,
 ) -> None:
     """Serve agents over HTTP: a JSON and SSE API, a web page and Prometheus metrics.
 
     Ctrl-C or SIGTERM stops it in order: live streams are told, the agents
     are shut down, then the process exits with status 130 or 143.
     """
-    run_trio(_serve, choose_endpoint(backend, base_url, model), host, port, token)
+    if access_log:
+        _print_access_log()
+    run_trio(_serve, choose_endpoint(backend, base_url, model), host, port, token, access_log)
 
 
-async def _serve(endpoint: Endpoint, host: str, port: int, token: str | None) -> None:
+def _print_access_log() -> None:
+    """The access log's lines, as they are, on stdout (whatever ``-v`` says)."""
+    from agy_trio.serve.access_log import ACCESS_LOGGER
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    click.get_current_context().call_on_close(lambda: access.removeHandler(handler))
+
+
+async def _serve(
+    endpoint: Endpoint, host: str, port: int, token: str | None, access_log: bool
+) -> None:
     # Imported here: listing the commands stays quick, and a missing extra is
     # one line with the pip command (see _running).
     from agy_trio.serve import serve
@@ -48,7 +74,15 @@ async def _serve(endpoint: Endpoint, host: str, port: int, token: str | None) ->
     async with open_for(endpoint, config) as (rt, defaults), trio.open_nursery() as nursery:
         try:
             address = await nursery.start(
-                functools.partial(serve, rt, host=host, port=port, token=token, defaults=defaults)
+                functools.partial(
+                    serve,
+                    rt,
+                    host=host,
+                    port=port,
+                    token=token,
+                    defaults=defaults,
+                    access_log=access_log,
+                )
             )
         except BaseException as error:
             _raise_if_address_taken(error, host, port)
@@ -64,8 +98,8 @@ def _raise_if_address_taken(error: BaseException, host: str, port: int) -> None:
             raise CommandFailed(
                 f"port {port} on {host} is taken by another program: "
                 "pick another with --port (--port 0 picks a free one)"
-            ) from None
+            ) from leaf
         if isinstance(leaf, OSError) and leaf.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
             raise CommandFailed(
                 f"cannot listen on {host}:{port} ({leaf.strerror}): choose another --host or --port"
-            ) from None
+            ) from leaf

@@ -87,4 +87,4 @@ def _raise_if_no_server(error: BaseException, target: str) -> None:
             raise CommandFailed(
                 f"no Temporal server answers at {target}: start one "
                 "(`temporal server start-dev`) or point --temporal at yours"
-            ) from None
+            ) from leaf

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from agy_trio.core.settings import AgentConfig
     from agy_trio.core.streaming import ChatResponse
 
-__all__ = ["AgentHandle"]
+__all__ = ["AgentHandle", "TurnGuard"]
 
 T = TypeVar("T")
 
@@ -34,6 +34,17 @@ class CommandSink(Protocol):
 
     def _submit_nowait(self, command: cmds.Command[Any]) -> bool:
         """Send ``command`` without waiting; False if it was refused."""
+
+
+class TurnGuard(Protocol):
+    """What vets a prompt before its turn starts (the agent's ``pre_turn`` hooks)."""
+
+    async def pre_turn(self, content: Content) -> Content:
+        """The prompt to send, rewritten or not.
+
+        Raises:
+            TurnVetoed: A hook refused it.
+        """
 
 
 @final
@@ -66,6 +77,9 @@ class AgentHandle(metaclass=NoPublicConstructor):
     config: AgentConfig
     conversation_id: str
     _runtime: CommandSink
+    # Runs the agent's pre_turn hooks in the caller's task (so a slow hook
+    # holds up only its own caller); None when the runtime has none to run.
+    _turn_guard: TurnGuard | None = None
 
     def __repr__(self) -> str:
         return f"<AgentHandle {self.agent_id} conversation={self.conversation_id}>"
@@ -92,12 +106,19 @@ class AgentHandle(metaclass=NoPublicConstructor):
             ConfigError: The content is empty or malformed.
             QuotaExceeded: The endpoint refused the turn for quota reasons.
             OperationTimeout: The turn did not start within ``chat_timeout``.
+            TurnVetoed: A ``pre_turn`` hook refused the prompt (or failed).
         """
-        return await self._do(cmds.CHAT, normalize_content(content))
+        content = normalize_content(content)
+        if self._turn_guard is not None:
+            content = normalize_content(await self._turn_guard.pre_turn(content))
+        return await self._do(cmds.CHAT, content)
 
     async def send(self, content: Content) -> None:
         """Send a message without waiting for the answer (it plays in the background)."""
-        await self._do(cmds.SEND, normalize_content(content))
+        content = normalize_content(content)
+        if self._turn_guard is not None:
+            content = normalize_content(await self._turn_guard.pre_turn(content))
+        await self._do(cmds.SEND, content)
 
     async def cancel(self) -> None:
         """Stop the agent's active turn; the agent stays usable for the next one."""

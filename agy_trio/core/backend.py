@@ -51,8 +51,12 @@ class AgentServices(Protocol):
             PolicyDenied: A rule or handler refused the call.
         """
 
-    async def authorize(self, name: str, arguments: Mapping[str, Any]) -> bool:
-        """Ask the policies whether a tool the backend runs itself may run (fail closed)."""
+    async def authorize(self, name: str, arguments: Mapping[str, Any], *, reason: str = "") -> bool:
+        """Ask the policies whether a tool the backend runs itself may run (fail closed).
+
+        ``reason`` is why the backend asks (e.g. a safety assessment), handed
+        on to ``ask_user`` handlers.
+        """
 
     @property
     def observes_turns(self) -> bool:

@@ -52,6 +52,9 @@ class TurnSink(Protocol):
     def finish(self, error: BaseException | None = None) -> None:
         """End the stream, normally or with ``error``."""
 
+    def release(self) -> None:
+        """Stop applying backpressure: nobody waits for the rest (a cancelled turn)."""
+
     @property
     def finished(self) -> bool:
         """Whether the stream has ended."""

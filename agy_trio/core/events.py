@@ -133,11 +133,15 @@ class Message:
         role: ``"user"``, ``"assistant"`` or ``"tool"``.
         text: The message text (for a tool message, the tool's rendered result).
         tool_calls: Tool calls an assistant message made.
+        interrupted: Whether the message belongs to a turn that was
+            interrupted before it ended (cancelled, timed out, or abandoned by
+            its reader): the prompt, and what was produced of the answer.
     """
 
     role: str
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
+    interrupted: bool = False
 
 
 def json_safe(value: Any) -> Any:

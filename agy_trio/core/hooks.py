@@ -24,7 +24,21 @@ import trio
 from agy_trio.core.calling import Guard, callable_name, run_callable
 from agy_trio.errors import ConfigError
 
-__all__ = ["Hook", "Hooks", "ToolEvent", "ToolResultEvent", "TurnEvent"]
+__all__ = ["SDK_HOOK_POINTS", "Hook", "Hooks", "ToolEvent", "ToolResultEvent", "TurnEvent"]
+
+SDK_HOOK_POINTS = (
+    "on_session_start",
+    "on_session_end",
+    "pre_turn",
+    "post_turn",
+    "pre_tool_call",
+    "post_tool_call",
+    "on_tool_error",
+    "on_interaction",
+    "on_compaction",
+    "stop",
+)
+"""The :class:`Hooks` fields that are the SDK's hook points (the others are agy_trio's own)."""
 
 logger = logging.getLogger("agy_trio.hooks")
 
@@ -106,7 +120,38 @@ class Hooks:
             veto the call by returning False.
         after_tool: Called with a :class:`ToolResultEvent` after a tool ran
             (whether it returned or raised).
+        on_session_start: The agent's session started (the SDK's point; takes
+            only the context, or nothing).
+        on_session_end: The agent's session ended.
+        pre_turn: Before a turn: sees the prompt; may veto it (False, or a
+            ``HookResult(allow=False, message=...)``) or rewrite it (returns
+            the new content). A failure vetoes.
+        post_turn: After a turn: sees the answer's text.
+        pre_tool_call: Before a tool runs: sees the
+            :class:`~agy_trio.core.policy.ToolRequest`; may deny it or rewrite
+            its arguments (a mapping, or ``HookResult(modified_args=...)``).
+            A failure denies.
+        post_tool_call: After a tool ran: sees the :class:`ToolResultEvent`.
+        on_tool_error: A tool failed: sees the exception; a string it returns
+            is what the model reads instead of the error.
+        on_interaction: The model asks the user questions (``ask_question``):
+            sees an :class:`~agy_trio.core.hook_types.AskQuestionInteractionSpec`,
+            returns the answers.
+        on_compaction: The harness compacted the context: sees its summary.
+        stop: The agent is about to end its turn: sees
+            :class:`~agy_trio.core.hook_types.StopArgs`; a
+            ``StopHookResult(CONTINUE, reason)`` (or a string) makes it go on
+            with ``reason`` as its next instruction.
+
+    Each hook takes the point's data, and the
+    :class:`~agy_trio.core.hook_types.HookContext` too when it has a
+    parameter named ``context``, as in the SDK.
     """
+
+    @property
+    def sdk_points(self) -> tuple[str, ...]:
+        """The SDK hook points that have hooks, by field name."""
+        return tuple(name for name in SDK_HOOK_POINTS if getattr(self, name))
 
     on_turn_start: tuple[Hook, ...] = attrs.field(
         default=(), converter=_to_hooks, validator=_check_hooks
@@ -120,6 +165,36 @@ class Hooks:
     after_tool: tuple[Hook, ...] = attrs.field(
         default=(), converter=_to_hooks, validator=_check_hooks
     )
+    # The SDK's hook points (google.antigravity.hooks), with their powers;
+    # see agy_trio.core.hook_points for what each may return.
+    on_session_start: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    on_session_end: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    pre_turn: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    post_turn: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    pre_tool_call: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    post_tool_call: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    on_tool_error: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    on_interaction: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    on_compaction: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_to_hooks, validator=_check_hooks
+    )
+    stop: tuple[Hook, ...] = attrs.field(default=(), converter=_to_hooks, validator=_check_hooks)
 
     async def run_turn_start(self, agent_id: str, *, handler_timeout: float) -> None:
         """Run the ``on_turn_start`` hooks; failures are logged, never raised."""

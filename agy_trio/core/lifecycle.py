@@ -24,6 +24,7 @@ from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
 from agy_trio.core.policy import PolicySet
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.runtime_state import HANDED_OFF, AgentRecord, RunningTurn, RuntimeState
 from agy_trio.core.settings import AgentConfig
 from agy_trio.core.streaming import ChatResponse, TurnStream
@@ -66,9 +67,13 @@ class AgentLifecycle:
         self._policies_of: tuple[AgentConfig, PolicySet] | None = None
         self._next_agent_number = 0
         self._observed_fn = self._observed  # bound once: every agent's dispatcher asks it
+        self._approver_fn = self._approving  # bound once, likewise
 
     def _observed(self) -> Observer | None:
         return self._state.observer
+
+    def _approving(self) -> Approver | None:
+        return self._state.approver
 
     # ------------------------------------------------------------------ agents
 
@@ -90,9 +95,16 @@ class AgentLifecycle:
             config.hooks,
             handler_timeout=state.config.handler_timeout,
             observe=self._observed_fn,
+            approver=self._approver_fn,
         )
         session = await state.backend.create_agent(agent_id, config, services)
-        handle = AgentHandle._create(agent_id, config, session.conversation_id, self._sink)
+        handle = AgentHandle._create(
+            agent_id,
+            config,
+            session.conversation_id,
+            self._sink,
+            services if config.hooks.pre_turn else None,
+        )
         chat_timeout = config.chat_timeout
         if chat_timeout is None:
             chat_timeout = state.config.chat_timeout
@@ -122,7 +134,8 @@ class AgentLifecycle:
         # reader's backpressure, and the old turn runs to its end.
         if record.turns:
             for turn in record.turns:
-                turn.stream.release()
+                if not turn.abandoned:  # an abandoned one is being cancelled
+                    turn.stream.release()
         if record.quota.backing_off or (command.spec is cmds.CHAT and self._pacer.delay):
             self._state.spawn(command, self._wait_then_hand_off, record)
         else:
@@ -174,6 +187,7 @@ class AgentLifecycle:
             stream,
             cancel_timeout=state.config.shutdown_timeout,
             on_end=turn.settle,
+            on_abandon=turn.abandon,
             counters=state.counters,
             response_schema=record.config.response_schema,
         )
@@ -204,6 +218,18 @@ class AgentLifecycle:
                 record.turns = None
         if state.quiet is not None:
             state.check_quiet()
+
+    def interrupt(self, turn: RunningTurn) -> None:
+        """Cancel a turn whose response was abandoned (see ChatResponse)."""
+        state = self._state
+        if turn not in state.turns:
+            return  # it ended meanwhile
+        try:
+            state.nursery.start_soon(cancel_stream, turn.stream, state.config.shutdown_timeout)
+        except RuntimeError:
+            # The runtime's nursery is closing: shutdown cancels every turn anyway.
+            turn.abandoned = False
+            turn.stream.release()
 
     def expire_turn(self, turn: RunningTurn) -> None:
         """The turn ran past ``chat_timeout``: fail its reader and cancel it."""

@@ -1,83 +1,91 @@
-"""Tool policies: allow, deny and ask-the-user rules, evaluated fail-closed.
+"""Tool policies with the SDK's semantics: allow, deny and ask-the-user rules.
 
-A :class:`PolicySet` decides whether a tool may run. Among the rules whose
-pattern matches the tool's name, *deny* beats *ask_user*, which beats *allow*,
-whatever their order; when no rule matches, the set's default applies. An
-*ask_user* rule consults its handler, and only an explicit ``True`` lets the
-tool run: a handler that raises, answers something other than a bool, or does
-not answer within the time limit denies the call.
+A :class:`PolicySet` decides whether a tool may run, the way the SDK's
+``google.antigravity.hooks.policy.enforce`` does. The rules are put in order
+of precedence, and the first one that matches the call decides:
+
+    specific deny > specific ask_user > specific allow >
+    ``server/*`` (and other glob) deny > ask_user > allow >
+    ``*`` deny > ``*`` ask_user > ``*`` allow
+
+Within one group the order the rules were given in is kept. A rule matches a
+call when its target matches the tool (``"*"`` every tool, ``"server/tool"``
+or ``"server/*"`` an MCP server's tools, else the exact name; agy_trio also
+reads ``fnmatch`` patterns such as ``"write_*"``, which the SDK would compare
+literally) and its ``when`` predicate, if any, holds. So
+``[deny_all(), allow("view_file")]`` allows ``view_file`` and denies the rest.
+
+Everything user code decides fails closed: a ``when`` predicate or an
+``ask_user`` handler that raises, or does not answer within the runtime's
+``handler_timeout``, denies the call, and so does a handler answering
+anything but ``True`` or ``False``. When no rule matches, the set's default
+applies (ALLOW, as in the SDK, unless the agent's ``default_policy`` says
+DENY). The ``reason`` and ``name`` of the rule that decided reach the model's
+refusal and the ``agy_trio.policy`` log, in the SDK's words.
+
+The presets (``safe_defaults()``, ``workspace_only()``, ...) are in
+:mod:`agy_trio.core.policy_presets`; how predicates and handlers are called is
+in :mod:`agy_trio.core.policy_calls`.
 """
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 import logging
-import types
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeAlias, overload
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import attrs
 import trio
 
-from agy_trio.core.calling import Guard
-from agy_trio.core.mcp import McpHttpServer, McpServer, McpStdioServer, mcp_pattern
+from agy_trio.core.policy_calls import decide_rule
+from agy_trio.core.policy_types import (
+    DEPRECATED_START_SUBAGENT,
+    WILDCARD,
+    WORKSPACE_ONLY_POLICY_NAME,
+    Approver,
+    AskUserHandler,
+    Decision,
+    PolicyHandler,
+    Predicate,
+    ToolRequest,
+    Verdict,
+    normalize_tool_name,
+)
 from agy_trio.errors import ConfigError, PolicyDenied
 
 __all__ = [
+    "DEPRECATED_START_SUBAGENT",
+    "WILDCARD",
+    "WORKSPACE_ONLY_POLICY_NAME",
+    "Approver",
+    "AskUserHandler",
     "Decision",
+    "McpServerLike",
+    "Policy",
     "PolicyHandler",
     "PolicyRule",
     "PolicySet",
+    "Predicate",
     "ToolRequest",
+    "Verdict",
     "allow",
     "allow_all",
     "ask_user",
     "deny",
     "deny_all",
+    "flatten_policies",
 ]
 
 logger = logging.getLogger("agy_trio.policy")
 
-# Only an explicit True lets the tool run.
-_ASK_USER = Guard("ask_user handler", "refused", logger)
 
+class McpServerLike(Protocol):
+    """An MCP server's configuration, as far as a policy needs it: its name."""
 
-class Decision(enum.Enum):
-    """What a policy rule says about a tool call."""
-
-    ALLOW = "allow"
-    DENY = "deny"
-    ASK_USER = "ask_user"
-
-
-# Stronger decisions win when several rules match one tool.
-_STRENGTH = {Decision.ALLOW: 0, Decision.ASK_USER: 1, Decision.DENY: 2}
-
-
-def _read_only(arguments: Mapping[str, Any]) -> Mapping[str, Any]:
-    # A handler gets a read-only snapshot: it must not be able to change what
-    # the tool will receive after it said yes.
-    return types.MappingProxyType(dict(arguments))
-
-
-@attrs.frozen
-class ToolRequest:
-    """A tool call waiting for an ``ask_user`` handler's answer.
-
-    Attributes:
-        tool: The name of the tool the model wants to run.
-        arguments: The arguments it wants to pass (read-only).
-        agent_id: The runtime's id of the agent, when known.
-    """
-
-    tool: str
-    arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_read_only, hash=False)
-    agent_id: str = ""
-
-
-PolicyHandler: TypeAlias = Callable[[ToolRequest], bool | Awaitable[bool]]
-"""A sync or Trio async callable that answers a :class:`ToolRequest` with a bool."""
+    @property
+    def name(self) -> str:
+        """The server's name, which MCP rule targets start with (``name/tool``)."""
 
 
 def _check_decision(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -90,186 +98,324 @@ def _check_pattern(_instance: object, attribute: attrs.Attribute[Any], value: ob
         raise ConfigError(f"a tool pattern must be a non-empty string, got {value!r}", field="tool")
 
 
+def _check_optional_callable(
+    _instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(
+            f"{attribute.name} must be callable or None, got {value!r}", field=attribute.name
+        )
+
+
+def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"must be a string, got {value!r}", field=attribute.name)
+
+
+def _normalized_target(value: str) -> str:
+    return normalize_tool_name(value) if isinstance(value, str) else value
+
+
+def _as_workspaces(value: Iterable[Any] | None) -> tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return value  # type: ignore[return-value]  # the validator refuses a lone string
+    return tuple(str(item) for item in value)
+
+
+def _check_workspaces(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, tuple):
+        raise ConfigError(f"must be a list of folders, got {value!r}", field=attribute.name)
+
+
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
 @attrs.frozen
 class PolicyRule:
-    """One rule: a decision for the tools whose names match a pattern.
+    """One rule: a decision for the tool calls it matches (the SDK's ``Policy``).
 
     Build rules with :func:`allow`, :func:`deny`, :func:`ask_user`,
-    :func:`allow_all` and :func:`deny_all`.
+    :func:`allow_all`, :func:`deny_all` and the presets of
+    :mod:`agy_trio.core.policy_presets`.
 
     Attributes:
         decision: What the rule decides.
-        tool: A tool name, or an ``fnmatch`` pattern (``*``, ``?``, ``[seq]``);
-            matching is case-sensitive.
-        handler: For :attr:`Decision.ASK_USER` only: the callable consulted
-            before the tool runs.
+        tool: The target: a tool name, ``"*"``, ``"server/tool"``,
+            ``"server/*"``, or an ``fnmatch`` pattern (case-sensitive).
+        handler: For :attr:`Decision.ASK_USER`: the callable asked before the
+            tool runs. An ``ask_user`` rule without one asks the person behind
+            the runtime, when the runtime has a way to (otherwise it denies).
+        when: An optional predicate; the rule matches only calls it holds for.
+        name: A label for logs and refusals (the target when empty).
+        reason: Why the rule decided: the refusal the model reads when it
+            denies, what an ``ask_user`` handler is told.
+        workspaces: For ``workspace_only()`` rules: the folders file tools are
+            kept inside.
+        auto: Whether the rule switches on the harness's own safety assessment
+            (``auto()``); agy_trio's evaluation skips it, as the SDK's does.
+        model: For ``auto()``: the model that assesses safety (None: the default).
     """
 
     decision: Decision = attrs.field(validator=_check_decision)
-    tool: str = attrs.field(default="*", validator=_check_pattern)
-    handler: PolicyHandler | None = None
+    tool: str = attrs.field(
+        default=WILDCARD, converter=_normalized_target, validator=_check_pattern
+    )
+    handler: PolicyHandler | None = attrs.field(default=None, validator=_check_optional_callable)
+    when: Predicate | None = attrs.field(default=None, validator=_check_optional_callable)
+    name: str = attrs.field(default="", validator=_check_text)
+    reason: str = attrs.field(default="", validator=_check_text)
+    workspaces: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_as_workspaces, validator=_check_workspaces
+    )
+    auto: bool = False
+    model: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.decision is Decision.ASK_USER and not callable(self.handler):
-            raise ConfigError(
-                f"an ask_user rule needs a callable handler, got {self.handler!r}",
-                field="handler",
-            )
         if self.decision is not Decision.ASK_USER and self.handler is not None:
             raise ConfigError(
                 f"only ask_user rules take a handler, not {self.decision.value}", field="handler"
             )
 
-    def matches(self, tool_name: str) -> bool:
-        """Whether this rule applies to the tool called ``tool_name``."""
-        return fnmatch.fnmatchcase(tool_name, self.tool)
+    @property
+    def ask_user(self) -> PolicyHandler | None:
+        """The handler (the SDK's name of the field)."""
+        return self.handler
+
+    @property
+    def label(self) -> str:
+        """How logs and refusals name the rule: its name, else its target."""
+        return self.name or self.tool
+
+    @property
+    def scope(self) -> int:
+        """Its precedence group: 0 a specific target, 1 ``server/*`` or a glob, 2 ``*``."""
+        if self.tool == WILDCARD:
+            return 2
+        if self.tool.endswith("/*") or not _GLOB_CHARACTERS.isdisjoint(self.tool):
+            return 1
+        return 0
+
+    @property
+    def evaluated_elsewhere(self) -> bool:
+        """Whether the SDK's evaluator skips it: ``workspace_only`` and ``auto`` rules.
+
+        The harness enforces those itself; agy_trio checks ``workspace_only``
+        paths in Trio as well (see :func:`~agy_trio.core.policy_presets.workspace_only`).
+        """
+        return self.auto or self.name == WORKSPACE_ONLY_POLICY_NAME
+
+    def matches(self, tool_name: str, server_name: str | None = None) -> bool:
+        """Whether this rule's target matches the tool (its predicate aside)."""
+        if self.tool == WILDCARD:
+            return True
+        tool_name = normalize_tool_name(tool_name, server_name)
+        target = f"{server_name}/{tool_name}" if server_name else tool_name
+        if _GLOB_CHARACTERS.isdisjoint(self.tool):
+            return target == self.tool
+        return fnmatch.fnmatchcase(target, self.tool)
+
+
+Policy = PolicyRule
+"""The SDK's name of :class:`PolicyRule`."""
+
+_DECISION_ORDER = {Decision.DENY: 0, Decision.ASK_USER: 1, Decision.ALLOW: 2}
+
+
+def _precedence(rule: PolicyRule) -> tuple[int, int]:
+    return (rule.scope, _DECISION_ORDER[rule.decision])
+
+
+def _server_name(server: object) -> str:
+    name = getattr(server, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(
+            f"a rule's target must be a tool name or an MCP server with a name, got {server!r}",
+            field="tool",
+        )
+    return name
 
 
 def _mcp_rules(
     decision: Decision,
-    server: McpServer,
+    server: object,
     mcp_tools: Sequence[str] | None,
+    *,
+    when: Predicate | None,
+    name: str,
+    reason: str,
     handler: PolicyHandler | None = None,
 ) -> list[PolicyRule]:
-    """Rules for tools of an MCP server: ``server/tool`` each, or ``server/*`` for all."""
+    """The SDK's ``server/tool`` rules for an MCP server's tools (all of them when None)."""
+    server_name = _server_name(server)
     if isinstance(mcp_tools, str):
         raise ConfigError(
-            f"must be a list of tool names (e.g. [{mcp_tools!r}]), not a single string",
+            f"mcp_tools must be a list of tool names (e.g. [{mcp_tools!r}]), not one string",
             field="mcp_tools",
         )
+    prefix = decision.value.lower() if decision is not Decision.ALLOW else "approve"
     if mcp_tools is None:
-        return [PolicyRule(decision, mcp_pattern(server.name), handler)]
-    return [PolicyRule(decision, mcp_pattern(server.name, name), handler) for name in mcp_tools]
+        return [
+            PolicyRule(
+                decision,
+                f"{server_name}/*",
+                handler,
+                when,
+                name or f"{prefix}_{server_name}_all",
+                reason,
+            )
+        ]
+    return [
+        PolicyRule(
+            decision,
+            f"{server_name}/{tool}",
+            handler,
+            when,
+            f"{name}_{tool}" if name else f"{prefix}_{server_name}_{tool}",
+            reason,
+        )
+        for tool in mcp_tools
+    ]
 
 
-def _is_server(tool: object) -> bool:
-    return isinstance(tool, McpStdioServer | McpHttpServer)
-
-
-def _refuse_tools_for_name(mcp_tools: object) -> None:
-    if mcp_tools is not None:
-        raise ConfigError("is only for an MCP server, not a tool name", field="mcp_tools")
-
-
-@overload
-def allow(tool: str = "*") -> PolicyRule: ...
-
-
-@overload
-def allow(tool: McpServer, mcp_tools: Sequence[str] | None = None) -> list[PolicyRule]: ...
+def _string_target(tool: object, mcp_tools: object) -> bool:
+    if isinstance(tool, str):
+        if mcp_tools is not None:
+            raise ConfigError("mcp_tools only goes with an MCP server target", field="mcp_tools")
+        return True
+    return False
 
 
 def allow(
-    tool: str | McpServer = "*", mcp_tools: Sequence[str] | None = None
-) -> PolicyRule | list[PolicyRule]:
-    """A rule that lets matching tools run.
+    tool: str | McpServerLike = WILDCARD,
+    mcp_tools: Sequence[str] | None = None,
+    *,
+    when: Predicate | None = None,
+    name: str = "",
+) -> Any:
+    """A rule that lets matching calls run (the SDK's ``APPROVE``).
 
     Args:
-        tool: Tool name or ``fnmatch`` pattern; or an MCP server's config, for
-            rules on its tools (``server/tool``).
-        mcp_tools: With an MCP server: the names of its tools the rules are
-            for; None (the default) means every tool of the server (``server/*``).
+        tool: Tool name, ``"*"``, a pattern, or an MCP server's configuration.
+        mcp_tools: With an MCP server: the tools the rule covers (None: all).
+        when: Optional predicate over the call's arguments.
+        name: Label for logs.
 
     Returns:
-        One rule for a tool name; a list of rules for an MCP server (as the
-        SDK's ``policy.allow``), which ``AgentConfig(policies=...)`` takes as
-        it is.
+        A :class:`PolicyRule`, or a list of them for an MCP server.
     """
-    if _is_server(tool):
-        return _mcp_rules(Decision.ALLOW, tool, mcp_tools)  # type: ignore[arg-type]
-    _refuse_tools_for_name(mcp_tools)
-    return PolicyRule(Decision.ALLOW, tool)  # type: ignore[arg-type]
-
-
-@overload
-def deny(tool: str = "*") -> PolicyRule: ...
-
-
-@overload
-def deny(tool: McpServer, mcp_tools: Sequence[str] | None = None) -> list[PolicyRule]: ...
+    if _string_target(tool, mcp_tools):
+        return PolicyRule(Decision.ALLOW, tool, when=when, name=name)  # type: ignore[arg-type]
+    return _mcp_rules(Decision.ALLOW, tool, mcp_tools, when=when, name=name, reason="")
 
 
 def deny(
-    tool: str | McpServer = "*", mcp_tools: Sequence[str] | None = None
-) -> PolicyRule | list[PolicyRule]:
-    """A rule that blocks matching tools (it beats every other rule).
-
-    Args:
-        tool: Tool name or ``fnmatch`` pattern; or an MCP server's config.
-        mcp_tools: With an MCP server, as for :func:`allow`.
-
-    Returns:
-        One rule for a tool name; a list of rules for an MCP server.
-    """
-    if _is_server(tool):
-        return _mcp_rules(Decision.DENY, tool, mcp_tools)  # type: ignore[arg-type]
-    _refuse_tools_for_name(mcp_tools)
-    return PolicyRule(Decision.DENY, tool)  # type: ignore[arg-type]
-
-
-@overload
-def ask_user(tool: str, handler: PolicyHandler) -> PolicyRule: ...
-
-
-@overload
-def ask_user(tool: str, *, handler: PolicyHandler) -> PolicyRule: ...
-
-
-@overload
-def ask_user(
-    tool: McpServer, mcp_tools: Sequence[str] | None = None, *, handler: PolicyHandler
-) -> list[PolicyRule]: ...
-
-
-def ask_user(
-    tool: str | McpServer,
-    *args: Any,
+    tool: str | McpServerLike = WILDCARD,
     mcp_tools: Sequence[str] | None = None,
-    handler: PolicyHandler | None = None,
-) -> PolicyRule | list[PolicyRule]:
-    """A rule that asks ``handler`` before a matching tool runs.
-
-    ``ask_user("tool", handler)`` for a tool name;
-    ``ask_user(server, ["tool", ...], handler=handler)`` for tools of an MCP
-    server (every tool of it when the list is left out), as in the SDK.
+    *,
+    when: Predicate | None = None,
+    name: str = "",
+    reason: str = "",
+) -> Any:
+    """A rule that blocks matching calls.
 
     Args:
-        tool: Tool name or ``fnmatch`` pattern; or an MCP server's config.
-        *args: The handler (for a tool name), or the MCP tool names (for a server).
-        mcp_tools: The MCP tool names, given by keyword.
-        handler: Sync or Trio async callable taking a :class:`ToolRequest` and
-            returning True to let the tool run. Sync handlers run in a worker
-            thread.
+        tool: Tool name, ``"*"``, a pattern, or an MCP server's configuration.
+        mcp_tools: With an MCP server: the tools the rule covers (None: all).
+        when: Optional predicate over the call's arguments.
+        name: Label for logs and the refusal.
+        reason: The refusal the model reads.
 
     Returns:
-        One rule for a tool name; a list of rules for an MCP server.
+        A :class:`PolicyRule`, or a list of them for an MCP server.
     """
-    if len(args) > 1:
-        raise TypeError(f"ask_user() takes at most 2 positional arguments ({len(args) + 1} given)")
-    second = args[0] if args else None
-    if mcp_tools is not None:
-        if second is not None:
-            raise TypeError("ask_user() got the MCP tool names twice")
-        second = mcp_tools
-    if _is_server(tool):
-        if handler is None and callable(second):
-            second, handler = None, second
-        return _mcp_rules(Decision.ASK_USER, tool, second, handler)  # type: ignore[arg-type]
-    if second is not None:
-        if handler is not None:
-            raise TypeError("ask_user() got the handler twice")
-        handler = second
-    return PolicyRule(Decision.ASK_USER, tool, handler)  # type: ignore[arg-type]
+    if _string_target(tool, mcp_tools):
+        return PolicyRule(Decision.DENY, tool, when=when, name=name, reason=reason)  # type: ignore[arg-type]
+    return _mcp_rules(Decision.DENY, tool, mcp_tools, when=when, name=name, reason=reason)
+
+
+def ask_user(
+    tool: str | McpServerLike,
+    handler_or_tools: PolicyHandler | Sequence[str] | None = None,
+    /,
+    *,
+    handler: PolicyHandler | None = None,
+    mcp_tools: Sequence[str] | None = None,
+    when: Predicate | None = None,
+    name: str = "",
+    reason: str = "",
+) -> Any:
+    """A rule that asks ``handler`` before a matching call runs.
+
+    Both ``ask_user(tool, handler)`` and the SDK's
+    ``ask_user(tool, mcp_tools, handler=...)`` are understood: a second
+    positional argument that is a list of names is ``mcp_tools``.
+
+    Args:
+        tool: Tool name, ``"*"``, a pattern, or an MCP server's configuration.
+        handler_or_tools: The handler, or (with an MCP server) ``mcp_tools``.
+        handler: Sync or Trio async callable taking a :class:`ToolRequest`
+            (and optionally ``reason``) and returning True to let the tool
+            run; sync handlers run in a worker thread. Without one, the person
+            behind the runtime is asked if it has a way to; else the call is denied.
+        mcp_tools: With an MCP server: the tools the rule covers (None: all).
+        when: Optional predicate over the call's arguments.
+        name: Label for logs and the refusal.
+        reason: What the handler is told, and the refusal when it says no.
+
+    Returns:
+        A :class:`PolicyRule`, or a list of them for an MCP server.
+    """
+    if handler_or_tools is not None:
+        if callable(handler_or_tools) or isinstance(handler_or_tools, str):
+            if handler is not None:
+                raise ConfigError("ask_user got two handlers", field="handler")
+            handler = handler_or_tools  # type: ignore[assignment]
+        else:
+            if mcp_tools is not None:
+                raise ConfigError("ask_user got mcp_tools twice", field="mcp_tools")
+            mcp_tools = handler_or_tools
+    if _string_target(tool, mcp_tools):
+        return PolicyRule(Decision.ASK_USER, tool, handler, when, name, reason)  # type: ignore[arg-type]
+    return _mcp_rules(
+        Decision.ASK_USER, tool, mcp_tools, when=when, name=name, reason=reason, handler=handler
+    )
 
 
 def allow_all() -> PolicyRule:
-    """A rule that lets every tool run (unless another rule denies or asks)."""
-    return allow("*")
+    """A rule that lets every tool run (the lowest precedence: anything more specific wins)."""
+    return PolicyRule(Decision.ALLOW, WILDCARD, name="allow_all")
 
 
 def deny_all() -> PolicyRule:
-    """A rule that blocks every tool."""
-    return deny("*")
+    """A rule that blocks every tool that no more specific rule lets run."""
+    return PolicyRule(Decision.DENY, WILDCARD, name="deny_all")
+
+
+def flatten_policies(policies: Iterable[Any]) -> tuple[PolicyRule, ...]:
+    """Rules and lists of rules (what the MCP builders and presets return), as one tuple.
+
+    Raises:
+        ConfigError: An item is neither a rule nor a list of rules.
+    """
+    flat: list[PolicyRule] = []
+    for item in policies:
+        if isinstance(item, PolicyRule):
+            flat.append(item)
+        elif isinstance(item, Iterable) and not isinstance(item, str | bytes | Mapping):
+            for inner in item:
+                if not isinstance(inner, PolicyRule):
+                    raise ConfigError(f"expected PolicyRule objects, got {inner!r}")
+                flat.append(inner)
+        else:
+            raise ConfigError(f"expected PolicyRule objects, got {item!r}")
+    return tuple(flat)
+
+
+def _to_rules(rules: Iterable[Any]) -> tuple[PolicyRule, ...]:
+    try:
+        return flatten_policies(rules)
+    except ConfigError:
+        return tuple(rules)  # the validator names the field
 
 
 def _check_rules(
@@ -288,39 +434,81 @@ def _check_default(_instance: object, attribute: attrs.Attribute[Any], value: ob
         )
 
 
-def _to_rules(rules: Iterable[PolicyRule]) -> tuple[PolicyRule, ...]:
-    return tuple(rules)
-
-
 @attrs.frozen
 class PolicySet:
     """The rules that guard an agent's tools, and the decision when none match.
 
     Attributes:
-        rules: The rules; their order does not matter.
-        default: The decision for a tool no rule matches (ALLOW or DENY).
+        rules: The rules (nested lists are flattened), in the order given.
+        default: The decision for a call no rule matches (ALLOW or DENY).
     """
 
     rules: tuple[PolicyRule, ...] = attrs.field(
         default=(), converter=_to_rules, validator=_check_rules
     )
     default: Decision = attrs.field(default=Decision.ALLOW, validator=_check_default)
+    ordered: tuple[PolicyRule, ...] = attrs.field(init=False, eq=False, repr=False)
 
-    def matching(self, tool_name: str) -> tuple[PolicyRule, ...]:
-        """The rules that apply to ``tool_name``, in the order they were given."""
-        return tuple(rule for rule in self.rules if rule.matches(tool_name))
+    def __attrs_post_init__(self) -> None:
+        # sorted() is stable: within a precedence group the given order holds.
+        object.__setattr__(self, "ordered", tuple(sorted(self.rules, key=_precedence)))
 
-    def decide(self, tool_name: str) -> Decision:
-        """The decision for ``tool_name`` before any handler is asked.
+    def matching(self, tool_name: str, server_name: str | None = None) -> tuple[PolicyRule, ...]:
+        """The rules whose target matches the tool, in precedence order."""
+        return tuple(rule for rule in self.ordered if rule.matches(tool_name, server_name))
+
+    def decide(self, tool_name: str, server_name: str | None = None) -> Decision:
+        """The decision for the tool were every ``when`` predicate to hold.
 
         Returns:
-            The strongest decision among the matching rules (deny > ask_user >
-            allow), or :attr:`default` when none match.
+            The decision of the first matching rule in precedence order
+            (``workspace_only`` and ``auto`` rules aside), or :attr:`default`.
         """
-        decisions = [rule.decision for rule in self.matching(tool_name)]
-        if not decisions:
-            return self.default
-        return max(decisions, key=_STRENGTH.__getitem__)
+        for rule in self.matching(tool_name, server_name):
+            if not rule.evaluated_elsewhere:
+                return rule.decision
+        return self.default
+
+    async def evaluate(
+        self,
+        tool_name: str,
+        arguments: Mapping[str, Any],
+        *,
+        handler_timeout: float,
+        agent_id: str = "",
+        server_name: str | None = None,
+        reason: str = "",
+        approver: Approver | None = None,
+    ) -> Verdict:
+        """Decide one call the way the SDK's evaluator does (see the module docstring).
+
+        Args:
+            tool_name: The tool the model wants to run.
+            arguments: Its arguments (predicates and handlers see a read-only copy).
+            handler_timeout: Seconds each predicate and handler has to answer.
+            agent_id: The agent making the call, passed on to handlers.
+            server_name: The MCP server of the tool, if it is an MCP tool.
+            reason: Why the harness asks, if it gave a reason (an ``ask_user``
+                handler is told the rule's reason, else this one).
+            approver: Who answers an ``ask_user`` rule without a handler; None
+                denies such calls.
+
+        Returns:
+            The :class:`Verdict`; outer cancellation still propagates.
+        """
+        request = ToolRequest(
+            normalize_tool_name(tool_name, server_name), arguments, agent_id, server_name, reason
+        )
+        for rule in self.matching(tool_name, server_name):
+            verdict = await decide_rule(rule, request, handler_timeout, approver)
+            if verdict is not None:
+                return verdict
+        # No user code ran on this path, so the checkpoint is ours to make.
+        await trio.lowlevel.checkpoint()
+        if self.default is Decision.DENY:
+            logger.info("No policy matched tool %r; denied by default.", tool_name)
+            return Verdict(False, "denied by default policy")
+        return Verdict(True)
 
     async def check(
         self,
@@ -329,33 +517,27 @@ class PolicySet:
         *,
         handler_timeout: float,
         agent_id: str = "",
+        server_name: str | None = None,
+        reason: str = "",
+        approver: Approver | None = None,
     ) -> None:
         """Return if the tool may run; raise :class:`PolicyDenied` if it may not.
 
-        When the decision is *ask_user*, every matching ``ask_user`` handler is
-        consulted in turn, and each must answer ``True``.
-
-        Args:
-            tool_name: The tool the model wants to run.
-            arguments: Its arguments (handlers see a read-only copy).
-            handler_timeout: Seconds each handler has to answer.
-            agent_id: The agent making the call, passed on to handlers.
+        Takes the arguments of :meth:`evaluate`.
 
         Raises:
-            PolicyDenied: A rule denied the tool, or a handler refused, failed,
-                answered a non-bool or did not answer in time.
+            PolicyDenied: The call is denied; ``reason`` is the refusal the
+                model reads (the deciding rule's ``reason``, else the SDK's
+                message naming the rule).
         """
-        decision = self.decide(tool_name)
-        if decision is not Decision.ASK_USER:
-            # No user code runs on these paths, so the checkpoint is ours to make.
-            await trio.lowlevel.checkpoint()
-        if decision is Decision.ALLOW:
-            return
-        if decision is Decision.DENY:
-            rules = [rule.tool for rule in self.matching(tool_name) if rule.decision is decision]
-            reason = f"denied by rule {rules[0]!r}" if rules else "denied by default policy"
-            raise PolicyDenied(tool_name, reason)
-        request = ToolRequest(tool_name, arguments, agent_id)
-        for rule in self.matching(tool_name):
-            if rule.decision is Decision.ASK_USER and rule.handler is not None:
-                await _ASK_USER.ask(rule.handler, request, tool=tool_name, timeout=handler_timeout)
+        verdict = await self.evaluate(
+            tool_name,
+            arguments,
+            handler_timeout=handler_timeout,
+            agent_id=agent_id,
+            server_name=server_name,
+            reason=reason,
+            approver=approver,
+        )
+        if not verdict.allowed:
+            raise PolicyDenied(tool_name, verdict.message)

@@ -34,6 +34,7 @@ from agy_trio.core.contract import HostedAgent, check_contract
 from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.lifecycle import AgentLifecycle
 from agy_trio.core.observe import Observer
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.quota import QuotaRegistry
 from agy_trio.core.runtime_state import RunningTurn, RuntimeState
 from agy_trio.core.settings import AgentConfig, RuntimeConfig
@@ -152,6 +153,20 @@ class Runtime(metaclass=NoPublicConstructor):
         installs one that records OpenTelemetry spans.
         """
         self._state.observer = observer
+
+    def set_approver(self, approver: Approver | None) -> None:
+        """Install (or remove, with None) who answers ``ask_user`` rules without a handler.
+
+        :mod:`agy_trio.serve` installs one while it serves: such a tool call then
+        parks as an approval that a client answers over HTTP. Without one,
+        these calls are denied (nobody to ask). See :data:`agy_trio.policy.Approver`.
+        """
+        self._state.approver = approver
+
+    @property
+    def approver(self) -> Approver | None:
+        """Who answers ``ask_user`` rules without a handler now, if anyone."""
+        return self._state.approver
 
     def statistics(self) -> RuntimeStatistics:
         """A snapshot of the runtime's state and counters."""

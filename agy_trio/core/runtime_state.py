@@ -8,6 +8,7 @@ lives here, in one :class:`RuntimeState`, so that no room reaches into another.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from agy_trio.core.commands import WorkCancelled
 from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.events import StopReason
 from agy_trio.core.observe import Observer
+from agy_trio.core.policy_types import Approver
 from agy_trio.core.quota import QuotaRegistry, QuotaState
 from agy_trio.core.streaming import ChatResponse, StreamCounters, TurnStream
 from agy_trio.errors import AgyError, QuotaExceeded, RuntimeClosed
@@ -58,6 +60,9 @@ class TurnOwner(Protocol):
     def turn_ended(self, turn: RunningTurn, error: BaseException | None) -> None:
         """The turn produced its last event."""
 
+    def interrupt(self, turn: RunningTurn) -> None:
+        """Cancel a turn whose response was abandoned (Trio thread)."""
+
 
 @attrs.define(eq=False, weakref_slot=False)
 class RunningTurn:
@@ -69,6 +74,8 @@ class RunningTurn:
     stream: TurnStream
     limit: float
     settled: bool = attrs.field(init=False, default=False)
+    # Its response was abandoned: the turn is being interrupted.
+    abandoned: bool = attrs.field(init=False, default=False)
     # Weak: a response its caller dropped must be collectable while the
     # turn runs, so that its finaliser releases the turn.
     response: weakref.ref[ChatResponse] | None = attrs.field(init=False, default=None)
@@ -96,6 +103,21 @@ class RunningTurn:
         self.settle(error)
         self.owner.turn_ended(self, error)
 
+    def abandon(self) -> bool:
+        """Its response was dropped before the end: interrupt the turn. Any thread (GC).
+
+        Returns:
+            Whether the turn was still running.
+        """
+        if self not in self.state.turns or self.stream.usage is not None:
+            return False  # it ended (its end may not have reached the runtime yet)
+        # At once, so that a message routed before the cancel starts never
+        # releases the turn to run on to its end.
+        self.abandoned = True
+        with contextlib.suppress(trio.RunFinishedError):
+            self.state.token.run_sync_soon(self.owner.interrupt, self)
+        return True
+
 
 @attrs.define(eq=False)
 class RuntimeState:
@@ -114,6 +136,7 @@ class RuntimeState:
         turns: Turns still producing.
         running: Every routed command until it completes (shutdown cancels them).
         observer: What commands and turns are reported to, if anything.
+        approver: Who answers ``ask_user`` rules without a handler, if anyone.
         counters: Counters shared by every response.
     """
 
@@ -128,6 +151,7 @@ class RuntimeState:
     turns: set[RunningTurn] = attrs.field(factory=set)
     running: set[Command[Any]] = attrs.field(factory=set)
     observer: Observer | None = None
+    approver: Approver | None = None
     counters: StreamCounters = attrs.field(factory=StreamCounters)
     closing: bool = False
     closed_reason: AgyError | None = None

@@ -160,10 +160,33 @@ converter.register_unstructure_hook(Tool, _tool_path)
 
 _handler = override(struct_hook=_optional_callable_from_path, unstruct_hook=_optional_path_of)
 converter.register_structure_hook(
-    PolicyRule, make_dict_structure_fn(PolicyRule, converter, handler=_handler)
+    PolicyRule, make_dict_structure_fn(PolicyRule, converter, handler=_handler, when=_handler)
 )
+_RULE_DEFAULTS = {
+    field.name: field.default for field in attrs.fields(PolicyRule) if field.default is not None
+}
+
+
+def _rule_without_defaults(
+    hook: Callable[[Any], dict[str, Any]],
+) -> Callable[[Any], dict[str, Any]]:
+    # A rule is written with only what it sets (name, reason, auto... are rare).
+    def unstructure_rule(rule: Any) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in hook(rule).items()
+            if (value is not None and (key not in _RULE_DEFAULTS or value != _RULE_DEFAULTS[key]))
+            or key in ("decision", "tool")
+        }
+
+    return unstructure_rule
+
+
 converter.register_unstructure_hook(
-    PolicyRule, _without_none(make_dict_unstructure_fn(PolicyRule, converter, handler=_handler))
+    PolicyRule,
+    _rule_without_defaults(
+        make_dict_unstructure_fn(PolicyRule, converter, handler=_handler, when=_handler)
+    ),
 )
 
 # Every field of Hooks is a list of callables, written as import paths.
@@ -278,6 +301,8 @@ def _unserializable_field(config: AgentConfig) -> str | None:
     for index, rule in enumerate(config.policies):
         if fails(_optional_path_of, rule.handler):
             return f"policies[{index}].handler"
+        if fails(_optional_path_of, rule.when):
+            return f"policies[{index}].when"
     for kind in attrs.fields(Hooks):
         for index, hook in enumerate(getattr(config.hooks, kind.name)):
             if fails(import_path_of, hook):

@@ -21,7 +21,7 @@ from agy_trio.core.budget import Budget
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.mcp import McpServer, as_mcp_servers, check_mcp_servers
 from agy_trio.core.model_options import MAX_OUTPUT_TOKENS_LIMIT, ServiceTier, ThinkingLevel
-from agy_trio.core.policy import Decision, PolicyRule, PolicySet
+from agy_trio.core.policy import Decision, PolicyRule, PolicySet, flatten_policies
 from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, tool
 from agy_trio.core.validation import (
@@ -240,21 +240,6 @@ def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def _as_rules(value: Iterable[Any]) -> tuple[Any, ...]:
-    # Nested lists are flattened, as the SDK does: allow(server, ["tool"])
-    # returns a list of rules, which goes into policies as it is.
-    items = _as_tuple(value)
-    if not isinstance(items, tuple):
-        return items
-    flat: list[Any] = []
-    for item in items:
-        if isinstance(item, list | tuple):
-            flat.extend(_as_rules(item))
-        else:
-            flat.append(item)
-    return tuple(flat)
-
-
 def _as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
     items = _as_tuple(value)
     if not isinstance(items, tuple):
@@ -284,6 +269,17 @@ def _as_decision(value: Decision | str) -> Decision:
         return Decision(value)
     except ValueError:
         return value  # type: ignore[return-value]  # the validator names the field
+
+
+def _as_policies(value: Iterable[Any]) -> tuple[Any, ...]:
+    # The SDK's MCP builders and presets return lists of rules: flattened, as the SDK does.
+    items = _as_tuple(value)
+    if not isinstance(items, tuple):
+        return items
+    try:
+        return flatten_policies(items)
+    except ConfigError:
+        return items  # the validator names the field
 
 
 def _as_metadata(value: Mapping[str, str]) -> dict[str, str]:
@@ -436,7 +432,9 @@ class AgentConfig:
             no lone surrogates).
         tools: Custom tools; plain functions are wrapped with ``@tool``. Names
             must be unique.
-        policies: Rules deciding which tools may run.
+        policies: Rules deciding which tools may run, with the SDK's
+            precedence (see :mod:`agy_trio.core.policy`); lists of rules, as
+            the presets and MCP builders return, are flattened.
         hooks: Lifecycle hooks.
         builtin_tools: SDK built-in tools to enable, by name (none by default).
         workspaces: Folders the agent may work in.
@@ -473,7 +471,7 @@ class AgentConfig:
     tools: tuple[Tool, ...] = attrs.field(default=(), converter=_as_tools, validator=_check_tools)
     policies: tuple[PolicyRule, ...] = attrs.field(
         default=(),
-        converter=_as_rules,
+        converter=_as_policies,
         validator=_check_sequence_of(PolicyRule, "PolicyRule objects"),
     )
     hooks: Hooks = attrs.field(factory=Hooks, validator=_check_hooks)

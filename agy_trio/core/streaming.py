@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator, Callable, Sequence
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, final
 
 import trio
@@ -56,8 +57,8 @@ class TurnStream(Protocol):
         """Stop applying backpressure: the turn runs to its end, its events kept for later.
 
         The runtime calls it when nobody reads the turn any more (its response was
-        garbage-collected, or the agent was given its next message), so an unread
-        turn never holds the agent. Never raises; any thread.
+        abandoned or is being cancelled, or the agent was given its next
+        message), so an unread turn never holds the agent. Never raises; any thread.
         """
 
 
@@ -87,10 +88,15 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
     its next turn. So does :meth:`cancel`, and leaving ``async with response``
     before the turn has ended.
 
-    A response nobody reads never holds its agent: when it is garbage-collected
-    unread, or when the agent is given its next message, the turn stops waiting
-    for its reader and runs to its end (nothing is lost: the answer lands in the
-    agent's history, and the events stay readable while the response lives).
+    A turn whose response is abandoned is interrupted at once, the same way:
+    the response was closed before the end (:meth:`aclose`, leaving
+    ``async with``), garbage-collected unread (with a ``ResourceWarning``), or
+    an ``async for`` over it (or over :meth:`events`) was left before the end.
+    What the turn produced so far stays in the agent's history, marked
+    :attr:`~agy_trio.Message.interrupted`; read again, the response ends with
+    ``StopReason.CANCELLED``. A response that is still held and read, however
+    slowly, is never interrupted by anyone else: the agent's next message
+    waits for its turn to end, which meanwhile stops waiting for its reader.
 
     Every step of iteration is a Trio checkpoint, even when the event was
     already fetched. A response is created by the runtime, never by hand.
@@ -99,10 +105,12 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
     __slots__ = (
         "__weakref__",
         "_cancel_timeout",
+        "_closed",
         "_counters",
         "_error",
         "_finished",
         "_forced_error",
+        "_on_abandon",
         "_on_end",
         "_pending",
         "_reading",
@@ -124,6 +132,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         *,
         cancel_timeout: float = 10.0,
         on_end: Callable[[BaseException | None], None] | None = None,
+        on_abandon: Callable[[], bool] | None = None,
         counters: StreamCounters | None = None,
         response_schema: ResponseSchema | None = None,
     ) -> None:
@@ -133,6 +142,9 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         self._counters = counters if counters is not None else StreamCounters()
         self._stream = stream
         self._on_end = on_end
+        # Interrupts the turn without waiting, and says whether it was still
+        # running (any thread: it may run in GC).
+        self._on_abandon = on_abandon
         self._cancel_timeout = cancel_timeout
         self._forced_error: BaseException | None = None
         self._pending: collections.deque[chat_events.ChatEvent] = collections.deque()
@@ -145,6 +157,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         self._error: BaseException | None = None
         self._finished = False
         self._reading = False
+        self._closed = False  # cancelled or closed by its holder
 
     # ------------------------------------------------------------------ results so far
 
@@ -181,7 +194,9 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
     # ------------------------------------------------------------------ reading
 
     def __aiter__(self) -> AsyncIterator[str]:
-        return self
+        # An iterator of its own per loop: CPython drops it the moment an
+        # ``async for`` is left, so a loop left early is seen at once.
+        return _Deltas(self)
 
     async def __anext__(self) -> str:
         while True:
@@ -267,15 +282,23 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         return text
 
     async def events(self) -> AsyncIterator[chat_events.ChatEvent]:
-        """Iterate every remaining event of the turn, ending with :class:`TurnEnd`."""
+        """Iterate every remaining event of the turn, ending with :class:`TurnEnd`.
+
+        Closing the iterator before the end (``contextlib.aclosing``, or Trio
+        finalising it after a ``break``) abandons the turn (see the class).
+        """
         pending = self._pending
-        while True:
-            if pending:
-                await trio.lowlevel.checkpoint()
-            elif not await self._fetch():
-                return
-            if pending:
-                yield self._absorb(pending.popleft())
+        try:
+            while True:
+                if pending:
+                    await trio.lowlevel.checkpoint()
+                elif not await self._fetch():
+                    return
+                if pending:
+                    yield self._absorb(pending.popleft())
+        except GeneratorExit:
+            self._abandon()
+            raise
 
     async def text(self) -> str:
         """Wait for the turn to end and return the whole answer text.
@@ -398,6 +421,21 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         with trio.CancelScope(shield=True), trio.move_on_after(self._cancel_timeout):
             await self._stream.cancel()
 
+    def _abandon(self) -> bool:
+        """Interrupt the turn without waiting: nobody will read the rest. Any thread.
+
+        Returns:
+            Whether this interrupted a turn that was still running.
+        """
+        if self._closed or self._finished or self._stop_reason is not None:
+            return False  # closed, or the end was seen: nothing left to interrupt
+        self._closed = True  # abandoned once is enough
+        on_abandon, self._on_abandon = self._on_abandon, None
+        if on_abandon is not None:
+            return on_abandon()
+        self._stream.release()  # nothing can cancel it: at least never hold the agent
+        return True
+
     # ------------------------------------------------------------------ stopping
 
     async def cancel(self) -> None:
@@ -406,6 +444,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         After this, iteration ends and :attr:`stop_reason` is
         ``StopReason.CANCELLED`` (unless the turn had already ended).
         """
+        self._closed = True
         await self._cancel_shielded()
 
     async def aclose(self) -> None:
@@ -416,18 +455,59 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         await self.cancel()
 
     async def __aenter__(self) -> ChatResponse:
-        await trio.lowlevel.checkpoint()
+        try:
+            await trio.lowlevel.checkpoint()
+        except trio.Cancelled:
+            # Entered from a scope that is already cancelled: ``__aexit__``
+            # will never run, so the block's exit happens here.
+            await self.aclose()
+            raise
         return self
 
     def __del__(self) -> None:
-        # Garbage-collected unread: let the turn finish without a reader.
-        if not self._finished:
-            self._stream.release()
+        if self._abandon():
+            # Trio's habit for a resource nobody closed (a turn that had ended
+            # unread lost nothing); last, because the warnings filter may turn
+            # it into an exception (which GC prints).
+            warnings.warn(
+                f"ChatResponse of agent {self.agent_id!r} was garbage-collected unread: "
+                "its turn was interrupted (close it, or read it to the end)",
+                ResourceWarning,
+                stacklevel=2,
+                source=self,
+            )
+
+
+@final
+class _Deltas:
+    """One ``async for`` over a response's text deltas.
+
+    Dropped before the end (the loop was left by ``break``, ``return`` or an
+    exception), it abandons the turn; CPython drops it as the loop is left.
+    """
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: ChatResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _Deltas:
+        return self
+
+    def __anext__(self) -> Awaitable[str]:
+        return self._response.__anext__()
+
+    def __del__(self) -> None:
+        # Nothing happens if the response has seen its end.
+        self._response._abandon()
 
 
 @final
 class _TextBatches:
-    """What :meth:`ChatResponse.text_batches` returns: its steps are the response's."""
+    """What :meth:`ChatResponse.text_batches` returns: its steps are the response's.
+
+    Dropped before the end, it abandons the turn, as :class:`_Deltas` does.
+    """
 
     __slots__ = ("_response",)
 
@@ -439,3 +519,6 @@ class _TextBatches:
 
     async def __anext__(self) -> str:
         return await self._response._next_text_batch()
+
+    def __del__(self) -> None:
+        self._response._abandon()

@@ -17,6 +17,7 @@ import trio
 
 from agy_trio.core.backend import Backend
 from agy_trio.core.exception_groups import raise_unwrapped
+from agy_trio.core.gc_freeze import freeze_startup_objects
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import RuntimeConfig
 from agy_trio.errors import ConfigError
@@ -61,6 +62,8 @@ async def open_runtime_on(config: RuntimeConfig | None, backend: Backend) -> Asy
     try:
         async with trio.open_nursery() as service_nursery:
             await backend.start(service_nursery)
+            # What exists now lives as long as the process (see gc_freeze).
+            freeze_startup_objects()
             try:
                 async with trio.open_nursery() as work_nursery:
                     runtime = Runtime._create(config, backend, work_nursery)

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import hashlib
 import importlib.resources
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -36,19 +35,24 @@ from agy_trio.core.validation import positive_int
 from agy_trio.errors import (
     AgentNotFound,
     AgyError,
+    ApprovalNotFound,
     BackendError,
     ConfigError,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
     RuntimeClosed,
+    TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
 from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
 from agy_trio.serve.stream import ChatStream, LiveStreams
+from agy_trio.serve.turn_log import TurnLogs
+from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE, TurnRunner
 from agy_trio.serve.wire import Redactor, error_body
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "HTTP_SETTABLE_FIELDS", "SHUTDOWN_GRACE", "create_app"]
@@ -83,6 +87,8 @@ HTTP_SETTABLE_FIELDS = tuple(
 
 _STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
     (AgentNotFound, 404),
+    (TurnNotFound, 404),
+    (ApprovalNotFound, 404),
     (ConfigError, 422),
     (RuntimeClosed, 503),
     (QuotaExceeded, 429),
@@ -163,13 +169,22 @@ def _load_page() -> tuple[str, str]:
 class _Service:
     """The endpoints, and what they share: the runtime, defaults, live streams."""
 
-    def __init__(self, runtime: Runtime, token: str | None, defaults: AgentConfig) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        token: str | None,
+        defaults: AgentConfig,
+        *,
+        reattach_grace: float = DEFAULT_REATTACH_GRACE,
+    ) -> None:
         self.runtime = runtime
         self.defaults = defaults
         self.streams = LiveStreams()
         self._created: set[str] = set()
         self._closed = False
         self.redact = Redactor(lambda: self._secrets(token))
+        self.turn_logs = TurnLogs()
+        self.turns = TurnRunner(self.turn_logs, self.redact, reattach_grace=reattach_grace)
         self.page, self.page_policy = _load_page()
         self.metrics = registry_for(
             RuntimeCollector(runtime.statistics, lambda: len(self.streams), self._disconnects)
@@ -196,11 +211,13 @@ class _Service:
 
     async def _json_object(self, request: Request, *, empty_ok: bool) -> dict[str, Any]:
         raw = await request.body()
-        if not raw.strip() and empty_ok:
-            return {}
+        if not raw.strip():
+            if empty_ok:
+                return {}
+            raise ConfigError('the request has no body: send a JSON object, e.g. {"prompt": "hi"}')
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = parse_json(raw)
+        except JsonBodyError as exc:
             raise ConfigError(f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"the body must be a JSON object, got {type(data).__name__}")
@@ -295,7 +312,25 @@ class _Service:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigError("must be a non-empty string", field="prompt")
-        return ChatStream(handle, prompt, self.streams, self.redact)
+        self._check_open()
+        _, reader = await self.turns.start(handle, prompt)
+        return ChatStream(reader, self.streams, self.redact)
+
+    async def turn_events(self, request: Request) -> Response:
+        """``GET /v1/turns/{turn_id}/events``: replay after ``Last-Event-ID``, then follow."""
+        self._check_open()
+        turn_log = self.turn_logs.get(request.path_params["turn_id"])
+        raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        try:
+            after = int(raw.strip())
+        except ValueError:
+            raise ConfigError(
+                f"must be an event id (an integer), got {raw[:40]!r}", field="last-event-id"
+            ) from None
+        if after < 0:
+            raise ConfigError("must not be negative", field="last-event-id")
+        await trio.lowlevel.checkpoint()
+        return ChatStream(turn_log.attach(after), self.streams, self.redact)
 
     async def cancel(self, request: Request) -> Response:
         await self._agent(request).cancel()
@@ -345,6 +380,7 @@ class _Service:
         Agents made by the embedding program itself are left alone. Idempotent.
         """
         self._closed = True
+        await self.turns.close(grace)
         await self.streams.close(grace)
         created, self._created = self._created, set()
 
@@ -365,6 +401,7 @@ def create_app(
     token: str | None = None,
     defaults: AgentConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    reattach_grace: float = DEFAULT_REATTACH_GRACE,
 ) -> Starlette:
     """The ASGI app serving ``runtime``: the JSON and SSE API, the web page and the metrics.
 
@@ -380,6 +417,9 @@ def create_app(
         defaults: The agent configuration that ``POST /v1/agents`` bodies are
             applied to (endpoint, model, key); ``AgentConfig()`` when omitted.
         max_body_bytes: Largest request body accepted; larger ones get 413.
+        reattach_grace: Seconds a turn goes on once its last reader left (a
+            client may reconnect with ``Last-Event-ID`` meanwhile); 0 cancels
+            it at once.
 
     Returns:
         A Starlette application. Leaving its lifespan (the server stopping)
@@ -400,17 +440,21 @@ def create_app(
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
-    service = _Service(runtime, token, defaults)
+    service = _Service(runtime, token, defaults, reattach_grace=reattach_grace)
     mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with mcp.running():
+        # Served turns run here, in the app's own nursery, not in the request
+        # that started them: a turn outlives its first reader's connection.
+        async with trio.open_nursery() as nursery, mcp.running():
+            await nursery.start(service.turns.run)
             try:
                 yield
             finally:
                 with trio.CancelScope(shield=True):
                     await service.aclose()
+                nursery.cancel_scope.cancel()
 
     routes = [
         Route("/", service.index, methods=["GET"]),
@@ -422,6 +466,7 @@ def create_app(
         Route("/v1/agents/{agent_id}/chat", service.chat, methods=["POST"]),
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
+        Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
         # The agent protocols, each rendering the same served turns.
         *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
         *mcp.routes(),

@@ -125,7 +125,7 @@ class RuntimeCollector(Collector):
         )
         yield CounterMetricFamily(
             "agy_trio_serve_disconnects",
-            "Chat streams ended because their client went away (each cancelled its turn).",
+            "Chat streams ended because their client went away (their turn then had its grace).",
             value=self._disconnects(),
         )
 

@@ -41,6 +41,7 @@ from agy_trio.errors import (
     QuotaExceeded,
     RuntimeClosed,
 )
+from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.responses_wire import ResponseRecord, ResponseRender, new_item_id, openai_error
 from agy_trio.serve.wire import Redactor, error_body
 
@@ -253,8 +254,8 @@ class ResponsesAPI:
     async def _body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = parse_json(raw)
+        except JsonBodyError as exc:
             raise _BadRequest(f"the body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise _BadRequest("the body must be a JSON object")

@@ -23,8 +23,10 @@ from starlette.applications import Starlette
 from agy_trio._sockets import bound_socket
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
+from agy_trio.serve.access_log import AccessLog
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
 from agy_trio.serve.security import check_bind
+from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE
 
 __all__ = ["ServerAddress", "serve"]
 
@@ -68,6 +70,8 @@ async def serve(
     task_status: trio.TaskStatus[ServerAddress] = trio.TASK_STATUS_IGNORED,
     defaults: AgentConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    access_log: bool = False,
+    reattach_grace: float = DEFAULT_REATTACH_GRACE,
 ) -> None:
     """Serve ``runtime`` over HTTP until cancelled; start it with ``nursery.start``.
 
@@ -85,6 +89,11 @@ async def serve(
             :class:`ServerAddress` listened on.
         defaults: The agent configuration ``POST /v1/agents`` bodies apply to.
         max_body_bytes: Largest request body accepted; larger ones get 413.
+        access_log: Log one line per request, once it has ended (at INFO,
+            on the logger ``agy_trio.serve.access``; see
+            :mod:`agy_trio.serve.access_log`).
+        reattach_grace: Seconds a turn goes on once its last reader left; 0
+            cancels it at once.
 
     Raises:
         ConfigError: ``host`` is not loopback and no token was given, or an
@@ -92,9 +101,15 @@ async def serve(
         OSError: The address could not be bound.
     """
     await check_bind(host, token)
-    app = create_app(runtime, token=token, defaults=defaults, max_body_bytes=max_body_bytes)
+    app = create_app(
+        runtime,
+        token=token,
+        defaults=defaults,
+        max_body_bytes=max_body_bytes,
+        reattach_grace=reattach_grace,
+    )
     config = Config()
-    config.accesslog = None
+    config.accesslog = None  # ours instead, one line per request (see access_log)
     config.errorlog = log
     config.graceful_timeout = SHUTDOWN_GRACE
     # Room for a burst of clients connecting at once (hypercorn's default is
@@ -105,13 +120,19 @@ async def serve(
     # duplicate of the descriptor; the original is closed when serve() ends.
     with await bound_socket(host, port) as listener:
         config.bind = [f"fd://{os.dup(listener.fileno())}"]
-        await _run(app, config, task_status)
+        await _run(app, config, task_status, access_log=access_log)
 
 
-async def _run(app: Starlette, config: Config, task_status: trio.TaskStatus[ServerAddress]) -> None:
+async def _run(
+    app: Starlette,
+    config: Config,
+    task_status: trio.TaskStatus[ServerAddress],
+    *,
+    access_log: bool,
+) -> None:
     # Starlette's and hypercorn's ASGI type hints describe the same protocol
     # with different (incompatible) TypedDicts.
-    asgi_app: Any = app
+    asgi_app: Any = AccessLog(app) if access_log else app
     stop = trio.Event()
     # hypercorn runs shielded from the caller's cancellation: when that comes,
     # serve() stops it in order (streams told first) instead of cutting every
@@ -132,7 +153,10 @@ async def _run(app: Starlette, config: Config, task_status: trio.TaskStatus[Serv
         try:
             await trio.sleep_forever()
         finally:
-            with trio.CancelScope(shield=True):
-                await app.state.agy_trio.aclose()
-            stop.set()
-            server_scope.deadline = trio.current_time() + SHUTDOWN_GRACE + 1.0
+            try:
+                with trio.CancelScope(shield=True):
+                    await app.state.agy_trio.aclose()
+            finally:
+                # Whatever happened above, hypercorn stops (and within its deadline).
+                stop.set()
+                server_scope.deadline = trio.current_time() + SHUTDOWN_GRACE + 1.0

@@ -1,12 +1,12 @@
-"""The chat event stream: one turn relayed as server-sent events, cancelled with its client.
+"""The chat event stream: one turn's log relayed as server-sent events.
 
-A :class:`ChatStream` is the Starlette response of ``POST /v1/agents/{id}/chat``.
-It starts the turn, relays its events, and watches the connection meanwhile:
-when the client goes away the relay is cancelled, and cancelling the reader of
-a :class:`~agy_trio.ChatResponse` cancels the turn itself, down to the
-backend's own cancel. :class:`LiveStreams` knows every stream being served, so
-that a server shutting down can end each one with an ``error`` event of type
-``RuntimeClosed`` before the connection closes.
+A :class:`ChatStream` is the Starlette response of ``POST /v1/agents/{id}/chat``
+and of ``GET /v1/turns/{id}/events``. It relays the turn's log from where its
+reader stands, and watches the connection meanwhile: when the client goes away
+the relay stops and the reader detaches; the turn goes on for the server's
+reattach grace (see :mod:`agy_trio.serve.turns`). :class:`LiveStreams` knows
+every stream being served, so that a server shutting down can end each one
+with an ``error`` event of type ``RuntimeClosed`` before the connection closes.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import trio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from agy_trio.core.agent import AgentHandle
-from agy_trio.core.events import TextDelta
-from agy_trio.errors import AgyError, RuntimeClosed
-from agy_trio.serve.wire import Redactor, done_event, error_event, event_for
+from agy_trio.errors import RuntimeClosed
+from agy_trio.serve.turn_log import TERMINAL, TurnReader
+from agy_trio.serve.wire import Redactor, error_event, sse_for
 
 __all__ = ["ChatStream", "LiveStreams"]
 
@@ -104,37 +103,51 @@ async def _watch_disconnect(receive: Receive, stream: _Stream) -> None:
 
 
 class ChatStream(Response):
-    """The ``text/event-stream`` answer of a chat: one turn, relayed as it happens.
+    """The ``text/event-stream`` answer of a chat: a turn's log, relayed as it is recorded.
 
-    Events: ``delta`` and ``thought`` (``{"text"}``), ``tool_call``
-    (``{"name", "arguments", "result", "error"}``), then exactly one of
-    ``done`` (``{"stop_reason", "text", "usage"}``) or ``error``
-    (``{"type", "message", "retry_after"}``).
+    Events (see :func:`agy_trio.serve.wire.native_event`): ``delta`` and
+    ``thought`` (``{"text"}``), ``tool_call`` (``{"call_id", "name",
+    "arguments", "result", "error"}``), ``approval`` and
+    ``approval_answered``, then exactly one of ``done`` (``{"stop_reason",
+    "text", "usage"}``) or ``error`` (``{"type", "message", "retry_after"}``).
+    Each carries the log's event id as its SSE ``id`` and ``turn_id`` in its
+    data; the ``X-Turn-Id`` header names the turn.
+
+    The stream reads the turn through ``reader`` and closes it when the client
+    goes away: the turn itself goes on (see :mod:`agy_trio.serve.turns`).
 
     Args:
-        handle: The agent to chat with.
-        prompt: The user's message.
+        reader: An attached reader of the turn's log, positioned where the
+            client resumes.
         streams: Where the stream registers while it is live.
         redact: Masks secrets in error messages.
     """
 
     media_type = "text/event-stream"
 
-    def __init__(
-        self, handle: AgentHandle, prompt: str, streams: LiveStreams, redact: Redactor
-    ) -> None:
+    def __init__(self, reader: TurnReader, streams: LiveStreams, redact: Redactor) -> None:
         # Not Response.__init__: a stream has no body to measure up front.
         self.status_code = 200
         self.background = None
-        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
-        self._handle = handle
-        self._prompt = prompt
+        self.init_headers(
+            {
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                "x-turn-id": reader.log.turn_id,
+            }
+        )
+        self._reader = reader
         self._streams = streams
         self._redact = redact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the stream (the ASGI entry point)."""
-        stream = self._streams._open()
+        reader = self._reader
+        try:
+            stream = self._streams._open()
+        except RuntimeClosed:
+            reader.close()
+            raise
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             final: bytes | None = None
@@ -143,36 +156,36 @@ class ChatStream(Response):
                 with stream.scope:
                     final = await self._relay(send)
                 nursery.cancel_scope.cancel()
+            if stream.ended_by_client:
+                return  # nobody left to tell; the turn's grace starts
             if final is None:
-                if stream.ended_by_client:
-                    return  # nobody left to tell
-                final = error_event(RuntimeClosed("the server is shutting down"), self._redact)
+                final = self._rest()
             # Shielded: the connection's keep-alive bookkeeping happens inside
             # the last send, and a shutdown in progress must not cut it short.
             with trio.CancelScope(shield=True), trio.move_on_after(_FINAL_SEND_TIMEOUT):
                 await send({"type": "http.response.body", "body": final, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            reader.close()
             self._streams._done(stream)
 
     async def _relay(self, send: Send) -> bytes:
-        """Start the turn and send its events; return the last one, ``done`` or ``error``."""
-        text: list[str] = []
-        try:
-            response = await self._handle.chat(self._prompt)
-            # Leaving the block early (cancellation) cancels the turn at the backend.
-            async with response:
-                # Read to the very end, past TurnEnd: a response that has not
-                # seen the end of its stream would cancel the turn on exit.
-                async for event in response.events():
-                    if type(event) is TextDelta:
-                        text.append(event.text)
-                    body = event_for(event)
-                    if body is not None:
-                        await send({"type": "http.response.body", "body": body, "more_body": True})
-            return done_event(response.stop_reason, "".join(text), response.usage)
-        except AgyError as error:
-            return error_event(error, self._redact)
-        except Exception as error:
-            log.exception("chat stream of %s failed", self._handle.agent_id)
-            return error_event(error, self._redact)
+        """Send the turn's events as they come; return the last one, ``done`` or ``error``."""
+        async for event in self._reader:
+            body = sse_for(event)
+            if event.kind in TERMINAL:
+                assert body is not None
+                return body
+            if body is not None:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        # The reader stops only at the terminal event.
+        raise AssertionError("a turn log ended without its terminal event")  # pragma: no cover
+
+    def _rest(self) -> bytes:
+        """What a stream the server ended still owes its client: the events recorded since."""
+        reader = self._reader
+        parts = [sse_for(event) for event in reader.log.events_after(reader.position)]
+        rest = b"".join(part for part in parts if part is not None)
+        if not reader.log.finished:
+            rest += error_event(RuntimeClosed("the server is shutting down"), self._redact)
+        return rest

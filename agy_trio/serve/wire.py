@@ -1,7 +1,10 @@
 """What the HTTP API sends: JSON error bodies and the server-sent events of a chat.
 
-One module owns the wire format so that the JSON endpoints, the event stream
-and the web page agree on every field name.
+One module owns the native wire format so that the JSON endpoints, the event
+stream and the web page agree on every field name. A chat's events are a
+rendering of its :class:`~agy_trio.serve.turn_log.TurnLog` (:func:`sse_for`):
+each carries the log's event id as its SSE ``id`` and the turn's id as
+``turn_id``, so a client can resume with ``Last-Event-ID``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from agy_trio.core import events
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
+from agy_trio.serve import turn_log
 
 __all__ = [
     "Redactor",
@@ -20,7 +24,10 @@ __all__ = [
     "encode_event",
     "error_body",
     "error_event",
+    "error_message",
+    "error_type",
     "event_for",
+    "sse_for",
 ]
 
 # Shapes of credentials that may turn up inside an endpoint's error text even
@@ -60,7 +67,12 @@ class Redactor:
         return text
 
 
-def _message(error: BaseException, redact: Redactor) -> str:
+def error_message(error: BaseException, redact: Redactor) -> str:
+    """What a client may be told about ``error``: its text with secrets masked.
+
+    An error that is not agy_trio's own is an internal fault: it reads
+    ``internal server error`` (the details go to the server's log).
+    """
     if isinstance(error, ConfigError) and error.field == "api_key":
         # The validator quotes the rejected value, which is the key itself.
         return "api_key: must be a non-empty string or null"
@@ -69,7 +81,8 @@ def _message(error: BaseException, redact: Redactor) -> str:
     return redact(str(error))
 
 
-def _type_name(error: BaseException) -> str:
+def error_type(error: BaseException) -> str:
+    """The error's class name as clients see it (``AgyError`` for anything not agy_trio's)."""
     # Only agy_trio's own error classes are named to clients; anything else is
     # an internal fault whose details stay in the server's log.
     return type(error).__name__ if isinstance(error, AgyError) else AgyError.__name__
@@ -81,7 +94,7 @@ def error_body(error: BaseException, redact: Redactor) -> dict[str, Any]:
     ``field`` is added for a :class:`ConfigError` that names one, and
     ``retry_after`` for a :class:`QuotaExceeded` that carries one.
     """
-    body: dict[str, Any] = {"type": _type_name(error), "message": _message(error, redact)}
+    body: dict[str, Any] = {"type": error_type(error), "message": error_message(error, redact)}
     if isinstance(error, ConfigError) and error.field:
         body["field"] = error.field
     if isinstance(error, QuotaExceeded) and error.retry_after is not None:
@@ -89,11 +102,87 @@ def error_body(error: BaseException, redact: Redactor) -> dict[str, Any]:
     return {"error": body}
 
 
-def encode_event(name: str, data: Mapping[str, Any]) -> bytes:
-    """One server-sent event: ``event: NAME`` and one ``data:`` line of JSON."""
+def encode_event(name: str, data: Mapping[str, Any], event_id: int | str | None = None) -> bytes:
+    """One server-sent event: ``id: ID`` (when given), ``event: NAME``, one ``data:`` line."""
     # json.dumps escapes newlines, so the data always fits on one line.
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=repr)
-    return f"event: {name}\ndata: {payload}\n\n".encode()
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {payload}\n\n".encode()
+
+
+def _usage(usage: events.Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
+def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None:
+    """The native name and data of a logged event; None for those the native API omits.
+
+    ``delta``/``thought`` ``{"text"}``, ``tool_call`` ``{"call_id", "name",
+    "arguments", "result", "error"}``, ``approval`` ``{"id", "agent", "tool",
+    "arguments", "reason"}``, ``approval_answered`` ``{"id", "approved",
+    "reason"}``, ``done`` ``{"stop_reason", "text", "usage"}``, ``error``
+    ``{"type", "message", "retry_after"}``; each with ``turn_id``. A tool's start
+    and the usage report (also in ``done``) are not sent.
+    """
+    payload = event.payload
+    name: str
+    data: dict[str, Any]
+    match payload:
+        case turn_log.Text(text=text):
+            name, data = "delta", {"text": text}
+        case turn_log.Thought(text=text):
+            name, data = "thought", {"text": text}
+        case turn_log.ToolFinished():
+            name = "tool_call"
+            data = {
+                "call_id": payload.call_id,
+                "name": payload.name,
+                "arguments": payload.arguments,
+                "result": payload.result,
+                "error": payload.error,
+            }
+        case turn_log.ApprovalAsked():
+            name = "approval"
+            data = {
+                "id": payload.approval_id,
+                "agent": payload.agent_id,
+                "tool": payload.tool,
+                "arguments": payload.arguments,
+                "reason": payload.reason,
+            }
+        case turn_log.ApprovalAnswered():
+            name = "approval_answered"
+            data = {
+                "id": payload.approval_id,
+                "approved": payload.approved,
+                "reason": payload.reason,
+            }
+        case turn_log.TurnFinished():
+            name = "done"
+            data = {
+                "stop_reason": payload.stop_reason.value,
+                "text": payload.text,
+                "usage": _usage(payload.usage),
+            }
+        case turn_log.TurnFailed():
+            name = "error"
+            data = {
+                "type": payload.type,
+                "message": payload.message,
+                "retry_after": payload.retry_after,
+            }
+        case _:
+            return None
+    data["turn_id"] = event.turn_id
+    return name, data
+
+
+def sse_for(event: turn_log.TurnEvent) -> bytes | None:
+    """The native server-sent event of a logged event (see :func:`native_event`), with its id."""
+    rendered = native_event(event)
+    if rendered is None:
+        return None
+    return encode_event(rendered[0], rendered[1], event.id)
 
 
 def event_for(event: events.ChatEvent) -> bytes | None:
@@ -129,7 +218,7 @@ def done_event(
         {
             "stop_reason": (stop_reason or events.StopReason.END_TURN).value,
             "text": text,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            "usage": _usage(usage),
         },
     )
 
@@ -140,8 +229,8 @@ def error_event(error: BaseException, redact: Redactor) -> bytes:
     return encode_event(
         "error",
         {
-            "type": _type_name(error),
-            "message": _message(error, redact),
+            "type": error_type(error),
+            "message": error_message(error, redact),
             "retry_after": retry_after,
         },
     )

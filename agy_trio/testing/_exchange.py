@@ -116,6 +116,7 @@ class Exchange:
 
     Attributes:
         started: Whether the response's status and headers have been sent.
+        client_gone: Whether the client went away before the answer was complete.
     """
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,6 +131,7 @@ class Exchange:
         self._receive = receive
         self._send = send
         self.started = False
+        self.client_gone = False
 
     async def send(self, message: Message) -> None:
         """Send one ASGI message, even from a cancelled scope.
@@ -155,6 +157,7 @@ class Exchange:
         """
         while (await self._receive())["type"] != "http.disconnect":
             pass
+        self.client_gone = True
         scope.cancel()
 
 

@@ -98,6 +98,8 @@ class ModelServerStatistics:
         hung: Requests held by a ``HANG`` fault now.
         pending_faults: Faults still queued.
         pending_replies: Scripted replies not yet used.
+        abandoned: Chat requests whose client went away before their answer
+            was complete (a turn the harness cancelled, for instance).
     """
 
     requests_total: int
@@ -105,6 +107,7 @@ class ModelServerStatistics:
     hung: int
     pending_faults: int
     pending_replies: int
+    abandoned: int = 0
 
 
 @attrs.define
@@ -143,6 +146,7 @@ class ModelServer:
         self._closing = False
         self._in_flight: set[trio.CancelScope] = set()
         self._hung = 0
+        self._abandoned = 0
         self._release = trio.Event()
         self._changed = trio.Event()
         self._shutdown = trio.Event()
@@ -220,6 +224,7 @@ class ModelServer:
             hung=self._hung,
             pending_faults=len(self._faults),
             pending_replies=len(self._replies),
+            abandoned=self._abandoned,
         )
 
     async def wait_for_requests(self, count: int) -> None:
@@ -319,11 +324,15 @@ class ModelServer:
     async def _answer(self, request: ChatRequest, exchange: Exchange) -> None:
         async with trio.open_nursery() as nursery:
             self._in_flight.add(nursery.cancel_scope)
+            answered = False
             try:
                 nursery.start_soon(exchange.cancel_on_disconnect, nursery.cancel_scope)
                 await self._answer_under_faults(request, exchange)
+                answered = True
                 nursery.cancel_scope.cancel()
             finally:
+                if exchange.client_gone and not answered:
+                    self._abandoned += 1
                 self._in_flight.discard(nursery.cancel_scope)
                 self._notify()
         if self._closing and not exchange.started:

@@ -14,7 +14,11 @@ the file named by ``--calls`` (or the ``calls_path`` argument), so a test can
 check that a call it denied never reached the server. ``--pid-file`` writes
 the server's process id at start-up, so a test can check that the process is
 gone afterwards; ``--fail-start`` makes the stdio server exit at once and
-``--hang-start`` makes it never answer, to test start-up failures.
+``--hang-start`` makes it never answer, to test start-up failures;
+``--linger SECONDS`` keeps the process alive that long after its client has
+gone, like a server that does not notice its closed stdin;
+``--helper-pid-file`` starts a helper process beside the server (as ``npx``
+or ``uv`` do) and writes its process id.
 
 Needs the ``mcp`` package (the ``dev`` extra).
 """
@@ -25,6 +29,7 @@ import argparse
 import functools
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -151,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--http", type=int, default=None, metavar="PORT")
     parser.add_argument("--fail-start", action="store_true")
     parser.add_argument("--hang-start", action="store_true")
+    parser.add_argument("--linger", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--helper-pid-file", type=Path, default=None)
     options = parser.parse_args(argv)
     if options.pid_file is not None:
         options.pid_file.write_text(str(os.getpid()), encoding="utf-8")
@@ -160,6 +167,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if options.hang_start:
         while True:  # never reads stdin: the client's initialize is never answered
             time.sleep(3600)
+    if options.helper_pid_file is not None:
+        # A helper process of the server's own (as npx or uv start one), which
+        # knows nothing of MCP and would live on if nobody ended it.
+        helper = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL
+        )
+        options.helper_pid_file.write_text(str(helper.pid), encoding="utf-8")
     server = build_server(options.name, options.calls)
     if options.http is not None:
         import anyio
@@ -167,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         anyio.run(lambda: server.run_streamable_http_async(port=options.http), backend="trio")
     else:
         server.run("stdio")
+    # A server that stays on after its client has gone (stdin closed), as
+    # some do: only something outside it can end it in time.
+    time.sleep(options.linger)
 
 
 if __name__ == "__main__":

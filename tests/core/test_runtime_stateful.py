@@ -132,8 +132,15 @@ class RuntimeMachine(RuleBasedStateMachine):
 
         assert self.call(go) == ["partial"]
         assert self.call(handle.is_idle)
-        # The cancelled turn left its prompt but no answer and did not count.
+        # The cancelled turn left its prompt and what it had produced (both
+        # marked interrupted, checked below) and did not count.
         self.model[agent_id].user_messages.append("hang on")
+        self.model[agent_id].assistant_messages.append("partial")
+        history = self.call(handle.history)
+        assert [(m.text, m.interrupted) for m in history[-2:]] == [
+            ("hang on", True),
+            ("partial", True),
+        ]
 
     @rule(agent_id=agents)
     def clear_history(self, agent_id: str) -> None:

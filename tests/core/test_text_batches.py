@@ -9,8 +9,8 @@ import trio
 import trio.testing
 
 import agy_trio
-from agy_trio import RuntimeConfig
-from agy_trio.adapters.scripted import Fail, Pause, Say, ScriptedBackend, Think, Turn
+from agy_trio import AgentConfig, RuntimeConfig
+from agy_trio.adapters.scripted import CallTool, Fail, Say, ScriptedBackend, Think, Turn
 from agy_trio.errors import BackendError
 
 FAST = RuntimeConfig(inter_agent_delay=0)
@@ -18,7 +18,7 @@ FAST = RuntimeConfig(inter_agent_delay=0)
 SCRIPT = {
     "long": Turn([Say("x" * 64, chunks=64)]),
     "mixed": Turn([Say("ab", chunks=2), Think("hmm"), Say("cd", chunks=2)]),
-    "paused": Turn([Say("ab", chunks=2), Pause(0.2), Say("cd", chunks=2)]),
+    "gated": Turn([Say("ab", chunks=2), CallTool("wait_for_gate"), Say("cd", chunks=2)]),
     "fails": Turn([Say("ab", chunks=2), Fail("server", "it broke")]),
 }
 
@@ -59,12 +59,27 @@ async def test_batches_absorb_the_other_events_and_keep_the_text_exact(
 
 
 async def test_text_arriving_later_comes_in_a_later_step(rt: agy_trio.Runtime) -> None:
-    agent = await rt.create_agent()
-    response = await agent.chat("paused")
-    steps = [text async for text in response.text_batches()]
-    assert "".join(steps) == "abcd"
-    assert len(steps) >= 2  # "cd" was produced 0.2 s after "ab" had been handed over
-    assert steps[-1].endswith("cd") and steps[0].startswith("ab")
+    gate = trio.Event()
+
+    @agy_trio.tool
+    async def wait_for_gate() -> str:
+        """Wait until the test opens the gate."""
+        await gate.wait()
+        return "open"
+
+    agent = await rt.create_agent(AgentConfig(tools=(wait_for_gate,)))
+    response = await agent.chat("gated")
+    batches = response.text_batches()
+    first = await batches.__anext__()  # "cd" comes only once the gate is open
+    while first != "ab":
+        first += await batches.__anext__()
+    gate.set()
+    await agent.wait_for_idle()  # now everything else is there: one step hands it over
+    assert await batches.__anext__() == "cd"
+    with pytest.raises(StopAsyncIteration):
+        await batches.__anext__()
+    [call] = response.tool_calls
+    assert call.result == "open"
 
 
 async def test_every_step_is_a_checkpoint_and_a_cancelled_step_takes_nothing(

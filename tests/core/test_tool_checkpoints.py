@@ -18,15 +18,36 @@ import pytest
 import trio
 import trio.testing
 
-from agy_trio.core import calling, dispatch, hooks, import_paths, policy, tool_schema, tools
+from agy_trio.core import (
+    calling,
+    dispatch,
+    hook_points,
+    hooks,
+    import_paths,
+    policy,
+    policy_calls,
+    tool_schema,
+    tools,
+)
 from agy_trio.core.calling import Guard, run_callable
 from agy_trio.core.dispatch import ToolDispatcher
+from agy_trio.core.hook_types import AskQuestionInteractionSpec, HookContext, StopArgs
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent
-from agy_trio.core.policy import PolicySet, allow_all, ask_user, deny
+from agy_trio.core.policy import PolicySet, ToolRequest, allow_all, ask_user, deny
 from agy_trio.core.tools import tool
 from agy_trio.errors import PolicyDenied, ToolArgumentError, ToolNotFound
 
-MODULES = (calling, dispatch, hooks, import_paths, policy, tool_schema, tools)
+MODULES = (
+    calling,
+    dispatch,
+    hook_points,
+    hooks,
+    import_paths,
+    policy,
+    policy_calls,
+    tool_schema,
+    tools,
+)
 
 EVENT = ToolEvent("a", "t", {})
 GUARD = Guard("test guard", "refused", logging.getLogger("tests.checkpoints"))
@@ -67,6 +88,64 @@ def _dispatcher(journal: Journal, **kwargs: Any) -> ToolDispatcher:
     return ToolDispatcher("a", [tool(journal.quick_tool, name="quick")], **kwargs)
 
 
+def _hooked(journal: Journal, point: str) -> ToolDispatcher:
+    return _dispatcher(journal, hooks=Hooks(**{point: (journal.quick,)}))
+
+
+CONTEXT = HookContext("a")
+REQUEST = ToolRequest("t")
+# Every SDK hook point: (the dispatcher method, its arguments, the hook_points function).
+POINTS = {
+    "pre_turn": ("pre_turn", ("hi",)),
+    "post_turn": ("post_turn", ("answer",)),
+    "pre_tool_call": ("pre_tool_call", ("t", {})),
+    "post_tool_call": ("tool_ran", (ToolResultEvent("a", "t"),)),
+    "on_tool_error": ("tool_failed", (ValueError("x"), "t")),
+    "stop": ("stop", (StopArgs(),)),
+    "on_interaction": ("interaction", (AskQuestionInteractionSpec(),)),
+    "on_compaction": ("compacted", ("summary",)),
+    "on_session_start": ("session_started", ()),
+    "on_session_end": ("session_ended", ()),
+}
+
+
+def _point_cases() -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    for point, (method, args) in POINTS.items():
+        target = f"dispatch.ToolDispatcher.{method}"
+        cases[f"{point}-none"] = Case(
+            target, lambda j, m=method, a=args: getattr(_dispatcher(j), m)(*a)
+        )
+        cases[f"{point}-async"] = Case(
+            target, lambda j, m=method, a=args, p=point: getattr(_hooked(j, p), m)(*a)
+        )
+    functions = {
+        "call_hook": lambda j: hook_points.call_hook(j.quick, CONTEXT, 1, kind="k", timeout=1),
+        "observe": lambda j: hook_points.observe((j.quick,), CONTEXT, 1, kind="k", timeout=1),
+        "run_pre_turn": lambda j: hook_points.run_pre_turn((j.quick,), CONTEXT, "p", timeout=1),
+        "run_pre_tool_call": lambda j: hook_points.run_pre_tool_call(
+            (j.quick,), CONTEXT, REQUEST, timeout=1
+        ),
+        "run_on_tool_error": lambda j: hook_points.run_on_tool_error(
+            (j.quick,), CONTEXT, ValueError(), timeout=1
+        ),
+        "run_stop": lambda j: hook_points.run_stop((j.quick,), CONTEXT, StopArgs(), timeout=1),
+        "run_on_interaction": lambda j: hook_points.run_on_interaction(
+            (j.quick,), CONTEXT, AskQuestionInteractionSpec(), timeout=1
+        ),
+    }
+    for name, call in functions.items():
+        cases[f"hook_points-{name}"] = Case(f"hook_points.{name}", call)
+    # With no hooks at all, each still makes its checkpoint.
+    cases["hook_points-run_stop-none"] = Case(
+        "hook_points.run_stop", lambda j: hook_points.run_stop((), CONTEXT, StopArgs(), timeout=1)
+    )
+    cases["hook_points-run_pre_turn-none"] = Case(
+        "hook_points.run_pre_turn", lambda j: hook_points.run_pre_turn((), CONTEXT, "p", timeout=1)
+    )
+    return cases
+
+
 CASES = {
     "run_callable-inline": Case(
         "calling.run_callable", lambda j: run_callable(j.sync, in_thread=False)
@@ -101,6 +180,21 @@ CASES = {
     "check-ask-user": Case(
         "policy.PolicySet.check",
         lambda j: PolicySet((ask_user("t", j.quick),)).check("t", {}, handler_timeout=1),
+    ),
+    "evaluate-default": Case(
+        "policy.PolicySet.evaluate", lambda j: PolicySet().evaluate("t", {}, handler_timeout=1)
+    ),
+    "evaluate-when": Case(
+        "policy.PolicySet.evaluate",
+        lambda j: PolicySet((deny("t", when=j.quick),)).evaluate("t", {}, handler_timeout=1),
+    ),
+    "decide-rule-deny": Case(
+        "policy_calls.decide_rule",
+        lambda j: policy_calls.decide_rule(deny("t"), ToolRequest("t"), 1, None),
+    ),
+    "decide-rule-no-handler": Case(
+        "policy_calls.decide_rule",
+        lambda j: policy_calls.decide_rule(ask_user("t"), ToolRequest("t"), 1, None),
     ),
     "turn-start-none": Case(
         "hooks.Hooks.run_turn_start", lambda j: Hooks().run_turn_start("a", handler_timeout=1)
@@ -139,6 +233,7 @@ CASES = {
         "dispatch.ToolDispatcher.turn_started", lambda j: _dispatcher(j).turn_started()
     ),
     "turn-ended": Case("dispatch.ToolDispatcher.turn_ended", lambda j: _dispatcher(j).turn_ended()),
+    **_point_cases(),
 }
 
 

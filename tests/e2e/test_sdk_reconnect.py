@@ -117,9 +117,12 @@ async def reconnecting() -> AsyncIterator[trio.Event]:
 
     handler = Watch()
     logger = logging.getLogger("agy_trio.antigravity")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # where the backend logs a request asked again
     logger.addHandler(handler)
     yield event
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 async def test_an_endpoint_restart_is_ridden_out(tmp_path: Path, reconnecting: trio.Event) -> None:

@@ -413,8 +413,7 @@ async def test_a_killed_harness_gives_a_typed_error_and_no_hang(
 
         # Killed in the middle of a turn.
         response = await agent.chat(f"{SLOW_MARK} before the crash")
-        async for _ in response:
-            break
+        await response.__anext__()  # under way (leaving an ``async for`` would stop it)
         (pid,) = backend.harness_pids()
         os.kill(pid, signal.SIGKILL)
         with trio.fail_after(15), pytest.raises(ChannelClosed):

@@ -222,9 +222,8 @@ class FaultMachine(RuleBasedStateMachine):
             agent.sent.append(prompt)
         if result.text is not None:
             agent.answers.append(result.text)
-        elif result.sent and not result.cancelled and kind in ("ok", "long"):
-            # Abandoned unread: the turn still runs to its end.
-            agent.answers.append(self.world.answer(kind, prompt))
+        # Abandoned (closed or left unread) or cancelled: the turn is interrupted,
+        # its partial answer (if any) marked so; or it had ended already.
         if result.error is not None:
             # chat() itself refused: only when the caller gave up or a time ran out.
             assert isinstance(result.error, AgyError), repr(result.error)
@@ -257,8 +256,10 @@ class FaultMachine(RuleBasedStateMachine):
                         text = await response.text()
                     elif read == "part":
                         async for _ in response:
-                            break
-                    del response  # "none" and "part": dropped, unread
+                            break  # the loop left early abandons the turn
+                    else:
+                        await response.aclose()  # closed unread
+                    del response
                 except AgyError as exc:
                     error = exc
             nursery.cancel_scope.cancel()

@@ -1,22 +1,25 @@
-"""A response nobody reads never holds its agent (scripted backend).
+"""An abandoned turn is interrupted at once; a turn still being read is never (scripted backend).
 
 The answers here are far longer than the stream's backpressure limit, so a
-turn whose reader went away would park its producer, and with it the agent's
-turn slot, until ``chat_timeout``. Instead the next message (or the response
-being garbage-collected) releases the turn: it runs to its end, its answer
-lands in the history, and the next turn runs.
+turn nobody reads would park its producer, and with it the agent's turn slot.
+A response closed before the end, garbage-collected unread, or whose
+``async for`` was left early has its turn cancelled: what it produced stays
+in the history, marked interrupted, and the next turn runs at once. A
+response someone still holds and reads is left alone: the next chat waits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 
 import agy_trio
-from agy_trio import RuntimeConfig, StopReason
+from agy_trio import ChatResponse, RuntimeConfig, StopReason
 from agy_trio.adapters.scripted import Say, ScriptedBackend, Turn, default_turn
 
 # Each turn stalls for good if nothing releases it; chat_timeout is far away.
@@ -39,82 +42,203 @@ async def rt() -> AsyncIterator[agy_trio.Runtime]:
             yield runtime
 
 
-def _pairs(history: list[agy_trio.Message]) -> list[tuple[str, str]]:
-    return [(m.role, m.text) for m in history]
+async def _collected() -> None:
+    """Let go of every reference Trio's scheduler may still hold, then collect."""
+    # The scheduler holds the value a task was last resumed with until it
+    # resumes the next task: a checkpoint lets go of a result just dropped.
+    await trio.lowlevel.checkpoint()
+    gc.collect()
 
 
-async def test_a_dropped_response_does_not_hold_the_next_chat(rt: agy_trio.Runtime) -> None:
+def _pairs(history: list[agy_trio.Message]) -> list[tuple[str, str, bool]]:
+    return [(m.role, m.text, m.interrupted) for m in history]
+
+
+def _assert_interrupted_then_answered(
+    history: list[agy_trio.Message], prompt: str, then: str
+) -> None:
+    """The abandoned turn's prompt and partial answer, marked; then a whole turn."""
+    assert history[0] == agy_trio.Message("user", prompt, interrupted=True)
+    middle = history[1:-2]
+    # The partial answer (if the turn produced any), a strict prefix of the whole.
+    assert [(m.role, m.interrupted) for m in middle] in ([], [("assistant", True)])
+    if middle:
+        assert LONG.startswith(middle[0].text) and len(middle[0].text) < len(LONG)
+    answer = f"You said: {then}"
+    assert _pairs(history[-2:]) == [("user", then, False), ("assistant", answer, False)]
+
+
+async def test_a_dropped_response_is_interrupted(rt: agy_trio.Runtime) -> None:
     agent = await rt.create_agent()
-    await agent.chat("long one")  # dropped at once, unread
+    with pytest.warns(ResourceWarning, match="garbage-collected unread"):
+        await agent.chat("long one")  # dropped at once, unread
+        await _collected()
     with trio.fail_after(HANG):
         response = await agent.chat("next")
         assert await response.text() == "You said: next"
-    assert _pairs(await agent.history()) == [
-        ("user", "long one"),
-        ("assistant", LONG),
-        ("user", "next"),
-        ("assistant", "You said: next"),
-    ]
-    assert await agent.turn_count() == 2
+    _assert_interrupted_then_answered(await agent.history(), "long one", "next")
+    assert await agent.turn_count() == 1
 
 
-async def test_a_garbage_collected_response_lets_its_turn_finish(rt: agy_trio.Runtime) -> None:
+async def test_a_garbage_collected_response_interrupts_its_turn(rt: agy_trio.Runtime) -> None:
     agent = await rt.create_agent()
     response = await agent.chat("long one")
-    del response
-    gc.collect()
+    with pytest.warns(ResourceWarning):
+        del response
+        await _collected()
     with trio.fail_after(HANG):
-        # Nothing else is sent: only the collection released the turn.
+        # Nothing else is sent: only the collection stopped the turn.
         await agent.wait_for_idle()
-    assert await agent.last_response() == LONG
+    history = await agent.history()
+    assert history[0] == agy_trio.Message("user", "long one", interrupted=True)
+    assert all(m.interrupted for m in history)
+    assert await agent.last_response() is None
     assert rt.statistics().active_turns == 0
 
 
-async def test_a_response_read_partly_then_dropped(rt: agy_trio.Runtime) -> None:
+async def test_break_out_of_async_for_interrupts_the_turn(rt: agy_trio.Runtime) -> None:
     agent = await rt.create_agent()
     response = await agent.chat("long one")
-    assert await response.__anext__() == "000."
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("next")).text() == "You said: next"
-    # The abandoned response stays readable: its events were kept.
-    assert "000." + "".join([d async for d in response]) == LONG
-    assert response.stop_reason is StopReason.END_TURN
-
-
-async def test_break_out_of_async_for_then_chat_again(rt: agy_trio.Runtime) -> None:
-    agent = await rt.create_agent()
     seen = []
-    async for delta in await agent.chat("long one"):
+    async for delta in response:
         seen.append(delta)
         if len(seen) == 3:
             break
     assert seen == ["000.", "001.", "002."]
     with trio.fail_after(HANG):
         assert await (await agent.chat("again")).text() == "You said: again"
-    users = [m.text for m in await agent.history() if m.role == "user"]
-    assert users == ["long one", "again"]
+    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+    # Read again, the response ends as cancelled, after what was already produced.
+    rest = "".join([delta async for delta in response])
+    assert LONG.startswith("".join(seen) + rest) and len("".join(seen) + rest) < len(LONG)
+    assert response.stop_reason is StopReason.CANCELLED
 
 
-async def test_send_after_an_unread_chat(rt: agy_trio.Runtime) -> None:
+async def test_closing_the_events_iterator_early_interrupts_the_turn(
+    rt: agy_trio.Runtime,
+) -> None:
     agent = await rt.create_agent()
-    await agent.chat("long one")
+    response = await agent.chat("long one")
+    async with contextlib.aclosing(response.events()) as events:
+        async for _event in events:
+            break
+    with trio.fail_after(HANG):
+        assert await (await agent.chat("again")).text() == "You said: again"
+    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+    assert await response.text() != LONG
+    assert response.stop_reason is StopReason.CANCELLED
+
+
+async def test_break_out_of_events_interrupts_the_turn(rt: agy_trio.Runtime) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")
+    # events() is an async generator: Trio finalises it (and warns) once dropped.
+    with pytest.warns(ResourceWarning, match="Async generator"):
+        async for _event in response.events():
+            break
+        await _collected()
+        await trio.testing.wait_all_tasks_blocked()  # Trio's finaliser has run
+    with trio.fail_after(HANG):
+        assert await (await agent.chat("again")).text() == "You said: again"
+    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+    assert await response.text() != LONG
+    assert response.stop_reason is StopReason.CANCELLED
+
+
+async def test_an_exception_in_the_loop_body_interrupts_the_turn(rt: agy_trio.Runtime) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")
+    with pytest.raises(KeyError):
+        async for _delta in response:
+            raise KeyError("the reader failed")
+    with trio.fail_after(HANG):
+        await agent.wait_for_idle()
+    assert (await agent.history())[0].interrupted
+
+
+async def test_leaving_async_with_early_interrupts_the_turn(rt: agy_trio.Runtime) -> None:
+    agent = await rt.create_agent()
+    async with await agent.chat("long one") as response:
+        assert await response.__anext__() == "000."
+    with trio.fail_after(HANG):
+        assert await (await agent.chat("next")).text() == "You said: next"
+    _assert_interrupted_then_answered(await agent.history(), "long one", "next")
+    _ = [delta async for delta in response]
+    assert response.stop_reason is StopReason.CANCELLED
+
+
+async def test_a_response_entered_in_a_cancelled_scope_is_closed(rt: agy_trio.Runtime) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        async with response:
+            pytest.fail("the block of a cancelled scope never runs")
+    assert scope.cancelled_caught
+    with trio.fail_after(HANG):
+        await agent.wait_for_idle()  # the turn was stopped, not left running
+    assert (await agent.history())[0].interrupted
+    assert rt.statistics().active_turns == 0
+
+
+async def test_a_response_being_read_is_not_interrupted_by_the_next_chat(
+    rt: agy_trio.Runtime,
+) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")
+    first_read = trio.Event()
+    text: list[str] = []
+
+    async def read_slowly(response: ChatResponse) -> None:
+        async for delta in response:
+            text.append(delta)
+            first_read.set()
+            for _ in range(3):  # a slow reader: a few scheduler rounds per delta
+                await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(HANG):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_slowly, response)
+            await first_read.wait()
+            # The next chat waits for the turn being read, which is left alone.
+            assert await (await agent.chat("next")).text() == "You said: next"
+    assert "".join(text) == LONG
+    assert response.stop_reason is StopReason.END_TURN
+    assert _pairs(await agent.history()) == [
+        ("user", "long one", False),
+        ("assistant", LONG, False),
+        ("user", "next", False),
+        ("assistant", "You said: next", False),
+    ]
+
+
+async def test_a_held_unread_response_runs_to_its_end_when_the_agent_is_sent_more(
+    rt: agy_trio.Runtime,
+) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")  # held, not read: not abandoned
     with trio.fail_after(HANG):
         await agent.send("in the background")
         await agent.wait_for_idle()
-    users = [m.text for m in await agent.history() if m.role == "user"]
-    assert users == ["long one", "in the background"]
-    assert await agent.turn_count() == 2
+    assert _pairs(await agent.history())[:2] == [
+        ("user", "long one", False),
+        ("assistant", LONG, False),
+    ]
+    assert await response.text() == LONG
 
 
-async def test_many_unread_responses_in_a_row(rt: agy_trio.Runtime) -> None:
+async def test_many_dropped_responses_in_a_row(rt: agy_trio.Runtime) -> None:
     agent = await rt.create_agent()
     with trio.fail_after(HANG):
         for i in range(10):
-            await agent.chat(f"long {i}")
+            with pytest.warns(ResourceWarning):
+                await agent.chat(f"long {i}")
+                await _collected()
         assert await (await agent.chat("last")).text() == "You said: last"
-    users = [m.text for m in await agent.history() if m.role == "user"]
-    assert users == [f"long {i}" for i in range(10)] + ["last"]
-    assert await agent.turn_count() == 11
+    history = await agent.history()
+    users = [(m.text, m.interrupted) for m in history if m.role == "user"]
+    assert users == [(f"long {i}", True) for i in range(10)] + [("last", False)]
+    assert await agent.turn_count() == 1
 
 
 async def test_a_released_turn_can_still_be_cancelled(rt: agy_trio.Runtime) -> None:

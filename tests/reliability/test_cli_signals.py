@@ -26,7 +26,12 @@ import httpx
 import psutil
 import pytest
 
-from tests.sdk_support import harnesses_under
+from tests.sdk_support import (
+    hang_the_next_model_call,
+    harnesses_under,
+    model_server_process,
+    wait_until_the_model_call_hangs,
+)
 
 pytestmark = pytest.mark.sdk
 
@@ -116,40 +121,8 @@ def test_sigkill_leaves_the_folder_but_no_harness(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``agy-trio serve-model`` in a process of its own; its root URL."""
-    tmp = tmp_path_factory.mktemp("model-server")
-    env, _ = _env(tmp)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agy_trio", "serve-model", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=tmp,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on" in first, first
-        url = first.split("listening on ", 1)[1].split()[0]
-        yield url.removesuffix("/v1")
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
-
-
-def _hang_the_next_model_call(root: str) -> None:
-    httpx.post(f"{root}/control/faults", json={"kind": "hang"}).raise_for_status()
-
-
-def _wait_until_the_model_call_hangs(process: subprocess.Popen[str], root: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        if httpx.get(f"{root}/control/faults").json()["faults"] == []:  # taken by the turn
-            return
-        time.sleep(0.05)  # polling another process's progress; no event to wait on
-    pytest.fail("the turn never reached the model")
+    with model_server_process(tmp_path_factory.mktemp("model-server")) as root:
+        yield root
 
 
 @contextmanager
@@ -160,7 +133,7 @@ def _under_way(kind: str, home: Path, root: str) -> Iterator[subprocess.Popen[st
         if kind == "run":
             process, temp = _start(home)
         else:
-            _hang_the_next_model_call(root)
+            hang_the_next_model_call(root)
             argv = ["chat", *endpoint, "hello"] if kind == "chat" else ["serve", *endpoint]
             process, temp = _start(home, argv + ["--port", "0"] * (kind == "serve"), stdout=-1)
 
@@ -182,7 +155,7 @@ def _under_way(kind: str, home: Path, root: str) -> Iterator[subprocess.Popen[st
                 client.stream("POST", f"/v1/agents/{agent}/chat", json={"prompt": "hello"})
             )
         if kind != "run":
-            _wait_until_the_model_call_hangs(process, root)
+            wait_until_the_model_call_hangs(process, root)
         yield process
 
 

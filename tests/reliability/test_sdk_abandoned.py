@@ -1,8 +1,12 @@
-"""A response nobody reads never holds its agent (real SDK, local model server).
+"""An abandoned turn is interrupted at once (real SDK, local model server).
 
-The answer is about 3,000 streamed chunks, far more than the stream's
-backpressure limit: unreleased, the harness side of the turn would wait for a
-reader forever and the next chat would time out with its prompt lost.
+The long answer streams for about 20 s (2,000 chunks, 10 ms apart), far more
+than the stream's backpressure limit. A response dropped unread,
+garbage-collected, or whose ``async for`` was left early has its turn
+cancelled through the harness: the model server sees its request abandoned,
+the prompt (and what was produced) stays in the history marked interrupted,
+and the next chat is answered at once instead of after the old answer.
+A response another task is still reading is never interrupted.
 """
 
 from __future__ import annotations
@@ -15,23 +19,32 @@ from typing import Any
 import pytest
 import trio
 
-from agy_trio import RuntimeConfig
+import agy_trio
+from agy_trio import ChatResponse, RuntimeConfig, StopReason
 from agy_trio.testing import ChatRequest, Reply, open_model_server
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
 LONG_MARK = "long answer please"
-CHUNKS = 3000
+CHUNKS = 2000
 LONG = "".join(f"{i:04d}" for i in range(CHUNKS))
-# chat_timeout far beyond the bound below: a held agent shows as a hang.
+CHUNK_DELAY = 0.01  # the long answer takes CHUNKS * CHUNK_DELAY = 20 s
+MEDIUM_MARK = "medium answer please"
+MEDIUM = "".join(f"{i:04d}" for i in range(300))
+# chat_timeout far beyond the bounds below: a held agent shows as a hang.
 CONFIG = RuntimeConfig(inter_agent_delay=0, chat_timeout=120)
 HANG = 60
+# The next chat must not wait for the old answer (20 s). Answered in well
+# under a second here; the bound is generous for a loaded 2-core machine.
+NEXT_CHAT_BOUND = 5.0
 
 
 def _responder(request: ChatRequest) -> Reply | None:
     if LONG_MARK in request.user_request:
-        return Reply(LONG, chunk_size=4)
+        return Reply(LONG, chunk_size=4, delay=CHUNK_DELAY)
+    if MEDIUM_MARK in request.user_request:
+        return Reply(MEDIUM, chunk_size=4, delay=0.001)
     return None
 
 
@@ -41,34 +54,125 @@ async def server() -> AsyncIterator[Any]:
         yield model_server
 
 
-async def test_a_dropped_response_does_not_hold_the_agent(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
-        await agent.chat(LONG_MARK)  # dropped at once, unread
-        gc.collect()
-        with trio.fail_after(HANG):
-            response = await agent.chat("next")
-            assert await response.text() == "You said: next"
-        history = [(m.role, m.text) for m in await agent.history()]
-        assert history == [
-            ("user", LONG_MARK),
-            ("assistant", LONG),
-            ("user", "next"),
-            ("assistant", "You said: next"),
-        ]
-        assert await agent.turn_count() == 2
+async def _collected() -> None:
+    """Let go of what Trio's scheduler still holds of a dropped result, then collect."""
+    await trio.lowlevel.checkpoint()
+    gc.collect()
 
 
-async def test_break_out_of_async_for_then_chat_again(tmp_path: Path, server: Any) -> None:
+async def _next_chat_answered_at_once(agent: agy_trio.AgentHandle) -> float:
+    """Chat again; return the seconds from sending it to its whole answer."""
+    started = trio.current_time()
+    with trio.fail_after(HANG):
+        assert await (await agent.chat("next")).text() == "You said: next"
+    elapsed = trio.current_time() - started
+    assert elapsed < NEXT_CHAT_BOUND, f"the next chat took {elapsed:.2f} s"
+    return elapsed
+
+
+async def _assert_interrupted(agent: agy_trio.AgentHandle, server: Any) -> None:
+    """The long turn was cut short, at the model too; its messages marked; the next is whole."""
+    history = await agent.history()
+    assert history[0] == agy_trio.Message("user", LONG_MARK, interrupted=True)
+    partial = history[1:-2]
+    assert [(m.role, m.interrupted) for m in partial] in ([], [("assistant", True)])
+    if partial:
+        assert LONG.startswith(partial[0].text) and len(partial[0].text) < len(LONG)
+    assert [(m.role, m.text, m.interrupted) for m in history[-2:]] == [
+        ("user", "next", False),
+        ("assistant", "You said: next", False),
+    ]
+    assert await agent.turn_count() == 1
+    # Every request for the long answer was given up by the harness (it may
+    # have been halted before it asked the model at all).
+    long_requests = sum(LONG_MARK in r.user_request for r in server.requests)
+    assert long_requests <= 1
+    assert server.statistics().abandoned == long_requests
+    assert server.statistics().in_flight == 0
+
+
+async def test_a_dropped_response_is_interrupted(tmp_path: Path, server: Any) -> None:
     async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
         agent = await rt.create_agent(local_agent(server))
+        with pytest.warns(ResourceWarning, match="garbage-collected unread"):
+            await agent.chat(LONG_MARK)  # dropped at once, unread
+            await _collected()
+        await _next_chat_answered_at_once(agent)
+        await _assert_interrupted(agent, server)
+
+
+async def test_a_garbage_collected_response_is_interrupted(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
+        agent = await rt.create_agent(local_agent(server))
+        response = await agent.chat(LONG_MARK)
+        await server.wait_for_requests(1)  # the model is answering
+        with pytest.warns(ResourceWarning, match="garbage-collected unread"):
+            del response
+            await _collected()
+        await _next_chat_answered_at_once(agent)
+        await _assert_interrupted(agent, server)
+        assert server.statistics().abandoned == 1
+
+
+async def test_break_out_of_async_for_interrupts_the_turn(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
+        agent = await rt.create_agent(local_agent(server))
+        response = await agent.chat(LONG_MARK)
         seen = []
-        async for delta in await agent.chat(LONG_MARK):
+        async for delta in response:
             seen.append(delta)
             if len(seen) == 3:
                 break
         assert "".join(seen) == LONG[: len("".join(seen))]
+        await _next_chat_answered_at_once(agent)
+        await _assert_interrupted(agent, server)
+        assert server.statistics().abandoned == 1
+        # Read again, the response ends as cancelled.
+        rest = "".join([delta async for delta in response])
+        assert len("".join(seen) + rest) < len(LONG)
+        assert response.stop_reason is StopReason.CANCELLED
+
+
+async def test_leaving_async_with_early_interrupts_the_turn(tmp_path: Path, server: Any) -> None:
+    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
+        agent = await rt.create_agent(local_agent(server))
+        async with await agent.chat(LONG_MARK) as response:
+            await response.__anext__()
+        await _next_chat_answered_at_once(agent)
+        await _assert_interrupted(agent, server)
+        assert server.statistics().abandoned == 1
+        _ = [delta async for delta in response]
+        assert response.stop_reason is StopReason.CANCELLED
+
+
+async def test_a_response_read_by_another_task_is_not_interrupted(
+    tmp_path: Path, server: Any
+) -> None:
+    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
+        agent = await rt.create_agent(local_agent(server))
+        response = await agent.chat(MEDIUM_MARK)
+        reading = trio.Event()
+        text: list[str] = []
+
+        async def read_slowly(response: ChatResponse) -> None:
+            async for delta in response:
+                text.append(delta)
+                reading.set()
+                await trio.sleep(0.001)  # a slow reader
+
         with trio.fail_after(HANG):
-            assert await (await agent.chat("again")).text() == "You said: again"
-        users = [m.text for m in await agent.history() if m.role == "user"]
-        assert users == [LONG_MARK, "again"]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_slowly, response)
+                await reading.wait()
+                # The next chat waits for the turn being read, which is left alone.
+                assert await (await agent.chat("next")).text() == "You said: next"
+        assert "".join(text) == MEDIUM
+        assert response.stop_reason is StopReason.END_TURN
+        history = [(m.role, m.text, m.interrupted) for m in await agent.history()]
+        assert history == [
+            ("user", MEDIUM_MARK, False),
+            ("assistant", MEDIUM, False),
+            ("user", "next", False),
+            ("assistant", "You said: next", False),
+        ]
+        assert server.statistics().abandoned == 0

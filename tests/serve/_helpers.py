@@ -59,6 +59,13 @@ async def served(
         nursery.cancel_scope.cancel()
 
 
+def data(event: ServerSentEvent) -> dict[str, Any]:
+    """An event's data without its ``turn_id`` (which every chat event must carry)."""
+    body: dict[str, Any] = event.json()
+    assert isinstance(body.pop("turn_id"), str), body
+    return body
+
+
 async def create_agent(client: httpx.AsyncClient, **fields: Any) -> str:
     answer = await client.post("/v1/agents", json=fields)
     assert answer.status_code == 201, answer.text
@@ -168,6 +175,7 @@ __all__ = [
     "chat_events",
     "chat_in_task",
     "create_agent",
+    "data",
     "open_chat",
     "script",
     "served",

@@ -10,7 +10,7 @@ import trio
 
 import agy_trio
 from agy_trio.serve import HTTP_SETTABLE_FIELDS
-from tests.serve._helpers import chat_events, create_agent, open_chat, served
+from tests.serve._helpers import chat_events, create_agent, data, open_chat, served
 
 
 async def test_healthz() -> None:
@@ -93,6 +93,45 @@ async def test_a_body_that_is_not_a_json_object_gives_422(raw: bytes) -> None:
         assert answer.json()["error"]["type"] == "ConfigError"
 
 
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/agents", b"[" * 100_000 + b"]" * 100_000),
+        ("/v1/agents", b'{"name": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001),
+        ("/v1/agents/{agent}/chat", b'{"prompt": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ],
+)
+async def test_a_body_nested_100000_deep_gives_422_not_500(path: str, raw: bytes) -> None:
+    async with served() as s:
+        agent_id = await create_agent(s.client)
+        answer = await s.client.post(
+            path.format(agent=agent_id), content=raw, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "ConfigError"
+        assert "nests deeper than 100 levels" in error["message"]
+
+
+async def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    async with served() as s:
+        agent_id = await create_agent(s.client)
+        prompt = "[[[{{{" * 1000
+        events = await chat_events(s.client, agent_id, prompt)
+        assert events[-1].json()["text"] == f"You said: {prompt}"
+
+
+async def test_a_chat_with_no_body_says_what_to_send() -> None:
+    async with served() as s:
+        agent_id = await create_agent(s.client)
+        answer = await s.client.post(f"/v1/agents/{agent_id}/chat")
+        assert answer.status_code == 422
+        assert answer.json()["error"] == {
+            "type": "ConfigError",
+            "message": 'the request has no body: send a JSON object, e.g. {"prompt": "hi"}',
+        }
+
+
 def test_tools_policies_hooks_and_folders_are_not_settable_over_http() -> None:
     settable = set(HTTP_SETTABLE_FIELDS)
     assert {"name", "model", "base_url", "system_instructions", "conversation_id"} <= settable
@@ -136,11 +175,17 @@ async def test_chat_streams_deltas_then_done() -> None:
         text = "".join(e.json()["text"] for e in events[:-1])
         assert text == "You said: hello there"
         done = events[-1].json()
+        turn_id = done.pop("turn_id")
+        assert turn_id.startswith("turn-")
         assert done == {
             "stop_reason": "end_turn",
             "text": "You said: hello there",
             "usage": {"input_tokens": 2, "output_tokens": 4},
         }
+        # Every event names its turn and carries an increasing SSE id.
+        assert {e.json()["turn_id"] for e in events} == {turn_id}
+        ids = [int(e.id) for e in events]
+        assert ids == sorted(set(ids)) and ids[0] >= 1
 
 
 async def test_thoughts_and_tool_calls_stream_as_their_own_events() -> None:
@@ -183,8 +228,10 @@ async def test_thoughts_and_tool_calls_stream_as_their_own_events() -> None:
         "delta",
         "done",
     ]
-    assert events[0].json() == {"text": "let me add"}
-    assert events[1].json() == {
+    assert data(events[0]) == {"text": "let me add"}
+    call = data(events[1])
+    assert isinstance(call.pop("call_id"), str)
+    assert call == {
         "name": "add",
         "arguments": {"a": 2, "b": 3},
         "result": 5,
@@ -200,7 +247,7 @@ async def test_a_failed_turn_ends_with_an_error_event() -> None:
         agent_id = await create_agent(s.client)
         events = await chat_events(s.client, agent_id, "quota")
         assert [e.event for e in events] == ["error"]
-        assert events[0].json() == {
+        assert data(events[0]) == {
             "type": "QuotaExceeded",
             "message": "slow down",
             "retry_after": 7,
@@ -223,7 +270,7 @@ async def test_cancel_ends_the_live_stream_as_cancelled() -> None:
         agent_id = await create_agent(s.client)
         async with open_chat(s.client, agent_id, "hang around") as chat:
             first = await chat.wait_for("delta")
-            assert first.json() == {"text": "partial answer"}
+            assert data(first) == {"text": "partial answer"}
             answer = await s.client.post(f"/v1/agents/{agent_id}/cancel")
             assert answer.status_code == 204
             assert answer.content == b""

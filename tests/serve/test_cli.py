@@ -77,3 +77,29 @@ def test_serve_is_listed_in_the_help(tmp_path: Path) -> None:
     )
     for option in ("--host", "--port", "--token", "--backend", "--base-url", "--model"):
         assert option in result.stdout
+
+
+def test_access_log_prints_one_line_per_request(tmp_path: Path) -> None:
+    argv = [*SERVE_SCRIPTED, "--access-log"]
+    with server_process(argv, offline_env(tmp_path), header_lines=2) as server:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+            agent_id = client.post("/v1/agents", json={"name": "logged"}).json()["id"]
+            assert client.get("/v1/nowhere").status_code == 404
+            with connect_sse(
+                client, "POST", f"/v1/agents/{agent_id}/chat", json={"prompt": "hi"}
+            ) as source:
+                assert list(source.iter_sse())[-1].json()["text"] == "You said: hi"
+        code, out, err = server.stop()
+    assert code == 128 + signal.SIGTERM, err
+    lines = out.splitlines()
+    assert len(lines) == 4, out
+    patterns = [
+        r'GET /healthz HTTP/1\.1" 200 \d+',
+        r'POST /v1/agents HTTP/1\.1" 201 \d+',
+        r'GET /v1/nowhere HTTP/1\.1" 404 \d+',
+        rf'POST /v1/agents/{agent_id}/chat HTTP/1\.1" 200 ',
+    ]
+    for line, pattern in zip(lines, patterns, strict=True):
+        assert re.fullmatch(rf'127\.0\.0\.1:\d+ "{pattern}\d* \d+\.\d+s', line), line
+    assert err == "stopped by SIGTERM\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from httpx_sse import connect_sse
 
+from tests.serve._helpers import data
 from tests.serve._process import ROOT, offline_env, server_process
 
 DOC = ROOT / "docs" / "serve.md"
@@ -41,7 +42,7 @@ def test_the_embedding_example_serves_and_stops_in_order_on_sigterm(tmp_path: Pa
         out, err = server.process.communicate(timeout=60)
     assert [e.event for e in events[:2]] == ["delta", "delta"]
     assert events[-1].event == "error"
-    assert events[-1].json() == {
+    assert data(events[-1]) == {
         "type": "RuntimeClosed",
         "message": "the server is shutting down",
         "retry_after": None,

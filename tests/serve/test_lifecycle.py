@@ -18,14 +18,15 @@ from tests.serve._helpers import (
     chat_events,
     chat_in_task,
     create_agent,
+    data,
     open_chat,
     script,
     served,
 )
 
 
-async def test_hanging_up_cancels_the_turn_at_the_backend() -> None:
-    async with served() as s:
+async def test_hanging_up_cancels_the_turn_at_the_backend_with_no_grace() -> None:
+    async with served(reattach_grace=0) as s:
         agent_id = await create_agent(s.client)
         handle = s.runtime.agent(agent_id)
         async with open_chat(s.client, agent_id, "hang until I leave") as chat:
@@ -112,7 +113,7 @@ async def test_cancelling_the_embedding_nursery_tells_live_streams_and_ends_agen
                         await chat.ended.wait()
             for chat in readers:
                 assert [e.event for e in chat.events] == ["delta", "error"]
-                assert chat.events[-1].json() == {
+                assert data(chat.events[-1]) == {
                     "type": "RuntimeClosed",
                     "message": "the server is shutting down",
                     "retry_after": None,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -177,3 +179,39 @@ def test_sigterm_tells_live_streams_and_leaves_no_harness(tmp_path: Path) -> Non
     assert (out, err) == ("", "stopped by SIGTERM\n")
     assert harnesses_under(tmp_path) == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_second_sigterm_ends_the_server_at_once(tmp_path: Path) -> None:
+    argv = ["-m", "agy_trio", "serve", "--port", "0"]
+    with server_process(argv, offline_env(tmp_path), header_lines=2) as server:
+        model_url = re.search(r"(http://\S+)/v1", server.lines[1])
+        assert model_url is not None
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            fault = {"kind": "hang", "after_chunks": 3, "match": HOLD}
+            client.post(f"{model_url.group(1)}/control/faults", json=fault).raise_for_status()
+            agent_id = client.post("/v1/agents", json={}).json()["id"]
+            (harness,) = harnesses_under(tmp_path)
+            with connect_sse(
+                client, "POST", f"/v1/agents/{agent_id}/chat", json={"prompt": f"{HOLD} now"}
+            ) as source:
+                stopping = False
+                for event in source.iter_sse():
+                    if event.event == "delta" and not stopping:
+                        # A stalled harness: the clean shut-down now takes seconds.
+                        # (Once: deltas already on their way may still arrive, and
+                        # a second signal would end the server before it told us.)
+                        stopping = True
+                        os.kill(harness, signal.SIGSTOP)
+                        server.process.send_signal(signal.SIGTERM)
+                    elif event.event == "error":  # the first signal is being handled
+                        assert event.json()["type"] == "RuntimeClosed"
+                        server.process.send_signal(signal.SIGTERM)
+                        break
+        server.process.communicate(timeout=60)
+    # Ended by the second signal itself, not by a clean-up run to its end.
+    assert server.process.returncode == -signal.SIGTERM
+    # The kernel kills the harness with Python (stopped or not); poll for its reaping.
+    deadline = time.monotonic() + 30
+    while harnesses_under(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert harnesses_under(tmp_path) == []

@@ -23,6 +23,12 @@ from agy_trio.adapters.antigravity.config import Endpoint
 from agy_trio.adapters.antigravity.context import BackendContext
 from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.events import transcript, usage_of, without_thoughts
+from agy_trio.adapters.antigravity.hibernation import (
+    Hibernation,
+    Snapshot,
+    snapshot_of,
+    usage_difference,
+)
 from agy_trio.adapters.antigravity.limits import check_content
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.tools import TrioBridge
@@ -65,6 +71,7 @@ class SdkAgent:
     conversation: SdkConversation = attrs.field(init=False)
     recovery: Recovery = attrs.field(init=False)
     runner: TurnRunner = attrs.field(init=False)
+    hibernation: Hibernation = attrs.field(init=False)
     close_task: asyncio.Task[None] | None = attrs.field(init=False, default=None)
     # What the agent spent before its last clear_history.
     usage_offset: Usage = attrs.field(init=False, factory=Usage)
@@ -81,9 +88,18 @@ class SdkAgent:
             self.conversation_id,
             self.bridge.sdk_tools,
             self.bridge.authorize,
+            self.bridge.sdk_hooks,
         )
         self.recovery = Recovery(self.conversation)
         self.runner = TurnRunner(self.recovery, self.bridge)
+        self.hibernation = Hibernation(
+            self.recovery,
+            busy=self._busy,
+            take_snapshot=self._snapshot,
+            woken=self._woken,
+            after=self.context.settings.hibernate_after,
+            stats=self.context.hibernation,
+        )
 
     @property
     def closed(self) -> bool:
@@ -96,11 +112,13 @@ class SdkAgent:
         """Start the agent's SDK conversation: create it, or resume it."""
         self.runner.loop_state()
         await self.conversation.open(resume=resume)
+        self.hibernation.touch()
 
     async def close(self) -> None:
         """Stop every turn and the harness (idempotent; concurrent callers share one close)."""
         if self.close_task is None:
             self.recovery.closed = True
+            self.hibernation.cancel()
             self.close_task = asyncio.get_running_loop().create_task(self._close())
         await asyncio.shield(self.close_task)
 
@@ -108,6 +126,7 @@ class SdkAgent:
         try:
             await self.runner.cancel_turns(None)
             await self.recovery.finish()
+            self.hibernation.end()
             await self.conversation.close()
         finally:
             self.host.wake_trio(self.context.forget, self)
@@ -126,11 +145,12 @@ class SdkAgent:
         lock, _ = self.runner.loop_state()
         await self.runner.cancel_turns(None)
         async with lock, self.conversation.launcher.holding():  # on the same harness
-            conv = await self.recovery.ready()
+            conv = await self.recovery.ready()  # wakes it if it hibernates
             self.usage_offset = self.usage_offset + usage_of(conv.total_usage)
             await self.conversation.close()
             await self.conversation.remove_files()
             self.bridge.outcomes.clear()
+            self.runner.interrupted.clear()
             self.runner.last_usage = Usage()
             try:
                 await self.conversation.open(resume=False)
@@ -162,7 +182,10 @@ class SdkAgent:
                 :mod:`~agy_trio.adapters.antigravity.limits`); nothing was sent.
         """
         check_content(parts, self.conversation.endpoint)
-        return await self.runner.start_turn(parts, bridge)
+        self.hibernation.touch()
+        turn = await self.runner.start_turn(parts, bridge)
+        self.hibernation.touch_when_done(turn.task)
+        return turn
 
     async def cancel_turns(self, turns: Sequence[Turn]) -> None:
         """Stop ``turns`` through the SDK and wait until they are over."""
@@ -182,9 +205,15 @@ class SdkAgent:
         await self.recovery.settle()
 
     async def transcript(self) -> tuple[list[Message], list[int], int]:
-        """The history, its compaction indices and the completed turns (see ``transcript``)."""
+        """The history, its compaction indices and the completed turns (see ``transcript``).
+
+        A hibernating agent answers from its snapshot, without waking.
+        """
+        snapshot = self.hibernation.snapshot
+        if snapshot is not None:
+            return list(snapshot.messages), list(snapshot.compactions), snapshot.completed
         conv = await self.recovery.ready()
-        return transcript(conv.history, self.bridge.outcomes)
+        return transcript(conv.history, self.bridge.outcomes, self.runner.interrupted)
 
     async def history(self) -> list[Message]:
         """The conversation: prompts, tool calls and complete answers."""
@@ -203,6 +232,9 @@ class SdkAgent:
 
     async def total_usage(self) -> Usage:
         """Tokens used by every turn, before a ``clear_history`` too."""
+        snapshot = self.hibernation.snapshot
+        if snapshot is not None:
+            return snapshot.usage
         conv = await self.recovery.ready()
         return self.usage_offset + usage_of(conv.total_usage)
 
@@ -212,6 +244,29 @@ class SdkAgent:
 
     async def last_response(self) -> str | None:
         """The text of the last answer, without its inline reasoning."""
+        snapshot = self.hibernation.snapshot
+        if snapshot is not None:
+            return snapshot.last_response
         conv = await self.recovery.ready()
         text = without_thoughts(conv.last_response)
         return text or None
+
+    # -- hibernation
+
+    def _busy(self) -> bool:
+        lock, idle = self.runner.loop_state()
+        return lock.locked() or not idle.is_set()
+
+    def _snapshot(self) -> Snapshot:
+        conv = self.conversation.conv
+        if conv is None:  # pragma: no cover  (hibernation starts only with a live session)
+            raise ChannelClosed(f"agent {self.agent_id} has no session to hibernate")
+        usage = self.usage_offset + usage_of(conv.total_usage)
+        return snapshot_of(conv, self.bridge.outcomes, usage)
+
+    def _woken(self, snapshot: Snapshot) -> None:
+        # The resumed session counts its usage afresh (or replays it): carry
+        # the total over, so that total_usage() goes on where it was.
+        conv = self.conversation.conv
+        resumed = usage_of(conv.total_usage) if conv is not None else Usage()
+        self.usage_offset = usage_difference(snapshot.usage, resumed)

@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -40,6 +40,7 @@ from agy_trio.adapters.antigravity.harness import (
     pdeathsig_prefix,
     sweep_orphans,
 )
+from agy_trio.adapters.antigravity.hibernation import DEFAULT_HIBERNATE_AFTER
 from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts, skip_empty_stderr_readers
 from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.retry import RetryPolicy
@@ -79,6 +80,12 @@ class AntigravityStatistics:
             agents (conversations) on it.
         reconnects: Model requests asked again after a connection failure
             before any output (see :class:`ConnectionRetry`).
+        hibernated: Agents hibernating now (their harness conversation closed).
+        hibernations: Times an agent went to sleep so far.
+        wakes: Times a hibernating agent was woken so far.
+        wake_latency_p50: Median seconds a wake took (None before the first).
+        wake_latency_p99: 99th percentile of the wake latencies (None before the first).
+        wake_latency_max: The longest wake, in seconds (None before the first).
     """
 
     agents: int
@@ -89,6 +96,12 @@ class AntigravityStatistics:
     hosts: tuple[tuple[HostStatistics, int], ...]
     harness_loads: tuple[tuple[int, int], ...] = ()
     reconnects: int = 0
+    hibernated: int = 0
+    hibernations: int = 0
+    wakes: int = 0
+    wake_latency_p50: float | None = None
+    wake_latency_p99: float | None = None
+    wake_latency_max: float | None = None
 
 
 class AntigravityBackend:
@@ -129,6 +142,15 @@ class AntigravityBackend:
             :class:`~agy_trio.errors.EndpointUnreachable` naming the cause,
             rather than the harness retrying on its own until ``chat_timeout``.
             A :class:`RetryPolicy` retries it.
+        hibernate_after: Seconds without a turn after which an agent
+            hibernates: its harness conversation is closed (its place on the
+            harness given back) and its next command reopens it in the SDK's
+            RESUME mode, transparently, on any harness with room; queries
+            answer without waking it (see
+            :mod:`~agy_trio.adapters.antigravity.hibernation`). None: agents
+            never hibernate. The default,
+            :data:`~agy_trio.adapters.antigravity.hibernation.DEFAULT_HIBERNATE_AFTER`,
+            is justified in docs/performance.md ("Hibernation").
 
     Attributes:
         settings: The options above that the agents follow (retry, graces,
@@ -157,6 +179,7 @@ class AntigravityBackend:
         agents_per_harness: int = DEFAULT_AGENTS_PER_HARNESS,
         harness_processes: int = DEFAULT_HARNESS_PROCESSES,
         unreachable_timeout: float = 10.0,
+        hibernate_after: float | None = DEFAULT_HIBERNATE_AFTER,
     ) -> None:
         load_sdk()
         threads = _DEFAULT_HOST_THREADS if host_threads is None else host_threads
@@ -170,6 +193,7 @@ class AntigravityBackend:
             unreachable_timeout,
             stream_high_water,
             stream_batch_max,
+            hibernate_after=hibernate_after,
         )
         self.base_dir = os.fspath(base_dir) if base_dir is not None else None
         self.limits = PoolLimits(agents_per_harness, harness_processes)
@@ -333,7 +357,30 @@ class AntigravityBackend:
             hosts=tuple((h.statistics(), self._load[i]) for i, h in enumerate(self.hosts)),
             harness_loads=tuple(self.pool.loads()) if self.pool is not None else (),
             reconnects=self._counters.reconnects,
+            **self._hibernation_figures(),
         )
+
+    def _hibernation_figures(self) -> dict[str, Any]:
+        context = self._context
+        if context is None:
+            return {}
+        stats = context.hibernation
+        latencies = sorted(stats.latencies())
+        figures: dict[str, Any] = {
+            "hibernated": stats.hibernated,
+            "hibernations": stats.hibernations,
+            "wakes": stats.wakes,
+        }
+        if latencies:
+            figures["wake_latency_p50"] = _quantile(latencies, 0.50)
+            figures["wake_latency_p99"] = _quantile(latencies, 0.99)
+            figures["wake_latency_max"] = latencies[-1]
+        return figures
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values (nearest rank)."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _open_agent(agent: SdkAgent, resume: bool) -> None:

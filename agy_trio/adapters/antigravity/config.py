@@ -341,10 +341,14 @@ class SdkAgentSpec:
         resume: Resume ``conversation_id`` (True) or create it (False).
         tools: SDK tool callables (the runtime's tools, wrapped).
         authorize: The SDK ``ask_user`` handler consulted for built-in tools.
+        hooks: SDK hook objects (the agent's hook points, answered in Trio).
         owner: The harness owner tag (see ``HARNESS_OWNER_ENV``).
         harness_path: The harness binary, found ahead of time (see
             :func:`~agy_trio.adapters.antigravity.launcher.sdk_facts`); None
             lets the SDK search for it on the asyncio loop.
+        mcp_lease: The agent's MCP lease name (see
+            :class:`~agy_trio.adapters.antigravity.mcp.McpLease`), held by
+            the guard of each stdio MCP server; None for none.
     """
 
     config: AgentConfig
@@ -354,8 +358,10 @@ class SdkAgentSpec:
     resume: bool
     tools: Sequence[Callable[..., Any]] = ()
     authorize: Callable[..., Any] | None = None
+    hooks: Sequence[Any] = ()
     owner: str = ""
     harness_path: str | None = None
+    mcp_lease: str | None = None
 
 
 def sdk_policies(
@@ -368,12 +374,20 @@ def sdk_policies(
     an MCP server (``server/*``), is put to the runtime's policies through
     ``authorize`` before the harness runs it; with a ``response_schema`` the
     harness's ``finish`` tool, through which the model hands over the
-    structured answer, always passes; anything else is denied.
+    structured answer, always passes; anything else is denied. The folders
+    of the agent's ``workspace_only()`` rules go to the harness as well,
+    which contains file tools itself.
     """
     policy = importlib.import_module("google.antigravity.hooks.policy")
     rules: list[Any] = [policy.allow(getattr(t, "__name__", "")) for t in spec.tools]
     if spec.config.response_schema is not None:
         rules.append(policy.allow(FINISH_TOOL))
+    # workspace_only() is enforced by the harness too (file tools contained by path).
+    contained = sorted(
+        {folder for rule in spec.config.policies if rule.workspaces for folder in rule.workspaces}
+    )
+    if contained:
+        rules.extend(policy.workspace_only(contained))
     if spec.authorize is not None:
         rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in builtins)
         rules.extend(sdk_mcp_policies(mcp_servers, spec.authorize))
@@ -459,11 +473,12 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
         # install_launcher takes it out of the harness's own environment.
         env[HARNESS_PATH_ENV] = spec.harness_path
     continuation = sdk.types.SessionContinuationMode
-    mcp_servers = sdk_mcp_servers(config.mcp_servers)
+    mcp_servers = sdk_mcp_servers(config.mcp_servers, spec.mcp_lease)
     common: dict[str, Any] = {
         "system_instructions": config.system_instructions,
         "capabilities": capabilities,
         "tools": list(spec.tools),
+        "hooks": list(spec.hooks),
         "policies": sdk_policies(spec, builtins, mcp_servers),
         "mcp_servers": mcp_servers,
         "response_schema": config.response_schema.text

@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from agy_trio.adapters.antigravity.hibernation_stats import HibernationStats
 from agy_trio.adapters.antigravity.launcher import HarnessLauncher
 from agy_trio.adapters.antigravity.pool import HarnessPool
 from agy_trio.adapters.antigravity.retry import RetryPolicy
@@ -71,6 +72,9 @@ class AgentSettings:
             :mod:`~agy_trio.adapters.antigravity.reachability`).
         stream_high_water: Events buffered per turn before the SDK side waits.
         stream_batch_max: Most events handed to Trio at once.
+        hibernate_after: Seconds without a turn after which an agent
+            hibernates (see :mod:`~agy_trio.adapters.antigravity.hibernation`);
+            None: never.
 
     Raises:
         ConfigError: An option is invalid (the field is named).
@@ -87,6 +91,9 @@ class AgentSettings:
     unreachable_timeout: float = attrs.field(validator=_seconds)
     stream_high_water: int = attrs.field(validator=_count)
     stream_batch_max: int = attrs.field(validator=_count)
+    hibernate_after: float | None = attrs.field(
+        default=None, kw_only=True, validator=attrs_validator(optional(positive_number))
+    )
 
 
 @attrs.frozen
@@ -100,6 +107,7 @@ class BackendContext:
         root: The backend's temporary folder (default folders live under it).
         settings: The backend's options its agents follow.
         counters: Reopens and retries so far.
+        hibernation: Hibernations and wakes so far.
         forget: Called in Trio with an agent that ended, to drop it from the backend.
     """
 
@@ -108,6 +116,7 @@ class BackendContext:
     settings: AgentSettings
     counters: Counters
     forget: Callable[[Any], None]
+    hibernation: HibernationStats = attrs.field(factory=HibernationStats)
 
     def owner(self, agent_id: str) -> str:
         """The key of the agent ``agent_id``'s conversation (``<tag>/<agent id>``), for logs."""

@@ -38,7 +38,9 @@ from agy_trio.adapters.antigravity.launcher import (
     current_launcher,
     detach_process,
 )
+from agy_trio.adapters.antigravity.mcp import McpLease
 from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.core.mcp import McpStdioServer
 from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import AgentNotFound, AgyError, BackendError, ConfigError
 
@@ -66,6 +68,7 @@ class SdkConversation:
         conversation_id: The conversation to create or resume.
         sdk_tools: The agent's tools as SDK tool callables.
         authorize: The SDK ``ask_user`` handler for built-in tools.
+        sdk_hooks: SDK hook objects answering the agent's hook points.
 
     Attributes:
         conv: The live SDK ``Conversation``, or None while no SDK agent is open.
@@ -79,11 +82,14 @@ class SdkConversation:
     conversation_id: str
     sdk_tools: list[Callable[..., Any]] = attrs.field(converter=_tool_list)
     authorize: Callable[..., Any]
+    sdk_hooks: list[Any] = attrs.field(factory=list, converter=list)
     owner: str = attrs.field(init=False)
     launcher: HarnessLauncher = attrs.field(init=False)
     folders: HarnessFolders | None = attrs.field(init=False, default=None)
     sdk_agent: Any = attrs.field(init=False, default=None)
     conv: Any = attrs.field(init=False, default=None)
+    # Held while an SDK agent is open: its stdio MCP servers end when it does.
+    mcp_lease: McpLease = attrs.field(init=False, factory=McpLease)
 
     @owner.default
     def _owner_key(self) -> str:
@@ -105,16 +111,24 @@ class SdkConversation:
         # Creating the folders, building the SDK's pydantic configuration and
         # the Agent (which deep copies it) are blocking or pure Python work
         # that takes milliseconds: off the loop.
-        sdk_agent = await asyncio.get_running_loop().run_in_executor(
-            self.context.pool.registry.executor, self._build_sdk_agent, resume
-        )
+        # Held here, on the loop, so that a close() racing this open releases
+        # exactly what was held.
+        lease = self.mcp_lease.hold() if self._has_stdio_mcp else None
+        try:
+            sdk_agent = await asyncio.get_running_loop().run_in_executor(
+                self.context.pool.registry.executor, self._build_sdk_agent, resume, lease
+            )
+        except BaseException:
+            self.mcp_lease.release()
+            raise
         token = current_launcher.set(self.launcher)
         try:
             async with self.launcher.opening():
                 await sdk_agent.__aenter__()
         except BaseException as exc:
             # The SDK's own clean-up skips cancellation and never reaps: make
-            # sure no harness of this start-up survives, whatever happened.
+            # sure no harness (nor MCP server) of this start-up survives.
+            self.mcp_lease.release()
             self.launcher.kill()
             with contextlib.suppress(Exception):
                 await self.launcher.release_async()
@@ -126,7 +140,7 @@ class SdkConversation:
         self.sdk_agent = sdk_agent
         self.conv = sdk_agent.conversation
 
-    def _build_sdk_agent(self, resume: bool) -> Any:
+    def _build_sdk_agent(self, resume: bool, mcp_lease: str | None) -> Any:
         """The SDK ``Agent``, not yet started (blocking; runs in a worker thread)."""
         if self.folders is None:
             self.folders = resolve_folders(self.config, self.context.root, self.endpoint)
@@ -143,10 +157,16 @@ class SdkConversation:
             resume=resume,
             tools=self.sdk_tools,
             authorize=self.authorize,
+            hooks=self.sdk_hooks,
             owner=self.owner,
             harness_path=facts.binary_path if facts is not None else None,
+            mcp_lease=mcp_lease,
         )
         return load_sdk().Agent(sdk_agent_config(spec))
+
+    @property
+    def _has_stdio_mcp(self) -> bool:
+        return any(isinstance(server, McpStdioServer) for server in self.config.mcp_servers)
 
     def _start_error(self, exc: BaseException, *, resume: bool) -> BaseException:
         message = str(exc)
@@ -178,6 +198,39 @@ class SdkConversation:
                 raise
         except Exception as exc:
             log.debug("agent %s: SDK cancel failed: %s", self.agent_id, describe(exc))
+
+    async def until_idle(self, limit: float) -> bool:
+        """Wait (at most ``limit`` seconds) until the harness has ended the last turn.
+
+        A turn normally ends with the harness saying so. One whose halt the
+        harness had not answered in time (stalled, or loaded) was given up on
+        this side while it may still run there; a halt that lands later stops
+        whatever runs then. Its remaining steps are read into the history
+        here (its end included) before anything else is sent.
+
+        Returns:
+            Whether the harness is idle (also when nothing is open).
+        """
+        conv = self.conv
+        if conv is None or conv.is_idle:
+            return True
+
+        async def drain() -> None:
+            try:
+                async for _ in conv.receive_steps():
+                    pass
+            except asyncio.CancelledError as exc:
+                if not is_cancellation(exc):
+                    raise
+            except Exception as exc:  # the old turn's own end ("Turn cancelled")
+                log.debug("agent %s: an earlier turn ended with %s", self.agent_id, describe(exc))
+            await conv.wait_for_idle()
+
+        try:
+            await asyncio.wait_for(drain(), limit)
+        except TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Stop the SDK agent and its harness; never leaves the process behind.
@@ -226,6 +279,9 @@ class SdkConversation:
                 log.debug("agent %s: SDK shutdown reported %s", self.agent_id, describe(exc))
             finally:
                 watchdog.cancel()
+        # The harness may live on for other agents: this agent's MCP servers
+        # end now all the same.
+        self.mcp_lease.release()
         if detached:
             await launcher.retire_async(grace, stderr_readers)
         else:

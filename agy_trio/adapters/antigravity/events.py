@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any
 
 from agy_trio.adapters.antigravity.sdk import load_sdk
@@ -125,7 +125,7 @@ def _tool_text(call: ToolCall) -> str:
 
 
 def transcript(
-    steps: Sequence[Any], outcomes: Mapping[str, ToolCall]
+    steps: Sequence[Any], outcomes: Mapping[str, ToolCall], interrupted: Set[int] = frozenset()
 ) -> tuple[list[Message], list[int], int]:
     """Turn SDK steps into (messages, compaction indices, completed turns).
 
@@ -135,7 +135,9 @@ def transcript(
     answers. Prompts a :class:`RetryPolicy` sent again, or the empty
     continuation it sent, are not shown twice; system error steps are left out
     (the error was raised to the caller). Compaction indices are positions in
-    the returned message list.
+    the returned message list. The messages of a turn whose prompt step's
+    index is in ``interrupted`` are marked so (the SDK records an interrupted
+    answer as if it were whole), and the turn does not count as completed.
     """
     sdk_types = load_sdk().types
     messages: list[Message] = []
@@ -144,6 +146,7 @@ def transcript(
     pending: list[ToolCall] = []
     completed = 0
     answered = True
+    cut = False  # whether the messages being read belong to an interrupted turn
     for step in steps:
         if step.type == sdk_types.StepType.COMPACTION:
             compactions.append(len(messages))
@@ -153,8 +156,12 @@ def transcript(
             if not text.strip():
                 continue  # an empty continuation sent by a retry
             if messages and messages[-1].role == "user" and messages[-1].text == text:
+                if step.step_index in interrupted and not messages[-1].interrupted:
+                    messages[-1] = Message("user", text, interrupted=True)
+                    cut = True
                 continue  # the same prompt again after a failure that left no answer
-            messages.append(Message("user", text))
+            cut = step.step_index in interrupted
+            messages.append(Message("user", text, interrupted=cut))
             answered = False
             continue
         for sdk_call in step.tool_calls:
@@ -169,7 +176,7 @@ def transcript(
                 sdk_call.id,
                 server_name=getattr(sdk_call, "server_name", None) or None,
             )
-            messages.append(Message("tool", _tool_text(call), (call,)))
+            messages.append(Message("tool", _tool_text(call), (call,), interrupted=cut))
             pending.append(call)
         if (
             step.source == sdk_types.StepSource.MODEL
@@ -177,9 +184,11 @@ def transcript(
             and step.status == sdk_types.StepStatus.DONE
             and step.content
         ):
-            messages.append(Message("assistant", without_thoughts(step.content), tuple(pending)))
+            messages.append(
+                Message("assistant", without_thoughts(step.content), tuple(pending), cut)
+            )
             pending = []
-            if not answered:
+            if not answered and not cut:
                 completed += 1
                 answered = True
     return messages, compactions, completed

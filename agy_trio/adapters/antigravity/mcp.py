@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import secrets
 import shutil
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,16 +28,69 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core.mcp import McpHttpServer, McpServer, McpStdioServer
 from agy_trio.errors import ConfigError
 
-__all__ = ["GUARD_PATH", "guarded_command", "mcp_call", "sdk_mcp_policies", "sdk_mcp_servers"]
+__all__ = [
+    "GUARD_PATH",
+    "McpLease",
+    "guarded_command",
+    "mcp_call",
+    "sdk_mcp_policies",
+    "sdk_mcp_servers",
+]
 
 GUARD_PATH = str(Path(mcp_guard.__file__).resolve())
 """The guard script the harness runs in front of every stdio server's command."""
 
 
+class McpLease:
+    """What keeps an agent's stdio MCP servers alive: a socket it listens on while it lives.
+
+    An abstract Unix socket (Linux: no file, no path-length limit, gone with
+    the process) that nothing ever accepts on: each server's guard connects
+    to it (the kernel queues the connection) and ends its server when the
+    connection breaks, which happens when :meth:`release` closes the socket
+    or the Python process dies. That is how a server ends with its agent
+    although the harness, serving other agents, stays up.
+    """
+
+    def __init__(self) -> None:
+        self.name = f"agy-trio-mcp-{secrets.token_hex(12)}"
+        self._socket: socket.socket | None = None
+
+    def hold(self) -> str:
+        """Listen, if not yet; returns the name to give the guards."""
+        if self._socket is None:
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                listener.bind("\0" + self.name)
+                # Never accepted: every guard of every harness this agent runs
+                # on waits in the queue, which must be deep enough for all.
+                listener.listen(socket.SOMAXCONN)
+            except BaseException:
+                listener.close()
+                raise
+            self._socket = listener
+        return self.name
+
+    def release(self) -> None:
+        """Stop listening: every guard holding this lease ends its server."""
+        listener, self._socket = self._socket, None
+        if listener is not None:
+            listener.close()
+
+
 def guarded_command(
-    command: str, args: Sequence[str], env: Mapping[str, str] | None = None
+    command: str,
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    lease: str | None = None,
 ) -> list[str]:
     """The command line that runs ``command`` under the guard, as [program, *arguments].
+
+    Args:
+        command: The server's program (a name looked up on ``PATH``, or a path).
+        args: Its arguments.
+        env: The variables the server's config adds (its ``PATH`` is searched).
+        lease: The agent's :class:`McpLease` name, for the guard to hold.
 
     Raises:
         ConfigError: ``command`` is not an executable file, nor found on ``PATH``
@@ -45,11 +100,16 @@ def guarded_command(
     found = shutil.which(command, path=search)
     if found is None:
         raise ConfigError(f"command {command!r} not found (not on PATH, not an executable file)")
-    return [sys.executable, "-I", "-S", GUARD_PATH, "--", found, *args]
+    held = ["--lease", lease] if lease is not None else []
+    return [sys.executable, "-I", "-S", GUARD_PATH, *held, "--", found, *args]
 
 
-def sdk_mcp_servers(servers: Sequence[McpServer]) -> list[Any]:
+def sdk_mcp_servers(servers: Sequence[McpServer], lease: str | None = None) -> list[Any]:
     """The SDK's server configs for ``servers``, stdio commands under the guard.
+
+    Args:
+        servers: The agent's MCP servers.
+        lease: The agent's :class:`McpLease` name, which each guard holds.
 
     Raises:
         ConfigError: A stdio command cannot be found (``field`` names the server).
@@ -70,7 +130,9 @@ def sdk_mcp_servers(servers: Sequence[McpServer]) -> list[Any]:
         }
         if isinstance(server, McpStdioServer):
             try:
-                program, *arguments = guarded_command(server.command, server.args, server.env)
+                program, *arguments = guarded_command(
+                    server.command, server.args, server.env, lease
+                )
             except ConfigError as exc:
                 raise ConfigError(
                     f"MCP server {server.name!r}: {exc}", field=f"mcp_servers[{index}].command"

@@ -409,12 +409,15 @@ class HarnessPool:
         if harness is not None and harness.process.poll() is not None:
             tail = self.stderr.tail(entry.owner)
             if harness.process.returncode not in (0, None) and not self._closed:
+                # One short line; its Go log (long lines) only at DEBUG, as the rest of it.
                 log.warning(
-                    "harness %s (pid %d) had exited with code %s; its last stderr lines: %s",
+                    "harness %s (pid %d) had exited with code %s",
                     entry.owner,
                     harness.process.pid,
                     harness.process.returncode,
-                    " | ".join(tail[-5:]) or "(none)",
+                )
+                log.debug(
+                    "harness %s: its last stderr lines: %s", entry.owner, " | ".join(tail[-5:])
                 )
         # Still starting (a cancelled lease), failed, dead or to be killed now.
         self.registry.abandon(entry.owner)

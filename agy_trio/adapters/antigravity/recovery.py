@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from agy_trio.adapters.antigravity.conversation import SdkConversation
 from agy_trio.adapters.antigravity.errors import describe
@@ -34,6 +34,17 @@ _RESUME_ATTEMPTS = 5
 _RESUME_BACKOFF = 0.1
 
 
+class Sleeper(Protocol):
+    """An agent's hibernation, as :meth:`Recovery.ready` sees it (see ``hibernation``)."""
+
+    @property
+    def asleep(self) -> bool:
+        """Whether the SDK session is closed because the agent was idle."""
+
+    async def wake(self) -> None:
+        """Open the session again in RESUME mode."""
+
+
 class Recovery:
     """The liveness of one agent's SDK session, and its reopening after a failure.
 
@@ -43,8 +54,11 @@ class Recovery:
         conversation: The agent's SDK conversation.
 
     Attributes:
+        task: The reopen, hibernation or wake under way (they never overlap).
         dead: Set when the session could not be reopened: raised by :meth:`ready`.
         closed: Set when the agent shuts down: no turn, no query, no reopen after that.
+        sleeper: The agent's hibernation, if it may hibernate: :meth:`ready`
+            wakes it.
     """
 
     def __init__(self, conversation: SdkConversation) -> None:
@@ -52,6 +66,7 @@ class Recovery:
         self.task: asyncio.Task[None] | None = None
         self.dead: AgyError | None = None
         self.closed = False
+        self.sleeper: Sleeper | None = None
 
     @property
     def agent_id(self) -> str:
@@ -71,7 +86,7 @@ class Recovery:
             # On the same harness, unless the harness is what died.
             async with self.conversation.launcher.holding():
                 await self.conversation.close()
-                await self._resume()
+                await self.resume()
         except asyncio.CancelledError:
             self.dead = ChannelClosed(f"agent {self.agent_id}: reopening was interrupted")
             raise
@@ -82,7 +97,7 @@ class Recovery:
             )
             log.error("%s", self.dead)
 
-    async def _resume(self) -> None:
+    async def resume(self) -> None:
         """Open the conversation again in RESUME mode, trying a few times.
 
         A harness that serves other conversations too may still be winding
@@ -119,12 +134,19 @@ class Recovery:
                 await self.task
 
     async def ready(self) -> Any:
-        """Wait for a reopen in progress; return the live SDK conversation.
+        """Wait for a reopen in progress, wake the agent if it hibernates; return the live session.
 
         Raises:
             ChannelClosed: The agent is shut down or could not be reopened.
+            BackendError: It hibernates and no harness took it back (it stays
+                asleep; the next call tries again).
         """
         await self.settle()
+        sleeper = self.sleeper
+        if sleeper is not None and sleeper.asleep and not self.closed and self.dead is None:
+            if self.task is None or self.task.done():
+                self.task = asyncio.get_running_loop().create_task(sleeper.wake())
+            await self.settle()
         if self.dead is not None:
             raise self.dead
         conv = self.conversation.conv

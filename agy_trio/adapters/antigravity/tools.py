@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.antigravity.errors import describe
 from agy_trio.adapters.antigravity.events import normalize_arguments, tool_name
+from agy_trio.adapters.antigravity.hook_bridge import sdk_hooks
 from agy_trio.adapters.antigravity.mcp import mcp_call
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.events import ChatEvent, ToolCall
@@ -61,6 +63,8 @@ class TrioBridge:
         tools: The agent's tools by name.
         sdk_tools: The same tools as SDK tool callables.
         authorize: The SDK ``ask_user`` handler for built-in tools.
+        sdk_hooks: SDK hook objects for the agent's hook points (see
+            :mod:`~agy_trio.adapters.antigravity.hook_bridge`).
         outcomes: Every tool call the runtime ran, by the SDK's call id.
     """
 
@@ -79,6 +83,7 @@ class TrioBridge:
         self.outcomes: dict[str, ToolCall] = {}
         self.sdk_tools = [self._sdk_tool(tool) for tool in services.tools]
         self.authorize = _authorizer(host, services)
+        self.sdk_hooks = sdk_hooks(host, services, set(self.tools))
 
     # -- tools
 
@@ -164,12 +169,14 @@ def _authorizer(host: AioHost, services: AgentServices) -> Callable[..., Any]:
     """
 
     async def authorize(tool_call: Any, reason: str = "") -> bool:
-        del reason
-        # An MCP tool is put to the policies as "server/tool", with its own arguments.
+        # An MCP tool is put to the policies as "server/tool", with its own arguments;
+        # the harness's reason (a safety assessment, say) goes on to the handlers.
         name, arguments = mcp_call(
             tool_name(tool_call.name), getattr(tool_call, "server_name", None), tool_call.args
         )
-        allowed = await host.call_trio(services.authorize, name, arguments)
+        allowed = await host.call_trio(
+            functools.partial(services.authorize, reason=reason or ""), name, arguments
+        )
         return bool(allowed)
 
     return authorize

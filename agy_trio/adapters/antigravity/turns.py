@@ -39,22 +39,21 @@ from typing import Any
 
 # Named apart from agy_trio.core.events, which this module uses too.
 from agy_trio.adapters.antigravity import events as sdk_events
-from agy_trio.adapters.antigravity.config import Endpoint
 from agy_trio.adapters.antigravity.errors import (
     classify_error,
     describe,
     is_cancellation,
     is_fatal,
-    mcp_failure,
 )
 from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import last_stop_reason, load_sdk
+from agy_trio.adapters.antigravity.steps import StepPump
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.core import events
 from agy_trio.core.content import Part
 from agy_trio.core.contract import TurnSink
-from agy_trio.errors import AgyError, ChannelClosed
+from agy_trio.errors import AgyError, BackendError, ChannelClosed
 
 __all__ = ["StepPump", "Turn", "TurnRunner"]
 
@@ -85,6 +84,11 @@ class Turn:
         # conversation, so a cancel waits for it (bounded, see ACK_GRACE).
         self.acknowledged = asyncio.Event()
         self.usage = events.Usage()
+        # How the turn's stream ended, once it has.
+        self.stopped: events.StopReason | None = None
+        # The conversation the prompt was last sent on, and the length of its
+        # history just before: the turn's own steps come after.
+        self.history_mark: tuple[Any, int] | None = None
         # Ids of the SDK's tool-call chunks for our own tools, waiting for the
         # tool wrapper to pick them up (the SDK calls the tool without its id).
         self.pending_ids: dict[str, collections.deque[str | None]] = collections.defaultdict(
@@ -113,6 +117,7 @@ class Turn:
 
     def end(self, stop: events.StopReason) -> None:
         """End the stream with a :class:`TurnEnd`."""
+        self.stopped = stop
         if self.bridge is not None:
             self.bridge.put_nowait(events.TurnEnd(self.usage, stop, self.structured_output))
             self.bridge.finish()
@@ -131,91 +136,6 @@ class _ConsumerGone(Exception):
 
 class _Cancelled(Exception):
     """A turn cancelled before the SDK started it."""
-
-
-class StepPump:
-    """Turns the SDK's steps for one attempt into stream events.
-
-    It does what the SDK's ``receive_chunks`` does (text and thought deltas of
-    the model's steps to the user, each tool call once) and two things it does
-    not: inline ``<think>`` reasoning becomes thought deltas, and a system step
-    saying the answer was truncated or blocked stops the turn with
-    :class:`MaxTokensReached` or :class:`SafetyBlocked` (the harness would
-    otherwise quietly ask the model again).
-
-    Args:
-        runner: The agent's turns.
-        turn: The turn the steps belong to.
-        watch: Gives the attempt up if the harness cannot reach the endpoint.
-    """
-
-    def __init__(self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch) -> None:
-        self.runner = runner
-        self.turn = turn
-        self.watch = watch
-        self.seen_calls: set[str] = set()
-        inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
-        self.splitter = sdk_events.ThoughtSplitter() if inline_thoughts else None
-
-    async def step(self, step: Any) -> None:
-        """Stream what one SDK step adds."""
-        t = load_sdk().types
-        turn = self.turn
-        if turn.refusal is not None:
-            return  # the harness's retry after a refusal, until our halt lands
-        if step.status == t.StepStatus.ERROR:
-            if step.source == t.StepSource.SYSTEM and turn.refusal is None:
-                reported = sdk_events.refusal(step.error or "")
-                if reported is not None:
-                    turn.refusal = reported
-                    await self.runner.conversation.halt()
-                elif mcp_failure(step.error or "") is None:
-                    # (An MCP server that failed to start is raised by the SDK
-                    # at once, and classified then; it is not an endpoint fault.)
-                    await self.watch.report(step.error or "")
-            return
-        if step.source == t.StepSource.MODEL:
-            self.watch.answered()
-        if step.type == t.StepType.FINISH and step.structured_output is not None:
-            turn.structured_output = step.structured_output
-        if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
-            if step.thinking_delta:
-                await turn.emit(events.ThoughtDelta(step.thinking_delta))
-            if step.content_delta:
-                await self.text(step.content_delta)
-        for call in step.tool_calls:
-            if call.id:
-                if call.id in self.seen_calls:
-                    continue
-                self.seen_calls.add(call.id)
-            name = sdk_events.tool_name(call.name)
-            if name in self.runner.bridge.tools:
-                # Our wrapper reports the call with its outcome once it ran.
-                turn.pending_ids[name].append(call.id)
-            else:
-                await turn.emit(
-                    events.ToolCall(
-                        name, dict(call.args), call.id, server_name=call.server_name or None
-                    )
-                )
-
-    async def text(self, text: str) -> None:
-        """Stream answer text, its inline reasoning split off."""
-        if self.splitter is None:
-            await self.turn.emit(events.TextDelta(text))
-            return
-        for is_thought, piece in self.splitter.feed(text):
-            await self.turn.emit(
-                events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
-            )
-
-    async def flush(self) -> None:
-        """Stream what the reasoning splitter held back, at the end of the attempt."""
-        if self.splitter is not None:
-            for is_thought, piece in self.splitter.flush():
-                await self.turn.emit(
-                    events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
-                )
 
 
 class TurnRunner:
@@ -241,6 +161,9 @@ class TurnRunner:
         self.turns: set[Turn] = set()
         self.current: Turn | None = None
         self.last_usage = events.Usage()
+        # The SDK records an interrupted answer as if it were whole: the step
+        # indices of the prompts whose turn was interrupted, for the history.
+        self.interrupted: set[int] = set()
         self._lock: asyncio.Lock | None = None
         self._idle: asyncio.Event | None = None
 
@@ -300,6 +223,18 @@ class TurnRunner:
             if not turn.started.done():
                 turn.started.set_exception(exc)
             raise
+        finally:
+            if turn.stopped is events.StopReason.CANCELLED:
+                self._record_interrupted(turn)
+
+    def _record_interrupted(self, turn: Turn) -> None:
+        """Remember the prompt of a turn that was interrupted after it was sent."""
+        mark = turn.history_mark
+        if mark is None or mark[0] is not self.conversation.conv:
+            return  # never sent, or sent on a conversation since replaced
+        conv, start = mark
+        user = load_sdk().types.StepSource.USER
+        self.interrupted.update(s.step_index for s in conv.history[start:] if s.source == user)
 
     async def _play(self, turn: Turn) -> None:
         halt, recovery = self.conversation.halt, self.recovery
@@ -387,7 +322,8 @@ class TurnRunner:
                 )
                 if delay is not None:
                     reconnects += 1
-                    log.warning(
+                    # INFO: if every attempt fails, the caller gets the error itself.
+                    log.info(
                         "agent %s: the model request did not get through (%s); "
                         "asking again in %.2f s (%d/%d)",
                         self.agent_id,
@@ -423,12 +359,22 @@ class TurnRunner:
 
     async def _attempt(self, turn: Turn, content: list[Any] | None) -> events.StopReason:
         conv = await self.recovery.ready()
+        if not await self.conversation.until_idle(self.context.settings.cancel_grace):
+            # The harness has not ended an earlier turn (a halt it has not
+            # answered yet: stalled, or loaded): sent now, the prompt would
+            # meet that halt or the old turn's end. A fresh session cannot.
+            log.warning("agent %s: the harness is still in an earlier turn", self.agent_id)
+            self.recovery.start(BackendError("the harness did not end the earlier turn"))
+            conv = await self.recovery.ready()
         if turn.cancel_requested and turn.sent:
             raise _Cancelled("the turn was cancelled before it was tried again")
         # Even a turn cancelled already sends its prompt (then halts below):
         # its caller was told the turn started, so the prompt belongs to the
         # conversation. Steps rather than the SDK's ChatResponse chunks: the
         # chunks hide the system steps that report a truncated or refused answer.
+        history = conv.history
+        turn.history_mark = (conv, len(history))
+        floor = history[-1].step_index if history else -1
         await conv.send(content)
         turn.sent = True
         halting: asyncio.Task[None] | None = None
@@ -437,7 +383,7 @@ class TurnRunner:
             # (if any) concerned no turn, so halt this one once it is recorded.
             halting = asyncio.get_running_loop().create_task(self._halt_when_recorded(turn))
         watch = UnreachableWatch(self.context.settings.unreachable_timeout, self.conversation.halt)
-        pump = StepPump(self, turn, watch)
+        pump = StepPump(self, turn, watch, floor)
         user = load_sdk().types.StepSource.USER
         try:
             async for step in conv.receive_steps():
@@ -488,6 +434,10 @@ class TurnRunner:
         for turn in pending:
             turn.cancel_requested = True
             turn.cancelled.set()
+            if turn.bridge is not None:
+                # Nobody waits for the rest: a pump parked at high water must
+                # not hold the turn until the cancel grace runs out.
+                turn.bridge.release()
         current = self.current
         for turn in pending:
             if turn is current:

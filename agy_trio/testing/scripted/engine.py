@@ -172,13 +172,30 @@ class ScriptedAgent:
         recorded: bool,
     ) -> None:
         state = self.state
+        # Where this turn's messages start: its prompt, recorded now or when it started.
+        prompt_at = len(state.history) - 1 if recorded else len(state.history)
         if not recorded:
             state.history.append(events.Message("user", prompt))
+        text: list[str] = []
+        calls: list[events.ToolCall] = []
+        try:
+            await self._play_steps(prompt, turn, bridge, text, calls)
+        except asyncio.CancelledError:
+            _mark_interrupted(state.history, prompt_at, "".join(text), calls)
+            raise
+
+    async def _play_steps(
+        self,
+        prompt: str,
+        turn: Turn,
+        bridge: TurnSink | None,
+        text: list[str],
+        calls: list[events.ToolCall],
+    ) -> None:
+        state = self.state
         observes_turns = self.services.observes_turns
         if observes_turns:
             await self.host.call_trio(self.services.turn_started)
-        text: list[str] = []
-        calls: list[events.ToolCall] = []
         output_words = 0
         for step in turn.steps:
             if type(step) is Say:
@@ -304,3 +321,14 @@ class ScriptedAgent:
     async def last_response(self) -> str | None:
         """The text of the last answer."""
         return self.state.last_response
+
+
+def _mark_interrupted(
+    history: list[events.Message], start: int, answer: str, calls: list[events.ToolCall]
+) -> None:
+    """Keep what an interrupted turn produced, and mark its messages from ``start`` on."""
+    if not 0 <= start < len(history) or history[start].role != "user":
+        return  # the history was cleared meanwhile
+    if answer or calls:
+        history.append(events.Message("assistant", answer, tuple(calls)))
+    history[start:] = [attrs.evolve(m, interrupted=True) for m in history[start:]]

@@ -1,0 +1,110 @@
+"""The steps of one SDK attempt, turned into the events of an agy_trio turn: :class:`StepPump`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+# Named apart from agy_trio.core.events, which this module uses too.
+from agy_trio.adapters.antigravity import events as sdk_events
+from agy_trio.adapters.antigravity.config import Endpoint
+from agy_trio.adapters.antigravity.errors import mcp_failure
+from agy_trio.adapters.antigravity.reachability import UnreachableWatch
+from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.core import events
+
+if TYPE_CHECKING:
+    from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
+
+__all__ = ["StepPump"]
+
+
+class StepPump:
+    """Turns the SDK's steps for one attempt into stream events.
+
+    It does what the SDK's ``receive_chunks`` does (text and thought deltas of
+    the model's steps to the user, each tool call once) and two things it does
+    not: inline ``<think>`` reasoning becomes thought deltas, and a system step
+    saying the answer was truncated or blocked stops the turn with
+    :class:`MaxTokensReached` or :class:`SafetyBlocked` (the harness would
+    otherwise quietly ask the model again).
+
+    Args:
+        runner: The agent's turns.
+        turn: The turn the steps belong to.
+        watch: Gives the attempt up if the harness cannot reach the endpoint.
+        floor: The highest step index the conversation had before the
+            attempt's prompt: a step at or below it belongs to an earlier turn.
+    """
+
+    def __init__(
+        self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch, floor: int = -1
+    ) -> None:
+        self.runner = runner
+        self.turn = turn
+        self.watch = watch
+        self.floor = floor
+        self.seen_calls: set[str] = set()
+        inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
+        self.splitter = sdk_events.ThoughtSplitter() if inline_thoughts else None
+
+    async def step(self, step: Any) -> None:
+        """Stream what one SDK step adds."""
+        t = load_sdk().types
+        turn = self.turn
+        if step.step_index <= self.floor:
+            return  # a late update of an earlier turn's step (its halt was late)
+        if turn.refusal is not None:
+            return  # the harness's retry after a refusal, until our halt lands
+        if step.status == t.StepStatus.ERROR:
+            if step.source == t.StepSource.SYSTEM and turn.refusal is None:
+                reported = sdk_events.refusal(step.error or "")
+                if reported is not None:
+                    turn.refusal = reported
+                    await self.runner.conversation.halt()
+                elif mcp_failure(step.error or "") is None:
+                    # (An MCP server that failed to start is raised by the SDK
+                    # at once, and classified then; it is not an endpoint fault.)
+                    await self.watch.report(step.error or "")
+            return
+        if step.source == t.StepSource.MODEL:
+            self.watch.answered()
+        if step.type == t.StepType.FINISH and step.structured_output is not None:
+            turn.structured_output = step.structured_output
+        if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
+            if step.thinking_delta:
+                await turn.emit(events.ThoughtDelta(step.thinking_delta))
+            if step.content_delta:
+                await self.text(step.content_delta)
+        for call in step.tool_calls:
+            if call.id:
+                if call.id in self.seen_calls:
+                    continue
+                self.seen_calls.add(call.id)
+            name = sdk_events.tool_name(call.name)
+            if name in self.runner.bridge.tools:
+                # Our wrapper reports the call with its outcome once it ran.
+                turn.pending_ids[name].append(call.id)
+            else:
+                await turn.emit(
+                    events.ToolCall(
+                        name, dict(call.args), call.id, server_name=call.server_name or None
+                    )
+                )
+
+    async def text(self, text: str) -> None:
+        """Stream answer text, its inline reasoning split off."""
+        if self.splitter is None:
+            await self.turn.emit(events.TextDelta(text))
+            return
+        for is_thought, piece in self.splitter.feed(text):
+            await self.turn.emit(
+                events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
+            )
+
+    async def flush(self) -> None:
+        """Stream what the reasoning splitter held back, at the end of the attempt."""
+        if self.splitter is not None:
+            for is_thought, piece in self.splitter.flush():
+                await self.turn.emit(
+                    events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
+                )

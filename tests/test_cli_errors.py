@@ -1,0 +1,97 @@
+"""Failures a user can cause on the command line: one line saying what to do, no traceback.
+
+Each exits non-zero (2 for a usage error); ``agy-trio --debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _agy_trio(
+    tmp_path: Path, *argv: str, hide: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``agy-trio ARGV``; with ``hide``, as if that package were not installed."""
+    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
+    env["HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = str(ROOT)
+    hiding = f"import sys; sys.modules[{hide!r}] = None; " if hide else ""
+    program = f"{hiding}from agy_trio.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", program, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_a_taken_port_is_one_line(tmp_path: Path, taken_port: int) -> None:
+    result = _agy_trio(tmp_path, "serve", "--backend", "scripted", "--port", str(taken_port))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        f"error: port {taken_port} on 127.0.0.1 is taken by another program: "
+        "pick another with --port (--port 0 picks a free one)"
+    ]
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, taken_port: int) -> None:
+    argv = ["--debug", "serve", "--backend", "scripted", "--port", str(taken_port)]
+    result = _agy_trio(tmp_path, *argv)
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "Address already in use" in result.stderr
+
+
+def test_an_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
+    # Nothing listens on port 9 (discard) of loopback.
+    result = _agy_trio(tmp_path, "chat", "--base-url", "http://127.0.0.1:9/v1", "hi")
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: the model endpoint is unreachable: ")
+    assert "127.0.0.1:9" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "package", "extra"),
+    [
+        (["worker", "--temporal", "127.0.0.1:7233"], "temporalio", "temporal"),
+        (["serve", "--backend", "scripted", "--port", "0"], "prometheus_client", "serve"),
+        (["chat", "--backend", "antigravity", "hi"], "google.antigravity", "antigravity"),
+    ],
+)
+def test_a_missing_extra_is_one_line_with_the_pip_command(
+    tmp_path: Path, argv: list[str], package: str, extra: str
+) -> None:
+    result = _agy_trio(tmp_path, *argv, hide=package)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert f"pip install 'agy-trio[{extra}]'" in line
+    assert "--debug" not in line
+
+
+def test_a_usage_error_exits_2(tmp_path: Path) -> None:
+    result = _agy_trio(tmp_path, "run", "--agents", "0")
+    assert result.returncode == 2
+    assert "Error: Invalid value: --agents and --turns must be >= 1" in result.stderr
+    assert "Traceback" not in result.stderr
