@@ -286,7 +286,14 @@ def as_mcp_servers(value: Iterable[object]) -> tuple[object, ...]:
     """The attrs converter of ``AgentConfig.mcp_servers``: a tuple, mappings built into servers."""
     if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
         return value  # type: ignore[return-value]  # the validator names the field
-    try:
-        return tuple(mcp_server_of(item) for item in value)
-    except ConfigError as exc:
-        raise ConfigError(str(exc), field="mcp_servers") from None
+    servers: list[object] = []
+    for index, item in enumerate(value):
+        try:
+            servers.append(mcp_server_of(item))
+        except ConfigError as exc:
+            where = f"mcp_servers[{index}]"
+            message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+            raise ConfigError(
+                message, field=f"{where}.{exc.field}" if exc.field else where
+            ) from None
+    return tuple(servers)

@@ -351,6 +351,12 @@ def _as_response_schema(value: object) -> ResponseSchema | None:
         raise ConfigError(str(exc), field="response_schema") from None
 
 
+def _below(parent: str, error: ConfigError) -> ConfigError:
+    """``error`` of a nested object, its field named from the config down (``budget.x``)."""
+    message = str(error).removeprefix(f"{error.field}: ") if error.field else str(error)
+    return ConfigError(message, field=f"{parent}.{error.field}" if error.field else parent)
+
+
 def _as_budget(value: object) -> object:
     # A mapping (JSON over HTTP) builds the Budget; its fields check themselves.
     if isinstance(value, Mapping):
@@ -358,6 +364,8 @@ def _as_budget(value: object) -> object:
             return Budget(**value)
         except TypeError as exc:
             raise ConfigError(f"invalid Budget: {exc}", field="budget") from None
+        except ConfigError as exc:
+            raise _below("budget", exc) from None
     return value
 
 

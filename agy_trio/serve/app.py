@@ -45,6 +45,7 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve import tracecontext
+from agy_trio.serve.a2a import A2AEndpoint
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
@@ -441,13 +442,21 @@ def create_app(
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
     service = _Service(runtime, token, defaults, reattach_grace=reattach_grace)
+    # The agent protocols, each rendering the same served turns.
     mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
+    a2a = A2AEndpoint(service, DEFAULT_PROFILE_NAME, token)
+    responses = ResponsesAPI(service, DEFAULT_PROFILE_NAME)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Served turns run here, in the app's own nursery, not in the request
         # that started them: a turn outlives its first reader's connection.
-        async with trio.open_nursery() as nursery, mcp.running():
+        async with (
+            trio.open_nursery() as nursery,
+            mcp.running(),
+            a2a.running(),
+            responses.running(),
+        ):
             await nursery.start(service.turns.run)
             try:
                 yield
@@ -467,8 +476,8 @@ def create_app(
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
         Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
-        # The agent protocols, each rendering the same served turns.
-        *ResponsesAPI(service, DEFAULT_PROFILE_NAME).routes(),
+        *responses.routes(),
+        *a2a.routes(),
         *mcp.routes(),
     ]
     middleware = [Middleware(AccessControl, token=token)]

@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
 from agy_trio.errors import AgentNotFound, AgyError
+from agy_trio.serve.turn_log import TurnFailed, TurnFinished
 from agy_trio.serve.wire import error_body
 
 if TYPE_CHECKING:
@@ -165,16 +166,23 @@ class McpEndpoint:
                 if conversation_id is not None
                 else await self._start(profile)
             )
+            # The turn is a served turn like any other (one event log): this
+            # call reads it to its end; a cancelled call leaves it to the grace.
             try:
-                response = await handle.chat(prompt)
-                answer = await response.text()
+                _, reader = await self._service.turns.start(handle, prompt)
             except AgyError as error:
                 raise self._fail(error) from None
-            stop = response.stop_reason
+            async with reader:
+                async for _ in reader:
+                    pass
+            end = reader.log.end
+            if isinstance(end, TurnFailed):
+                raise ToolError(f"{end.type}: {end.message}")
+            assert isinstance(end, TurnFinished)
             return {
-                "answer": answer,
+                "answer": end.text,
                 "conversation_id": handle.agent_id,
-                "stop_reason": stop.value if stop is not None else "end_turn",
+                "stop_reason": end.stop_reason.value,
             }
 
         @server.tool()

@@ -20,9 +20,10 @@ so the client raises its own typed errors (``BadRequestError``,
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -32,7 +33,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.events import StopReason, TextDelta, ThoughtDelta, ToolCall, TurnEnd, Usage
 from agy_trio.errors import (
     AgentNotFound,
     AgyError,
@@ -40,10 +40,22 @@ from agy_trio.errors import (
     OperationTimeout,
     QuotaExceeded,
     RuntimeClosed,
+    TurnNotFound,
 )
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.responses_wire import ResponseRecord, ResponseRender, new_item_id, openai_error
-from agy_trio.serve.wire import Redactor, error_body
+from agy_trio.serve.turn_log import (
+    Text,
+    Thought,
+    ToolFinished,
+    ToolStarted,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    TurnLog,
+    TurnReader,
+)
+from agy_trio.serve.wire import error_body
 
 if TYPE_CHECKING:
     from agy_trio.serve.app import _Service
@@ -142,21 +154,68 @@ def _prompt_of(value: Any) -> str:
 
 
 class _Entry:
-    """One response the API knows: its record, its rendering so far, and when it ended."""
+    """One response the API knows: its record and its turn's log (the events themselves)."""
 
-    __slots__ = ("changed", "ended", "events", "record", "render")
+    __slots__ = ("log", "record")
 
-    def __init__(self, record: ResponseRecord) -> None:
+    def __init__(self, record: ResponseRecord, log: TurnLog) -> None:
         self.record = record
-        self.render = ResponseRender(record)
-        self.events: list[dict[str, Any]] = []
-        self.ended = False
-        self.changed = trio.Event()
+        self.log = log
 
-    def add(self, events: list[dict[str, Any]]) -> None:
-        self.events.extend(events)
-        self.changed.set()
-        self.changed = trio.Event()
+    def _finished_at(self) -> float:
+        # From the log's own clock, so that every rendering says the same.
+        log = self.log
+        assert log.finished_at is not None
+        return self.record.created_at + (log.finished_at - log.started_at)
+
+    def render(self, events: Iterable[TurnEvent] | None = None) -> ResponseRender:
+        """A rendering fed with ``events`` (default: every event recorded so far)."""
+        render = ResponseRender(self.record)
+        render.start()
+        for event in self.log.events if events is None else events:
+            self.feed(render, event)
+        return render
+
+    def feed(self, render: ResponseRender, event: TurnEvent) -> list[dict[str, Any]]:
+        """Render one turn event; the stream events it makes."""
+        payload = event.payload
+        kind = type(payload)
+        if kind is Text:
+            assert isinstance(payload, Text)
+            return render.text(payload.text)
+        if kind is Thought:
+            assert isinstance(payload, Thought)
+            return render.thought(payload.text)
+        if kind is ToolStarted:
+            assert isinstance(payload, ToolStarted)
+            return render.tool_started(payload.call_id, payload.name, payload.arguments)
+        if kind is ToolFinished:
+            assert isinstance(payload, ToolFinished)
+            return render.tool_finished(
+                payload.call_id, payload.name, payload.arguments, payload.result, payload.error
+            )
+        if kind is TurnFinished:
+            assert isinstance(payload, TurnFinished)
+            return render.finished(payload.stop_reason, payload.usage, self._finished_at())
+        if kind is TurnFailed:
+            assert isinstance(payload, TurnFailed)
+            return render.failed(payload.type, payload.message, self._finished_at())
+        return []  # usage comes again with the end; approvals wait in /v1/approvals
+
+    async def stream(self, reader: TurnReader, starting_after: int) -> AsyncIterator[bytes]:
+        """The response's stream events, as SSE, after ``starting_after``, live to its end."""
+        render = ResponseRender(self.record)
+        async with reader:
+            pending = render.start()
+            async for event in reader:
+                pending += self.feed(render, event)
+                for item in pending:
+                    if item["sequence_number"] > starting_after:
+                        yield _sse_frame(item)
+                pending = []
+            for item in pending:
+                if item["sequence_number"] > starting_after:
+                    yield _sse_frame(item)
 
 
 class ResponsesAPI:
@@ -172,6 +231,19 @@ class ResponsesAPI:
         self.profile_name = profile_name
         self._created = int(time.time())
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
+        # Where background responses are read to their end (while the app runs).
+        self._nursery: trio.Nursery | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Host the readers of background responses for the app's lifetime."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                yield
+            finally:
+                self._nursery = None
+                nursery.cancel_scope.cancel()
 
     def routes(self) -> list[Route]:
         """The Starlette routes, to mount on the app."""
@@ -245,6 +317,12 @@ class ResponsesAPI:
 
     def _entry(self, response_id: str, param: str = "response_id") -> _Entry:
         entry = self._entries.get(response_id)
+        if entry is not None:
+            try:  # its events are kept as long as its turn's log is
+                self._service.turn_logs.get(entry.log.turn_id)
+            except TurnNotFound:
+                del self._entries[response_id]
+                entry = None
         if entry is None:
             raise _BadRequest(
                 f"Response with id {response_id!r} not found.", param=param, status=404
@@ -304,17 +382,20 @@ class ResponsesAPI:
             metadata=metadata,
             previous_response_id=previous,
         )
-        entry = self._remember(record)
-        turn = _Turn(handle, prompt, entry, self._service.redact)
+        if background and self._nursery is None:
+            raise RuntimeClosed("the server is not running")
+        log, reader = await self._service.turns.start(handle, prompt)
+        entry = self._remember(record, log)
+        if background and self._nursery is not None:
+            # The server reads a background response to its end: an attached
+            # reader keeps the turn going when the client disconnects.
+            self._nursery.start_soon(_read_to_end, log.attach())
         if stream:
-            return StreamingResponse(
-                _sse(turn.run()),
-                media_type="text/event-stream",
-                headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-            )
-        async for _ in turn.run():
-            pass
-        return JSONResponse(entry.render.response())
+            return _event_stream(entry.stream(reader, -1))
+        async with reader:
+            async for _ in reader:
+                pass
+        return JSONResponse(entry.render().response())
 
     async def _agent_for(self, previous: str | None, instructions: str | None) -> AgentHandle:
         service = self._service
@@ -335,85 +416,60 @@ class ResponsesAPI:
         service._created.add(handle.agent_id)
         return handle
 
-    def _remember(self, record: ResponseRecord) -> _Entry:
-        entry = _Entry(record)
+    def _remember(self, record: ResponseRecord, log: TurnLog) -> _Entry:
+        entry = _Entry(record, log)
         self._entries[record.id] = entry
         while len(self._entries) > _KEEP_RESPONSES:
-            oldest = next(iter(self._entries.values()))
-            if not oldest.ended:
-                break
             self._entries.popitem(last=False)
         return entry
 
     async def get(self, request: Request) -> Response:
-        """``GET /v1/responses/{id}``: the Response object as it stands."""
+        """``GET /v1/responses/{id}``: the Response object, or (``stream=true``) its stream.
+
+        With ``stream=true`` the stream is rendered again from the turn's
+        log, from ``starting_after`` (a ``sequence_number``) on, and follows
+        the turn live to its end.
+        """
         await trio.lowlevel.checkpoint()
         entry = self._entry(request.path_params["response_id"])
-        return JSONResponse(entry.render.response())
+        query = request.query_params
+        stream = query.get("stream", "false").lower()
+        if stream not in ("true", "false"):
+            raise _BadRequest("must be true or false", param="stream")
+        if stream == "false":
+            return JSONResponse(entry.render().response())
+        raw = query.get("starting_after", "-1")
+        try:
+            starting_after = int(raw)
+        except ValueError:
+            raise _BadRequest("must be an integer", param="starting_after") from None
+        return _event_stream(entry.stream(entry.log.attach(), starting_after))
 
     async def cancel(self, request: Request) -> Response:
         """``POST /v1/responses/{id}/cancel``: stop its turn; the Response object, cancelled."""
         entry = self._entry(request.path_params["response_id"])
-        if not entry.ended:
-            await self._service.runtime.agent(entry.record.agent_id).cancel()
-            while not entry.ended:
-                await entry.changed.wait()
-        return JSONResponse(entry.render.response())
+        running = self._service.turns.turn(entry.log.turn_id)
+        if running is not None:
+            running.scope.cancel()
+        while not entry.log.finished:
+            await entry.log.wait_changed()
+        return JSONResponse(entry.render().response())
 
 
-class _Turn:
-    """One response's turn, run by the request that asked for it."""
-
-    def __init__(self, handle: AgentHandle, prompt: str, entry: _Entry, redact: Redactor) -> None:
-        self._redact = redact
-        self._handle = handle
-        self._prompt = prompt
-        self._entry = entry
-
-    async def run(self) -> AsyncIterator[dict[str, Any]]:
-        """Run the turn; yield its stream events as they are rendered."""
-        entry, render = self._entry, self._entry.render
-        entry.add(render.start())
-        sent = 0
-        try:
-            response = await self._handle.chat(self._prompt)
-            async with response:
-                async for event in response.events():
-                    entry.add(_render_core_event(render, event))
-                    for item in entry.events[sent:]:
-                        yield item
-                    sent = len(entry.events)
-            entry.add(
-                render.finished(
-                    response.stop_reason or StopReason.END_TURN,
-                    response.usage or Usage(),
-                    time.time(),
-                )
-            )
-        except AgyError as error:
-            error_json = error_body(error, self._redact)["error"]
-            entry.add(render.failed(error_json["type"], error_json["message"], time.time()))
-        finally:
-            entry.ended = True
-            entry.add([])
-        for item in entry.events[sent:]:
-            yield item
+async def _read_to_end(reader: TurnReader) -> None:
+    async with reader:
+        async for _ in reader:
+            pass
 
 
-def _render_core_event(render: ResponseRender, event: Any) -> list[dict[str, Any]]:
-    kind = type(event)
-    if kind is TextDelta:
-        return render.text(event.text)
-    if kind is ThoughtDelta:
-        return render.thought(event.text)
-    if kind is ToolCall:
-        call_id = event.call_id or new_item_id("call")
-        return render.tool_finished(call_id, event.name, event.arguments, event.result, event.error)
-    assert kind is TurnEnd
-    return []
+def _sse_frame(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
-async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for event in events:
-        data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-        yield f"event: {event['type']}\ndata: {data}\n\n".encode()
+def _event_stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        frames,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

@@ -140,6 +140,7 @@ class ToolStarted:
     call_id: str
     name: str
     arguments: Any = attrs.field(factory=dict, converter=_frozen_json)
+    server_name: str | None = None  # the MCP server of an MCP tool
     kind = EventKind.TOOL_STARTED
 
 
@@ -152,6 +153,7 @@ class ToolFinished:
     arguments: Any = attrs.field(factory=dict, converter=_frozen_json)
     result: Any = attrs.field(default=None, converter=json_safe)
     error: str | None = None
+    server_name: str | None = None  # the MCP server of an MCP tool
     kind = EventKind.TOOL_FINISHED
 
 
@@ -193,6 +195,8 @@ class TurnFinished:
     stop_reason: StopReason
     text: str
     usage: Usage = attrs.field(factory=Usage)
+    # The answer the model handed over through its finish tool, as JSON.
+    structured_output: Any = attrs.field(default=None, converter=json_safe)
     kind = EventKind.FINISHED
 
 

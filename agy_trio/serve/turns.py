@@ -93,8 +93,12 @@ class ServedTurn:
                 break
         else:
             call_id = event.call_id or new_id("call")
-            self.log.record(ToolStarted(call_id, event.name, arguments))
-        self.log.record(ToolFinished(call_id, event.name, arguments, event.result, event.error))
+            self.log.record(ToolStarted(call_id, event.name, arguments, event.server_name))
+        self.log.record(
+            ToolFinished(
+                call_id, event.name, arguments, event.result, event.error, event.server_name
+            )
+        )
 
 
 class TurnRunner:
@@ -173,6 +177,7 @@ class TurnRunner:
     async def _drive(self, turn: ServedTurn, prompt: Content) -> None:
         turn_log = turn.log
         text: list[str] = []
+        structured: Any = None
         try:
             with turn.scope:
                 response = await turn.handle.chat(prompt)
@@ -194,10 +199,11 @@ class TurnRunner:
                             turn._tool_call(event)
                         elif kind is TurnEnd:
                             assert isinstance(event, TurnEnd)
+                            structured = event.structured_output
                             turn_log.record(UsageReport(event.usage))
                 usage = response.usage or Usage()
                 stop_reason = response.stop_reason or StopReason.END_TURN
-                turn_log.record(TurnFinished(stop_reason, "".join(text), usage))
+                turn_log.record(TurnFinished(stop_reason, "".join(text), usage, structured))
         except AgyError as error:
             self._fail(turn_log, error)
         except Exception as error:

@@ -120,7 +120,7 @@ def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None
     ``delta``/``thought`` ``{"text"}``, ``tool_call`` ``{"call_id", "name",
     "arguments", "result", "error"}``, ``approval`` ``{"id", "agent", "tool",
     "arguments", "reason"}``, ``approval_answered`` ``{"id", "approved",
-    "reason"}``, ``done`` ``{"stop_reason", "text", "usage"}``, ``error``
+    "reason"}``, ``done`` ``{"stop_reason", "text", "usage", "structured_output"}``, ``error``
     ``{"type", "message", "retry_after"}``; each with ``turn_id``. A tool's start
     and the usage report (also in ``done``) are not sent.
     """
@@ -140,6 +140,7 @@ def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None
                 "arguments": payload.arguments,
                 "result": payload.result,
                 "error": payload.error,
+                "server_name": payload.server_name,
             }
         case turn_log.ApprovalAsked():
             name = "approval"
@@ -163,6 +164,7 @@ def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None
                 "stop_reason": payload.stop_reason.value,
                 "text": payload.text,
                 "usage": _usage(payload.usage),
+                "structured_output": payload.structured_output,
             }
         case turn_log.TurnFailed():
             name = "error"
@@ -203,6 +205,7 @@ def event_for(event: events.ChatEvent) -> bytes | None:
                 "arguments": events.json_safe(event.arguments),
                 "result": events.json_safe(event.result),
                 "error": event.error,
+                "server_name": event.server_name,
             },
         )
     return None

@@ -154,7 +154,7 @@ def test_mcp_server_names_must_be_unique_and_mappings_are_built() -> None:
     ]
     with pytest.raises(ConfigError) as caught:
         AgentConfig(mcp_servers=[{"type": "ftp", "name": "x"}])
-    assert caught.value.field == "mcp_servers"
+    assert caught.value.field == "mcp_servers[0]"
 
 
 def test_mcp_policies_address_server_slash_tool_like_the_sdk() -> None:

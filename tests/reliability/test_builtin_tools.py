@@ -199,3 +199,30 @@ async def test_a_custom_tool_named_like_a_built_in_is_refused(
 def test_harness_tool_names_cover_every_built_in() -> None:
     assert {t.value for t in BuiltinTools} <= harness_tool_names()
     assert agy_trio.ConfigError is ConfigError
+
+
+@pytest.mark.parametrize("way", ["deny(name)", "ask_user('*')"])
+async def test_a_denied_built_in_is_reported_with_its_error(
+    tmp_path: Path, server: Any, way: str
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "target.txt").write_text("secret\n")
+    asked: list[str] = []
+    settings = _ways_to_say_no("edit_file", asked)[way]
+    config = local_agent(server, builtin_tools=["edit_file"], workspaces=[workspace], **settings)
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(config)
+        arguments = _arguments(workspace)["replace_file_content"]
+        with trio.fail_after(HANG):
+            response = await agent.chat(
+                f"call tool replace_file_content with {json.dumps(arguments)}"
+            )
+            await response.text()
+        calls = [c for c in response.tool_calls if c.name == "edit_file"]
+        assert calls, response.tool_calls
+        # Never reported as if it had run: it carries the denial.
+        assert all(c.error is not None and "denied" in c.error.lower() for c in calls), calls
+        in_history = [c for m in await agent.history() for c in m.tool_calls]
+        assert in_history and all(c.error is not None for c in in_history)
+    assert (workspace / "target.txt").read_text() == "secret\n"

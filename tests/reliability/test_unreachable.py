@@ -58,6 +58,19 @@ async def test_a_base_url_nobody_listens_on(tmp_path: Path, free_port: int) -> N
             assert f"127.0.0.1:{free_port}" in str(info.value)
 
 
+async def test_a_closed_port_fails_at_once_and_leaves_the_agent_idle(
+    tmp_path: Path, free_port: int
+) -> None:
+    async with sdk_runtime(tmp_path, CONFIG) as (rt, backend):
+        agent = await rt.create_agent(_local(free_port))
+        for prompt in ("first", "second"):
+            with trio.fail_after(HANG), pytest.raises(EndpointUnreachable):
+                await (await agent.chat(prompt)).text()
+            # Told at once: the agent is ready again, and nothing was asked again.
+            assert await agent.is_idle()
+        assert backend.statistics().reconnects == 0
+
+
 async def test_retry_policy_retries_an_unreachable_endpoint(tmp_path: Path, free_port: int) -> None:
     retry = RetryPolicy(attempts=3, initial_backoff=0.05)
     async with sdk_runtime(tmp_path, CONFIG, retry=retry) as (rt, backend):

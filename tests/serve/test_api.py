@@ -181,6 +181,7 @@ async def test_chat_streams_deltas_then_done() -> None:
             "stop_reason": "end_turn",
             "text": "You said: hello there",
             "usage": {"input_tokens": 2, "output_tokens": 4},
+            "structured_output": None,
         }
         # Every event names its turn and carries an increasing SSE id.
         assert {e.json()["turn_id"] for e in events} == {turn_id}
@@ -236,6 +237,7 @@ async def test_thoughts_and_tool_calls_stream_as_their_own_events() -> None:
         "arguments": {"a": 2, "b": 3},
         "result": 5,
         "error": None,
+        "server_name": None,
     }
     missing = events[2].json()
     assert missing["name"] == "missing" and missing["result"] is None and missing["error"]

@@ -87,6 +87,20 @@ async def test_bad_calls_are_tool_errors_and_change_nothing() -> None:
         assert "slow down" in str(failed.content)
 
 
+# The server answers 413 before reading a body whose Content-Length is over
+# the limit; httpx then abandons the generator that was uploading it, and
+# Trio reports that generator (httpx's, not the server's) when it is collected.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
+async def test_a_body_over_the_limit_gets_413() -> None:
+    async with served() as s:
+        huge = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "y" * 2_000_000}}
+        answer = await s.client.post("/mcp", json=huge)
+        assert answer.status_code == 413
+
+
 async def test_a_token_guards_mcp() -> None:
     async with served(token=TOKEN, authorized=False) as s:
         async with httpx.AsyncClient(base_url=s.address.url) as raw:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 # Named apart from agy_trio.core.events, which this module uses too.
 from agy_trio.adapters.antigravity import events as sdk_events
 from agy_trio.adapters.antigravity.config import Endpoint
@@ -44,6 +46,10 @@ class StepPump:
         self.watch = watch
         self.floor = floor
         self.seen_calls: set[str] = set()
+        # Built-in and MCP calls seen, not reported yet, with their step's
+        # index: a policy decides on them while their step runs (a denied one
+        # ends its step with an error), and the event carries the outcome.
+        self.unreported: list[tuple[int, events.ToolCall]] = []
         inline_thoughts = runner.conversation.endpoint is Endpoint.OPENAI_COMPATIBLE
         self.splitter = sdk_events.ThoughtSplitter() if inline_thoughts else None
 
@@ -53,6 +59,16 @@ class StepPump:
         turn = self.turn
         if step.step_index <= self.floor:
             return  # a late update of an earlier turn's step (its halt was late)
+        if self.unreported:
+            if step.status == t.StepStatus.ERROR:
+                self.unreported = [
+                    (index, attrs.evolve(call, error=step.error or "failed"))
+                    if index == step.step_index
+                    else (index, call)
+                    for index, call in self.unreported
+                ]
+            if step.step_index != self.unreported[0][0]:
+                await self.report_calls()  # their step is over
         if turn.refusal is not None:
             return  # the harness's retry after a refusal, until our halt lands
         if step.status == t.StepStatus.ERROR:
@@ -68,6 +84,7 @@ class StepPump:
             return
         if step.source == t.StepSource.MODEL:
             self.watch.answered()
+            self.runner.reached = True
         if step.type == t.StepType.FINISH and step.structured_output is not None:
             turn.structured_output = step.structured_output
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
@@ -85,11 +102,13 @@ class StepPump:
                 # Our wrapper reports the call with its outcome once it ran.
                 turn.pending_ids[name].append(call.id)
             else:
-                await turn.emit(
-                    events.ToolCall(
-                        name, dict(call.args), call.id, server_name=call.server_name or None
-                    )
+                sighted = events.ToolCall(
+                    name, dict(call.args), call.id, server_name=call.server_name or None
                 )
+                if call.id:
+                    self.unreported.append((step.step_index, sighted))
+                else:
+                    await turn.emit(sighted)
 
     async def text(self, text: str) -> None:
         """Stream answer text, its inline reasoning split off."""
@@ -101,8 +120,18 @@ class StepPump:
                 events.ThoughtDelta(piece) if is_thought else events.TextDelta(piece)
             )
 
+    async def report_calls(self) -> None:
+        """Stream the built-in and MCP calls seen so far, with their error if they failed."""
+        unreported, self.unreported = self.unreported, []
+        outcomes = self.runner.bridge.outcomes
+        for _, call in unreported:
+            if call.error is not None and call.call_id:
+                outcomes[call.call_id] = call  # the history shows it too
+            await self.turn.emit(call)
+
     async def flush(self) -> None:
-        """Stream what the reasoning splitter held back, at the end of the attempt."""
+        """Stream what is held back (calls, the reasoning splitter's text) at the attempt's end."""
+        await self.report_calls()
         if self.splitter is not None:
             for is_thought, piece in self.splitter.flush():
                 await self.turn.emit(

@@ -9,7 +9,10 @@ without an HTTP status. If the turn has produced nothing yet (no text, no
 tool call), nothing was delivered: asking again is safe, and the caller should
 not have to. Such a failure is retried, a few times with a growing pause, and
 logged; a failure after output follows the opt-in
-:class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`.
+:class:`~agy_trio.adapters.antigravity.retry.RetryPolicy`. A refused
+connection is retried only once the endpoint has answered the agent before
+(it is restarting): an endpoint that never answered is not listening, and the
+turn fails at once with :class:`~agy_trio.errors.EndpointUnreachable`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from agy_trio.adapters.antigravity.errors import parse_status, sdk_error_types
 from agy_trio.core.validation import positive_number
 from agy_trio.errors import ConfigError
 
-__all__ = ["ConnectionRetry", "is_connection_failure"]
+__all__ = ["ConnectionRetry", "is_connection_failure", "is_refusal"]
 
 # What Go's net/http and the harness say when a request did not get through,
 # or its answer broke off ("unexpected EOF").
@@ -49,6 +52,11 @@ def is_connection_failure(exc: BaseException) -> bool:
     if _HARNESS_GONE.search(message) or parse_status(message) is not None:
         return False
     return _CONNECTION_FAILURE.search(message) is not None
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` reports a refused connection: nobody listens at the endpoint (now)."""
+    return is_connection_failure(exc) and "connection refused" in str(exc).lower()
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

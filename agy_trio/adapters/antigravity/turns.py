@@ -50,6 +50,7 @@ from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.sdk import last_stop_reason, load_sdk
 from agy_trio.adapters.antigravity.steps import StepPump
 from agy_trio.adapters.antigravity.tools import TrioBridge
+from agy_trio.adapters.antigravity.transient import is_refusal
 from agy_trio.core import events
 from agy_trio.core.content import Part
 from agy_trio.core.contract import TurnSink
@@ -164,6 +165,8 @@ class TurnRunner:
         # The SDK records an interrupted answer as if it were whole: the step
         # indices of the prompts whose turn was interrupted, for the history.
         self.interrupted: set[int] = set()
+        # Whether the model endpoint has answered this agent at least once.
+        self.reached = False
         self._lock: asyncio.Lock | None = None
         self._idle: asyncio.Event | None = None
 
@@ -193,6 +196,10 @@ class TurnRunner:
                 # The turn holds the slot already and its prompt is on its way:
                 # it went, so the caller gets it (as if the cancel came later).
                 return turn
+            current = asyncio.current_task()
+            if turn.cancel_requested and not (current is not None and current.cancelling()):
+                # Not our caller: the agent's own cancel stopped the queued turn.
+                raise BackendError(QUEUED_CHAT_CANCELLED) from None
             if not task.done():  # our caller gave up: the turn must not run on alone
                 await self.cancel_turns([turn])
             raise
@@ -272,13 +279,14 @@ class TurnRunner:
                     recovery.start(exc)
                 return
             await self.bridge.turn_ended(hooks_ran)
-            turn.fail(error)
             if is_fatal(exc):
                 recovery.start(exc)
                 # Hold the turn slot until the session is usable again, so the
-                # next turn never meets the dead one.
+                # next turn never meets the dead one; and only then tell the
+                # caller, who then finds the agent idle.
                 with contextlib.suppress(Exception):
                     await recovery.ready()
+            turn.fail(error)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -315,9 +323,11 @@ class TurnRunner:
                     raise
                 # A request that never got through, before any output: asked
                 # again without the caller's say (see transient.ConnectionRetry).
+                # A refused connection to an endpoint that never answered this
+                # agent is nobody listening, not a restart: it fails at once.
                 delay = (
                     reconnect.delay(reconnects, exc, produced=turn.produced)
-                    if reconnect is not None
+                    if reconnect is not None and (self.reached or not is_refusal(exc))
                     else None
                 )
                 if delay is not None:
@@ -457,6 +467,12 @@ class TurnRunner:
         if stuck:
             await asyncio.wait(stuck)
 
+
+QUEUED_CHAT_CANCELLED = (
+    "the chat was cancelled by agent.cancel() while it waited for the turn before it; "
+    "its prompt was not sent"
+)
+"""What a chat whose turn was queued behind another is told when ``agent.cancel()`` stops it."""
 
 ACK_GRACE = 2.0
 """Seconds a cancel waits for the harness to record a sent prompt before it halts anyway."""

@@ -269,6 +269,8 @@ class TurnStatus:
         usage: Its usage (final states).
         stop_reason: A :class:`~agy_trio.core.events.StopReason` value (final states).
         error: For ``"failed"``: the error's kind, message, HTTP status and Retry-After.
+        structured_output: The structured answer the model handed over in the
+            turn, as JSON (``"done"`` only); None when it gave none.
     """
 
     turn_id: str
@@ -277,6 +279,7 @@ class TurnStatus:
     usage: UsageData = field(default_factory=UsageData)
     stop_reason: str | None = None
     error: TurnFailure | None = None
+    structured_output: Any = None
 
 
 @dataclass
@@ -344,6 +347,7 @@ class TurnOutcome:
     stop_reason: str
     worker: str
     quota_wait: float = 0.0
+    structured_output: Any = None  # the turn's structured answer, as JSON
 
 
 @dataclass

@@ -172,7 +172,10 @@ class WorkflowAgent:
                 raise
             status = messages.TurnStatus(turn_id, "running")
         if status.state == "cancelled" and not status.segments and status.stop_reason is None:
-            raise BackendError("the turn was cancelled before it started")
+            raise BackendError(
+                "the chat was cancelled by agent.cancel() before its turn started; "
+                "its prompt was not sent"
+            )
         if sink is not None:
             task = asyncio.get_running_loop().create_task(self._follow(turn_id, sink))
             self._followers.add(task)
@@ -213,7 +216,7 @@ class WorkflowAgent:
             reason = StopReason(status.stop_reason or "end_turn")
         except ValueError:
             reason = StopReason.END_TURN
-        bridge.put_nowait(TurnEnd(usage_of(status.usage), reason))
+        bridge.put_nowait(TurnEnd(usage_of(status.usage), reason, status.structured_output))
         bridge.finish()
 
     async def _emit(

@@ -43,7 +43,7 @@ from agy_trio.adapters.temporal.messages import (
     TurnTask,
 )
 from agy_trio.core.calling import run_callable
-from agy_trio.core.events import ToolCall, json_safe
+from agy_trio.core.events import ToolCall, TurnEnd, json_safe
 from agy_trio.errors import AgyError, QuotaExceeded
 
 if TYPE_CHECKING:
@@ -122,8 +122,11 @@ class TurnPlayer:
         try:
             quota_wait = await self._wait_for_quota()
             response = await agent.chat(parts_of(task.parts))
+            structured: Any = None
             async with response:
                 async for event in response.events():
+                    if isinstance(event, TurnEnd):
+                        structured = event.structured_output
                     key = (
                         keys.next_key(event.name, event.arguments)
                         if isinstance(event, ToolCall)
@@ -158,6 +161,7 @@ class TurnPlayer:
             stop_reason=stop.value if stop is not None else "end_turn",
             worker=self.own_queue,
             quota_wait=quota_wait,
+            structured_output=json_safe(structured),
         )
 
     async def _wait_for_quota(self) -> float:

@@ -18,6 +18,7 @@ import contextlib
 from collections import deque
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -55,6 +56,7 @@ class _WorkflowTurn:
         self.usage = messages.UsageData()
         self.stop_reason: str | None = None
         self.error: messages.TurnFailure | None = None
+        self.structured_output: Any = None
 
     @property
     def final(self) -> bool:
@@ -68,6 +70,7 @@ class _WorkflowTurn:
             usage=self.usage,
             stop_reason=self.stop_reason,
             error=self.error,
+            structured_output=self.structured_output,
         )
 
 
@@ -286,6 +289,7 @@ class ConversationWorkflow:
             turn.segments = segments
             turn.usage = outcome.usage
             turn.stop_reason = outcome.stop_reason
+            turn.structured_output = outcome.structured_output
             turn.state = "done"
         elif turn.cancel_requested:
             state.lineage = f"{state.revision}:-"

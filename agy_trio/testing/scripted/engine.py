@@ -121,7 +121,11 @@ class ScriptedAgent:
                 task.cancel()
                 await asyncio.wait([task])
                 raise
-            raise errors.BackendError("the turn was cancelled before it started") from None
+            # Not our caller (that is handled above): the agent's own cancel.
+            raise errors.BackendError(
+                "the chat was cancelled by agent.cancel() while it waited for the turn "
+                "before it; its prompt was not sent"
+            ) from None
         return task
 
     def _turn_done(self, bridge: TurnSink | None, task: asyncio.Task[None]) -> None:
