@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from agy_trio.core.content import Part
 from agy_trio.core.events import ChatEvent, Message, Usage
 
-if TYPE_CHECKING:
-    from agy_trio.core.commands import CommandSpec
-
 __all__ = [
     "ContractError",
+    "DeclaredCommand",
     "Ending",
     "HostedAgent",
     "TurnHandle",
@@ -127,12 +125,28 @@ _NOT_COMMANDS = frozenset({"cancel_turns", "end"})
 """The protocol's methods that serve no command of their own name."""
 
 
+class DeclaredCommand(Protocol):
+    """What :func:`check_contract` reads of a command's spec (a ``CommandSpec``)."""
+
+    @property
+    def name(self) -> str:
+        """The command's name, and its agent method's."""
+
+    @property
+    def call(self) -> object | None:
+        """How the backend answers it; None when the runtime does."""
+
+    @property
+    def sender(self) -> str:
+        """The name of the method that sends it."""
+
+
 class ContractError(TypeError):
     """The command set, the handle and the agent protocol do not agree."""
 
 
 def check_contract(
-    specs: Iterable[CommandSpec[Any]], senders: Sequence[type], agent: type = HostedAgent
+    specs: Iterable[DeclaredCommand], senders: Sequence[type], agent: type = HostedAgent
 ) -> None:
     """Check that every command has the method that sends it, and its agent method if needed.
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from agy_trio.adapters.temporal.worker import WorkerOptions
+    from agy_trio.adapters.temporal.options import WorkerOptions
 
 __all__ = ["TemporalSide"]
 

@@ -47,7 +47,7 @@ from agy_trio.core.events import ToolCall, TurnEnd, json_safe
 from agy_trio.errors import AgyError, QuotaExceeded
 
 if TYPE_CHECKING:
-    from agy_trio.adapters.temporal.worker import WorkerOptions
+    from agy_trio.adapters.temporal.options import WorkerOptions
     from agy_trio.core.runtime import Runtime
     from agy_trio.core.settings import AgentConfig
     from agy_trio.core.tools import Tool

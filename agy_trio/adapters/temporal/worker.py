@@ -32,12 +32,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import attrs
 import trio
 
 from agy_trio.adapters.aio_host import AioHost, AsyncioHost
 from agy_trio.adapters.temporal.crossing import ToolCallNotRepeated
 from agy_trio.adapters.temporal.messages import worker_queue
+from agy_trio.adapters.temporal.options import WorkerOptions
 from agy_trio.adapters.temporal.temporal_side import TemporalSide
 from agy_trio.adapters.temporal.turn_player import QUOTA_FRESH, TurnPlayer
 from agy_trio.core.quota import key_fingerprint
@@ -55,39 +55,6 @@ __all__ = [
     "claim_scratch_dir",
     "serve_worker",
 ]
-
-
-@attrs.frozen
-class WorkerOptions:
-    """How a worker connects and how much it holds.
-
-    Attributes:
-        target: The Temporal frontend, ``HOST:PORT``.
-        namespace: The Temporal namespace.
-        task_queue: The queue shared by every worker (and the clients).
-        identity: The worker's name in Temporal; host name, PID and a random
-            suffix by default.
-        max_conversations: Live SDK conversations kept for their next turn.
-        max_concurrent_turns: Turns played at once.
-        heartbeat_interval: Seconds between heartbeats (progress) of a turn.
-        idle_timeout: Seconds after which an unused live conversation is dropped.
-        shutdown_grace: Seconds running turns get to finish when the worker
-            stops; the rest are handed to other workers.
-        sticky_workflow_timeout: Seconds a workflow task waits for the worker
-            that has its workflow cached before any worker replays it. Part of
-            the recovery time after a worker dies: Temporal's default is 10 s.
-    """
-
-    target: str = "127.0.0.1:7233"
-    namespace: str = "default"
-    task_queue: str = "agy-trio"
-    identity: str | None = None
-    max_conversations: int = 32
-    max_concurrent_turns: int = 100
-    heartbeat_interval: float = 0.2
-    idle_timeout: float = 600.0
-    shutdown_grace: float = 10.0
-    sticky_workflow_timeout: float = 1.0
 
 
 def _alive(pid: int) -> bool:
