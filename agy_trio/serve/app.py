@@ -22,7 +22,6 @@ import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -38,6 +37,7 @@ from agy_trio.errors import (
     ApprovalNotFound,
     BackendError,
     ConfigError,
+    ContentTooLarge,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
@@ -50,7 +50,7 @@ from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
 from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
-from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
+from agy_trio.serve.security import AccessControl, BodyLimit, LoopbackHosts
 from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.turn_log import TurnLogs
 from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE, TurnRunner
@@ -90,6 +90,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
     (AgentNotFound, 404),
     (TurnNotFound, 404),
     (ApprovalNotFound, 404),
+    (ContentTooLarge, 413),
     (ConfigError, 422),
     (RuntimeClosed, 503),
     (QuotaExceeded, 429),
@@ -480,11 +481,14 @@ def create_app(
         *a2a.routes(),
         *mcp.routes(),
     ]
-    middleware = [Middleware(AccessControl, token=token)]
+    middleware = [
+        Middleware(AccessControl, token=token),
+        Middleware(BodyLimit, max_body_bytes=max_body_bytes),
+    ]
     if tracecontext.available:
         middleware.insert(0, Middleware(tracecontext.TraceContext))
     if token is None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+        middleware.insert(0, Middleware(LoopbackHosts))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -494,7 +498,6 @@ def create_app(
             Exception: service.on_unexpected,
         },
         lifespan=lifespan,
-        max_body_size=max_body_bytes,
     )
     app.state.agy_trio = service
     return app

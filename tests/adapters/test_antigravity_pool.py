@@ -207,6 +207,42 @@ def test_conversations_share_a_process_up_to_the_limit(
     pool.close()
 
 
+def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    ours, theirs = _spec(script, tmp_path / "a"), _spec(script, tmp_path / "b")
+
+    async def main() -> None:
+        lease = await pool.lease(ours)
+        pid = lease.harness.process.pid
+        # Its last conversation hibernates: the harness stays up, empty...
+        assert await pool.release(lease, grace=5, keep_warm=True) == []
+        assert _alive(pid) and pool.loads() == [(pid, 0)]
+        # ...and the next conversation of its group lands there, with no start.
+        again = await pool.lease(ours)
+        assert again.harness.process.pid == pid and registry.started == 1
+        await pool.release(again, grace=5, keep_warm=True)
+        # Another group's harness becomes the warm one: the first goes.
+        other = await pool.lease(theirs)
+        other_pid = other.harness.process.pid
+        await pool.release(other, grace=5, keep_warm=True)
+        assert _wait_until(lambda: not _alive(pid))
+        assert pool.loads() == [(other_pid, 0)]
+        # A harness left for any other reason goes as before.
+        plain = await pool.lease(ours)
+        await pool.release(plain, grace=5)
+        assert not _alive(plain.harness.process.pid)
+        # The backend's close stops the warm one, gently.
+        assert await pool.retire_warm() == []
+        assert not _alive(other_pid) and pool.loads() == []
+        assert await pool.retire_warm() == []
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    pool.close()
+
+
 def test_one_process_per_conversation_with_agents_per_harness_1(
     registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
