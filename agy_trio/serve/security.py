@@ -45,11 +45,11 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 # Every path that runs anything: the native API and OpenAI Responses under
 # /v1, and the agent protocols' own endpoints.
-_API_ROOTS = ("/v1", "/mcp", "/a2a")
+_API_ROOTS = ("/v1", "/mcp", "/a2a", "/ag-ui")
 
 
 def is_api_path(path: str) -> bool:
-    """Whether ``path`` belongs to the token-protected API (``/v1``, ``/mcp``, ``/a2a``)."""
+    """Whether ``path`` belongs to the token-protected API (``/v1``, the protocols' roots)."""
     return any(path == root or path.startswith(f"{root}/") for root in _API_ROOTS)
 
 

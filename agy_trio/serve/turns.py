@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, cast
 
 import trio
@@ -127,6 +127,8 @@ class TurnRunner:
         self._nursery: trio.Nursery | None = None
         self._turns: dict[str, ServedTurn] = {}
         self._closing = False
+        self.on_turn_end: list[Callable[[ServedTurn], None]] = []
+        """Called with each turn once its log ended (approvals drop what it left)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the turns until cancelled (the server's lifespan runs this)."""
@@ -198,6 +200,8 @@ class TurnRunner:
         finally:
             self._turns.pop(turn.log.turn_id, None)
             self.logs.ended(turn.log)
+            for callback in self.on_turn_end:
+                callback(turn)
             turn.done.set()
 
     async def _begin(self, turn: ServedTurn, prompt: Content) -> ChatResponse:

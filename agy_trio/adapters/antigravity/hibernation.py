@@ -163,9 +163,8 @@ class Hibernation:
             self._timer = loop.call_later(remaining, self._due)
             return
         if self._busy() or (recovery.task is not None and not recovery.task.done()):
-            # A turn re-arms the timer as it ends; a reopen is not activity.
-            if not self._busy():
-                self._timer = loop.call_later(after, self._due)
+            # Not idle after all (a turn, a clear, a reopen): look again later.
+            self._timer = loop.call_later(after, self._due)
             return
         recovery.task = loop.create_task(self._sleep())
 
