@@ -18,6 +18,7 @@ from agy_trio.core.events import Message, Usage
 from agy_trio.errors import AgentNotFound, ConfigError, RuntimeClosed
 
 if TYPE_CHECKING:
+    from agy_trio.core.capabilities import SandboxStatus
     from agy_trio.core.settings import AgentConfig
     from agy_trio.core.streaming import ChatResponse
 
@@ -182,6 +183,16 @@ class AgentHandle(metaclass=NoPublicConstructor):
     async def clear_history(self) -> None:
         """Forget the conversation so far (see the backend's docs for exactly what)."""
         await self._do(cmds.CLEAR_HISTORY)
+
+    async def sandbox_status(self) -> SandboxStatus | None:
+        """Whether the command sandbox (``RunCommandConfig.enable_sandbox``) isolates commands.
+
+        Returns:
+            The harness's answer, or None when the backend does not report one
+            (the scripted and null backends, and Temporal, whose harnesses
+            live on the workers).
+        """
+        return await self._do(cmds.SANDBOX_STATUS)
 
     async def compaction_indices(self) -> list[int]:
         """History indices at which the conversation was compacted."""

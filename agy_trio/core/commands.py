@@ -123,6 +123,7 @@ LAST_TURN_USAGE = _asks("last_turn_usage", lambda agent: agent.last_turn_usage()
 CLEAR_HISTORY = _asks("clear_history", lambda agent: agent.clear_history())
 COMPACTION_INDICES = _asks("compaction_indices", lambda agent: agent.compaction_indices())
 LAST_RESPONSE = _asks("last_response", lambda agent: agent.last_response())
+SANDBOX_STATUS = _asks("sandbox_status", lambda agent: agent.sandbox_status())
 SHUTDOWN_AGENT = CommandSpec[None]("shutdown_agent", Route.RUNTIME, method="shutdown")
 DELETE = CommandSpec[None]("delete", Route.RUNTIME)
 DISCONNECT = CommandSpec[None]("disconnect", Route.RUNTIME)
@@ -143,6 +144,7 @@ COMMANDS: tuple[CommandSpec[Any], ...] = (
     CLEAR_HISTORY,
     COMPACTION_INDICES,
     LAST_RESPONSE,
+    SANDBOX_STATUS,
     SHUTDOWN_AGENT,
     DELETE,
     DISCONNECT,

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Protocol, TypeAlias
 
+from agy_trio.core.capabilities import SandboxStatus
 from agy_trio.core.content import Part
 from agy_trio.core.events import ChatEvent, Message, Usage
 
@@ -111,6 +112,9 @@ class HostedAgent(Protocol):
 
     async def last_response(self) -> str | None:
         """The text of the last answer."""
+
+    async def sandbox_status(self) -> SandboxStatus | None:
+        """Whether the command sandbox isolates commands; None when the backend does not say."""
 
     # -- what the session needs besides the commands
 

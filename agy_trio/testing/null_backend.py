@@ -180,6 +180,10 @@ class NullAgent:
         """The last answer, if any."""
         return self._last_response
 
+    async def sandbox_status(self) -> None:
+        """No sandbox to report: this backend runs no commands."""
+        return None
+
     async def end(self, how: Ending) -> None:
         """Nothing runs: the backend's bookkeeping is all there is (see ``NullBackend``)."""
 

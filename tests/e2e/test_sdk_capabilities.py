@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from agy_trio import AgentConfig, Hooks, policy, tool
-from agy_trio.core.capabilities import CompactionConfig, InlineSkill, SubagentConfig
+from agy_trio.core.capabilities import (
+    CompactionConfig,
+    InlineSkill,
+    RunCommandConfig,
+    SandboxStatus,
+    SubagentConfig,
+)
 from agy_trio.core.events import SubagentText, ToolCall, TurnEnd
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import ConfigError
@@ -128,3 +134,19 @@ async def test_compaction_is_configured_and_compaction_indices_reflect_it(
     assert all(0 <= index < len(history) for index in compacted)
     assert default == []  # the harness's default threshold is far above these turns
     assert summaries and all(summary for summary in summaries)  # on_compaction saw each
+
+
+async def test_the_sandbox_status_is_readable(tmp_path: Path, server: Any) -> None:
+    config = local_agent(
+        server,
+        builtin_tools=["run_command"],
+        run_command=RunCommandConfig(timeout_seconds=10, enable_sandbox=True),
+        policies=[policy.deny("run_command")],
+    )
+    async with sdk_runtime(tmp_path) as (rt, _):
+        agent = await rt.create_agent(config)
+        await (await agent.chat("hello")).text()
+        status = await agent.sandbox_status()
+    assert isinstance(status, SandboxStatus)
+    # Where the platform cannot isolate commands, the harness says why.
+    assert status.available or status.unavailable_reason

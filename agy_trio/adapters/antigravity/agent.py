@@ -34,6 +34,7 @@ from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
 from agy_trio.core.backend import AgentServices
+from agy_trio.core.capabilities import SandboxStatus
 from agy_trio.core.content import Part
 from agy_trio.core.contract import Ending, TurnSink
 from agy_trio.core.events import Message, Usage
@@ -241,6 +242,14 @@ class SdkAgent:
     async def last_turn_usage(self) -> Usage:
         """Tokens used by the last turn that completed."""
         return self.runner.last_usage
+
+    async def sandbox_status(self) -> SandboxStatus | None:
+        """The sandbox status the harness reported at its handshake (None: not reported)."""
+        conv = await self.recovery.ready()
+        status = getattr(conv, "sandbox_status", None)
+        if status is None:
+            return None
+        return SandboxStatus(bool(status.available), status.unavailable_reason or None)
 
     async def last_response(self) -> str | None:
         """The text of the last answer, without its inline reasoning."""

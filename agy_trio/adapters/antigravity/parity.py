@@ -334,7 +334,7 @@ PARITY: dict[str, Entry] = {
         "the AgentHandle is the conversation (see the Conversation rows)"
     ),
     "Agent.conversation_id": Mapped("AgentHandle.conversation_id"),
-    "Agent.sandbox_status": Pending("AgentHandle.sandbox_status"),
+    "Agent.sandbox_status": Mapped("AgentHandle.sandbox_status"),
     "Conversation.cancel": Mapped("AgentHandle.cancel"),
     "Conversation.chat": Mapped("AgentHandle.chat"),
     "Conversation.clear_history": Mapped("AgentHandle.clear_history"),
@@ -350,7 +350,7 @@ PARITY: dict[str, Entry] = {
     "Conversation.last_turn_usage": Mapped("AgentHandle.last_turn_usage"),
     "Conversation.receive_chunks": Mapped("ChatResponse.events"),
     "Conversation.receive_steps": Mapped("ChatResponse.events"),
-    "Conversation.sandbox_status": Pending("AgentHandle.sandbox_status"),
+    "Conversation.sandbox_status": Mapped("AgentHandle.sandbox_status"),
     "Conversation.send": Mapped("AgentHandle.send"),
     "Conversation.total_usage": Mapped("AgentHandle.total_usage"),
     "Conversation.trajectory_usages": Mapped(

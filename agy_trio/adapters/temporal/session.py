@@ -144,6 +144,10 @@ class WorkflowAgent:
         answer: str | None = await self._query("last_response", str | None)  # type: ignore[arg-type]
         return answer
 
+    async def sandbox_status(self) -> None:
+        """Not reported: the harnesses (and their sandboxes) live on the workers."""
+        return None
+
     async def _query(self, name: str, result_type: type[T]) -> T:
         from temporalio.common import QueryRejectCondition
 

@@ -192,6 +192,9 @@ class TurnPlayer:
         )
         conversation = LiveConversation(task.conversation_id, task.workflow_id, task.lineage)
         config = self._config_for(conversation, snapshot, task)
+        if config.hooks.pre_turn:
+            # The client ran them: the prompt the workflow holds is the one to send.
+            config = config.replace(hooks=attrs.evolve(config.hooks, pre_turn=()))
         conversation.agent = await self.rt.create_agent(config)
         self.conversations_built += 1
         self._conversations[task.conversation_id] = conversation

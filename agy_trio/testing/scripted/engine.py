@@ -326,6 +326,10 @@ class ScriptedAgent:
         """The text of the last answer."""
         return self.state.last_response
 
+    async def sandbox_status(self) -> None:
+        """No sandbox to report: this backend runs no commands."""
+        return None
+
 
 def _mark_interrupted(
     history: list[events.Message], start: int, answer: str, calls: list[events.ToolCall]
