@@ -10,12 +10,9 @@ from __future__ import annotations
 import enum
 import types
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import attrs
-
-if TYPE_CHECKING:
-    from agy_trio.core.policy import PolicyRule
 
 __all__ = [
     "DEPRECATED_START_SUBAGENT",
@@ -26,6 +23,7 @@ __all__ = [
     "Decision",
     "PolicyHandler",
     "Predicate",
+    "RuleView",
     "ToolRequest",
     "Verdict",
     "normalize_tool_name",
@@ -124,6 +122,38 @@ built from the arguments; its answer is read for truth, as the SDK does.
 """
 
 
+class RuleView(Protocol):
+    """What deciding a call reads of a rule (:class:`~agy_trio.core.policy.PolicyRule`)."""
+
+    @property
+    def decision(self) -> Decision:
+        """What the rule decides."""
+
+    @property
+    def handler(self) -> PolicyHandler | None:
+        """The ``ask_user`` handler, if any."""
+
+    @property
+    def when(self) -> Predicate | None:
+        """The rule's predicate, if any."""
+
+    @property
+    def reason(self) -> str:
+        """Why the rule decides as it does."""
+
+    @property
+    def workspaces(self) -> tuple[str, ...] | None:
+        """For ``workspace_only`` rules: the folders."""
+
+    @property
+    def label(self) -> str:
+        """How logs and refusals name the rule."""
+
+    @property
+    def evaluated_elsewhere(self) -> bool:
+        """Whether the SDK's evaluator skips the rule."""
+
+
 @attrs.frozen
 class Verdict:
     """What a :class:`PolicySet` decided about one call.
@@ -136,7 +166,7 @@ class Verdict:
 
     allowed: bool
     message: str = ""
-    rule: PolicyRule | None = None
+    rule: RuleView | None = None
 
 
 Approver: TypeAlias = Callable[[ToolRequest], Awaitable[bool]]
