@@ -57,8 +57,11 @@ __all__ = [
 
 logger = logging.getLogger("agy_trio.config")
 
-CHAT_TIMEOUT_ENV = "AGI_CHAT_TIMEOUT_SECS"
+CHAT_TIMEOUT_ENV = "AGY_CHAT_TIMEOUT_SECS"
 """Environment variable that sets the default chat timeout, in seconds."""
+
+CHAT_TIMEOUT_ENV_ALIAS = "AGI_CHAT_TIMEOUT_SECS"
+"""The variable's earlier name, still read when :data:`CHAT_TIMEOUT_ENV` is unset."""
 
 DEFAULT_CHAT_TIMEOUT = 120.0
 """Chat timeout, in seconds, when neither the config nor the environment sets one."""
@@ -91,19 +94,21 @@ def default_chat_timeout() -> float:
     """The chat timeout to use when none is configured, read from the environment now.
 
     Returns:
-        The value of ``AGI_CHAT_TIMEOUT_SECS`` in seconds when it is a positive
+        The value of ``AGY_CHAT_TIMEOUT_SECS`` (or, when that is unset, of its
+        earlier name ``AGI_CHAT_TIMEOUT_SECS``) in seconds when it is a positive
         finite number; otherwise (unset, or invalid, which logs a warning on the
         ``agy_trio.config`` logger) :data:`DEFAULT_CHAT_TIMEOUT`.
     """
-    raw = os.environ.get(CHAT_TIMEOUT_ENV)
+    name = CHAT_TIMEOUT_ENV if CHAT_TIMEOUT_ENV in os.environ else CHAT_TIMEOUT_ENV_ALIAS
+    raw = os.environ.get(name)
     if raw is None:
         return DEFAULT_CHAT_TIMEOUT
     try:
-        return positive_number(float(raw.strip()), CHAT_TIMEOUT_ENV)
+        return positive_number(float(raw.strip()), name)
     except ValueError:  # float() failed, or ConfigError (a ValueError) from the check
         logger.warning(
             "Invalid %s=%r (expected a positive number of seconds), using the default %g s",
-            CHAT_TIMEOUT_ENV,
+            name,
             raw,
             DEFAULT_CHAT_TIMEOUT,
         )
@@ -190,7 +195,7 @@ class RuntimeConfig:
     Attributes:
         channel_capacity: Commands that may wait in the command channel.
         chat_timeout: Time limit of one chat turn. When not given, read from
-            ``AGI_CHAT_TIMEOUT_SECS`` at construction (default 120).
+            ``AGY_CHAT_TIMEOUT_SECS`` at construction (default 120).
         operation_timeout: Safety-net limit of every command; defaults to
             ``chat_timeout + 120`` and may not be shorter than ``chat_timeout``.
         shutdown_timeout: How long shutdown waits for in-flight work; must be
