@@ -38,6 +38,7 @@ def test_every_command_a_backend_answers_is_a_coroutine_of_the_protocol() -> Non
         "clear_history",
         "compaction_indices",
         "last_response",
+        "sandbox_status",
     }
     # Routed straight to the session means answered by the agent.
     assert all(spec.call is not None for spec in cmds.COMMANDS if spec.route is cmds.Route.SESSION)
