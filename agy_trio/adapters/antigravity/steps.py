@@ -40,6 +40,7 @@ class TurnRunner(Protocol):
     bridge: TrioBridge
     reached: bool
 
+
 __all__ = ["StepPump"]
 
 
