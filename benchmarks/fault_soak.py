@@ -45,9 +45,11 @@ import trio
 
 from benchmarks._worker import ROOT
 
-# Every attempt of a turn must end within this (the server's chat_timeout is
-# far beyond): past it the client gives up and the turn counts as lost.
-ATTEMPT_BOUND = 120.0
+# The server's chat_timeout: a turn not over by then ends with a typed
+# OperationTimeout. An attempt still without an answer a minute after that
+# counts as lost.
+SERVER_CHAT_TIMEOUT = 90.0
+ATTEMPT_BOUND = SERVER_CHAT_TIMEOUT + 60.0
 MAX_ATTEMPTS = 20
 # After the soak, with no fault left, each agent must answer within this.
 STUCK_BOUND = 30.0
@@ -68,6 +70,8 @@ class Tally:
     errors: Counter[str] = attrs.field(factory=Counter)
     lost_reasons: Counter[str] = attrs.field(factory=Counter)
     stuck: int = 0
+    # Seconds from a turn's first attempt to its answer.
+    latencies: list[float] = attrs.field(factory=list)
 
 
 @contextlib.contextmanager
@@ -76,6 +80,7 @@ def _offline_env() -> Iterator[tuple[dict[str, str], Path]]:
     env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
     (root / "tmp").mkdir()
     env.update(HOME=str(root), TMPDIR=str(root / "tmp"))
+    env["AGI_CHAT_TIMEOUT_SECS"] = str(SERVER_CHAT_TIMEOUT)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     try:
         yield env, root
@@ -123,6 +128,8 @@ def _server(model_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 def _harnesses(pid: int) -> list[psutil.Process]:
@@ -164,6 +171,7 @@ class _Client:
     async def turn(self, http: Any, prompt: str) -> None:
         tally = self.tally
         tally.turns += 1
+        started = trio.current_time()
         for attempt in range(MAX_ATTEMPTS):
             tally.attempts += 1
             if attempt == 1:
@@ -171,6 +179,7 @@ class _Client:
             outcome = await self.attempt(http, prompt)
             if outcome == "answered":
                 tally.answered += 1
+                tally.latencies.append(trio.current_time() - started)
                 return
             if outcome.startswith("lost"):
                 tally.lost += 1
@@ -186,27 +195,40 @@ class _Client:
 
         hang_up = may_hang_up and self.rng.random() < HANG_UP_SHARE
         path = f"/v1/agents/{self.agent_id}/chat"
+        outcome: str | None = None
         with trio.move_on_after(ATTEMPT_BOUND) as bound:
             try:
                 async with aconnect_sse(http, "POST", path, json={"prompt": prompt}) as source:
                     if source.response.status_code != 200:
                         await source.response.aread()
                         return self._http_error(source.response)
-                    async for event in source.aiter_sse():
-                        if event.event == "delta" and hang_up:
-                            self.tally.hang_ups += 1
-                            return "hung up"  # leaving the block closes the connection
-                        if event.event == "done":
-                            text = event.json()["text"]
-                            return "answered" if f"You said: {prompt}" in text else "lost: text"
-                        if event.event == "error":
-                            self.tally.errors[event.json()["type"]] += 1
-                            return "typed error"
+                    # Read to the end of the stream; a hang-up cancels the read,
+                    # which finalises every generator httpx nests (not GC).
+                    with trio.CancelScope() as reading:
+                        async for event in source.aiter_sse():
+                            outcome = outcome or self._event(event, prompt, hang_up)
+                            if outcome == "hung up":
+                                reading.cancel()
             except Exception as exc:  # the server cut the exchange: not a typed answer
                 return f"lost: {type(exc).__name__}"
+        if outcome is not None:
+            return outcome
         if bound.cancelled_caught:
             return "lost: no answer within the bound"
         return "lost: the stream ended without done or error"
+
+    def _event(self, event: Any, prompt: str, hang_up: bool) -> str | None:
+        """What one event of the stream means for the attempt (None: read on)."""
+        if event.event == "delta" and hang_up:
+            self.tally.hang_ups += 1
+            return "hung up"  # leaving the block closes the connection
+        if event.event == "done":
+            text = event.json()["text"]
+            return "answered" if f"You said: {prompt}" in text else "lost: text"
+        if event.event == "error":
+            self.tally.errors[event.json()["type"]] += 1
+            return "typed error"
+        return None
 
     def _http_error(self, response: Any) -> str:
         try:
@@ -326,6 +348,7 @@ async def _soak(clients: int, seconds: float, kill_every: float, seed: int) -> d
             model.clear_faults()
             final = await _final_check(url, users, tally)
             requests = model.statistics().requests_total
+    latencies = sorted(tally.latencies) or [0.0]
     warm = [s for s in samples if s[0] >= 0.2 * seconds]
     rss_warm = warm[0][1] if warm else None
     rss_max = max((s[1] for s in warm), default=None)
@@ -339,6 +362,9 @@ async def _soak(clients: int, seconds: float, kill_every: float, seed: int) -> d
         "stuck_agents": tally.stuck,
         "attempts": tally.attempts,
         "turns_retried": tally.retried_turns,
+        "turn_seconds_p50": round(latencies[len(latencies) // 2], 2),
+        "turn_seconds_p95": round(latencies[int(len(latencies) * 0.95)], 2),
+        "turn_seconds_max": round(latencies[-1], 2),
         "typed_errors": dict(tally.errors),
         "client_hang_ups": tally.hang_ups,
         "harnesses_killed": len(killed),
@@ -350,6 +376,13 @@ async def _soak(clients: int, seconds: float, kill_every: float, seed: int) -> d
             round(100 * (rss_max - rss_warm) / rss_warm, 1) if rss_warm and rss_max else None
         ),
         "harness_rss_mib_last": samples[-1][2] if samples else None,
+        # Server RSS (MiB) at the start of each tenth of the run.
+        "server_rss_mib_by_tenth": [
+            round(next((s[1] for s in samples if s[0] >= seconds * k / 10), samples[-1][1]), 1)
+            for k in range(10)
+        ]
+        if samples
+        else [],
         **final,
     }
 

@@ -19,7 +19,7 @@ def test_a_short_fault_soak_through_the_server_loses_no_turn() -> None:
     assert result["stuck_agents"] == 0, result["lost_reasons"]
     assert result["answered"] == result["turns"] > 0
     # The faults did happen, and the clients saw them typed.
-    assert result["harnesses_killed"] == 1
+    assert result["harnesses_killed"] >= 1
     assert sum(result["faults_injected"].values()) > 0
     assert sum(result["typed_errors"].values()) > 0
     assert result["active_turns_after"] == 0
