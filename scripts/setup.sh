@@ -18,8 +18,11 @@ say() { printf 'setup: %s\n' "$*"; }
 # chromium: tests/serve/test_page.py drives the web page in Debian's chromium
 #           through Playwright (which then downloads no browser of its own).
 # python3-venv: Debian's python3 has no ensurepip without it.
+# nodejs, npm: the AG-UI client tests and docs example run @ag-ui/client in Node.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -44,7 +47,8 @@ say "installing agy_trio and its extras into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,antigravity,bench,temporal]'
 
 # --- 3. Node packages --------------------------------------------------------
-# The JavaScript client tests (Node 20) install their packages from a lockfile
-# with `npm ci` here.
+# The JavaScript client tests (Node 20) install their packages from a lockfile.
+say "installing the Node client packages (npm ci in tests/node)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 say "done: .venv/bin/agy-trio run, .venv/bin/python -m pytest"

@@ -253,22 +253,42 @@ class AioHost(HostBase):
 
         From the host's own loop the callback joins the batch of outcomes on
         their way to Trio, so that many wake-ups (of stream readers, say) cost
-        one. Does nothing once the Trio run is over.
+        one; the batch leaves at the end of the loop's current step. Does
+        nothing once the Trio run is over.
         """
         if threading.get_ident() == self._loop_thread:
-            self._queue_for_trio(fn, args)
+            self._queue_for_trio(fn, args, at_once=False)
         else:
             super().wake_trio(fn, *args)
 
-    def _queue_for_trio(self, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
-        """Loop thread only (the queue's one producer)."""
+    def _queue_for_trio(
+        self, fn: Callable[..., object], args: tuple[Any, ...], *, at_once: bool = True
+    ) -> None:
+        """Loop thread only (the queue's one producer).
+
+        ``at_once=False`` (stream readers' wake-ups): the wake-up of Trio
+        waits for the end of the loop's current step, so that what the step
+        goes on to queue (a producer streaming many chunks in one go) travels
+        with it; woken at once, Trio would take the GIL at the wake-up's
+        socket write and fetch a batch of one. Outcomes of calls go at once
+        (a caller waits for each).
+        """
         self._to_trio.append((fn, args))
         if not self._to_trio_scheduled:
             self._to_trio_scheduled = True
-            token = self._token
-            assert token is not None
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(self._run_queued)
+            if at_once:
+                self._wake_for_queued()
+            else:
+                loop = self._loop
+                assert loop is not None
+                loop.call_soon(self._wake_for_queued)
+
+    def _wake_for_queued(self) -> None:
+        """Loop thread: wake Trio for what the loop's last steps queued."""
+        token = self._token
+        assert token is not None
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(self._run_queued)
 
     def _run_queued(self) -> None:
         """Trio thread: run every callback queued by the loop thread since the last wake-up."""

@@ -7,6 +7,7 @@ import functools
 import logging
 import sys
 
+import attrs
 import click
 import trio
 
@@ -14,6 +15,7 @@ from agy_trio.cli._endpoint import Endpoint, backend_options, choose_endpoint, o
 from agy_trio.cli._running import CommandFailed, run_trio
 from agy_trio.core.exception_groups import leaves
 from agy_trio.core.settings import RuntimeConfig
+from agy_trio.errors import ConfigError
 
 __all__ = ["serve_agents"]
 
@@ -30,6 +32,28 @@ __all__ = ["serve_agents"]
     "required to listen beyond loopback.",
 )
 @click.option("--access-log", is_flag=True, help="Print one line per request on stdout.")
+@click.option(
+    "--config",
+    "profile_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of the served profile: its name, and the AgentConfig of new agents "
+    "(tools by import path, policies...).",
+)
+@click.option(
+    "--approval-timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a tool call held by an ask_user rule waits for an answer, then is denied.",
+)
+@click.option(
+    "--reattach-grace",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a turn goes on after its last reader left (0: cancel it at once).",
+)
 def serve_agents(
     backend: str,
     base_url: str | None,
@@ -38,6 +62,9 @@ def serve_agents(
     port: int,
     token: str | None,
     access_log: bool,
+    profile_path: str | None,
+    approval_timeout: float,
+    reattach_grace: float,
 ) -> None:
     """Serve agents over HTTP: a JSON and SSE API, a web page and Prometheus metrics.
 
@@ -46,7 +73,21 @@ def serve_agents(
     """
     if access_log:
         _print_access_log()
-    run_trio(_serve, choose_endpoint(backend, base_url, model), host, port, token, access_log)
+    options = _ServeOptions(
+        host, port, token, access_log, profile_path, approval_timeout, reattach_grace
+    )
+    run_trio(_serve, choose_endpoint(backend, base_url, model), options)
+
+
+@attrs.frozen
+class _ServeOptions:
+    host: str
+    port: int
+    token: str | None
+    access_log: bool
+    profile_path: str | None
+    approval_timeout: float
+    reattach_grace: float
 
 
 def _print_access_log() -> None:
@@ -62,16 +103,26 @@ def _print_access_log() -> None:
     click.get_current_context().call_on_close(lambda: access.removeHandler(handler))
 
 
-async def _serve(
-    endpoint: Endpoint, host: str, port: int, token: str | None, access_log: bool
-) -> None:
+async def _serve(endpoint: Endpoint, options: _ServeOptions) -> None:
     # Imported here: listing the commands stays quick, and a missing extra is
     # one line with the pip command (see _running).
-    from agy_trio.serve import serve
+    from agy_trio.serve import ServedProfile, load_profile, serve
+
+    host, port = options.host, options.port
 
     config = RuntimeConfig(inter_agent_delay=0)
     # A stop signal cancels this (see _running): serve() then stops in order.
     async with open_for(endpoint, config) as (rt, defaults), trio.open_nursery() as nursery:
+        profile = ServedProfile(config=defaults)
+        if options.profile_path is not None:
+            try:
+                # The file's fields go over the endpoint the command line chose.
+                profile = load_profile(options.profile_path, base=defaults)
+            except ConfigError as error:
+                where = f" ({error.field})" if error.field else ""
+                raise CommandFailed(
+                    f"the profile {options.profile_path}{where}: {error}"
+                ) from error
         try:
             address = await nursery.start(
                 functools.partial(
@@ -79,9 +130,11 @@ async def _serve(
                     rt,
                     host=host,
                     port=port,
-                    token=token,
-                    defaults=defaults,
-                    access_log=access_log,
+                    token=options.token,
+                    profile=profile,
+                    access_log=options.access_log,
+                    approval_timeout=options.approval_timeout,
+                    reattach_grace=options.reattach_grace,
                 )
             )
         except BaseException as error:

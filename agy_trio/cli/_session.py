@@ -20,14 +20,15 @@ import contextlib
 import json
 import sys
 import threading
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol, cast
 
 import attrs
 import click
 import trio
 
 from agy_trio.core.agent import AgentHandle
-from agy_trio.core.events import TextDelta, ThoughtDelta, ToolCall, TurnEnd, Usage
+from agy_trio.core.events import ChatEvent, TextDelta, ThoughtDelta, ToolCall, TurnEnd, Usage
 from agy_trio.core.exception_groups import raise_lone_leaf
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
@@ -43,6 +44,9 @@ HELP = """\
 Ctrl-C cancels the answer being streamed; at the prompt it leaves."""
 
 _PROMPT = "you> "
+
+# What ChatResponse.events() returns: an async generator (closed with aclosing).
+_Events = AsyncGenerator[ChatEvent, None]
 
 
 class LineReader(Protocol):
@@ -245,8 +249,13 @@ class ChatSession:
         with trio.CancelScope() as scope:
             self._answering = scope
             try:
-                async with await agent.chat(prompt) as response:
-                    async for event in response.events():
+                async with (
+                    await agent.chat(prompt) as response,
+                    contextlib.aclosing(
+                        cast(AsyncGenerator[ChatEvent, None], response.events())
+                    ) as events,
+                ):
+                    async for event in events:
                         if isinstance(event, TextDelta):
                             printer.text(event.text)
                         elif isinstance(event, ThoughtDelta):

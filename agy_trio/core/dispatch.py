@@ -179,7 +179,11 @@ class ToolDispatcher:
         arguments: Mapping[str, Any],
     ) -> Any:
         await self._policies.check(
-            name, snapshot, handler_timeout=self._handler_timeout, agent_id=self._agent_id
+            name,
+            snapshot,
+            handler_timeout=self._handler_timeout,
+            agent_id=self._agent_id,
+            approver=self._approver() if self._approver is not None else None,
         )
         if self._hooks.pre_tool_call:
             decision = await self.pre_tool_call(name, snapshot)

@@ -23,12 +23,26 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, HTTP_SETTABLE_FIELDS, create_app
+from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT
+from agy_trio.serve.profile import (
+    DEFAULT_PROFILE_NAME,
+    ServedProfile,
+    load_profile,
+    profile_from_toml,
+)
 from agy_trio.serve.server import ServerAddress, serve
+from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE
 
 __all__ = [
+    "DEFAULT_APPROVAL_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PROFILE_NAME",
+    "DEFAULT_REATTACH_GRACE",
     "HTTP_SETTABLE_FIELDS",
+    "ServedProfile",
     "ServerAddress",
     "create_app",
+    "load_profile",
+    "profile_from_toml",
     "serve",
 ]

@@ -22,7 +22,6 @@ import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -38,6 +37,7 @@ from agy_trio.errors import (
     ApprovalNotFound,
     BackendError,
     ConfigError,
+    ContentTooLarge,
     OperationTimeout,
     PolicyDenied,
     QuotaExceeded,
@@ -46,12 +46,16 @@ from agy_trio.errors import (
 )
 from agy_trio.serve import tracecontext
 from agy_trio.serve.a2a import A2AEndpoint
+from agy_trio.serve.ag_ui import AgUiEndpoint
+from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT, Approvals
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
-from agy_trio.serve.responses import DEFAULT_PROFILE_NAME, ResponsesAPI
-from agy_trio.serve.security import LOOPBACK_HOSTS, AccessControl
+from agy_trio.serve.profile import ServedProfile
+from agy_trio.serve.responses import ResponsesAPI
+from agy_trio.serve.security import AccessControl, BodyLimit, LoopbackHosts
 from agy_trio.serve.stream import ChatStream, LiveStreams
+from agy_trio.serve.turn_api import TurnEndpoints
 from agy_trio.serve.turn_log import TurnLogs
 from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE, TurnRunner
 from agy_trio.serve.wire import Redactor, error_body
@@ -90,6 +94,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
     (AgentNotFound, 404),
     (TurnNotFound, 404),
     (ApprovalNotFound, 404),
+    (ContentTooLarge, 413),
     (ConfigError, 422),
     (RuntimeClosed, 503),
     (QuotaExceeded, 429),
@@ -174,18 +179,21 @@ class _Service:
         self,
         runtime: Runtime,
         token: str | None,
-        defaults: AgentConfig,
+        profile: ServedProfile,
         *,
         reattach_grace: float = DEFAULT_REATTACH_GRACE,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
     ) -> None:
         self.runtime = runtime
-        self.defaults = defaults
+        self.profile = profile
+        self.defaults = profile.config
         self.streams = LiveStreams()
         self._created: set[str] = set()
         self._closed = False
         self.redact = Redactor(lambda: self._secrets(token))
         self.turn_logs = TurnLogs()
         self.turns = TurnRunner(self.turn_logs, self.redact, reattach_grace=reattach_grace)
+        self.approvals = Approvals(self.turns, timeout=approval_timeout)
         self.page, self.page_policy = _load_page()
         self.metrics = registry_for(
             RuntimeCollector(runtime.statistics, lambda: len(self.streams), self._disconnects)
@@ -317,22 +325,6 @@ class _Service:
         _, reader = await self.turns.start(handle, prompt)
         return ChatStream(reader, self.streams, self.redact)
 
-    async def turn_events(self, request: Request) -> Response:
-        """``GET /v1/turns/{turn_id}/events``: replay after ``Last-Event-ID``, then follow."""
-        self._check_open()
-        turn_log = self.turn_logs.get(request.path_params["turn_id"])
-        raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        try:
-            after = int(raw.strip())
-        except ValueError:
-            raise ConfigError(
-                f"must be an event id (an integer), got {raw[:40]!r}", field="last-event-id"
-            ) from None
-        if after < 0:
-            raise ConfigError("must not be negative", field="last-event-id")
-        await trio.lowlevel.checkpoint()
-        return ChatStream(turn_log.attach(after), self.streams, self.redact)
-
     async def cancel(self, request: Request) -> Response:
         await self._agent(request).cancel()
         return Response(status_code=204)
@@ -403,6 +395,8 @@ def create_app(
     defaults: AgentConfig | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     reattach_grace: float = DEFAULT_REATTACH_GRACE,
+    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+    profile: ServedProfile | None = None,
 ) -> Starlette:
     """The ASGI app serving ``runtime``: the JSON and SSE API, the web page and the metrics.
 
@@ -421,6 +415,11 @@ def create_app(
         reattach_grace: Seconds a turn goes on once its last reader left (a
             client may reconnect with ``Last-Event-ID`` meanwhile); 0 cancels
             it at once.
+        approval_timeout: Seconds a tool call held by a handler-less
+            ``ask_user`` rule waits for an answer before it is denied.
+        profile: The served profile (name, description, and the
+            configuration new agents start from); give it or ``defaults``,
+            not both. Without either: ``ServedProfile()``, named ``agy``.
 
     Returns:
         A Starlette application. Leaving its lifespan (the server stopping)
@@ -432,20 +431,32 @@ def create_app(
     """
     if not isinstance(runtime, Runtime):
         raise ConfigError(f"expected a Runtime, got {type(runtime).__name__}", field="runtime")
-    if defaults is None:
-        defaults = AgentConfig()
-    elif not isinstance(defaults, AgentConfig):
+    if defaults is not None and not isinstance(defaults, AgentConfig):
         raise ConfigError(
             f"expected an AgentConfig, got {type(defaults).__name__}", field="defaults"
         )
+    if profile is None:
+        profile = ServedProfile(config=defaults or AgentConfig())
+    elif not isinstance(profile, ServedProfile):
+        raise ConfigError(
+            f"expected a ServedProfile, got {type(profile).__name__}", field="profile"
+        )
+    elif defaults is not None:
+        raise ConfigError("give the profile or the defaults, not both", field="defaults")
     if token is not None and (not isinstance(token, str) or not token.strip()):
         raise ConfigError("must be a non-empty string or None", field="token")
     positive_int(max_body_bytes, "max_body_bytes")
-    service = _Service(runtime, token, defaults, reattach_grace=reattach_grace)
+    service = _Service(
+        runtime,
+        token,
+        profile,
+        reattach_grace=reattach_grace,
+        approval_timeout=approval_timeout,
+    )
     # The agent protocols, each rendering the same served turns.
-    mcp = McpEndpoint(service, DEFAULT_PROFILE_NAME)
-    a2a = A2AEndpoint(service, DEFAULT_PROFILE_NAME, token)
-    responses = ResponsesAPI(service, DEFAULT_PROFILE_NAME)
+    mcp = McpEndpoint(service, profile.name)
+    a2a = A2AEndpoint(service, profile.name, token)
+    responses = ResponsesAPI(service, profile.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -458,9 +469,13 @@ def create_app(
             responses.running(),
         ):
             await nursery.start(service.turns.run)
+            # While it serves, the server answers handler-less ask_user rules.
+            runtime.set_approver(service.approvals.ask)
             try:
                 yield
             finally:
+                if runtime.approver == service.approvals.ask:
+                    runtime.set_approver(None)
                 with trio.CancelScope(shield=True):
                     await service.aclose()
                 nursery.cancel_scope.cancel()
@@ -475,16 +490,20 @@ def create_app(
         Route("/v1/agents/{agent_id}/chat", service.chat, methods=["POST"]),
         Route("/v1/agents/{agent_id}/cancel", service.cancel, methods=["POST"]),
         Route("/v1/agents/{agent_id}/history", service.history, methods=["GET"]),
-        Route("/v1/turns/{turn_id}/events", service.turn_events, methods=["GET"]),
+        *TurnEndpoints(service).routes(),
+        *AgUiEndpoint(service).routes(),
         *responses.routes(),
         *a2a.routes(),
         *mcp.routes(),
     ]
-    middleware = [Middleware(AccessControl, token=token)]
+    middleware = [
+        Middleware(AccessControl, token=token),
+        Middleware(BodyLimit, max_body_bytes=max_body_bytes),
+    ]
     if tracecontext.available:
         middleware.insert(0, Middleware(tracecontext.TraceContext))
     if token is None:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=list(LOOPBACK_HOSTS)))
+        middleware.insert(0, Middleware(LoopbackHosts))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -494,7 +513,6 @@ def create_app(
             Exception: service.on_unexpected,
         },
         lifespan=lifespan,
-        max_body_size=max_body_bytes,
     )
     app.state.agy_trio = service
     return app

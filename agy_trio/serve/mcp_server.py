@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -33,11 +33,9 @@ from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
 from agy_trio.errors import AgentNotFound, AgyError
+from agy_trio.serve.state import ServiceState
 from agy_trio.serve.turn_log import TurnFailed, TurnFinished
 from agy_trio.serve.wire import error_body
-
-if TYPE_CHECKING:
-    from agy_trio.serve.app import _Service
 
 __all__ = ["MCP_PATH", "McpEndpoint"]
 
@@ -72,7 +70,7 @@ class McpEndpoint:
         profile_name: The served profile's name.
     """
 
-    def __init__(self, service: _Service, profile_name: str) -> None:
+    def __init__(self, service: ServiceState, profile_name: str) -> None:
         self._service = service
         self.profile_name = profile_name
         with _logging_left_alone():
@@ -135,12 +133,13 @@ class McpEndpoint:
         @server.tool()
         async def list_profiles() -> list[dict[str, Any]]:
             """The served profiles: what new conversations are made from."""
-            defaults = self._service.defaults
+            profile = self._service.profile
             return [
                 {
-                    "name": self.profile_name,
-                    "model": defaults.model,
-                    "tools": [tool.name for tool in defaults.tools],
+                    "name": profile.name,
+                    "description": profile.description,
+                    "model": profile.config.model,
+                    "tools": profile.tool_names,
                 }
             ]
 

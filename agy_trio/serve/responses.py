@@ -24,7 +24,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from starlette.exceptions import HTTPException
@@ -43,7 +43,9 @@ from agy_trio.errors import (
     TurnNotFound,
 )
 from agy_trio.serve.json_body import JsonBodyError, parse_json
+from agy_trio.serve.profile import DEFAULT_PROFILE_NAME
 from agy_trio.serve.responses_wire import ResponseRecord, ResponseRender, new_item_id, openai_error
+from agy_trio.serve.state import ServiceState
 from agy_trio.serve.turn_log import (
     Text,
     Thought,
@@ -57,13 +59,8 @@ from agy_trio.serve.turn_log import (
 )
 from agy_trio.serve.wire import error_body
 
-if TYPE_CHECKING:
-    from agy_trio.serve.app import _Service
-
 __all__ = ["DEFAULT_PROFILE_NAME", "ResponsesAPI"]
 
-DEFAULT_PROFILE_NAME = "agy"
-"""The name ``/v1/models`` lists the served profile by when it has none of its own."""
 
 _KEEP_RESPONSES = 1000
 """Finished responses remembered for ``GET`` and ``previous_response_id`` (oldest go first)."""
@@ -226,7 +223,7 @@ class ResponsesAPI:
         profile_name: The name ``/v1/models`` lists the served profile by.
     """
 
-    def __init__(self, service: _Service, profile_name: str = DEFAULT_PROFILE_NAME) -> None:
+    def __init__(self, service: ServiceState, profile_name: str = DEFAULT_PROFILE_NAME) -> None:
         self._service = service
         self.profile_name = profile_name
         self._created = int(time.time())

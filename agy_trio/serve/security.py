@@ -6,8 +6,14 @@
 * A browser request to ``/v1/*`` from another origin gets 403: another web
   site must not drive a local server through its visitor's browser.
 * Without a token the server listens on loopback only (:func:`check_bind`),
-  and answers only requests addressed to a loopback name, so a web page that
-  points its own domain at 127.0.0.1 (DNS rebinding) cannot reach it.
+  and answers only requests addressed to a loopback name (:class:`LoopbackHosts`,
+  400 otherwise), so a web page that points its own domain at 127.0.0.1 (DNS
+  rebinding) cannot reach it.
+* No request body larger than the server's limit is read (:class:`BodyLimit`,
+  413).
+
+Every refusal is a JSON body of the API's one error shape,
+``{"error": {"type": ..., "message": ...}}``.
 """
 
 from __future__ import annotations
@@ -19,12 +25,20 @@ import urllib.parse
 
 import trio
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agy_trio.errors import ConfigError
 
-__all__ = ["LOOPBACK_HOSTS", "AccessControl", "check_bind", "is_api_path"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "AccessControl",
+    "BodyLimit",
+    "LoopbackHosts",
+    "check_bind",
+    "is_api_path",
+]
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 """The Host header names a server without a token answers to."""
@@ -32,11 +46,11 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 # Every path that runs anything: the native API and OpenAI Responses under
 # /v1, and the agent protocols' own endpoints.
-_API_ROOTS = ("/v1", "/mcp", "/a2a")
+_API_ROOTS = ("/v1", "/mcp", "/a2a", "/ag-ui")
 
 
 def is_api_path(path: str) -> bool:
-    """Whether ``path`` belongs to the token-protected API (``/v1``, ``/mcp``, ``/a2a``)."""
+    """Whether ``path`` belongs to the token-protected API (``/v1``, the protocols' roots)."""
     return any(path == root or path.startswith(f"{root}/") for root in _API_ROOTS)
 
 
@@ -61,7 +75,15 @@ class AccessControl:
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode() if token is not None else None
+        self._expected = token.encode() if token is not None else None
+
+    def _authorized(self, header: str) -> bool:
+        assert self._expected is not None
+        # The scheme is case-insensitive (RFC 7235: "bearer", "BEARER" too).
+        scheme, _, credentials = header.strip().partition(" ")
+        given = credentials.strip().encode("latin-1", "replace")
+        # Constant time: the comparison must not tell how much of a guess was right.
+        return hmac.compare_digest(given, self._expected) and scheme.lower() == "bearer"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, or answer 401 or 403."""
@@ -69,24 +91,102 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self._expected is not None:
-            given = headers.get("authorization", "").encode("latin-1", "replace")
-            # Constant time: the comparison must not tell how much of a guess was right.
-            if not hmac.compare_digest(given, self._expected):
-                response = _refusal(
-                    401,
-                    "Unauthorized",
-                    "this server needs an 'Authorization: Bearer TOKEN' header",
-                    {"www-authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
+        if self._expected is not None and not self._authorized(headers.get("authorization", "")):
+            response = _refusal(
+                401,
+                "Unauthorized",
+                "this server needs an 'Authorization: Bearer TOKEN' header",
+                {"www-authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
         origin = headers.get("origin")
         if origin is not None and not _same_origin(origin, headers.get("host")):
             response = _refusal(403, "Forbidden", "cross-origin requests are not allowed")
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+class LoopbackHosts:
+    """ASGI middleware: answer only requests whose Host header is a loopback name.
+
+    For a server without a token (DNS rebinding, see the module's docstring);
+    any other Host gets 400.
+
+    Args:
+        app: The application to guard.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, or answer 400."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "")
+        # The name without its port: "127.0.0.1:8000", "[::1]:8000".
+        name = host.partition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
+        if name in LOOPBACK_HOSTS:
+            await self.app(scope, receive, send)
+            return
+        response = _refusal(
+            400,
+            "BadRequest",
+            f"this server answers requests addressed to {', '.join(LOOPBACK_HOSTS)} only "
+            f"(the Host header says {host[:100]!r}); a server reached by another name "
+            "needs a token (--token)",
+        )
+        await response(scope, receive, send)
+
+
+class BodyLimit:
+    """ASGI middleware: no request body over ``max_body_bytes`` is read (413).
+
+    A body whose Content-Length is over the limit is refused before a byte of
+    it is read, as the other guards refuse (the one JSON error shape, on every
+    path). A chunked one is refused as soon as the bytes received pass the
+    limit: reading it raises ``HTTPException(413)``, which the endpoint
+    reading it answers in its protocol's error shape.
+
+    Args:
+        app: The application to guard.
+        max_body_bytes: The largest body accepted, in bytes.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the request with a ``receive`` that counts the body."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        declared = Headers(scope=scope).get("content-length", "")
+        received = int(declared) if declared.isdigit() else 0
+
+        over = f"the request body is over the server's limit of {limit:,} bytes"
+        if received > limit:
+            await _refusal(413, "ContentTooLarge", over)(scope, receive, send)
+            return
+
+        def too_large() -> HTTPException:
+            return HTTPException(413, over)
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request" and not declared.isdigit():
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)
 
 
 def _is_loopback_address(address: str) -> bool:

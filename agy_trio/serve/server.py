@@ -25,6 +25,8 @@ from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.serve.access_log import AccessLog
 from agy_trio.serve.app import DEFAULT_MAX_BODY_BYTES, SHUTDOWN_GRACE, create_app
+from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT
+from agy_trio.serve.profile import ServedProfile
 from agy_trio.serve.security import check_bind
 from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE
 
@@ -72,6 +74,8 @@ async def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     access_log: bool = False,
     reattach_grace: float = DEFAULT_REATTACH_GRACE,
+    approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
+    profile: ServedProfile | None = None,
 ) -> None:
     """Serve ``runtime`` over HTTP until cancelled; start it with ``nursery.start``.
 
@@ -94,6 +98,9 @@ async def serve(
             :mod:`agy_trio.serve.access_log`).
         reattach_grace: Seconds a turn goes on once its last reader left; 0
             cancels it at once.
+        approval_timeout: Seconds a tool call waiting for approval waits
+            before it is denied.
+        profile: The served profile (instead of ``defaults``).
 
     Raises:
         ConfigError: ``host`` is not loopback and no token was given, or an
@@ -107,6 +114,8 @@ async def serve(
         defaults=defaults,
         max_body_bytes=max_body_bytes,
         reattach_grace=reattach_grace,
+        approval_timeout=approval_timeout,
+        profile=profile,
     )
     config = Config()
     config.accesslog = None  # ours instead, one line per request (see access_log)

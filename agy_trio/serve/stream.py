@@ -12,16 +12,17 @@ with an ``error`` event of type ``RuntimeClosed`` before the connection closes.
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import trio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from agy_trio.errors import RuntimeClosed
-from agy_trio.serve.turn_log import TERMINAL, TurnReader
+from agy_trio.errors import AgyError, RuntimeClosed
+from agy_trio.serve.turn_log import TERMINAL, TurnEvent, TurnReader
 from agy_trio.serve.wire import Redactor, error_event, sse_for
 
-__all__ = ["ChatStream", "LiveStreams"]
+__all__ = ["ChatStream", "LiveStreams", "NativeRender", "StreamRender"]
 
 log = logging.getLogger("agy_trio.serve")
 
@@ -102,6 +103,38 @@ async def _watch_disconnect(receive: Receive, stream: _Stream) -> None:
     stream.scope.cancel()
 
 
+class StreamRender(Protocol):
+    """How a protocol renders a turn's log as server-sent events (see :class:`ChatStream`)."""
+
+    def opening(self) -> bytes:
+        """What the stream starts with, before any event (e.g. AG-UI's ``RUN_STARTED``)."""
+
+    def render(self, event: TurnEvent) -> tuple[bytes, bool]:
+        """The bytes for ``event`` (may be empty), and whether the stream ends with them."""
+
+    def closing(self, error: AgyError) -> bytes:
+        """The last words of a stream the server ends early (``RuntimeClosed``)."""
+
+
+class NativeRender:
+    """The native API's rendering: :func:`~agy_trio.serve.wire.sse_for`, ending at the terminal."""
+
+    def __init__(self, redact: Redactor) -> None:
+        self._redact = redact
+
+    def opening(self) -> bytes:
+        """Nothing: the native stream starts with the turn's first event."""
+        return b""
+
+    def render(self, event: TurnEvent) -> tuple[bytes, bool]:
+        """The event's native SSE (if the native API sends it); the terminal one ends it."""
+        return sse_for(event) or b"", event.kind in TERMINAL
+
+    def closing(self, error: AgyError) -> bytes:
+        """An ``error`` event."""
+        return error_event(error, self._redact)
+
+
 class ChatStream(Response):
     """The ``text/event-stream`` answer of a chat: a turn's log, relayed as it is recorded.
 
@@ -121,11 +154,18 @@ class ChatStream(Response):
             client resumes.
         streams: Where the stream registers while it is live.
         redact: Masks secrets in error messages.
+        render: How the events are rendered; the native API's by default.
     """
 
     media_type = "text/event-stream"
 
-    def __init__(self, reader: TurnReader, streams: LiveStreams, redact: Redactor) -> None:
+    def __init__(
+        self,
+        reader: TurnReader,
+        streams: LiveStreams,
+        redact: Redactor,
+        render: StreamRender | None = None,
+    ) -> None:
         # Not Response.__init__: a stream has no body to measure up front.
         self.status_code = 200
         self.background = None
@@ -138,7 +178,7 @@ class ChatStream(Response):
         )
         self._reader = reader
         self._streams = streams
-        self._redact = redact
+        self._render: StreamRender = render or NativeRender(redact)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the stream (the ASGI entry point)."""
@@ -150,6 +190,9 @@ class ChatStream(Response):
             raise
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            opening = self._render.opening()
+            if opening:
+                await send({"type": "http.response.body", "body": opening, "more_body": True})
             final: bytes | None = None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, stream)
@@ -170,22 +213,24 @@ class ChatStream(Response):
             self._streams._done(stream)
 
     async def _relay(self, send: Send) -> bytes:
-        """Send the turn's events as they come; return the last one, ``done`` or ``error``."""
+        """Send the turn's events as they come; return the last bytes (``done``, ``error``...)."""
         async for event in self._reader:
-            body = sse_for(event)
-            if event.kind in TERMINAL:
-                assert body is not None
+            body, last = self._render.render(event)
+            if last:
                 return body
-            if body is not None:
+            if body:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-        # The reader stops only at the terminal event.
+        # The reader stops only at the terminal event, which every render ends with.
         raise AssertionError("a turn log ended without its terminal event")  # pragma: no cover
 
     def _rest(self) -> bytes:
         """What a stream the server ended still owes its client: the events recorded since."""
         reader = self._reader
-        parts = [sse_for(event) for event in reader.log.events_after(reader.position)]
-        rest = b"".join(part for part in parts if part is not None)
-        if not reader.log.finished:
-            rest += error_event(RuntimeClosed("the server is shutting down"), self._redact)
-        return rest
+        parts: list[bytes] = []
+        for event in reader.log.events_after(reader.position):
+            body, last = self._render.render(event)
+            parts.append(body)
+            if last:
+                return b"".join(parts)
+        parts.append(self._render.closing(RuntimeClosed("the server is shutting down")))
+        return b"".join(parts)

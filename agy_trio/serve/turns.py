@@ -20,15 +20,17 @@ with the returned :class:`~agy_trio.serve.turn_log.TurnReader`::
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, cast
 
 import trio
 
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.content import Content
 from agy_trio.core.events import (
+    ChatEvent,
     StopReason,
     TextDelta,
     ThoughtDelta,
@@ -37,6 +39,8 @@ from agy_trio.core.events import (
     Usage,
     json_safe,
 )
+from agy_trio.core.exception_groups import leaves
+from agy_trio.core.streaming import ChatResponse
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded, RuntimeClosed
 from agy_trio.serve.turn_log import (
     Text,
@@ -123,6 +127,8 @@ class TurnRunner:
         self._nursery: trio.Nursery | None = None
         self._turns: dict[str, ServedTurn] = {}
         self._closing = False
+        self.on_turn_end: list[Callable[[ServedTurn], None]] = []
+        """Called with each turn once its log ended (approvals drop what it left)."""
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the turns until cancelled (the server's lifespan runs this)."""
@@ -143,12 +149,18 @@ class TurnRunner:
     async def start(self, handle: AgentHandle, prompt: Content) -> tuple[TurnLog, TurnReader]:
         """Start a turn of ``handle`` in the server's nursery.
 
+        Returns once the turn has started, so that what refuses it (a prompt
+        over the model's limit, quota, an agent gone) is raised here, for the
+        caller to answer with an HTTP status before any stream.
+
         Returns:
             The turn's log, and a reader already attached from its first event
             (so the grace cannot cancel the turn before the caller reads).
 
         Raises:
             RuntimeClosed: The server is stopping (or is not running).
+            AgyError: The turn was refused before it started (nothing recorded
+                is left to read: the turn's log ends with the failure).
         """
         if self._closing or self._nursery is None:
             await trio.lowlevel.checkpoint()
@@ -157,63 +169,93 @@ class TurnRunner:
         turn = ServedTurn(handle, turn_log)
         self._turns[turn_log.turn_id] = turn
         reader = turn_log.attach()
-        await self._nursery.start(self._run_turn, turn, prompt)
+        try:
+            await self._nursery.start(self._run_turn, turn, prompt)
+        except BaseException as error:
+            reader.close()
+            refusal = leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+            if len(refusal) == 1 and isinstance(refusal[0], AgyError):
+                raise refusal[0] from None
+            raise
         return turn_log, reader
 
     async def _run_turn(
         self, turn: ServedTurn, prompt: Content, *, task_status: trio.TaskStatus[None]
     ) -> None:
+        started = False
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._enforce_grace, turn)
-                task_status.started()
-                await self._drive(turn, prompt)
-                nursery.cancel_scope.cancel()
+            # One scope for the whole turn, its start included: the server
+            # stopping (or the grace) cancels it wherever it is.
+            with turn.scope:
+                response = await self._begin(turn, prompt)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._enforce_grace, turn)
+                    task_status.started()
+                    started = True
+                    await self._drive(turn, response)
+                    nursery.cancel_scope.cancel()
+            if not started:  # cancelled before it started: only a stopping server does that
+                self._fail(turn.log, RuntimeClosed("the server is shutting down"))
+                raise RuntimeClosed("the server is shutting down")
         finally:
             self._turns.pop(turn.log.turn_id, None)
             self.logs.ended(turn.log)
+            for callback in self.on_turn_end:
+                callback(turn)
             turn.done.set()
 
-    async def _drive(self, turn: ServedTurn, prompt: Content) -> None:
+    async def _begin(self, turn: ServedTurn, prompt: Content) -> ChatResponse:
+        """Start the turn at the runtime; what refuses it is recorded, and raised."""
+        try:
+            return await turn.handle.chat(prompt)
+        except AgyError as error:
+            self._fail(turn.log, error)
+            raise
+
+    async def _drive(self, turn: ServedTurn, response: ChatResponse) -> None:
+        """Record the started turn's events (inside ``turn.scope``) until its end."""
         turn_log = turn.log
         text: list[str] = []
         structured: Any = None
         try:
-            with turn.scope:
-                response = await turn.handle.chat(prompt)
-                # Leaving the block early (cancellation) cancels the turn at the backend.
-                async with response:
-                    # Read to the very end, past TurnEnd: a response that has not
-                    # seen the end of its stream would cancel the turn on exit.
-                    async for event in response.events():
-                        kind = type(event)
-                        if kind is TextDelta:
-                            assert isinstance(event, TextDelta)
-                            text.append(event.text)
-                            turn_log.record(Text(event.text))
-                        elif kind is ThoughtDelta:
-                            assert isinstance(event, ThoughtDelta)
-                            turn_log.record(Thought(event.text))
-                        elif kind is ToolCall:
-                            assert isinstance(event, ToolCall)
-                            turn._tool_call(event)
-                        elif kind is TurnEnd:
-                            assert isinstance(event, TurnEnd)
-                            structured = event.structured_output
-                            turn_log.record(UsageReport(event.usage))
-                usage = response.usage or Usage()
-                stop_reason = response.stop_reason or StopReason.END_TURN
-                turn_log.record(TurnFinished(stop_reason, "".join(text), usage, structured))
+            # Leaving the block early (cancellation) cancels the turn at the
+            # backend; aclosing: a cancel while recording closes the events'
+            # generator now, not in the garbage collector.
+            events = cast(AsyncGenerator[ChatEvent, None], response.events())
+            async with response, contextlib.aclosing(events):
+                # Read to the very end, past TurnEnd: a response that has not
+                # seen the end of its stream would cancel the turn on exit.
+                async for event in events:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        assert isinstance(event, TextDelta)
+                        text.append(event.text)
+                        turn_log.record(Text(event.text))
+                    elif kind is ThoughtDelta:
+                        assert isinstance(event, ThoughtDelta)
+                        turn_log.record(Thought(event.text))
+                    elif kind is ToolCall:
+                        assert isinstance(event, ToolCall)
+                        turn._tool_call(event)
+                    elif kind is TurnEnd:
+                        assert isinstance(event, TurnEnd)
+                        structured = event.structured_output
+                        turn_log.record(UsageReport(event.usage))
+            usage = response.usage or Usage()
+            stop_reason = response.stop_reason or StopReason.END_TURN
+            turn_log.record(TurnFinished(stop_reason, "".join(text), usage, structured))
         except AgyError as error:
             self._fail(turn_log, error)
         except Exception as error:
             log.exception("turn %s of %s failed", turn_log.turn_id, turn_log.agent_id)
             self._fail(turn_log, error)
-        if not turn_log.finished:
-            if turn.closing:
-                self._fail(turn_log, RuntimeClosed("the server is shutting down"))
-            else:
-                turn_log.record(TurnFinished(StopReason.CANCELLED, "".join(text), Usage()))
+        finally:
+            # Cancelled (the scope): what the readers are told.
+            if not turn_log.finished:
+                if turn.closing:
+                    self._fail(turn_log, RuntimeClosed("the server is shutting down"))
+                else:
+                    turn_log.record(TurnFinished(StopReason.CANCELLED, "".join(text), Usage()))
 
     def _fail(self, turn_log: TurnLog, error: BaseException) -> None:
         if turn_log.finished:

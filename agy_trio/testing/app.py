@@ -76,6 +76,14 @@ _GRACEFUL_TIMEOUT: Final = 2.0
 # (Python's default of 128 drops the rest, which their harness sees as EOF).
 _LISTEN_BACKLOG: Final = 4096
 
+# Accept loops on the listening socket. Trio's serve_listeners takes one
+# connection per loop and scheduler round; a harness opens a new connection for
+# most requests (its HTTP client keeps two idle ones per host), so thousands of
+# conversations asking at once, with thousands of answers streaming, had
+# connections wait in the accept queue until the harness gave up dialling
+# ("dial tcp ...: i/o timeout").
+_ACCEPTORS: Final = 16
+
 # How long an idle keep-alive connection stays open. Hypercorn's default (5 s)
 # closes connections the harness's HTTP client still holds in its pool; when a
 # closure crosses a new request on the same connection the request fails
@@ -420,7 +428,10 @@ class ModelServer:
             config = Config()
             # hypercorn adopts (and trio closes) a duplicate of the descriptor;
             # the original stays ours and is closed when this block ends.
-            config.bind = [f"fd://{os.dup(listener.fileno())}"]
+            # Several duplicates: trio.serve_listeners accepts one connection
+            # per listener per scheduler round, and with thousands of answers
+            # streaming a round is long (see _ACCEPTORS).
+            config.bind = [f"fd://{os.dup(listener.fileno())}" for _ in range(_ACCEPTORS)]
             config.accesslog = None
             config.errorlog = _LOG
             config.graceful_timeout = _GRACEFUL_TIMEOUT

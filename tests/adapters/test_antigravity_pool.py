@@ -58,6 +58,9 @@ async def main():
     async with websockets.serve(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         await asyncio.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+        gate = os.environ.get("FAKE_GATE")  # answer only once the test opens it
+        while gate and not os.path.exists(gate):
+            await asyncio.sleep(0.01)
         answer = localharness_pb2.OutputConfig(port=port, api_key="token").SerializeToString()
         sys.stdout.buffer.write(struct.pack("<I", len(answer)) + answer)
         sys.stdout.buffer.flush()
@@ -204,6 +207,42 @@ def test_conversations_share_a_process_up_to_the_limit(
     pool.close()
 
 
+def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
+    registry: HarnessRegistry, script: Path, tmp_path: Path
+) -> None:
+    pool = _pool(registry)
+    ours, theirs = _spec(script, tmp_path / "a"), _spec(script, tmp_path / "b")
+
+    async def main() -> None:
+        lease = await pool.lease(ours)
+        pid = lease.harness.process.pid
+        # Its last conversation hibernates: the harness stays up, empty...
+        assert await pool.release(lease, grace=5, keep_warm=True) == []
+        assert _alive(pid) and pool.loads() == [(pid, 0)]
+        # ...and the next conversation of its group lands there, with no start.
+        again = await pool.lease(ours)
+        assert again.harness.process.pid == pid and registry.started == 1
+        await pool.release(again, grace=5, keep_warm=True)
+        # Another group's harness becomes the warm one: the first goes.
+        other = await pool.lease(theirs)
+        other_pid = other.harness.process.pid
+        await pool.release(other, grace=5, keep_warm=True)
+        assert _wait_until(lambda: not _alive(pid))
+        assert pool.loads() == [(other_pid, 0)]
+        # A harness left for any other reason goes as before.
+        plain = await pool.lease(ours)
+        await pool.release(plain, grace=5)
+        assert not _alive(plain.harness.process.pid)
+        # The backend's close stops the warm one, gently.
+        assert await pool.retire_warm() == []
+        assert not _alive(other_pid) and pool.loads() == []
+        assert await pool.retire_warm() == []
+
+    asyncio.run(main())
+    assert registry.owners() == []
+    pool.close()
+
+
 def test_one_process_per_conversation_with_agents_per_harness_1(
     registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
@@ -261,18 +300,22 @@ def test_conversations_arriving_during_a_start_wait_for_it(
     registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
     pool = _pool(registry)
-    spec = _spec(script, tmp_path, FAKE_DELAY="0.5")
+    gate = tmp_path / "gate"
+    spec = _spec(script, tmp_path, FAKE_GATE=str(gate))
 
     async def main() -> None:
         first = asyncio.create_task(pool.lease(spec))
-        await asyncio.sleep(0.1)
+        # The harness is up and holds its answer until the gate opens: a start under way.
+        assert await _until(lambda: bool(registry.pids()))
         # A waiter that gives up does not stop the start the others wait for.
         quitter = asyncio.create_task(pool.lease(spec))
         others = [asyncio.create_task(pool.lease(spec)) for _ in range(8)]
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0)  # one loop turn: each new lease reaches its wait
         quitter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await quitter
+        assert not first.done()  # still starting
+        gate.touch()
         leases = [await first, *[await task for task in others]]
         assert len({lease.harness.process.pid for lease in leases}) == 1
         assert registry.started == 1

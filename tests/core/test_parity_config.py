@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agy_trio
 from agy_trio import AgentConfig, ConfigError, policy
@@ -308,3 +311,83 @@ def test_bad_new_fields_in_a_file_name_their_path() -> None:
         with pytest.raises(ConfigError) as caught:
             from_json(text, AgentConfig)
         assert caught.value.field is not None and caught.value.field.startswith(where), text
+
+
+_NAMES = st.from_regex(r"[a-zA-Z0-9_-]{1,12}", fullmatch=True)
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_TOOLS = st.one_of(st.none(), st.lists(_NAMES, max_size=3))
+_MAPPING = st.one_of(st.none(), st.dictionaries(_NAMES, _TEXT, max_size=3))
+
+
+@st.composite
+def _servers(draw: st.DrawFn) -> list[agy_trio.McpStdioServer | agy_trio.McpHttpServer]:
+    names = draw(st.lists(_NAMES, unique=True, max_size=3))
+    servers: list[agy_trio.McpStdioServer | agy_trio.McpHttpServer] = []
+    for name in names:
+        listed = draw(st.sampled_from(["enabled_tools", "disabled_tools", None]))
+        lists = {listed: draw(st.lists(_NAMES, max_size=3))} if listed else {}
+        common = {
+            "name": name,
+            "timeout_seconds": draw(st.one_of(st.none(), st.integers(1, 600))),
+            "force_all_tools_eager": draw(st.booleans()),
+            **lists,
+        }
+        if draw(st.booleans()):
+            servers.append(
+                agy_trio.McpStdioServer(
+                    command=draw(_NAMES),
+                    args=draw(st.lists(_TEXT, max_size=3)),
+                    env=draw(_MAPPING),
+                    **common,
+                )
+            )
+        else:
+            servers.append(
+                agy_trio.McpHttpServer(
+                    url=f"http://127.0.0.1:{draw(st.integers(1, 65535))}/mcp",
+                    headers=draw(_MAPPING),
+                    timeout=draw(st.floats(0.5, 100)),
+                    terminate_on_close=draw(st.booleans()),
+                    **common,
+                )
+            )
+    return servers
+
+
+_BUDGETS = st.one_of(
+    st.none(),
+    st.builds(
+        agy_trio.Budget,
+        max_model_calls=st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+        max_tool_calls=st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+        max_input_tokens=st.one_of(st.none(), st.integers(1, 2**63 - 1)),
+        max_output_tokens=st.one_of(st.none(), st.integers(1, 2**63 - 1)),
+        max_total_tokens=st.one_of(st.none(), st.integers(1, 2**63 - 1)),
+        scope=st.sampled_from(agy_trio.BudgetScope),
+    ),
+)
+
+
+@given(
+    servers=_servers(),
+    budget=_BUDGETS,
+    thinking=st.one_of(st.none(), st.sampled_from(agy_trio.ThinkingLevel)),
+    tier=st.one_of(st.none(), st.sampled_from(agy_trio.ServiceTier)),
+    tokens=st.one_of(st.none(), st.integers(1, 2**31 - 1)),
+    schema=st.sampled_from([None, Answer, {"type": "object"}, '{"type": "string"}']),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_combination_of_the_new_fields_round_trips(
+    servers: list[Any], budget: Any, thinking: Any, tier: Any, tokens: Any, schema: Any
+) -> None:
+    config = AgentConfig(
+        api_key="k",
+        mcp_servers=servers,
+        budget=budget,
+        thinking_level=thinking,
+        service_tier=tier,
+        max_output_tokens=tokens,
+        response_schema=schema,
+    )
+    assert from_json(to_json(config), AgentConfig) == config.replace(api_key=None)
+    assert from_toml(to_toml(config), AgentConfig) == config.replace(api_key=None)

@@ -136,8 +136,13 @@ async def test_a_slow_pre_turn_hook_holds_up_only_its_own_agent() -> None:
     async with _runtime() as rt:
         slow_agent = await rt.create_agent(slow_config)
         quick_agent = await rt.create_agent(AgentConfig(name="quick"))
+
+        async def chat_to_the_end() -> None:
+            # Read, not dropped: an unread response is interrupted, with a warning.
+            assert await (await slow_agent.chat("slow")).text() == "You said: slow"
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(slow_agent.chat, "slow")
+            nursery.start_soon(chat_to_the_end)
             await entered.wait()
             # The other agent streams a whole turn while the hook still blocks.
             assert await (await quick_agent.chat("quick")).text() == "You said: quick"

@@ -88,10 +88,11 @@ async def test_an_idle_agent_hibernates_and_wakes_on_chat_with_history_tools_pol
         before = await agent.history()
         usage = await agent.total_usage()
         assert usage.total_tokens > 0
+        (pid,) = backend.harness_pids()
         await _until(_hibernated(backend, 1), "the idle agent hibernates")
-        # Its harness had no other conversation: it is gone.
-        await _until(lambda: backend.harness_pids() == [], "the empty harness exits")
+        # It left its harness: kept up empty (warm) for the next wake.
         stats = backend.statistics()
+        assert stats.harness_loads == ((pid, 0),)
         assert (stats.hibernations, stats.wakes, stats.wake_latency_p50) == (1, 0, None)
 
         # Queries answer from what it kept, without waking it.
@@ -100,16 +101,16 @@ async def test_an_idle_agent_hibernates_and_wakes_on_chat_with_history_tools_pol
         assert await agent.total_usage() == usage
         assert await agent.last_response() == "You said: remember the word banana"
         assert await agent.is_idle()
-        assert backend.statistics().wakes == 0 and backend.harness_pids() == []
+        assert backend.statistics().wakes == 0
 
-        # The next chat wakes it, on a fresh harness, with its tool, policy and hooks.
+        # The next chat wakes it, on the warm harness, with its tool, policy and hooks.
         text = await (await agent.chat('call tool lookup with {"topic": "bananas"}')).text()
         assert "the Trio tool knows bananas" in text
         assert calls == [("bananas", threading.current_thread().name)]  # ran in Trio
         stats = backend.statistics()
         assert (stats.hibernated, stats.wakes) == (0, 1)
         assert stats.wake_latency_p50 is not None and stats.wake_latency_p50 > 0
-        assert len(backend.harness_pids()) == 1
+        assert stats.harness_loads == ((pid, 1),) and stats.harnesses_started == 1
         denied = await (await agent.chat('call tool lookup with {"topic": "secret"}')).text()
         assert "denied" in denied and len(calls) == 1  # its policy came back too
         assert seen == ["start", "end"] * 3
@@ -156,6 +157,28 @@ async def test_a_hibernated_agents_harness_can_be_killed_without_loss(
         ]
         assert pid not in backend.harness_pids()
         assert backend.statistics().wakes == 1
+
+
+async def test_a_hibernated_agent_wakes_on_a_fresh_harness_after_its_warm_one_is_killed(
+    tmp_path: Path, server: Any
+) -> None:
+    async with sdk_runtime(tmp_path, hibernate_after=NAP) as (rt, backend):
+        agent = await rt.create_agent(local_agent(server))
+        assert await (await agent.chat("the word is fig")).text() == "You said: the word is fig"
+        await _until(_hibernated(backend, 1), "the idle agent hibernates")
+        ((pid, load),) = backend.statistics().harness_loads
+        assert load == 0
+        os.kill(pid, signal.SIGKILL)
+        await _until(lambda: backend.statistics().harness_loads == (), "the harness is dead")
+        assert await (await agent.chat("still there?")).text() == "You said: still there?"
+        assert [m.text for m in await agent.history()] == [
+            "the word is fig",
+            "You said: the word is fig",
+            "still there?",
+            "You said: still there?",
+        ]
+        assert pid not in backend.harness_pids()
+        assert backend.statistics().harnesses_started == 2
 
 
 async def test_a_hibernated_agent_shuts_down_and_resumes_by_id(tmp_path: Path, server: Any) -> None:

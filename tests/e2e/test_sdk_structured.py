@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+import trio
 
 import agy_trio
 from agy_trio import StopReason, policy
@@ -156,3 +157,33 @@ async def test_each_budget_field_stops_a_runaway_turn_with_its_reason(
     expected = (calls * PER_CALL.prompt_tokens, calls * PER_CALL.completion_tokens)
     assert (usage.input_tokens, usage.output_tokens) == expected
     assert any(m.role == "user" and m.text == "loop forever" for m in history)
+
+
+@attrs.frozen
+class Place:
+    """Where something is."""
+
+    city: str
+
+
+async def test_agents_on_one_harness_each_get_their_own_schema(tmp_path: Path) -> None:
+    async with open_model_server() as server, sdk_runtime(tmp_path) as (runtime, backend):
+        judge = await runtime.create_agent(local_agent(server, response_schema=Verdict))
+        finder = await runtime.create_agent(local_agent(server, response_schema=Place))
+        plain = await runtime.create_agent(local_agent(server))
+        assert len(backend.harness_pids()) == 1  # one harness serves all three
+        results: dict[str, Any] = {}
+
+        async def ask(name: str, agent: agy_trio.AgentHandle, prompt: str) -> None:
+            response = await agent.chat(prompt)
+            results[name] = await response.structured_output()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "judge", judge, _finish({"label": "ok", "percent": 50}))
+            nursery.start_soon(ask, "finder", finder, _finish({"city": "Lima"}))
+            nursery.start_soon(ask, "plain", plain, _finish({"city": "Lima"}))
+    assert results == {"judge": Verdict("ok", 50), "finder": Place("Lima"), "plain": None}
+    declared = sorted(
+        tuple(r.tools["finish"]["required"]) for r in server.requests if "finish" in r.tools
+    )
+    assert declared == [("city",), ("label", "percent")]

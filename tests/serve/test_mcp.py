@@ -34,7 +34,7 @@ async def test_the_tools_chat_and_keep_the_conversation() -> None:
 
         profiles = await client.call_tool("list_profiles", {})
         assert profiles.structured_content == {
-            "result": [{"name": "agy", "model": None, "tools": []}]
+            "result": [{"name": "agy", "description": "", "model": None, "tools": []}]
         }
 
         first = await client.call_tool("chat", {"prompt": "hello"})

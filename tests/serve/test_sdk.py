@@ -95,6 +95,24 @@ async def test_chat_streams_through_the_real_sdk(tmp_path: Path) -> None:
         assert rows == [{"id": agent_id, "name": "real", "idle": True, "turns": 1}]
 
 
+async def test_a_prompt_over_the_models_limit_is_refused_before_the_stream(
+    tmp_path: Path,
+) -> None:
+    async with sdk_server(tmp_path) as s:
+        agent_id = await create_agent(s.client)
+        prompt = "p" * 900_000  # under the body limit (1 MiB), over the model's
+        answer = await s.client.post(f"/v1/agents/{agent_id}/chat", json={"prompt": prompt})
+        assert answer.status_code == 413
+        assert answer.headers["content-type"] == "application/json"
+        error = answer.json()["error"]
+        assert error["type"] == "ContentTooLarge"
+        assert "900,000 bytes of text" in error["message"]
+        assert "over the limit of 191,488 bytes" in error["message"]
+        assert s.model.statistics().requests_total == 0  # nothing reached the model
+        events = await chat_events(s.client, agent_id, "and now a short one")
+        assert events[-1].json()["text"] == "You said: and now a short one"
+
+
 async def test_hanging_up_abandons_the_model_request(tmp_path: Path) -> None:
     async with sdk_server(tmp_path) as s:
         model, backend, runtime, client = s.model, s.backend, s.runtime, s.client

@@ -187,3 +187,71 @@ async def test_the_token_is_masked_in_errors_too() -> None:
         agent_id = await create_agent(s.client)
         events = await chat_events(s.client, agent_id, f"echo failure {TOKEN}")
         assert TOKEN not in events[0].data
+
+
+def _one_error_shape(answer: httpx.Response, status: int, kind: str) -> str:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    error = answer.json()["error"]
+    assert error["type"] == kind
+    message: str = error["message"]
+    assert isinstance(message, str) and message
+    return message
+
+
+# As in the 413 test above: httpx's own upload generator, abandoned.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <async_generator object ByteStream.__aiter__"
+    ":pytest.PytestUnraisableExceptionWarning"
+)
+async def test_every_refusal_is_json_of_one_shape() -> None:
+    async with served(max_body_bytes=1024) as s:
+        agent_id = await create_agent(s.client)
+        chat = f"/v1/agents/{agent_id}/chat"
+        bad_host = await s.client.get("/v1/agents", headers={"host": "evil.example:8000"})
+        message = _one_error_shape(bad_host, 400, "BadRequest")
+        assert "'evil.example:8000'" in message
+        # A body over the limit, with Content-Length (refused unread) and chunked.
+        declared = await s.client.post(chat, json={"prompt": "z" * 2000})
+        message = _one_error_shape(declared, 413, "ContentTooLarge")
+        assert "limit of 1,024 bytes" in message
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(4):
+                yield b"z" * 512
+
+        chunked = await s.client.post(chat, content=chunks())
+        _one_error_shape(chunked, 413, "ContentTooLarge")
+        _one_error_shape(await s.client.put(chat), 405, "MethodNotAllowed")
+        _one_error_shape(await s.client.get("/v1/nowhere"), 404, "NotFound")
+        _one_error_shape(await s.client.post("/v1/agents/nobody-1/chat"), 404, "AgentNotFound")
+        cross = await s.client.post(chat, json={"prompt": "hi"}, headers={"origin": "http://x.y"})
+        _one_error_shape(cross, 403, "Forbidden")
+        _one_error_shape(await s.client.post(chat), 422, "ConfigError")
+    async with served(token=TOKEN, authorized=False) as s:
+        _one_error_shape(await s.client.get("/v1/agents"), 401, "Unauthorized")
+
+
+async def test_the_bearer_scheme_is_case_insensitive() -> None:
+    async with served(token=TOKEN, authorized=False) as s:
+        for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
+            answer = await s.client.get(
+                "/v1/agents", headers={"authorization": f"{scheme} {TOKEN}"}
+            )
+            assert answer.status_code == 200, scheme
+        for header in (f"Basic {TOKEN}", f"Bearer {TOKEN}x", TOKEN, f"Bearer{TOKEN}", "Bearer"):
+            answer = await s.client.get("/v1/agents", headers={"authorization": header})
+            assert answer.status_code == 401, header
+
+
+def test_the_documented_status_table_lists_every_error_status() -> None:
+    import re
+    from pathlib import Path
+
+    from agy_trio.serve import app
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "serve.md").read_text()
+    documented = {int(n) for n in re.findall(r"^\| (\d{3}) `", table, flags=re.MULTILINE)}
+    sent = {status for _, status in app._STATUS_OF_ERROR} | set(app._HTTP_ERROR_TYPES)
+    # 400: the Host check; 500: anything unexpected.
+    assert sent | {400, 500} <= documented

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import importlib
 import itertools
 import logging
@@ -310,6 +311,9 @@ class AntigravityBackend:
             async with trio.open_nursery() as nursery:
                 for agent in agents:
                     nursery.start_soon(self._close_quietly, agent)
+        if self.pool is not None and self.hosts[0].alive:
+            with contextlib.suppress(ChannelClosed), trio.move_on_after(budget):
+                await self.hosts[0].run(self.pool.retire_warm)
         leftovers = await trio.to_thread.run_sync(self.registry.close)
         if self.pool is not None:
             await trio.to_thread.run_sync(self.pool.close)

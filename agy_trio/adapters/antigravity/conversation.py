@@ -232,8 +232,11 @@ class SdkConversation:
             return False
         return True
 
-    async def close(self) -> None:
+    async def close(self, *, keep_warm: bool = False) -> None:
         """Stop the SDK agent and its harness; never leaves the process behind.
+
+        ``keep_warm``: the agent hibernates; a harness it leaves empty may
+        stay up for the next wake (see :meth:`HarnessPool.release`).
 
         The SDK would wait for the harness with a blocking call (up to 180 s)
         on the loop, then join its stderr reader. The process is taken away
@@ -283,7 +286,7 @@ class SdkConversation:
         # end now all the same.
         self.mcp_lease.release()
         if detached:
-            await launcher.retire_async(grace, stderr_readers)
+            await launcher.retire_async(grace, stderr_readers, keep_warm=keep_warm)
         else:
             launcher.kill()
             await launcher.release_async()

@@ -5,9 +5,10 @@ process even while nobody talks to it, and real services hold many more
 conversations than are active at once. An agent idle for the backend's
 ``hibernate_after`` seconds (no turn since then) therefore *hibernates*: its
 SDK session is closed and its place on the harness given back (a harness left
-without conversations exits), and the agent keeps only what it needs to come
-back: its conversation id and configuration (its tools, policies, hooks and
-MCP servers are in it), plus a :class:`Snapshot` of what the queries answer.
+without conversations exits, but the pool keeps one emptied this way running
+for the next wake), and the agent keeps only what it needs to come back: its
+conversation id and configuration (its tools, policies, hooks and MCP servers
+are in it), plus a :class:`Snapshot` of what the queries answer.
 The conversation itself stays where the harness saved it, in the agent's
 ``save_dir``.
 
@@ -162,9 +163,8 @@ class Hibernation:
             self._timer = loop.call_later(remaining, self._due)
             return
         if self._busy() or (recovery.task is not None and not recovery.task.done()):
-            # A turn re-arms the timer as it ends; a reopen is not activity.
-            if not self._busy():
-                self._timer = loop.call_later(after, self._due)
+            # Not idle after all (a turn, a clear, a reopen): look again later.
+            self._timer = loop.call_later(after, self._due)
             return
         recovery.task = loop.create_task(self._sleep())
 
@@ -183,7 +183,8 @@ class Hibernation:
             return  # a turn arrived before this task's first step
         self.snapshot = self._take_snapshot()
         try:
-            await self.conversation.close()
+            # An empty harness stays up for the next wake (the pool keeps one).
+            await self.conversation.close(keep_warm=True)
         finally:
             self.asleep = True
             self._stats.slept()

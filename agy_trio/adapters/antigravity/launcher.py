@@ -280,7 +280,7 @@ class HarnessLauncher:
         return await self.pool.release(lease, grace=None)
 
     async def retire_async(
-        self, grace: float, threads: Iterable[threading.Thread] = ()
+        self, grace: float, threads: Iterable[threading.Thread] = (), *, keep_warm: bool = False
     ) -> list[int]:
         """The conversation's SDK session is closed: give its place back, gently.
 
@@ -289,6 +289,8 @@ class HarnessLauncher:
         carries other conversations goes on. While the launcher is held
         (:meth:`holding`), the place is kept. ``threads`` are the SDK's stderr
         readers of the conversation, which end at once (their stream is empty).
+        ``keep_warm``: the conversation hibernates; a harness it leaves empty
+        may be kept running for the next wake (see :meth:`HarnessPool.release`).
 
         Returns:
             The PIDs that had to be killed.
@@ -301,7 +303,7 @@ class HarnessLauncher:
             await asyncio.sleep(0)
             return []
         self.lease = None
-        return await self.pool.release(lease, grace=grace)
+        return await self.pool.release(lease, grace=grace, keep_warm=keep_warm)
 
 
 current_launcher: contextvars.ContextVar[HarnessLauncher | None] = contextvars.ContextVar(

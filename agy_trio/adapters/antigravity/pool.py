@@ -30,7 +30,11 @@ How a conversation gets its harness (:meth:`HarnessPool.lease`):
 A conversation gives its place back with :meth:`HarnessPool.release`; the
 process goes when its last conversation has gone: gently (end-of-file on its
 stdin, a grace, then a kill) when the conversation ended normally, at once
-otherwise. Every process is recorded in the backend's
+otherwise. One exception: a process whose last conversation left to hibernate
+(``keep_warm``) stays up, empty, as the pool's one *warm* harness, so that the
+next wake or new conversation of its group does not pay a process start (a few
+hundred ms); it goes when the pool closes, or when another group's harness
+becomes the warm one. Every process is recorded in the backend's
 :class:`~agy_trio.adapters.antigravity.harness.HarnessRegistry` under an owner
 name of its own (``<backend tag>/harness-<n>``, also set as
 :data:`~agy_trio.adapters.antigravity.harness.HARNESS_OWNER_ENV` in its
@@ -284,6 +288,8 @@ class HarnessPool:
     _live: dict[str, PooledHarness] = attrs.field(init=False, factory=dict)
     _numbers: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
     _closed: bool = attrs.field(init=False, default=False)
+    # The empty harness kept running for the next wake (see release), if any.
+    _warm: PooledHarness | None = attrs.field(init=False, default=None)
 
     # -- placing a conversation
 
@@ -326,6 +332,8 @@ class HarnessPool:
                 self._live[entry.owner] = entry
             else:
                 entry = min(roomy, key=lambda h: h.conversations)
+            if entry is self._warm:
+                self._warm = None  # in use again
             entry.conversations += 1
             return entry, start
 
@@ -362,13 +370,18 @@ class HarnessPool:
 
     # -- giving a place back
 
-    async def release(self, lease: HarnessLease, *, grace: float | None) -> list[int]:
+    async def release(
+        self, lease: HarnessLease, *, grace: float | None, keep_warm: bool = False
+    ) -> list[int]:
         """Give ``lease`` back; the harness goes if it was its last conversation.
 
         Args:
             lease: The place to give back (a second release does nothing).
             grace: Seconds the harness, if now unused, gets to exit on its own
                 after end-of-file on its stdin; None to kill it at once.
+            keep_warm: The conversation hibernates: a harness it leaves empty
+                stays up as the pool's warm harness (the one before, of
+                another group, goes), unless it is dying or the pool closing.
 
         Returns:
             The PIDs that had to be killed.
@@ -377,28 +390,69 @@ class HarnessPool:
             await asyncio.sleep(0)
             return []
         lease.released = True
-        return await self._give_back(lease.entry, grace=grace)
+        return await self._give_back(lease.entry, grace=grace, keep_warm=keep_warm)
 
-    async def _give_back(self, entry: PooledHarness, *, grace: float | None) -> list[int]:
+    async def _give_back(
+        self, entry: PooledHarness, *, grace: float | None, keep_warm: bool = False
+    ) -> list[int]:
         with self._lock:
             entry.conversations -= 1
             last = entry.conversations == 0
+            cooled: PooledHarness | None = None
+            if (
+                last
+                and keep_warm
+                and grace is not None
+                and not self._closed
+                and entry.takes_conversations()
+            ):
+                cooled, self._warm = self._warm, entry
+                last = False
             if last:
-                entry.retired = True
-                group = self._groups.get(entry.key, [])
-                if entry in group:
-                    group.remove(entry)
-                    if not group:
-                        del self._groups[entry.key]
+                self._unplace(entry)
+            if cooled is not None:
+                self._unplace(cooled)  # the harness kept warm before goes
+        if cooled is not None:
+            await self._retire(cooled, grace)
         if not last:
             await asyncio.sleep(0)
             return []
+        return await self._retire(entry, grace)
+
+    def _unplace(self, entry: PooledHarness) -> None:
+        """Take ``entry`` out of its group: no new conversation goes there (lock held)."""
+        entry.retired = True
+        if entry is self._warm:
+            self._warm = None
+        group = self._groups.get(entry.key, [])
+        if entry in group:
+            group.remove(entry)
+            if not group:
+                del self._groups[entry.key]
+
+    async def _retire(self, entry: PooledHarness, grace: float | None) -> list[int]:
+        """Stop an unplaced harness and forget it."""
         try:
             return await self._stop(entry, grace)
         finally:
             with self._lock:
                 self._live.pop(entry.owner, None)
             self.stderr.forget(entry.owner)
+
+    async def retire_warm(self) -> list[int]:
+        """Stop the harness kept warm, if any (gently; the backend closes).
+
+        Returns:
+            The PIDs that had to be killed.
+        """
+        with self._lock:
+            warm = self._warm
+            if warm is not None:
+                self._unplace(warm)
+        if warm is None:
+            await asyncio.sleep(0)
+            return []
+        return await self._retire(warm, self.shutdown_grace)
 
     async def _stop(self, entry: PooledHarness, grace: float | None) -> list[int]:
         """Stop ``entry``'s process, whatever state its start is in; reap it."""

@@ -47,13 +47,13 @@ from agy_trio.adapters.antigravity.errors import (
 )
 from agy_trio.adapters.antigravity.reachability import UnreachableWatch
 from agy_trio.adapters.antigravity.recovery import Recovery
-from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.adapters.antigravity.sdk import last_stop_reason, load_sdk
 from agy_trio.adapters.antigravity.steps import StepPump
 from agy_trio.adapters.antigravity.tools import TrioBridge
 from agy_trio.adapters.antigravity.transient import is_refusal
-from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core import events
 from agy_trio.core.content import Part
+from agy_trio.core.contract import TurnSink
 from agy_trio.errors import AgyError, BackendError, ChannelClosed
 
 __all__ = ["StepPump", "Turn", "TurnRunner"]
@@ -69,7 +69,7 @@ class Turn:
         bridge: Where its events go (None: nobody reads them).
     """
 
-    def __init__(self, content: list[Any], bridge: StreamBridge[events.ChatEvent] | None) -> None:
+    def __init__(self, content: list[Any], bridge: TurnSink | None) -> None:
         self.content = content
         self.bridge = bridge
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -178,9 +178,7 @@ class TurnRunner:
             self._idle.set()
         return self._lock, self._idle
 
-    async def start_turn(
-        self, parts: Sequence[Part], bridge: StreamBridge[events.ChatEvent] | None
-    ) -> Turn:
+    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> Turn:
         """Queue a turn; return once it holds the agent's turn slot."""
         _, idle = self.loop_state()
         self.recovery.check_open()
@@ -417,7 +415,7 @@ class TurnRunner:
         if watch.error is not None:
             raise watch.error
         turn.usage = sdk_events.usage_of(conv.last_turn_usage)
-        return sdk_events.stop_reason(conv._last_turn_stop_reason)
+        return sdk_events.stop_reason(last_stop_reason(conv))
 
     async def _halt_when_recorded(self, turn: Turn) -> None:
         """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later).
