@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from agy_trio.errors import AgyError
 
 
-class Turn(Protocol):
-    """What the pump needs of the turn the steps belong to (``turns.Turn``)."""
+class PumpedTurn(Protocol):
+    """What the pump needs of the turn the steps belong to (``turns.SdkTurn``)."""
 
     refusal: AgyError | None
     structured_output: Any
     pending_ids: dict[str, collections.deque[str | None]]
+    call_steps: dict[str, tuple[int, str]]
 
     async def emit(self, event: events.ChatEvent) -> None:
         """Stream ``event``, waiting while the reader is behind."""
@@ -63,7 +64,7 @@ class StepPump:
     """
 
     def __init__(
-        self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch, floor: int = -1
+        self, runner: TurnRunner, turn: PumpedTurn, watch: UnreachableWatch, floor: int = -1
     ) -> None:
         self.runner = runner
         self.turn = turn
