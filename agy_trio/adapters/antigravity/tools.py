@@ -35,8 +35,8 @@ __all__ = ["TrioBridge"]
 log = logging.getLogger("agy_trio.antigravity")
 
 
-class Turn(Protocol):
-    """What the bridge needs of the turn a tool call belongs to (see ``turns.Turn``)."""
+class ToolTurn(Protocol):
+    """What the bridge needs of the turn a tool call belongs to (an ``SdkTurn``)."""
 
     pending_ids: dict[str, collections.deque[str | None]]
     """Model call ids of the tool calls the turn has seen, not yet run, by tool name."""
@@ -73,7 +73,7 @@ class TrioBridge:
         host: AioHost,
         services: AgentServices,
         agent_id: str,
-        current_turn: Callable[[], Turn | None],
+        current_turn: Callable[[], ToolTurn | None],
     ) -> None:
         self.host = host
         self.services = services
@@ -131,7 +131,7 @@ class TrioBridge:
         self._record(turn, ToolCall(tool.name, arguments, call_id, result=result))
         return result
 
-    def _record(self, turn: Turn | None, call: ToolCall) -> None:
+    def _record(self, turn: ToolTurn | None, call: ToolCall) -> None:
         if call.call_id:
             self.outcomes[call.call_id] = call
         if turn is not None:
