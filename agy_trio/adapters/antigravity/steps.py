@@ -46,6 +46,9 @@ class StepPump:
         self.watch = watch
         self.floor = floor
         self.seen_calls: set[str] = set()
+        # Subagent trajectories and their parents; the agent's own is the root.
+        self.parents: dict[str, str] = {}
+        self.root = runner.conversation.conversation_id
         # Built-in and MCP calls seen, not reported yet, with their step's
         # index: a policy decides on them while their step runs (a denied one
         # ends its step with an error), and the event carries the outcome.
@@ -87,11 +90,22 @@ class StepPump:
             self.runner.reached = True
         if step.type == t.StepType.FINISH and step.structured_output is not None:
             turn.structured_output = step.structured_output
+        trajectory = getattr(step, "trajectory_id", "") or ""
+        depth = self.depth_of(step, trajectory)
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
-            if step.thinking_delta:
-                await turn.emit(events.ThoughtDelta(step.thinking_delta))
-            if step.content_delta:
-                await self.text(step.content_delta)
+            if depth:
+                # A subagent's words: streamed apart, never part of the agent's answer.
+                if step.thinking_delta:
+                    await turn.emit(
+                        events.SubagentText(step.thinking_delta, depth, trajectory, thought=True)
+                    )
+                if step.content_delta:
+                    await turn.emit(events.SubagentText(step.content_delta, depth, trajectory))
+            else:
+                if step.thinking_delta:
+                    await turn.emit(events.ThoughtDelta(step.thinking_delta))
+                if step.content_delta:
+                    await self.text(step.content_delta)
         for call in step.tool_calls:
             if call.id:
                 if call.id in self.seen_calls:
@@ -101,14 +115,43 @@ class StepPump:
             if name in self.runner.bridge.tools:
                 # Our wrapper reports the call with its outcome once it ran.
                 turn.pending_ids[name].append(call.id)
+                if call.id:
+                    turn.call_steps[call.id] = (depth, trajectory)
             else:
                 sighted = events.ToolCall(
-                    name, dict(call.args), call.id, server_name=call.server_name or None
+                    name,
+                    dict(call.args),
+                    call.id,
+                    server_name=call.server_name or None,
+                    depth=depth,
+                    trajectory_id=trajectory or None,
                 )
                 if call.id:
                     self.unreported.append((step.step_index, sighted))
                 else:
                     await turn.emit(sighted)
+
+    def depth_of(self, step: Any, trajectory: str) -> int:
+        """How deep the step's trajectory is: 0 the agent's own, 1 a subagent's, ...
+
+        The harness leaves ``Step.depth`` at 0 but names each subagent
+        step's parent trajectory; the steps the SDK makes up for custom tool
+        calls name neither, so what was learned from the others is kept.
+        """
+        reported = getattr(step, "depth", 0) or 0
+        parent = getattr(step, "parent_trajectory_id", "") or ""
+        if parent and trajectory:
+            self.parents[trajectory] = parent
+        if reported or not trajectory or trajectory == self.root:
+            return int(reported)
+        depth, seen = 0, {trajectory}
+        while trajectory != self.root:
+            depth += 1
+            trajectory = self.parents.get(trajectory, self.root)
+            if trajectory in seen:
+                break
+            seen.add(trajectory)
+        return depth
 
     async def text(self, text: str) -> None:
         """Stream answer text, its inline reasoning split off."""

@@ -85,6 +85,8 @@ class SdkTurn:
         # conversation, so a cancel waits for it (bounded, see ACK_GRACE).
         self.acknowledged = asyncio.Event()
         self.usage = events.Usage()
+        # The agent's usage so far by trajectory (its own, each subagent's).
+        self.trajectory_usages: dict[str, events.Usage] = {}
         # How the turn's stream ended, once it has.
         self.stopped: events.StopReason | None = None
         # The conversation the prompt was last sent on, and the length of its
@@ -95,6 +97,9 @@ class SdkTurn:
         self.pending_ids: dict[str, collections.deque[str | None]] = collections.defaultdict(
             collections.deque
         )
+        # Where each of those calls was made: (depth, trajectory id); depth > 0
+        # for a subagent's call.
+        self.call_steps: dict[str, tuple[int, str]] = {}
         self.tool_tasks: set[asyncio.Task[Any]] = set()
         # Set when the harness reports a truncated or blocked answer.
         self.refusal: AgyError | None = None
@@ -120,7 +125,11 @@ class SdkTurn:
         """End the stream with a :class:`TurnEnd`."""
         self.stopped = stop
         if self.bridge is not None:
-            self.bridge.put_nowait(events.TurnEnd(self.usage, stop, self.structured_output))
+            self.bridge.put_nowait(
+                events.TurnEnd(
+                    self.usage, stop, self.structured_output, dict(self.trajectory_usages)
+                )
+            )
             self.bridge.finish()
 
     def fail(self, error: BaseException) -> None:
@@ -419,6 +428,10 @@ class TurnRunner:
         if watch.error is not None:
             raise watch.error
         turn.usage = sdk_events.usage_of(conv.last_turn_usage)
+        turn.trajectory_usages = {
+            trajectory: sdk_events.usage_of(usage)
+            for trajectory, usage in getattr(conv, "trajectory_usages", {}).items()
+        }
         return sdk_events.stop_reason(last_stop_reason(conv))
 
     async def _halt_when_recorded(self, turn: SdkTurn) -> None:
