@@ -22,6 +22,7 @@ from agy_trio.core.streaming import TurnStream
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command
+    from agy_trio.core.contract import Ending
     from agy_trio.core.settings import AgentConfig
     from agy_trio.core.tools import Tool
 
@@ -91,7 +92,7 @@ class AgentSession(Protocol):
         ``WorkCancelled`` when that canceller stopped it.
         """
 
-    async def end(self, how: str) -> None:
+    async def end(self, how: Ending) -> None:
         """Stop the agent.
 
         ``how`` is ``"shutdown"`` (release it), ``"disconnect"`` (keep its state

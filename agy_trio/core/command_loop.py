@@ -25,6 +25,7 @@ import trio.lowlevel
 
 from agy_trio.core import commands as cmds
 from agy_trio.core.commands import CancelReason, Command, WorkCancelled
+from agy_trio.core.contract import Ending
 from agy_trio.core.lifecycle import AgentLifecycle, agent_logger
 from agy_trio.core.runtime_state import RunningTurn, RuntimeState
 from agy_trio.core.statistics import CommandStatistics
@@ -34,7 +35,7 @@ from agy_trio.errors import AgentNotFound, AgyError, OperationTimeout, QuotaExce
 
 __all__ = ["CommandLoop"]
 
-_ENDINGS = {
+_ENDINGS: dict[cmds.CommandSpec[None], Ending] = {
     cmds.SHUTDOWN_AGENT: "shutdown",
     cmds.DELETE: "delete",
     cmds.DISCONNECT: "disconnect",

@@ -3,22 +3,28 @@
 Every operation on an agent is a :class:`Command`: a value naming its
 :class:`CommandSpec`, its agent and its arguments, with its own one-shot reply.
 A handle builds it, the runtime's dispatch loop routes it, the agent's backend
-session answers it (see :mod:`agy_trio.core.backend`). Adding a command means a
-spec here, a one-line method on :class:`~agy_trio.core.agent.AgentHandle`, and
-its implementation in each backend.
+session answers it by running ``spec.call`` on the agent (see
+:mod:`agy_trio.core.contract`). Adding a command the backend answers means its
+spec here (with its ``call``), its method on
+:class:`~agy_trio.core.agent.AgentHandle`, its coroutine on
+:class:`~agy_trio.core.contract.HostedAgent` and each backend's implementation
+of it; mypy fails while a backend lacks it, and
+:func:`~agy_trio.core.contract.check_contract` while the handle or the protocol
+does.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import outcome
 import trio
 
-from agy_trio.core.events import Message, Usage
+from agy_trio.core.content import Part
+from agy_trio.core.contract import HostedAgent, TurnHandle, TurnSink
 
 if TYPE_CHECKING:
     from agy_trio.core.streaming import ChatResponse
@@ -49,12 +55,16 @@ class Route(enum.Enum):
     """The runtime, which may consult the backend on the way."""
 
 
+AgentCall = Callable[..., Coroutine[Any, Any, Any]]
+"""``call(agent, *command.args)``: the coroutine of a ``HostedAgent`` answering a command."""
+
+
 @attrs.frozen
 class CommandSpec(Generic[T]):
     """The declaration of one command.
 
     Attributes:
-        name: The command's name: the handle's method, the backend's method,
+        name: The command's name: the handle's method, the agent's method,
             the key of its statistics and the operation named in its errors.
         route: Who answers it.
         is_llm: Whether it talks to the model: it waits for the agent's quota
@@ -62,6 +72,10 @@ class CommandSpec(Generic[T]):
         timed: Whether ``operation_timeout`` bounds it (``wait_for_wakeup`` is
             bounded by its own argument instead).
         needs_agent: Whether it addresses an existing agent.
+        call: For a command the backend answers: how, as ``call(agent, *args)``
+            on the agent's :class:`~agy_trio.core.contract.HostedAgent`; None
+            for one the runtime answers itself.
+        method: The name of the method that sends it, when not ``name``.
     """
 
     name: str
@@ -69,24 +83,47 @@ class CommandSpec(Generic[T]):
     is_llm: bool = False
     timed: bool = True
     needs_agent: bool = True
+    call: AgentCall | None = attrs.field(default=None, eq=False, repr=False)
+    method: str | None = None
+
+    @property
+    def sender(self) -> str:
+        """The name of the method (of the handle, or the runtime) that sends it."""
+        return self.method or self.name
+
+
+def _asks(name: str, call: Callable[[HostedAgent], Coroutine[Any, Any, T]]) -> CommandSpec[T]:
+    """A command the agent's session answers with ``call(agent)``; typed by its result."""
+    return CommandSpec(name, call=call)
+
+
+def _chat(
+    agent: HostedAgent, content: Sequence[Part], sink: TurnSink
+) -> Coroutine[Any, Any, TurnHandle]:
+    return agent.chat(content, sink)
+
+
+def _send(agent: HostedAgent, content: Sequence[Part]) -> Coroutine[Any, Any, None]:
+    return agent.send(content)
 
 
 CREATE_AGENT = CommandSpec[str]("create_agent", Route.RUNTIME, needs_agent=False)
-CHAT: CommandSpec[ChatResponse] = CommandSpec("chat", Route.RUNTIME, is_llm=True)
-SEND = CommandSpec[None]("send", Route.RUNTIME, is_llm=True)
-CANCEL = CommandSpec[None]("cancel")
-WAIT_FOR_IDLE = CommandSpec[None]("wait_for_idle")
-IS_IDLE = CommandSpec[bool]("is_idle")
+# A chat's answer is the turn's stream, which the runtime wraps in a ChatResponse.
+CHAT: CommandSpec[ChatResponse] = CommandSpec("chat", Route.RUNTIME, is_llm=True, call=_chat)
+SEND = CommandSpec[None]("send", Route.RUNTIME, is_llm=True, call=_send)
+CANCEL = _asks("cancel", lambda agent: agent.cancel())
+WAIT_FOR_IDLE = _asks("wait_for_idle", lambda agent: agent.wait_for_idle())
+IS_IDLE = _asks("is_idle", lambda agent: agent.is_idle())
 SIGNAL_IDLE = CommandSpec[None]("signal_idle", Route.RUNTIME)
 WAIT_FOR_WAKEUP = CommandSpec[bool]("wait_for_wakeup", Route.RUNTIME, timed=False)
-HISTORY = CommandSpec[list[Message]]("history")
-TURN_COUNT = CommandSpec[int]("turn_count")
-TOTAL_USAGE = CommandSpec[Usage]("total_usage")
-LAST_TURN_USAGE = CommandSpec[Usage]("last_turn_usage")
-CLEAR_HISTORY = CommandSpec[None]("clear_history")
-COMPACTION_INDICES = CommandSpec[list[int]]("compaction_indices")
-LAST_RESPONSE: CommandSpec[str | None] = CommandSpec("last_response")
-SHUTDOWN_AGENT = CommandSpec[None]("shutdown_agent", Route.RUNTIME)
+HISTORY = _asks("history", lambda agent: agent.history())
+TURN_COUNT = _asks("turn_count", lambda agent: agent.turn_count())
+TOTAL_USAGE = _asks("total_usage", lambda agent: agent.total_usage())
+LAST_TURN_USAGE = _asks("last_turn_usage", lambda agent: agent.last_turn_usage())
+CLEAR_HISTORY = _asks("clear_history", lambda agent: agent.clear_history())
+COMPACTION_INDICES = _asks("compaction_indices", lambda agent: agent.compaction_indices())
+LAST_RESPONSE = _asks("last_response", lambda agent: agent.last_response())
+SHUTDOWN_AGENT = CommandSpec[None]("shutdown_agent", Route.RUNTIME, method="shutdown")
 DELETE = CommandSpec[None]("delete", Route.RUNTIME)
 DISCONNECT = CommandSpec[None]("disconnect", Route.RUNTIME)
 

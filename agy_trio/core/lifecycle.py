@@ -19,6 +19,7 @@ import trio.lowlevel
 from agy_trio.core import commands as cmds
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.commands import Command
+from agy_trio.core.contract import Ending
 from agy_trio.core.dispatch import ToolDispatcher
 from agy_trio.core.observe import Observer
 from agy_trio.core.pacing import StartPacer
@@ -114,7 +115,7 @@ class AgentLifecycle:
             agent_logger(agent_id, command.name).debug("agent created")
         return agent_id
 
-    async def end_agent(self, command: Command[Any], record: AgentRecord, how: str) -> None:
+    async def end_agent(self, command: Command[Any], record: AgentRecord, how: Ending) -> None:
         """End an agent (``how``: see :meth:`AgentSession.end`)."""
         # Unregister first: later commands get AgentNotFound instead of racing the shutdown.
         if self._state.agents.pop(record.agent_id, None) is None:

@@ -27,7 +27,6 @@ __all__ = [
     "McpStreamableHttpServer",
     "as_mcp_servers",
     "check_mcp_servers",
-    "mcp_pattern",
     "mcp_server_of",
 ]
 
@@ -229,11 +228,6 @@ McpStreamableHttpServer = McpHttpServer
 
 McpServer: TypeAlias = McpStdioServer | McpHttpServer
 """Either kind of MCP server."""
-
-
-def mcp_pattern(server: str, tool: str | None = None) -> str:
-    """The policy pattern for ``tool`` of ``server`` (every tool when None): ``server/tool``."""
-    return f"{server}/{'*' if tool is None else tool}"
 
 
 def check_mcp_servers(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -30,6 +30,7 @@ from agy_trio.core.backend import Backend
 from agy_trio.core.command_loop import CommandLoop
 from agy_trio.core.commands import Command
 from agy_trio.core.construction import NoPublicConstructor
+from agy_trio.core.contract import HostedAgent, check_contract
 from agy_trio.core.deadlines import Deadlines
 from agy_trio.core.lifecycle import AgentLifecycle
 from agy_trio.core.observe import Observer
@@ -209,3 +210,7 @@ class Runtime(metaclass=NoPublicConstructor):
     async def shutdown(self) -> None:
         """Synonym of :meth:`aclose`, kept for the reference design's command name."""
         await self.aclose()
+
+
+# A command without its sending method or its agent method fails here, at import.
+check_contract(cmds.COMMANDS, (AgentHandle, Runtime), HostedAgent)

@@ -31,7 +31,7 @@ import collections
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 from a2a.server.context import ServerCallContext
@@ -72,13 +72,11 @@ from starlette.routing import Route
 
 import agy_trio
 from agy_trio.core.agent import AgentHandle
-from agy_trio.errors import AgentNotFound, AgyError, TurnNotFound
+from agy_trio.errors import AgentNotFound, AgyError, ApprovalNotFound, TurnNotFound
 from agy_trio.serve.a2a_render import A2AEvent, TaskView, pending_approval
+from agy_trio.serve.state import ServiceState
 from agy_trio.serve.turn_log import ApprovalAsked, Text, TurnLog, TurnReader
 from agy_trio.serve.wire import error_body
-
-if TYPE_CHECKING:
-    from agy_trio.serve.app import _Service
 
 __all__ = ["A2A_PATH", "A2AEndpoint", "AgyRequestHandler"]
 
@@ -136,7 +134,7 @@ class AgyRequestHandler(RequestHandler):
         service: The app's shared state (runtime, served profile, turns).
     """
 
-    def __init__(self, service: _Service) -> None:
+    def __init__(self, service: ServiceState) -> None:
         self._service = service
         # Where the server reads every task to its end, so that a task goes
         # on when the stream that started it closes (set while the app runs).
@@ -231,8 +229,12 @@ class AgyRequestHandler(RequestHandler):
         return record, position
 
     def _answer_approval(self, approval_id: str, approved: bool, reason: str) -> None:
-        # The server's approvals (GET/POST /v1/approvals) are not there yet.
-        raise UnsupportedOperationError(message="approvals cannot be answered over A2A yet")
+        try:
+            self._service.approvals.answer(approval_id, approved, reason)
+        except ApprovalNotFound:
+            raise UnsupportedOperationError(
+                message="the approval was answered already (or timed out)"
+            ) from None
 
     async def _settled(self, record: _TaskRecord) -> None:
         """Wait until the task ended or waits for input."""
@@ -387,7 +389,7 @@ class A2AEndpoint:
         token: The server's bearer token: the card then names the bearer scheme.
     """
 
-    def __init__(self, service: _Service, profile_name: str, token: str | None) -> None:
+    def __init__(self, service: ServiceState, profile_name: str, token: str | None) -> None:
         self._service = service
         self.profile_name = profile_name
         self._token = token
@@ -411,7 +413,8 @@ class A2AEndpoint:
 
     def agent_card(self, base_url: str) -> AgentCard:
         """The card, naming the JSON-RPC endpoint under ``base_url``."""
-        defaults = self._service.defaults
+        profile = self._service.profile
+        defaults = profile.config
         skills = [
             AgentSkill(
                 id="chat",
@@ -430,7 +433,8 @@ class A2AEndpoint:
         ]
         card = AgentCard(
             name=self.profile_name,
-            description=defaults.system_instructions
+            description=profile.description
+            or defaults.system_instructions
             or f"An agy_trio agent ({defaults.model or 'the default model'})",
             version=agy_trio.__version__,
             supported_interfaces=[

@@ -12,6 +12,8 @@ every other endpoint. The tools:
   answer, the conversation id (a new conversation when none was given) and
   why the turn stopped.
 * ``history(conversation_id)``: the conversation's messages.
+* ``end_conversation(conversation_id)``: the agent stops and its conversation
+  is deleted (as ``DELETE /v1/agents/{id}``).
 
 A tool that cannot do what it was asked (an unknown conversation or profile,
 an empty prompt, a failed turn) answers an MCP tool error (``isError``) with
@@ -23,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -33,11 +35,9 @@ from starlette.routing import Route
 
 from agy_trio.core.agent import AgentHandle
 from agy_trio.errors import AgentNotFound, AgyError
+from agy_trio.serve.state import ServiceState
 from agy_trio.serve.turn_log import TurnFailed, TurnFinished
 from agy_trio.serve.wire import error_body
-
-if TYPE_CHECKING:
-    from agy_trio.serve.app import _Service
 
 __all__ = ["MCP_PATH", "McpEndpoint"]
 
@@ -72,7 +72,7 @@ class McpEndpoint:
         profile_name: The served profile's name.
     """
 
-    def __init__(self, service: _Service, profile_name: str) -> None:
+    def __init__(self, service: ServiceState, profile_name: str) -> None:
         self._service = service
         self.profile_name = profile_name
         with _logging_left_alone():
@@ -135,12 +135,13 @@ class McpEndpoint:
         @server.tool()
         async def list_profiles() -> list[dict[str, Any]]:
             """The served profiles: what new conversations are made from."""
-            defaults = self._service.defaults
+            profile = self._service.profile
             return [
                 {
-                    "name": self.profile_name,
-                    "model": defaults.model,
-                    "tools": [tool.name for tool in defaults.tools],
+                    "name": profile.name,
+                    "description": profile.description,
+                    "model": profile.config.model,
+                    "tools": profile.tool_names,
                 }
             ]
 
@@ -194,3 +195,16 @@ class McpEndpoint:
             except AgyError as error:
                 raise self._fail(error) from None
             return [{"role": message.role, "text": message.text} for message in messages]
+
+        @server.tool()
+        async def end_conversation(conversation_id: str) -> dict[str, str]:
+            """End a conversation: its agent stops and the conversation is deleted."""
+            handle = self._conversation(conversation_id)
+            try:
+                await handle.delete()
+            except AgentNotFound:
+                raise ToolError(f"no conversation {conversation_id!r}") from None
+            except AgyError as error:
+                raise self._fail(error) from None
+            self._service._created.discard(handle.agent_id)
+            return {"conversation_id": conversation_id, "ended": "yes"}

@@ -1,9 +1,12 @@
 """A backend with nothing behind it: every command is answered at once, in the Trio thread.
 
-:class:`NullBackend` has no host, no thread and no asyncio loop. Its sessions
-answer each command the moment the runtime routes it, so a program run over it
-measures the runtime's own cost (the command channel, the dispatch loop, time
-limits, statistics, ``ChatResponse``) and nothing else::
+:class:`NullBackend` has no thread and no asyncio loop. Its agents are
+:class:`~agy_trio.core.contract.HostedAgent` values served by the same
+:class:`~agy_trio.adapters.hosted.HostedSession` as every backend's, on an
+:class:`InlineHost` that runs their coroutines to their end inside the call, so
+each command is answered the moment the runtime routes it. A program run over
+it measures the runtime's own cost (the command channel, the dispatch loop,
+time limits, statistics, the session, ``ChatResponse``) and nothing else::
 
     async with agy_trio.open_runtime(backend=NullBackend(reply="hi")) as rt:
         agent = await rt.create_agent()
@@ -16,27 +19,31 @@ answer. Agents are therefore always idle, and ``cancel`` has nothing to stop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, final
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, final
 
 import outcome
 import trio
 
-from agy_trio.core import commands as cmds
-from agy_trio.core.commands import Command
+from agy_trio.adapters.host_base import OnDone
+from agy_trio.adapters.hosted import Canceller, HostedSession
+from agy_trio.core.commands import AgentCall
 from agy_trio.core.content import Part, content_text
-from agy_trio.core.events import ChatEvent, Message, StopReason, TextDelta, TurnEnd, Usage
-from agy_trio.errors import AgentNotFound, ConfigError
+from agy_trio.core.contract import Ending, TurnSink
+from agy_trio.core.events import Message, StopReason, TextDelta, TurnEnd, Usage
+from agy_trio.errors import AgentNotFound, BackendError, ConfigError
 
 if TYPE_CHECKING:
     from agy_trio.core.backend import AgentServices
     from agy_trio.core.settings import AgentConfig
 
-__all__ = ["NullBackend"]
+__all__ = ["InlineHost", "NullAgent", "NullBackend"]
+
+T = TypeVar("T")
 
 _NO_USAGE = Usage()
 _END = TurnEnd(_NO_USAGE, StopReason.END_TURN)
-_CANCELLED = TurnEnd(_NO_USAGE, StopReason.CANCELLED)
 
 
 def _count(value: object, field: str, minimum: int) -> int:
@@ -45,55 +52,63 @@ def _count(value: object, field: str, minimum: int) -> int:
     return value
 
 
-class _NullTurn:
-    """A ``TurnStream`` whose events were all produced before the turn started."""
+class InlineHost:
+    """Runs an agent's coroutines to their end inside the call, in the Trio thread.
 
-    __slots__ = ("_backend", "_events", "_finished", "_usage")
+    The null agent's coroutines never wait, so there is no loop, no thread and
+    no task: ``submit`` steps the coroutine once and hands its outcome on.
+    """
 
-    def __init__(self, backend: NullBackend, events: list[ChatEvent]) -> None:
-        self._backend = backend
-        self._events = events
-        self._finished = False
-        final = events[-1] if events else None
-        self._usage = final.usage if isinstance(final, TurnEnd) else None
+    __slots__ = ()
 
-    async def receive_batch(self) -> Sequence[ChatEvent]:
-        """Every event left, up to the backend's ``batch_max``, or EndOfChannel."""
+    alive = True
+
+    def submit(
+        self, fn: AgentCall, args: tuple[Any, ...], on_done: OnDone, arg: object
+    ) -> Canceller:
+        """Run ``fn(*args)`` now; ``on_done(arg, outcome)`` gets its outcome before this returns."""
+        on_done(arg, _run_inline(fn, args))
+        return _nothing
+
+    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Run ``fn(*args)`` now and return its result."""
         await trio.lowlevel.checkpoint()
-        events = self._events
-        if not events:
-            raise trio.EndOfChannel
-        batch_max = self._backend.batch_max
-        if len(events) <= batch_max:
-            self._events = []
-            return events
-        batch, self._events = events[:batch_max], events[batch_max:]
-        return batch
+        result: T = _run_inline(fn, args).unwrap()
+        return result
 
-    @property
-    def usage(self) -> Usage | None:
-        """The usage of the turn's final event (the turn is over from the start)."""
-        return self._usage
+    def run_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` now (it never waits); its outcome is dropped."""
+        _run_inline(fn, args)
 
-    def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
-        """The turn is already over: ``callback(None)`` runs soon, in the Trio thread."""
-        self._backend._call_soon(callback)
-
-    async def cancel(self) -> None:
-        """Drop the events not yet read; the reader then sees a cancelled end."""
-        if not self._finished and self._events:
-            self._events = [_CANCELLED]
-        self._finished = True
-        await trio.lowlevel.checkpoint()
-
-    def release(self) -> None:
-        """Nothing to release: the turn never waits for its reader."""
+    def wake_trio(self, fn: Callable[..., object], *args: Any) -> None:
+        """We are in Trio already: call ``fn(*args)``."""
+        fn(*args)
 
 
-class _NullSession:
-    """An ``AgentSession`` that answers every command inside :meth:`submit`."""
+def _nothing() -> None:
+    """The canceller of a call that is over before anyone could cancel it."""
 
-    __slots__ = ("_backend", "_ended", "_history", "_last_response", "_turns", "conversation_id")
+
+def _run_inline(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> outcome.Outcome[Any]:
+    coroutine = fn(*args)
+    try:
+        coroutine.send(None)  # type: ignore[attr-defined]
+    except StopIteration as stop:
+        return outcome.Value(stop.value)
+    except Exception as exc:
+        return outcome.Error(exc)
+    coroutine.close()  # type: ignore[attr-defined]
+    return outcome.Error(BackendError("an inline coroutine tried to wait"))
+
+
+class NullAgent:
+    """A :class:`~agy_trio.core.contract.HostedAgent` whose every command is over at once.
+
+    Each chat or send is a turn that has already ended by the time it starts,
+    and lands in ``history()`` with its answer.
+    """
+
+    __slots__ = ("_backend", "_history", "_last_response", "_turns", "conversation_id", "ended")
 
     def __init__(self, backend: NullBackend, conversation_id: str) -> None:
         self._backend = backend
@@ -101,53 +116,72 @@ class _NullSession:
         self._history: list[Message] = []
         self._turns = 0
         self._last_response: str | None = None
-        self._ended = False
+        self.ended = False
 
-    def submit(self, command: Command[Any]) -> None:
-        """Answer ``command`` now (see :meth:`AgentSession.submit`)."""
-        spec = command.spec
-        value: Any = None
-        if spec is cmds.IS_IDLE:
-            value = True
-        elif spec is cmds.CHAT:
-            value = _NullTurn(self._backend, self._play(command.args[0]))
-        elif spec is cmds.SEND:
-            self._play(command.args[0])
-        elif spec is cmds.HISTORY:
-            value = list(self._history)
-        elif spec is cmds.TURN_COUNT:
-            value = self._turns
-        elif spec is cmds.TOTAL_USAGE or spec is cmds.LAST_TURN_USAGE:
-            value = _NO_USAGE
-        elif spec is cmds.COMPACTION_INDICES:
-            value = []
-        elif spec is cmds.LAST_RESPONSE:
-            value = self._last_response
-        elif spec is cmds.CLEAR_HISTORY:
-            self._history.clear()
-            self._last_response = None
-        # wait_for_idle and cancel: every turn has already ended, so None.
-        command.complete(outcome.Value(value))
-
-    def _play(self, parts: Sequence[Part]) -> list[ChatEvent]:
-        """Record one turn in the conversation and return its events."""
-        backend = self._backend
+    def _play(self, parts: Sequence[Part]) -> None:
+        """Record one turn in the conversation."""
+        reply = self._backend.reply
         self._history.append(Message("user", content_text(parts)))
-        self._history.append(Message("assistant", backend.reply))
+        self._history.append(Message("assistant", reply))
         self._turns += 1
-        self._last_response = backend.reply
-        events: list[ChatEvent] = list(backend._deltas)
-        events.append(_END)
-        return events
+        self._last_response = reply
 
-    async def end(self, how: str) -> None:
-        """Forget the agent; ``"delete"`` also drops its conversation."""
-        self._backend._end(self, keep=how != "delete")
-        await trio.lowlevel.checkpoint()
+    async def chat(self, content: Sequence[Part], sink: TurnSink) -> None:
+        """Play the turn: its events are all in ``sink`` when this returns."""
+        self._play(content)
+        for delta in self._backend._deltas:
+            sink.put_nowait(delta)
+        sink.put_nowait(_END)
+        sink.finish()
 
-    def try_shutdown(self) -> None:
-        """Forget the agent, keeping its conversation."""
-        self._backend._end(self, keep=True)
+    async def send(self, content: Sequence[Part]) -> None:
+        """Play a turn nobody reads."""
+        self._play(content)
+
+    async def cancel(self) -> None:
+        """Every turn has already ended: nothing to stop."""
+
+    async def cancel_turns(self, turns: Sequence[Any]) -> None:
+        """Every turn has already ended: nothing to stop."""
+
+    async def wait_for_idle(self) -> None:
+        """The agent is always idle."""
+
+    async def is_idle(self) -> bool:
+        """Always True."""
+        return True
+
+    async def history(self) -> list[Message]:
+        """The conversation so far."""
+        return list(self._history)
+
+    async def turn_count(self) -> int:
+        """How many turns were played."""
+        return self._turns
+
+    async def total_usage(self) -> Usage:
+        """No tokens: there is no model."""
+        return _NO_USAGE
+
+    async def last_turn_usage(self) -> Usage:
+        """No tokens: there is no model."""
+        return _NO_USAGE
+
+    async def clear_history(self) -> None:
+        """Forget the conversation so far."""
+        self._history.clear()
+        self._last_response = None
+
+    async def compaction_indices(self) -> list[int]:
+        """Never compacted."""
+        return []
+
+    async def last_response(self) -> str | None:
+        """The last answer, if any."""
+        return self._last_response
+
+    async def end(self, how: Ending) -> None:
+        """Nothing runs: the backend's bookkeeping is all there is (see ``NullBackend``)."""
 
 
 @final
@@ -178,11 +212,10 @@ class NullBackend:
         size = -(-len(reply) // chunks) if reply else 1
         # Frozen events: one set serves every turn.
         self._deltas = tuple(TextDelta(reply[i : i + size]) for i in range(0, len(reply), size))
-        self._saved: dict[str, _NullSession] = {}
+        self._saved: dict[str, NullAgent] = {}
         self._live = 0
         self._conversations = 0
-        self._soon: list[Callable[[BaseException | None], object]] = []
-        self._token: trio.lowlevel.TrioToken | None = None
+        self._host = InlineHost()
 
     @property
     def agents(self) -> int:
@@ -191,46 +224,45 @@ class NullBackend:
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Nothing to start."""
-        self._token = trio.lowlevel.current_trio_token()
         await trio.lowlevel.checkpoint()
 
     async def create_agent(
         self, agent_id: str, config: AgentConfig, services: AgentServices
-    ) -> _NullSession:
+    ) -> HostedSession:
         """Create an agent, or resume the conversation ``config.conversation_id``."""
         await trio.lowlevel.checkpoint()
         conversation_id = config.conversation_id
         if conversation_id is not None:
-            session = self._saved.pop(conversation_id, None)
-            if session is None:
+            agent = self._saved.pop(conversation_id, None)
+            if agent is None:
                 raise AgentNotFound(f"no saved conversation {conversation_id!r} to resume")
-            session._ended = False
+            agent.ended = False
         else:
             self._conversations += 1
-            session = _NullSession(self, f"null-{self._conversations}")
+            agent = NullAgent(self, f"null-{self._conversations}")
         self._live += 1
-        return session
+        return HostedSession(
+            agent,
+            self._host,
+            classify=_as_is,
+            high_water=1024,  # never reached: a turn's events are put without waiting
+            batch_max=self.batch_max,
+            on_end=functools.partial(self._end, agent),
+        )
 
     async def aclose(self) -> None:
         """Nothing to stop."""
         await trio.lowlevel.checkpoint()
 
-    def _end(self, session: _NullSession, *, keep: bool) -> None:
-        if session._ended:
+    def _end(self, agent: NullAgent, how: Ending) -> None:
+        if agent.ended:
             return
-        session._ended = True
+        agent.ended = True
         self._live -= 1
-        if keep:
-            self._saved[session.conversation_id] = session
+        if how != "delete":
+            self._saved[agent.conversation_id] = agent
 
-    def _call_soon(self, callback: Callable[[BaseException | None], object]) -> None:
-        # One wake-up of the Trio run serves every turn that ended meanwhile.
-        if not self._soon:
-            token = self._token or trio.lowlevel.current_trio_token()
-            token.run_sync_soon(self._run_soon)
-        self._soon.append(callback)
 
-    def _run_soon(self) -> None:
-        callbacks, self._soon = self._soon, []
-        for callback in callbacks:
-            callback(None)
+def _as_is(error: BaseException) -> BaseException:
+    """The null backend raises only agy_trio's own errors: nothing to classify."""
+    return error

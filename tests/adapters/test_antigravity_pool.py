@@ -58,6 +58,9 @@ async def main():
     async with websockets.serve(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         await asyncio.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+        gate = os.environ.get("FAKE_GATE")  # answer only once the test opens it
+        while gate and not os.path.exists(gate):
+            await asyncio.sleep(0.01)
         answer = localharness_pb2.OutputConfig(port=port, api_key="token").SerializeToString()
         sys.stdout.buffer.write(struct.pack("<I", len(answer)) + answer)
         sys.stdout.buffer.flush()
@@ -297,18 +300,22 @@ def test_conversations_arriving_during_a_start_wait_for_it(
     registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
     pool = _pool(registry)
-    spec = _spec(script, tmp_path, FAKE_DELAY="0.5")
+    gate = tmp_path / "gate"
+    spec = _spec(script, tmp_path, FAKE_GATE=str(gate))
 
     async def main() -> None:
         first = asyncio.create_task(pool.lease(spec))
-        await asyncio.sleep(0.1)
+        # The harness is up and holds its answer until the gate opens: a start under way.
+        assert await _until(lambda: bool(registry.pids()))
         # A waiter that gives up does not stop the start the others wait for.
         quitter = asyncio.create_task(pool.lease(spec))
         others = [asyncio.create_task(pool.lease(spec)) for _ in range(8)]
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0)  # one loop turn: each new lease reaches its wait
         quitter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await quitter
+        assert not first.done()  # still starting
+        gate.touch()
         leases = [await first, *[await task for task in others]]
         assert len({lease.harness.process.pid for lease in leases}) == 1
         assert registry.started == 1

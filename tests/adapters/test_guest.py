@@ -78,21 +78,32 @@ def test_run_trio_guest_raises_the_trio_error() -> None:
 
 def test_asyncio_keeps_running_while_trio_runs() -> None:
     ticks: list[int] = []
+    trio_side: asyncio.Future[tuple[trio.lowlevel.TrioToken, trio.Event]]
 
     async def ticker() -> None:
+        token, ticked = await trio_side
         for i in range(5):
             ticks.append(i)
             await asyncio.sleep(0)
+        token.run_sync_soon(ticked.set)
 
-    async def trio_main() -> None:
-        await trio.sleep(0.05)
+    async def trio_main() -> int:
+        ticked = trio.Event()
+        trio_side.set_result((trio.lowlevel.current_trio_token(), ticked))
+        # Trio waits for asyncio's ticker: it must run while Trio waits, or this never ends.
+        with trio.fail_after(10):
+            await ticked.wait()
+        return len(ticks)
 
-    async def main() -> None:
+    async def main() -> int:
+        nonlocal trio_side
+        trio_side = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(ticker())
-        await run_trio_guest(trio_main)
+        seen = await run_trio_guest(trio_main)
         await task
+        return seen
 
-    asyncio.run(main())
+    assert asyncio.run(main()) == 5
     assert ticks == [0, 1, 2, 3, 4]
 
 
@@ -227,11 +238,16 @@ def test_cancelled_before_submission_never_starts() -> None:
         async def mark() -> None:
             ran.append(True)
 
+        async def after() -> None:
+            pass
+
         with trio.CancelScope() as scope:
             scope.cancel()
             await host.run(mark)
         assert scope.cancelled_caught
-        await trio.sleep(0.01)
+        # Calls start in the order they are submitted: had ``mark`` been
+        # submitted, it would have run by the time a later call is over.
+        await host.run(after)
         assert ran == []
 
     in_guest(body)

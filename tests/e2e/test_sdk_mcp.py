@@ -276,3 +276,15 @@ async def test_a_server_ends_with_its_agent_while_the_shared_harness_lives_on(
         assert len(harnesses) == 1 and backend.harness_pids() == harnesses  # shared, still up
         assert await wait_gone([pid]) == []
         assert await (await other.chat("still here?")).text() == "You said: still here?"
+
+
+async def test_an_http_server_nobody_listens_on_fails_the_turn_naming_it(tmp_path: Path) -> None:
+    async with open_mcp_http_server("gone") as endpoint:
+        url = endpoint.url  # a port that was just given up: nothing listens there now
+    server = agy_trio.McpHttpServer(name="gone", url=url, timeout_seconds=3)
+    async with open_model_server() as model, sdk_runtime(tmp_path) as (runtime, _):
+        agent = await runtime.create_agent(local_agent(model, mcp_servers=[server]))
+        with pytest.raises(McpServerError) as caught:
+            await (await agent.chat("hello")).text()
+        assert caught.value.server == "gone"
+    assert model.requests == []

@@ -27,11 +27,13 @@ from a2a.types import (
     TaskNotFoundError,
     TaskState,
 )
+from google.protobuf import json_format
 from httpx_sse import aconnect_sse
 
 import agy_trio
 from agy_trio.adapters.scripted import CallTool, Say, ScriptedBackend, Turn
 from agy_trio.serve import ServerAddress, serve
+from agy_trio.serve.a2a_render import data_part as a2a_data
 from tests.serve._helpers import FAST, TOKEN, script, served
 
 SLOW = "slowly"
@@ -316,3 +318,74 @@ async def test_the_task_and_the_native_replay_of_its_turn_show_the_same_events()
         native_kinds
     )
     assert [k for k in a2a_kinds if k.startswith("text:")] == ["text:It ", "text:is ", "text:3."]
+
+
+def approving_script(agent_id: str, prompt: str, index: int) -> Turn:
+    return Turn([CallTool("remove", {"path": "notes.txt"}), Say("Done.", chunks=1)])
+
+
+@asynccontextmanager
+async def served_with_approval(
+    removed: list[str],
+) -> AsyncIterator[tuple[agy_trio.Runtime, ServerAddress]]:
+    @agy_trio.tool
+    def remove(path: str) -> str:
+        """Remove a file."""
+        removed.append(path)
+        return f"removed {path}"
+
+    profile = agy_trio.AgentConfig(
+        tools=[remove],
+        policies=[agy_trio.policy.ask_user("remove", reason="removing files needs a yes")],
+    )
+    async with (
+        agy_trio.open_runtime(FAST, backend=ScriptedBackend(approving_script)) as runtime,
+        trio.open_nursery() as nursery,
+    ):
+        address = await nursery.start(functools.partial(serve, runtime, port=0, defaults=profile))
+        yield runtime, address
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_an_approval_is_an_input_required_task_answered_on_the_same_task(
+    approved: bool,
+) -> None:
+    removed: list[str] = []
+    async with served_with_approval(removed) as (_, address), a2a_client(address) as client:
+        request = SendMessageRequest(message=user_message("tidy up"))
+        asked = [r async for r in client.send_message(request)]
+        last = asked[-1].status_update.status
+        assert last.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        question = json_format.MessageToDict(last.message.parts[1].data)
+        assert question["tool"] == "remove"
+        assert question["arguments"] == {"path": "notes.txt"}
+        assert question["reason"] == "removing files needs a yes"
+        assert removed == []
+        task_id, context_id = asked[0].task.id, asked[0].task.context_id
+        waiting = await client.get_task(GetTaskRequest(id=task_id))
+        assert waiting.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+
+        answer = Message(
+            message_id=str(uuid.uuid4()),
+            role=Role.ROLE_USER,
+            task_id=task_id,
+            context_id=context_id,
+            parts=[a2a_data({"approved": approved, "reason": "as you wish"})],
+        )
+        rest = [r async for r in client.send_message(SendMessageRequest(message=answer))]
+        assert rest[0].task.id == task_id  # the same task goes on
+        assert states(rest)[-1] == TaskState.TASK_STATE_COMPLETED
+        assert answer_of(rest) == "Done."
+        assert removed == (["notes.txt"] if approved else [])
+        results = [
+            json_format.MessageToDict(r.status_update.status.message.parts[0].data)
+            for r in rest
+            if r.HasField("status_update")
+            and dict(r.status_update.status.message.metadata).get("kind") == "tool_result"
+        ]
+        (result,) = results
+        if approved:
+            assert result["tool_call"]["result"] == "removed notes.txt"
+        else:
+            assert result["tool_call"]["error"]

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -87,6 +90,7 @@ class Served:
 @asynccontextmanager
 async def sdk_server(tmp_path: Path, **serve_options: Any) -> AsyncIterator[Served]:
     sample_tools.LENT.clear()
+    serve_options.setdefault("token", TOKEN)
     async with open_model_server() as model:
         config = agy_trio.AgentConfig(
             model="agy-trio-local",
@@ -104,7 +108,6 @@ async def sdk_server(tmp_path: Path, **serve_options: Any) -> AsyncIterator[Serv
                     serve,
                     runtime,
                     port=0,
-                    token=TOKEN,
                     profile=ServedProfile(config=config),
                     **serve_options,
                 )
@@ -243,3 +246,33 @@ async def test_an_interrupt_nobody_answers_in_time_is_refused(tmp_path: Path) ->
         content = tool_result(await agent.run({"resume": resume}), interrupt)
         assert content.startswith("error: ")
         assert sample_tools.LENT == []
+
+
+def _docs_example() -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocols.md").read_text()
+    found = re.search(r"<!-- node: ag-ui -->\n```js\n(.*?)```", text, re.DOTALL)
+    assert found is not None, "docs/protocols.md lost its AG-UI example"
+    return found[1]
+
+
+async def test_the_docs_example_approves_with_the_real_client(tmp_path: Path) -> None:
+    # Written beside tests/node's packages, where Node resolves @ag-ui/client.
+    script = NODE_DIR / f"docs_example_{uuid.uuid4().hex}.mjs"
+    script.write_text(_docs_example())
+    try:
+        async with sdk_server(tmp_path, token=None) as served:
+            result = await trio.run_process(
+                ["node", str(script)],
+                cwd=NODE_DIR,
+                env={**os.environ, "AGY_TRIO_URL": served.url},
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    finally:
+        script.unlink()
+    out = result.stdout.decode()
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"approving lend: {REASON}" in out
+    assert "Tool lend returned:" in out and "lent Dune" in out
+    assert sample_tools.LENT == ["Dune"]

@@ -140,3 +140,58 @@ async def test_a2a_over_the_real_sdk(tmp_path: Path) -> None:
         assert answer == 'Tool add returned: {"result": 5}'
         assert responses[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
         assert len(s.runtime.agents) == 1
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_an_a2a_approval_over_the_real_sdk(tmp_path: Path, approved: bool) -> None:
+    removed: list[str] = []
+
+    @agy_trio.tool
+    def remove(path: str) -> str:
+        """Remove a file."""
+        removed.append(path)
+        return f"removed {path}"
+
+    base = tmp_path / "backend"
+    async with open_model_server() as model:
+        profile = agy_trio.AgentConfig(
+            model="agy-trio-local",
+            base_url=model.url,
+            tools=[remove],
+            policies=[agy_trio.policy.ask_user("remove", reason="removing needs a yes")],
+        )
+        async with (
+            agy_trio.open_runtime(FAST, backend=AntigravityBackend(base_dir=base)) as runtime,
+            trio.open_nursery() as nursery,
+        ):
+            address = await nursery.start(
+                functools.partial(serve, runtime, port=0, defaults=profile)
+            )
+            async with httpx.AsyncClient(timeout=60) as http:
+                factory = ClientFactory(ClientConfig(httpx_client=http))
+                async with await factory.create_from_url(address.url) as client:
+                    ask = 'call tool remove with {"path": "notes.txt"}'
+                    message = Message(
+                        message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=[Part(text=ask)]
+                    )
+                    asked = [
+                        r async for r in client.send_message(SendMessageRequest(message=message))
+                    ]
+                    status = asked[-1].status_update.status
+                    assert status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+                    assert "remove" in status.message.parts[0].text
+                    assert removed == []
+                    answer = Message(
+                        message_id=str(uuid.uuid4()),
+                        role=Role.ROLE_USER,
+                        task_id=asked[0].task.id,
+                        context_id=asked[0].task.context_id,
+                        parts=[Part(text="approve" if approved else "deny")],
+                    )
+                    rest = [
+                        r async for r in client.send_message(SendMessageRequest(message=answer))
+                    ]
+            assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+            assert removed == (["notes.txt"] if approved else [])
+            nursery.cancel_scope.cancel()
+    assert list(base.iterdir()) == []

@@ -72,13 +72,15 @@ async def test_turns_end_so_the_runtime_is_quiet() -> None:
         assert rt.statistics().in_flight == 0
 
 
-async def test_cancel_drops_unread_events() -> None:
+async def test_cancel_after_the_turn_ended_changes_nothing() -> None:
+    # Every null turn has ended by the time it starts: as on every backend, a
+    # cancel that comes after a turn's end leaves its events and its end alone.
     async with agy_trio.open_runtime(backend=NullBackend("abcdef", chunks=6)) as rt:
         agent = await rt.create_agent()
         response = await agent.chat("go")
         await response.cancel()
-        assert [delta async for delta in response] == []
-        assert response.stop_reason is StopReason.CANCELLED
+        assert [delta async for delta in response] == list("abcdef")
+        assert response.stop_reason is StopReason.END_TURN
 
 
 async def test_conversations_resume_until_deleted() -> None:

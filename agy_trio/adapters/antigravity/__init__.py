@@ -8,7 +8,7 @@ SDK's known problems do not reach the user:
 
 * **Cancellation.** Cancelling the task that reads an SDK response does not
   stop the turn; only the SDK's own ``cancel()`` does. Every cancel path here
-  (``TurnStream.cancel``, ``AgentSession.cancel``, a cancelled reader, an
+  (``TurnStream.cancel``, the ``cancel`` command, a cancelled reader, an
   asyncio task cancelled at shutdown) calls it, and the SDK's
   ``AntigravityCancelledError`` (a subclass of ``asyncio.CancelledError``) is
   told apart from a cancellation of our own task, so the next turn starts at
@@ -52,7 +52,7 @@ SDK's known problems do not reach the user:
   the worker threads exist before the first agent needs one.
 * **State.** ``delete`` removes the conversation's database and transcripts;
   ``clear_history`` really clears (see
-  :meth:`~agy_trio.adapters.antigravity.session.AntigravitySession.clear_history`).
+  :meth:`~agy_trio.adapters.antigravity.agent.SdkAgent.clear_history`).
 
 Custom tools, policy handlers and hooks run on the Trio side: the SDK calls an
 asyncio wrapper that crosses to Trio through the host

@@ -1,7 +1,7 @@
 """One agent of the Antigravity backend, as it lives on its asyncio host: :class:`SdkAgent`.
 
-An :class:`SdkAgent` is the
-:class:`~agy_trio.adapters.hosted.AsyncioAgent` the Trio side talks to. It puts
+An :class:`SdkAgent` is the :class:`~agy_trio.core.contract.HostedAgent` the
+Trio side (:class:`~agy_trio.adapters.hosted.HostedSession`) talks to. It puts
 together the agent's parts, each in a module of its own: its SDK conversation
 on a harness (:mod:`~agy_trio.adapters.antigravity.conversation`), the
 reopening of that conversation after a failure
@@ -32,11 +32,11 @@ from agy_trio.adapters.antigravity.hibernation import (
 from agy_trio.adapters.antigravity.limits import check_content
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.tools import TrioBridge
-from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
-from agy_trio.adapters.stream_bridge import StreamBridge
+from agy_trio.adapters.antigravity.turns import SdkTurn, TurnRunner
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part
-from agy_trio.core.events import ChatEvent, Message, Usage
+from agy_trio.core.contract import Ending, TurnSink
+from agy_trio.core.events import Message, Usage
 from agy_trio.core.settings import AgentConfig
 from agy_trio.errors import ChannelClosed
 
@@ -131,6 +131,10 @@ class SdkAgent:
         finally:
             self.host.wake_trio(self.context.forget, self)
 
+    async def end(self, how: Ending) -> None:
+        """Stop the agent; ``"delete"`` also deletes its conversation's saved state."""
+        await (self.delete() if how == "delete" else self.close())
+
     async def delete(self) -> None:
         """Close the agent and delete its conversation's saved state."""
         await self.close()
@@ -158,9 +162,19 @@ class SdkAgent:
 
     # -- turns
 
-    async def start_turn(
-        self, parts: Sequence[Part], bridge: StreamBridge[ChatEvent] | None
-    ) -> Turn:
+    async def chat(self, content: Sequence[Part], sink: TurnSink) -> SdkTurn:
+        """Start a turn streaming into ``sink``; return once it holds the turn slot."""
+        return await self.start_turn(content, sink)
+
+    async def send(self, content: Sequence[Part]) -> None:
+        """Start a turn nobody reads; return once it holds the turn slot."""
+        await self.start_turn(content, None)
+
+    async def cancel(self) -> None:
+        """Stop the active turn and every turn queued behind it, through the SDK."""
+        await self.runner.cancel_turns(None)
+
+    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> SdkTurn:
         """Queue a turn; return once it holds the agent's turn slot.
 
         Raises:
@@ -173,8 +187,8 @@ class SdkAgent:
         self.hibernation.touch_when_done(turn.task)
         return turn
 
-    async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:
-        """Stop ``turns`` (None: all) through the SDK and wait until they are over."""
+    async def cancel_turns(self, turns: Sequence[SdkTurn]) -> None:
+        """Stop ``turns`` through the SDK and wait until they are over."""
         await self.runner.cancel_turns(turns)
 
     # -- queries

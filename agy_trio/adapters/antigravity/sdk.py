@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from agy_trio.adapters.antigravity.sdk_logging import route_sdk_logging
 from agy_trio.errors import ConfigError
 
-__all__ = ["INSTALL_HINT", "AntigravityNotInstalled", "load_sdk"]
+__all__ = ["INSTALL_HINT", "AntigravityNotInstalled", "last_stop_reason", "load_sdk"]
 
 INSTALL_HINT = "pip install 'agy-trio[antigravity]'"
 """How to install the SDK this backend drives."""
@@ -48,3 +49,18 @@ def load_sdk() -> Any:
         raise AntigravityNotInstalled(
             f"the google-antigravity SDK is not installed ({exc}); install it with: {INSTALL_HINT}"
         ) from exc
+
+
+async def _no_chunks() -> AsyncIterator[Any]:
+    return
+    yield  # an async generator that yields nothing
+
+
+def last_stop_reason(conversation: Any) -> Any:
+    """The SDK's ``StopReason`` of ``conversation``'s last turn.
+
+    Read through the SDK's public ``ChatResponse.stop_reason`` (a response
+    built over the conversation, never iterated): the conversation itself
+    keeps it only under a private name.
+    """
+    return load_sdk().types.ChatResponse(_no_chunks(), conversation).stop_reason

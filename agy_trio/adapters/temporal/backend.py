@@ -25,7 +25,7 @@ from agy_trio.adapters.temporal.messages import (
     ConversationState,
     conversation_workflow_id,
 )
-from agy_trio.adapters.temporal.session import TemporalSession
+from agy_trio.adapters.temporal.session import TemporalSession, WorkflowAgent
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.commands import WorkCancelled
 from agy_trio.core.settings import default_chat_timeout
@@ -194,9 +194,13 @@ class TemporalBackend:
             raise
         except Exception as exc:
             raise classify(exc) from exc
-        session = TemporalSession(self, agent_id, setup.conversation_id, handle)
+        session = TemporalSession(WorkflowAgent(self, agent_id, setup.conversation_id, handle))
         self._sessions[agent_id] = session
         return session
+
+    def forget(self, agent_id: str) -> None:
+        """An agent ended: stop tracking its session."""
+        self._sessions.pop(agent_id, None)
 
     async def _open_workflow(self, setup: AgentSetup, resume: bool) -> WorkflowHandle[Any, Any]:
         from temporalio.client import WorkflowExecutionStatus

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from agy_trio.adapters.temporal.messages import RETRYABLE_KINDS, Segment, TurnFailure
+from agy_trio.adapters.temporal.messages import RETRYABLE_KINDS, FailureKind, Segment, TurnFailure
 from agy_trio.core.commands import WorkCancelled
 from agy_trio.errors import (
     AgentNotFound,
@@ -44,16 +44,16 @@ class TemporalUnavailable(ChannelClosed):
     """The Temporal service could not be reached, or stopped answering."""
 
 
-_KINDS: dict[str, type[AgyError]] = {
-    "QuotaExceeded": QuotaExceeded,
-    "SafetyBlocked": SafetyBlocked,
-    "MaxTokensReached": MaxTokensReached,
-    "BackendError": BackendError,
-    "ChannelClosed": ChannelClosed,
-    "OperationTimeout": OperationTimeout,
-    "PolicyDenied": PolicyDenied,
-    "AgentNotFound": AgentNotFound,
-    "ConfigError": ConfigError,
+_KINDS: dict[FailureKind, type[AgyError]] = {
+    FailureKind.QUOTA_EXCEEDED: QuotaExceeded,
+    FailureKind.SAFETY_BLOCKED: SafetyBlocked,
+    FailureKind.MAX_TOKENS_REACHED: MaxTokensReached,
+    FailureKind.BACKEND_ERROR: BackendError,
+    FailureKind.CHANNEL_CLOSED: ChannelClosed,
+    FailureKind.OPERATION_TIMEOUT: OperationTimeout,
+    FailureKind.POLICY_DENIED: PolicyDenied,
+    FailureKind.AGENT_NOT_FOUND: AgentNotFound,
+    FailureKind.CONFIG_ERROR: ConfigError,
 }
 
 
@@ -61,7 +61,7 @@ def failure_of(error: BaseException, segments: list[Segment] | None = None) -> T
     """Describe ``error`` for the trip to the workflow and the client."""
     # The exact class first (QuotaExceeded is also a BackendError), then the nearest base.
     kind = next((k for k, cls in _KINDS.items() if type(error) is cls), None) or next(
-        (k for k, cls in _KINDS.items() if isinstance(error, cls)), "BackendError"
+        (k for k, cls in _KINDS.items() if isinstance(error, cls)), FailureKind.BACKEND_ERROR
     )
     status = getattr(error, "status", None)
     retry_after = getattr(error, "retry_after", None)
@@ -80,24 +80,16 @@ def rebuild_error(failure: TurnFailure) -> AgyError:
     """The agy_trio error a :class:`TurnFailure` describes."""
     message = failure.message
     kind = failure.kind
-    if kind == "QuotaExceeded":
+    if kind is FailureKind.QUOTA_EXCEEDED:
         return QuotaExceeded(message, retry_after=failure.retry_after)
-    if kind in ("BackendError", "SafetyBlocked", "MaxTokensReached"):
-        cls = _KINDS[kind]
-        if cls is BackendError:
-            return BackendError(message, status=failure.status)
-        return cls(message)
-    if kind == "OperationTimeout":
+    if kind is FailureKind.OPERATION_TIMEOUT:
         return OperationTimeout("chat", failure.duration or 0.0)
-    if kind == "PolicyDenied":
-        return PolicyDenied(message)
-    if kind in ("ChannelClosed", "WorkerLeaving"):
+    if kind in RETRYABLE_KINDS:
         return ChannelClosed(message)
-    if kind == "AgentNotFound":
-        return AgentNotFound(message)
-    if kind == "ConfigError":
-        return ConfigError(message)
-    return BackendError(f"{kind}: {message}", status=failure.status)
+    cls = _KINDS.get(kind, BackendError)
+    if cls is BackendError:
+        return BackendError(message, status=failure.status)
+    return cls(message)
 
 
 async def execute_update(

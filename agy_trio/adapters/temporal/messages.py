@@ -13,6 +13,7 @@ that the client, the workflow and the worker spell them once.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "AgentSetup",
     "ConversationSnapshot",
     "ConversationState",
+    "FailureKind",
     "MessageData",
     "PartData",
     "QuotaHit",
@@ -47,7 +49,35 @@ __all__ = [
     "worker_queue",
 ]
 
-RETRYABLE_KINDS = frozenset({"ChannelClosed", "WorkerLeaving"})
+
+class FailureKind(enum.StrEnum):
+    """Why a turn failed, across processes: the agy_trio error the client rebuilds.
+
+    ``WORKER_LEAVING`` is the one kind that is no error class: the worker
+    playing the turn shut down, and another attempt elsewhere may cure it.
+    """
+
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    SAFETY_BLOCKED = "SafetyBlocked"
+    MAX_TOKENS_REACHED = "MaxTokensReached"
+    BACKEND_ERROR = "BackendError"
+    CHANNEL_CLOSED = "ChannelClosed"
+    OPERATION_TIMEOUT = "OperationTimeout"
+    POLICY_DENIED = "PolicyDenied"
+    AGENT_NOT_FOUND = "AgentNotFound"
+    CONFIG_ERROR = "ConfigError"
+    WORKER_LEAVING = "WorkerLeaving"
+
+    @classmethod
+    def named(cls, name: str | None) -> FailureKind:
+        """The kind called ``name`` on the wire; BACKEND_ERROR for a name it does not know."""
+        try:
+            return cls(name or cls.BACKEND_ERROR)
+        except ValueError:
+            return cls.BACKEND_ERROR
+
+
+RETRYABLE_KINDS = frozenset({FailureKind.CHANNEL_CLOSED, FailureKind.WORKER_LEAVING})
 """Failure kinds a new attempt on another worker may cure: the worker or its harness went away."""
 
 CONVERSATION_WORKFLOW = "agy_trio.Conversation"
@@ -256,11 +286,11 @@ class TurnStatus:
 class TurnFailure:
     """Why a turn failed, in a form that crosses processes.
 
-    ``kind`` names an agy_trio error class from a fixed table (see
+    ``kind`` names an agy_trio error class from a fixed set (see
     :mod:`agy_trio.adapters.temporal.errors`); the client rebuilds that error.
     """
 
-    kind: str
+    kind: FailureKind
     message: str
     status: int | None = None
     retry_after: float | None = None

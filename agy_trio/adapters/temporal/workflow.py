@@ -38,7 +38,7 @@ _KEPT_RECORDS = 32
 _FORGET_TIMEOUT = timedelta(seconds=10)
 
 
-class _Turn:
+class _WorkflowTurn:
     """A turn as the workflow tracks it."""
 
     def __init__(self, request: messages.TurnRequest) -> None:
@@ -86,7 +86,11 @@ def _failure(error: ApplicationError) -> messages.TurnFailure:
             pass
         else:
             return failure
-    return messages.TurnFailure(kind=error.type or "BackendError", message=error.message)
+    kind = messages.FailureKind.named(error.type)
+    message = error.message
+    if kind is messages.FailureKind.BACKEND_ERROR and error.type not in (None, kind.value):
+        message = f"{error.type}: {message}"
+    return messages.TurnFailure(kind=kind, message=message)
 
 
 def _heartbeat_segments(error: TemporalTimeout) -> list[messages.Segment] | None:
@@ -108,9 +112,9 @@ class ConversationWorkflow:
     def __init__(self, setup: messages.AgentSetup) -> None:
         self._setup = setup
         self._state = setup.state if setup.state is not None else messages.ConversationState()
-        self._queue: deque[_Turn] = deque()
-        self._turns: dict[str, _Turn] = {}
-        self._current: _Turn | None = None
+        self._queue: deque[_WorkflowTurn] = deque()
+        self._turns: dict[str, _WorkflowTurn] = {}
+        self._current: _WorkflowTurn | None = None
         self._ending = False
         self._turns_this_run = 0
         # Workers that said they are leaving: never the holder again.
@@ -155,7 +159,7 @@ class ConversationWorkflow:
 
     # ------------------------------------------------------------------ one turn
 
-    async def _play(self, turn: _Turn) -> None:
+    async def _play(self, turn: _WorkflowTurn) -> None:
         setup, state = self._setup, self._state
         self._current = turn
         self._turns_this_run += 1
@@ -168,12 +172,14 @@ class ConversationWorkflow:
             remaining = (deadline - workflow.now()).total_seconds()
             if remaining <= 0:
                 turn.error = messages.TurnFailure(
-                    "OperationTimeout", "the turn ran out of time", duration=setup.turn_timeout
+                    messages.FailureKind.OPERATION_TIMEOUT,
+                    "the turn ran out of time",
+                    duration=setup.turn_timeout,
                 )
                 break
             if turn.attempts >= setup.max_attempts:
                 turn.error = messages.TurnFailure(
-                    "ChannelClosed",
+                    messages.FailureKind.CHANNEL_CLOSED,
                     f"the turn was lost {turn.attempts} times with the workers running it",
                     segments=turn.shown,
                 )
@@ -218,7 +224,9 @@ class ConversationWorkflow:
                 turn.handle = None
         self._finish(turn, outcome)
 
-    async def _after_failure(self, turn: _Turn, error: ActivityError, remaining: float) -> bool:
+    async def _after_failure(
+        self, turn: _WorkflowTurn, error: ActivityError, remaining: float
+    ) -> bool:
         """Decide what a failed attempt means; True to try again."""
         state = self._state
         cause = error.cause
@@ -238,7 +246,7 @@ class ConversationWorkflow:
             failure = _failure(cause)
             if failure.segments:
                 turn.shown = failure.segments
-            if failure.kind == "QuotaExceeded":
+            if failure.kind is messages.FailureKind.QUOTA_EXCEEDED:
                 # Every worker already backs off through the quota workflow; this
                 # turn waits here, durably, then tries again.
                 delay = min(failure.retry_after or 5.0, remaining)
@@ -255,10 +263,12 @@ class ConversationWorkflow:
             # Cancelled by its worker's shutdown, not by us.
             state.holder = None
             return True
-        turn.error = messages.TurnFailure("BackendError", f"the turn failed: {cause or error}")
+        turn.error = messages.TurnFailure(
+            messages.FailureKind.BACKEND_ERROR, f"the turn failed: {cause or error}"
+        )
         return False
 
-    def _finish(self, turn: _Turn, outcome: messages.TurnOutcome | None) -> None:
+    def _finish(self, turn: _WorkflowTurn, outcome: messages.TurnOutcome | None) -> None:
         state = self._state
         self._current = None
         state.revision += 1
@@ -299,7 +309,7 @@ class ConversationWorkflow:
         del state.records[:-_KEPT_RECORDS]
         self._forget_old_turns()
 
-    def _finish_unstarted(self, turn: _Turn) -> None:
+    def _finish_unstarted(self, turn: _WorkflowTurn) -> None:
         turn.stop_reason = "cancelled"
         turn.state = "cancelled"
 
@@ -308,7 +318,7 @@ class ConversationWorkflow:
         for turn in finished[:-_KEPT_TURNS]:
             del self._turns[turn.turn_id]
 
-    def _cancel(self, turn: _Turn) -> None:
+    def _cancel(self, turn: _WorkflowTurn) -> None:
         if turn.final:
             return
         if turn.state == "queued":
@@ -324,7 +334,7 @@ class ConversationWorkflow:
     @workflow.update
     async def submit_turn(self, request: messages.TurnRequest) -> messages.TurnStatus:
         """Queue a turn; answer once it holds the agent (its prompt is in the history)."""
-        turn = _Turn(request)
+        turn = _WorkflowTurn(request)
         self._turns[turn.turn_id] = turn
         self._queue.append(turn)
         await workflow.wait_condition(lambda: turn.state != "queued")

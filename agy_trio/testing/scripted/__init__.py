@@ -19,49 +19,9 @@ agent) and :mod:`.backend` (the backend and its Trio-facing session).
 ``agy_trio.adapters.scripted`` is the older import path of the same objects.
 """
 
-from agy_trio.testing.scripted.backend import ScriptedBackend, ScriptedSession
-from agy_trio.testing.scripted.faults import (
-    ScriptedConnectionError,
-    ScriptedError,
-    ScriptedMaxTokensError,
-    ScriptedQuotaError,
-    ScriptedSafetyError,
-    ScriptedServerError,
-    classify_error,
-)
-from agy_trio.testing.scripted.script import (
-    CallTool,
-    Compact,
-    Fail,
-    Hang,
-    Pause,
-    Responder,
-    Say,
-    Step,
-    Think,
-    Turn,
-    default_turn,
-)
+from agy_trio.testing.scripted import backend, faults, script
+from agy_trio.testing.scripted.backend import *  # noqa: F403  (the package hands on its rooms' names)
+from agy_trio.testing.scripted.faults import *  # noqa: F403
+from agy_trio.testing.scripted.script import *  # noqa: F403
 
-__all__ = [
-    "CallTool",
-    "Compact",
-    "Fail",
-    "Hang",
-    "Pause",
-    "Responder",
-    "Say",
-    "ScriptedBackend",
-    "ScriptedConnectionError",
-    "ScriptedError",
-    "ScriptedMaxTokensError",
-    "ScriptedQuotaError",
-    "ScriptedSafetyError",
-    "ScriptedServerError",
-    "ScriptedSession",
-    "Step",
-    "Think",
-    "Turn",
-    "classify_error",
-    "default_turn",
-]
+__all__ = [*script.__all__, *faults.__all__, *backend.__all__]

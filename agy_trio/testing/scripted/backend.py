@@ -17,6 +17,7 @@ from agy_trio import errors
 from agy_trio.adapters.aio_host import AioHost, AsyncioHost
 from agy_trio.adapters.hosted import HostedSession
 from agy_trio.core.backend import AgentServices
+from agy_trio.core.contract import Ending
 from agy_trio.core.validation import positive_int
 from agy_trio.testing.scripted.engine import ConversationState, ScriptedAgent
 from agy_trio.testing.scripted.faults import classify_error
@@ -29,30 +30,25 @@ __all__ = ["ScriptedBackend", "ScriptedSession"]
 
 
 class ScriptedSession(HostedSession):
-    """AgentSession of a scripted agent: each method crosses to the host loop and back."""
+    """AgentSession of a scripted agent: each command crosses to the host loop and back."""
 
-    __slots__ = ("_backend", "_scripted")
+    __slots__ = ()
 
     def __init__(
         self, backend: ScriptedBackend, agent: ScriptedAgent, high_water: int, batch_max: int
     ) -> None:
-        super().__init__(agent, classify=classify_error, high_water=high_water, batch_max=batch_max)
-        self._backend = backend
-        self._scripted = agent
+        def ended(how: Ending) -> None:
+            # "delete" drops its conversation; the other endings keep it resumable.
+            backend.forget(agent, keep_state=how != "delete")
 
-    async def end(self, how: str) -> None:
-        """Stop the agent; ``"delete"`` drops its conversation, the others keep it resumable."""
-        try:
-            await self._scripted.host.run(self._scripted.close)
-        except Exception as exc:
-            raise classify_error(exc) from exc
-        finally:
-            self._backend.forget(self._scripted, keep_state=how != "delete")
-
-    def try_shutdown(self) -> None:
-        """Start stopping the agent; never blocks."""
-        self._scripted.host.run_soon(self._scripted.close)
-        self._backend.forget(self._scripted, keep_state=True)
+        super().__init__(
+            agent,
+            agent.host,
+            classify=classify_error,
+            high_water=high_water,
+            batch_max=batch_max,
+            on_end=ended,
+        )
 
 
 class ScriptedBackend:

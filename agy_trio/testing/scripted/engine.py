@@ -14,10 +14,10 @@ import attrs
 
 from agy_trio import errors
 from agy_trio.adapters.host_base import AsyncioHost
-from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.core import events
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.content import Part, content_text
+from agy_trio.core.contract import Ending, TurnSink
 from agy_trio.testing.scripted.faults import classify_error, fault_for
 from agy_trio.testing.scripted.script import (
     CallTool,
@@ -84,7 +84,7 @@ class ScriptedAgent:
     # -- turns
 
     async def start_turn(
-        self, parts: Sequence[Part], bridge: StreamBridge[events.ChatEvent] | None
+        self, parts: Sequence[Part], bridge: TurnSink | None
     ) -> asyncio.Task[None]:
         """Start a turn; returns its task once the turn holds the agent's turn slot."""
         if self.closed:
@@ -128,9 +128,7 @@ class ScriptedAgent:
             ) from None
         return task
 
-    def _turn_done(
-        self, bridge: StreamBridge[events.ChatEvent] | None, task: asyncio.Task[None]
-    ) -> None:
+    def _turn_done(self, bridge: TurnSink | None, task: asyncio.Task[None]) -> None:
         if bridge is not None and not bridge.finished:
             # Cancelled before its first step: _play never ran to end the stream.
             bridge.put_nowait(events.TurnEnd(events.Usage(), events.StopReason.CANCELLED))
@@ -143,7 +141,7 @@ class ScriptedAgent:
         self,
         prompt: str,
         turn: Turn,
-        bridge: StreamBridge[events.ChatEvent] | None,
+        bridge: TurnSink | None,
         started: asyncio.Future[None] | None,
     ) -> None:
         try:
@@ -173,7 +171,7 @@ class ScriptedAgent:
         self,
         prompt: str,
         turn: Turn,
-        bridge: StreamBridge[events.ChatEvent] | None,
+        bridge: TurnSink | None,
         *,
         recorded: bool,
     ) -> None:
@@ -194,7 +192,7 @@ class ScriptedAgent:
         self,
         prompt: str,
         turn: Turn,
-        bridge: StreamBridge[events.ChatEvent] | None,
+        bridge: TurnSink | None,
         text: list[str],
         calls: list[events.ToolCall],
     ) -> None:
@@ -264,6 +262,24 @@ class ScriptedAgent:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+    # -- the commands (HostedAgent)
+
+    async def chat(self, content: Sequence[Part], sink: TurnSink) -> asyncio.Task[None]:
+        """Start a turn streaming into ``sink``; return once it holds the turn slot."""
+        return await self.start_turn(content, sink)
+
+    async def send(self, content: Sequence[Part]) -> None:
+        """Start a turn nobody reads; return once it holds the turn slot."""
+        await self.start_turn(content, None)
+
+    async def cancel(self) -> None:
+        """Stop every turn, the active one and those queued behind it."""
+        await self.cancel_turns(None)
+
+    async def end(self, how: Ending) -> None:
+        """Stop the agent; the backend keeps (or, for ``"delete"``, drops) its conversation."""
+        await self.close()
 
     async def close(self) -> None:
         """Refuse new turns and stop the running ones."""
