@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import trio
 
@@ -45,12 +46,13 @@ from benchmarks._common import (
 from benchmarks.serve import _offline_env
 
 NAME = "protocols"
-TITLE = "Agent protocols under load: native SSE, OpenAI Responses, A2A and MCP at once"
+TITLE = "Agent protocols under load: native SSE, OpenAI Responses, A2A, MCP and AG-UI at once"
 DESCRIPTION = (
     "`agy-trio serve` (real SDK, local model server, its own process). Mixed load: N chats at "
     "once, spread evenly over the protocols, each driven by its real client on its own "
     "connection (native: httpx + httpx-sse; OpenAI Responses: the `openai` client, streaming; "
-    "A2A: a2a-sdk's client, `SendStreamingMessage`; MCP: the `mcp` client's `chat` tool). Every "
+    "A2A: a2a-sdk's client, `SendStreamingMessage`; MCP: the `mcp` client's `chat` tool; AG-UI: "
+    "`POST /ag-ui` made and read with ag-ui-protocol's types). Every "
     "chat must complete; time from the request to the end of the answer, p50 and p95 per "
     "protocol. Per-event cost: for each protocol alone, S chats of a long answer, one at a time; "
     "the server process's CPU time per answer delta (the harness processes are not counted), "
@@ -191,11 +193,51 @@ async def mcp_chat(url: str, prompts: list[str]) -> list[str]:
     return answers
 
 
+async def ag_ui_chat(url: str, prompts: list[str]) -> list[str]:
+    # AG-UI's own client is @ag-ui/client (Node; the tests drive it): here the
+    # runs are made and read with ag-ui-protocol's Python types, as it posts them.
+    import httpx
+    from ag_ui.core import Event, EventType, RunAgentInput, UserMessage
+    from httpx_sse import aconnect_sse
+    from pydantic import TypeAdapter
+
+    events: TypeAdapter[Any] = TypeAdapter(Event)
+    thread = str(uuid.uuid4())
+    answers: list[str] = []
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        for prompt in prompts:
+            body = RunAgentInput(
+                thread_id=thread,
+                run_id=str(uuid.uuid4()),
+                messages=[UserMessage(id=str(uuid.uuid4()), content=prompt)],
+                state={},
+                tools=[],
+                context=[],
+                forwarded_props={},
+            ).model_dump(by_alias=True, exclude_none=True)
+            pieces: list[str] = []
+            finished = False
+            async with aconnect_sse(client, "POST", "/ag-ui", json=body) as source:
+                async for frame in source.aiter_sse():
+                    event = events.validate_json(frame.data)
+                    if event.type == EventType.TEXT_MESSAGE_CONTENT:
+                        pieces.append(event.delta)
+                    elif event.type == EventType.RUN_FINISHED:
+                        finished = True
+                    elif event.type == EventType.RUN_ERROR:
+                        raise RuntimeError(f"AG-UI run failed: {event.message}")
+            if not finished:
+                raise RuntimeError("the AG-UI run ended without RUN_FINISHED")
+            answers.append("".join(pieces))
+    return answers
+
+
 PROTOCOLS: dict[str, tuple[str, str, Chat]] = {
     "native": ("native SSE (/v1/agents/{id}/chat)", "baseline", native_chat),
     "responses": ("OpenAI Responses, streaming", "agy", responses_chat),
     "a2a": ("A2A SendStreamingMessage", "agy", a2a_chat),
     "mcp": ("MCP chat tool", "agy", mcp_chat),
+    "ag_ui": ("AG-UI run (POST /ag-ui)", "agy", ag_ui_chat),
 }
 
 
@@ -285,6 +327,7 @@ def availability() -> str | None:
     """Why this comparison cannot run here, or None."""
     try:
         import a2a.client  # noqa: F401
+        import ag_ui.core  # noqa: F401
         import google.antigravity  # noqa: F401
         import httpx_sse  # noqa: F401
         import mcp  # noqa: F401

@@ -43,7 +43,7 @@ def test_a2a_hosting_measures_both_stacks(tmp_path: Path) -> None:
 def test_protocols_load_completes_every_stream(tmp_path: Path) -> None:
     data = quick("protocols", tmp_path)
     rows = {row["key"]: row for row in data["rows"]}
-    assert set(rows) >= {"native", "responses", "a2a", "mcp"}
+    assert set(rows) == {"native", "responses", "a2a", "mcp", "ag_ui"}
     for row in rows.values():
         assert row["metrics"]["done_p50_ms"]["median"] > 0
         assert row["metrics"]["cpu_per_event_us"]["n"] >= 1

@@ -11,6 +11,7 @@ need a model use agy_trio's local model server.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -85,3 +86,22 @@ def test_doc_example_runs(where: str, code: str, mode: str, tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def test_each_page_with_top_level_await_says_first_how_to_run_it() -> None:
+    for path in DOCS:
+        text = path.read_text()
+        awaiting = [
+            match
+            for match in BLOCK.finditer(text)
+            if match["kind"] != "example"
+            and compile(match["code"], "x", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT).co_flags
+            & 0x80
+        ]
+        if not awaiting:
+            continue
+        first_block = text.index("```")
+        note = text.find("> **Running the examples.**")
+        assert 0 <= note < first_block, f"{path.name}: say how to run top-level await first"
+        assert "`python -m trio`" in text[note:first_block]
+        assert text.count("> **Running the examples.**") == 1, path.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -12,6 +13,7 @@ __all__ = [
     "ChatEvent",
     "Message",
     "StopReason",
+    "SubagentText",
     "TextDelta",
     "ThoughtDelta",
     "ToolCall",
@@ -95,6 +97,10 @@ class ToolCall:
         error: Why the call failed or was denied, if it did.
         server_name: The MCP server the tool belongs to; None for the
             agent's own and built-in tools.
+        depth: 0 for a call of the agent itself; 1 for a call of a subagent
+            it invoked, 2 for one of that subagent's subagents, ...
+        trajectory_id: The harness's id of the trajectory (the agent's or a
+            subagent's) the call belongs to, when known.
     """
 
     name: str
@@ -103,6 +109,25 @@ class ToolCall:
     result: Any = None
     error: str | None = None
     server_name: str | None = None
+    depth: int = 0
+    trajectory_id: str | None = None
+
+
+@attrs.frozen
+class SubagentText:
+    """A piece of a subagent's answer text (not part of the agent's own answer).
+
+    Attributes:
+        text: The text.
+        depth: How deep the subagent is (1: invoked by the agent itself).
+        trajectory_id: The harness's id of the subagent's trajectory.
+        thought: Whether it is the subagent's reasoning rather than its answer.
+    """
+
+    text: str
+    depth: int = 1
+    trajectory_id: str = ""
+    thought: bool = False
 
 
 @attrs.frozen
@@ -120,9 +145,12 @@ class TurnEnd:
     usage: Usage = Usage()
     stop_reason: StopReason = StopReason.END_TURN
     structured_output: Any = attrs.field(default=None, hash=False)
+    trajectory_usages: Mapping[str, Usage] = attrs.field(factory=dict, hash=False)
+    """The agent's usage so far by trajectory (its own and each subagent's), when
+    the backend reports it (the SDK's ``Conversation.trajectory_usages``)."""
 
 
-ChatEvent: TypeAlias = TextDelta | ThoughtDelta | ToolCall | TurnEnd
+ChatEvent: TypeAlias = TextDelta | ThoughtDelta | ToolCall | SubagentText | TurnEnd
 
 
 @attrs.frozen

@@ -35,6 +35,12 @@ import tomli_w
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from agy_trio.core.budget import Budget
+from agy_trio.core.capabilities import (
+    CompactionConfig,
+    InlineSkill,
+    RunCommandConfig,
+    SubagentConfig,
+)
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.mcp import McpHttpServer, McpServer, McpStdioServer, mcp_server_of
 from agy_trio.core.policy import PolicyRule
@@ -188,6 +194,12 @@ converter.register_unstructure_hook(
         make_dict_unstructure_fn(PolicyRule, converter, handler=_handler, when=_handler)
     ),
 )
+
+# TOML has no null: the capability classes, nested in AgentConfig, leave None out too.
+for _capability in (SubagentConfig, RunCommandConfig, CompactionConfig, InlineSkill):
+    converter.register_unstructure_hook(
+        _capability, _without_none(make_dict_unstructure_fn(_capability, converter))
+    )
 
 # Every field of Hooks is a list of callables, written as import paths.
 _hook_list = override(struct_hook=_callables_from_paths, unstruct_hook=_paths_of)

@@ -17,7 +17,14 @@ from typing import Any
 
 import attrs
 
+from agy_trio.core import capabilities as caps
 from agy_trio.core.budget import Budget
+from agy_trio.core.capabilities import (
+    CompactionConfig,
+    InlineSkill,
+    RunCommandConfig,
+    SubagentConfig,
+)
 from agy_trio.core.hooks import Hooks
 from agy_trio.core.mcp import McpServer, as_mcp_servers, check_mcp_servers
 from agy_trio.core.model_options import MAX_OUTPUT_TOKENS_LIMIT, ServiceTier, ThinkingLevel
@@ -50,8 +57,11 @@ __all__ = [
 
 logger = logging.getLogger("agy_trio.config")
 
-CHAT_TIMEOUT_ENV = "AGI_CHAT_TIMEOUT_SECS"
+CHAT_TIMEOUT_ENV = "AGY_CHAT_TIMEOUT_SECS"
 """Environment variable that sets the default chat timeout, in seconds."""
+
+CHAT_TIMEOUT_ENV_ALIAS = "AGI_CHAT_TIMEOUT_SECS"
+"""The variable's earlier name, still read when :data:`CHAT_TIMEOUT_ENV` is unset."""
 
 DEFAULT_CHAT_TIMEOUT = 120.0
 """Chat timeout, in seconds, when neither the config nor the environment sets one."""
@@ -84,19 +94,21 @@ def default_chat_timeout() -> float:
     """The chat timeout to use when none is configured, read from the environment now.
 
     Returns:
-        The value of ``AGI_CHAT_TIMEOUT_SECS`` in seconds when it is a positive
+        The value of ``AGY_CHAT_TIMEOUT_SECS`` (or, when that is unset, of its
+        earlier name ``AGI_CHAT_TIMEOUT_SECS``) in seconds when it is a positive
         finite number; otherwise (unset, or invalid, which logs a warning on the
         ``agy_trio.config`` logger) :data:`DEFAULT_CHAT_TIMEOUT`.
     """
-    raw = os.environ.get(CHAT_TIMEOUT_ENV)
+    name = CHAT_TIMEOUT_ENV if CHAT_TIMEOUT_ENV in os.environ else CHAT_TIMEOUT_ENV_ALIAS
+    raw = os.environ.get(name)
     if raw is None:
         return DEFAULT_CHAT_TIMEOUT
     try:
-        return positive_number(float(raw.strip()), CHAT_TIMEOUT_ENV)
+        return positive_number(float(raw.strip()), name)
     except ValueError:  # float() failed, or ConfigError (a ValueError) from the check
         logger.warning(
             "Invalid %s=%r (expected a positive number of seconds), using the default %g s",
-            CHAT_TIMEOUT_ENV,
+            name,
             raw,
             DEFAULT_CHAT_TIMEOUT,
         )
@@ -183,7 +195,7 @@ class RuntimeConfig:
     Attributes:
         channel_capacity: Commands that may wait in the command channel.
         chat_timeout: Time limit of one chat turn. When not given, read from
-            ``AGI_CHAT_TIMEOUT_SECS`` at construction (default 120).
+            ``AGY_CHAT_TIMEOUT_SECS`` at construction (default 120).
         operation_timeout: Safety-net limit of every command; defaults to
             ``chat_timeout + 120`` and may not be shorter than ``chat_timeout``.
         shutdown_timeout: How long shutdown waits for in-flight work; must be
@@ -465,6 +477,18 @@ class AgentConfig:
         thinking_level: How much a Gemini model reasons (not for ``base_url``).
         service_tier: The Gemini inference queue (not for ``base_url``).
         max_output_tokens: The most tokens one answer may have (not for ``base_url``).
+        subagents: Subagents the agent may hand tasks to
+            (:class:`~agy_trio.core.capabilities.SubagentConfig`, names unique);
+            they switch the built-in ``invoke_subagent`` tool on.
+        allowed_subagents: Which subagents it may invoke (None: all of them).
+        max_subagent_depth: How deep subagents may nest (None: the harness's default).
+        skills_paths: Folders the harness finds skills in.
+        inline_skills: Skills defined here
+            (:class:`~agy_trio.core.capabilities.InlineSkill`).
+        compaction: When the harness compacts the context
+            (:class:`~agy_trio.core.capabilities.CompactionConfig`).
+        run_command: How the built-in ``run_command`` runs commands
+            (:class:`~agy_trio.core.capabilities.RunCommandConfig`).
     """
 
     name: str | None = attrs.field(default=None, validator=_optional_text)
@@ -524,6 +548,25 @@ class AgentConfig:
         default=None, converter=_as_service_tier, validator=enum_validator(ServiceTier)
     )
     max_output_tokens: int | None = attrs.field(default=None, validator=_check_max_output_tokens)
+    subagents: tuple[SubagentConfig, ...] = attrs.field(
+        default=(), converter=caps.as_subagents, validator=caps.check_subagents
+    )
+    allowed_subagents: tuple[str, ...] | None = attrs.field(
+        default=None, converter=caps.as_optional_names, validator=caps.check_optional_names
+    )
+    max_subagent_depth: int | None = attrs.field(default=None, validator=caps.check_depth)
+    skills_paths: tuple[str, ...] = attrs.field(
+        default=(), converter=_as_paths, validator=_check_sequence_of(str, "folders")
+    )
+    inline_skills: tuple[InlineSkill, ...] = attrs.field(
+        default=(), converter=caps.as_inline_skills, validator=caps.check_inline_skills
+    )
+    compaction: CompactionConfig | None = attrs.field(
+        default=None, converter=caps.as_compaction, validator=caps.check_compaction
+    )
+    run_command: RunCommandConfig | None = attrs.field(
+        default=None, converter=caps.as_run_command, validator=caps.check_run_command
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.vertex_location is not None and self.vertex_project is None:

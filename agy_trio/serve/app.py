@@ -71,14 +71,17 @@ SHUTDOWN_GRACE = 5.0
 """Seconds a stopping server gives live streams, then agents, to end."""
 
 # Tools, policies and hooks are import paths of Python code, built-in tools
-# act on the server's machine, and folders are places on its disk: all of
-# them are the operator's to choose, never a remote client's.
+# (a subagent's too) act on the server's machine, and folders (skills_paths
+# included) are places on its disk: all of them are the operator's to
+# choose, never a remote client's.
 _HTTP_FORBIDDEN_FIELDS = frozenset(
     {
         "tools",
         "policies",
         "hooks",
         "builtin_tools",
+        "subagents",
+        "skills_paths",
         "workspaces",
         "save_dir",
         "app_data_dir",

@@ -12,6 +12,8 @@ every other endpoint. The tools:
   answer, the conversation id (a new conversation when none was given) and
   why the turn stopped.
 * ``history(conversation_id)``: the conversation's messages.
+* ``end_conversation(conversation_id)``: the agent stops and its conversation
+  is deleted (as ``DELETE /v1/agents/{id}``).
 
 A tool that cannot do what it was asked (an unknown conversation or profile,
 an empty prompt, a failed turn) answers an MCP tool error (``isError``) with
@@ -193,3 +195,16 @@ class McpEndpoint:
             except AgyError as error:
                 raise self._fail(error) from None
             return [{"role": message.role, "text": message.text} for message in messages]
+
+        @server.tool()
+        async def end_conversation(conversation_id: str) -> dict[str, str]:
+            """End a conversation: its agent stops and the conversation is deleted."""
+            handle = self._conversation(conversation_id)
+            try:
+                await handle.delete()
+            except AgentNotFound:
+                raise ToolError(f"no conversation {conversation_id!r}") from None
+            except AgyError as error:
+                raise self._fail(error) from None
+            self._service._created.discard(handle.agent_id)
+            return {"conversation_id": conversation_id, "ended": "yes"}

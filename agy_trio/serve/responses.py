@@ -67,13 +67,21 @@ _KEEP_RESPONSES = 1000
 
 # Request fields that are taken (and checked) ...
 _USED_FIELDS = frozenset(
-    {"model", "input", "instructions", "previous_response_id", "stream", "background", "metadata"}
+    {
+        "model",
+        "input",
+        "instructions",
+        "previous_response_id",
+        "stream",
+        "background",
+        "store",
+        "metadata",
+    }
 )
 # ... and fields clients commonly send that change nothing here: sampling and
 # output options belong to the served profile, not to one request.
 _IGNORED_FIELDS = frozenset(
     {
-        "store",
         "temperature",
         "top_p",
         "max_output_tokens",
@@ -354,9 +362,14 @@ class ResponsesAPI:
             )
         prompt = _prompt_of(body.get("input"))
         stream, background = body.get("stream", False), body.get("background", False)
-        for name, value in (("stream", stream), ("background", background)):
+        store = body.get("store", True)
+        for name, value in (("stream", stream), ("background", background), ("store", store)):
             if not isinstance(value, bool):
                 raise _BadRequest("must be a boolean", param=name)
+        if background and not store:
+            raise _BadRequest("a background response must be stored", param="store")
+        if (background or not store) and self._nursery is None:
+            raise RuntimeClosed("the server is not running")
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise _BadRequest("must be a string", param="instructions")
@@ -378,11 +391,17 @@ class ResponsesAPI:
             instructions=instructions,
             metadata=metadata,
             previous_response_id=previous,
+            store=store,
         )
-        if background and self._nursery is None:
-            raise RuntimeClosed("the server is not running")
         log, reader = await self._service.turns.start(handle, prompt)
-        entry = self._remember(record, log)
+        entry = _Entry(record, log)
+        # Not stored: nothing can continue it, so its agent goes with its turn
+        # (before the answer is sent, when the answer is sent whole).
+        disposable = not store and previous is None
+        if store:
+            self._remember(entry)
+        elif disposable and stream and self._nursery is not None:
+            self._nursery.start_soon(_delete_after, handle, log)
         if background and self._nursery is not None:
             # The server reads a background response to its end: an attached
             # reader keeps the turn going when the client disconnects.
@@ -392,6 +411,8 @@ class ResponsesAPI:
         async with reader:
             async for _ in reader:
                 pass
+        if disposable:
+            await _delete_after(handle, log)
         return JSONResponse(entry.render().response())
 
     async def _agent_for(self, previous: str | None, instructions: str | None) -> AgentHandle:
@@ -413,12 +434,10 @@ class ResponsesAPI:
         service._created.add(handle.agent_id)
         return handle
 
-    def _remember(self, record: ResponseRecord, log: TurnLog) -> _Entry:
-        entry = _Entry(record, log)
-        self._entries[record.id] = entry
+    def _remember(self, entry: _Entry) -> None:
+        self._entries[entry.record.id] = entry
         while len(self._entries) > _KEEP_RESPONSES:
             self._entries.popitem(last=False)
-        return entry
 
     async def get(self, request: Request) -> Response:
         """``GET /v1/responses/{id}``: the Response object, or (``stream=true``) its stream.
@@ -451,6 +470,13 @@ class ResponsesAPI:
         while not entry.log.finished:
             await entry.log.wait_changed()
         return JSONResponse(entry.render().response())
+
+
+async def _delete_after(handle: AgentHandle, log: TurnLog) -> None:
+    while not log.finished:
+        await log.wait_changed()
+    with contextlib.suppress(AgyError):
+        await handle.delete()
 
 
 async def _read_to_end(reader: TurnReader) -> None:

@@ -71,6 +71,7 @@ class ResponseRecord:
         instructions: The request's ``instructions``, echoed back.
         metadata: The request's ``metadata``, echoed back.
         previous_response_id: The response it continues, if any.
+        store: Whether it is kept (``GET`` and ``previous_response_id`` find it).
     """
 
     id: str
@@ -81,6 +82,7 @@ class ResponseRecord:
     instructions: str | None = None
     metadata: dict[str, str] = attrs.field(factory=dict)
     previous_response_id: str | None = None
+    store: bool = True
 
 
 class ResponseRender:
@@ -134,7 +136,7 @@ class ResponseRender:
             "tools": [],
             "temperature": None,
             "top_p": None,
-            "store": True,
+            "store": record.store,
             "text": {"format": {"type": "text"}},
             "truncation": "disabled",
         }

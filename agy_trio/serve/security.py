@@ -25,7 +25,6 @@ import urllib.parse
 
 import trio
 from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -142,14 +141,26 @@ class LoopbackHosts:
         await response(scope, receive, send)
 
 
-class BodyLimit:
-    """ASGI middleware: no request body over ``max_body_bytes`` is read (413).
+class _BodyTooLarge(Exception):
+    """Raised by :class:`BodyLimit`'s ``receive``: the body is over the limit."""
 
-    A body whose Content-Length is over the limit is refused before a byte of
-    it is read, as the other guards refuse (the one JSON error shape, on every
-    path). A chunked one is refused as soon as the bytes received pass the
-    limit: reading it raises ``HTTPException(413)``, which the endpoint
-    reading it answers in its protocol's error shape.
+
+# A refused body at most this many times the limit is read (and dropped) before
+# the answer: a client still sending when the server closes gets a reset, and
+# with it loses the answer.
+_DRAIN_FACTOR = 16
+
+
+class BodyLimit:
+    """ASGI middleware: no request body over ``max_body_bytes`` reaches the app (413).
+
+    Reading a body whose Content-Length is over the limit fails before a byte
+    of it reaches the app, a chunked one as soon as the bytes received pass
+    the limit; the request is then answered 413 in the one JSON error shape,
+    as the other guards answer, on every path (also when the app answered
+    something of its own meanwhile, as a JSON-RPC endpoint does). What the
+    client still sends of a body up to 16 times the limit is read and dropped
+    first, so that it gets the answer rather than a reset connection.
 
     Args:
         app: The application to guard.
@@ -168,25 +179,52 @@ class BodyLimit:
         limit = self.max_body_bytes
         declared = Headers(scope=scope).get("content-length", "")
         received = int(declared) if declared.isdigit() else 0
-
-        over = f"the request body is over the server's limit of {limit:,} bytes"
-        if received > limit:
-            await _refusal(413, "ContentTooLarge", over)(scope, receive, send)
-            return
-
-        def too_large() -> HTTPException:
-            return HTTPException(413, over)
+        refused = started = False
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused, body_done
+            if received > limit:
+                refused = True
+                raise _BodyTooLarge
             message = await receive()
-            if message["type"] == "http.request" and not declared.isdigit():
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise too_large()
+            if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
+                if not declared.isdigit():
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        refused = True
+                        raise _BodyTooLarge
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def refuse() -> None:
+            if not body_done and received <= _DRAIN_FACTOR * limit:
+                with trio.move_on_after(_DRAIN_SECONDS):
+                    while (await receive()).get("more_body", False):
+                        pass
+            over = f"the request body is over the server's limit of {limit:,} bytes"
+            await _refusal(413, "ContentTooLarge", over)(scope, receive, send)
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused and not started:
+                # The app answered the refusal in its own way: ours instead.
+                started = True
+                await refuse()
+            if refused:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await refuse()
+
+
+_DRAIN_SECONDS = 5.0  # a client that stops sending gets its answer anyway
 
 
 def _is_loopback_address(address: str) -> bool:

@@ -41,6 +41,17 @@ from tests.core import sample_tools
 @pytest.fixture(autouse=True)
 def _no_env_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(CHAT_TIMEOUT_ENV, raising=False)
+    monkeypatch.delenv("AGI_CHAT_TIMEOUT_SECS", raising=False)
+
+
+def test_the_chat_timeout_variable_has_the_agy_prefix_and_its_old_name_as_alias(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert CHAT_TIMEOUT_ENV == "AGY_CHAT_TIMEOUT_SECS"
+    monkeypatch.setenv("AGI_CHAT_TIMEOUT_SECS", "33")
+    assert RuntimeConfig().chat_timeout == 33.0  # the earlier name still works
+    monkeypatch.setenv("AGY_CHAT_TIMEOUT_SECS", "44")
+    assert RuntimeConfig().chat_timeout == 44.0  # and the new one wins
 
 
 # --------------------------------------------------------------------------

@@ -260,9 +260,17 @@ _calls = st.one_of(
 
 @pytest.fixture(scope="module")
 def sdk_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    # Policy evaluation logs every decision at INFO: quiet while these tests
+    # run (thousands of examples), as they were afterwards.
+    loggers = [logging.getLogger("agy_trio.policy"), logging.getLogger(sdk_policy.__name__)]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     loop = asyncio.new_event_loop()
     yield loop
     loop.close()
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 def sdk_decision(
@@ -298,9 +306,6 @@ def agy_decision(specs: list[Any], call: CallSpec) -> tuple[bool, str]:
 def test_same_decision_and_refusal_as_the_sdk(
     sdk_loop: asyncio.AbstractEventLoop, specs: list[Any], call: CallSpec
 ) -> None:
-    # Policy evaluation logs every decision at INFO; keep the run quiet and fast.
-    logging.getLogger("agy_trio.policy").setLevel(logging.CRITICAL)
-    logging.getLogger(sdk_policy.__name__).setLevel(logging.CRITICAL)
     assert agy_decision(specs, call) == sdk_decision(sdk_loop, specs, call)
 
 

@@ -136,6 +136,9 @@ def test_tools_policies_hooks_and_folders_are_not_settable_over_http() -> None:
     settable = set(HTTP_SETTABLE_FIELDS)
     assert {"name", "model", "base_url", "system_instructions", "conversation_id"} <= settable
     assert not settable & {"tools", "policies", "hooks", "builtin_tools", "home_dir"}
+    # A subagent's built-ins act on the server's machine; skills_paths are folders on its disk.
+    assert not settable & {"subagents", "skills_paths"}
+    assert {"inline_skills", "compaction", "run_command", "max_subagent_depth"} <= settable
 
 
 async def test_list_agents_with_their_state_and_turns() -> None:

@@ -29,7 +29,13 @@ async def mcp_client(address: ServerAddress, token: str | None = None) -> AsyncI
 async def test_the_tools_chat_and_keep_the_conversation() -> None:
     async with served() as s, mcp_client(s.address) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"list_profiles", "start_conversation", "chat", "history"}
+        assert set(tools) == {
+            "list_profiles",
+            "start_conversation",
+            "chat",
+            "history",
+            "end_conversation",
+        }
         assert "conversation_id" in tools["chat"].input_schema["properties"]
 
         profiles = await client.call_tool("list_profiles", {})
@@ -66,6 +72,12 @@ async def test_the_tools_chat_and_keep_the_conversation() -> None:
         empty = await client.call_tool("history", {"conversation_id": fresh})
         assert empty.structured_content == {"result": []}
 
+        ended = await client.call_tool("end_conversation", {"conversation_id": fresh})
+        assert not ended.is_error
+        assert [a.agent_id for a in s.runtime.agents] == [conversation]
+        gone = await client.call_tool("history", {"conversation_id": fresh})
+        assert gone.is_error
+
 
 async def test_bad_calls_are_tool_errors_and_change_nothing() -> None:
     async with served() as s, mcp_client(s.address) as client:
@@ -75,6 +87,7 @@ async def test_bad_calls_are_tool_errors_and_change_nothing() -> None:
             ("chat", {"prompt": "   "}),
             ("chat", {"prompt": "hi", "profile": "nobody"}),
             ("start_conversation", {"profile": "nobody"}),
+            ("end_conversation", {"conversation_id": "agent-404"}),
             ("chat", {"prompt": 5}),
         ):
             result = await client.call_tool(name, arguments)

@@ -295,3 +295,21 @@ async def test_without_background_a_response_whose_client_left_is_cancelled() ->
         fetched = await client.responses.retrieve(response_id)
         assert fetched.status == "cancelled"
         assert fetched.output_text != "one two three four five six"
+
+
+async def test_a_response_not_stored_leaves_no_agent_behind() -> None:
+    async with served() as s, openai_client(s.address) as client:
+        answer = await client.responses.create(model="agy", input="just once", store=False)
+        assert answer.output_text == "You said: just once"
+        assert answer.store is False
+        assert s.runtime.agents == []  # the agent went with its turn
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.retrieve(answer.id)
+        with pytest.raises(openai.NotFoundError):
+            await client.responses.create(
+                model="agy", input="again", previous_response_id=answer.id
+            )
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.responses.create(model="agy", input="hi", store=False, background=True)
+        assert refused.value.body["param"] == "store"  # type: ignore[index]
+        assert s.runtime.agents == []

@@ -51,6 +51,12 @@ from typing import Any
 
 import attrs
 
+from agy_trio.adapters.antigravity.capabilities import (
+    SUBAGENT_TOOL,
+    capability_options,
+    sdk_config_options,
+    subagent_builtins,
+)
 from agy_trio.adapters.antigravity.harness import HARNESS_OWNER_ENV
 from agy_trio.adapters.antigravity.launcher import HARNESS_PATH_ENV, install_launcher
 from agy_trio.adapters.antigravity.mcp import sdk_mcp_policies, sdk_mcp_servers
@@ -117,11 +123,14 @@ def choose_endpoint(config: AgentConfig, environ: Mapping[str, str] | None = Non
 UNGUARDED_BUILTINS: Mapping[str, str] = {
     "schedule": "it brings the schedule and manage_task tools, which the harness runs "
     "without consulting any policy",
-    "invoke_subagent": "it brings define_subagent, manage_subagents and send_message, which "
-    "the harness runs without consulting any policy, and the subagents it starts run "
-    "tools (shell commands included) without consulting any policy",
+    "invoke_subagent": "it needs AgentConfig.subagents: without static subagents it "
+    "serves only define_subagent, manage_subagents and send_message, which the harness "
+    "runs without consulting any policy",
 }
-"""Built-in tools that are refused, with the reason: the harness would run tools unchecked."""
+"""Built-in tools that are refused, with the reason: the harness would run tools unchecked.
+
+``invoke_subagent`` is allowed when the agent has ``subagents``.
+"""
 
 # Tools the harness offers the model under names of its own (measured: see
 # the module docstring), besides the SDK's BuiltinTools values.
@@ -132,6 +141,9 @@ _HARNESS_ONLY_TOOLS = (
     "finish",
     "grep_search",
     "list_dir",
+    "list_skills",
+    "lookup_skill",
+    "lookup_skills",
     "manage_subagents",
     "manage_task",
     "multi_replace_file_content",
@@ -184,6 +196,8 @@ def builtin_tool_names(config: AgentConfig) -> list[Any]:
     chosen: list[Any] = []
     for name in config.builtin_tools:
         reason = UNGUARDED_BUILTINS.get(name)
+        if name == SUBAGENT_TOOL and config.subagents:
+            reason = None  # static subagents: see adapters.antigravity.capabilities
         if reason is not None:
             raise ConfigError(
                 f"built-in tool {name!r} is not supported: {reason}", field="builtin_tools"
@@ -197,6 +211,9 @@ def builtin_tool_names(config: AgentConfig) -> list[Any]:
             ) from None
         if member not in chosen:
             chosen.append(member)
+    subagent_tool = builtin(SUBAGENT_TOOL)
+    if config.subagents and subagent_tool not in chosen:
+        chosen.append(subagent_tool)
     return chosen
 
 
@@ -319,11 +336,15 @@ def _hide_unchecked_tools(strategy: Any) -> None:
             "configuration is not where agy_trio expects it"
         )
 
+    # Subagents only as the agent's static SubagentConfigs, whose tools go
+    # through its policies (see adapters.antigravity.capabilities).
+    static_subagents = bool(getattr(strategy, "_subagents", None))
+
     def build_checked(*args: Any, **kwargs: Any) -> Any:
         tools = build(*args, **kwargs)
         tools.manage_task.enabled = False
         tools.schedule.enabled = False
-        tools.subagents.enabled = False
+        tools.subagents.enabled = static_subagents and tools.subagents.enabled
         return tools
 
     strategy._to_harness_side_tools_proto = build_checked
@@ -389,7 +410,10 @@ def sdk_policies(
     if contained:
         rules.extend(policy.workspace_only(contained))
     if spec.authorize is not None:
-        rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in builtins)
+        # The subagents' built-ins are put to the same policies as the agent's own.
+        guarded = list(builtins)
+        guarded.extend(b for b in subagent_builtins(spec.config) if b not in guarded)
+        rules.extend(policy.ask_user(b.value, handler=spec.authorize) for b in guarded)
         rules.extend(sdk_mcp_policies(mcp_servers, spec.authorize))
     rules.append(policy.deny_all())
     return rules
@@ -460,11 +484,12 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
     config = spec.config
     check_tool_names(config)
     builtins = builtin_tool_names(config)
-    capabilities = sdk.CapabilitiesConfig(
-        enabled_tools=builtins,
-        enable_subagents=sdk.BuiltinTools.INVOKE_SUBAGENT in builtins
-        or sdk.BuiltinTools.RUN_WORKFLOW in builtins,
+    options = capability_options(config)
+    options.setdefault(
+        "enable_subagents",
+        sdk.BuiltinTools.INVOKE_SUBAGENT in builtins or sdk.BuiltinTools.RUN_WORKFLOW in builtins,
     )
+    capabilities = sdk.CapabilitiesConfig(enabled_tools=builtins, **options)
     env = {HARNESS_OWNER_ENV: spec.owner}
     if spec.folders.home_dir is not None:
         env["HOME"] = spec.folders.home_dir
@@ -479,6 +504,7 @@ def sdk_agent_config(spec: SdkAgentSpec) -> Any:
         "capabilities": capabilities,
         "tools": list(spec.tools),
         "hooks": list(spec.hooks),
+        **sdk_config_options(config),
         "policies": sdk_policies(spec, builtins, mcp_servers),
         "mcp_servers": mcp_servers,
         "response_schema": config.response_schema.text

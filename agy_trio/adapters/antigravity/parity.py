@@ -152,7 +152,7 @@ def _builtin_tool_entries() -> dict[str, Entry]:
         reason = UNGUARDED_BUILTINS.get(member.value)
         key = f"BuiltinTools.{member.name}"
         if member.value == "invoke_subagent":
-            entries[key] = Pending("AgentConfig.subagents", "the subagent tool, guarded")
+            entries[key] = Mapped("AgentConfig.subagents", "on with static subagents")
         elif reason is not None:
             entries[key] = Refused(reason)
         else:
@@ -188,15 +188,15 @@ PARITY: dict[str, Entry] = {
     "AgentConfig.save_dir": Mapped("AgentConfig.save_dir"),
     "AgentConfig.app_data_dir": Mapped("AgentConfig.app_data_dir"),
     "AgentConfig.response_schema": Mapped("AgentConfig.response_schema"),
-    "AgentConfig.skills_paths": Pending("AgentConfig.skills_paths"),
-    "AgentConfig.inline_skills": Pending("AgentConfig.inline_skills"),
-    "AgentConfig.subagents": Pending("AgentConfig.subagents"),
+    "AgentConfig.skills_paths": Mapped("AgentConfig.skills_paths"),
+    "AgentConfig.inline_skills": Mapped("AgentConfig.inline_skills"),
+    "AgentConfig.subagents": Mapped("AgentConfig.subagents"),
     "AgentConfig.debug_config": Refused("a harness debugging switch, not part of agy_trio's API"),
     "AgentConfig.retry_config": Mapped(
         "adapters.antigravity.RetryPolicy", "AntigravityBackend(retry=...): per backend"
     ),
     "AgentConfig.budget_config": Mapped("AgentConfig.budget"),
-    "AgentConfig.compaction_config": Pending("AgentConfig.compaction"),
+    "AgentConfig.compaction_config": Mapped("AgentConfig.compaction"),
     "AgentConfig.env": Refused(
         "the harness's environment is agy_trio's (HOME, its owner tag); home_dir sets HOME"
     ),
@@ -221,7 +221,9 @@ PARITY: dict[str, Entry] = {
         )
     },
     # -- CapabilitiesConfig
-    "CapabilitiesConfig.enable_subagents": Pending("AgentConfig.subagents"),
+    "CapabilitiesConfig.enable_subagents": Mapped(
+        "AgentConfig.subagents", "on when subagents are given"
+    ),
     "CapabilitiesConfig.agent_behavior": Refused(
         "agy_trio's agents run each turn to its end; questions reach Hooks.on_interaction"
     ),
@@ -229,11 +231,11 @@ PARITY: dict[str, Entry] = {
     "CapabilitiesConfig.disabled_tools": Refused(
         "nothing is enabled unless builtin_tools names it, so there is nothing to disable"
     ),
-    "CapabilitiesConfig.compaction_threshold": Pending("AgentConfig.compaction"),
+    "CapabilitiesConfig.compaction_threshold": Mapped("AgentConfig.compaction"),
     "CapabilitiesConfig.finish_tool_schema_json": Mapped("AgentConfig.response_schema"),
-    "CapabilitiesConfig.max_subagent_depth": Pending("AgentConfig.max_subagent_depth"),
-    "CapabilitiesConfig.allowed_subagents": Pending("AgentConfig.allowed_subagents"),
-    "CapabilitiesConfig.run_command_config": Pending("AgentConfig.run_command"),
+    "CapabilitiesConfig.max_subagent_depth": Mapped("AgentConfig.max_subagent_depth"),
+    "CapabilitiesConfig.allowed_subagents": Mapped("AgentConfig.allowed_subagents"),
+    "CapabilitiesConfig.run_command_config": Mapped("AgentConfig.run_command"),
     "CapabilitiesConfig.tool_output_truncation_config": Refused(
         "the harness's default truncation is kept; agy_trio bounds what it carries itself"
     ),
@@ -241,35 +243,43 @@ PARITY: dict[str, Entry] = {
         "the harness's default is kept for MCP tool output"
     ),
     # -- sub-configs
-    "CompactionConfig.token_threshold": Pending("CompactionConfig.token_threshold"),
+    "CompactionConfig.token_threshold": Mapped(
+        "core.capabilities.CompactionConfig.token_threshold"
+    ),
     **{
-        f"RunCommandConfig.{name}": Pending(f"RunCommandConfig.{name}")
-        for name in ("enable_daemons", "timeout_seconds", "enable_sandbox")
+        f"RunCommandConfig.{name}": Mapped(f"core.capabilities.RunCommandConfig.{name}")
+        for name in ("timeout_seconds", "enable_sandbox")
     },
+    "RunCommandConfig.enable_daemons": Mapped(
+        "core.capabilities.RunCommandConfig.enable_daemons",
+        "refused when True: manage_task, which drives background commands, consults no policy",
+    ),
     **{
-        f"SubagentConfig.{name}": Pending(f"SubagentConfig.{name}")
-        for name in (
-            "name",
-            "description",
-            "system_instructions",
-            "capabilities",
-            "tools",
-            "model",
-            "skills_config",
-        )
+        f"SubagentConfig.{name}": Mapped(f"core.capabilities.SubagentConfig.{name}")
+        for name in ("name", "description", "system_instructions", "tools", "model")
     },
+    "SubagentConfig.capabilities": Mapped(
+        "core.capabilities.SubagentConfig.builtin_tools",
+        "with allowed_subagents and run_command, as fields of the SubagentConfig",
+    ),
+    "SubagentConfig.skills_config": Refused(
+        "subagents inherit the agent's skills (the SDK's default)"
+    ),
+    "SubagentCapabilities.enabled_tools": Mapped("core.capabilities.SubagentConfig.builtin_tools"),
+    "SubagentCapabilities.allowed_subagents": Mapped(
+        "core.capabilities.SubagentConfig.allowed_subagents"
+    ),
+    "SubagentCapabilities.run_command_config": Mapped(
+        "core.capabilities.SubagentConfig.run_command"
+    ),
+    "SubagentCapabilities.agent_behavior": Refused(
+        "subagents run autonomously (the SDK's default)"
+    ),
+    "SubagentCapabilities.disabled_tools": Refused(
+        "nothing is enabled unless builtin_tools names it, so there is nothing to disable"
+    ),
     **{
-        f"SubagentCapabilities.{name}": Pending(f"SubagentConfig.{name}")
-        for name in (
-            "agent_behavior",
-            "allowed_subagents",
-            "enabled_tools",
-            "disabled_tools",
-            "run_command_config",
-        )
-    },
-    **{
-        f"InlineSkill.{name}": Pending(f"InlineSkill.{name}")
+        f"InlineSkill.{name}": Mapped(f"core.capabilities.InlineSkill.{name}")
         for name in (
             "name",
             "description",
@@ -296,8 +306,10 @@ PARITY: dict[str, Entry] = {
         f"GeminiModelOptions.{name}": Mapped(f"AgentConfig.{name}")
         for name in ("thinking_level", "service_tier", "max_output_tokens")
     },
-    "SandboxStatus.available": Pending("SandboxStatus.available"),
-    "SandboxStatus.unavailable_reason": Pending("SandboxStatus.unavailable_reason"),
+    "SandboxStatus.available": Mapped("core.capabilities.SandboxStatus.available"),
+    "SandboxStatus.unavailable_reason": Mapped(
+        "core.capabilities.SandboxStatus.unavailable_reason"
+    ),
     **{
         f"StopArgs.{name}": Mapped(f"hooks.StopArgs.{name}")
         for name in (
@@ -341,7 +353,9 @@ PARITY: dict[str, Entry] = {
     "Conversation.sandbox_status": Pending("AgentHandle.sandbox_status"),
     "Conversation.send": Mapped("AgentHandle.send"),
     "Conversation.total_usage": Mapped("AgentHandle.total_usage"),
-    "Conversation.trajectory_usages": Pending("AgentHandle.trajectory_usages"),
+    "Conversation.trajectory_usages": Mapped(
+        "TurnEnd.trajectory_usages", "per turn, in its TurnEnd; ToolCall.depth marks subagents"
+    ),
     "Conversation.turn_count": Mapped("AgentHandle.turn_count"),
     "Conversation.wait_for_idle": Mapped("AgentHandle.wait_for_idle"),
     "Conversation.wait_for_wakeup": Mapped("AgentHandle.wait_for_wakeup"),

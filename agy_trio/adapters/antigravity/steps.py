@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -15,7 +15,32 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core import events
 
 if TYPE_CHECKING:
-    from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
+    import collections
+
+    from agy_trio.adapters.antigravity.conversation import SdkConversation
+    from agy_trio.adapters.antigravity.tools import TrioBridge
+    from agy_trio.errors import AgyError
+
+
+class PumpedTurn(Protocol):
+    """What the pump needs of the turn the steps belong to (``turns.SdkTurn``)."""
+
+    refusal: AgyError | None
+    structured_output: Any
+    pending_ids: dict[str, collections.deque[str | None]]
+    call_steps: dict[str, tuple[int, str]]
+
+    async def emit(self, event: events.ChatEvent) -> None:
+        """Stream ``event``, waiting while the reader is behind."""
+
+
+class TurnRunner(Protocol):
+    """What the pump needs of the agent's turns (``turns.TurnRunner``)."""
+
+    conversation: SdkConversation
+    bridge: TrioBridge
+    reached: bool
+
 
 __all__ = ["StepPump"]
 
@@ -39,13 +64,16 @@ class StepPump:
     """
 
     def __init__(
-        self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch, floor: int = -1
+        self, runner: TurnRunner, turn: PumpedTurn, watch: UnreachableWatch, floor: int = -1
     ) -> None:
         self.runner = runner
         self.turn = turn
         self.watch = watch
         self.floor = floor
         self.seen_calls: set[str] = set()
+        # Subagent trajectories and their parents; the agent's own is the root.
+        self.parents: dict[str, str] = {}
+        self.root = runner.conversation.conversation_id
         # Built-in and MCP calls seen, not reported yet, with their step's
         # index: a policy decides on them while their step runs (a denied one
         # ends its step with an error), and the event carries the outcome.
@@ -87,11 +115,22 @@ class StepPump:
             self.runner.reached = True
         if step.type == t.StepType.FINISH and step.structured_output is not None:
             turn.structured_output = step.structured_output
+        trajectory = getattr(step, "trajectory_id", "") or ""
+        depth = self.depth_of(step, trajectory)
         if step.source == t.StepSource.MODEL and step.target == t.StepTarget.USER:
-            if step.thinking_delta:
-                await turn.emit(events.ThoughtDelta(step.thinking_delta))
-            if step.content_delta:
-                await self.text(step.content_delta)
+            if depth:
+                # A subagent's words: streamed apart, never part of the agent's answer.
+                if step.thinking_delta:
+                    await turn.emit(
+                        events.SubagentText(step.thinking_delta, depth, trajectory, thought=True)
+                    )
+                if step.content_delta:
+                    await turn.emit(events.SubagentText(step.content_delta, depth, trajectory))
+            else:
+                if step.thinking_delta:
+                    await turn.emit(events.ThoughtDelta(step.thinking_delta))
+                if step.content_delta:
+                    await self.text(step.content_delta)
         for call in step.tool_calls:
             if call.id:
                 if call.id in self.seen_calls:
@@ -101,14 +140,43 @@ class StepPump:
             if name in self.runner.bridge.tools:
                 # Our wrapper reports the call with its outcome once it ran.
                 turn.pending_ids[name].append(call.id)
+                if call.id:
+                    turn.call_steps[call.id] = (depth, trajectory)
             else:
                 sighted = events.ToolCall(
-                    name, dict(call.args), call.id, server_name=call.server_name or None
+                    name,
+                    dict(call.args),
+                    call.id,
+                    server_name=call.server_name or None,
+                    depth=depth,
+                    trajectory_id=trajectory or None,
                 )
                 if call.id:
                     self.unreported.append((step.step_index, sighted))
                 else:
                     await turn.emit(sighted)
+
+    def depth_of(self, step: Any, trajectory: str) -> int:
+        """How deep the step's trajectory is: 0 the agent's own, 1 a subagent's, ...
+
+        The harness leaves ``Step.depth`` at 0 but names each subagent
+        step's parent trajectory; the steps the SDK makes up for custom tool
+        calls name neither, so what was learned from the others is kept.
+        """
+        reported = getattr(step, "depth", 0) or 0
+        parent = getattr(step, "parent_trajectory_id", "") or ""
+        if parent and trajectory:
+            self.parents[trajectory] = parent
+        if reported or not trajectory or trajectory == self.root:
+            return int(reported)
+        depth, seen = 0, {trajectory}
+        while trajectory != self.root:
+            depth += 1
+            trajectory = self.parents.get(trajectory, self.root)
+            if trajectory in seen:
+                break
+            seen.add(trajectory)
+        return depth
 
     async def text(self, text: str) -> None:
         """Stream answer text, its inline reasoning split off."""

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+import attrs
+
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.antigravity.errors import describe
 from agy_trio.adapters.antigravity.events import normalize_arguments, tool_name
@@ -35,11 +37,13 @@ __all__ = ["TrioBridge"]
 log = logging.getLogger("agy_trio.antigravity")
 
 
-class Turn(Protocol):
-    """What the bridge needs of the turn a tool call belongs to (see ``turns.Turn``)."""
+class ToolTurn(Protocol):
+    """What the bridge needs of the turn a tool call belongs to (an ``SdkTurn``)."""
 
     pending_ids: dict[str, collections.deque[str | None]]
     """Model call ids of the tool calls the turn has seen, not yet run, by tool name."""
+    call_steps: dict[str, tuple[int, str]]
+    """Where those calls were made, by call id: (depth, trajectory id)."""
     tool_tasks: set[asyncio.Task[Any]]
     """Tool calls running now (cancelled with the turn)."""
 
@@ -73,7 +77,7 @@ class TrioBridge:
         host: AioHost,
         services: AgentServices,
         agent_id: str,
-        current_turn: Callable[[], Turn | None],
+        current_turn: Callable[[], ToolTurn | None],
     ) -> None:
         self.host = host
         self.services = services
@@ -131,7 +135,10 @@ class TrioBridge:
         self._record(turn, ToolCall(tool.name, arguments, call_id, result=result))
         return result
 
-    def _record(self, turn: Turn | None, call: ToolCall) -> None:
+    def _record(self, turn: ToolTurn | None, call: ToolCall) -> None:
+        if turn is not None and call.call_id in turn.call_steps:
+            depth, trajectory = turn.call_steps.pop(call.call_id)
+            call = attrs.evolve(call, depth=depth, trajectory_id=trajectory or None)
         if call.call_id:
             self.outcomes[call.call_id] = call
         if turn is not None:
