@@ -15,7 +15,7 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core import events
 
 if TYPE_CHECKING:
-    from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
+    from agy_trio.adapters.antigravity.turns import SdkTurn, TurnRunner
 
 __all__ = ["StepPump"]
 
@@ -39,7 +39,7 @@ class StepPump:
     """
 
     def __init__(
-        self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch, floor: int = -1
+        self, runner: TurnRunner, turn: SdkTurn, watch: UnreachableWatch, floor: int = -1
     ) -> None:
         self.runner = runner
         self.turn = turn
