@@ -21,6 +21,7 @@ the woken agents, errors, history checks.
 
 from __future__ import annotations
 
+import collections
 import json
 import random
 import subprocess
@@ -224,7 +225,12 @@ def run_isolated(n: int, wake: int, stream: int) -> dict[str, float]:
             f"the hibernate run failed (exit {proc.returncode}): {proc.stderr[-3000:]}"
         )
     figures: dict[str, float] = json.loads(lines[-1])
+    # What failed, for the notes (the figures count it).
+    _ERRORS_SEEN[:] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     return figures
+
+
+_ERRORS_SEEN: list[str] = []
 
 
 def run(ctx: Context) -> BenchResult:
@@ -272,6 +278,11 @@ def run(ctx: Context) -> BenchResult:
         f"(queries woke {fmt(figures['wakes_for_queries'], 0)}); the longest "
         f"{fmt(figures['wake_max_ms'], 0)} ms.",
     ]
+    if _ERRORS_SEEN:
+        kinds = collections.Counter(line.split(": ", 2)[-1][:160] for line in _ERRORS_SEEN)
+        result.notes.append(
+            "Errors: " + "; ".join(f"{count} x {kind}" for kind, count in kinds.most_common(5))
+        )
     result.targets = targets(figures, n)
     return result
 

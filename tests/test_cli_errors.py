@@ -95,3 +95,16 @@ def test_a_usage_error_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Error: Invalid value: --agents and --turns must be >= 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_config_file_is_one_line(tmp_path: Path) -> None:
+    profile = tmp_path / "bad.toml"
+    profile.write_text("not = [valid\n")
+    result = _agy_trio(tmp_path, "serve", "--backend", "scripted", "--config", str(profile))
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: the profile {profile}: not valid TOML")
+    missing = _agy_trio(tmp_path, "serve", "--config", str(tmp_path / "nowhere.toml"))
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -253,11 +253,13 @@ class AioHost(HostBase):
 
         From the host's own loop the callback joins the batch of outcomes on
         their way to Trio, so that many wake-ups (of stream readers, say) cost
-        one; the batch leaves at the end of the loop's current step. Does
-        nothing once the Trio run is over.
+        one. Does nothing once the Trio run is over.
         """
         if threading.get_ident() == self._loop_thread:
-            self._queue_for_trio(fn, args, at_once=False)
+            # At once, for now: deferred to the end of the loop's step
+            # (at_once=False) stream readers fetch bigger batches, but a
+            # queued chat cancelled by agent.cancel() then hung.
+            self._queue_for_trio(fn, args)
         else:
             super().wake_trio(fn, *args)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -85,6 +86,33 @@ A2A_PATH = "/a2a"
 
 _KEEP_TASKS = 1000
 """Tasks remembered for ``GetTask`` / ``ListTasks`` at most (their turns' logs expire too)."""
+
+# a2a-sdk's dispatcher logs a client's malformed request as an ERROR with a
+# traceback, and every JSON-RPC error answer as a WARNING: the client's mistake
+# would read as the server's. They are kept, at INFO and without a traceback;
+# an internal error (-32603) keeps its level.
+_DISPATCHER_LOGGER = "a2a.server.routes.jsonrpc_dispatcher"
+_CLIENT_MISTAKES = ("Failed to validate base JSON-RPC request", "Failed to parse request params")
+
+
+class _ClientMistakesAtInfo(logging.Filter):
+    """Logs a client's bad request at INFO, without a traceback (see above)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        args = record.args if isinstance(record.args, tuple) else ()
+        internal = -32603 in args
+        if message in _CLIENT_MISTAKES or (message.startswith("Request Error") and not internal):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_client_mistakes() -> None:
+    dispatcher_log = logging.getLogger(_DISPATCHER_LOGGER)
+    if not any(isinstance(f, _ClientMistakesAtInfo) for f in dispatcher_log.filters):
+        dispatcher_log.addFilter(_ClientMistakesAtInfo())
+
 
 _APPROVE = frozenset({"approve", "approved", "yes", "y", "allow", "ok"})
 _DENY = frozenset({"deny", "denied", "no", "n", "refuse", "reject"})
@@ -394,6 +422,7 @@ class A2AEndpoint:
         self.profile_name = profile_name
         self._token = token
         self.handler = AgyRequestHandler(service)
+        _quiet_client_mistakes()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

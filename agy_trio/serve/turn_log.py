@@ -19,12 +19,13 @@ The API, for code that renders a protocol from a turn:
   ======================  ==================================================
   :class:`Text`           ``text``: a piece of the answer
   :class:`Thought`        ``text``: a piece of the model's visible reasoning
-  :class:`ToolStarted`    ``call_id``, ``name``, ``arguments``: the model
+  :class:`ToolStarted`    ``call_id``, ``name``, ``arguments``,
+                          ``server_name`` (an MCP tool's server): the model
                           called a tool (recorded before its result, and
                           before an approval it waits on)
   :class:`ToolFinished`   ``call_id``, ``name``, ``arguments``, ``result``,
-                          ``error``: the call's outcome (``error`` set when it
-                          failed or was denied)
+                          ``error``, ``server_name``: the call's outcome
+                          (``error`` set when it failed or was denied)
   :class:`ApprovalAsked`  ``approval_id``, ``call_id``, ``agent_id``,
                           ``tool``, ``arguments``, ``reason``: the turn is
                           parked until someone answers
@@ -32,8 +33,10 @@ The API, for code that renders a protocol from a turn:
   :class:`UsageReport`    ``usage``: the turn's token usage
                           (:class:`~agy_trio.Usage`), just before its end
   :class:`TurnFinished`   ``stop_reason`` (:class:`~agy_trio.StopReason`),
-                          ``text`` (the whole answer), ``usage``: the last
-                          event of a turn that ended, cancelled included
+                          ``text`` (the whole answer), ``usage``,
+                          ``structured_output`` (with a response schema):
+                          the last event of a turn that ended, cancelled
+                          included
   :class:`TurnFailed`     ``type`` (the agy_trio error class), ``message``
                           (secrets masked), ``retry_after``: the last event
                           of a turn that failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -389,3 +390,16 @@ async def test_an_approval_is_an_input_required_task_answered_on_the_same_task(
             assert result["tool_call"]["result"] == "removed notes.txt"
         else:
             assert result["tool_call"]["error"]
+
+
+async def test_a_clients_bad_request_is_logged_at_info_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="a2a")
+    async with served() as s:
+        bad = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": 5}}
+        answer = await s.client.post("/a2a", json=bad, headers={"a2a-version": "1.0"})
+        assert answer.json()["error"]["code"] == -32602
+    records = [r for r in caplog.records if r.name.startswith("a2a.server")]
+    assert any(r.levelno == logging.INFO for r in records), "a2a-sdk logged the bad request"
+    assert all(r.levelno <= logging.INFO and r.exc_info is None for r in records)

@@ -32,7 +32,7 @@ from agy_trio.adapters.antigravity.hibernation import (
 from agy_trio.adapters.antigravity.limits import check_content
 from agy_trio.adapters.antigravity.recovery import Recovery
 from agy_trio.adapters.antigravity.tools import TrioBridge
-from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
+from agy_trio.adapters.antigravity.turns import SdkTurn, TurnRunner
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.capabilities import SandboxStatus
 from agy_trio.core.content import Part
@@ -163,7 +163,7 @@ class SdkAgent:
 
     # -- turns
 
-    async def chat(self, content: Sequence[Part], sink: TurnSink) -> Turn:
+    async def chat(self, content: Sequence[Part], sink: TurnSink) -> SdkTurn:
         """Start a turn streaming into ``sink``; return once it holds the turn slot."""
         return await self.start_turn(content, sink)
 
@@ -175,7 +175,7 @@ class SdkAgent:
         """Stop the active turn and every turn queued behind it, through the SDK."""
         await self.runner.cancel_turns(None)
 
-    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> Turn:
+    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> SdkTurn:
         """Queue a turn; return once it holds the agent's turn slot.
 
         Raises:
@@ -188,7 +188,7 @@ class SdkAgent:
         self.hibernation.touch_when_done(turn.task)
         return turn
 
-    async def cancel_turns(self, turns: Sequence[Turn]) -> None:
+    async def cancel_turns(self, turns: Sequence[SdkTurn]) -> None:
         """Stop ``turns`` through the SDK and wait until they are over."""
         await self.runner.cancel_turns(turns)
 

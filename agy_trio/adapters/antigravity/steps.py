@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -15,7 +15,32 @@ from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.core import events
 
 if TYPE_CHECKING:
-    from agy_trio.adapters.antigravity.turns import Turn, TurnRunner
+    import collections
+
+    from agy_trio.adapters.antigravity.conversation import SdkConversation
+    from agy_trio.adapters.antigravity.tools import TrioBridge
+    from agy_trio.errors import AgyError
+
+
+class PumpedTurn(Protocol):
+    """What the pump needs of the turn the steps belong to (``turns.SdkTurn``)."""
+
+    refusal: AgyError | None
+    structured_output: Any
+    pending_ids: dict[str, collections.deque[str | None]]
+    call_steps: dict[str, tuple[int, str]]
+
+    async def emit(self, event: events.ChatEvent) -> None:
+        """Stream ``event``, waiting while the reader is behind."""
+
+
+class TurnRunner(Protocol):
+    """What the pump needs of the agent's turns (``turns.TurnRunner``)."""
+
+    conversation: SdkConversation
+    bridge: TrioBridge
+    reached: bool
+
 
 __all__ = ["StepPump"]
 
@@ -39,7 +64,7 @@ class StepPump:
     """
 
     def __init__(
-        self, runner: TurnRunner, turn: Turn, watch: UnreachableWatch, floor: int = -1
+        self, runner: TurnRunner, turn: PumpedTurn, watch: UnreachableWatch, floor: int = -1
     ) -> None:
         self.runner = runner
         self.turn = turn

@@ -37,8 +37,8 @@ __all__ = ["TrioBridge"]
 log = logging.getLogger("agy_trio.antigravity")
 
 
-class Turn(Protocol):
-    """What the bridge needs of the turn a tool call belongs to (see ``turns.Turn``)."""
+class ToolTurn(Protocol):
+    """What the bridge needs of the turn a tool call belongs to (an ``SdkTurn``)."""
 
     pending_ids: dict[str, collections.deque[str | None]]
     """Model call ids of the tool calls the turn has seen, not yet run, by tool name."""
@@ -77,7 +77,7 @@ class TrioBridge:
         host: AioHost,
         services: AgentServices,
         agent_id: str,
-        current_turn: Callable[[], Turn | None],
+        current_turn: Callable[[], ToolTurn | None],
     ) -> None:
         self.host = host
         self.services = services
@@ -135,7 +135,7 @@ class TrioBridge:
         self._record(turn, ToolCall(tool.name, arguments, call_id, result=result))
         return result
 
-    def _record(self, turn: Turn | None, call: ToolCall) -> None:
+    def _record(self, turn: ToolTurn | None, call: ToolCall) -> None:
         if turn is not None and call.call_id in turn.call_steps:
             depth, trajectory = turn.call_steps.pop(call.call_id)
             call = attrs.evolve(call, depth=depth, trajectory_id=trajectory or None)

@@ -1,7 +1,7 @@
 """One agent's turns on its SDK conversation: queued, streamed, retried, cancelled.
 
 The turns of an agent run one at a time (:class:`TurnRunner` holds the turn
-slot). Each :class:`Turn` streams its events into a
+slot). Each :class:`SdkTurn` streams its events into a
 :class:`~agy_trio.adapters.stream_bridge.StreamBridge` that the Trio side
 reads; the :class:`StepPump` turns the SDK's steps into those events.
 
@@ -56,12 +56,12 @@ from agy_trio.core.content import Part
 from agy_trio.core.contract import TurnSink
 from agy_trio.errors import AgyError, BackendError, ChannelClosed
 
-__all__ = ["StepPump", "Turn", "TurnRunner"]
+__all__ = ["SdkTurn", "StepPump", "Turn", "TurnRunner"]
 
 log = logging.getLogger("agy_trio.antigravity")
 
 
-class Turn:
+class SdkTurn:
     """One turn of one agent; lives on its host loop.
 
     Args:
@@ -140,6 +140,10 @@ class Turn:
             log.warning("a turn started by send() failed: %s", describe(error))
 
 
+Turn = SdkTurn
+"""The earlier name of :class:`SdkTurn`."""
+
+
 class _ConsumerGone(Exception):
     """The reader of a turn's stream went away; the turn is cancelled."""
 
@@ -168,8 +172,8 @@ class TurnRunner:
         self.conversation = conversation = recovery.conversation
         self.context = conversation.context
         self.agent_id = conversation.agent_id
-        self.turns: set[Turn] = set()
-        self.current: Turn | None = None
+        self.turns: set[SdkTurn] = set()
+        self.current: SdkTurn | None = None
         self.last_usage = events.Usage()
         # The SDK records an interrupted answer as if it were whole: the step
         # indices of the prompts whose turn was interrupted, for the history.
@@ -187,11 +191,11 @@ class TurnRunner:
             self._idle.set()
         return self._lock, self._idle
 
-    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> Turn:
+    async def start_turn(self, parts: Sequence[Part], bridge: TurnSink | None) -> SdkTurn:
         """Queue a turn; return once it holds the agent's turn slot."""
         _, idle = self.loop_state()
         self.recovery.check_open()
-        turn = Turn(sdk_events.sdk_content(parts), bridge)
+        turn = SdkTurn(sdk_events.sdk_content(parts), bridge)
         task = asyncio.get_running_loop().create_task(self._run_turn(turn))
         turn.task = task
         self.turns.add(turn)
@@ -214,12 +218,12 @@ class TurnRunner:
             raise
         return turn
 
-    def _turn_done(self, turn: Turn) -> None:
+    def _turn_done(self, turn: SdkTurn) -> None:
         self.turns.discard(turn)
         if not self.turns and self._idle is not None:
             self._idle.set()
 
-    async def _run_turn(self, turn: Turn) -> None:
+    async def _run_turn(self, turn: SdkTurn) -> None:
         lock, _ = self.loop_state()
         try:
             async with lock:
@@ -243,7 +247,7 @@ class TurnRunner:
             if turn.stopped is events.StopReason.CANCELLED:
                 self._record_interrupted(turn)
 
-    def _record_interrupted(self, turn: Turn) -> None:
+    def _record_interrupted(self, turn: SdkTurn) -> None:
         """Remember the prompt of a turn that was interrupted after it was sent."""
         mark = turn.history_mark
         if mark is None or mark[0] is not self.conversation.conv:
@@ -252,7 +256,7 @@ class TurnRunner:
         user = load_sdk().types.StepSource.USER
         self.interrupted.update(s.step_index for s in conv.history[start:] if s.source == user)
 
-    async def _play(self, turn: Turn) -> None:
+    async def _play(self, turn: SdkTurn) -> None:
         halt, recovery = self.conversation.halt, self.recovery
         hooks_ran = False
         try:
@@ -303,7 +307,7 @@ class TurnRunner:
         await self.bridge.turn_ended(hooks_ran)
         turn.end(stop)
 
-    async def _attempts(self, turn: Turn) -> events.StopReason:
+    async def _attempts(self, turn: SdkTurn) -> events.StopReason:
         content: list[Any] | None = turn.content
         retry, reconnect = self.context.settings.retry, self.context.settings.connection_retry
         attempt = reconnects = 0
@@ -376,7 +380,7 @@ class TurnRunner:
                 # saved history (tool results included) without repeating it.
                 content = None if turn.produced else turn.content
 
-    async def _attempt(self, turn: Turn, content: list[Any] | None) -> events.StopReason:
+    async def _attempt(self, turn: SdkTurn, content: list[Any] | None) -> events.StopReason:
         conv = await self.recovery.ready()
         if not await self.conversation.until_idle(self.context.settings.cancel_grace):
             # The harness has not ended an earlier turn (a halt it has not
@@ -430,7 +434,7 @@ class TurnRunner:
         }
         return sdk_events.stop_reason(last_stop_reason(conv))
 
-    async def _halt_when_recorded(self, turn: Turn) -> None:
+    async def _halt_when_recorded(self, turn: SdkTurn) -> None:
         """Halt the SDK turn once the harness has recorded its prompt (at most ACK_GRACE later).
 
         Nothing is halted if the turn is no longer the agent's current one: it
@@ -443,7 +447,7 @@ class TurnRunner:
         if self.current is turn:
             await self.conversation.halt()
 
-    async def cancel_turns(self, turns: Sequence[Turn] | None) -> None:
+    async def cancel_turns(self, turns: Sequence[SdkTurn] | None) -> None:
         """The backend's own cancel: stop ``turns`` (default: all) and wait until they are over.
 
         The current turn is halted through the SDK (which is what really stops
@@ -496,7 +500,7 @@ def _harness_lost(exc: BaseException) -> bool:
     return is_fatal(exc) and isinstance(classify_error(exc), ChannelClosed)
 
 
-def _end_cancelled(turn: Turn) -> None:
+def _end_cancelled(turn: SdkTurn) -> None:
     """End a halted turn: with the refusal that halted it, if any, else as cancelled."""
     if turn.refusal is not None:
         turn.fail(turn.refusal)
