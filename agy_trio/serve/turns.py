@@ -226,6 +226,11 @@ class TurnRunner:
                 # Read to the very end, past TurnEnd: a response that has not
                 # seen the end of its stream would cancel the turn on exit.
                 async for event in events:
+                    if turn_log.finished:
+                        # The server's shutdown already ended the log (RuntimeClosed):
+                        # what the backend still streams has no reader; leaving the
+                        # block cancels the turn at the backend.
+                        return
                     kind = type(event)
                     if kind is TextDelta:
                         assert isinstance(event, TextDelta)
@@ -243,7 +248,8 @@ class TurnRunner:
                         turn_log.record(UsageReport(event.usage))
             usage = response.usage or Usage()
             stop_reason = response.stop_reason or StopReason.END_TURN
-            turn_log.record(TurnFinished(stop_reason, "".join(text), usage, structured))
+            if not turn_log.finished:
+                turn_log.record(TurnFinished(stop_reason, "".join(text), usage, structured))
         except AgyError as error:
             self._fail(turn_log, error)
         except Exception as error:
