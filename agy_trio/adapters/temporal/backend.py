@@ -10,7 +10,6 @@ Each agent's commands are answered by its
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,18 +27,14 @@ from agy_trio.adapters.temporal.messages import (
 from agy_trio.adapters.temporal.session import TemporalSession, WorkflowAgent
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.commands import WorkCancelled
-from agy_trio.core.settings import default_chat_timeout
+from agy_trio.core.settings import AgentConfig, default_chat_timeout
 from agy_trio.core.validation import positive_int, positive_number
 from agy_trio.errors import AgentNotFound, AgyError, ChannelClosed, ConfigError
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
-    from agy_trio.core.settings import AgentConfig
-
 __all__ = ["TemporalBackend"]
-
-log = logging.getLogger("agy_trio.temporal")
 
 
 def _load_temporalio() -> None:
