@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 
 __all__ = ["TemporalBackend"]
 
+# The fields of every agent's AgentSetup that are the backend's options of the
+# same name: how the agent's workflow hands its turns to the workers.
+_WORKFLOW_OPTIONS = (
+    "task_queue",
+    "heartbeat_timeout",
+    "sticky_timeout",
+    "max_attempts",
+    "turns_per_run",
+)
+
 
 def _load_temporalio() -> None:
     try:
@@ -174,12 +184,8 @@ class TemporalBackend:
         setup = AgentSetup(
             conversation_id=config.conversation_id or uuid.uuid4().hex,
             settings=settings,
-            task_queue=self.task_queue,
             turn_timeout=chat_timeout,
-            heartbeat_timeout=self.heartbeat_timeout,
-            sticky_timeout=self.sticky_timeout,
-            max_attempts=self.max_attempts,
-            turns_per_run=self.turns_per_run,
+            **{name: getattr(self, name) for name in _WORKFLOW_OPTIONS},
         )
         try:
             handle = await self.host.run(
