@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -109,3 +110,65 @@ def wait_until_the_model_call_hangs(process: subprocess.Popen[Any] | Any, root: 
             return
         time.sleep(0.05)  # polling another process's progress; no event to wait on
     raise AssertionError("the turn never reached the model")
+
+
+_KILLED_PROGRAM = """
+import sys, trio, agy_trio
+from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import open_model_server
+
+async def main():
+    base_dir, agents, *per_harness = sys.argv[1:]
+    options = {"agents_per_harness": int(per_harness[0])} if per_harness else {}
+    async with open_model_server() as server:
+        backend = AntigravityBackend(base_dir=base_dir, **options)
+        async with agy_trio.open_runtime(backend=backend) as rt:
+            config = agy_trio.AgentConfig(model="m", base_url=server.url)
+            for _ in range(int(agents)):
+                await rt.create_agent(config)
+            print(*backend.harness_pids(), flush=True)
+            await trio.sleep(60)
+
+trio.run(main)
+"""
+
+
+def harnesses_of_a_killed_program(
+    base_dir: Path, agents: int, agents_per_harness: int | None = None
+) -> list[int]:
+    """Start ``agents`` agents in a Python process of its own, then SIGKILL it; its harness pids.
+
+    The kill leaves no clean-up code a chance to run: whatever ends the
+    harnesses afterwards is the backend's guard against its parent's death.
+    """
+    argv = [str(base_dir), str(agents)]
+    if agents_per_harness is not None:
+        argv.append(str(agents_per_harness))
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_KILLED_PROGRAM), *argv],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"},
+    ) as child:
+        try:
+            assert child.stdout is not None
+            pids = [int(word) for word in child.stdout.readline().split()]
+            assert all(psutil.Process(pid).name() == "localharness" for pid in pids)
+        finally:
+            child.kill()
+    return pids
+
+
+def assert_exit_soon(pids: list[int], seconds: float = 20) -> None:
+    """Fail unless every process in ``pids`` is gone (or a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.05)  # polling processes this test does not own; no event to wait on
+        else:
+            raise AssertionError(f"harness {pid} survived the crash of its Python process")

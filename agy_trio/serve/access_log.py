@@ -12,6 +12,10 @@ import logging
 import time
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
+
+from agy_trio.serve.middleware import RequestMiddleware
+
 __all__ = ["ACCESS_LOGGER", "AccessLog"]
 
 ACCESS_LOGGER = "agy_trio.serve.access"
@@ -20,21 +24,15 @@ ACCESS_LOGGER = "agy_trio.serve.access"
 log = logging.getLogger(ACCESS_LOGGER)
 
 
-class AccessLog:
+class AccessLog(RequestMiddleware):
     """ASGI middleware: logs each HTTP request on :data:`ACCESS_LOGGER` once it ends.
 
     Args:
         app: The ASGI application to wrap.
     """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request through the app, counting what goes out."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         started = time.perf_counter()
         status: int | None = None
         sent = 0

@@ -42,21 +42,11 @@ from agy_trio.errors import (
     RuntimeClosed,
     TurnNotFound,
 )
+from agy_trio.serve import turn_log
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.profile import DEFAULT_PROFILE_NAME
 from agy_trio.serve.responses_wire import ResponseRecord, ResponseRender, new_item_id, openai_error
 from agy_trio.serve.state import ServiceState
-from agy_trio.serve.turn_log import (
-    Text,
-    Thought,
-    ToolFinished,
-    ToolStarted,
-    TurnEvent,
-    TurnFailed,
-    TurnFinished,
-    TurnLog,
-    TurnReader,
-)
 from agy_trio.serve.wire import error_body
 
 __all__ = ["DEFAULT_PROFILE_NAME", "ResponsesAPI"]
@@ -163,7 +153,7 @@ class _Entry:
 
     __slots__ = ("log", "record")
 
-    def __init__(self, record: ResponseRecord, log: TurnLog) -> None:
+    def __init__(self, record: ResponseRecord, log: turn_log.TurnLog) -> None:
         self.record = record
         self.log = log
 
@@ -173,7 +163,7 @@ class _Entry:
         assert log.finished_at is not None
         return self.record.created_at + (log.finished_at - log.started_at)
 
-    def render(self, events: Iterable[TurnEvent] | None = None) -> ResponseRender:
+    def render(self, events: Iterable[turn_log.TurnEvent] | None = None) -> ResponseRender:
         """A rendering fed with ``events`` (default: every event recorded so far)."""
         render = ResponseRender(self.record)
         render.start()
@@ -181,33 +171,29 @@ class _Entry:
             self.feed(render, event)
         return render
 
-    def feed(self, render: ResponseRender, event: TurnEvent) -> list[dict[str, Any]]:
+    def feed(self, render: ResponseRender, event: turn_log.TurnEvent) -> list[dict[str, Any]]:
         """Render one turn event; the stream events it makes."""
-        payload = event.payload
-        kind = type(payload)
-        if kind is Text:
-            assert isinstance(payload, Text)
-            return render.text(payload.text)
-        if kind is Thought:
-            assert isinstance(payload, Thought)
-            return render.thought(payload.text)
-        if kind is ToolStarted:
-            assert isinstance(payload, ToolStarted)
-            return render.tool_started(payload.call_id, payload.name, payload.arguments)
-        if kind is ToolFinished:
-            assert isinstance(payload, ToolFinished)
-            return render.tool_finished(
-                payload.call_id, payload.name, payload.arguments, payload.result, payload.error
-            )
-        if kind is TurnFinished:
-            assert isinstance(payload, TurnFinished)
-            return render.finished(payload.stop_reason, payload.usage, self._finished_at())
-        if kind is TurnFailed:
-            assert isinstance(payload, TurnFailed)
-            return render.failed(payload.type, payload.message, self._finished_at())
-        return []  # usage comes again with the end; approvals wait in /v1/approvals
+        match event.payload:
+            case turn_log.Text(text=text):
+                return render.text(text)
+            case turn_log.Thought(text=text):
+                return render.thought(text)
+            case turn_log.ToolStarted(call_id=call_id, name=name, arguments=arguments):
+                return render.tool_started(call_id, name, arguments)
+            case turn_log.ToolFinished() as done:
+                return render.tool_finished(
+                    done.call_id, done.name, done.arguments, done.result, done.error
+                )
+            case turn_log.TurnFinished(stop_reason=stop_reason, usage=usage):
+                return render.finished(stop_reason, usage, self._finished_at())
+            case turn_log.TurnFailed(type=kind, message=message):
+                return render.failed(kind, message, self._finished_at())
+            case _:
+                return []  # usage comes again with the end; approvals wait in /v1/approvals
 
-    async def stream(self, reader: TurnReader, starting_after: int) -> AsyncIterator[bytes]:
+    async def stream(
+        self, reader: turn_log.TurnReader, starting_after: int
+    ) -> AsyncIterator[bytes]:
         """The response's stream events, as SSE, after ``starting_after``, live to its end."""
         render = ResponseRender(self.record)
         async with reader:
@@ -472,14 +458,14 @@ class ResponsesAPI:
         return JSONResponse(entry.render().response())
 
 
-async def _delete_after(handle: AgentHandle, log: TurnLog) -> None:
+async def _delete_after(handle: AgentHandle, log: turn_log.TurnLog) -> None:
     while not log.finished:
         await log.wait_changed()
     with contextlib.suppress(AgyError):
         await handle.delete()
 
 
-async def _read_to_end(reader: TurnReader) -> None:
+async def _read_to_end(reader: turn_log.TurnReader) -> None:
     async with reader:
         async for _ in reader:
             pass

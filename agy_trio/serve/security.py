@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agy_trio.errors import ConfigError
+from agy_trio.serve.middleware import RequestMiddleware
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -64,7 +65,7 @@ def _same_origin(origin: str, host: str | None) -> bool:
     return host is not None and parts.scheme in ("http", "https") and parts.netloc == host
 
 
-class AccessControl:
+class AccessControl(RequestMiddleware):
     """ASGI middleware guarding ``/v1/*``: bearer token and same-origin check.
 
     Args:
@@ -73,7 +74,7 @@ class AccessControl:
     """
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app = app
+        super().__init__(app)
         self._expected = token.encode() if token is not None else None
 
     def _authorized(self, header: str) -> bool:
@@ -84,11 +85,12 @@ class AccessControl:
         # Constant time: the comparison must not tell how much of a guess was right.
         return hmac.compare_digest(given, self._expected) and scheme.lower() == "bearer"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def applies(self, scope: Scope) -> bool:
+        """Only HTTP requests to ``/v1/*`` are guarded."""
+        return super().applies(scope) and is_api_path(scope["path"])
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, or answer 401 or 403."""
-        if scope["type"] != "http" or not is_api_path(scope["path"]):
-            await self.app(scope, receive, send)
-            return
         headers = Headers(scope=scope)
         if self._expected is not None and not self._authorized(headers.get("authorization", "")):
             response = _refusal(
@@ -107,7 +109,7 @@ class AccessControl:
         await self.app(scope, receive, send)
 
 
-class LoopbackHosts:
+class LoopbackHosts(RequestMiddleware):
     """ASGI middleware: answer only requests whose Host header is a loopback name.
 
     For a server without a token (DNS rebinding, see the module's docstring);
@@ -117,14 +119,10 @@ class LoopbackHosts:
         app: The application to guard.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    scope_types = frozenset({"http", "websocket"})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, or answer 400."""
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
         host = Headers(scope=scope).get("host", "")
         # The name without its port: "127.0.0.1:8000", "[::1]:8000".
         name = host.partition("]")[0] + "]" if host.startswith("[") else host.partition(":")[0]
@@ -151,7 +149,7 @@ class _BodyTooLarge(Exception):
 _DRAIN_FACTOR = 16
 
 
-class BodyLimit:
+class BodyLimit(RequestMiddleware):
     """ASGI middleware: no request body over ``max_body_bytes`` reaches the app (413).
 
     Reading a body whose Content-Length is over the limit fails before a byte
@@ -168,14 +166,11 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request with a ``receive`` that counts the body."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         limit = self.max_body_bytes
         declared = Headers(scope=scope).get("content-length", "")
         received = int(declared) if declared.isdigit() else 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
+from agy_trio.serve.middleware import RequestMiddleware
 
 try:
     from opentelemetry import context as otel_context
@@ -23,17 +25,11 @@ else:
 __all__ = ["TraceContext", "available"]
 
 
-class TraceContext:
+class TraceContext(RequestMiddleware):
     """ASGI middleware: make the request's trace context current while it is served."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``scope`` with the context extracted from its headers attached."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         carrier: dict[str, Any] = {
             key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
         }

@@ -27,18 +27,9 @@ from typing import Any, cast
 
 import trio
 
+from agy_trio.core import events
 from agy_trio.core.agent import AgentHandle
 from agy_trio.core.content import Content
-from agy_trio.core.events import (
-    ChatEvent,
-    StopReason,
-    TextDelta,
-    ThoughtDelta,
-    ToolCall,
-    TurnEnd,
-    Usage,
-    json_safe,
-)
 from agy_trio.core.exception_groups import leaves
 from agy_trio.core.streaming import ChatResponse
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded, RuntimeClosed
@@ -87,9 +78,9 @@ class ServedTurn:
         self.log.record(started)
         return started.call_id
 
-    def _tool_call(self, event: ToolCall) -> None:
+    def _tool_call(self, event: events.ToolCall) -> None:
         arguments = dict(event.arguments)
-        wire_arguments = json_safe(arguments)
+        wire_arguments = events.json_safe(arguments)
         for index, started in enumerate(self._announced):
             if started.name == event.name and started.arguments == wire_arguments:
                 del self._announced[index]
@@ -221,33 +212,33 @@ class TurnRunner:
             # Leaving the block early (cancellation) cancels the turn at the
             # backend; aclosing: a cancel while recording closes the events'
             # generator now, not in the garbage collector.
-            events = cast(AsyncGenerator[ChatEvent, None], response.events())
-            async with response, contextlib.aclosing(events):
+            stream = cast(AsyncGenerator[events.ChatEvent, None], response.events())
+            async with response, contextlib.aclosing(stream):
                 # Read to the very end, past TurnEnd: a response that has not
                 # seen the end of its stream would cancel the turn on exit.
-                async for event in events:
+                async for event in stream:
                     if turn_log.finished:
                         # The server's shutdown already ended the log (RuntimeClosed):
                         # what the backend still streams has no reader; leaving the
                         # block cancels the turn at the backend.
                         return
                     kind = type(event)
-                    if kind is TextDelta:
-                        assert isinstance(event, TextDelta)
+                    if kind is events.TextDelta:
+                        assert isinstance(event, events.TextDelta)
                         text.append(event.text)
                         turn_log.record(Text(event.text))
-                    elif kind is ThoughtDelta:
-                        assert isinstance(event, ThoughtDelta)
+                    elif kind is events.ThoughtDelta:
+                        assert isinstance(event, events.ThoughtDelta)
                         turn_log.record(Thought(event.text))
-                    elif kind is ToolCall:
-                        assert isinstance(event, ToolCall)
+                    elif kind is events.ToolCall:
+                        assert isinstance(event, events.ToolCall)
                         turn._tool_call(event)
-                    elif kind is TurnEnd:
-                        assert isinstance(event, TurnEnd)
+                    elif kind is events.TurnEnd:
+                        assert isinstance(event, events.TurnEnd)
                         structured = event.structured_output
                         turn_log.record(UsageReport(event.usage))
-            usage = response.usage or Usage()
-            stop_reason = response.stop_reason or StopReason.END_TURN
+            usage = response.usage or events.Usage()
+            stop_reason = response.stop_reason or events.StopReason.END_TURN
             if not turn_log.finished:
                 turn_log.record(TurnFinished(stop_reason, "".join(text), usage, structured))
         except AgyError as error:
@@ -261,7 +252,9 @@ class TurnRunner:
                 if turn.closing:
                     self._fail(turn_log, RuntimeClosed("the server is shutting down"))
                 else:
-                    turn_log.record(TurnFinished(StopReason.CANCELLED, "".join(text), Usage()))
+                    turn_log.record(
+                        TurnFinished(events.StopReason.CANCELLED, "".join(text), events.Usage())
+                    )
 
     def _fail(self, turn_log: TurnLog, error: BaseException) -> None:
         if turn_log.finished:

@@ -114,67 +114,57 @@ def _usage(usage: events.Usage) -> dict[str, int]:
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
 
+def _fields(*same: str, **renamed: str) -> dict[str, str]:
+    """Wire name -> payload attribute: ``renamed`` as ``wire=attribute``, then ``same``."""
+    return {**renamed, **{name: name for name in same}}
+
+
+# The native name of each payload the native API sends, and its fields.
+_NATIVE: dict[type[turn_log.Payload], tuple[str, dict[str, str]]] = {
+    turn_log.Text: ("delta", _fields("text")),
+    turn_log.Thought: ("thought", _fields("text")),
+    turn_log.ToolFinished: (
+        "tool_call",
+        _fields("call_id", "name", "arguments", "result", "error", "server_name"),
+    ),
+    turn_log.ApprovalAsked: (
+        "approval",
+        _fields("tool", "arguments", "reason", id="approval_id", agent="agent_id"),
+    ),
+    turn_log.ApprovalAnswered: (
+        "approval_answered",
+        _fields("approved", "reason", id="approval_id"),
+    ),
+    turn_log.TurnFinished: ("done", _fields("stop_reason", "text", "usage", "structured_output")),
+    turn_log.TurnFailed: ("error", _fields("type", "message", "retry_after")),
+}
+
+
+def _wire_value(value: Any) -> Any:
+    # Payload fields are JSON already, but for the stop reason and the usage.
+    if isinstance(value, events.StopReason):
+        return value.value
+    if isinstance(value, events.Usage):
+        return _usage(value)
+    return value
+
+
 def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None:
     """The native name and data of a logged event; None for those the native API omits.
 
     ``delta``/``thought`` ``{"text"}``, ``tool_call`` ``{"call_id", "name",
-    "arguments", "result", "error"}``, ``approval`` ``{"id", "agent", "tool",
-    "arguments", "reason"}``, ``approval_answered`` ``{"id", "approved",
-    "reason"}``, ``done`` ``{"stop_reason", "text", "usage", "structured_output"}``, ``error``
-    ``{"type", "message", "retry_after"}``; each with ``turn_id``. A tool's start
-    and the usage report (also in ``done``) are not sent.
+    "arguments", "result", "error", "server_name"}``, ``approval`` ``{"id",
+    "agent", "tool", "arguments", "reason"}``, ``approval_answered`` ``{"id",
+    "approved", "reason"}``, ``done`` ``{"stop_reason", "text", "usage",
+    "structured_output"}``, ``error`` ``{"type", "message", "retry_after"}``;
+    each with ``turn_id``. A tool's start and the usage report (also in
+    ``done``) are not sent.
     """
-    payload = event.payload
-    name: str
-    data: dict[str, Any]
-    match payload:
-        case turn_log.Text(text=text):
-            name, data = "delta", {"text": text}
-        case turn_log.Thought(text=text):
-            name, data = "thought", {"text": text}
-        case turn_log.ToolFinished():
-            name = "tool_call"
-            data = {
-                "call_id": payload.call_id,
-                "name": payload.name,
-                "arguments": payload.arguments,
-                "result": payload.result,
-                "error": payload.error,
-                "server_name": payload.server_name,
-            }
-        case turn_log.ApprovalAsked():
-            name = "approval"
-            data = {
-                "id": payload.approval_id,
-                "agent": payload.agent_id,
-                "tool": payload.tool,
-                "arguments": payload.arguments,
-                "reason": payload.reason,
-            }
-        case turn_log.ApprovalAnswered():
-            name = "approval_answered"
-            data = {
-                "id": payload.approval_id,
-                "approved": payload.approved,
-                "reason": payload.reason,
-            }
-        case turn_log.TurnFinished():
-            name = "done"
-            data = {
-                "stop_reason": payload.stop_reason.value,
-                "text": payload.text,
-                "usage": _usage(payload.usage),
-                "structured_output": payload.structured_output,
-            }
-        case turn_log.TurnFailed():
-            name = "error"
-            data = {
-                "type": payload.type,
-                "message": payload.message,
-                "retry_after": payload.retry_after,
-            }
-        case _:
-            return None
+    spec = _NATIVE.get(type(event.payload))
+    if spec is None:
+        return None
+    name, fields = spec
+    data = {wire: _wire_value(getattr(event.payload, attr)) for wire, attr in fields.items()}
     data["turn_id"] = event.turn_id
     return name, data
 

@@ -1,11 +1,13 @@
-"""The asyncio host thread: round trips, cancellation both ways, death, shutdown."""
+"""The asyncio host thread: round trips, death, shutdown, a foreign loop policy.
+
+What it guarantees alike with guest mode (errors, cancellation both ways,
+calls into Trio) is checked in ``test_hosts.py``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -14,20 +16,6 @@ import trio.testing
 
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.errors import ChannelClosed, OperationTimeout
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[AioHost]:
-    async with trio.open_nursery() as nursery:
-        h = AioHost("test-host")
-        await h.start(nursery)
-        try:
-            yield h
-        finally:
-            with trio.CancelScope(shield=True):
-                await h.aclose()
-            nursery.cancel_scope.cancel()
-    assert not any(t.name == "test-host" for t in threading.enumerate())
 
 
 async def _other_tasks() -> int:
@@ -40,107 +28,6 @@ async def test_run_returns_result_from_the_host_thread(host: AioHost) -> None:
         return threading.current_thread().name
 
     assert await host.run(where) == "test-host"
-
-
-async def test_run_propagates_exceptions(host: AioHost) -> None:
-    async def boom() -> None:
-        raise KeyError("x")
-
-    with pytest.raises(KeyError):
-        await host.run(boom)
-
-
-async def test_cancelling_caller_cancels_and_awaits_the_asyncio_task(host: AioHost) -> None:
-    started = trio.Event()
-    unwound: list[bool] = []
-
-    async def forever() -> None:
-        host.wake_trio(started.set)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            unwound.append(True)
-
-    with trio.move_on_after(5) as scope:
-        async with trio.open_nursery() as nursery:
-
-            async def call() -> None:
-                await host.run(forever)
-
-            nursery.start_soon(call)
-            await started.wait()
-            nursery.cancel_scope.cancel()
-    assert not scope.cancelled_caught
-    # The cancellation returned only after the asyncio side unwound.
-    assert unwound == [True]
-    assert await host.run(_other_tasks) == 0
-
-
-async def test_cancelled_before_submission_never_starts(host: AioHost) -> None:
-    ran: list[bool] = []
-
-    async def mark() -> None:
-        ran.append(True)
-
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        await host.run(mark)
-    assert scope.cancelled_caught
-    assert ran == []
-    assert await host.run(_other_tasks) == 0
-
-
-async def test_call_trio_runs_trio_code_and_returns(host: AioHost) -> None:
-    trio_thread = threading.current_thread().name
-
-    async def in_trio(x: int) -> tuple[int, str]:
-        await trio.lowlevel.checkpoint()
-        return x * 2, threading.current_thread().name
-
-    async def from_asyncio() -> tuple[int, str]:
-        return await host.call_trio(in_trio, 21)
-
-    assert await host.run(from_asyncio) == (42, trio_thread)
-
-
-async def test_call_trio_propagates_errors(host: AioHost) -> None:
-    async def fails() -> None:
-        await trio.lowlevel.checkpoint()
-        raise ValueError("no")
-
-    async def from_asyncio() -> None:
-        await host.call_trio(fails)
-
-    with pytest.raises(ValueError, match="no"):
-        await host.run(from_asyncio)
-
-
-async def test_cancelling_asyncio_side_cancels_the_trio_call(host: AioHost) -> None:
-    trio_cancelled = trio.Event()
-    aio_started: list[asyncio.Event] = []
-
-    async def slow() -> None:
-        host.loop.call_soon_threadsafe(aio_started[0].set)
-        try:
-            await trio.sleep_forever()
-        except trio.Cancelled:
-            trio_cancelled.set()
-            raise
-
-    async def from_asyncio() -> str:
-        aio_started.append(asyncio.Event())
-        task = asyncio.ensure_future(host.call_trio(slow))
-        await aio_started[0].wait()
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            return "cancelled"
-        return "finished"
-
-    assert await host.run(from_asyncio) == "cancelled"
-    with trio.fail_after(5):
-        await trio_cancelled.wait()
 
 
 async def test_dead_host_fails_pending_and_future_calls() -> None:
@@ -204,33 +91,6 @@ async def test_aclose_reports_a_thread_that_does_not_exit(
 async def test_statistics(host: AioHost) -> None:
     stats = host.statistics()
     assert stats.alive and stats.pending_calls == 0 and stats.name == "test-host"
-
-
-async def test_asyncio_side_cancel_waits_for_the_trio_call_to_unwind(host: AioHost) -> None:
-    events: list[str] = []
-    aio_started: list[asyncio.Event] = []
-
-    async def tool() -> None:
-        host.loop.call_soon_threadsafe(aio_started[0].set)
-        try:
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                for _ in range(5):  # cleanup that takes a few scheduler rounds
-                    await trio.lowlevel.checkpoint()
-            events.append("trio unwound")
-
-    async def from_asyncio() -> list[str]:
-        aio_started.append(asyncio.Event())
-        task = asyncio.ensure_future(host.call_trio(tool))
-        await aio_started[0].wait()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        events.append("asyncio saw the cancellation")
-        return list(events)
-
-    assert await host.run(from_asyncio) == ["trio unwound", "asyncio saw the cancellation"]
 
 
 async def test_host_ignores_a_foreign_event_loop_policy() -> None:

@@ -1,14 +1,15 @@
 """Guest mode: Trio as a guest of an asyncio loop, with the agents' asyncio code on that loop.
 
 These tests are plain functions that drive asyncio (``asyncio.run``), because
-in guest mode asyncio owns the thread and Trio runs inside it.
+in guest mode asyncio owns the thread and Trio runs inside it. What both hosts
+guarantee alike (errors, cancellation both ways, calls into Trio) is checked in
+``test_hosts.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -20,35 +21,12 @@ from agy_trio import RuntimeConfig
 from agy_trio.adapters.guest import GuestHost, run_trio_guest
 from agy_trio.adapters.scripted import CallTool, Hang, Say, ScriptedBackend, Turn
 from agy_trio.errors import BackendError, ChannelClosed, ConfigError
+from tests.adapters.hosts import in_guest
 
 FAST = RuntimeConfig(inter_agent_delay=0)
 T = TypeVar("T")
 
 SPINS = pytest.mark.parametrize("spin", [0, 4])
-
-
-def in_guest(fn: Callable[[GuestHost], Awaitable[T]], *, spin: int = 4) -> T:
-    """Run ``fn(host)`` in Trio as a guest of a fresh asyncio loop; check nothing is left."""
-
-    async def trio_main() -> T:
-        host = GuestHost("test-guest", spin=spin)
-        async with trio.open_nursery() as nursery:
-            await host.start(nursery)
-            try:
-                return await fn(host)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await host.aclose()
-                nursery.cancel_scope.cancel()
-
-    async def asyncio_main() -> T:
-        before = asyncio.all_tasks()
-        result = await run_trio_guest(trio_main)
-        # No asyncio task the host started outlives the Trio run.
-        assert asyncio.all_tasks() == before
-        return result
-
-    return asyncio.run(asyncio_main())
 
 
 # ---------------------------------------------------------------------------- run_trio_guest
@@ -172,24 +150,6 @@ def test_a_slow_task_parks_the_caller_and_wakes_it(spin: int) -> None:
     in_guest(body, spin=spin)
 
 
-@SPINS
-def test_errors_cross_with_their_type(spin: int) -> None:
-    async def body(host: GuestHost) -> None:
-        async def boom() -> None:
-            raise KeyError("x")
-
-        async def slow_boom() -> None:
-            await asyncio.sleep(0.01)
-            raise ValueError("later")
-
-        with pytest.raises(KeyError):
-            await host.run(boom)
-        with pytest.raises(ValueError, match="later"):
-            await host.run(slow_boom)
-
-    in_guest(body, spin=spin)
-
-
 def test_a_task_cancelled_from_the_asyncio_side_is_a_backend_error() -> None:
     async def body(host: GuestHost) -> None:
         async def cancels_itself() -> None:
@@ -200,120 +160,6 @@ def test_a_task_cancelled_from_the_asyncio_side_is_a_backend_error() -> None:
 
         with pytest.raises(BackendError, match="cancelled from the asyncio side"):
             await host.run(cancels_itself)
-
-    in_guest(body)
-
-
-@SPINS
-def test_cancelling_the_trio_caller_cancels_and_awaits_the_asyncio_task(spin: int) -> None:
-    async def body(host: GuestHost) -> None:
-        started = trio.Event()
-        unwound: list[bool] = []
-
-        async def forever() -> None:
-            host.wake_trio(started.set)
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await asyncio.sleep(0.005)  # unwinding takes a few loop turns
-                unwound.append(True)
-
-        with trio.move_on_after(5) as guard:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(host.run, forever)
-                await started.wait()
-                nursery.cancel_scope.cancel()
-        assert not guard.cancelled_caught
-        # The cancellation returned only after the asyncio side unwound.
-        assert unwound == [True]
-        assert host.statistics().pending_calls == 0
-
-    in_guest(body, spin=spin)
-
-
-def test_cancelled_before_submission_never_starts() -> None:
-    async def body(host: GuestHost) -> None:
-        ran: list[bool] = []
-
-        async def mark() -> None:
-            ran.append(True)
-
-        async def after() -> None:
-            pass
-
-        with trio.CancelScope() as scope:
-            scope.cancel()
-            await host.run(mark)
-        assert scope.cancelled_caught
-        # Calls start in the order they are submitted: had ``mark`` been
-        # submitted, it would have run by the time a later call is over.
-        await host.run(after)
-        assert ran == []
-
-    in_guest(body)
-
-
-# ---------------------------------------------------------------------------- asyncio -> Trio
-
-
-def test_call_trio_runs_trio_code_and_returns() -> None:
-    async def body(host: GuestHost) -> None:
-        async def in_trio(x: int) -> tuple[int, int, str | None]:
-            await trio.sleep(0.001)
-            return x * 2, threading.get_ident(), trio.lowlevel.current_task().name
-
-        async def from_asyncio() -> tuple[int, int, str | None]:
-            return await host.call_trio(in_trio, 21)
-
-        value, ident, task_name = await host.run(from_asyncio)
-        assert value == 42
-        assert ident == threading.get_ident()
-        assert task_name is not None and "runner" in task_name  # ran as a Trio task
-
-    in_guest(body)
-
-
-def test_call_trio_propagates_errors() -> None:
-    async def body(host: GuestHost) -> None:
-        async def fails() -> None:
-            await trio.lowlevel.checkpoint()
-            raise ValueError("no")
-
-        async def from_asyncio() -> None:
-            await host.call_trio(fails)
-
-        with pytest.raises(ValueError, match="no"):
-            await host.run(from_asyncio)
-
-    in_guest(body)
-
-
-def test_cancelling_the_asyncio_side_cancels_the_trio_call_and_waits() -> None:
-    async def body(host: GuestHost) -> None:
-        events: list[str] = []
-
-        async def slow() -> None:
-            try:
-                await trio.sleep_forever()
-            except trio.Cancelled:
-                with trio.CancelScope(shield=True):
-                    await trio.sleep(0.005)
-                events.append("trio unwound")
-                raise
-
-        async def from_asyncio() -> str:
-            task = asyncio.ensure_future(host.call_trio(slow))
-            await asyncio.sleep(0.01)
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                events.append("asyncio cancelled")
-                return "cancelled"
-            return "finished"
-
-        assert await host.run(from_asyncio) == "cancelled"
-        assert events == ["trio unwound", "asyncio cancelled"]
 
     in_guest(body)
 

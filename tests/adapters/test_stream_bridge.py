@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -11,19 +10,6 @@ import trio
 from agy_trio.adapters.aio_host import AioHost
 from agy_trio.adapters.stream_bridge import StreamBridge
 from agy_trio.errors import ConfigError
-
-
-@pytest.fixture
-async def host() -> AsyncIterator[AioHost]:
-    async with trio.open_nursery() as nursery:
-        h = AioHost("bridge-host")
-        await h.start(nursery)
-        try:
-            yield h
-        finally:
-            with trio.CancelScope(shield=True):
-                await h.aclose()
-            nursery.cancel_scope.cancel()
 
 
 def _bridge(**kwargs: int) -> StreamBridge[int]:

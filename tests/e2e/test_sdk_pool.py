@@ -13,16 +13,11 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import subprocess
-import sys
-import textwrap
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import google.antigravity  # noqa: F401  (the README set-up installs the SDK)
-import psutil
 import pytest
 import trio
 
@@ -31,7 +26,12 @@ from agy_trio import AgentConfig, StopReason, policy, tool
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgentNotFound, BackendError, ChannelClosed, QuotaExceeded
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from tests.sdk_support import (
+    assert_exit_soon,
+    harnesses_of_a_killed_program,
+    local_agent,
+    sdk_runtime,
+)
 
 pytestmark = pytest.mark.sdk
 
@@ -391,45 +391,7 @@ async def test_clear_history_on_a_shared_harness(tmp_path: Path, server: Any) ->
 # ---------------------------------------------------------------------------- process life
 
 
-CRASHING_PROGRAM = """
-import sys, trio, agy_trio
-from agy_trio.adapters.antigravity import AntigravityBackend
-from agy_trio.testing import open_model_server
-
-async def main():
-    async with open_model_server() as server:
-        backend = AntigravityBackend(base_dir=sys.argv[1], agents_per_harness=2)
-        async with agy_trio.open_runtime(backend=backend) as rt:
-            config = agy_trio.AgentConfig(model="m", base_url=server.url)
-            for _ in range(3):
-                await rt.create_agent(config)
-            print(*backend.harness_pids(), flush=True)
-            await trio.sleep(60)
-
-trio.run(main)
-"""
-
-
 def test_no_pooled_harness_outlives_a_crash_of_python(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CRASHING_PROGRAM), str(tmp_path / "crash")],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"},
-    ) as child:
-        assert child.stdout is not None
-        pids = [int(word) for word in child.stdout.readline().split()]
-        assert len(pids) == 2  # three agents, two per harness
-        assert all(psutil.Process(pid).name() == "localharness" for pid in pids)
-        child.kill()  # no clean-up code runs
-    deadline = time.monotonic() + 20
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"harness {pid} survived the crash of its Python process")
+    pids = harnesses_of_a_killed_program(tmp_path / "crash", agents=3, agents_per_harness=2)
+    assert len(pids) == 2  # three agents, two per harness
+    assert_exit_soon(pids)

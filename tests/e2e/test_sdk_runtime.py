@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import google.antigravity  # noqa: F401  (the README set-up installs the SDK)
-import psutil
 import pytest
 import trio
 import trio.lowlevel
@@ -38,7 +34,13 @@ from agy_trio.errors import (
     SafetyBlocked,
 )
 from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
-from tests.sdk_support import harness_processes, local_agent, sdk_runtime
+from tests.sdk_support import (
+    assert_exit_soon,
+    harness_processes,
+    harnesses_of_a_killed_program,
+    local_agent,
+    sdk_runtime,
+)
 
 pytestmark = pytest.mark.sdk
 
@@ -579,41 +581,7 @@ async def test_leaving_the_runtime_mid_turn_stops_everything(tmp_path: Path, ser
     assert trio.current_time() - started < 10
 
 
-CRASHING_PROGRAM = """
-import os, sys, trio, agy_trio
-from agy_trio.adapters.antigravity import AntigravityBackend
-from agy_trio.testing import open_model_server
-
-async def main():
-    async with open_model_server() as server:
-        backend = AntigravityBackend(base_dir=sys.argv[1])
-        async with agy_trio.open_runtime(backend=backend) as rt:
-            await rt.create_agent(agy_trio.AgentConfig(model="m", base_url=server.url))
-            print(*backend.harness_pids(), flush=True)
-            await trio.sleep(60)
-
-trio.run(main)
-"""
-
-
 def test_no_harness_outlives_a_crash_of_python(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CRASHING_PROGRAM), str(tmp_path / "crash")],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"},
-    ) as child:
-        assert child.stdout is not None
-        (pid,) = (int(word) for word in child.stdout.readline().split())
-        assert psutil.Process(pid).name() == "localharness"
-        child.kill()  # no clean-up code runs
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError(f"harness {pid} survived the crash of its Python process")
+    pids = harnesses_of_a_killed_program(tmp_path / "crash", agents=1)
+    assert len(pids) == 1
+    assert_exit_soon(pids)

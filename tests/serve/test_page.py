@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,9 @@ import trio
 import agy_trio
 from agy_trio.adapters.scripted import CallTool, Say, ScriptedBackend, Think, Turn, default_turn
 from agy_trio.serve import serve
+from tests.serve._browser import CHROMIUM, WIDTH, open_page
 from tests.serve._helpers import FAST, TOKEN
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STORY = " ".join(f"Once upon a time, agent number {n} started a turn." for n in range(1, 80))
 
 
@@ -51,56 +42,45 @@ def page_script(agent_id: str, prompt: str, index: int) -> Turn:
 
 def drive_the_page(url: str, screenshot: Path) -> list[str]:
     """Everything a person does on the page; returns the console errors seen."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1180, "height": 720})
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console",
-                lambda message: problems.append(message.text) if message.type == "error" else None,
-            )
-            # The token rides in the URL's fragment, which is never sent to the server.
-            page.goto(f"{url}/#token={TOKEN}")
-            expect(page.locator("#connection")).to_have_text("connected")
-            expect(page.locator("#no-agents")).to_be_visible()
+    with open_page() as (page, problems):
+        # The token rides in the URL's fragment, which is never sent to the server.
+        page.goto(f"{url}/#token={TOKEN}")
+        expect(page.locator("#connection")).to_have_text("connected")
+        expect(page.locator("#no-agents")).to_be_visible()
 
-            page.fill("#agent-name", "helper")
-            page.click("#create")
-            expect(page.locator("tr.agent")).to_have_count(1)
-            expect(page.locator("#chat-title")).to_have_text("Chat with helper-1")
+        page.fill("#agent-name", "helper")
+        page.click("#create")
+        expect(page.locator("tr.agent")).to_have_count(1)
+        expect(page.locator("#chat-title")).to_have_text("Chat with helper-1")
 
-            page.fill("#prompt", "hello from the browser")
-            page.click("#send")
-            answers = page.locator(".turn.agent .text")
-            expect(answers.nth(0)).to_have_text("You said: hello from the browser")
-            expect(page.locator("#chat-status")).to_contain_text("done (end_turn")
-            expect(page.locator("tr.agent td").nth(2)).to_have_text("1")  # turns
+        page.fill("#prompt", "hello from the browser")
+        page.click("#send")
+        answers = page.locator(".turn.agent .text")
+        expect(answers.nth(0)).to_have_text("You said: hello from the browser")
+        expect(page.locator("#chat-status")).to_contain_text("done (end_turn")
+        expect(page.locator("tr.agent td").nth(2)).to_have_text("1")  # turns
 
-            page.fill("#prompt", "tell me a long story")
-            page.click("#send")
-            expect(answers.nth(1)).to_contain_text("Once upon a time, agent number 2")
-            expect(page.locator("tr.agent .state-busy")).to_have_text("busy")
-            expect(page.locator("#cancel")).to_be_enabled()
-            page.click("#cancel")
-            expect(page.locator("#chat-status")).to_have_text("cancelled")
-            expect(page.locator("tr.agent .state-idle")).to_have_text("idle")
-            cut_short = answers.nth(1).inner_text()
-            assert 0 < len(cut_short) < len(STORY)
-            assert STORY.startswith(cut_short)
+        page.fill("#prompt", "tell me a long story")
+        page.click("#send")
+        expect(answers.nth(1)).to_contain_text("Once upon a time, agent number 2")
+        expect(page.locator("tr.agent .state-busy")).to_have_text("busy")
+        expect(page.locator("#cancel")).to_be_enabled()
+        page.click("#cancel")
+        expect(page.locator("#chat-status")).to_have_text("cancelled")
+        expect(page.locator("tr.agent .state-idle")).to_have_text("idle")
+        cut_short = answers.nth(1).inner_text()
+        assert 0 < len(cut_short) < len(STORY)
+        assert STORY.startswith(cut_short)
 
-            page.screenshot(path=str(screenshot))
-            assert screenshot.read_bytes().startswith(b"\x89PNG")
+        page.screenshot(path=str(screenshot))
+        assert screenshot.read_bytes().startswith(b"\x89PNG")
 
-            # The agent's history survives a reload of the page.
-            page.reload()
-            page.click("tr.agent")
-            expect(page.locator(".turn.user .text").nth(0)).to_have_text("hello from the browser")
-        finally:
-            browser.close()
+        # The agent's history survives a reload of the page.
+        page.reload()
+        page.click("tr.agent")
+        expect(page.locator(".turn.user .text").nth(0)).to_have_text("hello from the browser")
     return problems
 
 
@@ -128,77 +108,70 @@ async def test_a_person_creates_an_agent_chats_and_cancels_in_a_browser(tmp_path
 
 def drive_the_corners(url: str) -> list[str]:
     """A wrong token, thoughts and tool calls, a very long line, Delete; screenshots on the way."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1180, "height": 720})
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            # A wrong token says so, and the right one then works.
-            page.goto(f"{url}/#token=not-the-token")
-            expect(page.locator("#connection")).to_have_text("token refused")
-            expect(page.locator("#token-message")).to_contain_text("refused this token")
-            page.screenshot(path=str(ARTEFACTS / "wrong-token.png"))
-            page.fill("#token-input", TOKEN)
-            page.click("#token-form button")
-            expect(page.locator("#connection")).to_have_text("connected")
-            expect(page.locator("#token-box")).to_be_hidden()
+    with open_page(console_errors=False) as (page, problems):
+        # A wrong token says so, and the right one then works.
+        page.goto(f"{url}/#token=not-the-token")
+        expect(page.locator("#connection")).to_have_text("token refused")
+        expect(page.locator("#token-message")).to_contain_text("refused this token")
+        page.screenshot(path=str(ARTEFACTS / "wrong-token.png"))
+        page.fill("#token-input", TOKEN)
+        page.click("#token-form button")
+        expect(page.locator("#connection")).to_have_text("connected")
+        expect(page.locator("#token-box")).to_be_hidden()
 
-            page.fill("#agent-name", "corners")
-            page.click("#create")
-            expect(page.locator("tr.agent")).to_have_count(1)
-            # Thoughts, tool calls and usage, each shown apart from the answer.
-            page.fill("#prompt", "what is the weather in Oslo?")
-            page.click("#send")
-            answer = page.locator(".turn.agent").nth(0)
-            expect(answer.locator(".text")).to_have_text("Sunny.")
-            expect(answer.locator(".thought")).to_have_text("Let me look it up.")
-            expect(answer.locator(".tool")).to_have_text(
-                'tool weather({"city":"Oslo"}) -> "sunny in Oslo"'
-            )
-            expect(answer.locator(".usage")).to_contain_text("end_turn")
-            expect(answer.locator(".usage")).to_contain_text(" out tokens")
-            page.screenshot(path=str(ARTEFACTS / "thoughts-and-tools.png"))
+        page.fill("#agent-name", "corners")
+        page.click("#create")
+        expect(page.locator("tr.agent")).to_have_count(1)
+        # Thoughts, tool calls and usage, each shown apart from the answer.
+        page.fill("#prompt", "what is the weather in Oslo?")
+        page.click("#send")
+        answer = page.locator(".turn.agent").nth(0)
+        expect(answer.locator(".text")).to_have_text("Sunny.")
+        expect(answer.locator(".thought")).to_have_text("Let me look it up.")
+        expect(answer.locator(".tool")).to_have_text(
+            'tool weather({"city":"Oslo"}) -> "sunny in Oslo"'
+        )
+        expect(answer.locator(".usage")).to_contain_text("end_turn")
+        expect(answer.locator(".usage")).to_contain_text(" out tokens")
+        page.screenshot(path=str(ARTEFACTS / "thoughts-and-tools.png"))
 
-            # 300 KB without a space: it wraps, and the chat stays on the screen.
-            line = "x" * 300_000
-            page.fill("#prompt", line)
-            page.click("#send")
-            expect(page.locator("#chat-status")).to_contain_text("done (end_turn", timeout=30_000)
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-            box = page.locator("#transcript").bounding_box()
-            assert box is not None and box["x"] + box["width"] <= 1180
-            assert page.locator(".turn.agent .text").nth(1).inner_text().endswith("x" * 100)
-            page.screenshot(path=str(ARTEFACTS / "long-line.png"))
+        # 300 KB without a space: it wraps, and the chat stays on the screen.
+        line = "x" * 300_000
+        page.fill("#prompt", line)
+        page.click("#send")
+        expect(page.locator("#chat-status")).to_contain_text("done (end_turn", timeout=30_000)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        box = page.locator("#transcript").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= WIDTH
+        assert page.locator(".turn.agent .text").nth(1).inner_text().endswith("x" * 100)
+        page.screenshot(path=str(ARTEFACTS / "long-line.png"))
 
-            # Delete asks first: dismissed, nothing happens; accepted, the agent goes.
-            questions: list[str] = []
+        # Delete asks first: dismissed, nothing happens; accepted, the agent goes.
+        questions: list[str] = []
 
-            def answer_with(accept: bool) -> None:
-                def handle(dialog: Any) -> None:
-                    questions.append(dialog.message)
-                    dialog.accept() if accept else dialog.dismiss()
+        def answer_with(accept: bool) -> None:
+            def handle(dialog: Any) -> None:
+                questions.append(dialog.message)
+                dialog.accept() if accept else dialog.dismiss()
 
-                page.once("dialog", handle)
+            page.once("dialog", handle)
 
-            answer_with(False)
-            page.click("tr.agent button.danger")
-            expect(page.locator("tr.agent")).to_have_count(1)
-            answer_with(True)
-            page.click("tr.agent button.danger")
-            expect(page.locator("tr.agent")).to_have_count(0)
-            assert (
-                questions
-                == [
-                    "Delete corners-1 and its conversation? This cannot be undone.",
-                ]
-                * 2
-            )
-        finally:
-            browser.close()
+        answer_with(False)
+        page.click("tr.agent button.danger")
+        expect(page.locator("tr.agent")).to_have_count(1)
+        answer_with(True)
+        page.click("tr.agent button.danger")
+        expect(page.locator("tr.agent")).to_have_count(0)
+        assert (
+            questions
+            == [
+                "Delete corners-1 and its conversation? This cannot be undone.",
+            ]
+            * 2
+        )
     return problems
 
 

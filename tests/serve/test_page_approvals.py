@@ -11,55 +11,44 @@ import agy_trio
 from agy_trio.adapters.scripted import ScriptedBackend
 from agy_trio.serve import serve
 from tests.serve import sample_tools
+from tests.serve._browser import CHROMIUM, open_page
 from tests.serve._helpers import FAST, TOKEN
 from tests.serve.test_approvals import RULE_REASON, lending, lending_profile
-from tests.serve.test_page import CHROMIUM, CHROMIUM_ARGS
 
 
 def approve_then_deny_on_the_page(url: str) -> list[str]:
     """A person lends one book and refuses another; returns the console errors seen."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1180, "height": 720})
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on(
-                "console",
-                lambda message: problems.append(message.text) if message.type == "error" else None,
-            )
-            page.goto(f"{url}/#token={TOKEN}")
-            expect(page.locator("#connection")).to_have_text("connected")
-            expect(page.locator("#approvals-box")).to_be_hidden()
-            page.click("#create")
-            expect(page.locator("tr.agent")).to_have_count(1)
+    with open_page() as (page, problems):
+        page.goto(f"{url}/#token={TOKEN}")
+        expect(page.locator("#connection")).to_have_text("connected")
+        expect(page.locator("#approvals-box")).to_be_hidden()
+        page.click("#create")
+        expect(page.locator("tr.agent")).to_have_count(1)
 
-            page.fill("#prompt", "Dune")
-            page.click("#send")
-            card = page.locator(".approval")
-            expect(card).to_have_count(1)
-            expect(page.locator("#approvals-box")).to_be_visible()
-            expect(card.locator(".what")).to_contain_text('lend({"book":"Dune"})')
-            expect(card.locator(".why")).to_have_text(RULE_REASON)
-            card.locator("button.approve").click()
-            expect(page.locator("#chat-status")).to_contain_text("done (end_turn")
-            expect(page.locator(".turn.agent .tool").nth(2)).to_contain_text('-> "lent Dune"')
-            expect(page.locator("#approvals-box")).to_be_hidden()
+        page.fill("#prompt", "Dune")
+        page.click("#send")
+        card = page.locator(".approval")
+        expect(card).to_have_count(1)
+        expect(page.locator("#approvals-box")).to_be_visible()
+        expect(card.locator(".what")).to_contain_text('lend({"book":"Dune"})')
+        expect(card.locator(".why")).to_have_text(RULE_REASON)
+        card.locator("button.approve").click()
+        expect(page.locator("#chat-status")).to_contain_text("done (end_turn")
+        expect(page.locator(".turn.agent .tool").nth(2)).to_contain_text('-> "lent Dune"')
+        expect(page.locator("#approvals-box")).to_be_hidden()
 
-            page.fill("#prompt", "Emma")
-            page.click("#send")
-            expect(card).to_have_count(1)
-            expect(card.locator(".what")).to_contain_text("Emma")
-            card.locator("button.deny").click()
-            expect(page.locator("#chat-status")).to_contain_text("done (end_turn")
-            refusal = page.locator(".turn.agent").nth(1).locator(".tool").last
-            expect(refusal).to_contain_text('lend({"book":"Emma"}) -> error: ')
-            expect(refusal).to_contain_text(RULE_REASON)
-            expect(page.locator(".approval")).to_have_count(0)
-        finally:
-            browser.close()
+        page.fill("#prompt", "Emma")
+        page.click("#send")
+        expect(card).to_have_count(1)
+        expect(card.locator(".what")).to_contain_text("Emma")
+        card.locator("button.deny").click()
+        expect(page.locator("#chat-status")).to_contain_text("done (end_turn")
+        refusal = page.locator(".turn.agent").nth(1).locator(".tool").last
+        expect(refusal).to_contain_text('lend({"book":"Emma"}) -> error: ')
+        expect(refusal).to_contain_text(RULE_REASON)
+        expect(page.locator(".approval")).to_have_count(0)
     return problems
 
 
