@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from agy_trio.adapters.antigravity.builtin_tools import UNGUARDED_BUILTINS
 from agy_trio.adapters.antigravity.sdk import load_sdk
 from agy_trio.adapters.antigravity.sdk_surface import sdk_surface
 
@@ -71,8 +72,6 @@ _ENDPOINT = "agy_trio chooses the endpoint from base_url / vertex_project / api_
 
 
 def _builtin_tool_entries() -> dict[str, Entry]:
-    from agy_trio.adapters.antigravity.config import UNGUARDED_BUILTINS
-
     entries: dict[str, Entry] = {}
     for member in load_sdk().BuiltinTools:
         reason = UNGUARDED_BUILTINS.get(member.value)
