@@ -30,7 +30,7 @@ from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.core.validation import positive_int
 from agy_trio.errors import AgentNotFound, AgyError, ConfigError, RuntimeClosed
-from agy_trio.serve import tracecontext
+from agy_trio.serve import http_errors, tracecontext
 from agy_trio.serve.a2a import A2AEndpoint
 from agy_trio.serve.ag_ui import AgUiEndpoint
 from agy_trio.serve.agent_body import HTTP_SETTABLE_FIELDS, agent_config_from_body
@@ -57,6 +57,10 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 SHUTDOWN_GRACE = 5.0
 """Seconds a stopping server gives live streams, then agents, to end."""
+
+# The status tables, also under the names they had when this module held them.
+_STATUS_OF_ERROR = http_errors.STATUS_OF_ERROR
+_HTTP_ERROR_TYPES = http_errors.HTTP_ERROR_TYPES
 
 # ---------------------------------------------------------------------------- the page
 

@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, Response
 from agy_trio import errors
 from agy_trio.serve.wire import Redactor, error_body
 
-__all__ = ["ErrorAnswers", "status_of"]
+__all__ = ["HTTP_ERROR_TYPES", "STATUS_OF_ERROR", "ErrorAnswers", "status_of"]
 
 log = logging.getLogger("agy_trio.serve")
 
 # The first kind that matches decides: a subclass stands before its base.
-_STATUS_OF_ERROR: tuple[tuple[type[errors.AgyError], int], ...] = (
+STATUS_OF_ERROR: tuple[tuple[type[errors.AgyError], int], ...] = (
     (errors.AgentNotFound, 404),
     (errors.TurnNotFound, 404),
     (errors.ApprovalNotFound, 404),
@@ -36,8 +36,9 @@ _STATUS_OF_ERROR: tuple[tuple[type[errors.AgyError], int], ...] = (
     (errors.PolicyDenied, 403),
     (errors.BackendError, 502),
 )
+"""The HTTP status of each kind of agy_trio error (the first kind that matches decides)."""
 
-_HTTP_ERROR_TYPES = {
+HTTP_ERROR_TYPES = {
     400: "BadRequest",
     401: "Unauthorized",
     403: "Forbidden",
@@ -45,11 +46,12 @@ _HTTP_ERROR_TYPES = {
     405: "MethodNotAllowed",
     413: "ContentTooLarge",
 }
+"""The error ``type`` of Starlette's own HTTP errors, by status (others: ``HTTPError``)."""
 
 
 def status_of(error: errors.AgyError) -> int:
     """The HTTP status answering ``error`` (500 for a kind without one of its own)."""
-    for kind, status in _STATUS_OF_ERROR:
+    for kind, status in STATUS_OF_ERROR:
         if isinstance(error, kind):
             return status
     return 500
@@ -89,7 +91,7 @@ class ErrorAnswers:
         """Starlette's HTTP errors (404, 405, ...), in the API's one error shape."""
         assert isinstance(exc, HTTPException)
         await trio.lowlevel.checkpoint()
-        kind = _HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError")
+        kind = HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError")
         return JSONResponse(
             {"error": {"type": kind, "message": self.redact(str(exc.detail))}},
             exc.status_code,
