@@ -33,16 +33,8 @@ from typing import Any
 
 import trio
 
-from benchmarks._common import (
-    BenchResult,
-    Context,
-    Metric,
-    Row,
-    Summary,
-    Target,
-    fmt,
-    percentile,
-)
+from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
+from benchmarks._rounds import Context
 from benchmarks.serve import _offline_env
 
 NAME = "protocols"

@@ -41,17 +41,10 @@ from typing import Any
 
 import trio
 
-from benchmarks._common import (
-    BenchResult,
-    Context,
-    Metric,
-    Row,
-    Summary,
-    Target,
-    fmt,
-    interleave,
-    percentile,
-)
+from benchmarks._child import print_figures, run_child
+from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
+from benchmarks._measure import ThreadCount, harnesses, pss_figures, python_pss_mib
+from benchmarks._rounds import Context, interleave
 from benchmarks._worker import ROOT
 
 NAME = "real_sdk"
@@ -175,62 +168,6 @@ def _stall(arrivals: list[float], start: float, started: float) -> float:
     return max(0.0, worst - typical) * 1e3
 
 
-def _harnesses() -> list[Any]:
-    import psutil
-
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if child.name() == "localharness":
-                found.append(child)
-    return found
-
-
-def _python_pss_mib() -> float:
-    import psutil
-
-    return float(psutil.Process().memory_full_info().pss) / 2**20
-
-
-def _memory() -> dict[str, float]:
-    """PSS of this process and of its harness processes, in MiB."""
-    import psutil
-
-    harness = 0
-    for process in _harnesses():
-        with contextlib.suppress(psutil.Error):
-            harness += process.memory_full_info().pss
-    python = psutil.Process().memory_full_info().pss
-    return {
-        "harness_pss_mib": harness / 2**20,
-        "python_pss_mib": python / 2**20,
-        "total_pss_mib": (harness + python) / 2**20,
-        "harnesses": float(len(_harnesses())),
-    }
-
-
-class ThreadCount:
-    """Counts the threads started while it is installed (measurement only)."""
-
-    def __init__(self) -> None:
-        self.started = 0
-        self._original = threading.Thread.start
-
-    def __enter__(self) -> ThreadCount:
-        counter = self
-        original = self._original
-
-        def start(thread: threading.Thread) -> None:
-            counter.started += 1
-            original(thread)
-
-        threading.Thread.start = start  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        threading.Thread.start = self._original  # type: ignore[method-assign]
-
-
 def _expected(i: int, k: int) -> str:
     return f"You said: agent {i} turn {k}"
 
@@ -326,7 +263,7 @@ def sdk_workload(n: int) -> dict[str, float]:
 
                 reader = asyncio.create_task(read())
                 await streaming.wait()
-                before = _python_pss_mib()
+                before = python_pss_mib()
                 marks["t0"], marks["cpu_t0"] = time.perf_counter(), time.process_time()
                 agents = await _sdk_open(server.url, root, n)
                 marks["started"] = time.perf_counter()
@@ -349,7 +286,7 @@ def sdk_workload(n: int) -> dict[str, float]:
                 await asyncio.gather(*(two_turns(a, i) for i, a in enumerate(agents)))
                 marks["done"], marks["cpu_done"] = time.perf_counter(), time.process_time()
                 marks["threads_alive"] = threading.active_count()
-                memory = _memory()
+                memory = pss_figures()
             finally:
                 await _sdk_close([*agents, probe])
             result = _finish(n, marks, latencies, errors, memory, before, threads)
@@ -357,7 +294,7 @@ def sdk_workload(n: int) -> dict[str, float]:
             return result
 
         result = asyncio.run(main())
-    result["left_running"] = float(len(_harnesses()))
+    result["left_running"] = float(len(harnesses()))
     return result
 
 
@@ -408,7 +345,7 @@ def agy_workload(
 
                     nursery.start_soon(read)
                     await streaming.wait()
-                    before = _python_pss_mib()
+                    before = python_pss_mib()
                     marks["t0"], marks["cpu_t0"] = time.perf_counter(), time.process_time()
                     async with trio.open_nursery() as starts:
                         for i in range(n):
@@ -438,7 +375,7 @@ def agy_workload(
                         nursery.start_soon(two_turns, handle, i)
                 marks["done"], marks["cpu_done"] = time.perf_counter(), time.process_time()
                 marks["threads_alive"] = threading.active_count()
-                memory = _memory()
+                memory = pss_figures()
                 memory["harnesses"] = float(len(backend.harness_pids()))
             for kind, count in kinds.most_common(10):
                 print(f"errors: {count} x {kind}", file=sys.stderr)
@@ -447,7 +384,7 @@ def agy_workload(
             return result
 
         result = trio.run(main)
-    result["left_running"] = float(len(_harnesses()))
+    result["left_running"] = float(len(harnesses()))
     return result
 
 
@@ -456,20 +393,7 @@ def agy_workload(
 
 def run_isolated(contender: str, n: int) -> dict[str, float]:
     """Run one contender's workload in a fresh Python process; return its figures."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.real_sdk", contender, str(n)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"{contender} with {n} agents failed (exit {proc.returncode}): {proc.stderr[-2000:]}"
-        )
-    figures: dict[str, float] = json.loads(lines[-1])
+    figures, _ = run_child(NAME, [contender, str(n)], timeout=RUN_TIMEOUT)
     return figures
 
 
@@ -761,9 +685,7 @@ def targets(
 def main(argv: list[str]) -> int:
     """``python -m benchmarks.real_sdk CONTENDER N``: one run, its figures as a JSON line."""
     contender, n = argv[0], int(argv[1])
-    figures = _run_one(contender, n)
-    print(json.dumps(figures), flush=True)
-    return 0
+    return print_figures(_run_one(contender, n))
 
 
 if __name__ == "__main__":

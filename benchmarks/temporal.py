@@ -25,17 +25,8 @@ from typing import Any
 
 import trio
 
-from benchmarks._common import (
-    BenchResult,
-    Context,
-    Metric,
-    Row,
-    Summary,
-    Target,
-    fmt,
-    interleave,
-    percentile,
-)
+from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
+from benchmarks._rounds import Context, interleave
 from benchmarks._worker import ROOT
 
 NAME = "temporal"
