@@ -10,7 +10,7 @@ harness would run unchecked are refused outright.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ import agy_trio
 from agy_trio import policy, tool
 from agy_trio.adapters.antigravity.config import UNGUARDED_BUILTINS, harness_tool_names
 from agy_trio.errors import ConfigError
-from agy_trio.testing import open_model_server
 from tests.sdk_support import harness_processes, local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
@@ -82,12 +81,6 @@ def _ways_to_say_no(name: str, asked: list[str]) -> dict[str, dict[str, Any]]:
         "default_policy=deny": {"default_policy": "deny"},
         "ask_user('*')": {"policies": [policy.ask_user("*", _refuse_all(asked))]},
     }
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
 
 
 SUPPORTED = [t.value for t in BuiltinTools if t.value not in UNGUARDED_BUILTINS]

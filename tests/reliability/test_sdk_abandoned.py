@@ -12,7 +12,6 @@ A response another task is still reading is never interrupted.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ import trio
 
 import agy_trio
 from agy_trio import ChatResponse, RuntimeConfig, StopReason
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import Reply, Responder
+from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -40,18 +39,14 @@ HANG = 60
 NEXT_CHAT_BOUND = 5.0
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if LONG_MARK in request.user_request:
-        return Reply(LONG, chunk_size=4, delay=CHUNK_DELAY)
-    if MEDIUM_MARK in request.user_request:
-        return Reply(MEDIUM, chunk_size=4, delay=0.001)
-    return None
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks(
+        {
+            LONG_MARK: Reply(LONG, chunk_size=4, delay=CHUNK_DELAY),
+            MEDIUM_MARK: Reply(MEDIUM, chunk_size=4, delay=0.001),
+        }
+    )
 
 
 async def _collected() -> None:

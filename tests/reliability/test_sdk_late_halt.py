@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ import trio.testing
 
 import agy_trio
 from agy_trio import RuntimeConfig, StopReason
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import Reply, Responder
+from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -33,16 +32,9 @@ GRACE = 0.5  # cancel_grace: how long a halt may take before the turn is given u
 HANG = 40
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if LONG_MARK in request.user_request:
-        return Reply(LONG, chunk_size=4, delay=0.01)
-    return None
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({LONG_MARK: Reply(LONG, chunk_size=4, delay=0.01)})
 
 
 async def _stall_mid_answer(agent: agy_trio.AgentHandle, pid: int) -> None:
