@@ -23,9 +23,10 @@ import agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.serve import ServerAddress, serve
 from agy_trio.testing import Fault, ModelServer, open_model_server
+from tests.processes import offline_env
 from tests.sdk_support import harnesses_under
 from tests.serve._helpers import FAST, chat_events, chat_in_task, create_agent, open_chat
-from tests.serve._process import offline_env, server_process
+from tests.serve._process import server_process
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
