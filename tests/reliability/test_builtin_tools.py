@@ -83,6 +83,21 @@ def _ways_to_say_no(name: str, asked: list[str]) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """The agents' workspace, with one file in it that a denied tool must leave alone."""
+    folder = tmp_path / "workspace"
+    folder.mkdir()
+    (folder / "target.txt").write_text("secret\n")
+    return folder
+
+
+def _left_alone(workspace: Path) -> bool:
+    """Nothing any tool would have done happened in ``workspace``."""
+    files = sorted(p.name for p in workspace.iterdir())
+    return files == ["target.txt"] and (workspace / "target.txt").read_text() == "secret\n"
+
+
 SUPPORTED = [t.value for t in BuiltinTools if t.value not in UNGUARDED_BUILTINS]
 
 
@@ -94,11 +109,8 @@ def test_every_built_in_the_sdk_knows_is_covered() -> None:
 
 @pytest.mark.parametrize("builtin", SUPPORTED)
 async def test_a_deny_policy_blocks_every_tool_a_built_in_brings(
-    tmp_path: Path, server: Any, builtin: str
+    tmp_path: Path, server: Any, workspace: Path, builtin: str
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    (workspace / "target.txt").write_text("secret\n")
     arguments = _arguments(workspace)
     asked: list[str] = []
     async with sdk_runtime(tmp_path) as (rt, _):
@@ -121,16 +133,12 @@ async def test_a_deny_policy_blocks_every_tool_a_built_in_brings(
                 if way.startswith("ask_user"):
                     assert asked == [builtin], f"{name}: the handler was not asked"
             await agent.shutdown()
-    # Nothing any tool would have done happened.
-    assert sorted(p.name for p in workspace.iterdir()) == ["target.txt"]
-    assert (workspace / "target.txt").read_text() == "secret\n"
+    assert _left_alone(workspace)
 
 
 async def test_run_command_runs_when_allowed_and_never_brings_manage_task(
-    tmp_path: Path, server: Any
+    tmp_path: Path, server: Any, workspace: Path
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
     arguments = _arguments(workspace)
     config = local_agent(
         server,
@@ -196,11 +204,8 @@ def test_harness_tool_names_cover_every_built_in() -> None:
 
 @pytest.mark.parametrize("way", ["deny(name)", "ask_user('*')"])
 async def test_a_denied_built_in_is_reported_with_its_error(
-    tmp_path: Path, server: Any, way: str
+    tmp_path: Path, server: Any, workspace: Path, way: str
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    (workspace / "target.txt").write_text("secret\n")
     asked: list[str] = []
     settings = _ways_to_say_no("edit_file", asked)[way]
     config = local_agent(server, builtin_tools=["edit_file"], workspaces=[workspace], **settings)
@@ -218,4 +223,4 @@ async def test_a_denied_built_in_is_reported_with_its_error(
         assert all(c.error is not None and "denied" in c.error.lower() for c in calls), calls
         in_history = [c for m in await agent.history() for c in m.tool_calls]
         assert in_history and all(c.error is not None for c in in_history)
-    assert (workspace / "target.txt").read_text() == "secret\n"
+    assert _left_alone(workspace)
