@@ -10,8 +10,9 @@ import traceback
 from pathlib import Path
 
 from benchmarks import BENCHMARKS
-from benchmarks._common import BenchResult, Context, environment, write_json
+from benchmarks._common import BenchResult, environment, write_json
 from benchmarks._report import chart, load_results, write_markdown
+from benchmarks._rounds import Context
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results"
@@ -97,13 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             traceback.print_exc()
             failed.append(name)
-            result = BenchResult(
-                name=name,
-                title=module.TITLE,
-                description=module.DESCRIPTION,
-                metrics=list(module.METRICS),
-                rows=[],
-                chart_metric=module.METRICS[0].key,
+            result = BenchResult.new(
+                name,
+                module.TITLE,
+                module.DESCRIPTION,
+                module.METRICS,
+                module.METRICS[0].key,
                 skipped=f"failed: {type(exc).__name__}: {exc}",
             )
         result.quick = args.quick

@@ -1,20 +1,21 @@
-"""What every comparison shares: summaries, the environment, results, interleaved rounds."""
+"""What every comparison's result holds: summaries, metrics, rows, targets, the machine."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+# One run of one contender: metric -> value.
+Measure = dict[str, float]
 
 # ---------------------------------------------------------------------------- summaries
 
@@ -67,6 +68,32 @@ def percentile(values: Sequence[float], p: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(data) - 1)
     return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def percentile_metrics(
+    name: str, label: str, unit: str, points: Sequence[int] = (50, 95), digits: int = 1
+) -> list[Metric]:
+    """The metrics that :func:`percentiles` fills, one per point: ``label`` has a ``{p}``."""
+    return [Metric(_key(name, p, unit), label.format(p=p), unit, digits=digits) for p in points]
+
+
+def percentiles(
+    name: str, values: Sequence[float], unit: str, points: Sequence[int] = (50, 95)
+) -> Measure:
+    """The percentiles of ``values`` (in seconds) at ``points``, in ``unit``.
+
+    Keyed ``{name}_p{point}_{unit}`` (``us`` for ``µs``; no ``{name}_`` for ``""``), as
+    :func:`percentile_metrics` names them.
+    """
+    scale = _UNIT_PER_SECOND[unit]
+    return {_key(name, p, unit): percentile(values, p) * scale for p in points}
+
+
+def _key(name: str, point: int, unit: str) -> str:
+    return "_".join(part for part in (name, f"p{point}", unit.replace("µ", "u")) if part)
+
+
+_UNIT_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6}
 
 
 # ---------------------------------------------------------------------------- results
@@ -127,6 +154,20 @@ class BenchResult:
     skipped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def new(
+        cls,
+        name: str,
+        title: str,
+        description: str,
+        metrics: Sequence[Metric],
+        chart_metric: str,
+        **fields: Any,
+    ) -> BenchResult:
+        """A comparison's result, its rows still to come (``fields``: any other field)."""
+        fields.setdefault("rows", [])
+        return cls(name, title, description, list(metrics), chart_metric=chart_metric, **fields)
+
     def row(self, key: str, group: str = "") -> Row | None:
         for row in self.rows:
             if row.key == key and (not group or row.group == group):
@@ -173,64 +214,19 @@ class BenchResult:
         )
 
 
+def summaries(
+    values: Mapping[str, Sequence[float]], only: Iterable[str] | None = None
+) -> dict[str, Summary]:
+    """Each metric's values over the rounds, summarised (``only``: just these metrics)."""
+    keys = values if only is None else only
+    return {metric: Summary.of(values[metric]) for metric in keys}
+
+
 def write_json(result: BenchResult, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{result.name}.json"
     path.write_text(json.dumps(result.to_json(), indent=1) + "\n")
     return path
-
-
-# ---------------------------------------------------------------------------- the run
-
-
-@dataclass
-class Context:
-    """Options of one ``python -m benchmarks`` run."""
-
-    quick: bool
-    output: Path
-    log: Callable[[str], None] = print
-
-    def pick(self, quick: Any, full: Any) -> Any:
-        return quick if self.quick else full
-
-
-def interleave(
-    ctx: Context,
-    contenders: Sequence[tuple[str, Callable[[], Mapping[str, float]]]],
-    rounds: int,
-    *,
-    label: str = "",
-) -> dict[str, dict[str, list[float]]]:
-    """Run every contender once per round, in a rotating order; collect each metric.
-
-    Rotating the order spreads slow drifts of the machine (other load, thermal
-    state) evenly over the contenders instead of penalising whichever runs last.
-    """
-    collected: dict[str, dict[str, list[float]]] = {key: {} for key, _ in contenders}
-    n = len(contenders)
-    for r in range(rounds):
-        order = [contenders[(r + i) % n] for i in range(n)]
-        for key, fn in order:
-            gc.collect()
-            values = fn()
-            for metric, value in values.items():
-                collected[key].setdefault(metric, []).append(value)
-        ctx.log(f"  {label} round {r + 1}/{rounds} done")
-    return collected
-
-
-class Timer:
-    """Wall time (perf_counter) and CPU time of the whole process (every thread)."""
-
-    def __enter__(self) -> Timer:
-        self.wall0 = time.perf_counter()
-        self.cpu0 = time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
 
 
 # ---------------------------------------------------------------------------- the machine

@@ -19,10 +19,15 @@ from typing import Any
 import outcome
 import trio
 
-from benchmarks._common import Timer
+from benchmarks._common import Measure
+from benchmarks._rounds import Contender, Timer, timer_metrics
+from benchmarks._runtime import on_runtime, on_scripted
 
-Measure = dict[str, float]
 Call = Callable[[int], Awaitable[Any]]
+Measurer = Callable[[Call, int, int, int], Awaitable[Measure]]
+
+# What each round-trip comparison measures of its contenders.
+METRICS = timer_metrics("call")
 
 
 async def probe(flag: asyncio.Event) -> bool:
@@ -37,79 +42,61 @@ async def _make_event() -> asyncio.Event:
 # ---------------------------------------------------------------------------- measuring
 
 
-def _per_call(t: Timer, n: int) -> Measure:
-    return {"wall_us": t.wall / n * 1e6, "cpu_us": t.cpu / n * 1e6}
-
-
-async def _trio_callers(call: Call, callers: int, per_caller: int) -> None:
-    async def one(i: int) -> None:
-        for _ in range(per_caller):
-            await call(i)
-
-    if callers == 1:
-        await one(0)
-        return
+async def _in_nursery(one: Call, callers: int) -> None:
     async with trio.open_nursery() as nursery:
         for i in range(callers):
             nursery.start_soon(one, i)
 
 
-async def trio_measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
-    await _trio_callers(call, callers, warmup)
-    with Timer() as t:
-        await _trio_callers(call, callers, per_caller)
-    return _per_call(t, callers * per_caller)
-
-
-async def _asyncio_callers(call: Call, callers: int, per_caller: int) -> None:
-    async def one(i: int) -> None:
-        for _ in range(per_caller):
-            await call(i)
-
-    if callers == 1:
-        await one(0)
-        return
+async def _in_gather(one: Call, callers: int) -> None:
     await asyncio.gather(*(one(i) for i in range(callers)))
 
 
-async def asyncio_measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
-    await _asyncio_callers(call, callers, warmup)
-    with Timer() as t:
-        await _asyncio_callers(call, callers, per_caller)
-    return _per_call(t, callers * per_caller)
+def _measurer(in_parallel: Callable[[Call, int], Awaitable[None]]) -> Measurer:
+    """How a loop measures a call: ``in_parallel`` runs its ``callers`` at once."""
+
+    async def measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
+        async def calls(count: int) -> None:
+            async def one(i: int) -> None:
+                for _ in range(count):
+                    await call(i)
+
+            if callers == 1:
+                await one(0)
+            else:
+                await in_parallel(one, callers)
+
+        await calls(warmup)
+        with Timer() as t:
+            await calls(per_caller)
+        return t.figures(callers * per_caller)
+
+    return measure
+
+
+# ``callers`` tasks at once, each awaiting ``call(its number)`` ``per_caller`` times in a row,
+# after ``warmup`` calls each: the wall and CPU µs per call, in Trio and in asyncio.
+trio_measure = _measurer(_in_nursery)
+asyncio_measure = _measurer(_in_gather)
 
 
 # ---------------------------------------------------------------------------- agy_trio
 
 
+async def _is_idle_calls(rt: Any, callers: int, per_caller: int, warmup: int) -> Measure:
+    """``agent.is_idle()`` through the public API, one agent per caller."""
+    agents = [await rt.create_agent() for _ in range(callers)]
+    return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
+
+
 def agy_thread(callers: int, per_caller: int, warmup: int) -> Measure:
     """agy_trio with its default thread host: ``agent.is_idle()`` through the public API."""
-    import agy_trio
-    from agy_trio.testing.scripted import ScriptedBackend
-
-    async def main() -> Measure:
-        config = agy_trio.RuntimeConfig(inter_agent_delay=0)
-        async with agy_trio.open_runtime(config, backend=ScriptedBackend()) as rt:
-            agents = [await rt.create_agent() for _ in range(callers)]
-            return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
-
-    return trio.run(main)
+    return on_scripted(lambda rt, _: _is_idle_calls(rt, callers, per_caller, warmup))
 
 
 def agy_guest(callers: int, per_caller: int, warmup: int) -> Measure:
     """agy_trio in guest mode: Trio is a guest of the asyncio loop, same thread."""
-    import agy_trio
-    from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.testing.scripted import ScriptedBackend
-
-    async def trio_main() -> Measure:
-        config = agy_trio.RuntimeConfig(inter_agent_delay=0)
-        backend = ScriptedBackend(host=GuestHost())
-        async with agy_trio.open_runtime(config, backend=backend) as rt:
-            agents = [await rt.create_agent() for _ in range(callers)]
-            return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
-
-    return asyncio.run(run_trio_guest(trio_main))
+    return on_scripted(lambda rt, _: _is_idle_calls(rt, callers, per_caller, warmup), guest=True)
 
 
 class _NoServices:
@@ -192,14 +179,16 @@ def aiohost_run(callers: int, per_caller: int, warmup: int, *, host_cls: Any = N
 
 
 class _LoopThread:
-    """A bare asyncio loop on its own thread."""
+    """A bare asyncio loop on its own thread, with the probe's event made there."""
 
-    def __init__(self) -> None:
+    def __enter__(self) -> _LoopThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="bench-loop", daemon=True)
         self.thread.start()
+        self.flag = asyncio.run_coroutine_threadsafe(_make_event(), self.loop).result()
+        return self
 
-    def close(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
@@ -210,26 +199,24 @@ def raw_primitive(callers: int, per_caller: int, warmup: int) -> Measure:
 
     async def main() -> Measure:
         token = trio.lowlevel.current_trio_token()
-        lt = _LoopThread()
-        loop = lt.loop
-        flag = asyncio.run_coroutine_threadsafe(_make_event(), loop).result()
+        with _LoopThread() as there:
+            loop, flag = there.loop, there.flag
 
-        async def call(_: int) -> Any:
-            task = trio.lowlevel.current_task()
+            async def call(_: int) -> Any:
+                task = trio.lowlevel.current_task()
 
-            def done(t: asyncio.Task[Any]) -> None:
-                token.run_sync_soon(trio.lowlevel.reschedule, task, outcome.capture(t.result))
+                def done(t: asyncio.Task[Any]) -> None:
+                    token.run_sync_soon(trio.lowlevel.reschedule, task, outcome.capture(t.result))
 
-            def submit() -> None:
-                loop.create_task(probe(flag)).add_done_callback(done)
+                def submit() -> None:
+                    loop.create_task(probe(flag)).add_done_callback(done)
 
-            loop.call_soon_threadsafe(submit)
-            return await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+                loop.call_soon_threadsafe(submit)
+                return await trio.lowlevel.wait_task_rescheduled(
+                    lambda _: trio.lowlevel.Abort.FAILED
+                )
 
-        try:
             return await trio_measure(call, callers, per_caller, warmup)
-        finally:
-            lt.close()
 
     return trio.run(main)
 
@@ -267,19 +254,15 @@ def naive_to_thread(callers: int, per_caller: int, warmup: int) -> Measure:
     """The naive bridge: a worker thread blocks on ``run_coroutine_threadsafe(...).result()``."""
 
     async def main() -> Measure:
-        lt = _LoopThread()
-        loop = lt.loop
-        flag = asyncio.run_coroutine_threadsafe(_make_event(), loop).result()
+        with _LoopThread() as there:
+            loop, flag = there.loop, there.flag
 
-        def blocking() -> Any:
-            return asyncio.run_coroutine_threadsafe(probe(flag), loop).result()
+            def blocking() -> Any:
+                return asyncio.run_coroutine_threadsafe(probe(flag), loop).result()
 
-        try:
             return await trio_measure(
                 lambda i: trio.to_thread.run_sync(blocking), callers, per_caller, warmup
             )
-        finally:
-            lt.close()
 
     return trio.run(main)
 
@@ -318,7 +301,7 @@ def on_one_cpu(key: str, callers: int, per_caller: int, warmup: int) -> Measure:
     everywhere = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(everywhere)})
     try:
-        return CONTENDERS[key][2](callers, per_caller, warmup)
+        return CONTENDERS[key].run(callers, per_caller, warmup)
     finally:
         os.sched_setaffinity(0, everywhere)
 
@@ -339,16 +322,9 @@ def one_cpu_isolated(key: str) -> Callable[[int, int, int], Measure]:
 
 def null_runtime(callers: int, per_caller: int, warmup: int) -> Measure:
     """The runtime over :class:`NullBackend` (answers at once in Trio): its own cost alone."""
-    import agy_trio
     from agy_trio.testing import NullBackend
 
-    async def main() -> Measure:
-        config = agy_trio.RuntimeConfig(inter_agent_delay=0)
-        async with agy_trio.open_runtime(config, backend=NullBackend()) as rt:
-            agents = [await rt.create_agent() for _ in range(callers)]
-            return await trio_measure(lambda i: agents[i].is_idle(), callers, per_caller, warmup)
-
-    return trio.run(main)
+    return on_runtime(NullBackend, lambda rt, _: _is_idle_calls(rt, callers, per_caller, warmup))
 
 
 def null_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
@@ -361,83 +337,80 @@ def null_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
 def bare_checkpoint(callers: int, per_caller: int, warmup: int) -> Measure:
     """A bare Trio loop: each call is one checkpoint, the least any Trio async call costs."""
 
-    async def main() -> Measure:
-        checkpoint = trio.lowlevel.checkpoint
-        return await trio_measure(lambda i: checkpoint(), callers, per_caller, warmup)
-
-    return trio.run(main)
+    checkpoint = trio.lowlevel.checkpoint
+    return trio.run(trio_measure, lambda i: checkpoint(), callers, per_caller, warmup)
 
 
-# key -> (label, kind, function, note)
-CONTENDERS: dict[str, tuple[str, str, Callable[[int, int, int], Measure], str]] = {
-    "agy_thread": (
+# Each called with (callers, calls per caller, warm-up calls).
+CONTENDERS: dict[str, Contender] = {
+    "agy_thread": Contender(
         "agy_trio, thread host",
         "agy",
         agy_thread,
         "agent.is_idle() through the public API; asyncio loop on its own thread",
     ),
-    "agy_guest": (
+    "agy_guest": Contender(
         "agy_trio, guest mode",
         "agy",
         agy_guest,
         "agent.is_idle(); Trio as a guest of the asyncio loop, one thread",
     ),
-    "raw": (
+    "raw": Contender(
         "raw primitive",
         "baseline",
         raw_primitive,
         "call_soon_threadsafe to submit, TrioToken.run_sync_soon to wake",
     ),
-    "trio_asyncio": (
+    "trio_asyncio": Contender(
         "trio-asyncio aio_as_trio",
         "baseline",
         trio_asyncio_isolated,
         "asyncio loop inside Trio, same thread (own process: it patches asyncio)",
     ),
-    "anyio_portal": (
+    "anyio_portal": Contender(
         "anyio BlockingPortal via trio.to_thread",
         "baseline",
         anyio_portal,
         "worker thread blocks on portal.call",
     ),
-    "naive": (
+    "naive": Contender(
         "to_thread + run_coroutine_threadsafe",
         "baseline",
         naive_to_thread,
         "worker thread blocks on .result()",
     ),
-    "asyncio": (
+    "asyncio": Contender(
         "asyncio in-loop (floor)",
         "baseline",
         asyncio_in_loop,
         "create_task + await on the same loop; no Trio, no crossing",
     ),
-    "agy_session": (
+    "agy_session": Contender(
         "scripted session, no runtime layer",
         "prototype",
         agy_session_direct,
         "the backend session's is_idle() called directly: the runtime's command layer removed",
     ),
-    "aiohost": (
+    "aiohost": Contender(
         "AioHost.run alone",
         "prototype",
         aiohost_run,
         "the thread host's crossing without runtime or backend",
     ),
-    "null_runtime": (
+    "null_runtime": Contender(
         "experiment: runtime over NullBackend",
         "prototype",
         null_runtime,
         "is_idle() through the public API; agy_trio.testing.NullBackend answers at once in "
         "Trio (no host, no thread)",
     ),
-    "null_session": (
+    "null_session": Contender(
         "experiment: NullBackend session, no runtime",
         "prototype",
         null_session_direct,
         "an is_idle command handed straight to the backend session (Command, submit, wait)",
     ),
-    "bare": (
+    "bare": Contender(
         "experiment: bare Trio loop",
         "prototype",
         bare_checkpoint,
@@ -449,13 +422,13 @@ if ONE_CPU:
     # Which CPUs the two threads land on changes what a crossing costs from one
     # round to the next; on one CPU the thread host and the raw primitive are
     # compared without that noise.
-    CONTENDERS["agy_thread_1cpu"] = (
+    CONTENDERS["agy_thread_1cpu"] = Contender(
         "experiment: thread host, process on one CPU",
         "prototype",
         one_cpu_isolated("agy_thread"),
         "agy_trio, thread host with the Trio and asyncio threads on the same CPU (affinity)",
     )
-    CONTENDERS["raw_1cpu"] = (
+    CONTENDERS["raw_1cpu"] = Contender(
         "experiment: raw primitive, process on one CPU",
         "prototype",
         one_cpu_isolated("raw"),

@@ -28,12 +28,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import trio
 
-from benchmarks._common import BenchResult, Context, Metric, Row, Summary, Target, fmt, interleave
+from benchmarks._common import BenchResult, Metric, Target, fmt
+from benchmarks._rounds import Contender, Context, compare
+from benchmarks._runtime import beside
 
 NAME = "a2a_hosting"
 TITLE = "A2A server side: a2a-sdk's asyncio stack vs its dispatcher on Trio"
@@ -76,6 +78,17 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def _hypercorn_config(port: int) -> Any:
+    """hypercorn on loopback ``port``, with no access or error log in the way."""
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    return config
 
 
 # ---------------------------------------------------------------------------- a2a-sdk on asyncio
@@ -126,13 +139,8 @@ class _AsyncioServer:
     """hypercorn's asyncio worker on a thread of its own, serving ``app``."""
 
     def __init__(self, app: Any, port: int) -> None:
-        from hypercorn.config import Config
-
         self._app = app
-        self._config = Config()
-        self._config.bind = [f"127.0.0.1:{port}"]
-        self._config.accesslog = None
-        self._config.errorlog = None
+        self._config = _hypercorn_config(port)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -261,36 +269,25 @@ def asyncio_round(messages: int, events: int) -> dict[str, float]:
 
 
 def trio_round(messages: int, events: int) -> dict[str, float]:
-    from hypercorn.config import Config
     from hypercorn.trio import serve
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
+    server = functools.partial(serve, _trio_app(url, events), _hypercorn_config(port), mode="asgi")
 
-    async def main() -> dict[str, float]:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                functools.partial(serve, _trio_app(url, events), config, mode="asgi")
-            )
-            measured = await _stream(url, messages, events)
-            nursery.cancel_scope.cancel()
-        return measured
-
-    return trio.run(main)
+    measure = functools.partial(_stream, url, messages, events)
+    return trio.run(functools.partial(beside, server, measure, started=True))
 
 
-CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], dict[str, float]], str]] = {
-    "trio": (
+# Each called with (messages, events per message).
+CONTENDERS: dict[str, Contender] = {
+    "trio": Contender(
         "a2a-sdk dispatcher, Trio handler",
         "agy",
         trio_round,
         "hypercorn Trio worker: how agy_trio.serve runs A2A",
     ),
-    "asyncio": (
+    "asyncio": Contender(
         "a2a-sdk's own asyncio stack",
         "baseline",
         asyncio_round,
@@ -300,29 +297,16 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], dict[str, float]], st
 
 
 def run(ctx: Context) -> BenchResult:
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="event_us",
-    )
     try:
         import a2a.server.request_handlers  # noqa: F401
     except ImportError as exc:
-        result.skipped = f"needs a2a-sdk (the serve extra): {exc}"
-        return result
+        skipped = f"needs a2a-sdk (the serve extra): {exc}"
+        return BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "event_us", skipped=skipped)
     messages, events, rounds = ctx.pick(5, 30), ctx.pick(20, 100), ctx.pick(2, 5)
+    params = {"streams": messages, "events per stream": events + 3, "rounds": rounds}
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "event_us", params=params)
     group = f"{messages} streams of {events} artifact updates"
-    contenders = [
-        (key, functools.partial(fn, messages, events)) for key, (_, _, fn, _) in CONTENDERS.items()
-    ]
-    data = interleave(ctx, contenders, rounds, label=NAME)
-    for key, (label, kind, _, note) in CONTENDERS.items():
-        metrics = {m: Summary.of(v) for m, v in data[key].items()}
-        result.rows.append(Row(key, label, kind, metrics, note, group))
-    result.params = {"streams": messages, "events per stream": events + 3, "rounds": rounds}
+    result.rows = compare(ctx, CONTENDERS, (messages, events), rounds, label=NAME, group=group)
     ours = result.median("trio", "event_us")
     theirs = result.median("asyncio", "event_us")
     if ours is not None and theirs is not None:

@@ -6,23 +6,14 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 import trio
 import trio.testing
 
-from benchmarks._common import (
-    BenchResult,
-    Context,
-    Metric,
-    Row,
-    Summary,
-    Target,
-    fmt,
-    interleave,
-    percentile,
-)
+from benchmarks._common import BenchResult, Measure, Target, fmt, percentile_metrics, percentiles
+from benchmarks._rounds import Contender, Context, compare
+from benchmarks._runtime import on_scripted
 
 NAME = "cancel_latency"
 TITLE = "Cancel latency across the boundary"
@@ -37,14 +28,13 @@ DESCRIPTION = (
     "of every round pooled. The floor does the same in one asyncio loop: cancel the reader "
     "task, call the backend's cancel, wait for the turn task."
 )
+POINTS = (50, 99)
 METRICS = [
-    Metric("stopped_p50_us", "turn stopped, p50", "µs"),
-    Metric("stopped_p99_us", "turn stopped, p99", "µs"),
-    Metric("unwound_p50_us", "reader unwound, p50", "µs"),
-    Metric("unwound_p99_us", "reader unwound, p99", "µs"),
+    *percentile_metrics("stopped", "turn stopped, p{p}", "µs", POINTS),
+    *percentile_metrics("unwound", "reader unwound, p{p}", "µs", POINTS),
 ]
 
-Samples = list[tuple[float, float]]  # (stopped, unwound) in µs
+Samples = list[tuple[float, float]]  # (stopped, unwound) in seconds
 
 
 def _hang_script() -> Any:
@@ -110,37 +100,15 @@ async def _agy_samples(rt: Any, backend: Any, n: int, warmup: int) -> Samples:
         assert backend.cancel_calls == cancels_before + 1, "the backend's cancel was not called"
         assert marks["watching"] >= 1 and marks["stopped"] >= t0, marks
         if i >= warmup:
-            samples.append(((marks["stopped"] - t0) * 1e6, (unwound - t0) * 1e6))
+            samples.append((marks["stopped"] - t0, unwound - t0))
     return samples
 
 
-def agy_thread(n: int, warmup: int) -> Samples:
-    import agy_trio
-    from agy_trio.testing.scripted import ScriptedBackend
-
-    async def main() -> Samples:
-        backend = ScriptedBackend(_hang_script())
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            return await _agy_samples(rt, backend, n, warmup)
-
-    return trio.run(main)
-
-
-def agy_guest(n: int, warmup: int) -> Samples:
-    import agy_trio
-    from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.testing.scripted import ScriptedBackend
-
-    async def trio_main() -> Samples:
-        backend = ScriptedBackend(_hang_script(), host=GuestHost())
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            return await _agy_samples(rt, backend, n, warmup)
-
-    return asyncio.run(run_trio_guest(trio_main))
+def agy(n: int, warmup: int, *, guest: bool = False) -> Samples:
+    """agy_trio through the public API, on its thread host or in guest mode."""
+    return on_scripted(
+        lambda rt, backend: _agy_samples(rt, backend, n, warmup), _hang_script(), guest=guest
+    )
 
 
 def asyncio_floor(n: int, warmup: int) -> Samples:
@@ -172,16 +140,22 @@ def asyncio_floor(n: int, warmup: int) -> Samples:
                 await reader
             unwound = time.perf_counter()
             if i >= warmup:
-                samples.append(((stopped - t0) * 1e6, (unwound - t0) * 1e6))
+                samples.append((stopped - t0, unwound - t0))
         return samples
 
     return asyncio.run(main())
 
 
-CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Samples], str]] = {
-    "agy_thread": ("agy_trio, thread host", "agy", agy_thread, "the reader's cancel scope"),
-    "agy_guest": ("agy_trio, guest mode", "agy", agy_guest, "the reader's cancel scope"),
-    "asyncio": (
+# Each called with (samples, warm-up samples).
+CONTENDERS: dict[str, Contender] = {
+    "agy_thread": Contender("agy_trio, thread host", "agy", agy, "the reader's cancel scope"),
+    "agy_guest": Contender(
+        "agy_trio, guest mode",
+        "agy",
+        functools.partial(agy, guest=True),
+        "the reader's cancel scope",
+    ),
+    "asyncio": Contender(
         "asyncio in-loop (floor)",
         "baseline",
         asyncio_floor,
@@ -190,56 +164,40 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Samples], str]] = {
 }
 
 
+def _figures(samples: Samples) -> Measure:
+    """The percentiles of the turn stopped and the reader unwound, in µs."""
+    stopped, unwound = [s for s, _ in samples], [u for _, u in samples]
+    return {
+        **percentiles("stopped", stopped, "µs", POINTS),
+        **percentiles("unwound", unwound, "µs", POINTS),
+    }
+
+
 def run(ctx: Context) -> BenchResult:
-    rounds = ctx.pick(2, 5)
-    n = ctx.pick(40, 300)
-    warmup = ctx.pick(5, 20)
+    rounds, n, warmup = ctx.pick(2, 5), ctx.pick(40, 300), ctx.pick(5, 20)
     pooled: dict[str, Samples] = {key: [] for key in CONTENDERS}
 
-    def one(key: str) -> dict[str, float]:
-        samples = CONTENDERS[key][2](n, warmup)
+    def pooling(key: str, n: int, warmup: int) -> Measure:
+        samples = CONTENDERS[key].run(n, warmup)
         pooled[key].extend(samples)
-        stopped = [s for s, _ in samples]
-        unwound = [u for _, u in samples]
-        return {
-            "stopped_p50_us": percentile(stopped, 50),
-            "stopped_p99_us": percentile(stopped, 99),
-            "unwound_p50_us": percentile(unwound, 50),
-            "unwound_p99_us": percentile(unwound, 99),
-        }
+        return _figures(samples)
 
-    data = interleave(
-        ctx, [(key, functools.partial(one, key)) for key in CONTENDERS], rounds, label=NAME
-    )
-    rows = [
-        Row(key, label, kind, {m: Summary.of(v) for m, v in data[key].items()}, note)
-        for key, (label, kind, _, note) in CONTENDERS.items()
-    ]
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=rows,
-        chart_metric="stopped_p99_us",
-        params={"rounds": rounds, "samples per round": n, "warm-up samples": warmup},
-    )
+    # Each round's own percentiles for the rows; every sample pooled for the targets.
+    contenders = {k: c._replace(run=functools.partial(pooling, k)) for k, c in CONTENDERS.items()}
+    params = {"rounds": rounds, "samples per round": n, "warm-up samples": warmup}
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "stopped_p99_us", params=params)
+    result.rows = compare(ctx, contenders, (n, warmup), rounds, label=NAME)
     pooled_stats: dict[str, dict[str, float]] = {}
     for key, samples in pooled.items():
-        stopped = [s for s, _ in samples]
-        unwound = [u for _, u in samples]
         pooled_stats[key] = {
             "n": len(samples),
-            "stopped_p50_us": percentile(stopped, 50),
-            "stopped_p99_us": percentile(stopped, 99),
-            "stopped_max_us": max(stopped),
-            "unwound_p50_us": percentile(unwound, 50),
-            "unwound_p99_us": percentile(unwound, 99),
-            "unwound_max_us": max(unwound),
+            **_figures(samples),
+            "stopped_max_us": max(s for s, _ in samples) * 1e6,
+            "unwound_max_us": max(u for _, u in samples) * 1e6,
         }
     result.extra["pooled"] = pooled_stats
     result.notes = [
-        f"{CONTENDERS[k][0]}, all {int(s['n'])} samples pooled: turn stopped p50 "
+        f"{CONTENDERS[k].label}, all {int(s['n'])} samples pooled: turn stopped p50 "
         f"{fmt(s['stopped_p50_us'])} / p99 {fmt(s['stopped_p99_us'])} / max "
         f"{fmt(s['stopped_max_us'])} µs; reader unwound p50 {fmt(s['unwound_p50_us'])} / "
         f"p99 {fmt(s['unwound_p99_us'])} / max {fmt(s['unwound_max_us'])} µs."
@@ -247,7 +205,7 @@ def run(ctx: Context) -> BenchResult:
     ]
     result.targets = [
         Target(
-            f"cancel latency p99 under 1 ms ({CONTENDERS[key][0].split(', ')[1]})",
+            f"cancel latency p99 under 1 ms ({CONTENDERS[key].label.split(', ')[1]})",
             pooled_stats[key]["stopped_p99_us"] < 1000,
             f"p99 {fmt(pooled_stats[key]['stopped_p99_us'])} µs to the turn stopped, "
             f"{fmt(pooled_stats[key]['unwound_p99_us'])} µs to the reader unwound "

@@ -22,17 +22,18 @@ the woken agents, errors, history checks.
 from __future__ import annotations
 
 import collections
-import json
 import random
-import subprocess
 import sys
 import time
 from typing import Any
 
 import trio
 
-from benchmarks._common import BenchResult, Context, Metric, Row, Summary, Target, fmt
-from benchmarks._worker import ROOT
+from benchmarks._child import print_figures, run_child
+from benchmarks._common import BenchResult, Metric, Row, Target, fmt, percentile_metrics, summaries
+from benchmarks._measure import pss_figures, python_pss_mib
+from benchmarks._offline import offline_world, sdk_missing
+from benchmarks._rounds import Context
 
 NAME = "hibernate"
 TITLE = "Hibernation: 10,000 real agents, most of them idle"
@@ -52,10 +53,8 @@ METRICS = [
     Metric("asleep_kib_per_agent", "per idle agent, asleep", "KiB", digits=1),
     Metric("awake_pss_mib", "total PSS after the wakes", "MiB", digits=0),
     Metric("peak_pss_mib", "peak total PSS while creating", "MiB", digits=0),
-    Metric("wake_p50_ms", "wake latency p50", "ms", digits=1),
-    Metric("wake_p99_ms", "wake latency p99", "ms", digits=1),
-    Metric("chat_p50_ms", "woken agent's chat latency p50", "ms", digits=1),
-    Metric("chat_p99_ms", "woken agent's chat latency p99", "ms", digits=1),
+    *percentile_metrics("wake", "wake latency p{p}", "ms", (50, 99)),
+    *percentile_metrics("chat", "woken agent's chat latency p{p}", "ms", (50, 99)),
     Metric("create_s", "creating N agents, one chat each", "s", digits=1),
     Metric("errors", "errors and wrong answers", "", digits=0),
     Metric("history_errors", "histories not exact", "", digits=0),
@@ -83,7 +82,6 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
     """One run: N agents, WAKE woken by a chat while STREAM stream; its figures."""
     import agy_trio
     from agy_trio.adapters.antigravity import AntigravityBackend
-    from benchmarks.real_sdk import _memory, _python_pss_mib, offline_world
 
     rng = random.Random(22)
     with offline_world() as (server, root):
@@ -94,7 +92,7 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
             config = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=600)
             figures: dict[str, float] = {"errors": 0.0, "history_errors": 0.0}
             async with agy_trio.open_runtime(config, backend=backend) as rt:
-                base_pss = _python_pss_mib()
+                base_pss = python_pss_mib()
                 handles: list[Any] = [None] * n
                 peak = 0.0
 
@@ -120,13 +118,13 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
                     async with trio.open_nursery() as nursery:
                         for i in range(start, min(n, start + WAVE)):
                             nursery.start_soon(first, i)
-                    peak = max(peak, _memory()["total_pss_mib"])
+                    peak = max(peak, pss_figures()["total_pss_mib"])
                 figures["create_s"] = time.perf_counter() - t0
                 live = sum(h is not None for h in handles)
                 with trio.move_on_after(NAP * 4 + 60):
                     await asleep_at_least(live)
                 figures["asleep"] = float(backend.statistics().hibernated)
-                asleep = _memory()
+                asleep = pss_figures()
                 figures["asleep_pss_mib"] = asleep["total_pss_mib"]
                 figures["asleep_harnesses"] = asleep["harnesses"]
                 figures["asleep_python_mib"] = asleep["python_pss_mib"]
@@ -183,7 +181,7 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
                         for i in wakers:  # arriving at random, WAKE_RATE a second
                             wakes.start_soon(again, i)
                             await trio.sleep(rng.expovariate(WAKE_RATE))
-                    awake = _memory()
+                    awake = pss_figures()
                     nursery.cancel_scope.cancel()  # the streams have served their purpose
                 # Every wake of the run happened here (the queries above woke nobody).
                 stats = backend.statistics()
@@ -211,22 +209,9 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 def run_isolated(n: int, wake: int, stream: int) -> dict[str, float]:
     """Run the workload in a fresh Python process; return its figures."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.hibernate", str(n), str(wake), str(stream)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"the hibernate run failed (exit {proc.returncode}): {proc.stderr[-3000:]}"
-        )
-    figures: dict[str, float] = json.loads(lines[-1])
+    figures, stderr = run_child(NAME, [str(n), str(wake), str(stream)], timeout=RUN_TIMEOUT)
     # What failed, for the notes (the figures count it).
-    _ERRORS_SEEN[:] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    _ERRORS_SEEN[:] = [line for line in stderr.splitlines() if line.startswith("error:")]
     return figures
 
 
@@ -234,33 +219,17 @@ _ERRORS_SEEN: list[str] = []
 
 
 def run(ctx: Context) -> BenchResult:
-    from benchmarks.real_sdk import availability
-
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="wake_p50_ms",
-    )
-    reason = availability()
-    if reason is not None:
-        result.skipped = reason
+    skipped = sdk_missing()
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "wake_p50_ms", skipped=skipped)
+    if skipped:
         return result
     n, wake, stream = ctx.pick((40, 8, 2), (10_000, 200, 20))
     ctx.log(f"  {NAME}: {n:,} agents, {wake} woken while {stream} stream")
     figures = run_isolated(n, wake, stream)
-    metrics = {m.key: Summary.of([figures[m.key]]) for m in METRICS}
-    result.rows.append(
-        Row(
-            "agy",
-            "agy_trio, AntigravityBackend(hibernate_after=NAP)",
-            "agy",
-            metrics,
-            f"{n:,} agents, {wake} woken, {stream} streaming",
-        )
-    )
+    metrics = summaries({m.key: [figures[m.key]] for m in METRICS})
+    label = "agy_trio, AntigravityBackend(hibernate_after=NAP)"
+    note = f"{n:,} agents, {wake} woken, {stream} streaming"
+    result.rows.append(Row("agy", label, "agy", metrics, note))
     result.params = {
         "agents": n,
         "woken": wake,
@@ -323,8 +292,7 @@ def targets(figures: dict[str, float], n: int) -> list[Target]:
 def main(argv: list[str]) -> int:
     """``python -m benchmarks.hibernate N WAKE STREAM``: one run, its figures as a JSON line."""
     n, wake, stream = (int(a) for a in argv[:3])
-    print(json.dumps(workload(n, wake, stream)), flush=True)
-    return 0
+    return print_figures(workload(n, wake, stream))
 
 
 if __name__ == "__main__":

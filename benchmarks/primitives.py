@@ -23,8 +23,10 @@ import outcome
 import trio
 import trio.lowlevel
 
-from benchmarks._common import BenchResult, Context, Metric, Row, Summary, Target, fmt, interleave
-from benchmarks._crossing import Measure, trio_measure
+from benchmarks._common import BenchResult, Measure, Target, fmt
+from benchmarks._crossing import trio_measure
+from benchmarks._rounds import Contender, Context, compare, timer_metrics
+from benchmarks._runtime import beside
 
 NAME = "primitives"
 TITLE = "Hand-built scheduling primitives vs the Trio primitives they imitate"
@@ -36,10 +38,7 @@ DESCRIPTION = (
     "waits for its answer (a parked task rescheduled with the outcome, as agy_trio's "
     "Command, or a `trio.Event`)."
 )
-METRICS = [
-    Metric("wall_us", "wall time per item", "µs"),
-    Metric("cpu_us", "CPU time per item", "µs"),
-]
+METRICS = timer_metrics("item")
 
 
 class _ParkedReply:
@@ -145,36 +144,33 @@ def _measure(
 ) -> Measure:
     async def main() -> Measure:
         model = _Model(parked_loop=parked_loop, reply=reply)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(model.serve)
-            result = await trio_measure(lambda _i: model.call(), callers, per_caller, warmup)
-            nursery.cancel_scope.cancel()
-        return result
+
+        async def calls() -> Measure:
+            return await trio_measure(lambda _i: model.call(), callers, per_caller, warmup)
+
+        return await beside(model.serve, calls)
 
     return trio.run(main)
 
 
-# key -> (label, kind, parked loop?, reply class, note)
-CONTENDERS: dict[str, tuple[str, str, bool, Callable[[], Any], str]] = {
-    "agy": (
+# Each called with (callers, calls per caller, warm-up calls).
+CONTENDERS: dict[str, Contender] = {
+    "agy": Contender(
         "agy_trio's choice: parked loop, parked reply",
         "agy",
-        True,
-        _ParkedReply,
+        functools.partial(_measure, True, _ParkedReply),
         "the dispatch loop parks on a hand-kept count; the caller parks until its answer",
     ),
-    "receive": (
+    "receive": Contender(
         "loop on receive(), parked reply",
         "baseline",
-        False,
-        _ParkedReply,
+        functools.partial(_measure, False, _ParkedReply),
         "the dispatch loop awaits MemoryReceiveChannel.receive()",
     ),
-    "event": (
+    "event": Contender(
         "parked loop, trio.Event reply",
         "baseline",
-        True,
-        _EventReply,
+        functools.partial(_measure, True, _EventReply),
         "the caller waits on a trio.Event and reads a result slot",
     ),
 }
@@ -184,28 +180,13 @@ GROUPS = {1: "1 caller", 100: "100 callers at once"}
 def run(ctx: Context) -> BenchResult:
     rounds = ctx.pick(3, 9)
     sizes = {1: (ctx.pick(500, 5000), 200), 100: (ctx.pick(10, 100), 5)}
-    rows: list[Row] = []
+    params = {"rounds": rounds, "calls per caller (1 / 100 callers)": str(sizes)}
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "cpu_us", params=params)
     for callers, (per_caller, warmup) in sizes.items():
-        contenders = [
-            (
-                f"{key}_{callers}",
-                functools.partial(_measure, parked, reply, callers, per_caller, warmup),
-            )
-            for key, (_, _, parked, reply, _) in CONTENDERS.items()
-        ]
-        data = interleave(ctx, contenders, rounds, label=f"{NAME} {callers}")
-        for key, (label, kind, _, _, note) in CONTENDERS.items():
-            metrics = {m: Summary.of(v) for m, v in data[f"{key}_{callers}"].items()}
-            rows.append(Row(f"{key}_{callers}", label, kind, metrics, note, GROUPS[callers]))
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=rows,
-        chart_metric="cpu_us",
-        params={"rounds": rounds, "calls per caller (1 / 100 callers)": str(sizes)},
-    )
+        keyed = {f"{key}_{callers}": contender for key, contender in CONTENDERS.items()}
+        args = (callers, per_caller, warmup)
+        label, group = f"{NAME} {callers}", GROUPS[callers]
+        result.rows += compare(ctx, keyed, args, rounds, label=label, group=group)
     result.targets = targets(result)
     return result
 
@@ -222,7 +203,8 @@ def targets(result: BenchResult) -> list[Target]:
                 continue
             out.append(
                 Target(
-                    f"{group}: agy_trio's primitives within 5% of {CONTENDERS[key][0]}, or cheaper",
+                    f"{group}: agy_trio's primitives within 5% of {CONTENDERS[key].label}, "
+                    "or cheaper",
                     agy <= other * 1.05,
                     f"{fmt(agy)} vs {fmt(other)} µs of CPU per item",
                 )

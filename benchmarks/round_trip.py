@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from benchmarks._common import BenchResult, Context, Metric, Row, Summary, Target, fmt, interleave
-from benchmarks._crossing import CONTENDERS
+from benchmarks._common import BenchResult, Target, fmt
+from benchmarks._crossing import CONTENDERS, METRICS
+from benchmarks._rounds import Context, compare
 
 NAME = "round_trip"
 TITLE = "Round trip, one caller"
@@ -16,22 +17,7 @@ DESCRIPTION = (
     "for every other contender, the same coroutine reached its own way. Wall and CPU time "
     "(all threads of the process) per call."
 )
-METRICS = [
-    Metric("wall_us", "wall time per call", "µs"),
-    Metric("cpu_us", "CPU time per call", "µs"),
-]
 CROSS_THREAD = ("raw", "anyio_portal", "naive")
-
-
-def rows_from(
-    data: dict[str, dict[str, list[float]]], keys: list[str], group: str = ""
-) -> list[Row]:
-    rows = []
-    for key in keys:
-        label, kind, _, note = CONTENDERS[key]
-        metrics = {m: Summary.of(v) for m, v in data[key].items()}
-        rows.append(Row(key, label, kind, metrics, note, group))
-    return rows
 
 
 def runtime_cost(result: BenchResult) -> tuple[float, float, float] | None:
@@ -88,23 +74,10 @@ def decomposition(result: BenchResult) -> str:
 
 
 def run(ctx: Context) -> BenchResult:
-    rounds = ctx.pick(3, 9)
-    per_caller = ctx.pick(300, 3000)
-    warmup = ctx.pick(50, 300)
-    keys = list(CONTENDERS)
-    contenders = [
-        (key, functools.partial(CONTENDERS[key][2], 1, per_caller, warmup)) for key in keys
-    ]
-    data = interleave(ctx, contenders, rounds, label=NAME)
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=rows_from(data, keys),
-        chart_metric="wall_us",
-        params={"rounds": rounds, "calls per round": per_caller, "warm-up calls": warmup},
-    )
+    rounds, per_caller, warmup = ctx.pick(3, 9), ctx.pick(300, 3000), ctx.pick(50, 300)
+    params = {"rounds": rounds, "calls per round": per_caller, "warm-up calls": warmup}
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "wall_us", params=params)
+    result.rows = compare(ctx, CONTENDERS, (1, per_caller, warmup), rounds, label=NAME)
     result.targets = targets(result)
     result.notes = [
         "Experiment rows (orange in the chart) are not part of agy_trio: they split the "
@@ -145,12 +118,12 @@ def targets(result: BenchResult) -> list[Target]:
         )
     )
     others = {k: m(k) for k in CROSS_THREAD if k != "raw" and m(k) is not None}
-    slower = [CONTENDERS[k][0] for k, v in others.items() if v is not None and v <= agy]
+    slower = [CONTENDERS[k].label for k, v in others.items() if v is not None and v <= agy]
     out.append(
         Target(
             "thread host faster than every other contender that crosses threads",
             not slower,
-            ", ".join(f"{CONTENDERS[k][0]} {fmt(v)} µs" for k, v in others.items())
+            ", ".join(f"{CONTENDERS[k].label} {fmt(v)} µs" for k, v in others.items())
             + ("" if not slower else f"; not faster than: {', '.join(slower)}"),
         )
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from benchmarks._common import BenchResult, Context, Target, fmt, interleave
-from benchmarks._crossing import CONTENDERS
-from benchmarks.round_trip import METRICS, rows_from
+from benchmarks._common import BenchResult, Target, fmt
+from benchmarks._crossing import CONTENDERS, METRICS
+from benchmarks._rounds import Context, compare
 
 NAME = "round_trip_concurrent"
 TITLE = "Round trip, 64 concurrent callers"
@@ -20,31 +20,12 @@ CALLERS = 64
 
 
 def run(ctx: Context) -> BenchResult:
-    rounds = ctx.pick(3, 7)
-    per_caller = ctx.pick(8, 60)
-    warmup = ctx.pick(2, 5)
-    keys = list(CONTENDERS)
-    contenders = [
-        (key, functools.partial(CONTENDERS[key][2], CALLERS, per_caller, warmup)) for key in keys
-    ]
-    data = interleave(ctx, contenders, rounds, label=NAME)
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=rows_from(data, keys),
-        chart_metric="wall_us",
-        params={
-            "callers": CALLERS,
-            "calls per caller per round": per_caller,
-            "rounds": rounds,
-        },
-    )
+    rounds, per_caller, warmup = ctx.pick(3, 7), ctx.pick(8, 60), ctx.pick(2, 5)
+    params = {"callers": CALLERS, "calls per caller per round": per_caller, "rounds": rounds}
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "wall_us", params=params)
+    result.rows = compare(ctx, CONTENDERS, (CALLERS, per_caller, warmup), rounds, label=NAME)
     result.targets = targets(result)
-    result.notes = [
-        "Experiment rows (orange in the chart) are not part of agy_trio.",
-    ]
+    result.notes = ["Experiment rows (orange in the chart) are not part of agy_trio."]
     return result
 
 

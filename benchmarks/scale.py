@@ -11,27 +11,18 @@ import argparse
 import asyncio
 import functools
 import gc
-import json
 import resource
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import trio
 
-from benchmarks._common import (
-    BenchResult,
-    Context,
-    Metric,
-    Row,
-    Summary,
-    Target,
-    fmt,
-    interleave,
-)
-from benchmarks._worker import ROOT
+from benchmarks._child import print_figures, run_child
+from benchmarks._common import BenchResult, Measure, Metric, Target, fmt
+from benchmarks._measure import rss
+from benchmarks._rounds import Contender, Context, Timer, compare, timer_metrics
+from benchmarks._runtime import open_bench_runtime, run_trio, scripted_backend
 
 NAME = "scale"
 TITLE = "Many agents, one short turn each"
@@ -46,8 +37,7 @@ DESCRIPTION = (
     "own subprocess."
 )
 METRICS = [
-    Metric("wall_s", "wall time", "s", digits=2),
-    Metric("cpu_s", "CPU time", "s", digits=2),
+    *timer_metrics(unit="s", digits=2),
     Metric("kib_per_agent", "memory per agent", "KiB", digits=1),
     Metric("peak_rss_mib", "peak RSS", "MiB", digits=0),
     Metric("gc_s", "in the cyclic GC", "s", digits=2),
@@ -56,155 +46,78 @@ METRICS = [
 GC_THRESHOLD = 100_000
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
 # ---------------------------------------------------------------------------- in the child
 
 
-async def _agy_body(rt: Any, agents: int) -> dict[str, float]:
+async def _agy_body(rt: Any, agents: int) -> Measure:
     answers: list[str] = []
-    rss_base = _rss()
-    t0, c0 = time.perf_counter(), time.process_time()
+    rss_base = rss()
 
     async def one() -> None:
         handle = await rt.create_agent()
         answers.append(await (await handle.chat("hi")).text())
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(agents):
-            nursery.start_soon(one)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with Timer() as t:
+        async with trio.open_nursery() as nursery:
+            for _ in range(agents):
+                nursery.start_soon(one)
     assert len(answers) == agents and answers[0] == "You said: hi"
-    rss_live = _rss()
-    return {"wall_s": wall, "cpu_s": cpu, "rss_base": rss_base, "rss_live": rss_live}
+    return {**t.figures(unit="s"), "rss_base": rss_base, "rss_live": rss()}
 
 
-def _agy_thread(agents: int) -> dict[str, float]:
-    import agy_trio
-    from agy_trio.testing.scripted import ScriptedBackend
+def _agy(make_backend: Callable[[], Any], agents: int, *, guest: bool = False) -> Measure:
+    """agy_trio through the public API; the runtime's shutdown timed too."""
 
-    async def main() -> dict[str, float]:
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=ScriptedBackend()
-        ) as rt:
+    async def main() -> Measure:
+        async with open_bench_runtime(make_backend()) as rt:
             out = await _agy_body(rt, agents)
             t = time.perf_counter()
         out["shutdown_s"] = time.perf_counter() - t
         return out
 
-    return trio.run(main)
+    return run_trio(main, guest=guest)
 
 
-def _agy_guest(agents: int) -> dict[str, float]:
-    import agy_trio
-    from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.testing.scripted import ScriptedBackend
-
-    async def trio_main() -> dict[str, float]:
-        backend = ScriptedBackend(host=GuestHost())
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            out = await _agy_body(rt, agents)
-            t = time.perf_counter()
-        out["shutdown_s"] = time.perf_counter() - t
-        return out
-
-    return asyncio.run(run_trio_guest(trio_main))
-
-
-def _null(agents: int) -> dict[str, float]:
-    import agy_trio
+def _null_backend() -> Any:
     from agy_trio.testing import NullBackend
 
-    async def main() -> dict[str, float]:
-        # The scripted default answer to "hi", in the same 4 chunks.
-        backend = NullBackend("You said: hi", chunks=4)
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            out = await _agy_body(rt, agents)
-            t = time.perf_counter()
-        out["shutdown_s"] = time.perf_counter() - t
-        return out
-
-    return trio.run(main)
+    # The scripted default answer to "hi", in the same 4 chunks.
+    return NullBackend("You said: hi", chunks=4)
 
 
-def _asyncio(agents: int) -> dict[str, float]:
+def _asyncio(agents: int) -> Measure:
     from benchmarks._asyncio_agents import AsyncioAgents
 
-    async def main() -> dict[str, float]:
+    async def main() -> Measure:
         world = AsyncioAgents()
         live: list[Any] = []
         answers: list[str] = []
-        rss_base = _rss()
-        t0, c0 = time.perf_counter(), time.process_time()
+        rss_base = rss()
 
         async def one() -> None:
             agent = world.create()
             live.append(agent)
             answers.append(await (await world.chat(agent, "hi")).text())
 
-        await asyncio.gather(*(one() for _ in range(agents)))
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with Timer() as t:
+            await asyncio.gather(*(one() for _ in range(agents)))
         assert len(answers) == agents and answers[0] == "You said: hi"
-        rss_live = _rss()
-        t = time.perf_counter()
-        await asyncio.gather(*(agent.close() for agent in live))
-        return {
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "rss_base": rss_base,
-            "rss_live": rss_live,
-            "shutdown_s": time.perf_counter() - t,
-        }
+        out = {**t.figures(unit="s"), "rss_base": rss_base, "rss_live": rss()}
+        with Timer() as shutdown:
+            await asyncio.gather(*(agent.close() for agent in live))
+        out["shutdown_s"] = shutdown.wall
+        return out
 
     return asyncio.run(main())
 
 
-RUNNERS: dict[str, Callable[[int], dict[str, float]]] = {
-    "agy_thread": _agy_thread,
-    "agy_guest": _agy_guest,
+RUNNERS: dict[str, Callable[[int], Measure]] = {
+    "agy_thread": functools.partial(_agy, scripted_backend),
+    "agy_guest": functools.partial(
+        _agy, functools.partial(scripted_backend, guest=True), guest=True
+    ),
     "asyncio": _asyncio,
-    "null": _null,
-}
-
-# key -> (label, kind, runner, note, gc gen-0 threshold or None for the default)
-CHILDREN: dict[str, tuple[str, str, str, str, int | None]] = {
-    "agy_thread": ("agy_trio, thread host", "agy", "agy_thread", "public API, one runtime", None),
-    "agy_guest": ("agy_trio, guest mode", "agy", "agy_guest", "public API, one thread", None),
-    "asyncio": (
-        "asyncio in-loop (baseline)",
-        "baseline",
-        "asyncio",
-        "scripted agent objects driven directly",
-        None,
-    ),
-    "agy_thread_gc": (
-        "experiment: thread host, gc threshold raised",
-        "prototype",
-        "agy_thread",
-        f"gc.set_threshold({GC_THRESHOLD:,}, 50, 100)",
-        GC_THRESHOLD,
-    ),
-    "null": (
-        "experiment: runtime over NullBackend",
-        "prototype",
-        "null",
-        "the same public API with no host and no thread: the runtime's own share",
-        None,
-    ),
-    "asyncio_gc": (
-        "experiment: asyncio baseline, gc threshold raised",
-        "prototype",
-        "asyncio",
-        f"gc.set_threshold({GC_THRESHOLD:,}, 50, 100)",
-        GC_THRESHOLD,
-    ),
+    "null": functools.partial(_agy, _null_backend),
 }
 
 
@@ -229,28 +142,18 @@ def child_main(argv: list[str] | None = None) -> None:
     gc.callbacks.remove(on_gc)
     out["gc_s"] = in_gc[0]
     out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps(out))
+    print_figures(out)
 
 
 # ---------------------------------------------------------------------------- in the parent
 
 
-def _run_child(key: str, agents: int) -> dict[str, float]:
-    _, _, runner, _, threshold = CHILDREN[key]
-    command = [sys.executable, "-m", "benchmarks.scale", "--child", runner, "--agents", str(agents)]
-    if threshold is not None:
-        command += ["--gc-threshold", str(threshold)]
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"scale child {key} failed:\n{proc.stderr[-3000:]}")
-    raw = json.loads(proc.stdout.strip().splitlines()[-1])
+def _in_child(runner: str, gc_threshold: int | None, agents: int) -> Measure:
+    """One run of ``runner`` in a fresh process (its GC's first threshold set, if given)."""
+    args = ["--child", runner, "--agents", str(agents)]
+    if gc_threshold is not None:
+        args += ["--gc-threshold", str(gc_threshold)]
+    raw, _ = run_child(NAME, args, timeout=600)
     return {
         "wall_s": raw["wall_s"],
         "cpu_s": raw["cpu_s"],
@@ -261,24 +164,49 @@ def _run_child(key: str, agents: int) -> dict[str, float]:
     }
 
 
+def _child(label: str, kind: str, runner: str, note: str, gc: int | None = None) -> Contender:
+    return Contender(label, kind, functools.partial(_in_child, runner, gc), note)
+
+
+RAISED_GC = f"gc.set_threshold({GC_THRESHOLD:,}, 50, 100)"
+# Each called with (agents); each run in a fresh process.
+CHILDREN: dict[str, Contender] = {
+    "agy_thread": _child("agy_trio, thread host", "agy", "agy_thread", "public API, one runtime"),
+    "agy_guest": _child("agy_trio, guest mode", "agy", "agy_guest", "public API, one thread"),
+    "asyncio": _child(
+        "asyncio in-loop (baseline)",
+        "baseline",
+        "asyncio",
+        "scripted agent objects driven directly",
+    ),
+    "agy_thread_gc": _child(
+        "experiment: thread host, gc threshold raised",
+        "prototype",
+        "agy_thread",
+        RAISED_GC,
+        GC_THRESHOLD,
+    ),
+    "null": _child(
+        "experiment: runtime over NullBackend",
+        "prototype",
+        "null",
+        "the same public API with no host and no thread: the runtime's own share",
+    ),
+    "asyncio_gc": _child(
+        "experiment: asyncio baseline, gc threshold raised",
+        "prototype",
+        "asyncio",
+        RAISED_GC,
+        GC_THRESHOLD,
+    ),
+}
+
+
 def run(ctx: Context) -> BenchResult:
-    agents = ctx.pick(1000, 10_000)
-    rounds = ctx.pick(2, 3)
-    contenders = [(key, functools.partial(_run_child, key, agents)) for key in CHILDREN]
-    data = interleave(ctx, contenders, rounds, label=NAME)
-    rows = [
-        Row(key, label, kind, {m: Summary.of(v) for m, v in data[key].items()}, note)
-        for key, (label, kind, _, note, _) in CHILDREN.items()
-    ]
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=rows,
-        chart_metric="wall_s",
-        params={"agents": agents, "rounds": rounds},
-    )
+    agents, rounds = ctx.pick(1000, 10_000), ctx.pick(2, 3)
+    params = {"agents": agents, "rounds": rounds}
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "wall_s", params=params)
+    result.rows = compare(ctx, CHILDREN, (agents,), rounds, label=NAME)
     result.targets = targets(result, agents)
     return result
 

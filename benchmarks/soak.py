@@ -23,17 +23,11 @@ remain.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
-import json
 import random
-import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,8 +35,10 @@ from typing import Any
 
 import trio
 
-from benchmarks._common import BenchResult, Context, Metric, Row, Summary, Target, fmt
-from benchmarks._worker import ROOT
+from benchmarks._child import print_figures, run_child
+from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt
+from benchmarks._measure import harnesses, peak_rss_mib, rss, thread_names, trim_heap
+from benchmarks._rounds import Context
 
 NAME = "soak"
 TITLE = "Soak: long runs with faults, memory and leaks"
@@ -72,25 +68,6 @@ METRICS = [
 WARM_UP = 0.2
 SAMPLES = 50
 CLEAR_EVERY = 10  # every agent's tenth command clears its history
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def _trim() -> None:
-    """Hand the C heap's free pages back to the system (glibc), so RSS shows what is held."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: RSS then includes the allocator's free pages
-        return
-    libc.malloc_trim(0)
-
-
-def _threads() -> set[str]:
-    # Trio's idle worker threads are a cache, reused by whoever comes next.
-    return {t.name for t in threading.enumerate() if not t.name.startswith("Trio thread")}
 
 
 # ---------------------------------------------------------------------------- scripted
@@ -128,8 +105,8 @@ class _Tally:
         if self.done >= self.next_sample:
             self.next_sample += self.step
             gc.collect()
-            _trim()
-            self.samples.append((self.done, _rss() / 2**20, len(gc.get_objects())))
+            trim_heap()
+            self.samples.append((self.done, rss() / 2**20, len(gc.get_objects())))
 
 
 async def _scripted_agent(rt: Any, tally: _Tally, commands: int, seed: int) -> None:
@@ -190,7 +167,7 @@ def scripted_child(agents: int, commands: int) -> dict[str, Any]:
     import agy_trio
     from agy_trio.testing.scripted import ScriptedBackend
 
-    threads_before = _threads()
+    threads_before = thread_names()
     tally = _Tally(commands)
     per_agent = commands // agents
     leaks: dict[str, int] = {}
@@ -213,7 +190,7 @@ def scripted_child(agents: int, commands: int) -> dict[str, Any]:
         return elapsed
 
     elapsed = trio.run(main)
-    leaks["threads"] = len(_threads() - threads_before)
+    leaks["threads"] = len(thread_names() - threads_before)
     warm = [(mib, objects) for done, mib, objects in tally.samples if done >= tally.total * WARM_UP]
     base = warm[0][0]
     return {
@@ -227,7 +204,7 @@ def scripted_child(agents: int, commands: int) -> dict[str, Any]:
         # quarter after warm-up.
         "objects_first": statistics.median(n for _, n in warm[: len(warm) // 4 or 1]),
         "objects_last": statistics.median(n for _, n in warm[-(len(warm) // 4 or 1) :]),
-        "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_peak_mib": peak_rss_mib(),
         "turns_lost": tally.lost,
         "failed_turns": tally.failed_turns,
         "leaks": leaks,
@@ -243,15 +220,13 @@ FAULTS = ("quota", "server", "cut", "hang")
 def sdk_child(agents: int, turns: int, fault_rate: float) -> dict[str, Any]:
     import os
 
-    import psutil
-
     import agy_trio
     from agy_trio.adapters.antigravity import AntigravityBackend, RetryPolicy
     from agy_trio.testing import Fault, open_model_server
 
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         os.environ.pop(name, None)
-    threads_before = _threads()
+    threads_before = thread_names()
     root = Path(tempfile.mkdtemp(prefix="agy-trio-soak-"))
     rng = random.Random(7)
     plan = {
@@ -261,16 +236,6 @@ def sdk_child(agents: int, turns: int, fault_rate: float) -> dict[str, Any]:
     }
     outcome: dict[str, Any] = {"answered": 0, "failed": 0, "lost": 0, "errors": {}}
     leaks: dict[str, int] = {}
-
-    def harnesses() -> list[int]:
-        found = []
-        for child in psutil.Process().children(recursive=True):
-            try:
-                if child.name() == "localharness" and child.status() != psutil.STATUS_ZOMBIE:
-                    found.append(child.pid)
-            except psutil.NoSuchProcess:
-                continue
-        return found
 
     async def one(rt: Any, server: Any, a: int) -> None:
         config = agy_trio.AgentConfig(
@@ -331,8 +296,8 @@ def sdk_child(agents: int, turns: int, fault_rate: float) -> dict[str, Any]:
         return elapsed
 
     elapsed = trio.run(main)
-    leaks["harness_processes"] = len(harnesses())
-    leaks["threads"] = len(_threads() - threads_before)
+    leaks["harness_processes"] = len(harnesses(live_only=True))
+    leaks["threads"] = len(thread_names() - threads_before)
     backend_dir = root / "backend"
     leaks["folders"] = len(list(backend_dir.iterdir())) if backend_dir.exists() else 0
     shutil.rmtree(root, ignore_errors=True)
@@ -340,7 +305,7 @@ def sdk_child(agents: int, turns: int, fault_rate: float) -> dict[str, Any]:
         "turns": agents * turns,
         "elapsed_s": elapsed,
         "faulted": sum(1 for f in plan.values() if f),
-        "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_peak_mib": peak_rss_mib(),
         **outcome,
         "leaks": leaks,
     }
@@ -368,18 +333,8 @@ async def _tasks_left(hosts: list[Any]) -> tuple[int, list[str]]:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.soak", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"soak child {args} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    figures, _ = run_child(NAME, args, timeout=3600)
+    return figures
 
 
 def _sdk_available() -> str | None:
@@ -506,7 +461,7 @@ def child_main(argv: list[str] | None = None) -> None:
         "scripted": lambda: scripted_child(args.agents, args.commands),
         "sdk": lambda: sdk_child(args.agents, args.turns, args.fault_rate),
     }
-    print(json.dumps(runners[args.child]()))
+    print_figures(runners[args.child]())
 
 
 if __name__ == "__main__":

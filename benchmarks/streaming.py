@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import trio
 
-from benchmarks._common import (
-    BenchResult,
-    Context,
-    Metric,
-    Row,
-    Summary,
-    Target,
-    Timer,
-    fmt,
-    interleave,
-)
+from benchmarks._common import BenchResult, Measure, Metric, Target, fmt
+from benchmarks._rounds import Contender, Context, Timer, compare, timer_metrics
+from benchmarks._runtime import on_runtime, on_scripted
 
 NAME = "streaming"
 TITLE = "Streaming a long answer through ChatResponse: tokens per second"
@@ -35,20 +27,13 @@ DESCRIPTION = (
     "no crossing."
 )
 METRICS = [
-    Metric("wall_us", "wall time per token", "µs", digits=2),
-    Metric("cpu_us", "CPU time per token", "µs", digits=2),
+    *timer_metrics("token", digits=2),
     Metric("ktokens_s", "throughput", "thousand tokens/s", lower_is_better=False),
 ]
 
-Measure = dict[str, float]
-
 
 def _measure(t: Timer, total: int) -> Measure:
-    return {
-        "wall_us": t.wall / total * 1e6,
-        "cpu_us": t.cpu / total * 1e6,
-        "ktokens_s": total / t.wall / 1e3,
-    }
+    return {**t.figures(total), "ktokens_s": total / t.wall / 1e3}
 
 
 def _turn(chunks: int) -> Any:
@@ -83,33 +68,13 @@ async def _agy_body(rt: Any, agents: int, chunks: int, batches: bool = False) ->
     return _measure(t, agents * chunks)
 
 
-def agy_thread(agents: int, chunks: int, batches: bool = False) -> Measure:
-    import agy_trio
-    from agy_trio.testing.scripted import ScriptedBackend
+def agy(agents: int, chunks: int, *, guest: bool = False, batches: bool = False) -> Measure:
+    """agy_trio through the public API, on its thread host or in guest mode."""
 
-    async def main() -> Measure:
-        backend = ScriptedBackend(_turn(chunks))
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            return await _agy_body(rt, agents, chunks, batches)
+    def body(rt: Any, _: Any) -> Awaitable[Measure]:
+        return _agy_body(rt, agents, chunks, batches)
 
-    return trio.run(main)
-
-
-def agy_guest(agents: int, chunks: int, batches: bool = False) -> Measure:
-    import agy_trio
-    from agy_trio.adapters.guest import GuestHost, run_trio_guest
-    from agy_trio.testing.scripted import ScriptedBackend
-
-    async def trio_main() -> Measure:
-        backend = ScriptedBackend(_turn(chunks), host=GuestHost())
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            return await _agy_body(rt, agents, chunks, batches)
-
-    return asyncio.run(run_trio_guest(trio_main))
+    return on_scripted(body, _turn(chunks), guest=guest)
 
 
 def asyncio_baseline(
@@ -161,70 +126,66 @@ def checkpoints_alone(agents: int, chunks: int) -> Measure:
 
 def null_runtime(agents: int, chunks: int) -> Measure:
     """The runtime and ChatResponse over NullBackend: the Trio side alone, no producer."""
-    import agy_trio
     from agy_trio.testing import NullBackend
 
-    async def main() -> Measure:
-        backend = NullBackend("x" * chunks, chunks=chunks)
-        async with agy_trio.open_runtime(
-            agy_trio.RuntimeConfig(inter_agent_delay=0), backend=backend
-        ) as rt:
-            return await _agy_body(rt, agents, chunks)
+    def backend() -> Any:
+        return NullBackend("x" * chunks, chunks=chunks)
 
-    return trio.run(main)
+    return on_runtime(backend, lambda rt, _: _agy_body(rt, agents, chunks))
 
 
-CONTENDERS: dict[str, tuple[str, str, Callable[[int, int], Measure], str]] = {
-    "agy_thread_batches": (
+# Each called with (agents, tokens per agent).
+CONTENDERS: dict[str, Contender] = {
+    "agy_thread_batches": Contender(
         "agy_trio, thread host, text_batches()",
         "agy",
-        functools.partial(agy_thread, batches=True),
+        functools.partial(agy, batches=True),
         "batches cross the thread; one step per batch",
     ),
-    "agy_guest_batches": (
+    "agy_guest_batches": Contender(
         "agy_trio, guest mode, text_batches()",
         "agy",
-        functools.partial(agy_guest, batches=True),
+        functools.partial(agy, guest=True, batches=True),
         "one thread; one step per batch",
     ),
-    "agy_thread": (
+    "agy_thread": Contender(
         "agy_trio, thread host, per delta",
         "agy",
-        agy_thread,
+        agy,
         "batches cross the thread; `async for delta in response`, one step per delta",
     ),
-    "agy_guest": (
+    "agy_guest": Contender(
         "agy_trio, guest mode, per delta",
         "agy",
-        agy_guest,
+        functools.partial(agy, guest=True),
         "one thread; `async for delta in response`, one step per delta",
     ),
-    "asyncio_batches": (
+    "asyncio_batches": Contender(
         "asyncio in-loop, per batch (baseline at its best)",
         "baseline",
         functools.partial(asyncio_baseline, batches=True),
         "same producer, asyncio reader handing over each batch's text joined",
     ),
-    "asyncio": (
+    "asyncio": Contender(
         "asyncio in-loop, per delta (baseline)",
         "baseline",
         asyncio_baseline,
         "same producer, asyncio reader handing over one delta per step",
     ),
-    "asyncio_yield": (
+    "asyncio_yield": Contender(
         "experiment: asyncio baseline, reader yields each delta",
         "prototype",
         functools.partial(asyncio_baseline, yield_each=True),
         "as the per-delta baseline, with `await asyncio.sleep(0)` per delta: asyncio's price "
         "for the schedule point Trio's convention puts in every step",
     ),
-    "null_runtime": (
+    "null_runtime": Contender(
         "experiment: runtime over NullBackend, per delta",
         "prototype",
         null_runtime,
         "no producer and no thread: the events exist before the turn starts",
     ),
-    "checkpoints": (
+    "checkpoints": Contender(
         "experiment: Trio checkpoints alone",
         "prototype",
         checkpoints_alone,
@@ -240,30 +201,23 @@ def run(ctx: Context) -> BenchResult:
         ("1 agent", 1, ctx.pick(5_000, 100_000)),
         (f"{ctx.pick(100, 1000):,} agents at once", ctx.pick(100, 1000), ctx.pick(50, 100)),
     ]
-    rows: list[Row] = []
+    params = {
+        "rounds": rounds,
+        "scenarios": "; ".join(f"{g}: {a} x {c:,} tokens" for g, a, c in scenarios),
+        "stream_high_water": 1024,
+        "stream_batch_max": 256,
+    }
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "wall_us", params=params)
     for group, agents, chunks in scenarios:
-        contenders = [
-            (key, functools.partial(fn, agents, chunks))
-            for key, (_, _, fn, _) in CONTENDERS.items()
-        ]
-        data = interleave(ctx, contenders, rounds, label=f"{NAME} [{group}]")
-        for key, (label, kind, _, note) in CONTENDERS.items():
-            metrics = {m: Summary.of(v) for m, v in data[key].items()}
-            rows.append(Row(key, label, kind, metrics, f"{note}; {chunks:,} tokens/agent", group))
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=rows,
-        chart_metric="wall_us",
-        params={
-            "rounds": rounds,
-            "scenarios": "; ".join(f"{g}: {a} x {c:,} tokens" for g, a, c in scenarios),
-            "stream_high_water": 1024,
-            "stream_batch_max": 256,
-        },
-    )
+        result.rows += compare(
+            ctx,
+            CONTENDERS,
+            (agents, chunks),
+            rounds,
+            label=f"{NAME} [{group}]",
+            group=group,
+            note=f"; {chunks:,} tokens/agent",
+        )
     result.targets = targets(result, [g for g, _, _ in scenarios])
     return result
 

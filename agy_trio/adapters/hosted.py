@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
+import attrs
 import outcome
 import trio
 
@@ -122,6 +123,7 @@ class HostedTurnStream:
             await ended.wait()
 
 
+@attrs.define(eq=False)
 class HostedSession:
     """The ``AgentSession`` of every backend: commands run as the agent's coroutines on its host.
 
@@ -135,24 +137,12 @@ class HostedSession:
             backend's own bookkeeping.
     """
 
-    __slots__ = ("_batch_max", "_high_water", "_on_end", "agent", "classify", "host")
-
-    def __init__(
-        self,
-        agent: HostedAgent,
-        host: CommandHost,
-        *,
-        classify: Callable[[BaseException], BaseException],
-        high_water: int,
-        batch_max: int,
-        on_end: Callable[[Ending], object] | None = None,
-    ) -> None:
-        self.agent = agent
-        self.host = host
-        self.classify = classify
-        self._high_water = high_water
-        self._batch_max = batch_max
-        self._on_end = on_end
+    agent: HostedAgent
+    host: CommandHost
+    classify: Callable[[BaseException], BaseException] = attrs.field(kw_only=True)
+    _high_water: int = attrs.field(kw_only=True)
+    _batch_max: int = attrs.field(kw_only=True)
+    _on_end: Callable[[Ending], object] | None = attrs.field(kw_only=True, default=None)
 
     @property
     def conversation_id(self) -> str:

@@ -30,23 +30,25 @@ in :mod:`agy_trio.core.policy_calls`.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 import attrs
 import trio
 
+from agy_trio.core import policy_types
 from agy_trio.core.policy_calls import decide_rule
+
+# The plain types are part of this module's public face too (they were first
+# defined here), so its names are policy_types' and its own.
+from agy_trio.core.policy_types import *  # noqa: F403
 from agy_trio.core.policy_types import (
-    DEPRECATED_START_SUBAGENT,
     WILDCARD,
-    WORKSPACE_ONLY_POLICY_NAME,
     Approver,
-    AskUserHandler,
     Decision,
     PolicyHandler,
+    PolicyRule,
     Predicate,
     ToolRequest,
     Verdict,
@@ -55,20 +57,10 @@ from agy_trio.core.policy_types import (
 from agy_trio.errors import ConfigError, PolicyDenied
 
 __all__ = [
-    "DEPRECATED_START_SUBAGENT",
-    "WILDCARD",
-    "WORKSPACE_ONLY_POLICY_NAME",
-    "Approver",
-    "AskUserHandler",
-    "Decision",
+    *policy_types.__all__,
+    "CallContext",
     "McpServerLike",
-    "Policy",
-    "PolicyHandler",
-    "PolicyRule",
     "PolicySet",
-    "Predicate",
-    "ToolRequest",
-    "Verdict",
     "allow",
     "allow_all",
     "ask_user",
@@ -87,136 +79,6 @@ class McpServerLike(Protocol):
     def name(self) -> str:
         """The server's name, which MCP rule targets start with (``name/tool``)."""
 
-
-def _check_decision(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Decision):
-        raise ConfigError(f"expected a Decision, got {value!r}", field=attribute.name)
-
-
-def _check_pattern(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"a tool pattern must be a non-empty string, got {value!r}", field="tool")
-
-
-def _check_optional_callable(
-    _instance: object, attribute: attrs.Attribute[Any], value: object
-) -> None:
-    if value is not None and not callable(value):
-        raise ConfigError(
-            f"{attribute.name} must be callable or None, got {value!r}", field=attribute.name
-        )
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, got {value!r}", field=attribute.name)
-
-
-def _normalized_target(value: str) -> str:
-    return normalize_tool_name(value) if isinstance(value, str) else value
-
-
-def _as_workspaces(value: Iterable[Any] | None) -> tuple[str, ...] | None:
-    if value is None or isinstance(value, str):
-        return value  # type: ignore[return-value]  # the validator refuses a lone string
-    return tuple(str(item) for item in value)
-
-
-def _check_workspaces(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, tuple):
-        raise ConfigError(f"must be a list of folders, got {value!r}", field=attribute.name)
-
-
-_GLOB_CHARACTERS = frozenset("*?[")
-
-
-@attrs.frozen
-class PolicyRule:
-    """One rule: a decision for the tool calls it matches (the SDK's ``Policy``).
-
-    Build rules with :func:`allow`, :func:`deny`, :func:`ask_user`,
-    :func:`allow_all`, :func:`deny_all` and the presets of
-    :mod:`agy_trio.core.policy_presets`.
-
-    Attributes:
-        decision: What the rule decides.
-        tool: The target: a tool name, ``"*"``, ``"server/tool"``,
-            ``"server/*"``, or an ``fnmatch`` pattern (case-sensitive).
-        handler: For :attr:`Decision.ASK_USER`: the callable asked before the
-            tool runs. An ``ask_user`` rule without one asks the person behind
-            the runtime, when the runtime has a way to (otherwise it denies).
-        when: An optional predicate; the rule matches only calls it holds for.
-        name: A label for logs and refusals (the target when empty).
-        reason: Why the rule decided: the refusal the model reads when it
-            denies, what an ``ask_user`` handler is told.
-        workspaces: For ``workspace_only()`` rules: the folders file tools are
-            kept inside.
-        auto: Whether the rule switches on the harness's own safety assessment
-            (``auto()``); agy_trio's evaluation skips it, as the SDK's does.
-        model: For ``auto()``: the model that assesses safety (None: the default).
-    """
-
-    decision: Decision = attrs.field(validator=_check_decision)
-    tool: str = attrs.field(
-        default=WILDCARD, converter=_normalized_target, validator=_check_pattern
-    )
-    handler: PolicyHandler | None = attrs.field(default=None, validator=_check_optional_callable)
-    when: Predicate | None = attrs.field(default=None, validator=_check_optional_callable)
-    name: str = attrs.field(default="", validator=_check_text)
-    reason: str = attrs.field(default="", validator=_check_text)
-    workspaces: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_as_workspaces, validator=_check_workspaces
-    )
-    auto: bool = False
-    model: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.decision is not Decision.ASK_USER and self.handler is not None:
-            raise ConfigError(
-                f"only ask_user rules take a handler, not {self.decision.value}", field="handler"
-            )
-
-    @property
-    def ask_user(self) -> PolicyHandler | None:
-        """The handler (the SDK's name of the field)."""
-        return self.handler
-
-    @property
-    def label(self) -> str:
-        """How logs and refusals name the rule: its name, else its target."""
-        return self.name or self.tool
-
-    @property
-    def scope(self) -> int:
-        """Its precedence group: 0 a specific target, 1 ``server/*`` or a glob, 2 ``*``."""
-        if self.tool == WILDCARD:
-            return 2
-        if self.tool.endswith("/*") or not _GLOB_CHARACTERS.isdisjoint(self.tool):
-            return 1
-        return 0
-
-    @property
-    def evaluated_elsewhere(self) -> bool:
-        """Whether the SDK's evaluator skips it: ``workspace_only`` and ``auto`` rules.
-
-        The harness enforces those itself; agy_trio checks ``workspace_only``
-        paths in Trio as well (see :func:`~agy_trio.core.policy_presets.workspace_only`).
-        """
-        return self.auto or self.name == WORKSPACE_ONLY_POLICY_NAME
-
-    def matches(self, tool_name: str, server_name: str | None = None) -> bool:
-        """Whether this rule's target matches the tool (its predicate aside)."""
-        if self.tool == WILDCARD:
-            return True
-        tool_name = normalize_tool_name(tool_name, server_name)
-        target = f"{server_name}/{tool_name}" if server_name else tool_name
-        if _GLOB_CHARACTERS.isdisjoint(self.tool):
-            return target == self.tool
-        return fnmatch.fnmatchcase(target, self.tool)
-
-
-Policy = PolicyRule
-"""The SDK's name of :class:`PolicyRule`."""
 
 _DECISION_ORDER = {Decision.DENY: 0, Decision.ASK_USER: 1, Decision.ALLOW: 2}
 
@@ -277,12 +139,24 @@ def _mcp_rules(
     ]
 
 
-def _string_target(tool: object, mcp_tools: object) -> bool:
-    if isinstance(tool, str):
-        if mcp_tools is not None:
-            raise ConfigError("mcp_tools only goes with an MCP server target", field="mcp_tools")
-        return True
-    return False
+def _rule_or_rules(
+    decision: Decision,
+    tool: str | McpServerLike,
+    mcp_tools: Sequence[str] | None,
+    *,
+    when: Predicate | None,
+    name: str,
+    reason: str = "",
+    handler: PolicyHandler | None = None,
+) -> PolicyRule | list[PolicyRule]:
+    """One rule for a tool target, or the ``server/tool`` rules for an MCP server."""
+    if not isinstance(tool, str):
+        return _mcp_rules(
+            decision, tool, mcp_tools, when=when, name=name, reason=reason, handler=handler
+        )
+    if mcp_tools is not None:
+        raise ConfigError("mcp_tools only goes with an MCP server target", field="mcp_tools")
+    return PolicyRule(decision, tool, handler, when, name, reason)
 
 
 def allow(
@@ -303,9 +177,7 @@ def allow(
     Returns:
         A :class:`PolicyRule`, or a list of them for an MCP server.
     """
-    if _string_target(tool, mcp_tools):
-        return PolicyRule(Decision.ALLOW, tool, when=when, name=name)  # type: ignore[arg-type]
-    return _mcp_rules(Decision.ALLOW, tool, mcp_tools, when=when, name=name, reason="")
+    return _rule_or_rules(Decision.ALLOW, tool, mcp_tools, when=when, name=name)
 
 
 def deny(
@@ -328,9 +200,7 @@ def deny(
     Returns:
         A :class:`PolicyRule`, or a list of them for an MCP server.
     """
-    if _string_target(tool, mcp_tools):
-        return PolicyRule(Decision.DENY, tool, when=when, name=name, reason=reason)  # type: ignore[arg-type]
-    return _mcp_rules(Decision.DENY, tool, mcp_tools, when=when, name=name, reason=reason)
+    return _rule_or_rules(Decision.DENY, tool, mcp_tools, when=when, name=name, reason=reason)
 
 
 def ask_user(
@@ -374,9 +244,7 @@ def ask_user(
             if mcp_tools is not None:
                 raise ConfigError("ask_user got mcp_tools twice", field="mcp_tools")
             mcp_tools = handler_or_tools
-    if _string_target(tool, mcp_tools):
-        return PolicyRule(Decision.ASK_USER, tool, handler, when, name, reason)  # type: ignore[arg-type]
-    return _mcp_rules(
+    return _rule_or_rules(
         Decision.ASK_USER, tool, mcp_tools, when=when, name=name, reason=reason, handler=handler
     )
 
@@ -432,6 +300,16 @@ def _check_default(_instance: object, attribute: attrs.Attribute[Any], value: ob
             f"the default must be Decision.ALLOW or Decision.DENY, got {value!r}",
             field=attribute.name,
         )
+
+
+class CallContext(TypedDict, total=False):
+    """The keyword arguments of :meth:`PolicySet.evaluate` (and ``check``), said once."""
+
+    handler_timeout: Required[float]
+    agent_id: str
+    server_name: str | None
+    reason: str
+    approver: Approver | None
 
 
 @attrs.frozen
@@ -511,15 +389,7 @@ class PolicySet:
         return Verdict(True)
 
     async def check(
-        self,
-        tool_name: str,
-        arguments: Mapping[str, Any],
-        *,
-        handler_timeout: float,
-        agent_id: str = "",
-        server_name: str | None = None,
-        reason: str = "",
-        approver: Approver | None = None,
+        self, tool_name: str, arguments: Mapping[str, Any], **context: Unpack[CallContext]
     ) -> None:
         """Return if the tool may run; raise :class:`PolicyDenied` if it may not.
 
@@ -530,14 +400,6 @@ class PolicySet:
                 model reads (the deciding rule's ``reason``, else the SDK's
                 message naming the rule).
         """
-        verdict = await self.evaluate(
-            tool_name,
-            arguments,
-            handler_timeout=handler_timeout,
-            agent_id=agent_id,
-            server_name=server_name,
-            reason=reason,
-            approver=approver,
-        )
+        verdict = await self.evaluate(tool_name, arguments, **context)
         if not verdict.allowed:
             raise PolicyDenied(tool_name, verdict.message)

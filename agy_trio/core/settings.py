@@ -32,15 +32,21 @@ from agy_trio.core.policy import Decision, PolicyRule, PolicySet, flatten_polici
 from agy_trio.core.structured import ResponseSchema
 from agy_trio.core.tools import Tool, tool
 from agy_trio.core.validation import (
+    as_dict,
+    as_tuple,
     attrs_validator,
     enum_converter,
     enum_validator,
+    instance_of,
     is_number,
     non_negative_number,
     optional,
     positive_int,
     positive_number,
+    string_map,
+    tuple_of,
     unicode_text,
+    unique_names,
 )
 from agy_trio.errors import ConfigError
 
@@ -244,16 +250,8 @@ class RuntimeConfig:
 # --------------------------------------------------------------------------
 
 
-def _as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    # A lone string (or non-iterable) is left for the validator to reject by
-    # field name; tuple("abc") would silently become ("a", "b", "c").
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        return value  # type: ignore[return-value]
-    return tuple(value)
-
-
 def _as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
-    items = _as_tuple(value)
+    items = as_tuple(value)
     if not isinstance(items, tuple):
         return items
     # Plain functions are accepted and wrapped, as if decorated with @tool.
@@ -266,7 +264,7 @@ def _as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
 
 
 def _as_paths(value: Iterable[str | os.PathLike[str]]) -> tuple[str, ...]:
-    items = _as_tuple(value)
+    items = as_tuple(value)
     if not isinstance(items, tuple):
         return items
     return tuple(os.fspath(item) if isinstance(item, os.PathLike) else item for item in items)
@@ -285,7 +283,7 @@ def _as_decision(value: Decision | str) -> Decision:
 
 def _as_policies(value: Iterable[Any]) -> tuple[Any, ...]:
     # The SDK's MCP builders and presets return lists of rules: flattened, as the SDK does.
-    items = _as_tuple(value)
+    items = as_tuple(value)
     if not isinstance(items, tuple):
         return items
     try:
@@ -294,33 +292,7 @@ def _as_policies(value: Iterable[Any]) -> tuple[Any, ...]:
         return items  # the validator names the field
 
 
-def _as_metadata(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value) if isinstance(value, Mapping) else value
-
-
-def _check_sequence_of(
-    kind: type, label: str
-) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, tuple):
-            raise ConfigError(f"must be a list of {label}, got {value!r}", field=attribute.name)
-        for item in value:
-            if not isinstance(item, kind) or (kind is str and not item):
-                raise ConfigError(
-                    f"must be a list of {label}, got item {item!r}", field=attribute.name
-                )
-
-    return check
-
-
-def _check_tools(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    _check_sequence_of(Tool, "tools")(instance, attribute, value)
-    names = [item.name for item in value]  # type: ignore[attr-defined]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ConfigError(
-            f"tool names must be unique, repeated: {duplicates}", field=attribute.name
-        )
+_check_tools = attrs.validators.and_(tuple_of(Tool, "tools"), unique_names("tool"))
 
 
 def _check_base_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -342,18 +314,6 @@ def _check_default_policy(
             f"must be Decision.ALLOW or Decision.DENY ('allow' or 'deny'), got {value!r}",
             field=attribute.name,
         )
-
-
-def _check_hooks(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, Hooks):
-        raise ConfigError(f"must be a Hooks object, got {value!r}", field=attribute.name)
-
-
-def _check_metadata(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, dict) or not all(
-        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
-    ):
-        raise ConfigError(f"must map strings to strings, got {value!r}", field=attribute.name)
 
 
 def _as_response_schema(value: object) -> ResponseSchema | None:
@@ -379,11 +339,6 @@ def _as_budget(value: object) -> object:
         except ConfigError as exc:
             raise _below("budget", exc) from None
     return value
-
-
-def _check_budget(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, Budget):
-        raise ConfigError(f"must be a Budget or None, got {value!r}", field=attribute.name)
 
 
 def _check_max_output_tokens(
@@ -504,14 +459,14 @@ class AgentConfig:
     policies: tuple[PolicyRule, ...] = attrs.field(
         default=(),
         converter=_as_policies,
-        validator=_check_sequence_of(PolicyRule, "PolicyRule objects"),
+        validator=tuple_of(PolicyRule, "PolicyRule objects"),
     )
-    hooks: Hooks = attrs.field(factory=Hooks, validator=_check_hooks)
+    hooks: Hooks = attrs.field(factory=Hooks, validator=attrs_validator(instance_of(Hooks)))
     builtin_tools: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_tuple, validator=_check_sequence_of(str, "tool names")
+        default=(), converter=as_tuple, validator=tuple_of(str, "tool names", non_empty=True)
     )
     workspaces: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_paths, validator=_check_sequence_of(str, "folders")
+        default=(), converter=_as_paths, validator=tuple_of(str, "folders", non_empty=True)
     )
     save_dir: str | None = attrs.field(
         default=None, converter=_as_optional_path, validator=_optional_text
@@ -530,7 +485,7 @@ class AgentConfig:
         default=Decision.ALLOW, converter=_as_decision, validator=_check_default_policy
     )
     metadata: dict[str, str] = attrs.field(
-        factory=dict, converter=_as_metadata, validator=_check_metadata, hash=False
+        factory=dict, converter=as_dict, validator=attrs_validator(string_map), hash=False
     )
     response_schema: ResponseSchema | None = attrs.field(
         default=None, converter=_as_response_schema
@@ -538,7 +493,9 @@ class AgentConfig:
     mcp_servers: tuple[McpServer, ...] = attrs.field(
         default=(), converter=as_mcp_servers, validator=check_mcp_servers
     )
-    budget: Budget | None = attrs.field(default=None, converter=_as_budget, validator=_check_budget)
+    budget: Budget | None = attrs.field(
+        default=None, converter=_as_budget, validator=attrs_validator(optional(instance_of(Budget)))
+    )
     thinking_level: ThinkingLevel | None = attrs.field(
         default=None,
         converter=_as_thinking_level,
@@ -556,7 +513,7 @@ class AgentConfig:
     )
     max_subagent_depth: int | None = attrs.field(default=None, validator=caps.check_depth)
     skills_paths: tuple[str, ...] = attrs.field(
-        default=(), converter=_as_paths, validator=_check_sequence_of(str, "folders")
+        default=(), converter=_as_paths, validator=tuple_of(str, "folders", non_empty=True)
     )
     inline_skills: tuple[InlineSkill, ...] = attrs.field(
         default=(), converter=caps.as_inline_skills, validator=caps.check_inline_skills

@@ -31,7 +31,7 @@ import collections
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import trio
@@ -153,6 +153,17 @@ class _TaskRecord:
 
     def view(self) -> TaskView:
         return TaskView(self.log, self.history)
+
+
+def _not_offered(error: type[A2AError], capability: str) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """A handler method refusing a part of the protocol the card says is not offered."""
+
+    async def refuse(self: object, *args: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        raise error
+
+    refuse.__doc__ = f"Not offered: the card says ``{capability}: false``."
+    return refuse
 
 
 class AgyRequestHandler(RequestHandler):
@@ -382,30 +393,15 @@ class AgyRequestHandler(RequestHandler):
             await record.log.wait_changed()
         return record.view().task()
 
-    async def on_create_task_push_notification_config(self, *args: Any) -> Any:
-        """Not offered: the card says ``pushNotifications: false``."""
-        await trio.lowlevel.checkpoint()
-        raise PushNotificationNotSupportedError
-
-    async def on_get_task_push_notification_config(self, *args: Any) -> Any:
-        """Not offered: the card says ``pushNotifications: false``."""
-        await trio.lowlevel.checkpoint()
-        raise PushNotificationNotSupportedError
-
-    async def on_list_task_push_notification_configs(self, *args: Any) -> Any:
-        """Not offered: the card says ``pushNotifications: false``."""
-        await trio.lowlevel.checkpoint()
-        raise PushNotificationNotSupportedError
-
-    async def on_delete_task_push_notification_config(self, *args: Any) -> Any:
-        """Not offered: the card says ``pushNotifications: false``."""
-        await trio.lowlevel.checkpoint()
-        raise PushNotificationNotSupportedError
-
-    async def on_get_extended_agent_card(self, *args: Any) -> Any:
-        """Not offered: the card says ``extendedAgentCard: false``."""
-        await trio.lowlevel.checkpoint()
-        raise ExtendedAgentCardNotConfiguredError
+    # The optional parts of the protocol that the card says are not offered.
+    _no_push_notifications = _not_offered(PushNotificationNotSupportedError, "pushNotifications")
+    on_create_task_push_notification_config = _no_push_notifications
+    on_get_task_push_notification_config = _no_push_notifications
+    on_list_task_push_notification_configs = _no_push_notifications
+    on_delete_task_push_notification_config = _no_push_notifications
+    on_get_extended_agent_card = _not_offered(
+        ExtendedAgentCardNotConfiguredError, "extendedAgentCard"
+    )
 
 
 class A2AEndpoint:

@@ -106,6 +106,7 @@ def _usage(usage: Any) -> list[TokenUsage]:
     ]
 
 
+@attrs.define(eq=False)
 class AgUiRender:
     """Renders one run of a thread from its turn's log (a ``StreamRender``).
 
@@ -118,22 +119,14 @@ class AgUiRender:
             the run ends on an interrupt.
     """
 
-    def __init__(
-        self,
-        thread_id: str,
-        run_id: str,
-        approvals: Approvals,
-        *,
-        start: int = 0,
-        on_interrupt: Callable[[int, list[str]], None],
-    ) -> None:
-        self._thread_id = thread_id
-        self._run_id = run_id
-        self._approvals = approvals
-        self._start = start
-        self._on_interrupt = on_interrupt
-        self._text: str | None = None  # the open text message's id
-        self._reasoning: str | None = None  # the open reasoning message's id
+    _thread_id: str
+    _run_id: str
+    _approvals: Approvals
+    _start: int = attrs.field(default=0, kw_only=True)
+    _on_interrupt: Callable[[int, list[str]], None] = attrs.field(kw_only=True)
+    # The ids of the open text message and of the open reasoning message.
+    _text: str | None = attrs.field(init=False, default=None)
+    _reasoning: str | None = attrs.field(init=False, default=None)
 
     def _frames(self, event_id: int | str, events: list[BaseEvent]) -> bytes:
         return b"".join(

@@ -17,10 +17,8 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import attrs
 import trio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -31,23 +29,13 @@ from agy_trio.core.fan_out import each_within
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.core.validation import positive_int
-from agy_trio.errors import (
-    AgentNotFound,
-    AgyError,
-    ApprovalNotFound,
-    BackendError,
-    ConfigError,
-    ContentTooLarge,
-    OperationTimeout,
-    PolicyDenied,
-    QuotaExceeded,
-    RuntimeClosed,
-    TurnNotFound,
-)
-from agy_trio.serve import tracecontext
+from agy_trio.errors import AgentNotFound, AgyError, ConfigError, RuntimeClosed
+from agy_trio.serve import http_errors, tracecontext
 from agy_trio.serve.a2a import A2AEndpoint
 from agy_trio.serve.ag_ui import AgUiEndpoint
+from agy_trio.serve.agent_body import HTTP_SETTABLE_FIELDS, agent_config_from_body
 from agy_trio.serve.approvals import DEFAULT_APPROVAL_TIMEOUT, Approvals
+from agy_trio.serve.http_errors import ErrorAnswers
 from agy_trio.serve.json_body import JsonBodyError, parse_json
 from agy_trio.serve.mcp_server import McpEndpoint
 from agy_trio.serve.metrics import CONTENT_TYPE, RuntimeCollector, registry_for, render_metrics
@@ -58,7 +46,7 @@ from agy_trio.serve.stream import ChatStream, LiveStreams
 from agy_trio.serve.turn_api import TurnEndpoints
 from agy_trio.serve.turn_log import TurnLogs
 from agy_trio.serve.turns import DEFAULT_REATTACH_GRACE, TurnRunner
-from agy_trio.serve.wire import Redactor, error_body
+from agy_trio.serve.wire import Redactor
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "HTTP_SETTABLE_FIELDS", "SHUTDOWN_GRACE", "create_app"]
 
@@ -70,85 +58,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 SHUTDOWN_GRACE = 5.0
 """Seconds a stopping server gives live streams, then agents, to end."""
 
-# Tools, policies and hooks are import paths of Python code, built-in tools
-# (a subagent's too) act on the server's machine, and folders (skills_paths
-# included) are places on its disk: all of them are the operator's to
-# choose, never a remote client's.
-_HTTP_FORBIDDEN_FIELDS = frozenset(
-    {
-        "tools",
-        "policies",
-        "hooks",
-        "builtin_tools",
-        "subagents",
-        "skills_paths",
-        "workspaces",
-        "save_dir",
-        "app_data_dir",
-        "home_dir",
-    }
-)
-HTTP_SETTABLE_FIELDS = tuple(
-    field.name for field in attrs.fields(AgentConfig) if field.name not in _HTTP_FORBIDDEN_FIELDS
-)
-"""The :class:`AgentConfig` fields a ``POST /v1/agents`` body may set."""
-
-_STATUS_OF_ERROR: tuple[tuple[type[AgyError], int], ...] = (
-    (AgentNotFound, 404),
-    (TurnNotFound, 404),
-    (ApprovalNotFound, 404),
-    (ContentTooLarge, 413),
-    (ConfigError, 422),
-    (RuntimeClosed, 503),
-    (QuotaExceeded, 429),
-    (OperationTimeout, 504),
-    (PolicyDenied, 403),
-    (BackendError, 502),
-)
-
-_HTTP_ERROR_TYPES = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    413: "ContentTooLarge",
-}
-
-
-def _refuse_code_from_http(body: dict[str, Any]) -> None:
-    """Refuse what would make the server import code or run a command a client chose.
-
-    A ``response_schema`` may be a JSON schema (an object, or its JSON text)
-    but not a class's import path; an MCP server may be an HTTP one, but a
-    stdio server is a command run on the server's machine, the operator's to
-    choose (in the server's agent defaults).
-    """
-    schema = body.get("response_schema")
-    if isinstance(schema, str) and not schema.lstrip().startswith("{"):
-        raise ConfigError(
-            "over HTTP, a JSON schema (an object or its JSON text), never a class's import path",
-            field="response_schema",
-        )
-    servers = body.get("mcp_servers")
-    for index, server in enumerate(servers if isinstance(servers, list) else []):
-        if (
-            not isinstance(server, dict)
-            or server.get("type", "http" if "url" in server else "stdio") != "http"
-        ):
-            raise ConfigError(
-                'only HTTP MCP servers ({"type": "http", "url": ...}) can be set over '
-                "HTTP: a stdio server runs a command on the server's machine",
-                field=f"mcp_servers[{index}]",
-            )
-
-
-def _status_of(error: AgyError) -> int:
-    for kind, status in _STATUS_OF_ERROR:
-        if isinstance(error, kind):
-            return status
-    return 500
-
+# The status tables, also under the names they had when this module held them.
+_STATUS_OF_ERROR = http_errors.STATUS_OF_ERROR
+_HTTP_ERROR_TYPES = http_errors.HTTP_ERROR_TYPES
 
 # ---------------------------------------------------------------------------- the page
 
@@ -235,22 +147,6 @@ class _Service:
             raise ConfigError(f"the body must be a JSON object, got {type(data).__name__}")
         return data
 
-    def _agent_config(self, body: dict[str, Any]) -> AgentConfig:
-        for field in sorted(body):
-            if field in _HTTP_FORBIDDEN_FIELDS:
-                raise ConfigError("cannot be set over HTTP", field=field)
-            if field not in HTTP_SETTABLE_FIELDS:
-                raise ConfigError("unknown AgentConfig field", field=field)
-        _refuse_code_from_http(body)
-        name = body.get("name")
-        if isinstance(name, str) and "/" in name:
-            # The name becomes part of the agent's id, which is a path segment.
-            raise ConfigError("must not contain '/'", field="name")
-        try:
-            return self.defaults.replace(**body)
-        except TypeError as exc:
-            raise ConfigError(str(exc)) from None
-
     # -- plain endpoints
 
     async def healthz(self, request: Request) -> Response:
@@ -277,7 +173,8 @@ class _Service:
 
     async def create_agent(self, request: Request) -> Response:
         self._check_open()
-        config = self._agent_config(await self._json_object(request, empty_ok=True))
+        body = await self._json_object(request, empty_ok=True)
+        config = agent_config_from_body(self.defaults, body)
         handle = await self.runtime.create_agent(config)
         self._created.add(handle.agent_id)
         return JSONResponse(
@@ -341,32 +238,6 @@ class _Service:
         await handle.delete()
         self._created.discard(handle.agent_id)
         return Response(status_code=204)
-
-    # -- errors
-
-    async def on_agy_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AgyError)
-        await trio.lowlevel.checkpoint()
-        headers = {}
-        if isinstance(exc, QuotaExceeded) and exc.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(exc.retry_after)))
-        return JSONResponse(error_body(exc, self.redact), _status_of(exc), headers)
-
-    async def on_http_error(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        await trio.lowlevel.checkpoint()
-        kind = _HTTP_ERROR_TYPES.get(exc.status_code, "HTTPError")
-        return JSONResponse(
-            {"error": {"type": kind, "message": self.redact(str(exc.detail))}},
-            exc.status_code,
-            dict(exc.headers or {}),
-        )
-
-    async def on_unexpected(self, request: Request, exc: Exception) -> Response:
-        # The details go to the log, never to the client (they may hold secrets).
-        await trio.lowlevel.checkpoint()
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body(exc, self.redact), 500)
 
     # -- stopping
 
@@ -510,11 +381,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={
-            AgyError: service.on_agy_error,
-            HTTPException: service.on_http_error,
-            Exception: service.on_unexpected,
-        },
+        exception_handlers=ErrorAnswers(service.redact).handlers(),
         lifespan=lifespan,
     )
     app.state.agy_trio = service

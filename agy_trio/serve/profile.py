@@ -33,6 +33,7 @@ import attrs
 
 from agy_trio.core.serialization import structure
 from agy_trio.core.settings import AgentConfig
+from agy_trio.core.validation import attrs_validator, instance_of
 from agy_trio.errors import ConfigError
 
 __all__ = ["DEFAULT_PROFILE_NAME", "ServedProfile", "load_profile", "profile_from_toml"]
@@ -48,16 +49,6 @@ def _check_name(_instance: object, attribute: attrs.Attribute[Any], value: objec
         )
 
 
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, got {value!r}", field=attribute.name)
-
-
-def _check_config(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, AgentConfig):
-        raise ConfigError(f"expected an AgentConfig, got {value!r}", field=attribute.name)
-
-
 @attrs.frozen
 class ServedProfile:
     """The profile a server makes its agents from.
@@ -69,8 +60,10 @@ class ServedProfile:
     """
 
     name: str = attrs.field(default=DEFAULT_PROFILE_NAME, validator=_check_name)
-    description: str = attrs.field(default="", validator=_check_text)
-    config: AgentConfig = attrs.field(factory=AgentConfig, validator=_check_config)
+    description: str = attrs.field(default="", validator=attrs_validator(instance_of(str)))
+    config: AgentConfig = attrs.field(
+        factory=AgentConfig, validator=attrs_validator(instance_of(AgentConfig))
+    )
 
     @property
     def tool_names(self) -> list[str]:

@@ -14,13 +14,12 @@ import os
 import urllib.parse
 from typing import Any
 
-import attrs
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 
-from agy_trio._sockets import bound_socket
+from agy_trio._sockets import ServerAddress, bound_socket
 from agy_trio.core.runtime import Runtime
 from agy_trio.core.settings import AgentConfig
 from agy_trio.serve.access_log import AccessLog
@@ -35,32 +34,11 @@ __all__ = ["ServerAddress", "serve"]
 log = logging.getLogger("agy_trio.serve")
 
 
-@attrs.frozen
-class ServerAddress:
-    """Where a server listens: the value ``nursery.start(serve, ...)`` returns.
-
-    Attributes:
-        host: The host to connect to (a wildcard bind is reported as loopback).
-        port: The TCP port, the real one when 0 was asked for.
-    """
-
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        """The server's root URL, e.g. ``http://127.0.0.1:8000``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-
 def _address(bind: str) -> ServerAddress:
     # hypercorn reports each socket it bound as a URL with the real port.
     parts = urllib.parse.urlsplit(bind)
-    host = parts.hostname or "127.0.0.1"
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     assert parts.port is not None
-    return ServerAddress(host, parts.port)
+    return ServerAddress.connectable(parts.hostname or "127.0.0.1", parts.port)
 
 
 async def serve(

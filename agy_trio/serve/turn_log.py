@@ -14,36 +14,14 @@ The API, for code that renders a protocol from a turn:
   (monotonically increasing, never reused, a natural SSE ``id``);
   ``payload`` is one of the typed payloads below; ``event.kind`` is its
   :class:`EventKind`.
-* Payloads (frozen attrs classes, every field JSON-safe):
-
-  ======================  ==================================================
-  :class:`Text`           ``text``: a piece of the answer
-  :class:`Thought`        ``text``: a piece of the model's visible reasoning
-  :class:`ToolStarted`    ``call_id``, ``name``, ``arguments``,
-                          ``server_name`` (an MCP tool's server): the model
-                          called a tool (recorded before its result, and
-                          before an approval it waits on)
-  :class:`ToolFinished`   ``call_id``, ``name``, ``arguments``, ``result``,
-                          ``error``, ``server_name``: the call's outcome
-                          (``error`` set when it failed or was denied)
-  :class:`ApprovalAsked`  ``approval_id``, ``call_id``, ``agent_id``,
-                          ``tool``, ``arguments``, ``reason``: the turn is
-                          parked until someone answers
-  :class:`ApprovalAnswered` ``approval_id``, ``approved``, ``reason``
-  :class:`UsageReport`    ``usage``: the turn's token usage
-                          (:class:`~agy_trio.Usage`), just before its end
-  :class:`TurnFinished`   ``stop_reason`` (:class:`~agy_trio.StopReason`),
-                          ``text`` (the whole answer), ``usage``,
-                          ``structured_output`` (with a response schema):
-                          the last event of a turn that ended, cancelled
-                          included
-  :class:`TurnFailed`     ``type`` (the agy_trio error class), ``message``
-                          (secrets masked), ``retry_after``: the last event
-                          of a turn that failed
-  ======================  ==================================================
-
-  Exactly one :class:`TurnFinished` or :class:`TurnFailed` ends every log
-  (:data:`TERMINAL`); after it, :attr:`TurnLog.finished` is True.
+* Payloads (frozen attrs classes, every field JSON-safe): :class:`Text`,
+  :class:`Thought`, :class:`ToolStarted`, :class:`ToolFinished`,
+  :class:`ApprovalAsked`, :class:`ApprovalAnswered`, :class:`UsageReport`,
+  :class:`TurnFinished`, :class:`TurnFailed`; their fields are listed in
+  :mod:`agy_trio.serve.turn_events`, where they are defined (and imported
+  from here too). Exactly one :class:`TurnFinished` or :class:`TurnFailed`
+  ends every log (:data:`TERMINAL`); after it, :attr:`TurnLog.finished` is
+  True.
 * :class:`TurnLog`: ``turn_id``, ``agent_id``, ``events`` (everything so
   far), ``last_id``, ``finished``, ``text`` (the answer so far),
   ``readers`` (attached readers), ``parked`` (approvals it waits on),
@@ -69,190 +47,19 @@ Everything here runs in the server's Trio thread; nothing blocks.
 from __future__ import annotations
 
 import collections
-import enum
 import itertools
-import secrets
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, TypeAlias
+from collections.abc import Callable, Sequence
 
-import attrs
 import trio
 
-from agy_trio.core.events import StopReason, Usage, json_safe
 from agy_trio.errors import ConfigError, TurnNotFound
+from agy_trio.serve import turn_events
 
-__all__ = [
-    "TERMINAL",
-    "ApprovalAnswered",
-    "ApprovalAsked",
-    "EventKind",
-    "Payload",
-    "Text",
-    "Thought",
-    "ToolFinished",
-    "ToolStarted",
-    "TurnEvent",
-    "TurnFailed",
-    "TurnFinished",
-    "TurnLog",
-    "TurnLogs",
-    "TurnReader",
-    "UsageReport",
-]
+# The payloads are this module's API too (the code below names them through
+# their own module).
+from agy_trio.serve.turn_events import *  # noqa: F403
 
-
-class EventKind(enum.Enum):
-    """What a :class:`TurnEvent` reports; the value is its name on the native wire."""
-
-    TEXT = "text"
-    THOUGHT = "thought"
-    TOOL_STARTED = "tool_started"
-    TOOL_FINISHED = "tool_finished"
-    APPROVAL_ASKED = "approval_asked"
-    APPROVAL_ANSWERED = "approval_answered"
-    USAGE = "usage"
-    FINISHED = "finished"
-    FAILED = "failed"
-
-
-def _frozen_json(value: Any) -> Any:
-    return json_safe(dict(value) if isinstance(value, Mapping) else value)
-
-
-@attrs.frozen
-class Text:
-    """A piece of the answer."""
-
-    text: str
-    kind = EventKind.TEXT
-
-
-@attrs.frozen
-class Thought:
-    """A piece of the model's visible reasoning."""
-
-    text: str
-    kind = EventKind.THOUGHT
-
-
-@attrs.frozen
-class ToolStarted:
-    """The model called a tool; its :class:`ToolFinished` comes later with the same ``call_id``."""
-
-    call_id: str
-    name: str
-    arguments: Any = attrs.field(factory=dict, converter=_frozen_json)
-    server_name: str | None = None  # the MCP server of an MCP tool
-    kind = EventKind.TOOL_STARTED
-
-
-@attrs.frozen
-class ToolFinished:
-    """A tool call's outcome: ``result``, or ``error`` when it failed or was denied."""
-
-    call_id: str
-    name: str
-    arguments: Any = attrs.field(factory=dict, converter=_frozen_json)
-    result: Any = attrs.field(default=None, converter=json_safe)
-    error: str | None = None
-    server_name: str | None = None  # the MCP server of an MCP tool
-    kind = EventKind.TOOL_FINISHED
-
-
-@attrs.frozen
-class ApprovalAsked:
-    """A tool call waits for a person's answer (an ``ask_user`` rule without a handler)."""
-
-    approval_id: str
-    call_id: str
-    agent_id: str
-    tool: str
-    arguments: Any = attrs.field(factory=dict, converter=_frozen_json)
-    reason: str = ""
-    kind = EventKind.APPROVAL_ASKED
-
-
-@attrs.frozen
-class ApprovalAnswered:
-    """The answer to an :class:`ApprovalAsked` (a timeout answers ``approved=False``)."""
-
-    approval_id: str
-    approved: bool
-    reason: str = ""
-    kind = EventKind.APPROVAL_ANSWERED
-
-
-@attrs.frozen
-class UsageReport:
-    """The turn's token usage, recorded just before its :class:`TurnFinished`."""
-
-    usage: Usage
-    kind = EventKind.USAGE
-
-
-@attrs.frozen
-class TurnFinished:
-    """The last event of a turn that ended (normally, cancelled, or stopped by the model)."""
-
-    stop_reason: StopReason
-    text: str
-    usage: Usage = attrs.field(factory=Usage)
-    # The answer the model handed over through its finish tool, as JSON.
-    structured_output: Any = attrs.field(default=None, converter=json_safe)
-    kind = EventKind.FINISHED
-
-
-@attrs.frozen
-class TurnFailed:
-    """The last event of a turn that failed: the error's class name and (masked) message."""
-
-    type: str
-    message: str
-    retry_after: float | None = None
-    kind = EventKind.FAILED
-
-
-Payload: TypeAlias = (
-    Text
-    | Thought
-    | ToolStarted
-    | ToolFinished
-    | ApprovalAsked
-    | ApprovalAnswered
-    | UsageReport
-    | TurnFinished
-    | TurnFailed
-)
-"""Any event payload."""
-
-TERMINAL = frozenset({EventKind.FINISHED, EventKind.FAILED})
-"""The kinds that end a log; each log has exactly one of them, last."""
-
-
-@attrs.frozen
-class TurnEvent:
-    """One recorded event of a turn.
-
-    Attributes:
-        id: 1 for the turn's first event, then 2, 3...: monotonically increasing.
-        turn_id: The turn it belongs to.
-        payload: What happened.
-    """
-
-    id: int
-    turn_id: str
-    payload: Payload
-
-    @property
-    def kind(self) -> EventKind:
-        """The payload's kind."""
-        return self.payload.kind
-
-
-def new_id(prefix: str) -> str:
-    """A fresh, unguessable id such as ``turn-3f9c...`` (ids are capabilities on the wire)."""
-    return f"{prefix}-{secrets.token_hex(8)}"
+__all__ = [*turn_events.__all__, "TurnLog", "TurnLogs", "TurnReader"]
 
 
 class TurnLog:
@@ -271,12 +78,12 @@ class TurnLog:
         *,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
-        self.turn_id = turn_id or new_id("turn")
+        self.turn_id = turn_id or turn_events.new_id("turn")
         self.agent_id = agent_id
         self._clock = clock
         self.started_at = clock()
         self.finished_at: float | None = None
-        self._events: list[TurnEvent] = []
+        self._events: list[turn_events.TurnEvent] = []
         self._text: list[str] = []
         self._changed = trio.Event()
         self._readers = 0
@@ -291,7 +98,7 @@ class TurnLog:
     # ------------------------------------------------------------------ reading
 
     @property
-    def events(self) -> Sequence[TurnEvent]:
+    def events(self) -> Sequence[turn_events.TurnEvent]:
         """Every event recorded so far, oldest first (read-only)."""
         return tuple(self._events)
 
@@ -303,15 +110,15 @@ class TurnLog:
     @property
     def finished(self) -> bool:
         """Whether the terminal event has been recorded."""
-        return bool(self._events) and self._events[-1].kind in TERMINAL
+        return bool(self._events) and self._events[-1].kind in turn_events.TERMINAL
 
     @property
-    def end(self) -> TurnFinished | TurnFailed | None:
+    def end(self) -> turn_events.TurnFinished | turn_events.TurnFailed | None:
         """The terminal payload, once recorded."""
         if not self.finished:
             return None
         payload = self._events[-1].payload
-        assert isinstance(payload, TurnFinished | TurnFailed)
+        assert isinstance(payload, turn_events.TurnFinished | turn_events.TurnFailed)
         return payload
 
     @property
@@ -334,7 +141,7 @@ class TurnLog:
         """Since when the turn has had neither a reader nor a parked approval (None: it has)."""
         return self._unattended_since
 
-    def events_after(self, event_id: int) -> Sequence[TurnEvent]:
+    def events_after(self, event_id: int) -> Sequence[turn_events.TurnEvent]:
         """The events with an id greater than ``event_id``, now (no waiting)."""
         return tuple(self._events[max(event_id, 0) :])
 
@@ -358,7 +165,7 @@ class TurnLog:
 
     # ------------------------------------------------------------------ writing
 
-    def record(self, payload: Payload) -> TurnEvent:
+    def record(self, payload: turn_events.Payload) -> turn_events.TurnEvent:
         """Append ``payload`` as the next event and wake every reader.
 
         Raises:
@@ -366,11 +173,11 @@ class TurnLog:
         """
         if self.finished:
             raise RuntimeError(f"{self.turn_id} already ended; cannot record {payload!r}")
-        event = TurnEvent(next(self._ids), self.turn_id, payload)
+        event = turn_events.TurnEvent(next(self._ids), self.turn_id, payload)
         self._events.append(event)
-        if type(payload) is Text:
+        if type(payload) is turn_events.Text:
             self._text.append(payload.text)
-        elif payload.kind in TERMINAL:
+        elif payload.kind in turn_events.TERMINAL:
             self.finished_at = self._clock()
         self._notify()
         return event
@@ -426,19 +233,14 @@ class TurnReader:
         await trio.lowlevel.checkpoint()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.close()
         await trio.lowlevel.checkpoint()
 
     def __aiter__(self) -> TurnReader:
         return self
 
-    async def __anext__(self) -> TurnEvent:
+    async def __anext__(self) -> turn_events.TurnEvent:
         log = self.log
         while not self._closed:
             if self._next < len(log._events):

@@ -10,9 +10,10 @@ each carries the log's event id as its SSE ``id`` and the turn's id as
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from agy_trio.core import events
 from agy_trio.errors import AgyError, ConfigError, QuotaExceeded
@@ -114,13 +115,29 @@ def _usage(usage: events.Usage) -> dict[str, int]:
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
 
-def _fields(*same: str, **renamed: str) -> dict[str, str]:
-    """Wire name -> payload attribute: ``renamed`` as ``wire=attribute``, then ``same``."""
-    return {**renamed, **{name: name for name in same}}
+# The payload fields that are not JSON as they stand, and how each goes on the wire.
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "stop_reason": lambda reason: reason.value,
+    "usage": _usage,
+}
+
+_Fields: TypeAlias = tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+def _reader(attribute: str) -> Callable[[Any], Any]:
+    get = operator.attrgetter(attribute)
+    convert = _CONVERT.get(attribute)
+    return get if convert is None else lambda payload: convert(get(payload))
+
+
+def _fields(*same: str, **renamed: str) -> _Fields:
+    """Each wire name and its reader: first ``renamed`` (``wire=attribute``), then ``same``."""
+    attributes = {**renamed, **{name: name for name in same}}
+    return tuple((wire, _reader(attribute)) for wire, attribute in attributes.items())
 
 
 # The native name of each payload the native API sends, and its fields.
-_NATIVE: dict[type[turn_log.Payload], tuple[str, dict[str, str]]] = {
+_NATIVE: dict[type[turn_log.Payload], tuple[str, _Fields]] = {
     turn_log.Text: ("delta", _fields("text")),
     turn_log.Thought: ("thought", _fields("text")),
     turn_log.ToolFinished: (
@@ -140,15 +157,6 @@ _NATIVE: dict[type[turn_log.Payload], tuple[str, dict[str, str]]] = {
 }
 
 
-def _wire_value(value: Any) -> Any:
-    # Payload fields are JSON already, but for the stop reason and the usage.
-    if isinstance(value, events.StopReason):
-        return value.value
-    if isinstance(value, events.Usage):
-        return _usage(value)
-    return value
-
-
 def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None:
     """The native name and data of a logged event; None for those the native API omits.
 
@@ -164,7 +172,7 @@ def native_event(event: turn_log.TurnEvent) -> tuple[str, dict[str, Any]] | None
     if spec is None:
         return None
     name, fields = spec
-    data = {wire: _wire_value(getattr(event.payload, attr)) for wire, attr in fields.items()}
+    data = {wire: read(event.payload) for wire, read in fields}
     data["turn_id"] = event.turn_id
     return name, data
 

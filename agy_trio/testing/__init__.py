@@ -14,12 +14,8 @@ from agy_trio._lazy import lazy_names
 from agy_trio.testing.null_backend import NullBackend as NullBackend
 
 if TYPE_CHECKING:
-    from agy_trio.testing.app import (
-        ModelServer,
-        ModelServerStatistics,
-        open_model_server,
-        run_model_server,
-    )
+    from agy_trio.testing.app import ModelServer, open_model_server, run_model_server
+    from agy_trio.testing.model_state import ModelServerStatistics
     from agy_trio.testing.replies import Responder, default_reply
     from agy_trio.testing.script import (
         CompletionUsage,
@@ -38,7 +34,7 @@ _HOMES = {
     "Fault": "script",
     "FaultKind": "script",
     "ModelServer": "app",
-    "ModelServerStatistics": "app",
+    "ModelServerStatistics": "model_state",
     "Reply": "script",
     "Responder": "replies",
     "ToolCallSpec": "script",

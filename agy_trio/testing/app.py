@@ -20,21 +20,16 @@ which answer, and which fault, is decided here.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
-import attrs
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -42,24 +37,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from agy_trio._sockets import bound_socket
+from agy_trio._sockets import ServerAddress
 from agy_trio.core.exception_groups import raise_lone_leaf
-from agy_trio.testing._exchange import (
-    BadRequest,
-    Delivery,
-    Exchange,
-    error_handler,
-    error_response,
-    read_json,
-)
-from agy_trio.testing.replies import Responder, default_reply
+from agy_trio.testing import _exchange
+from agy_trio.testing.hosting import serve_asgi
+from agy_trio.testing.model_state import ModelServerStatistics, ModelState
+from agy_trio.testing.replies import Responder
 from agy_trio.testing.script import Fault, FaultKind, Reply, reply_from_json
 from agy_trio.testing.wire import MODEL_ID, ChatRequest, default_error_message
 
-if TYPE_CHECKING:
-    from hypercorn.typing import ASGIFramework
-
 __all__ = ["ModelServer", "ModelServerStatistics", "open_model_server", "run_model_server"]
+
 
 # The server logs under the name of its documented module.
 _LOG = logging.getLogger("agy_trio.testing.model_server")
@@ -67,14 +55,6 @@ _LOG = logging.getLogger("agy_trio.testing.model_server")
 # Large enough for the biggest prompt the harness sends (~15k tokens), small
 # enough that a runaway client cannot exhaust memory.
 _MAX_BODY_BYTES: Final = 32 * 1024 * 1024
-
-# A backstop only: in-flight requests are cancelled before hypercorn is asked
-# to stop, so its graceful wait normally ends at once.
-_GRACEFUL_TIMEOUT: Final = 2.0
-
-# Connections waiting to be accepted: thousands of conversations ask at once
-# (Python's default of 128 drops the rest, which their harness sees as EOF).
-_LISTEN_BACKLOG: Final = 4096
 
 # Accept loops on the listening socket. Trio's serve_listeners takes one
 # connection per loop and scheduler round; a harness opens a new connection for
@@ -84,50 +64,35 @@ _LISTEN_BACKLOG: Final = 4096
 # ("dial tcp ...: i/o timeout").
 _ACCEPTORS: Final = 16
 
-# How long an idle keep-alive connection stays open. Hypercorn's default (5 s)
-# closes connections the harness's HTTP client still holds in its pool; when a
-# closure crosses a new request on the same connection the request fails
-# ("failed to send HTTP request ... EOF"). Hosted model endpoints keep idle
-# connections for minutes.
-_KEEP_ALIVE_TIMEOUT: Final = 300.0
+# hypercorn's settings (see hypercorn.config.Config).
+_HYPERCORN_SETTINGS: Final[Mapping[str, Any]] = {
+    # A backstop only: in-flight requests are cancelled before hypercorn is
+    # asked to stop, so its graceful wait normally ends at once.
+    "graceful_timeout": 2.0,
+    # Connections waiting to be accepted: thousands of conversations ask at
+    # once (Python's default of 128 drops the rest, which their harness sees
+    # as EOF).
+    "backlog": 4096,
+    # How long an idle keep-alive connection stays open. Hypercorn's default
+    # (5 s) closes connections the harness's HTTP client still holds in its
+    # pool; when a closure crosses a new request on the same connection the
+    # request fails ("failed to send HTTP request ... EOF"). Hosted model
+    # endpoints keep idle connections for minutes.
+    "keep_alive_timeout": 300.0,
+    "errorlog": _LOG,
+}
 
 _SHUTTING_DOWN: Final = "The model server is shutting down."
 
 _T = TypeVar("_T")
 
 
-@attrs.frozen
-class ModelServerStatistics:
-    """A snapshot of a server's state, from :meth:`ModelServer.statistics`.
+class ModelServer(ModelState):
+    """A running model server's state and behaviour; made by :func:`open_model_server`.
 
-    Attributes:
-        requests_total: Chat requests received so far.
-        in_flight: Chat requests being answered now.
-        hung: Requests held by a ``HANG`` fault now.
-        pending_faults: Faults still queued.
-        pending_replies: Scripted replies not yet used.
-        abandoned: Chat requests whose client went away before their answer
-            was complete (a turn the harness cancelled, for instance).
-    """
-
-    requests_total: int
-    in_flight: int
-    hung: int
-    pending_faults: int
-    pending_replies: int
-    abandoned: int = 0
-
-
-@attrs.define
-class _QueuedFault:
-    fault: Fault
-    remaining: int | None
-
-
-class ModelServer:
-    """The state and behaviour of a running model server; made by :func:`open_model_server`.
-
-    All methods must be called from the Trio thread that runs the server.
+    Its script, faults and counters are :class:`~agy_trio.testing.model_state.ModelState`'s;
+    this class serves them over HTTP. All methods must be called from the Trio
+    thread that runs the server.
 
     Attributes:
         requests: Every chat request received, in arrival order.
@@ -143,20 +108,11 @@ class ModelServer:
                 one per request; the default behaviour answers the rest.
             log_path: A JSON Lines file every chat request is appended to.
         """
-        self.requests: list[ChatRequest] = []
-        self._responder: Responder | None = script if callable(script) else None
-        self._replies: deque[Reply] = deque(() if script is None or callable(script) else script)
-        self._faults: list[_QueuedFault] = []
+        super().__init__(script)
         self._log_path = log_path
         self._log_lock = trio.Lock()
-        self._host = ""
-        self._port = 0
+        self._address = ServerAddress("", 0)
         self._closing = False
-        self._in_flight: set[trio.CancelScope] = set()
-        self._hung = 0
-        self._abandoned = 0
-        self._release = trio.Event()
-        self._changed = trio.Event()
         self._shutdown = trio.Event()
         self._app = self._build_app()
 
@@ -165,87 +121,22 @@ class ModelServer:
     @property
     def port(self) -> int:
         """The TCP port the server listens on (the real one when 0 was asked)."""
-        return self._port
+        return self._address.port
 
     @property
     def host(self) -> str:
         """The host clients should connect to."""
-        return self._host
+        return self._address.host
 
     @property
     def root_url(self) -> str:
         """The URL of the server's root, e.g. ``http://127.0.0.1:8765``."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return self._address.url
 
     @property
     def url(self) -> str:
         """The OpenAI base URL, e.g. ``http://127.0.0.1:8765/v1``."""
         return f"{self.root_url}/v1"
-
-    def add_replies(self, *replies: Reply) -> None:
-        """Append replies to the script; they are used before the default behaviour.
-
-        Has no effect on requests while the script is a callable, which is
-        consulted first.
-        """
-        self._replies.extend(replies)
-        self._notify()
-
-    def inject_fault(self, fault: Fault) -> None:
-        """Queue a fault for the next matching request(s)."""
-        self._faults.append(_QueuedFault(fault, fault.times))
-        self._notify()
-
-    def clear_faults(self) -> int:
-        """Drop every queued fault.
-
-        Returns:
-            How many faults were dropped.
-        """
-        dropped = len(self._faults)
-        self._faults.clear()
-        self._notify()
-        return dropped
-
-    @property
-    def pending_faults(self) -> list[Fault]:
-        """The queued faults, each with ``times`` set to its remaining count."""
-        return [attrs.evolve(q.fault, times=q.remaining) for q in self._faults]
-
-    def release_hangs(self) -> int:
-        """Let every request held by a ``HANG`` fault carry on and answer.
-
-        Returns:
-            How many requests were released.
-        """
-        released = self._hung
-        self._release.set()
-        self._release = trio.Event()
-        return released
-
-    def statistics(self) -> ModelServerStatistics:
-        """Return a snapshot of the server's counters."""
-        return ModelServerStatistics(
-            requests_total=len(self.requests),
-            in_flight=len(self._in_flight),
-            hung=self._hung,
-            pending_faults=len(self._faults),
-            pending_replies=len(self._replies),
-            abandoned=self._abandoned,
-        )
-
-    async def wait_for_requests(self, count: int) -> None:
-        """Wait until at least ``count`` chat requests have been received."""
-        await self._wait_until(lambda: len(self.requests) >= count)
-
-    async def wait_for_hung(self, count: int = 1) -> None:
-        """Wait until at least ``count`` requests are held by ``HANG`` faults."""
-        await self._wait_until(lambda: self._hung >= count)
-
-    async def wait_for_idle(self) -> None:
-        """Wait until no chat request is being answered (e.g. after a client left)."""
-        await self._wait_until(lambda: not self._in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope: the server as an ASGI application.
@@ -258,16 +149,6 @@ class ModelServer:
         # A checkpoint whatever the server's receive and send do.
         await trio.lowlevel.checkpoint()
         await self._app(scope, receive, send)
-
-    async def _wait_until(self, condition: Callable[[], bool]) -> None:
-        # Checkpoint first, so that waiting is a checkpoint even when nothing is to wait for.
-        await trio.lowlevel.checkpoint()
-        while not condition():
-            await self._changed.wait()
-
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, trio.Event()
-        changed.set()
 
     # -- routes ---------------------------------------------------------------
 
@@ -288,15 +169,17 @@ class ModelServer:
             Route("/health", _health, methods=["GET"]),
             Mount("/control", routes=control),
         ]
-        handlers = dict.fromkeys((HTTPException, BadRequest, ClientDisconnect), error_handler)
+        handlers = dict.fromkeys(
+            (HTTPException, _exchange.BadRequest, ClientDisconnect), _exchange.error_handler
+        )
         return Starlette(routes=routes, exception_handlers=handlers, max_body_size=_MAX_BODY_BYTES)
 
     async def _chat(self, request: Request) -> Response:
-        body = await read_json(request)
+        body = await _exchange.read_json(request)
         if not isinstance(body, dict):
-            raise BadRequest("the request body must be a JSON object")
+            raise _exchange.BadRequest("the request body must be a JSON object")
         if self._closing:
-            return error_response(503, _SHUTTING_DOWN)
+            return _exchange.error_response(503, _SHUTTING_DOWN)
         chat = ChatRequest(len(self.requests) + 1, time.time(), request.scope["path"], body)
         self.requests.append(chat)
         self._notify()
@@ -307,7 +190,7 @@ class ModelServer:
         if request.method == "DELETE":
             return JSONResponse({"cleared": self.clear_faults()})
         if request.method == "POST":
-            faults = _parse_items(await read_json(request), Fault.from_json)
+            faults = _parse_items(await _exchange.read_json(request), Fault.from_json)
             for fault in faults:
                 self.inject_fault(fault)
             return JSONResponse({"queued": len(faults), "faults": self._faults_json()})
@@ -317,7 +200,7 @@ class ModelServer:
         return JSONResponse({"released": self.release_hangs()})
 
     async def _control_replies(self, request: Request) -> Response:
-        replies = _parse_items(await read_json(request), reply_from_json)
+        replies = _parse_items(await _exchange.read_json(request), reply_from_json)
         self.add_replies(*replies)
         return JSONResponse({"queued": len(replies), "pending": len(self._replies)})
 
@@ -329,7 +212,7 @@ class ModelServer:
 
     # -- answering a chat request ------------------------------------------
 
-    async def _answer(self, request: ChatRequest, exchange: Exchange) -> None:
+    async def _answer(self, request: ChatRequest, exchange: _exchange.Exchange) -> None:
         async with trio.open_nursery() as nursery:
             self._in_flight.add(nursery.cancel_scope)
             answered = False
@@ -345,14 +228,16 @@ class ModelServer:
                 self._notify()
         if self._closing and not exchange.started:
             # A request cut short by shutdown still gets a clear answer.
-            await exchange.respond(error_response(503, _SHUTTING_DOWN))
+            await exchange.respond(_exchange.error_response(503, _SHUTTING_DOWN))
 
-    async def _answer_under_faults(self, request: ChatRequest, exchange: Exchange) -> None:
+    async def _answer_under_faults(
+        self, request: ChatRequest, exchange: _exchange.Exchange
+    ) -> None:
         fault = self._take_fault(request)
         if fault is not None and fault.kind is FaultKind.HTTP_ERROR:
             headers = {} if fault.retry_after is None else {"retry-after": str(fault.retry_after)}
             message = fault.message or default_error_message(fault.status, fault.retry_after)
-            await exchange.respond(error_response(fault.status, message, headers))
+            await exchange.respond(_exchange.error_response(fault.status, message, headers))
             return
         if fault is not None and fault.kind is FaultKind.HANG and fault.after_chunks == 0:
             await self._hang()
@@ -364,45 +249,12 @@ class ModelServer:
             # (and the log) instead of leaving a bare 500.
             _LOG.exception("the script failed on request %d", request.seq)
             message = f"the model server's script raised {error!r}"
-            await exchange.respond(error_response(500, message))
+            await exchange.respond(_exchange.error_response(500, message))
             return
         delay = reply.delay
         if fault is not None and fault.kind is FaultKind.SLOW:
             delay, fault = delay + fault.chunk_delay, None
-        await Delivery(exchange, request, reply, delay, cut=fault, hang=self._hang).send()
-
-    def _take_fault(self, request: ChatRequest) -> Fault | None:
-        prompt = request.prompt_text
-        for queued in self._faults:
-            if queued.fault.match is None or queued.fault.match in prompt:
-                if queued.remaining is not None:
-                    queued.remaining -= 1
-                    if queued.remaining == 0:
-                        self._faults.remove(queued)
-                self._notify()
-                return queued.fault
-        return None
-
-    def _next_reply(self, request: ChatRequest) -> Reply:
-        if self._responder is not None:
-            reply = self._responder(request)
-            if reply is not None:
-                return reply
-        elif self._replies:
-            reply = self._replies.popleft()
-            self._notify()
-            return reply
-        return default_reply(request)
-
-    async def _hang(self) -> None:
-        release = self._release
-        self._hung += 1
-        self._notify()
-        try:
-            await release.wait()
-        finally:
-            self._hung -= 1
-            self._notify()
+        await _exchange.Delivery(exchange, request, reply, delay, cut=fault, hang=self._hang).send()
 
     async def _log(self, request: ChatRequest) -> None:
         if self._log_path is None:
@@ -416,36 +268,21 @@ class ModelServer:
     # -- life cycle ----------------------------------------------------------
 
     async def _serve(
-        self, host: str, port: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        host: str,
+        port: int,
+        *,
+        task_status: trio.TaskStatus[ServerAddress] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        # Binding here rather than in hypercorn reports a busy port as a plain
-        # OSError before anything starts, knows the real port when 0 was asked,
-        # and never leaves a socket behind when binding fails.
-        with await bound_socket(host, port) as listener:
-            listener.listen(_LISTEN_BACKLOG)
-            bound_host, self._port = listener.getsockname()[:2]
-            self._host = _connectable_host(bound_host)
-            config = Config()
-            # hypercorn adopts (and trio closes) a duplicate of the descriptor;
-            # the original stays ours and is closed when this block ends.
-            # Several duplicates: trio.serve_listeners accepts one connection
-            # per listener per scheduler round, and with thousands of answers
-            # streaming a round is long (see _ACCEPTORS).
-            config.bind = [f"fd://{os.dup(listener.fileno())}" for _ in range(_ACCEPTORS)]
-            config.accesslog = None
-            config.errorlog = _LOG
-            config.graceful_timeout = _GRACEFUL_TIMEOUT
-            config.keep_alive_timeout = _KEEP_ALIVE_TIMEOUT
-            # Starlette types ASGI messages more loosely than hypercorn does;
-            # the app is a plain ASGI 3 application all the same.
-            app = cast("ASGIFramework", self._app)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(
-                    functools.partial(
-                        serve, app, config, shutdown_trigger=self._shutdown.wait, mode="asgi"
-                    )
-                )
-                task_status.started()
+        await serve_asgi(
+            self._app,
+            host,
+            port,
+            Config.from_mapping(_HYPERCORN_SETTINGS),
+            shutdown_trigger=self._shutdown.wait,
+            acceptors=_ACCEPTORS,
+            task_status=task_status,
+        )
 
     def _begin_shutdown(self) -> None:
         # Cancelling in-flight requests first lets hypercorn's graceful stop
@@ -468,7 +305,7 @@ class _ChatAnswer(Response):
         self._request = request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._server._answer(self._request, Exchange(scope, receive, send))
+        await self._server._answer(self._request, _exchange.Exchange(scope, receive, send))
 
 
 async def _models(request: Request) -> Response:
@@ -485,17 +322,12 @@ def _parse_items(data: object, parse: Callable[[object], _T]) -> list[_T]:
     try:
         return [parse(item) for item in (data if isinstance(data, list) else [data])]
     except (TypeError, ValueError) as error:
-        raise BadRequest(str(error)) from error
+        raise _exchange.BadRequest(str(error)) from error
 
 
 def _append_line(path: Path, line: str) -> None:
     with path.open("a", encoding="utf-8") as file:
         file.write(line)
-
-
-def _connectable_host(host: str) -> str:
-    # A wildcard bind accepts loopback connections; the URL must name a real address.
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
 @asynccontextmanager
@@ -529,7 +361,7 @@ async def open_model_server(
     server = ModelServer(script, Path(log_path) if log_path is not None else None)
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(server._serve, host, port)
+            server._address = await nursery.start(server._serve, host, port)
             try:
                 yield server
             finally:

@@ -35,13 +35,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 if TYPE_CHECKING:
-    from hypercorn.typing import ASGIFramework
     from mcp.server.mcpserver import MCPServer
 
 __all__ = ["TABLE", "McpHttpEndpoint", "build_server", "main", "open_mcp_http_server"]
@@ -121,30 +120,23 @@ async def open_mcp_http_server(
         Where it listens.
     """
     from hypercorn.config import Config
-    from hypercorn.trio import serve
 
-    from agy_trio._sockets import bound_socket
+    from agy_trio.testing.hosting import serve_asgi
 
-    app = cast("ASGIFramework", build_server(name, calls_path).streamable_http_app())
-    shutdown = trio.Event()
-    with await bound_socket("127.0.0.1", 0) as listener:
-        listener.listen()
-        port = listener.getsockname()[1]
-        config = Config()
-        # hypercorn adopts (and trio closes) a duplicate of the descriptor.
-        config.bind = [f"fd://{os.dup(listener.fileno())}"]
-        config.accesslog = None
-        config.graceful_timeout = 1.0
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                functools.partial(serve, app, config, shutdown_trigger=shutdown.wait, mode="asgi")
+    app = build_server(name, calls_path).streamable_http_app()
+    config = Config.from_mapping(graceful_timeout=1.0)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(
+            functools.partial(
+                serve_asgi, app, "127.0.0.1", 0, config, shutdown_trigger=trio.sleep_forever
             )
-            try:
-                yield McpHttpEndpoint(url=f"http://127.0.0.1:{port}/mcp", port=port)
-            finally:
-                # Streams still open (the harness's GET stream) would hold the
-                # graceful stop; the server is a test fixture, so cut them.
-                nursery.cancel_scope.cancel()
+        )
+        try:
+            yield McpHttpEndpoint(url=f"{address.url}/mcp", port=address.port)
+        finally:
+            # Streams still open (the harness's GET stream) would hold a
+            # graceful stop; the server is a test fixture, so cut them.
+            nursery.cancel_scope.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

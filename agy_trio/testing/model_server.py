@@ -15,8 +15,12 @@ parts live in their own modules:
   the default behaviour (:func:`default_reply`).
 * :mod:`agy_trio.testing.wire`: the OpenAI wire format (:class:`ChatRequest`,
   SSE chunks, completions, error bodies).
+* :mod:`agy_trio.testing.model_state`: what the server answers next and what
+  it has seen (the replies, faults and counters :class:`ModelServer` serves).
 * :mod:`agy_trio.testing.app`: :class:`ModelServer`, its Starlette app and
   control API, :func:`open_model_server` and :func:`run_model_server`.
+* :mod:`agy_trio.testing.hosting`: serving an ASGI app on hypercorn's Trio
+  worker, on a socket bound first.
 * :mod:`agy_trio.testing.command`: the command line.
 
 Every chat request body is kept in :attr:`ModelServer.requests` and, on

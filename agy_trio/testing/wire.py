@@ -136,13 +136,8 @@ class ChatRequest:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Return the JSON form written to the request log."""
-        return {
-            "seq": self.seq,
-            "received_at": self.received_at,
-            "path": self.path,
-            "body": self.body,
-        }
+        """Return the JSON form written to the request log: its four fields."""
+        return attrs.asdict(self, recurse=False)
 
 
 # --------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class Snapshot:
     last_response: str | None
 
 
+@attrs.define(eq=False)
 class Hibernation:
     """When one agent sleeps and how it wakes; lives on the agent's host loop.
 
@@ -92,40 +93,19 @@ class Hibernation:
         snapshot: Set while the agent sleeps (from the moment it starts to).
     """
 
-    __slots__ = (
-        "_after",
-        "_busy",
-        "_last_active",
-        "_stats",
-        "_take_snapshot",
-        "_timer",
-        "_woken",
-        "asleep",
-        "recovery",
-        "snapshot",
-    )
+    recovery: Recovery
+    _busy: Callable[[], bool] = attrs.field(kw_only=True)
+    _take_snapshot: Callable[[], Snapshot] = attrs.field(kw_only=True)
+    _woken: Callable[[Snapshot], None] = attrs.field(kw_only=True)
+    _after: float | None = attrs.field(kw_only=True)
+    _stats: HibernationStats = attrs.field(kw_only=True)
+    _last_active: float = attrs.field(init=False, default=0.0)
+    _timer: asyncio.TimerHandle | None = attrs.field(init=False, default=None)
+    asleep: bool = attrs.field(init=False, default=False)
+    snapshot: Snapshot | None = attrs.field(init=False, default=None)
 
-    def __init__(
-        self,
-        recovery: Recovery,
-        *,
-        busy: Callable[[], bool],
-        take_snapshot: Callable[[], Snapshot],
-        woken: Callable[[Snapshot], None],
-        after: float | None,
-        stats: HibernationStats,
-    ) -> None:
-        self.recovery = recovery
-        self._busy = busy
-        self._take_snapshot = take_snapshot
-        self._woken = woken
-        self._after = after
-        self._stats = stats
-        self._last_active = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self.asleep = False
-        self.snapshot: Snapshot | None = None
-        recovery.sleeper = self
+    def __attrs_post_init__(self) -> None:
+        self.recovery.sleeper = self
 
     @property
     def conversation(self) -> SdkConversation:

@@ -10,21 +10,24 @@ the policy builders, the public enums' members, triggers) is either
 * :class:`Pending`: planned, with the agy_trio name it will have; that name
   must not exist yet (once it does, the entry must become :class:`Mapped`).
 
-:func:`sdk_surface` reads the surface from the installed SDK, so a release
-that adds a field shows up as :func:`unaccounted` names and fails the parity
-test. :func:`render_table` prints the table docs/reference.md shows
+:func:`sdk_surface` (from :mod:`~agy_trio.adapters.antigravity.sdk_surface`)
+reads the surface from the installed SDK, so a release that adds a field
+shows up as :func:`unaccounted` names and fails the parity test.
+:func:`render_table` prints the table docs/reference.md shows
 (``python -m agy_trio.adapters.antigravity.parity``).
 """
 
 from __future__ import annotations
 
-import enum
 import importlib
-import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+
+from agy_trio.adapters.antigravity.builtin_tools import UNGUARDED_BUILTINS
+from agy_trio.adapters.antigravity.sdk import load_sdk
+from agy_trio.adapters.antigravity.sdk_surface import sdk_surface
 
 __all__ = [
     "PARITY",
@@ -68,87 +71,9 @@ _LITERT = Refused("the on-device LiteRT backend (LiteRTAgentConfig) is not offer
 _ENDPOINT = "agy_trio chooses the endpoint from base_url / vertex_project / api_key"
 
 
-def _sdk() -> Any:
-    return importlib.import_module("google.antigravity")
-
-
-def _fields(model: Any) -> list[str]:
-    return list(getattr(model, "model_fields", {}))
-
-
-def _public(cls: type[Any]) -> list[str]:
-    return [name for name in vars(cls) if not name.startswith("_")]
-
-
-def sdk_surface(*, agent_configs: Iterable[type[Any]] | None = None) -> dict[str, list[str]]:
-    """The SDK's public surface, by section: section -> its names.
-
-    Args:
-        agent_configs: The agent config classes to read (default: the SDK's
-            ``AgentConfig``, ``LocalAgentConfig``, ``LocalOpenAIAgentConfig``
-            and ``LiteRTAgentConfig``); a test passes a copy with a field added.
-    """
-    sdk = _sdk()
-    types = sdk.types
-    hooks = importlib.import_module("google.antigravity.hooks")
-    policy = importlib.import_module("google.antigravity.hooks.policy")
-    triggers = importlib.import_module("google.antigravity.triggers")
-    conversation = importlib.import_module("google.antigravity.conversation.conversation")
-    configs = (
-        list(agent_configs)
-        if agent_configs is not None
-        else [
-            sdk.AgentConfig,
-            sdk.LocalAgentConfig,
-            sdk.LocalOpenAIAgentConfig,
-            sdk.LiteRTAgentConfig,
-        ]
-    )
-    surface: dict[str, list[str]] = {
-        "AgentConfig": sorted({name for cls in configs for name in _fields(cls)}),
-        "Agent": sorted([*_public(sdk.Agent), *(f"beta.{n}" for n in dir(sdk.Agent.beta))]),
-        "Conversation": sorted(
-            name
-            for name, _ in inspect.getmembers(conversation.Conversation)
-            if not name.startswith("_")
-        ),
-        "hooks": sorted(hooks.__all__),
-        "policy": sorted(
-            name
-            for name, value in vars(policy).items()
-            if inspect.isfunction(value)
-            and value.__module__ == policy.__name__
-            and not name.startswith("_")
-        ),
-        "triggers": sorted(triggers.__all__),
-    }
-    for name in (
-        "CapabilitiesConfig",
-        "CompactionConfig",
-        "RunCommandConfig",
-        "SubagentConfig",
-        "SubagentCapabilities",
-        "InlineSkill",
-        "BudgetConfig",
-        "GeminiModelOptions",
-        "SandboxStatus",
-        "StopArgs",
-        "StopHookResult",
-        "HookResult",
-    ):
-        surface[name] = _fields(getattr(types, name))
-    for name in types.__all__:
-        value = getattr(types, name)
-        if isinstance(value, type) and issubclass(value, enum.Enum):
-            surface[name] = [member.name for member in value]
-    return surface
-
-
 def _builtin_tool_entries() -> dict[str, Entry]:
-    from agy_trio.adapters.antigravity.config import UNGUARDED_BUILTINS
-
     entries: dict[str, Entry] = {}
-    for member in _sdk().BuiltinTools:
+    for member in load_sdk().BuiltinTools:
         reason = UNGUARDED_BUILTINS.get(member.value)
         key = f"BuiltinTools.{member.name}"
         if member.value == "invoke_subagent":

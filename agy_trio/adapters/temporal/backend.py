@@ -10,7 +10,6 @@ Each agent's commands are answered by its
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,18 +27,24 @@ from agy_trio.adapters.temporal.messages import (
 from agy_trio.adapters.temporal.session import TemporalSession, WorkflowAgent
 from agy_trio.core.backend import AgentServices
 from agy_trio.core.commands import WorkCancelled
-from agy_trio.core.settings import default_chat_timeout
+from agy_trio.core.settings import AgentConfig, default_chat_timeout
 from agy_trio.core.validation import positive_int, positive_number
 from agy_trio.errors import AgentNotFound, AgyError, ChannelClosed, ConfigError
 
 if TYPE_CHECKING:
     from temporalio.client import Client, WorkflowHandle
 
-    from agy_trio.core.settings import AgentConfig
-
 __all__ = ["TemporalBackend"]
 
-log = logging.getLogger("agy_trio.temporal")
+# The fields of every agent's AgentSetup that are the backend's options of the
+# same name: how the agent's workflow hands its turns to the workers.
+_WORKFLOW_OPTIONS = (
+    "task_queue",
+    "heartbeat_timeout",
+    "sticky_timeout",
+    "max_attempts",
+    "turns_per_run",
+)
 
 
 def _load_temporalio() -> None:
@@ -179,12 +184,8 @@ class TemporalBackend:
         setup = AgentSetup(
             conversation_id=config.conversation_id or uuid.uuid4().hex,
             settings=settings,
-            task_queue=self.task_queue,
             turn_timeout=chat_timeout,
-            heartbeat_timeout=self.heartbeat_timeout,
-            sticky_timeout=self.sticky_timeout,
-            max_attempts=self.max_attempts,
-            turns_per_run=self.turns_per_run,
+            **{name: getattr(self, name) for name in _WORKFLOW_OPTIONS},
         )
         try:
             handle = await self.host.run(
