@@ -301,9 +301,10 @@ def on_one_cpu(key: str, callers: int, per_caller: int, warmup: int) -> Measure:
     everywhere = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(everywhere)})
     try:
-        return CONTENDERS[key].run(callers, per_caller, warmup)
+        measured: Measure = CONTENDERS[key].run(callers, per_caller, warmup)
     finally:
         os.sched_setaffinity(0, everywhere)
+    return measured
 
 
 def one_cpu_isolated(key: str) -> Callable[[int, int, int], Measure]:

@@ -58,12 +58,13 @@ def interleave(
 class Contender(NamedTuple):
     """One way of doing a comparison's work: its row's label and kind, what measures it, a note.
 
-    ``run`` is called with the comparison's arguments and returns one round's figures.
+    ``run`` is called with the comparison's arguments and returns one round's figures
+    (metric -> value), or what the comparison makes them from.
     """
 
     label: str
     kind: str
-    run: Callable[..., Mapping[str, float]]
+    run: Callable[..., Any]
     note: str = ""
 
 

@@ -25,8 +25,14 @@ from typing import Any
 
 import trio
 
-from benchmarks._common import Measure, percentiles
-from benchmarks._measure import ThreadCount, harnesses, pss_figures, python_pss_mib
+from benchmarks._common import Measure, Metric, percentile_metrics, percentiles
+from benchmarks._measure import (
+    PSS_METRICS,
+    ThreadCount,
+    harnesses,
+    pss_figures,
+    python_pss_mib,
+)
 from benchmarks._offline import ModelServerProcess, offline_world
 
 CHUNK_DELAY = 0.02
@@ -36,6 +42,15 @@ PROBE = "STALLPROBE"
 # the others have started).
 PROBE_PROMPT = PROBE + " " + "w " * 12000
 MODEL = "agy-trio-bench"
+# The figures of a run (:meth:`Record.figures`) that the comparison's table shows.
+METRICS = [
+    Metric("start_s", "all agents started", "s", digits=2),
+    Metric("total_s", "start + 2 turns each", "s", digits=2),
+    *percentile_metrics("turn", "turn latency p{p}", "s", digits=3),
+    *PSS_METRICS,
+    Metric("stall_ms", "worst stall while the N start", "ms", digits=1),
+    Metric("errors", "errors and wrong answers", "", digits=0),
+]
 
 
 def _stall(arrivals: list[float], start: float, started: float) -> float:

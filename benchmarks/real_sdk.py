@@ -26,10 +26,10 @@ import sys
 from pathlib import Path
 
 from benchmarks._child import print_figures, run_child
-from benchmarks._common import BenchResult, Metric, Target, fmt, percentile_metrics
+from benchmarks._common import BenchResult, Target, fmt
 from benchmarks._offline import sdk_missing
 from benchmarks._rounds import Contender, Context, rows_of, run_rounds
-from benchmarks._sdk_workloads import CHUNK_DELAY, run_one
+from benchmarks._sdk_workloads import CHUNK_DELAY, METRICS, run_one
 
 NAME = "real_sdk"
 TITLE = "The real SDK: 10 to 2,000 agents, starts, turns, memory and stream stalls"
@@ -47,16 +47,6 @@ DESCRIPTION = (
     "Agent(config)` per agent, `asyncio.gather`), written as a careful user would: one "
     "shared HOME, save_dir and workspace, no built-in tools. Each run is a fresh process."
 )
-METRICS = [
-    Metric("start_s", "all agents started", "s", digits=2),
-    Metric("total_s", "start + 2 turns each", "s", digits=2),
-    *percentile_metrics("turn", "turn latency p{p}", "s", digits=3),
-    Metric("harness_pss_mib", "PSS of the harnesses", "MiB", digits=0),
-    Metric("python_pss_mib", "PSS of the Python process", "MiB", digits=0),
-    Metric("total_pss_mib", "total PSS", "MiB", digits=0),
-    Metric("stall_ms", "worst stall while the N start", "ms", digits=1),
-    Metric("errors", "errors and wrong answers", "", digits=0),
-]
 FULL_SIZES = (10, 50, 200, 1000, 2000)
 # The SDK alone (and one harness per agent) start a ~70 MiB process per agent:
 # 200 is as far as that fits in this machine's memory next to everything else.
