@@ -29,6 +29,7 @@ from agy_trio.adapters.antigravity.launcher import (
 from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.stderr import StderrCollector
 from agy_trio.errors import ConfigError
+from tests.adapters.harness_support import alive, run_counting_loop_ticks, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 
@@ -69,24 +70,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` (something another thread or process brings about)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -145,21 +128,7 @@ def test_a_start_handshakes_off_the_loop_and_tags_the_process(
     pool = _pool(registry)
     spec = _spec(script, tmp_path, FAKE_DELAY="0.3")
 
-    async def main() -> tuple[Any, int]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        lease = await pool.lease(spec)
-        ticker.cancel()
-        return lease, ticks
-
-    lease, ticks = asyncio.run(main())
+    lease, ticks = run_counting_loop_ticks(lambda: pool.lease(spec))
     assert ticks >= 10  # the loop kept running while the harness started
     pid = lease.harness.process.pid
     owner = lease.entry.owner
@@ -169,10 +138,10 @@ def test_a_start_handshakes_off_the_loop_and_tags_the_process(
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert f"{HARNESS_OWNER_ENV}={owner}".encode() in environ
     # The collector thread drains stderr in its own time.
-    assert _wait_until(lambda: pool.stderr.tail(owner) == [f"owner {owner}"])
+    assert wait_until(lambda: pool.stderr.tail(owner) == [f"owner {owner}"])
     assert pool.loads() == [(pid, 1)]
     assert asyncio.run(pool.release(lease, grace=10)) == []  # exited on end-of-file
-    assert not _alive(pid)
+    assert not alive(pid)
     assert registry.owners() == []
     assert pool.loads() == []
     pool.close()
@@ -193,14 +162,14 @@ def test_conversations_share_a_process_up_to_the_limit(
         # A place freed is taken again before a new process starts.
         first = leases[0]
         await pool.release(first, grace=5)
-        assert _alive(first.harness.process.pid)  # its other conversation goes on
+        assert alive(first.harness.process.pid)  # its other conversation goes on
         again = await pool.lease(spec)
         assert again.harness.process.pid == first.harness.process.pid
         assert registry.started == 3
         for lease in [*leases[1:], again]:
             await pool.release(lease, grace=5)
         assert pool.loads() == []
-        assert not any(_alive(pid) for pid in pids)
+        assert not any(alive(pid) for pid in pids)
 
     asyncio.run(main())
     assert registry.owners() == []
@@ -218,7 +187,7 @@ def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
         pid = lease.harness.process.pid
         # Its last conversation hibernates: the harness stays up, empty...
         assert await pool.release(lease, grace=5, keep_warm=True) == []
-        assert _alive(pid) and pool.loads() == [(pid, 0)]
+        assert alive(pid) and pool.loads() == [(pid, 0)]
         # ...and the next conversation of its group lands there, with no start.
         again = await pool.lease(ours)
         assert again.harness.process.pid == pid and registry.started == 1
@@ -227,15 +196,15 @@ def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
         other = await pool.lease(theirs)
         other_pid = other.harness.process.pid
         await pool.release(other, grace=5, keep_warm=True)
-        assert _wait_until(lambda: not _alive(pid))
+        assert wait_until(lambda: not alive(pid))
         assert pool.loads() == [(other_pid, 0)]
         # A harness left for any other reason goes as before.
         plain = await pool.lease(ours)
         await pool.release(plain, grace=5)
-        assert not _alive(plain.harness.process.pid)
+        assert not alive(plain.harness.process.pid)
         # The backend's close stops the warm one, gently.
         assert await pool.retire_warm() == []
-        assert not _alive(other_pid) and pool.loads() == []
+        assert not alive(other_pid) and pool.loads() == []
         assert await pool.retire_warm() == []
 
     asyncio.run(main())
@@ -336,7 +305,7 @@ def test_a_cancelled_start_nobody_else_waits_for_leaves_no_process(
     async def main() -> None:
         task = asyncio.create_task(pool.lease(spec))
         # Up, and holding back its answer.
-        assert await asyncio.to_thread(_wait_until, lambda: bool(registry.pids()))
+        assert await asyncio.to_thread(wait_until, lambda: bool(registry.pids()))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -435,10 +404,10 @@ def test_the_launcher_connects_each_conversation_on_its_own_websocket(
         assert p1.stdin is None and p1.stderr.read() == b""
 
         assert await first.retire_async(grace=5) == []
-        assert _alive(p2.pid)
+        assert alive(p2.pid)
         await ws2.close()
         assert await second.retire_async(grace=5) == []
-        assert not _alive(p2.pid)
+        assert not alive(p2.pid)
 
     asyncio.run(main())
     assert registry.owners() == []
@@ -457,7 +426,7 @@ def test_a_held_launcher_keeps_its_harness_through_a_reopen(
         async with launcher.holding():
             await ws.close()
             assert await launcher.retire_async(grace=5) == []
-            assert _alive(process.pid)  # kept: the conversation comes back
+            assert alive(process.pid)  # kept: the conversation comes back
             again, ws, _ = await launcher.connect(strategy)
             assert again.pid == process.pid
         await ws.close()
@@ -471,8 +440,8 @@ def test_a_held_launcher_keeps_its_harness_through_a_reopen(
         # Closed inside a hold and not reopened: the place is given back at its end.
         async with launcher.holding():
             await launcher.retire_async(grace=5)
-            assert _alive(fresh.pid)
-        assert not _alive(fresh.pid)
+            assert alive(fresh.pid)
+        assert not alive(fresh.pid)
         assert launcher.lease is None
 
     asyncio.run(main())
@@ -520,7 +489,7 @@ def test_the_collector_keeps_the_last_lines_and_closes_at_end_of_file() -> None:
         collector.watch(f"h{i}", process.stderr)
     for process in processes:
         process.wait()
-    assert _wait_until(lambda: all(p.stderr is not None and p.stderr.closed for p in processes))
+    assert wait_until(lambda: all(p.stderr is not None and p.stderr.closed for p in processes))
     assert [collector.tail(f"h{i}") for i in range(3)] == [
         [f"p{i} 2", f"p{i} 3", f"p{i} 4"] for i in range(3)
     ]
