@@ -1,4 +1,4 @@
-"""What the harness-process tests share: is a process alive, wait for one, is the loop free.
+"""What the harness-process tests share: is a process alive, is the loop free, asyncio tests.
 
 These tests start stand-in harness processes of their own and watch them from
 outside, through ``/proc`` (Linux only), polling since no event reports another
@@ -8,11 +8,13 @@ process's state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def alive(pid: int) -> bool:
@@ -57,3 +59,18 @@ def run_counting_loop_ticks(fn: Callable[[], Awaitable[T]]) -> tuple[T, int]:
             ticker.cancel()
 
     return asyncio.run(main())
+
+
+def on_asyncio(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an async test with ``asyncio.run``: the code under test is asyncio code.
+
+    The suite's own async tests run on Trio (``trio_mode``); the harness pool
+    and launcher live on the asyncio side, so their tests run on a loop of
+    their own.
+    """
+
+    @functools.wraps(test)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run

@@ -11,14 +11,14 @@ response someone still holds and reads is left alone: the next chat waits.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
 import trio.testing
 
 import agy_trio
-from agy_trio import RuntimeConfig, StopReason
+from agy_trio import ChatResponse, RuntimeConfig, StopReason
 from agy_trio.adapters.scripted import Say, ScriptedBackend, Turn, default_turn
 from tests.reliability.abandoning import (
     assert_a_turn_being_read_is_left_alone,
@@ -46,11 +46,12 @@ async def rt() -> AsyncIterator[agy_trio.Runtime]:
             yield runtime
 
 
-def _assert_interrupted_then_answered(
-    history: list[agy_trio.Message], prompt: str, then: str
-) -> None:
-    """The abandoned turn's prompt and partial answer, marked; then a whole turn."""
-    assert history[0] == agy_trio.Message("user", prompt, interrupted=True)
+async def _the_next_chat_answers(agent: agy_trio.AgentHandle, then: str) -> None:
+    """``then`` is answered at once; the abandoned turn stays before it, marked interrupted."""
+    with trio.fail_after(HANG):
+        assert await (await agent.chat(then)).text() == f"You said: {then}"
+    history = await agent.history()
+    assert history[0] == agy_trio.Message("user", "long one", interrupted=True)
     middle = history[1:-2]
     # The partial answer (if the turn produced any), a strict prefix of the whole.
     assert [(m.role, m.interrupted) for m in middle] in ([], [("assistant", True)])
@@ -65,10 +66,7 @@ async def test_a_dropped_response_is_interrupted(rt: agy_trio.Runtime) -> None:
     with pytest.warns(ResourceWarning, match="garbage-collected unread"):
         await agent.chat("long one")  # dropped at once, unread
         await collected()
-    with trio.fail_after(HANG):
-        response = await agent.chat("next")
-        assert await response.text() == "You said: next"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "next")
+    await _the_next_chat_answers(agent, "next")
     assert await agent.turn_count() == 1
 
 
@@ -97,42 +95,38 @@ async def test_break_out_of_async_for_interrupts_the_turn(rt: agy_trio.Runtime) 
         if len(seen) == 3:
             break
     assert seen == ["000.", "001.", "002."]
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("again")).text() == "You said: again"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+    await _the_next_chat_answers(agent, "again")
     # Read again, the response ends as cancelled, after what was already produced.
     rest = "".join([delta async for delta in response])
     assert LONG.startswith("".join(seen) + rest) and len("".join(seen) + rest) < len(LONG)
     assert response.stop_reason is StopReason.CANCELLED
 
 
-async def test_closing_the_events_iterator_early_interrupts_the_turn(
-    rt: agy_trio.Runtime,
-) -> None:
-    agent = await rt.create_agent()
-    response = await agent.chat("long one")
+async def _close_the_events_iterator_early(response: ChatResponse) -> None:
     async with contextlib.aclosing(response.events()) as events:
         async for _event in events:
             break
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("again")).text() == "You said: again"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
-    assert await response.text() != LONG
-    assert response.stop_reason is StopReason.CANCELLED
 
 
-async def test_break_out_of_events_interrupts_the_turn(rt: agy_trio.Runtime) -> None:
-    agent = await rt.create_agent()
-    response = await agent.chat("long one")
+async def _break_out_of_events_and_drop_it(response: ChatResponse) -> None:
     # events() is an async generator: Trio finalises it (and warns) once dropped.
     with pytest.warns(ResourceWarning, match="Async generator"):
         async for _event in response.events():
             break
         await collected()
         await trio.testing.wait_all_tasks_blocked()  # Trio's finaliser has run
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("again")).text() == "You said: again"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+
+
+@pytest.mark.parametrize(
+    "leave", [_close_the_events_iterator_early, _break_out_of_events_and_drop_it]
+)
+async def test_leaving_events_early_interrupts_the_turn(
+    rt: agy_trio.Runtime, leave: Callable[[ChatResponse], Awaitable[None]]
+) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")
+    await leave(response)
+    await _the_next_chat_answers(agent, "again")
     assert await response.text() != LONG
     assert response.stop_reason is StopReason.CANCELLED
 
@@ -152,9 +146,7 @@ async def test_leaving_async_with_early_interrupts_the_turn(rt: agy_trio.Runtime
     agent = await rt.create_agent()
     async with await agent.chat("long one") as response:
         assert await response.__anext__() == "000."
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("next")).text() == "You said: next"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "next")
+    await _the_next_chat_answers(agent, "next")
     _ = [delta async for delta in response]
     assert response.stop_reason is StopReason.CANCELLED
 
