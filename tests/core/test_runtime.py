@@ -36,6 +36,7 @@ from agy_trio.errors import (
     QuotaExceeded,
     RuntimeClosed,
 )
+from tests.conversations import echoed_turns
 
 FAST = RuntimeConfig(inter_agent_delay=0)
 
@@ -119,12 +120,7 @@ async def test_whole_command_set_answers_truthfully(rt: agy_trio.Runtime) -> Non
     assert await agent.turn_count() == 2
     assert await agent.last_response() == "You said: two"
     history = await agent.history()
-    assert [(m.role, m.text) for m in history] == [
-        ("user", "one"),
-        ("assistant", "You said: one"),
-        ("user", "two"),
-        ("assistant", "You said: two"),
-    ]
+    assert [(m.role, m.text) for m in history] == echoed_turns("one", "two")
     last = await agent.last_turn_usage()
     total = await agent.total_usage()
     assert total.output_tokens > last.output_tokens > 0

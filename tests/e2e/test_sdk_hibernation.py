@@ -25,6 +25,7 @@ from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgyError, ConfigError
 from agy_trio.testing import Reply, Responder
+from tests.conversations import echoed
 from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 pytestmark = pytest.mark.sdk
@@ -142,12 +143,7 @@ async def test_a_hibernated_agents_harness_can_be_killed_without_loss(
                 pass
         # Nothing of the sleeper's was on the harness: it wakes on a new one, whole.
         assert await (await sleeper.chat("and now?")).text() == "You said: and now?"
-        assert [m.text for m in await sleeper.history()] == [
-            "the word is kiwi",
-            "You said: the word is kiwi",
-            "and now?",
-            "You said: and now?",
-        ]
+        assert [m.text for m in await sleeper.history()] == echoed("the word is kiwi", "and now?")
         assert pid not in backend.harness_pids()
         assert backend.statistics().wakes == 1
 
@@ -164,12 +160,7 @@ async def test_a_hibernated_agent_wakes_on_a_fresh_harness_after_its_warm_one_is
         os.kill(pid, signal.SIGKILL)
         await _until(lambda: backend.statistics().harness_loads == (), "the harness is dead")
         assert await (await agent.chat("still there?")).text() == "You said: still there?"
-        assert [m.text for m in await agent.history()] == [
-            "the word is fig",
-            "You said: the word is fig",
-            "still there?",
-            "You said: still there?",
-        ]
+        assert [m.text for m in await agent.history()] == echoed("the word is fig", "still there?")
         assert pid not in backend.harness_pids()
         assert backend.statistics().harnesses_started == 2
 

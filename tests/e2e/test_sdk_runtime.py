@@ -33,6 +33,7 @@ from agy_trio.errors import (
     SafetyBlocked,
 )
 from agy_trio.testing import ChatRequest, Fault, Reply, Responder, open_model_server
+from tests.conversations import echoed, echoed_turns
 from tests.sdk_support import (
     assert_exit_soon,
     harness_processes,
@@ -81,10 +82,7 @@ async def test_chat_streams_text_with_usage_and_keeps_state(tmp_path: Path, serv
 
         assert await agent.turn_count() == 1
         assert await agent.last_response() == "You said: hello world"
-        assert [(m.role, m.text) for m in await agent.history()] == [
-            ("user", "hello world"),
-            ("assistant", "You said: hello world"),
-        ]
+        assert [(m.role, m.text) for m in await agent.history()] == echoed_turns("hello world")
         assert await agent.total_usage() == response.usage
         assert await agent.last_turn_usage() == response.usage
         assert await agent.is_idle()
@@ -367,10 +365,7 @@ async def test_retry_policy_makes_a_transient_429_invisible(tmp_path: Path, serv
             response = await agent.chat("hello")
             assert await response.text() == "You said: hello"
         assert response.error is None
-        assert [(m.role, m.text) for m in await agent.history()] == [
-            ("user", "hello"),
-            ("assistant", "You said: hello"),
-        ]
+        assert [(m.role, m.text) for m in await agent.history()] == echoed_turns("hello")
         assert backend.statistics().retries == 1
 
 
@@ -503,10 +498,7 @@ async def test_resume_by_conversation_id_after_disconnect(tmp_path: Path, server
 
         resumed = await rt.create_agent(_config(server, conversation_id=conversation_id))
         assert resumed.conversation_id == conversation_id
-        assert [m.text for m in await resumed.history()] == [
-            "the word is banana",
-            "You said: the word is banana",
-        ]
+        assert [m.text for m in await resumed.history()] == echoed("the word is banana")
         assert await resumed.turn_count() == 1
         assert await (await resumed.chat("what was the word?")).text()
         contents = " ".join(str(m.get("content", "")) for m in server.requests[-1].messages)

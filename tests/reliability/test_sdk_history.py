@@ -17,6 +17,7 @@ import trio
 
 from agy_trio import StopReason
 from agy_trio.testing import Fault
+from tests.conversations import echoed_turns
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
@@ -49,12 +50,7 @@ async def test_a_harness_killed_while_idle_loses_nothing(tmp_path: Path, server:
             os.kill(pid, signal.SIGKILL)
         with trio.fail_after(HANG):
             assert await (await agent.chat("after")).text() == "You said: after"
-        assert [(m.role, m.text) for m in await agent.history()] == [
-            ("user", "before"),
-            ("assistant", "You said: before"),
-            ("user", "after"),
-            ("assistant", "You said: after"),
-        ]
+        assert [(m.role, m.text) for m in await agent.history()] == echoed_turns("before", "after")
         assert backend.statistics().reopens == 1
 
 

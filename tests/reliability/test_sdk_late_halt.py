@@ -24,6 +24,7 @@ import agy_trio
 from agy_trio import RuntimeConfig, StopReason
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.testing import Reply, Responder
+from tests.conversations import echoed_turns
 from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
@@ -56,10 +57,7 @@ async def _next_reaches_the_model(agent: agy_trio.AgentHandle, server: Any) -> N
     assert response.stop_reason is StopReason.END_TURN
     assert any(r.user_request == "next" for r in server.requests)
     history = await agent.history()
-    assert [(m.role, m.text) for m in history[-2:]] == [
-        ("user", "next"),
-        ("assistant", "You said: next"),
-    ]
+    assert [(m.role, m.text) for m in history[-2:]] == echoed_turns("next")
     assert history[0] == agy_trio.Message("user", LONG_MARK, interrupted=True)
 
 

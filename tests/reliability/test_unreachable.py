@@ -10,7 +10,6 @@ behaves the same with or without one). Either way the caller gets a
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import RetryPolicy
 from agy_trio.errors import BackendError, EndpointUnreachable, OperationTimeout
 from agy_trio.testing import open_model_server
-from tests.sdk_support import sdk_runtime
+from tests.sdk_support import logged, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -82,20 +81,7 @@ async def test_retry_policy_retries_an_unreachable_endpoint(tmp_path: Path, free
 
 async def test_a_retry_reaches_an_endpoint_that_came_up(tmp_path: Path, free_port: int) -> None:
     retry = RetryPolicy(attempts=6, initial_backoff=1.0, multiplier=1.0)
-    first_retry = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-
-    class OnRetry(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "retrying" in record.getMessage():
-                token.run_sync_soon(first_retry.set)
-
-    handler = OnRetry()
-    logger = logging.getLogger("agy_trio.antigravity")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with logged("retrying") as first_retry:
         async with sdk_runtime(tmp_path, CONFIG, retry=retry) as (rt, _):
             agent = await rt.create_agent(_local(free_port))
             response = await agent.chat("are you there?")
@@ -107,9 +93,6 @@ async def test_a_retry_reaches_an_endpoint_that_came_up(tmp_path: Path, free_por
             assert response.error is None
             users = [m.text for m in await agent.history() if m.role == "user"]
             assert users == ["are you there?"]
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 @pytest.fixture
