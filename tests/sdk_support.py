@@ -71,6 +71,15 @@ async def sdk_runtime(
     assert backend.harness_pids() == []
 
 
+@asynccontextmanager
+async def sdk_agent(
+    tmp_path: Path, agent: AgentConfig, config: RuntimeConfig = FAST, **backend_options: Any
+) -> AsyncIterator[tuple[agy_trio.AgentHandle, AntigravityBackend]]:
+    """One agent made from ``agent`` on :func:`sdk_runtime`; the agent and the backend."""
+    async with sdk_runtime(tmp_path, config, **backend_options) as (runtime, backend):
+        yield await runtime.create_agent(agent), backend
+
+
 def replies_to_marks(replies: Mapping[str, Reply]) -> Responder:
     """A model script: a prompt that contains a mark gets its reply, any other the default."""
 

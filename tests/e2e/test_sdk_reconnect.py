@@ -21,7 +21,7 @@ from agy_trio import AgentConfig
 from agy_trio.adapters.antigravity import ConnectionRetry, RetryPolicy
 from agy_trio.errors import BackendError
 from agy_trio.testing import Fault, Reply, open_model_server
-from tests.sdk_support import logged, sdk_runtime
+from tests.sdk_support import logged, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
@@ -90,8 +90,10 @@ async def test_a_cut_after_output_is_not_asked_again(tmp_path: Path) -> None:
         # the policy does not retry it either (as before).
         retry = RetryPolicy(initial_backoff=0.01)
         for folder, options in (("plain", {}), ("policy", {"retry": retry})):
-            async with sdk_runtime(tmp_path / folder, **options) as (rt, backend):
-                agent = await rt.create_agent(_config(server.url))
+            async with sdk_agent(tmp_path / folder, _config(server.url), **options) as (
+                agent,
+                backend,
+            ):
                 server.inject_fault(Fault.disconnect(after_chunks=3))
                 received: list[str] = []
                 with trio.fail_after(30), pytest.raises(BackendError, match="EOF"):

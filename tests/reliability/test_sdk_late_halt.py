@@ -25,7 +25,7 @@ from agy_trio import RuntimeConfig, StopReason
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.testing import Reply, Responder
 from tests.conversations import echoed_turns
-from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
+from tests.sdk_support import local_agent, replies_to_marks, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -69,8 +69,10 @@ async def _stalled_mid_answer(
 
     The harness goes on (SIGCONT) on leaving at the latest.
     """
-    async with sdk_runtime(tmp_path, CONFIG, cancel_grace=GRACE) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server), CONFIG, cancel_grace=GRACE) as (
+        agent,
+        backend,
+    ):
         (pid,) = backend.harness_pids()
         try:
             await _stall_mid_answer(agent, pid)
