@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import psutil
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import ChatRequest, Reply, Responder
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 
@@ -66,6 +67,18 @@ async def sdk_runtime(
         yield runtime, backend
     assert list(base.iterdir()) == [], "the backend left its temporary folder behind"
     assert backend.harness_pids() == []
+
+
+def replies_to_marks(replies: Mapping[str, Reply]) -> Responder:
+    """A model script: a prompt that contains a mark gets its reply, any other the default."""
+
+    def respond(request: ChatRequest) -> Reply | None:
+        for mark, reply in replies.items():
+            if mark in request.user_request:
+                return reply
+        return None
+
+    return respond
 
 
 def local_agent(server: Any, **changes: Any) -> AgentConfig:
@@ -115,6 +128,7 @@ def wait_until_the_model_call_hangs(process: subprocess.Popen[Any] | Any, root: 
 _KILLED_PROGRAM = """
 import sys, trio, agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import ChatRequest, Reply, Responder
 from agy_trio.testing import open_model_server
 
 async def main():

@@ -19,6 +19,7 @@ import attrs
 
 from agy_trio.core.validation import (
     as_dict,
+    as_seconds,
     as_tuple,
     attrs_validator,
     instance_of,
@@ -66,10 +67,6 @@ def _check_seconds(_instance: object, attribute: attrs.Attribute[Any], value: ob
         raise ConfigError(
             f"must be a number of seconds greater than 0, got {value!r}", field=attribute.name
         )
-
-
-def _as_seconds(value: float) -> float:
-    return float(value) if is_number(value) else value
 
 
 def _check_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -162,9 +159,9 @@ class McpHttpServer(_McpServerBase):
     headers: dict[str, str] | None = attrs.field(
         default=None, converter=as_dict, validator=_optional_string_map, hash=False
     )
-    timeout: float = attrs.field(default=30.0, converter=_as_seconds, validator=_check_seconds)
+    timeout: float = attrs.field(default=30.0, converter=as_seconds, validator=_check_seconds)
     sse_read_timeout: float = attrs.field(
-        default=300.0, converter=_as_seconds, validator=_check_seconds
+        default=300.0, converter=as_seconds, validator=_check_seconds
     )
     terminate_on_close: bool = attrs.field(default=True, validator=_bool)
 

@@ -30,6 +30,7 @@ from agy_trio.errors import ConfigError
 
 __all__ = [
     "as_dict",
+    "as_seconds",
     "as_tuple",
     "attrs_validator",
     "enum_converter",
@@ -302,3 +303,11 @@ def as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 def as_dict(value: Mapping[str, Any]) -> dict[str, Any]:
     """An attrs converter: a mapping as a (new) dict; anything else passes, for the validator."""
     return dict(value) if isinstance(value, Mapping) else value
+
+
+def as_seconds(value: float) -> float:
+    """An attrs converter: a number of seconds as a float (``10`` and ``10.0`` are one config).
+
+    Anything else passes unchanged, for the field's validator to refuse by name.
+    """
+    return float(value) if is_number(value) else value

@@ -59,6 +59,16 @@ def host_tasks(backend: ScriptedBackend) -> Callable[[], Any]:
 
 
 @pytest.fixture
+def clock(mock_clock: trio.testing.MockClock) -> trio.testing.MockClock:
+    """Virtual time that jumps once nothing has happened for 0.2 real seconds.
+
+    The real seconds leave the host thread time to answer before time jumps.
+    """
+    mock_clock.autojump_threshold = 0.2
+    return mock_clock
+
+
+@pytest.fixture
 async def scripted() -> ScriptedBackend:
     return ScriptedBackend()
 
@@ -316,9 +326,8 @@ async def test_agent_cancel_stops_the_active_turn(fast: RuntimeConfig) -> None:
 
 
 async def test_chat_timeout_bounds_a_turn(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2  # real seconds: leave time for the host thread
     backend = ScriptedBackend([Turn([Say("a", chunks=1), Hang()])])
     config = fast.replace(chat_timeout=30, operation_timeout=100)
     async with agy_trio.open_runtime(config, backend=backend) as rt:
@@ -335,9 +344,8 @@ async def test_chat_timeout_bounds_a_turn(
 
 
 async def test_operation_timeout_is_the_outer_net(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(chat_timeout=30, operation_timeout=100)
     async with agy_trio.open_runtime(config, backend=backend) as rt:
@@ -353,9 +361,8 @@ async def test_operation_timeout_is_the_outer_net(
 
 
 async def test_per_agent_chat_timeout_override(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
     async with agy_trio.open_runtime(fast, backend=backend) as rt:
         agent = await rt.create_agent(AgentConfig(chat_timeout=5))
@@ -369,9 +376,8 @@ async def test_per_agent_chat_timeout_override(
 
 
 async def test_shutdown_with_fifty_commands_in_flight(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(shutdown_timeout=7)
     errors: list[BaseException] = []
@@ -456,10 +462,8 @@ async def test_killing_the_host_thread_yields_channel_closed(fast: RuntimeConfig
 
 
 async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
-
     def script(agent_id: str, prompt: str, index: int) -> Turn:
         if prompt == "first":
             return Turn([Fail("quota", retry_after=20)])
@@ -496,9 +500,8 @@ async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
 
 
 async def test_chat_starts_are_paced_but_chats_overlap(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
     backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(inter_agent_delay=0.5)
     starts: list[float] = []
@@ -552,8 +555,7 @@ async def test_bad_input_is_rejected_clearly(rt: agy_trio.Runtime) -> None:
             pass
 
 
-async def test_wakeups(rt: agy_trio.Runtime, mock_clock: trio.testing.MockClock) -> None:
-    mock_clock.autojump_threshold = 0.2
+async def test_wakeups(rt: agy_trio.Runtime, clock: trio.testing.MockClock) -> None:
     agent = await rt.create_agent()
     assert await agent.wait_for_wakeup(5) is False
     await agent.send("wake up")
@@ -625,9 +627,8 @@ async def test_statistics_and_logs(rt: agy_trio.Runtime, caplog: pytest.LogCaptu
 
 
 async def test_stuck_host_thread_is_reported_not_waited_for(
-    fast: RuntimeConfig, mock_clock: trio.testing.MockClock
+    fast: RuntimeConfig, clock: trio.testing.MockClock
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
     release = threading.Event()
     backend = ScriptedBackend(shutdown_timeout=3)
     config = fast.replace(shutdown_timeout=3)

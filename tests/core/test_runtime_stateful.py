@@ -47,6 +47,12 @@ class _ModelAgent:
         self.assistant_messages: list[str] = []
         self.turns = 0
 
+    def answered(self, text: str) -> None:
+        """A whole turn: the prompt, the scripted echo, one more turn counted."""
+        self.user_messages.append(text)
+        self.assistant_messages.append(f"You said: {text}")
+        self.turns += 1
+
 
 class RuntimeMachine(RuleBasedStateMachine):
     agents = Bundle("agents")
@@ -95,10 +101,7 @@ class RuntimeMachine(RuleBasedStateMachine):
             return await (await handle.chat(text)).text()
 
         assert self.call(go) == f"You said: {text}"
-        model = self.model[agent_id]
-        model.user_messages.append(text)
-        model.assistant_messages.append(f"You said: {text}")
-        model.turns += 1
+        self.model[agent_id].answered(text)
 
     @rule(agent_id=agents, text=WORDS)
     def send_then_wait(self, agent_id: str, text: str) -> None:
@@ -111,10 +114,7 @@ class RuntimeMachine(RuleBasedStateMachine):
             await handle.wait_for_idle()
 
         self.call(go)
-        model = self.model[agent_id]
-        model.user_messages.append(text)
-        model.assistant_messages.append(f"You said: {text}")
-        model.turns += 1
+        self.model[agent_id].answered(text)
 
     @rule(agent_id=agents)
     def cancel_mid_turn(self, agent_id: str) -> None:

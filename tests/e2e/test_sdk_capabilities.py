@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agy_trio import AgentConfig, Hooks, policy, tool
+from agy_trio import AgentConfig, Hooks, policy
 from agy_trio.core.capabilities import (
     CompactionConfig,
     InlineSkill,
@@ -20,26 +19,10 @@ from agy_trio.core.capabilities import (
 from agy_trio.core.events import SubagentText, ToolCall, TurnEnd
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import ConfigError
-from agy_trio.testing import open_model_server
+from tests.core.sample_tools import lookup
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
-
-
-@tool
-def lookup(topic: str) -> str:
-    """Look a topic up.
-
-    Args:
-        topic: What to look up.
-    """
-    return f"facts about {topic}"
 
 
 def _invoke(subagent: str, prompt: str) -> str:

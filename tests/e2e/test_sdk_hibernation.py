@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from agy_trio import policy, tool
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgyError, ConfigError
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import Reply, Responder
+from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
@@ -34,16 +34,9 @@ LONG_ANSWER = "word " * 150  # 150 chunks, one every 20 ms: 3 s
 NAP = 0.3  # hibernate_after in these tests
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if SLOW_MARK in request.user_request:
-        return Reply(LONG_ANSWER, chunk_size=5, delay=0.02)
-    return None  # "You said: ..." (or a tool call, when asked for one)
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({SLOW_MARK: Reply(LONG_ANSWER, chunk_size=5, delay=0.02)})
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +12,10 @@ from agy_trio import Hooks, tool
 from agy_trio.core.hook_types import HookContext, HookResult, StopArgs, StopDecision, StopHookResult
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import TurnVetoed
-from agy_trio.testing import open_model_server
+from tests.core.sample_tools import lookup
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
-
-
-@tool
-def lookup(topic: str) -> str:
-    """Look a topic up.
-
-    Args:
-        topic: What to look up.
-    """
-    return f"facts about {topic}"
 
 
 @tool

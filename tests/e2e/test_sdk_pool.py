@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,12 @@ import agy_trio
 from agy_trio import AgentConfig, StopReason, policy, tool
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgentNotFound, BackendError, ChannelClosed, QuotaExceeded
-from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from agy_trio.testing import Fault, Reply, Responder
 from tests.sdk_support import (
     assert_exit_soon,
     harnesses_of_a_killed_program,
     local_agent,
+    replies_to_marks,
     sdk_runtime,
 )
 
@@ -39,16 +40,9 @@ SLOW_MARK = "a long answer"
 LONG_ANSWER = "word " * 150  # 150 chunks of 5 characters, one every 20 ms: 3 s
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if SLOW_MARK in request.user_request:
-        return Reply(LONG_ANSWER, chunk_size=5, delay=0.02)
-    return None  # "You said: ..."
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({SLOW_MARK: Reply(LONG_ANSWER, chunk_size=5, delay=0.02)})
 
 
 pooled_runtime = sdk_runtime

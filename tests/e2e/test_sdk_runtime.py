@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from agy_trio.errors import (
     QuotaExceeded,
     SafetyBlocked,
 )
-from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from agy_trio.testing import ChatRequest, Fault, Reply, Responder, open_model_server
 from tests.sdk_support import (
     assert_exit_soon,
     harness_processes,
@@ -61,9 +60,8 @@ def _responder(request: ChatRequest) -> Reply | None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return _responder
 
 
 _config = local_agent

@@ -7,7 +7,6 @@ message, and 25 MiB per message for attachments plus twice the text.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from agy_trio.adapters.antigravity.limits import (
 )
 from agy_trio.core.content import normalize_content
 from agy_trio.errors import ConfigError, ContentTooLarge
-from agy_trio.testing import ChatRequest, Reply, open_model_server
+from agy_trio.testing import ChatRequest, Reply, Responder
 from tests.sdk_support import local_agent, sdk_runtime
 
 OPENAI = Endpoint.OPENAI_COMPATIBLE
@@ -88,9 +87,8 @@ def _responder(request: ChatRequest) -> Reply | None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return _responder
 
 
 def _last_user_message(server: Any) -> str:

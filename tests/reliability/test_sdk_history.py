@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,12 @@ import pytest
 import trio
 
 from agy_trio import StopReason
-from agy_trio.testing import Fault, open_model_server
+from agy_trio.testing import Fault
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
 HANG = 60
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
 
 
 async def test_a_turn_cancelled_as_soon_as_it_started_keeps_its_prompt(
