@@ -30,6 +30,7 @@ from pathlib import Path
 from benchmarks._child import print_figures, run_child
 from benchmarks._common import BenchResult, Target, fmt
 from benchmarks._offline import sdk_missing
+from benchmarks._report import pyplot, save_figure
 from benchmarks._rounds import Contender, Context, rows_of, run_rounds
 from benchmarks._sdk_workloads import CHUNK_DELAY, METRICS, run_one
 
@@ -192,12 +193,7 @@ def scaling_chart(per_size: Figures, path: Path) -> Path | None:
     """Total PSS and start time against N, one line per contender (log-log)."""
     if len(per_size) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (memory, start) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (memory, start) = pyplot().subplots(1, 2, figsize=(11, 4.2))
     styles = {"agy": ("#1f77b4", "o"), "agy_solo": ("#ff7f0e", "s"), "sdk": ("#8c8c8c", "^")}
     for key, (color, marker) in styles.items():
         sizes = sorted(n for n, data in per_size.items() if key in data)
@@ -224,11 +220,7 @@ def scaling_chart(per_size: Figures, path: Path) -> Path | None:
         f"{PER_AGENT_LIMIT} agents (memory)",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def targets(result: BenchResult, per_size: Figures) -> list[Target]:
