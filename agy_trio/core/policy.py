@@ -190,12 +190,8 @@ def deny(
 ) -> Any:
     """A rule that blocks matching calls.
 
-    Args:
-        tool: Tool name, ``"*"``, a pattern, or an MCP server's configuration.
-        mcp_tools: With an MCP server: the tools the rule covers (None: all).
-        when: Optional predicate over the call's arguments.
-        name: Label for logs and the refusal.
-        reason: The refusal the model reads.
+    Takes the arguments of :func:`allow`, and ``reason``: the refusal the
+    model reads (``name`` labels the refusal too).
 
     Returns:
         A :class:`PolicyRule`, or a list of them for an MCP server.
