@@ -1,9 +1,10 @@
-"""The Trio side of the in-process contenders: agy_trio's runtime (thread host or guest mode).
+"""The Trio side of the in-process contenders: agy_trio's runtime, thread host or guest mode.
 
 Every contender that measures agy_trio itself opens one runtime through the
 public API, with the settings ``agy-trio serve`` uses (chat starts are not
 paced), over a backend made inside the run (a guest-mode host belongs to the
-asyncio loop that hosts Trio), and runs its body there.
+asyncio loop that hosts Trio), and runs its body there. A service that a
+measurement talks to (a server, a dispatch loop) runs beside it (:func:`beside`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from benchmarks._common import BenchResult, Metric, Row, Target, fmt, percentile
 from benchmarks._measure import pss_figures, python_pss_mib
 from benchmarks._offline import offline_world, sdk_missing
 from benchmarks._rounds import Context
+from benchmarks._runtime import open_bench_runtime
 
 NAME = "hibernate"
 TITLE = "Hibernation: 10,000 real agents, most of them idle"
@@ -89,9 +90,8 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
 
         async def main() -> dict[str, float]:
             backend = AntigravityBackend(base_dir=root / "agy", hibernate_after=NAP)
-            config = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=600)
             figures: dict[str, float] = {"errors": 0.0, "history_errors": 0.0}
-            async with agy_trio.open_runtime(config, backend=backend) as rt:
+            async with open_bench_runtime(backend, chat_timeout=600) as rt:
                 base_pss = python_pss_mib()
                 handles: list[Any] = [None] * n
                 peak = 0.0

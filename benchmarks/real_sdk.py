@@ -10,7 +10,9 @@ folder.
 Every contender run is a fresh Python process of its own (``python -m
 benchmarks.real_sdk RUN ...``), so that the memory of one run (the Python
 process's and its harness processes') is measured alone, and nothing one run
-leaves behind (threads, caches, a stray process) can touch the next.
+leaves behind (threads, caches, a stray process) can touch the next. What
+that process runs, the same workload for every contender, is
+:mod:`benchmarks._sdk_workloads`.
 
 Sizes: ``AGY_BENCH_REAL_SDK_SIZES`` (e.g. ``10,50``) overrides the sizes of a
 run; ``--quick`` measures 10 agents once.
@@ -28,6 +30,7 @@ from pathlib import Path
 from benchmarks._child import print_figures, run_child
 from benchmarks._common import BenchResult, Target, fmt
 from benchmarks._offline import sdk_missing
+from benchmarks._report import pyplot, save_figure
 from benchmarks._rounds import Contender, Context, rows_of, run_rounds
 from benchmarks._sdk_workloads import CHUNK_DELAY, METRICS, run_one
 
@@ -182,28 +185,21 @@ def _notes(result: BenchResult, per_size: Figures) -> list[str]:
     for key in ("agy", "agy_solo", "sdk"):
         left = [v for data in per_size.values() for v in data.get(key, {}).get("left_running", [])]
         if left and max(left) > 0:
-            notes.append(f"{CONTENDERS[key][0]}: {fmt(max(left), 0)} harness(es) left running!")
+            notes.append(f"{CONTENDERS[key].label}: {fmt(max(left), 0)} harness(es) left running!")
     return notes
 
 
-def scaling_chart(
-    per_size: dict[int, dict[str, dict[str, list[float]]]], path: Path
-) -> Path | None:
+def scaling_chart(per_size: Figures, path: Path) -> Path | None:
     """Total PSS and start time against N, one line per contender (log-log)."""
     if len(per_size) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (memory, start) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (memory, start) = pyplot().subplots(1, 2, figsize=(11, 4.2))
     styles = {"agy": ("#1f77b4", "o"), "agy_solo": ("#ff7f0e", "s"), "sdk": ("#8c8c8c", "^")}
     for key, (color, marker) in styles.items():
         sizes = sorted(n for n, data in per_size.items() if key in data)
         if not sizes:
             continue
-        label = CONTENDERS[key][0]
+        label = CONTENDERS[key].label
         mem = [statistics.median(per_size[n][key]["total_pss_mib"]) / 1024 for n in sizes]
         st = [statistics.median(per_size[n][key]["start_s"]) for n in sizes]
         memory.plot(sizes, mem, marker=marker, color=color, label=label)
@@ -224,16 +220,10 @@ def scaling_chart(
         f"{PER_AGENT_LIMIT} agents (memory)",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
-def targets(
-    result: BenchResult, per_size: dict[int, dict[str, dict[str, list[float]]]]
-) -> list[Target]:
+def targets(result: BenchResult, per_size: Figures) -> list[Target]:
     out = []
     group = _group(50)
     agy_start, sdk_start = (

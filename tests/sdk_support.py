@@ -8,6 +8,7 @@ backend's temporary folder must be gone.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import psutil
+import trio
 
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig
@@ -67,6 +69,15 @@ async def sdk_runtime(
         yield runtime, backend
     assert list(base.iterdir()) == [], "the backend left its temporary folder behind"
     assert backend.harness_pids() == []
+
+
+@asynccontextmanager
+async def sdk_agent(
+    tmp_path: Path, agent: AgentConfig, config: RuntimeConfig = FAST, **backend_options: Any
+) -> AsyncIterator[tuple[agy_trio.AgentHandle, AntigravityBackend]]:
+    """One agent made from ``agent`` on :func:`sdk_runtime`; the agent and the backend."""
+    async with sdk_runtime(tmp_path, config, **backend_options) as (runtime, backend):
+        yield await runtime.create_agent(agent), backend
 
 
 def replies_to_marks(replies: Mapping[str, Reply]) -> Responder:
@@ -186,3 +197,30 @@ def assert_exit_soon(pids: list[int], seconds: float = 20) -> None:
             time.sleep(0.05)  # polling processes this test does not own; no event to wait on
         else:
             raise AssertionError(f"harness {pid} survived the crash of its Python process")
+
+
+@contextmanager
+def logged(text: str, logger: str = "agy_trio.antigravity") -> Iterator[trio.Event]:
+    """An event set once ``logger`` logs a message that contains ``text`` (INFO or above).
+
+    Enter it in Trio; the record may come from any thread (the SDK's logs come
+    from the host thread). The logger's level is INFO while inside.
+    """
+    event = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if text in record.getMessage():
+                token.run_sync_soon(event.set)
+
+    handler = Watch()
+    watched = logging.getLogger(logger)
+    level = watched.level
+    watched.setLevel(logging.INFO)
+    watched.addHandler(handler)
+    try:
+        yield event
+    finally:
+        watched.removeHandler(handler)
+        watched.setLevel(level)

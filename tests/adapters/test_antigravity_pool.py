@@ -123,6 +123,9 @@ PoolMaker = Callable[..., HarnessPool]
 def pools(registry: HarnessRegistry) -> Iterator[PoolMaker]:
     """Makes harness pools of backend ``backend`` over ``registry``; closes them afterwards.
 
+    Afterwards no conversation may still hold a harness (the registry has no
+    owner left).
+
     ``command_prefix`` is what a harness binary runs under: the launcher tests
     run the stand-in script through the interpreter that way.
     """
@@ -138,6 +141,7 @@ def pools(registry: HarnessRegistry) -> Iterator[PoolMaker]:
         return pool
 
     yield make
+    assert registry.owners() == [], "a conversation was left leased"
     for pool in made:
         pool.close()
 
@@ -195,7 +199,6 @@ async def test_conversations_share_a_process_up_to_the_limit(
         await pool.release(lease, grace=5)
     assert pool.loads() == []
     assert not any(alive(pid) for pid in pids)
-    assert registry.owners() == []
 
 
 @on_asyncio
@@ -227,7 +230,6 @@ async def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
     assert await pool.retire_warm() == []
     assert not alive(other_pid) and pool.loads() == []
     assert await pool.retire_warm() == []
-    assert registry.owners() == []
 
 
 @on_asyncio
@@ -344,7 +346,6 @@ async def test_a_dead_harness_takes_no_new_conversation(
     assert await pool.release(old, grace=5) == []  # dead already: reaped, nothing to kill
     assert new.alive
     await pool.release(new, grace=5)
-    assert registry.owners() == []
 
 
 # ---------------------------------------------------------------------------- the launcher
@@ -394,7 +395,6 @@ async def test_the_launcher_connects_each_conversation_on_its_own_websocket(
     await ws2.close()
     assert await second.retire_async(grace=5) == []
     assert not alive(p2.pid)
-    assert registry.owners() == []
 
 
 @on_asyncio
@@ -425,7 +425,6 @@ async def test_a_held_launcher_keeps_its_harness_through_a_reopen(
         assert alive(fresh.pid)
     assert not alive(fresh.pid)
     assert launcher.lease is None
-    assert registry.owners() == []
 
 
 def test_detach_process_takes_the_view_from_the_sdk_connection() -> None:

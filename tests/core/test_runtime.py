@@ -36,6 +36,7 @@ from agy_trio.errors import (
     QuotaExceeded,
     RuntimeClosed,
 )
+from tests.conversations import echoed_turns
 
 FAST = RuntimeConfig(inter_agent_delay=0)
 
@@ -66,6 +67,12 @@ def clock(mock_clock: trio.testing.MockClock) -> trio.testing.MockClock:
     """
     mock_clock.autojump_threshold = 0.2
     return mock_clock
+
+
+@pytest.fixture
+async def hanging() -> ScriptedBackend:
+    """A scripted backend whose every turn hangs until it is cancelled."""
+    return ScriptedBackend([Turn([Hang()])])
 
 
 @pytest.fixture
@@ -119,12 +126,7 @@ async def test_whole_command_set_answers_truthfully(rt: agy_trio.Runtime) -> Non
     assert await agent.turn_count() == 2
     assert await agent.last_response() == "You said: two"
     history = await agent.history()
-    assert [(m.role, m.text) for m in history] == [
-        ("user", "one"),
-        ("assistant", "You said: one"),
-        ("user", "two"),
-        ("assistant", "You said: two"),
-    ]
+    assert [(m.role, m.text) for m in history] == echoed_turns("one", "two")
     last = await agent.last_turn_usage()
     total = await agent.total_usage()
     assert total.output_tokens > last.output_tokens > 0
@@ -255,9 +257,10 @@ async def test_hundred_concurrent_chats_keep_per_agent_histories(rt: agy_trio.Ru
     assert stats.failed == 0
 
 
-async def test_slow_chat_does_not_block_other_commands(fast: RuntimeConfig) -> None:
-    backend = ScriptedBackend([Turn([Hang()])])
-    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+async def test_slow_chat_does_not_block_other_commands(
+    fast: RuntimeConfig, hanging: ScriptedBackend
+) -> None:
+    async with agy_trio.open_runtime(fast, backend=hanging) as rt:
         agent = await rt.create_agent()
         response = await agent.chat("hang")
         # The turn hangs, but every other command still answers at once.
@@ -291,11 +294,12 @@ async def test_caller_cancel_cancels_the_turn_and_next_turn_works(fast: RuntimeC
         assert await response.text() == "You said: second"
 
 
-async def test_cancel_while_chat_is_starting_leaves_no_task(fast: RuntimeConfig) -> None:
+async def test_cancel_while_chat_is_starting_leaves_no_task(
+    fast: RuntimeConfig, hanging: ScriptedBackend
+) -> None:
     # The first turn hangs, so the second chat waits for the agent's turn slot.
-    backend = ScriptedBackend([Turn([Hang()])])
-    count = host_tasks(backend)
-    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+    count = host_tasks(hanging)
+    async with agy_trio.open_runtime(fast, backend=hanging) as rt:
         agent = await rt.create_agent()
         first = await agent.chat("first")
         with trio.move_on_after(0.05) as scope:
@@ -344,11 +348,10 @@ async def test_chat_timeout_bounds_a_turn(
 
 
 async def test_operation_timeout_is_the_outer_net(
-    clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(chat_timeout=30, operation_timeout=100)
-    async with agy_trio.open_runtime(config, backend=backend) as rt:
+    async with agy_trio.open_runtime(config, backend=hanging) as rt:
         agent = await rt.create_agent()
         await agent.send("hang in the background")
         start = trio.current_time()
@@ -361,10 +364,9 @@ async def test_operation_timeout_is_the_outer_net(
 
 
 async def test_per_agent_chat_timeout_override(
-    clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    backend = ScriptedBackend([Turn([Hang()])])
-    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=hanging) as rt:
         agent = await rt.create_agent(AgentConfig(chat_timeout=5))
         response = await agent.chat("go")
         with pytest.raises(OperationTimeout) as info:
@@ -376,9 +378,8 @@ async def test_per_agent_chat_timeout_override(
 
 
 async def test_shutdown_with_fifty_commands_in_flight(
-    clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(shutdown_timeout=7)
     errors: list[BaseException] = []
     outcomes = 0
@@ -394,7 +395,7 @@ async def test_shutdown_with_fifty_commands_in_flight(
             outcomes += 1
 
     async with trio.open_nursery() as callers:
-        async with agy_trio.open_runtime(config, backend=backend) as rt:
+        async with agy_trio.open_runtime(config, backend=hanging) as rt:
             agents = [await rt.create_agent() for _ in range(10)]
             responses = [await a.chat("hang") for a in agents]
             for agent in agents:
@@ -500,12 +501,11 @@ async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
 
 
 async def test_chat_starts_are_paced_but_chats_overlap(
-    clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(inter_agent_delay=0.5)
     starts: list[float] = []
-    async with agy_trio.open_runtime(config, backend=backend) as rt:
+    async with agy_trio.open_runtime(config, backend=hanging) as rt:
         agents = [await rt.create_agent() for _ in range(4)]
         t0 = trio.current_time()
         responses: list[agy_trio.ChatResponse] = []

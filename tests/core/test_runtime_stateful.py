@@ -91,29 +91,24 @@ class RuntimeMachine(RuleBasedStateMachine):
         return handle.agent_id
 
     @precondition(lambda self: bool(self.model))
-    @rule(agent_id=agents, text=WORDS)
-    def chat(self, agent_id: str, text: str) -> None:
+    @rule(agent_id=agents, text=WORDS, wait=st.sampled_from(["for the answer", "for idle"]))
+    def whole_turn(self, agent_id: str, text: str, wait: str) -> None:
+        """A turn run to its end: a chat read to its answer, or a send then waiting for idle."""
         if agent_id not in self.model:
             return
         handle = self.handles[agent_id]
 
-        async def go() -> str:
+        async def chat() -> str:
             return await (await handle.chat(text)).text()
 
-        assert self.call(go) == f"You said: {text}"
-        self.model[agent_id].answered(text)
-
-    @rule(agent_id=agents, text=WORDS)
-    def send_then_wait(self, agent_id: str, text: str) -> None:
-        if agent_id not in self.model:
-            return
-        handle = self.handles[agent_id]
-
-        async def go() -> None:
+        async def send_then_wait() -> None:
             await handle.send(text)
             await handle.wait_for_idle()
 
-        self.call(go)
+        if wait == "for the answer":
+            assert self.call(chat) == f"You said: {text}"
+        else:
+            self.call(send_then_wait)
         self.model[agent_id].answered(text)
 
     @rule(agent_id=agents)

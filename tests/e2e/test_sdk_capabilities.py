@@ -20,7 +20,7 @@ from agy_trio.core.events import SubagentText, ToolCall, TurnEnd
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import ConfigError
 from tests.core.sample_tools import lookup
-from tests.sdk_support import local_agent, sdk_runtime
+from tests.sdk_support import local_agent, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
@@ -50,8 +50,7 @@ async def test_a_subagent_runs_its_tools_behind_the_agents_policies_with_its_dep
         subagents=[SubagentConfig(name="researcher", description="looks up", tools=["lookup"])],
         max_subagent_depth=1,
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         prompt = _invoke("researcher", 'call tool lookup with {"topic": "trio"}')
         response = await agent.chat(prompt)
         seen = [event async for event in response.events()]
@@ -84,8 +83,7 @@ async def test_an_inline_skill_reaches_the_model_and_is_used(tmp_path: Path, ser
         content="Answer in three lines of five, seven and five syllables.",
     )
     config = local_agent(server, inline_skills=[skill])
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         first = await agent.chat("hello")
         await first.text()
         request = server.requests[-1]
@@ -126,8 +124,7 @@ async def test_the_sandbox_status_is_readable(tmp_path: Path, server: Any) -> No
         run_command=RunCommandConfig(timeout_seconds=10, enable_sandbox=True),
         policies=[policy.deny("run_command")],
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         await (await agent.chat("hello")).text()
         status = await agent.sandbox_status()
     assert isinstance(status, SandboxStatus)

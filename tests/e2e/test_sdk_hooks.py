@@ -13,7 +13,7 @@ from agy_trio.core.hook_types import HookContext, HookResult, StopArgs, StopDeci
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import TurnVetoed
 from tests.core.sample_tools import lookup
-from tests.sdk_support import local_agent, sdk_runtime
+from tests.sdk_support import local_agent, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
@@ -66,8 +66,7 @@ async def test_pre_tool_call_rewrites_the_arguments_the_tool_gets(
         return HookResult(modified_args={"topic": "trio"})
 
     config = local_agent(server, tools=[lookup], hooks=Hooks(pre_tool_call=(redirect,)))
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         response = await agent.chat('call tool lookup with {"topic": "asyncio"}')
         text = await response.text()
         [call] = response.tool_calls
@@ -83,8 +82,7 @@ async def test_on_tool_error_message_reaches_the_model(tmp_path: Path, server: A
         return f"flaky is down ({type(error).__name__}); answer from memory"
 
     config = local_agent(server, tools=[flaky], hooks=Hooks(on_tool_error=(explain,)))
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         response = await agent.chat('call tool flaky with {"topic": "x"}')
         await response.text()
     tool_contents = _tool_messages(server)
@@ -102,8 +100,7 @@ async def test_a_stop_hook_continues_the_turn(tmp_path: Path, server: Any) -> No
         return StopHookResult()
 
     config = local_agent(server, hooks=Hooks(stop=(keep_going,)))
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         response = await agent.chat("hello")
         text = await response.text()
     assert [args.continuation_count for args in seen] == [0, 1]

@@ -26,6 +26,7 @@ from agy_trio import AgentConfig, StopReason, policy, tool
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgentNotFound, BackendError, ChannelClosed, QuotaExceeded
 from agy_trio.testing import Fault, Reply, Responder
+from tests.conversations import echoed
 from tests.sdk_support import (
     assert_exit_soon,
     harnesses_of_a_killed_program,
@@ -356,10 +357,7 @@ async def test_resume_by_id_lands_on_the_running_harness(tmp_path: Path, server:
         await leaves.disconnect()
         resumed = await rt.create_agent(_config(server, conversation_id=conversation_id))
         assert backend.harness_pids() == [pid]
-        assert [m.text for m in await resumed.history()] == [
-            "the word is banana",
-            "You said: the word is banana",
-        ]
+        assert [m.text for m in await resumed.history()] == echoed("the word is banana")
         assert await (await resumed.chat("and now?")).text() == "You said: and now?"
         assert await (await stays.chat("me too")).text() == "You said: me too"
 
@@ -375,10 +373,7 @@ async def test_clear_history_on_a_shared_harness(tmp_path: Path, server: Any) ->
         assert await (await forgetful.chat("what is my secret?")).text()
         seen = " ".join(str(m.get("content", "")) for m in server.requests[-1].messages)
         assert "1234" not in seen
-        assert [m.text for m in await other.history()] == [
-            "my secret is 5678",
-            "You said: my secret is 5678",
-        ]
+        assert [m.text for m in await other.history()] == echoed("my secret is 5678")
         assert backend.harness_pids() == [pid]
 
 

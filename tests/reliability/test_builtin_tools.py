@@ -22,7 +22,7 @@ import agy_trio
 from agy_trio import policy, tool
 from agy_trio.adapters.antigravity.config import UNGUARDED_BUILTINS, harness_tool_names
 from agy_trio.errors import ConfigError
-from tests.sdk_support import harness_processes, local_agent, sdk_runtime
+from tests.sdk_support import harness_processes, local_agent, sdk_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -147,8 +147,7 @@ async def test_run_command_runs_when_allowed_and_never_brings_manage_task(
         policies=[policy.allow("run_command")],
         default_policy="deny",
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         with trio.fail_after(HANG):
             prompt = f"call tool run_command with {json.dumps(arguments['run_command'])}"
             await (await agent.chat(prompt)).text()
@@ -209,8 +208,7 @@ async def test_a_denied_built_in_is_reported_with_its_error(
     asked: list[str] = []
     settings = _ways_to_say_no("edit_file", asked)[way]
     config = local_agent(server, builtin_tools=["edit_file"], workspaces=[workspace], **settings)
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         arguments = _arguments(workspace)["replace_file_content"]
         with trio.fail_after(HANG):
             response = await agent.chat(

@@ -12,6 +12,7 @@ A response another task is still reading is never interrupted.
 from __future__ import annotations
 
 import functools
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ import trio
 
 import agy_trio
 from agy_trio import RuntimeConfig, StopReason
+from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.testing import Reply, Responder
 from tests.reliability.abandoning import assert_a_turn_being_read_is_left_alone, collected
-from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
+from tests.sdk_support import local_agent, replies_to_marks, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -47,6 +49,15 @@ def responder() -> Responder:
             LONG_MARK: Reply(LONG, chunk_size=4, delay=CHUNK_DELAY),
             MEDIUM_MARK: Reply(MEDIUM, chunk_size=4, delay=0.001),
         }
+    )
+
+
+def _streaming_agent(
+    tmp_path: Path, server: Any
+) -> AbstractAsyncContextManager[tuple[agy_trio.AgentHandle, AntigravityBackend]]:
+    """A local agent whose answers stream in batches of at most 8 under a high water of 16."""
+    return sdk_agent(
+        tmp_path, local_agent(server), CONFIG, stream_high_water=16, stream_batch_max=8
     )
 
 
@@ -82,8 +93,7 @@ async def _assert_interrupted(agent: agy_trio.AgentHandle, server: Any) -> None:
 
 
 async def test_a_dropped_response_is_interrupted(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         with pytest.warns(ResourceWarning, match="garbage-collected unread"):
             await agent.chat(LONG_MARK)  # dropped at once, unread
             await collected()
@@ -92,8 +102,7 @@ async def test_a_dropped_response_is_interrupted(tmp_path: Path, server: Any) ->
 
 
 async def test_a_garbage_collected_response_is_interrupted(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         response = await agent.chat(LONG_MARK)
         await server.wait_for_requests(1)  # the model is answering
         with pytest.warns(ResourceWarning, match="garbage-collected unread"):
@@ -105,8 +114,7 @@ async def test_a_garbage_collected_response_is_interrupted(tmp_path: Path, serve
 
 
 async def test_break_out_of_async_for_interrupts_the_turn(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         response = await agent.chat(LONG_MARK)
         seen = []
         async for delta in response:
@@ -124,8 +132,7 @@ async def test_break_out_of_async_for_interrupts_the_turn(tmp_path: Path, server
 
 
 async def test_leaving_async_with_early_interrupts_the_turn(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         async with await agent.chat(LONG_MARK) as response:
             await response.__anext__()
         await _next_chat_answered_at_once(agent)
@@ -138,8 +145,7 @@ async def test_leaving_async_with_early_interrupts_the_turn(tmp_path: Path, serv
 async def test_a_response_read_by_another_task_is_not_interrupted(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         slow_reader = functools.partial(trio.sleep, 0.001)
         await assert_a_turn_being_read_is_left_alone(
             agent, MEDIUM_MARK, MEDIUM, pause=slow_reader, within=HANG

@@ -24,7 +24,8 @@ import agy_trio
 from agy_trio import RuntimeConfig, StopReason
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.testing import Reply, Responder
-from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
+from tests.conversations import echoed_turns
+from tests.sdk_support import local_agent, replies_to_marks, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -56,10 +57,7 @@ async def _next_reaches_the_model(agent: agy_trio.AgentHandle, server: Any) -> N
     assert response.stop_reason is StopReason.END_TURN
     assert any(r.user_request == "next" for r in server.requests)
     history = await agent.history()
-    assert [(m.role, m.text) for m in history[-2:]] == [
-        ("user", "next"),
-        ("assistant", "You said: next"),
-    ]
+    assert [(m.role, m.text) for m in history[-2:]] == echoed_turns("next")
     assert history[0] == agy_trio.Message("user", LONG_MARK, interrupted=True)
 
 
@@ -71,8 +69,10 @@ async def _stalled_mid_answer(
 
     The harness goes on (SIGCONT) on leaving at the latest.
     """
-    async with sdk_runtime(tmp_path, CONFIG, cancel_grace=GRACE) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server), CONFIG, cancel_grace=GRACE) as (
+        agent,
+        backend,
+    ):
         (pid,) = backend.harness_pids()
         try:
             await _stall_mid_answer(agent, pid)
