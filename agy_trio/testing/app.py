@@ -1,4 +1,7 @@
-"""The model server: its state, its Starlette app, and its life cycle on hypercorn's Trio worker.
+"""The model server over HTTP: its Starlette app, control API and life cycle on hypercorn.
+
+What it answers next and what it has seen (replies, faults, counters) is
+:mod:`agy_trio.testing.model_state`'s; :class:`ModelServer` serves that state.
 
 Routes (Starlette, which runs on Trio through anyio):
 
