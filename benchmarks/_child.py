@@ -1,13 +1,15 @@
-"""One run in a fresh Python process, so that its memory and what it leaves behind are its own.
+"""Child processes: one run in a fresh Python process, and stopping a child.
 
-The parent runs ``python -m benchmarks.MODULE ARGS...``; the child does one
-run and prints its figures as one JSON line on stdout (:func:`print_figures`),
-its diagnostics on stderr.
+A run in a child of its own has its memory, and what it leaves behind, to
+itself. The parent runs ``python -m benchmarks.MODULE ARGS...``; the child
+does one run and prints its figures as one JSON line on stdout
+(:func:`print_figures`), its diagnostics on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -39,3 +41,19 @@ def print_figures(figures: Mapping[str, Any]) -> int:
     """In the child: hand the run's figures to the parent; the exit status."""
     print(json.dumps(figures), flush=True)
     return 0
+
+
+def stop(
+    process: subprocess.Popen[Any], how: int | None = signal.SIGTERM, timeout: float = 60.0
+) -> None:
+    """Ask ``process`` to end with the signal ``how`` (None: it was asked already); kill it
+    if it is not gone in ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    if how is not None:
+        process.send_signal(how)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

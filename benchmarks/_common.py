@@ -82,15 +82,15 @@ def percentiles(
 ) -> Measure:
     """The percentiles of ``values`` (in seconds) at ``points``, in ``unit``.
 
-    Keyed ``{name}_p{point}_{unit}`` (``us`` for ``µs``), as :func:`percentile_metrics`
-    names them.
+    Keyed ``{name}_p{point}_{unit}`` (``us`` for ``µs``; no ``{name}_`` for ``""``), as
+    :func:`percentile_metrics` names them.
     """
     scale = _UNIT_PER_SECOND[unit]
     return {_key(name, p, unit): percentile(values, p) * scale for p in points}
 
 
 def _key(name: str, point: int, unit: str) -> str:
-    return f"{name}_p{point}_{unit.replace('µ', 'u')}"
+    return "_".join(part for part in (name, f"p{point}", unit.replace("µ", "u")) if part)
 
 
 _UNIT_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "µs": 1e6}

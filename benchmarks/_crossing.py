@@ -19,17 +19,15 @@ from typing import Any
 import outcome
 import trio
 
-from benchmarks._common import Measure, Metric
-from benchmarks._rounds import Contender, Timer
+from benchmarks._common import Measure
+from benchmarks._rounds import Contender, Timer, timer_metrics
 from benchmarks._runtime import on_runtime, on_scripted
 
 Call = Callable[[int], Awaitable[Any]]
+Measurer = Callable[[Call, int, int, int], Awaitable[Measure]]
 
 # What each round-trip comparison measures of its contenders.
-METRICS = [
-    Metric("wall_us", "wall time per call", "µs"),
-    Metric("cpu_us", "CPU time per call", "µs"),
-]
+METRICS = timer_metrics("call")
 
 
 async def probe(flag: asyncio.Event) -> bool:
@@ -44,46 +42,42 @@ async def _make_event() -> asyncio.Event:
 # ---------------------------------------------------------------------------- measuring
 
 
-def _per_call(t: Timer, n: int) -> Measure:
-    return {"wall_us": t.wall / n * 1e6, "cpu_us": t.cpu / n * 1e6}
-
-
-async def _trio_callers(call: Call, callers: int, per_caller: int) -> None:
-    async def one(i: int) -> None:
-        for _ in range(per_caller):
-            await call(i)
-
-    if callers == 1:
-        await one(0)
-        return
+async def _in_nursery(one: Call, callers: int) -> None:
     async with trio.open_nursery() as nursery:
         for i in range(callers):
             nursery.start_soon(one, i)
 
 
-async def trio_measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
-    await _trio_callers(call, callers, warmup)
-    with Timer() as t:
-        await _trio_callers(call, callers, per_caller)
-    return _per_call(t, callers * per_caller)
-
-
-async def _asyncio_callers(call: Call, callers: int, per_caller: int) -> None:
-    async def one(i: int) -> None:
-        for _ in range(per_caller):
-            await call(i)
-
-    if callers == 1:
-        await one(0)
-        return
+async def _in_gather(one: Call, callers: int) -> None:
     await asyncio.gather(*(one(i) for i in range(callers)))
 
 
-async def asyncio_measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
-    await _asyncio_callers(call, callers, warmup)
-    with Timer() as t:
-        await _asyncio_callers(call, callers, per_caller)
-    return _per_call(t, callers * per_caller)
+def _measurer(in_parallel: Callable[[Call, int], Awaitable[None]]) -> Measurer:
+    """How a loop measures a call: ``in_parallel`` runs its ``callers`` at once."""
+
+    async def measure(call: Call, callers: int, per_caller: int, warmup: int) -> Measure:
+        async def calls(count: int) -> None:
+            async def one(i: int) -> None:
+                for _ in range(count):
+                    await call(i)
+
+            if callers == 1:
+                await one(0)
+            else:
+                await in_parallel(one, callers)
+
+        await calls(warmup)
+        with Timer() as t:
+            await calls(per_caller)
+        return t.figures(callers * per_caller)
+
+    return measure
+
+
+# ``callers`` tasks at once, each awaiting ``call(its number)`` ``per_caller`` times in a row,
+# after ``warmup`` calls each: the wall and CPU µs per call, in Trio and in asyncio.
+trio_measure = _measurer(_in_nursery)
+asyncio_measure = _measurer(_in_gather)
 
 
 # ---------------------------------------------------------------------------- agy_trio
@@ -307,9 +301,10 @@ def on_one_cpu(key: str, callers: int, per_caller: int, warmup: int) -> Measure:
     everywhere = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(everywhere)})
     try:
-        return CONTENDERS[key].run(callers, per_caller, warmup)
+        measured: Measure = CONTENDERS[key].run(callers, per_caller, warmup)
     finally:
         os.sched_setaffinity(0, everywhere)
+    return measured
 
 
 def one_cpu_isolated(key: str) -> Callable[[int, int, int], Measure]:
@@ -343,11 +338,8 @@ def null_session_direct(callers: int, per_caller: int, warmup: int) -> Measure:
 def bare_checkpoint(callers: int, per_caller: int, warmup: int) -> Measure:
     """A bare Trio loop: each call is one checkpoint, the least any Trio async call costs."""
 
-    async def main() -> Measure:
-        checkpoint = trio.lowlevel.checkpoint
-        return await trio_measure(lambda i: checkpoint(), callers, per_caller, warmup)
-
-    return trio.run(main)
+    checkpoint = trio.lowlevel.checkpoint
+    return trio.run(trio_measure, lambda i: checkpoint(), callers, per_caller, warmup)
 
 
 # Each called with (callers, calls per caller, warm-up calls).

@@ -13,6 +13,8 @@ import resource
 import threading
 from typing import Any
 
+from benchmarks._common import Metric
+
 HARNESS = "localharness"
 
 
@@ -58,6 +60,14 @@ def python_pss_mib() -> float:
     import psutil
 
     return float(psutil.Process().memory_full_info().pss) / 2**20
+
+
+# The figures of :func:`pss_figures` that a comparison's table shows.
+PSS_METRICS = [
+    Metric("harness_pss_mib", "PSS of the harnesses", "MiB", digits=0),
+    Metric("python_pss_mib", "PSS of the Python process", "MiB", digits=0),
+    Metric("total_pss_mib", "total PSS", "MiB", digits=0),
+]
 
 
 def pss_figures() -> dict[str, float]:

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from benchmarks._common import BenchResult, Row, fmt
 
@@ -27,15 +28,30 @@ def load_results(directory: Path, order: Sequence[str]) -> list[BenchResult]:
 # ---------------------------------------------------------------------------- charts
 
 
-def chart(result: BenchResult, path: Path) -> Path | None:
-    """A horizontal bar chart of the chart metric: median, IQR whiskers, min/max ticks."""
-    if result.skipped or not result.rows:
-        return None
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay ``fig`` out, write it to ``path`` (a PNG) and let it go; the path."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
+def chart(result: BenchResult, path: Path) -> Path | None:
+    """A horizontal bar chart of the chart metric: median, IQR whiskers, min/max ticks."""
+    if result.skipped or not result.rows:
+        return None
+    plt = pyplot()
     groups: list[str] = []
     for row in result.rows:
         if row.group not in groups:
@@ -88,11 +104,7 @@ def chart(result: BenchResult, path: Path) -> Path | None:
             fontsize=8,
         )
         ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------- Markdown

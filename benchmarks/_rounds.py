@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from benchmarks._common import Row, summaries
+from benchmarks._common import Measure, Metric, Row, summaries
 
 
 @dataclass
@@ -58,12 +58,13 @@ def interleave(
 class Contender(NamedTuple):
     """One way of doing a comparison's work: its row's label and kind, what measures it, a note.
 
-    ``run`` is called with the comparison's arguments and returns one round's figures.
+    ``run`` is called with the comparison's arguments and returns one round's figures
+    (metric -> value), or what the comparison makes them from.
     """
 
     label: str
     kind: str
-    run: Callable[..., Mapping[str, float]]
+    run: Callable[..., Any]
     note: str = ""
 
 
@@ -82,6 +83,19 @@ def rows_of(
     ]
 
 
+def run_rounds(
+    ctx: Context,
+    contenders: Mapping[str, Contender],
+    args: Sequence[Any],
+    rounds: int,
+    *,
+    label: str,
+) -> dict[str, dict[str, list[float]]]:
+    """Interleave the contenders, each called with ``args``, over ``rounds``: what each measured."""
+    runs = [(key, functools.partial(c.run, *args)) for key, c in contenders.items()]
+    return interleave(ctx, runs, rounds, label=label)
+
+
 def compare(
     ctx: Context,
     contenders: Mapping[str, Contender],
@@ -93,8 +107,7 @@ def compare(
     note: str = "",
 ) -> list[Row]:
     """Interleave the contenders, each called with ``args``, over ``rounds``; one row each."""
-    runs = [(key, functools.partial(c.run, *args)) for key, c in contenders.items()]
-    data = interleave(ctx, runs, rounds, label=label)
+    data = run_rounds(ctx, contenders, args, rounds, label=label)
     return rows_of(data, contenders, group, note=note)
 
 
@@ -109,3 +122,20 @@ class Timer:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.wall0
         self.cpu = time.process_time() - self.cpu0
+
+    def figures(self, per: int = 1, unit: str = "µs") -> Measure:
+        """Wall and CPU time in ``unit`` over ``per``, keyed as :func:`timer_metrics` names them."""
+        scale, key = _SCALE[unit], unit.replace("µ", "u")
+        return {f"wall_{key}": self.wall / per * scale, f"cpu_{key}": self.cpu / per * scale}
+
+
+_SCALE = {"s": 1.0, "µs": 1e6}
+
+
+def timer_metrics(per: str = "", unit: str = "µs", digits: int = 1) -> list[Metric]:
+    """The metrics of :meth:`Timer.figures`: wall and CPU time (``per``: a call, an item...)."""
+    each, key = f" per {per}" if per else "", unit.replace("µ", "u")
+    return [
+        Metric(f"wall_{key}", f"wall time{each}", unit, digits=digits),
+        Metric(f"cpu_{key}", f"CPU time{each}", unit, digits=digits),
+    ]

@@ -1,9 +1,10 @@
-"""The agy_trio runtime the in-process contenders run on: thread host or guest mode.
+"""The Trio side of the in-process contenders: agy_trio's runtime, thread host or guest mode.
 
 Every contender that measures agy_trio itself opens one runtime through the
 public API, with the settings ``agy-trio serve`` uses (chat starts are not
 paced), over a backend made inside the run (a guest-mode host belongs to the
-asyncio loop that hosts Trio), and runs its body there.
+asyncio loop that hosts Trio), and runs its body there. A service that a
+measurement talks to (a server, a dispatch loop) runs beside it (:func:`beside`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,27 @@ from typing import Any, TypeVar
 import trio
 
 T = TypeVar("T")
+
+
+async def beside(
+    service: Callable[..., Awaitable[Any]],
+    measure: Callable[[], Awaitable[T]],
+    *,
+    started: bool = False,
+) -> T:
+    """``measure()`` with ``service`` running beside it, cancelled once ``measure`` is done.
+
+    ``started``: ``service`` reports when it is ready (``task_status``), and ``measure``
+    starts after that.
+    """
+    async with trio.open_nursery() as nursery:
+        if started:
+            await nursery.start(service)
+        else:
+            nursery.start_soon(service)
+        result = await measure()
+        nursery.cancel_scope.cancel()
+    return result
 
 
 def run_trio(main: Callable[[], Awaitable[T]], *, guest: bool = False) -> T:

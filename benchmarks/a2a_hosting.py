@@ -35,6 +35,7 @@ import trio
 
 from benchmarks._common import BenchResult, Metric, Target, fmt
 from benchmarks._rounds import Contender, Context, compare
+from benchmarks._runtime import beside
 
 NAME = "a2a_hosting"
 TITLE = "A2A server side: a2a-sdk's asyncio stack vs its dispatcher on Trio"
@@ -272,18 +273,10 @@ def trio_round(messages: int, events: int) -> dict[str, float]:
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    config = _hypercorn_config(port)
+    server = functools.partial(serve, _trio_app(url, events), _hypercorn_config(port), mode="asgi")
 
-    async def main() -> dict[str, float]:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                functools.partial(serve, _trio_app(url, events), config, mode="asgi")
-            )
-            measured = await _stream(url, messages, events)
-            nursery.cancel_scope.cancel()
-        return measured
-
-    return trio.run(main)
+    measure = functools.partial(_stream, url, messages, events)
+    return trio.run(functools.partial(beside, server, measure, started=True))
 
 
 # Each called with (messages, events per message).

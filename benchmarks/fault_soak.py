@@ -25,17 +25,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import random
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +37,8 @@ import attrs
 import psutil
 import trio
 
-from benchmarks._worker import ROOT
+from benchmarks._measure import harnesses
+from benchmarks._offline import serve_process, without_api_keys
 
 # The server's chat_timeout: a turn not over by then ends with a typed
 # OperationTimeout. An attempt still without an answer a minute after that
@@ -74,71 +69,11 @@ class Tally:
     latencies: list[float] = attrs.field(factory=list)
 
 
-@contextlib.contextmanager
-def _offline_env() -> Iterator[tuple[dict[str, str], Path]]:
-    root = Path(tempfile.mkdtemp(prefix="agy-trio-fault-soak-"))
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    (root / "tmp").mkdir()
-    env.update(HOME=str(root), TMPDIR=str(root / "tmp"))
-    env["AGI_CHAT_TIMEOUT_SECS"] = str(SERVER_CHAT_TIMEOUT)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    try:
-        yield env, root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _server(model_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def _server(model_url: str) -> contextlib.AbstractContextManager[tuple[str, Any]]:
     """`agy-trio serve` on the real SDK against ``model_url``; yields its URL and process."""
-    with _offline_env() as (env, root):
-        command = [
-            sys.executable,
-            "-m",
-            "agy_trio",
-            "serve",
-            "--backend",
-            "antigravity",
-            "--base-url",
-            model_url,
-            "--model",
-            "agy-trio-local",
-            "--port",
-            "0",
-        ]
-        process = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            match = re.fullmatch(r"Serving on (http://\S+)\n", process.stdout.readline())
-            if match is None:
-                raise RuntimeError("agy-trio serve did not start")
-            yield match.group(1), process
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-
-
-def _harnesses(pid: int) -> list[psutil.Process]:
-    found = []
-    for child in psutil.Process(pid).children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if child.name() == "localharness":
-                found.append(child)
-    return found
+    options = ("--base-url", model_url, "--model", "agy-trio-local")
+    timeout = str(SERVER_CHAT_TIMEOUT)
+    return serve_process("antigravity", *options, AGI_CHAT_TIMEOUT_SECS=timeout)
 
 
 class _Client:
@@ -267,9 +202,9 @@ async def _kills(pid: int, every: float, stop: trio.Event, killed: list[int]) ->
             await stop.wait()
         if stop.is_set():
             return
-        harnesses = _harnesses(pid)
-        if harnesses:
-            victim = random.choice(harnesses)
+        running = harnesses(pid)
+        if running:
+            victim = random.choice(running)
             with contextlib.suppress(psutil.NoSuchProcess):
                 victim.kill()
                 killed.append(victim.pid)
@@ -281,7 +216,7 @@ async def _memory(pid: int, stop: trio.Event, samples: list[tuple[float, float, 
     started = trio.current_time()
     while not stop.is_set():
         with contextlib.suppress(psutil.NoSuchProcess):
-            harness = sum(h.memory_info().rss for h in _harnesses(pid)) / 2**20
+            harness = sum(h.memory_info().rss for h in harnesses(pid)) / 2**20
             samples.append(
                 (trio.current_time() - started, server.memory_info().rss / 2**20, harness)
             )
@@ -391,11 +326,8 @@ def run_soak(
     clients: int = 100, seconds: float = 300.0, kill_every: float = 60.0, seed: int = 19
 ) -> dict[str, Any]:
     """Run the soak; return its figures (see the module docstring)."""
-    saved = {k: os.environ.pop(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY") if k in os.environ}
-    try:
+    with without_api_keys():
         return trio.run(_soak, clients, seconds, kill_every, seed)
-    finally:
-        os.environ.update(saved)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,11 @@ from typing import Any
 import trio
 
 from benchmarks._child import print_figures, run_child
-from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt
+from benchmarks._common import BenchResult, Metric, Row, Target, fmt, percentile_metrics, summaries
+from benchmarks._measure import pss_figures, python_pss_mib
+from benchmarks._offline import offline_world, sdk_missing
 from benchmarks._rounds import Context
+from benchmarks._runtime import open_bench_runtime
 
 NAME = "hibernate"
 TITLE = "Hibernation: 10,000 real agents, most of them idle"
@@ -51,10 +54,8 @@ METRICS = [
     Metric("asleep_kib_per_agent", "per idle agent, asleep", "KiB", digits=1),
     Metric("awake_pss_mib", "total PSS after the wakes", "MiB", digits=0),
     Metric("peak_pss_mib", "peak total PSS while creating", "MiB", digits=0),
-    Metric("wake_p50_ms", "wake latency p50", "ms", digits=1),
-    Metric("wake_p99_ms", "wake latency p99", "ms", digits=1),
-    Metric("chat_p50_ms", "woken agent's chat latency p50", "ms", digits=1),
-    Metric("chat_p99_ms", "woken agent's chat latency p99", "ms", digits=1),
+    *percentile_metrics("wake", "wake latency p{p}", "ms", (50, 99)),
+    *percentile_metrics("chat", "woken agent's chat latency p{p}", "ms", (50, 99)),
     Metric("create_s", "creating N agents, one chat each", "s", digits=1),
     Metric("errors", "errors and wrong answers", "", digits=0),
     Metric("history_errors", "histories not exact", "", digits=0),
@@ -82,8 +83,6 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
     """One run: N agents, WAKE woken by a chat while STREAM stream; its figures."""
     import agy_trio
     from agy_trio.adapters.antigravity import AntigravityBackend
-    from benchmarks._measure import pss_figures, python_pss_mib
-    from benchmarks.real_sdk import offline_world
 
     rng = random.Random(22)
     with offline_world() as (server, root):
@@ -91,9 +90,8 @@ def workload(n: int, wake: int, stream: int) -> dict[str, float]:
 
         async def main() -> dict[str, float]:
             backend = AntigravityBackend(base_dir=root / "agy", hibernate_after=NAP)
-            config = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=600)
             figures: dict[str, float] = {"errors": 0.0, "history_errors": 0.0}
-            async with agy_trio.open_runtime(config, backend=backend) as rt:
+            async with open_bench_runtime(backend, chat_timeout=600) as rt:
                 base_pss = python_pss_mib()
                 handles: list[Any] = [None] * n
                 peak = 0.0
@@ -221,33 +219,17 @@ _ERRORS_SEEN: list[str] = []
 
 
 def run(ctx: Context) -> BenchResult:
-    from benchmarks.real_sdk import availability
-
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="wake_p50_ms",
-    )
-    reason = availability()
-    if reason is not None:
-        result.skipped = reason
+    skipped = sdk_missing()
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "wake_p50_ms", skipped=skipped)
+    if skipped:
         return result
     n, wake, stream = ctx.pick((40, 8, 2), (10_000, 200, 20))
     ctx.log(f"  {NAME}: {n:,} agents, {wake} woken while {stream} stream")
     figures = run_isolated(n, wake, stream)
-    metrics = {m.key: Summary.of([figures[m.key]]) for m in METRICS}
-    result.rows.append(
-        Row(
-            "agy",
-            "agy_trio, AntigravityBackend(hibernate_after=NAP)",
-            "agy",
-            metrics,
-            f"{n:,} agents, {wake} woken, {stream} streaming",
-        )
-    )
+    metrics = summaries({m.key: [figures[m.key]] for m in METRICS})
+    label = "agy_trio, AntigravityBackend(hibernate_after=NAP)"
+    note = f"{n:,} agents, {wake} woken, {stream} streaming"
+    result.rows.append(Row("agy", label, "agy", metrics, note))
     result.params = {
         "agents": n,
         "woken": wake,

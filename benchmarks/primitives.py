@@ -23,9 +23,10 @@ import outcome
 import trio
 import trio.lowlevel
 
-from benchmarks._common import BenchResult, Measure, Metric, Target, fmt
+from benchmarks._common import BenchResult, Measure, Target, fmt
 from benchmarks._crossing import trio_measure
-from benchmarks._rounds import Contender, Context, compare
+from benchmarks._rounds import Contender, Context, compare, timer_metrics
+from benchmarks._runtime import beside
 
 NAME = "primitives"
 TITLE = "Hand-built scheduling primitives vs the Trio primitives they imitate"
@@ -37,10 +38,7 @@ DESCRIPTION = (
     "waits for its answer (a parked task rescheduled with the outcome, as agy_trio's "
     "Command, or a `trio.Event`)."
 )
-METRICS = [
-    Metric("wall_us", "wall time per item", "µs"),
-    Metric("cpu_us", "CPU time per item", "µs"),
-]
+METRICS = timer_metrics("item")
 
 
 class _ParkedReply:
@@ -146,11 +144,11 @@ def _measure(
 ) -> Measure:
     async def main() -> Measure:
         model = _Model(parked_loop=parked_loop, reply=reply)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(model.serve)
-            result = await trio_measure(lambda _i: model.call(), callers, per_caller, warmup)
-            nursery.cancel_scope.cancel()
-        return result
+
+        async def calls() -> Measure:
+            return await trio_measure(lambda _i: model.call(), callers, per_caller, warmup)
+
+        return await beside(model.serve, calls)
 
     return trio.run(main)
 

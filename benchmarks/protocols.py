@@ -20,22 +20,25 @@ Two parts:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
-from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
+from benchmarks._common import (
+    BenchResult,
+    Metric,
+    Row,
+    Target,
+    fmt,
+    percentile_metrics,
+    percentiles,
+    summaries,
+)
+from benchmarks._offline import serve_process, without_api_keys
 from benchmarks._rounds import Context
-from benchmarks.serve import _offline_env
 
 NAME = "protocols"
 TITLE = "Agent protocols under load: native SSE, OpenAI Responses, A2A, MCP and AG-UI at once"
@@ -51,8 +54,7 @@ DESCRIPTION = (
     "next to the native SSE path."
 )
 METRICS = [
-    Metric("done_p50_ms", "done, p50", "ms"),
-    Metric("done_p95_ms", "done, p95", "ms"),
+    *percentile_metrics("done", "done, p{p}", "ms"),
     Metric("cpu_per_event_us", "server CPU per event", "us"),
 ]
 
@@ -60,34 +62,6 @@ LONG_PROMPT = " ".join(f"word{i}" for i in range(120))
 """The local model server quotes the prompt back: a long prompt is a long answer."""
 
 Chat = Callable[[str, list[str]], Awaitable[list[str]]]
-
-
-@contextlib.contextmanager
-def serve_process() -> Iterator[tuple[str, int]]:
-    """`agy-trio serve --port 0` (real SDK, local model server); yields its URL and pid."""
-    with _offline_env() as (env, root):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "agy_trio", "serve", "--backend", "antigravity", "--port", "0"],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            match = re.fullmatch(r"Serving on (http://\S+)\n", process.stdout.readline())
-            if match is None:
-                raise RuntimeError("agy-trio serve did not start")
-            yield match.group(1), process.pid
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 # ---------------------------------------------------------------- one conversation per protocol
@@ -261,11 +235,7 @@ async def _mixed(url: str, n: int) -> dict[str, dict[str, float]]:
     if errors:
         raise RuntimeError(f"{len(errors)} of {n} chats failed, e.g. {errors[0]}")
     return {
-        key: {
-            "done_p50_ms": percentile(values, 50) * 1e3,
-            "done_p95_ms": percentile(values, 95) * 1e3,
-            "completed": float(len(values)),
-        }
+        key: {**percentiles("done", values, "ms"), "completed": float(len(values))}
         for key, values in done.items()
     }
 
@@ -306,13 +276,13 @@ async def _per_event(url: str, pid: int, chats: int) -> dict[str, float]:
 
 
 def mixed_round(n: int) -> dict[str, dict[str, float]]:
-    with serve_process() as (url, _):
+    with serve_process("antigravity", stop_timeout=120) as (url, _):
         return trio.run(_mixed, url, n)
 
 
 def per_event_round(chats: int) -> dict[str, float]:
-    with serve_process() as (url, pid):
-        return trio.run(_per_event, url, pid, chats)
+    with serve_process("antigravity", stop_timeout=120) as (url, process):
+        return trio.run(_per_event, url, process.pid, chats)
 
 
 def availability() -> str | None:
@@ -331,20 +301,11 @@ def availability() -> str | None:
 
 
 def run(ctx: Context) -> BenchResult:
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="done_p50_ms",
-    )
-    reason = availability()
-    if reason is not None:
-        result.skipped = reason
+    skipped = availability()
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "done_p50_ms", skipped=skipped)
+    if skipped:
         return result
-    saved = {k: os.environ.pop(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY") if k in os.environ}
-    try:
+    with without_api_keys():
         n, rounds, chats = ctx.pick(20, 200), ctx.pick(1, 3), ctx.pick(2, 10)
         mixed: dict[str, dict[str, list[float]]] = {key: {} for key in PROTOCOLS}
         completed: list[float] = []
@@ -360,14 +321,10 @@ def run(ctx: Context) -> BenchResult:
             for key, value in per_event_round(chats).items():
                 costs.setdefault(key, []).append(value)
             ctx.log(f"  {NAME} per-event round {r + 1}/{rounds} done")
-    finally:
-        os.environ.update(saved)
     group = f"{n} chats at once over {len(PROTOCOLS)} protocols, real SDK"
     for key, (label, kind, _) in PROTOCOLS.items():
-        values = dict(mixed[key])
-        values.pop("completed", None)
-        metrics = {m: Summary.of(v) for m, v in values.items()}
-        metrics["cpu_per_event_us"] = Summary.of(costs[key])
+        mixed[key].pop("completed", None)
+        metrics = summaries({**mixed[key], "cpu_per_event_us": costs[key]})
         result.rows.append(Row(key, label, kind, metrics, "", group))
     deltas = costs.pop("deltas", [0.0])
     result.params = {

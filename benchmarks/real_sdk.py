@@ -10,7 +10,9 @@ folder.
 Every contender run is a fresh Python process of its own (``python -m
 benchmarks.real_sdk RUN ...``), so that the memory of one run (the Python
 process's and its harness processes') is measured alone, and nothing one run
-leaves behind (threads, caches, a stray process) can touch the next.
+leaves behind (threads, caches, a stray process) can touch the next. What
+that process runs, the same workload for every contender, is
+:mod:`benchmarks._sdk_workloads`.
 
 Sizes: ``AGY_BENCH_REAL_SDK_SIZES`` (e.g. ``10,50``) overrides the sizes of a
 run; ``--quick`` measures 10 agents once.
@@ -18,34 +20,19 @@ run; ``--quick`` measures 10 agents once.
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
 import functools
-import itertools
-import json
 import os
 import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import trio
 
 from benchmarks._child import print_figures, run_child
-from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
-from benchmarks._measure import ThreadCount, harnesses, pss_figures, python_pss_mib
-from benchmarks._rounds import Context, interleave
-from benchmarks._worker import ROOT
+from benchmarks._common import BenchResult, Target, fmt
+from benchmarks._offline import sdk_missing
+from benchmarks._report import pyplot, save_figure
+from benchmarks._rounds import Contender, Context, rows_of, run_rounds
+from benchmarks._sdk_workloads import CHUNK_DELAY, METRICS, run_one
 
 NAME = "real_sdk"
 TITLE = "The real SDK: 10 to 2,000 agents, starts, turns, memory and stream stalls"
@@ -63,24 +50,6 @@ DESCRIPTION = (
     "Agent(config)` per agent, `asyncio.gather`), written as a careful user would: one "
     "shared HOME, save_dir and workspace, no built-in tools. Each run is a fresh process."
 )
-METRICS = [
-    Metric("start_s", "all agents started", "s", digits=2),
-    Metric("total_s", "start + 2 turns each", "s", digits=2),
-    Metric("turn_p50_s", "turn latency p50", "s", digits=3),
-    Metric("turn_p95_s", "turn latency p95", "s", digits=3),
-    Metric("harness_pss_mib", "PSS of the harnesses", "MiB", digits=0),
-    Metric("python_pss_mib", "PSS of the Python process", "MiB", digits=0),
-    Metric("total_pss_mib", "total PSS", "MiB", digits=0),
-    Metric("stall_ms", "worst stall while the N start", "ms", digits=1),
-    Metric("errors", "errors and wrong answers", "", digits=0),
-]
-CHUNK_DELAY = 0.02
-PROBE = "STALLPROBE"
-# The default reply quotes the prompt in chunks of 8 characters: about 3,000
-# chunks, one every 20 ms, a minute of streaming (the probe is cancelled once
-# the others have started).
-PROBE_PROMPT = PROBE + " " + "w " * 12000
-MODEL = "agy-trio-bench"
 FULL_SIZES = (10, 50, 200, 1000, 2000)
 # The SDK alone (and one harness per agent) start a ~70 MiB process per agent:
 # 200 is as far as that fits in this machine's memory next to everything else.
@@ -92,302 +61,6 @@ RUN_TIMEOUT = 900.0
 Figures = dict[int, dict[str, dict[str, list[float]]]]
 
 
-# ---------------------------------------------------------------------------- the model server
-
-
-class ModelServerProcess:
-    """The local model server in a child process."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "agy_trio.testing.model_server", "--port", "0"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + 60
-        self.url = ""
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"(http://\S+/v1)", line)
-            if match:
-                self.url = match.group(1)
-                break
-        if not self.url:
-            self.close()
-            raise RuntimeError("the local model server did not start")
-        self.root = self.url.rsplit("/v1", 1)[0]
-
-    def add_fault(self, fault: dict[str, Any]) -> None:
-        request = urllib.request.Request(
-            f"{self.root}/control/faults",
-            data=json.dumps(fault).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            answer.read()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@contextlib.contextmanager
-def offline_world() -> Iterator[tuple[ModelServerProcess, Path]]:
-    """A fresh model server and a temporary folder; GEMINI_API_KEY unset meanwhile."""
-    saved = {k: os.environ.pop(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY") if k in os.environ}
-    root = Path(tempfile.mkdtemp(prefix="agy-trio-bench-sdk-"))
-    server = ModelServerProcess()
-    try:
-        yield server, root
-    finally:
-        server.close()
-        shutil.rmtree(root, ignore_errors=True)
-        os.environ.update(saved)
-
-
-# ---------------------------------------------------------------------------- measuring
-
-
-def _stall(arrivals: list[float], start: float, started: float) -> float:
-    """The worst gap between chunks during the start window, minus the median gap, in ms."""
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    typical = statistics.median(gaps) if gaps else 0.0
-    inside = [b - a for a, b in itertools.pairwise(arrivals) if b >= start and a <= started]
-    worst = max(inside) if inside else 0.0
-    return max(0.0, worst - typical) * 1e3
-
-
-def _expected(i: int, k: int) -> str:
-    return f"You said: agent {i} turn {k}"
-
-
-def _finish(
-    n: int,
-    marks: dict[str, float],
-    latencies: list[float],
-    errors: int,
-    memory: dict[str, float],
-    before_mib: float,
-    threads: ThreadCount,
-) -> dict[str, float]:
-    return {
-        "start_s": marks["started"] - marks["t0"],
-        "total_s": marks["done"] - marks["t0"],
-        "turn_p50_s": percentile(latencies, 50) if latencies else 0.0,
-        "turn_p95_s": percentile(latencies, 95) if latencies else 0.0,
-        "errors": float(errors),
-        **memory,
-        # What the N agents added to the Python process (the probe agent and
-        # everything imported were there before).
-        "python_kib_per_agent": (memory["python_pss_mib"] - before_mib) * 1024 / n,
-        "python_cpu_ms_per_agent": (marks["cpu_done"] - marks["cpu_t0"]) * 1e3 / n,
-        "threads_alive": float(marks["threads_alive"]),
-        "threads_started": float(threads.started),
-    }
-
-
-# ---------------------------------------------------------------------------- the SDK alone
-
-
-def _sdk_config(url: str, root: Path) -> Any:
-    from google.antigravity import CapabilitiesConfig, LocalOpenAIAgentConfig
-    from google.antigravity.hooks import policy
-
-    for sub in ("save", "app_data", "workspace", "home"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    return LocalOpenAIAgentConfig(
-        model=MODEL,
-        base_url=url,
-        capabilities=CapabilitiesConfig(enabled_tools=[], enable_subagents=False),
-        policies=[policy.deny_all()],
-        workspaces=[str(root / "workspace")],
-        save_dir=str(root / "save"),
-        app_data_dir=str(root / "app_data"),
-        env={"HOME": str(root / "home")},
-    )
-
-
-async def _sdk_open(url: str, root: Path, n: int) -> list[Any]:
-    from google.antigravity import Agent
-
-    agents = [Agent(_sdk_config(url, root)) for _ in range(n)]
-    results = await asyncio.gather(*(a.__aenter__() for a in agents), return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        await _sdk_close(
-            [a for a, r in zip(agents, results, strict=True) if not isinstance(r, BaseException)]
-        )
-        raise RuntimeError(f"{len(failed)} SDK agents failed to start: {failed[0]!r}")
-    return agents
-
-
-async def _sdk_close(agents: list[Any]) -> None:
-    await asyncio.gather(*(a.__aexit__(None, None, None) for a in agents), return_exceptions=True)
-
-
-def sdk_workload(n: int) -> dict[str, float]:
-    """The SDK alone: N agents in one asyncio loop, a probe streaming meanwhile."""
-    with offline_world() as (server, root), ThreadCount() as threads:
-        server.add_fault(
-            {"kind": "slow", "chunk_delay": CHUNK_DELAY, "match": PROBE, "times": None}
-        )
-
-        async def main() -> dict[str, float]:
-            (probe,) = await _sdk_open(server.url, root, 1)
-            arrivals: list[float] = []
-            marks: dict[str, float] = {}
-            latencies: list[float] = []
-            errors = 0
-            agents: list[Any] = []
-            try:
-                response = await probe.chat(PROBE_PROMPT)
-                streaming = asyncio.Event()
-
-                async def read() -> None:
-                    with contextlib.suppress(BaseException):
-                        async for _ in response:
-                            arrivals.append(time.perf_counter())
-                            if len(arrivals) == 5:
-                                streaming.set()
-
-                reader = asyncio.create_task(read())
-                await streaming.wait()
-                before = python_pss_mib()
-                marks["t0"], marks["cpu_t0"] = time.perf_counter(), time.process_time()
-                agents = await _sdk_open(server.url, root, n)
-                marks["started"] = time.perf_counter()
-                with contextlib.suppress(BaseException):
-                    await response.cancel()
-                await reader
-
-                async def two_turns(agent: Any, i: int) -> None:
-                    nonlocal errors
-                    for k in range(2):
-                        t = time.perf_counter()
-                        try:
-                            text = await (await agent.chat(f"agent {i} turn {k}")).text()
-                        except Exception:
-                            errors += 1
-                            continue
-                        errors += text != _expected(i, k)
-                        latencies.append(time.perf_counter() - t)
-
-                await asyncio.gather(*(two_turns(a, i) for i, a in enumerate(agents)))
-                marks["done"], marks["cpu_done"] = time.perf_counter(), time.process_time()
-                marks["threads_alive"] = threading.active_count()
-                memory = pss_figures()
-            finally:
-                await _sdk_close([*agents, probe])
-            result = _finish(n, marks, latencies, errors, memory, before, threads)
-            result["stall_ms"] = _stall(arrivals, marks["t0"], marks["started"])
-            return result
-
-        result = asyncio.run(main())
-    result["left_running"] = float(len(harnesses()))
-    return result
-
-
-# ---------------------------------------------------------------------------- through agy_trio
-
-
-def agy_workload(
-    n: int, agents_per_harness: int | None = None, harness_processes: int | None = None
-) -> dict[str, float]:
-    """agy_trio's public API: N agents, a probe streaming meanwhile."""
-    import agy_trio
-    from agy_trio.adapters.antigravity import AntigravityBackend
-
-    # Live conversations throughout: hibernation has a comparison of its own.
-    options: dict[str, Any] = {"hibernate_after": None}
-    if agents_per_harness is not None:
-        options["agents_per_harness"] = agents_per_harness
-    if harness_processes is not None:
-        options["harness_processes"] = harness_processes
-    with offline_world() as (server, root), ThreadCount() as threads:
-        server.add_fault(
-            {"kind": "slow", "chunk_delay": CHUNK_DELAY, "match": PROBE, "times": None}
-        )
-
-        def config(i: int) -> agy_trio.AgentConfig:
-            return agy_trio.AgentConfig(name=f"bench-{i}", model=MODEL, base_url=server.url)
-
-        async def main() -> dict[str, float]:
-            backend = AntigravityBackend(base_dir=root / "agy", **options)
-            runtime_config = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=600)
-            marks: dict[str, float] = {}
-            latencies: list[float] = []
-            errors = 0
-            kinds: collections.Counter[str] = collections.Counter()
-            async with agy_trio.open_runtime(runtime_config, backend=backend) as rt:
-                probe = await rt.create_agent(config(-1))
-                response = await probe.chat(PROBE_PROMPT)
-                arrivals: list[float] = []
-                handles: list[Any] = [None] * n
-                async with trio.open_nursery() as nursery:
-                    streaming = trio.Event()
-
-                    async def read() -> None:
-                        async for _ in response:
-                            arrivals.append(time.perf_counter())
-                            if len(arrivals) == 5:
-                                streaming.set()
-
-                    nursery.start_soon(read)
-                    await streaming.wait()
-                    before = python_pss_mib()
-                    marks["t0"], marks["cpu_t0"] = time.perf_counter(), time.process_time()
-                    async with trio.open_nursery() as starts:
-                        for i in range(n):
-
-                            async def one(i: int = i) -> None:
-                                handles[i] = await rt.create_agent(config(i))
-
-                            starts.start_soon(one)
-                    marks["started"] = time.perf_counter()
-                    await response.cancel()
-
-                async def two_turns(handle: Any, i: int) -> None:
-                    nonlocal errors
-                    for k in range(2):
-                        t = time.perf_counter()
-                        try:
-                            text = await (await handle.chat(f"agent {i} turn {k}")).text()
-                        except agy_trio.AgyError as exc:
-                            errors += 1
-                            kinds[f"{type(exc).__name__}: {str(exc)[:400]}"] += 1
-                            continue
-                        errors += text != _expected(i, k)
-                        latencies.append(time.perf_counter() - t)
-
-                async with trio.open_nursery() as nursery:
-                    for i, handle in enumerate(handles):
-                        nursery.start_soon(two_turns, handle, i)
-                marks["done"], marks["cpu_done"] = time.perf_counter(), time.process_time()
-                marks["threads_alive"] = threading.active_count()
-                memory = pss_figures()
-                memory["harnesses"] = float(len(backend.harness_pids()))
-            for kind, count in kinds.most_common(10):
-                print(f"errors: {count} x {kind}", file=sys.stderr)
-            result = _finish(n, marks, latencies, errors, memory, before, threads)
-            result["stall_ms"] = _stall(arrivals, marks["t0"], marks["started"])
-            return result
-
-        result = trio.run(main)
-    result["left_running"] = float(len(harnesses()))
-    return result
-
-
 # ---------------------------------------------------------------------------- one run, one process
 
 
@@ -397,50 +70,27 @@ def run_isolated(contender: str, n: int) -> dict[str, float]:
     return figures
 
 
-def _run_one(contender: str, n: int) -> dict[str, float]:
-    if contender == "sdk":
-        return sdk_workload(n)
-    if contender == "agy":
-        return agy_workload(n)
-    if contender == "agy_solo":
-        return agy_workload(n, agents_per_harness=1)
-    match = re.fullmatch(r"agy_(\d+)x(\d+)", contender)
-    if match:  # agy_<agents per harness>x<harness processes>
-        return agy_workload(n, int(match.group(1)), int(match.group(2)))
-    raise ValueError(f"unknown contender {contender!r}")
-
-
 # ---------------------------------------------------------------------------- the comparison
 
 
-def availability() -> str | None:
-    """Why the comparison cannot run here, or None."""
-    try:
-        import google.antigravity  # noqa: F401
-        import psutil  # noqa: F401
-    except ImportError:
-        return "google-antigravity is not installed (pip install 'agy-trio[antigravity]')"
-    try:
-        from agy_trio.adapters.antigravity import AntigravityBackend  # noqa: F401
-    except ImportError as exc:
-        return f"agy_trio.adapters.antigravity.AntigravityBackend is not available: {exc}"
-    return None
-
-
-CONTENDERS: dict[str, tuple[str, str, str]] = {
-    "agy": (
+# Each called with (agents); each run in a fresh process.
+CONTENDERS: dict[str, Contender] = {
+    "agy": Contender(
         "agy_trio, pooled harnesses (default)",
         "agy",
+        functools.partial(run_isolated, "agy"),
         "AntigravityBackend(): agents_per_harness=250, harness_processes=1",
     ),
-    "agy_solo": (
+    "agy_solo": Contender(
         "agy_trio, one harness per agent",
         "agy",
+        functools.partial(run_isolated, "agy_solo"),
         "AntigravityBackend(agents_per_harness=1)",
     ),
-    "sdk": (
+    "sdk": Contender(
         "SDK alone, one asyncio loop",
         "baseline",
+        functools.partial(run_isolated, "sdk"),
         "asyncio.gather over Agent; one shared HOME and save_dir",
     ),
 }
@@ -461,17 +111,8 @@ def _group(n: int) -> str:
 
 
 def run(ctx: Context) -> BenchResult:
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="start_s",
-    )
-    reason = availability()
-    if reason is not None:
-        result.skipped = reason
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "start_s", skipped=sdk_missing())
+    if result.skipped:
         return result
     sizes = _sizes(ctx)
     per_size: Figures = {}
@@ -480,22 +121,13 @@ def run(ctx: Context) -> BenchResult:
         if not ctx.quick:
             keys += list(KNOBS.get(n, ()))
         rounds = 1 if ctx.quick else ROUNDS.get(n, 1)
-        contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
-            (key, functools.partial(run_isolated, key, n)) for key in keys
-        ]
-        data = interleave(ctx, contenders, rounds, label=f"{NAME} [{n} agents]")
+        contenders = {key: _contender(key) for key in keys}
+        data = run_rounds(ctx, contenders, (n,), rounds, label=f"{NAME} [{n} agents]")
         per_size[n] = data
-        for key in keys:
-            label, kind, note = CONTENDERS.get(key) or _knob_row(key)
-            metrics = {m.key: Summary.of(data[key][m.key]) for m in METRICS}
-            result.rows.append(Row(key, label, kind, metrics, note, _group(n)))
+        # Only the metrics of the table: the others go to `extra` (and the notes).
+        result.rows += rows_of(data, contenders, _group(n), only=[m.key for m in METRICS])
     result.extra = {
-        "figures": {
-            str(n): {
-                key: {m: statistics.median(v) for m, v in d.items()} for key, d in data.items()
-            }
-            for n, data in per_size.items()
-        },
+        "figures": {str(n): _medians(data) for n, data in per_size.items()},
         "sizes_not_run": {
             key: [n for n in sizes if n > PER_AGENT_LIMIT] for key in ("agy_solo", "sdk")
         },
@@ -518,11 +150,15 @@ def run(ctx: Context) -> BenchResult:
     return result
 
 
-def _knob_row(key: str) -> tuple[str, str, str]:
+def _contender(key: str) -> Contender:
+    """The row of ``key``: one of CONTENDERS, or a pool setting ``agy_<per harness>x<procs>``."""
+    if key in CONTENDERS:
+        return CONTENDERS[key]
     per, procs = re.fullmatch(r"agy_(\d+)x(\d+)", key).groups()  # type: ignore[union-attr]
-    return (
+    return Contender(
         f"agy_trio, {per} agents per harness x {procs} process(es)",
         "agy",
+        functools.partial(run_isolated, key),
         f"AntigravityBackend(agents_per_harness={per}, harness_processes={procs})",
     )
 
@@ -549,28 +185,21 @@ def _notes(result: BenchResult, per_size: Figures) -> list[str]:
     for key in ("agy", "agy_solo", "sdk"):
         left = [v for data in per_size.values() for v in data.get(key, {}).get("left_running", [])]
         if left and max(left) > 0:
-            notes.append(f"{CONTENDERS[key][0]}: {fmt(max(left), 0)} harness(es) left running!")
+            notes.append(f"{CONTENDERS[key].label}: {fmt(max(left), 0)} harness(es) left running!")
     return notes
 
 
-def scaling_chart(
-    per_size: dict[int, dict[str, dict[str, list[float]]]], path: Path
-) -> Path | None:
+def scaling_chart(per_size: Figures, path: Path) -> Path | None:
     """Total PSS and start time against N, one line per contender (log-log)."""
     if len(per_size) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (memory, start) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (memory, start) = pyplot().subplots(1, 2, figsize=(11, 4.2))
     styles = {"agy": ("#1f77b4", "o"), "agy_solo": ("#ff7f0e", "s"), "sdk": ("#8c8c8c", "^")}
     for key, (color, marker) in styles.items():
         sizes = sorted(n for n, data in per_size.items() if key in data)
         if not sizes:
             continue
-        label = CONTENDERS[key][0]
+        label = CONTENDERS[key].label
         mem = [statistics.median(per_size[n][key]["total_pss_mib"]) / 1024 for n in sizes]
         st = [statistics.median(per_size[n][key]["start_s"]) for n in sizes]
         memory.plot(sizes, mem, marker=marker, color=color, label=label)
@@ -591,16 +220,10 @@ def scaling_chart(
         f"{PER_AGENT_LIMIT} agents (memory)",
         fontsize=9,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
-def targets(
-    result: BenchResult, per_size: dict[int, dict[str, dict[str, list[float]]]]
-) -> list[Target]:
+def targets(result: BenchResult, per_size: Figures) -> list[Target]:
     out = []
     group = _group(50)
     agy_start, sdk_start = (
@@ -685,7 +308,7 @@ def targets(
 def main(argv: list[str]) -> int:
     """``python -m benchmarks.real_sdk CONTENDER N``: one run, its figures as a JSON line."""
     contender, n = argv[0], int(argv[1])
-    return print_figures(_run_one(contender, n))
+    return print_figures(run_one(contender, n))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import trio
 from benchmarks._child import print_figures, run_child
 from benchmarks._common import BenchResult, Measure, Metric, Target, fmt
 from benchmarks._measure import rss
-from benchmarks._rounds import Contender, Context, compare
+from benchmarks._rounds import Contender, Context, Timer, compare, timer_metrics
 from benchmarks._runtime import open_bench_runtime, run_trio, scripted_backend
 
 NAME = "scale"
@@ -37,8 +37,7 @@ DESCRIPTION = (
     "own subprocess."
 )
 METRICS = [
-    Metric("wall_s", "wall time", "s", digits=2),
-    Metric("cpu_s", "CPU time", "s", digits=2),
+    *timer_metrics(unit="s", digits=2),
     Metric("kib_per_agent", "memory per agent", "KiB", digits=1),
     Metric("peak_rss_mib", "peak RSS", "MiB", digits=0),
     Metric("gc_s", "in the cyclic GC", "s", digits=2),
@@ -53,19 +52,17 @@ GC_THRESHOLD = 100_000
 async def _agy_body(rt: Any, agents: int) -> Measure:
     answers: list[str] = []
     rss_base = rss()
-    t0, c0 = time.perf_counter(), time.process_time()
 
     async def one() -> None:
         handle = await rt.create_agent()
         answers.append(await (await handle.chat("hi")).text())
 
-    async with trio.open_nursery() as nursery:
-        for _ in range(agents):
-            nursery.start_soon(one)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with Timer() as t:
+        async with trio.open_nursery() as nursery:
+            for _ in range(agents):
+                nursery.start_soon(one)
     assert len(answers) == agents and answers[0] == "You said: hi"
-    rss_live = rss()
-    return {"wall_s": wall, "cpu_s": cpu, "rss_base": rss_base, "rss_live": rss_live}
+    return {**t.figures(unit="s"), "rss_base": rss_base, "rss_live": rss()}
 
 
 def _agy(make_backend: Callable[[], Any], agents: int, *, guest: bool = False) -> Measure:
@@ -96,26 +93,20 @@ def _asyncio(agents: int) -> Measure:
         live: list[Any] = []
         answers: list[str] = []
         rss_base = rss()
-        t0, c0 = time.perf_counter(), time.process_time()
 
         async def one() -> None:
             agent = world.create()
             live.append(agent)
             answers.append(await (await world.chat(agent, "hi")).text())
 
-        await asyncio.gather(*(one() for _ in range(agents)))
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        with Timer() as t:
+            await asyncio.gather(*(one() for _ in range(agents)))
         assert len(answers) == agents and answers[0] == "You said: hi"
-        rss_live = rss()
-        t = time.perf_counter()
-        await asyncio.gather(*(agent.close() for agent in live))
-        return {
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "rss_base": rss_base,
-            "rss_live": rss_live,
-            "shutdown_s": time.perf_counter() - t,
-        }
+        out = {**t.figures(unit="s"), "rss_base": rss_base, "rss_live": rss()}
+        with Timer() as shutdown:
+            await asyncio.gather(*(agent.close() for agent in live))
+        out["shutdown_s"] = shutdown.wall
+        return out
 
     return asyncio.run(main())
 

@@ -13,24 +13,17 @@ socket and the client's parsing.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
-import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
-from benchmarks._rounds import Context, interleave
-from benchmarks._worker import ROOT
+from benchmarks._common import BenchResult, Measure, Target, fmt, percentile_metrics, percentiles
+from benchmarks._offline import offline_env, serve_process, without_api_keys
+from benchmarks._rounds import Contender, Context, rows_of, run_rounds
+from benchmarks._runtime import on_scripted, open_bench_runtime
 
 NAME = "serve"
 TITLE = "Serving chats over HTTP (SSE) next to in-process chats"
@@ -50,71 +43,53 @@ DESCRIPTION = (
     "process each) against the local model server, as `agy-trio serve` runs by default."
 )
 METRICS = [
-    Metric("first_p50_ms", "first delta, p50", "ms"),
-    Metric("first_p95_ms", "first delta, p95", "ms"),
-    Metric("done_p50_ms", "done, p50", "ms"),
-    Metric("done_p95_ms", "done, p95", "ms"),
+    *percentile_metrics("first", "first delta, p{p}", "ms"),
+    *percentile_metrics("done", "done, p{p}", "ms"),
 ]
-
-Measure = dict[str, float]
-
-
-def _summary(first: list[float], done: list[float], completed: int) -> Measure:
-    return {
-        "first_p50_ms": percentile(first, 50) * 1e3,
-        "first_p95_ms": percentile(first, 95) * 1e3,
-        "done_p50_ms": percentile(done, 50) * 1e3,
-        "done_p95_ms": percentile(done, 95) * 1e3,
-        "completed": float(completed),
-    }
 
 
 def _prompt(i: int) -> str:
     return f"client {i} says hello"
 
 
+class _Chats:
+    """N users' chats all at once: each creates its agent, has a warm-up turn, then one measured.
+
+    ``create(i)`` makes user ``i``'s agent; ``chat(i)`` plays one turn and returns the
+    seconds from the request to its first delta and to its end.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.first: list[float] = []
+        self.done: list[float] = []
+
+    async def _all(self, fn: Callable[[int], Awaitable[Any]]) -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(self.n):
+                nursery.start_soon(fn, i)
+
+    async def run(
+        self,
+        create: Callable[[int], Awaitable[None]],
+        chat: Callable[[int], Awaitable[tuple[float, float]]],
+    ) -> Measure:
+        async def measured(i: int) -> None:
+            first, done = await chat(i)
+            self.first.append(first)
+            self.done.append(done)
+
+        await self._all(create)
+        await self._all(chat)  # a warm-up turn (connections open), then the measured one
+        await self._all(measured)
+        return {
+            **percentiles("first", self.first, "ms"),
+            **percentiles("done", self.done, "ms"),
+            "completed": float(len(self.done)),
+        }
+
+
 # ---------------------------------------------------------------------------- over HTTP
-
-
-@contextlib.contextmanager
-def _offline_env() -> Iterator[tuple[dict[str, str], Path]]:
-    root = Path(tempfile.mkdtemp(prefix="agy-trio-bench-serve-"))
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    (root / "tmp").mkdir()
-    env.update(HOME=str(root), TMPDIR=str(root / "tmp"))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    try:
-        yield env, root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def serve_process(backend: str) -> Iterator[str]:
-    """`agy-trio serve --backend BACKEND --port 0` in a child process; yields its URL."""
-    with _offline_env() as (env, root):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "agy_trio", "serve", "--backend", backend, "--port", "0"],
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            match = re.fullmatch(r"Serving on (http://\S+)\n", process.stdout.readline())
-            if match is None:
-                raise RuntimeError("agy-trio serve did not start")
-            yield match.group(1)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def _http_clients(url: str, n: int) -> Measure:
@@ -135,10 +110,7 @@ async def _http_clients(url: str, n: int) -> Measure:
             answer.raise_for_status()
             ids[i] = answer.json()["id"]
 
-        first: list[float] = []
-        done: list[float] = []
-
-        async def chat(i: int, record: bool) -> None:
+        async def chat(i: int) -> tuple[float, float]:
             t0 = time.perf_counter()
             t_first = t_done = None
             text = None
@@ -155,23 +127,14 @@ async def _http_clients(url: str, n: int) -> Measure:
                         raise RuntimeError(f"chat {i} failed: {event.data}")
             if text is None or not text.startswith("You said") or t_first is None:
                 raise RuntimeError(f"chat {i} did not complete: {text!r}")
-            if record:
-                assert t_done is not None
-                first.append(t_first - t0)
-                done.append(t_done - t0)
+            assert t_done is not None
+            return t_first - t0, t_done - t0
 
-        async with trio.open_nursery() as nursery:
-            for i in range(n):
-                nursery.start_soon(create, i)
-        for record in (False, True):  # a warm-up turn (connections open), then the measured one
-            async with trio.open_nursery() as nursery:
-                for i in range(n):
-                    nursery.start_soon(chat, i, record)
-    return _summary(first, done, len(done))
+        return await _Chats(n).run(create, chat)
 
 
 def http_round(backend: str, n: int) -> Measure:
-    with serve_process(backend) as url:
+    with serve_process(backend) as (url, _):
         return trio.run(_http_clients, url, n)
 
 
@@ -188,10 +151,7 @@ async def _inproc_chats(rt: Any, base_config: Any, n: int) -> Measure:
     async def create(i: int) -> None:
         handles[i] = await rt.create_agent(attrs.evolve(base_config, name=f"bench-{i}"))
 
-    first: list[float] = []
-    done: list[float] = []
-
-    async def chat(i: int, record: bool) -> None:
+    async def chat(i: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         t_first = None
         response = await handles[i].chat(_prompt(i))
@@ -204,31 +164,17 @@ async def _inproc_chats(rt: Any, base_config: Any, n: int) -> Measure:
         t_done = time.perf_counter()
         if not "".join(text).startswith("You said") or t_first is None:
             raise RuntimeError(f"chat {i} did not complete: {''.join(text)!r}")
-        if record:
-            first.append(t_first - t0)
-            done.append(t_done - t0)
+        return t_first - t0, t_done - t0
 
-    async with trio.open_nursery() as nursery:
-        for i in range(n):
-            nursery.start_soon(create, i)
-    for record in (False, True):
-        async with trio.open_nursery() as nursery:
-            for i in range(n):
-                nursery.start_soon(chat, i, record)
-    return _summary(first, done, len(done))
+    return await _Chats(n).run(create, chat)
 
 
 def inproc_round(backend: str, n: int) -> Measure:
+    """The same chats through the public API, with the settings `agy-trio serve` uses."""
     import agy_trio
 
-    # The settings `agy-trio serve` uses: chat starts are not paced.
-    config = agy_trio.RuntimeConfig(inter_agent_delay=0)
-
-    async def scripted() -> Measure:
-        from agy_trio.testing.scripted import ScriptedBackend
-
-        async with agy_trio.open_runtime(config, backend=ScriptedBackend()) as rt:
-            return await _inproc_chats(rt, agy_trio.AgentConfig(), n)
+    if backend == "scripted":
+        return on_scripted(lambda rt, _: _inproc_chats(rt, agy_trio.AgentConfig(), n))
 
     async def real_sdk(root: Path) -> Measure:
         from agy_trio.adapters.antigravity import AntigravityBackend
@@ -238,19 +184,11 @@ def inproc_round(backend: str, n: int) -> Measure:
         async with open_model_server() as server:
             backend = AntigravityBackend(base_dir=root / "agy")
             base = agy_trio.AgentConfig(model="local-model", base_url=server.url)
-            async with agy_trio.open_runtime(config, backend=backend) as rt:
+            async with open_bench_runtime(backend) as rt:
                 return await _inproc_chats(rt, base, n)
 
-    if backend == "scripted":
-        return trio.run(scripted)
-    with _offline_env() as (_, root):
-        saved = {
-            k: os.environ.pop(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY") if k in os.environ
-        }
-        try:
-            return trio.run(real_sdk, root)
-        finally:
-            os.environ.update(saved)
+    with offline_env("agy-trio-bench-serve-") as (_, root), without_api_keys():
+        return trio.run(real_sdk, root)
 
 
 # ---------------------------------------------------------------------------- the comparison
@@ -273,14 +211,15 @@ def availability(backend: str) -> str | None:
     return None
 
 
-CONTENDERS: dict[str, tuple[str, str, Callable[[str, int], Measure], str]] = {
-    "http": (
+# Each called with (backend, clients).
+CONTENDERS: dict[str, Contender] = {
+    "http": Contender(
         "agy-trio serve, HTTP + SSE",
         "agy",
         http_round,
         "server process; one httpx client per user, on loopback",
     ),
-    "inproc": (
+    "inproc": Contender(
         "same chats in-process",
         "baseline",
         inproc_round,
@@ -290,14 +229,7 @@ CONTENDERS: dict[str, tuple[str, str, Callable[[str, int], Measure], str]] = {
 
 
 def run(ctx: Context) -> BenchResult:
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="first_p50_ms",
-    )
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "first_p50_ms")
     scenarios = [
         ("scripted", ctx.pick(20, 200), ctx.pick(2, 5), "scripted backend"),
         ("antigravity", ctx.pick(4, 50), ctx.pick(1, 3), "real SDK, local model server"),
@@ -311,15 +243,10 @@ def run(ctx: Context) -> BenchResult:
             skipped.append(f"{label}: {reason}")
             continue
         group = f"{n} clients at once, {label}"
-        contenders = [
-            (key, functools.partial(fn, backend, n)) for key, (_, _, fn, _) in CONTENDERS.items()
-        ]
-        data = interleave(ctx, contenders, rounds, label=f"{NAME} [{group}]")
-        for key, (row_label, kind, _, note) in CONTENDERS.items():
-            values = data[key]
-            completed[f"{group}: {row_label}"] = values.pop("completed")
-            metrics = {m: Summary.of(v) for m, v in values.items()}
-            result.rows.append(Row(key, row_label, kind, metrics, note, group))
+        data = run_rounds(ctx, CONTENDERS, (backend, n), rounds, label=f"{NAME} [{group}]")
+        for key, contender in CONTENDERS.items():
+            completed[f"{group}: {contender.label}"] = data[key].pop("completed")
+        result.rows += rows_of(data, CONTENDERS, group)
         params[label] = f"{n} clients x {rounds} rounds"
     result.params = params
     if skipped:
@@ -343,7 +270,7 @@ def targets(
         base_row = result.row("inproc", group)
         if http_row is None or base_row is None:
             continue
-        runs = completed.get(f"{group}: {CONTENDERS['http'][0]}", [])
+        runs = completed.get(f"{group}: {CONTENDERS['http'].label}", [])
         ok = bool(runs) and all(c == n for c in runs)
         first = http_row.metrics["first_p50_ms"].median
         base_first = base_row.metrics["first_p50_ms"].median

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import shutil
 import statistics
@@ -38,7 +39,9 @@ import trio
 from benchmarks._child import print_figures, run_child
 from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt
 from benchmarks._measure import harnesses, peak_rss_mib, rss, thread_names, trim_heap
+from benchmarks._offline import API_KEYS, sdk_missing
 from benchmarks._rounds import Context
+from benchmarks._runtime import open_bench_runtime
 
 NAME = "soak"
 TITLE = "Soak: long runs with faults, memory and leaks"
@@ -164,7 +167,6 @@ async def _scripted_agent(rt: Any, tally: _Tally, commands: int, seed: int) -> N
 
 
 def scripted_child(agents: int, commands: int) -> dict[str, Any]:
-    import agy_trio
     from agy_trio.testing.scripted import ScriptedBackend
 
     threads_before = thread_names()
@@ -174,8 +176,7 @@ def scripted_child(agents: int, commands: int) -> dict[str, Any]:
 
     async def main() -> float:
         backend = ScriptedBackend(_script, stream_high_water=8, stream_batch_max=4)
-        config = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
-        async with agy_trio.open_runtime(config, backend=backend) as rt:
+        async with open_bench_runtime(backend, chat_timeout=60) as rt:
             t0 = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 for seed in range(agents):
@@ -218,13 +219,11 @@ FAULTS = ("quota", "server", "cut", "hang")
 
 
 def sdk_child(agents: int, turns: int, fault_rate: float) -> dict[str, Any]:
-    import os
-
     import agy_trio
     from agy_trio.adapters.antigravity import AntigravityBackend, RetryPolicy
     from agy_trio.testing import Fault, open_model_server
 
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+    for name in API_KEYS:  # this process is the run's own: no need to put them back
         os.environ.pop(name, None)
     threads_before = thread_names()
     root = Path(tempfile.mkdtemp(prefix="agy-trio-soak-"))
@@ -279,8 +278,7 @@ def sdk_child(agents: int, turns: int, fault_rate: float) -> dict[str, Any]:
             backend = AntigravityBackend(
                 base_dir=root / "backend", retry=RetryPolicy(attempts=3, initial_backoff=0.05)
             )
-            config = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
-            async with agy_trio.open_runtime(config, backend=backend) as rt:
+            async with open_bench_runtime(backend, chat_timeout=60) as rt:
                 t0 = time.perf_counter()
                 async with trio.open_nursery() as nursery:
                     for a in range(agents):
@@ -337,14 +335,6 @@ def _child(args: list[str]) -> dict[str, Any]:
     return figures
 
 
-def _sdk_available() -> str | None:
-    try:
-        import google.antigravity  # noqa: F401
-    except ImportError:
-        return "google-antigravity is not installed (pip install 'agy-trio[antigravity]')"
-    return None
-
-
 def run(ctx: Context) -> BenchResult:
     agents, commands = ctx.pick((100, 5_000), (1_000, 100_000))
     sdk_agents, sdk_turns = ctx.pick((4, 5), (50, 20))
@@ -399,7 +389,7 @@ def run(ctx: Context) -> BenchResult:
             f"{scripted['turns_lost']} lost; leaks {scripted['leaks']}",
         ),
     ]
-    reason = _sdk_available()
+    reason = sdk_missing()
     if reason is not None:
         result.notes.append(f"real SDK part skipped: {reason}")
     else:

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from benchmarks._common import BenchResult, Measure, Metric, Target, fmt
-from benchmarks._rounds import Contender, Context, Timer, compare
+from benchmarks._rounds import Contender, Context, Timer, compare, timer_metrics
 from benchmarks._runtime import on_runtime, on_scripted
 
 NAME = "streaming"
@@ -27,18 +27,13 @@ DESCRIPTION = (
     "no crossing."
 )
 METRICS = [
-    Metric("wall_us", "wall time per token", "µs", digits=2),
-    Metric("cpu_us", "CPU time per token", "µs", digits=2),
+    *timer_metrics("token", digits=2),
     Metric("ktokens_s", "throughput", "thousand tokens/s", lower_is_better=False),
 ]
 
 
 def _measure(t: Timer, total: int) -> Measure:
-    return {
-        "wall_us": t.wall / total * 1e6,
-        "cpu_us": t.cpu / total * 1e6,
-        "ktokens_s": total / t.wall / 1e3,
-    }
+    return {**t.figures(total), "ktokens_s": total / t.wall / 1e3}
 
 
 def _turn(chunks: int) -> Any:

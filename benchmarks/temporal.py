@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import signal
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import trio
 
-from benchmarks._common import BenchResult, Metric, Row, Summary, Target, fmt, percentile
-from benchmarks._rounds import Context, interleave
-from benchmarks._worker import ROOT
+from benchmarks._common import (
+    BenchResult,
+    Measure,
+    Metric,
+    Row,
+    Summary,
+    Target,
+    fmt,
+    percentile_metrics,
+    percentiles,
+    summaries,
+)
+from benchmarks._rounds import Contender, Context, compare
+from benchmarks._runtime import open_bench_runtime
+from benchmarks._temporal_stack import Stack
 
 NAME = "temporal"
 TITLE = "Scale-out on Temporal: overhead, throughput, recovery"
@@ -47,17 +52,16 @@ DESCRIPTION = (
 )
 
 METRICS = [
-    Metric("p50_ms", "turn p50", "ms"),
-    Metric("p95_ms", "turn p95", "ms"),
+    *percentile_metrics("", "turn p{p}", "ms"),
     Metric("turns_per_s", "turns/s", "turns/s", lower_is_better=False, digits=2),
     Metric("recovery_s", "recovery after kill", "s", digits=2),
-    Metric("lag_p50_ms", "delta lag p50", "ms"),
-    Metric("lag_p95_ms", "delta lag p95", "ms"),
+    *percentile_metrics("lag", "delta lag p{p}", "ms"),
     Metric("history_events", "history events per turn", "events", digits=0),
     Metric("history_kib", "history size per turn", "KiB", digits=1),
 ]
 
 HEARTBEAT_TIMEOUT = 2.0
+CHAT_TIMEOUT = 120.0
 
 
 def availability() -> str | None:
@@ -76,135 +80,6 @@ def availability() -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------- processes
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
-    env["HOME"] = str(home)
-    env["XDG_CACHE_HOME"] = str(home / ".cache")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _wait_for(path: Path, needle: str, process: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        for line in text.splitlines():
-            if needle in line:
-                return line
-        if process.poll() is not None:
-            raise RuntimeError(f"{path.name} exited: {text[-2000:]}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{path.name}: not ready")
-
-
-class Stack:
-    """Dev server, model server and workers for one benchmark run."""
-
-    def __init__(self) -> None:
-        from agy_trio.adapters.temporal.dev_server import free_port, start_dev_server
-
-        self.tmp = Path(tempfile.mkdtemp(prefix="agy-trio-bench-temporal-"))
-        self.home = self.tmp / "home"
-        self.home.mkdir()
-        self.server = start_dev_server(db_path=self.tmp / "temporal.db")
-        self.target = self.server.target
-        port = free_port()
-        self.model_url = f"http://127.0.0.1:{port}/v1"
-        self.model_root = f"http://127.0.0.1:{port}"
-        log = self.tmp / "model.log"
-        with log.open("wb") as out:
-            self.model = subprocess.Popen(
-                [sys.executable, "-m", "agy_trio", "serve-model", "--port", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=_env(self.home),
-                cwd=ROOT,
-            )
-        _wait_for(log, "listening", self.model)
-        self.workers: dict[subprocess.Popen[bytes], str] = {}
-        self.task_queue = ""
-        self.count = 0
-
-    def new_queue(self) -> str:
-        self.stop_workers()
-        self.task_queue = f"agy-trio-bench-{uuid.uuid4().hex[:8]}"
-        return self.task_queue
-
-    def start_worker(self, *, guest: bool = False) -> str:
-        self.count += 1
-        log = self.tmp / f"worker-{self.count}.log"
-        if guest:
-            argv = [
-                sys.executable,
-                "-m",
-                "benchmarks._temporal_worker",
-                self.target,
-                self.task_queue,
-                self.model_url,
-            ]
-        else:
-            argv = [
-                sys.executable,
-                "-m",
-                "agy_trio",
-                "worker",
-                "--temporal",
-                self.target,
-                "--task-queue",
-                self.task_queue,
-                "--base-url",
-                self.model_url,
-                "--model",
-                "local",
-            ]
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=_env(self.home), cwd=ROOT
-            )
-        line = _wait_for(log, " ready: ", process)
-        identity = line.split("agy-trio worker ", 1)[1].split(" ready:", 1)[0]
-        self.workers[process] = f"{self.task_queue}@{identity}"
-        return identity
-
-    def kill(self, queue: str) -> None:
-        for process, known in list(self.workers.items()):
-            if known == queue:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
-                del self.workers[process]
-                return
-        raise LookupError(queue)
-
-    def stop_workers(self) -> None:
-        for process in list(self.workers):
-            process.send_signal(signal.SIGTERM)
-        for process in list(self.workers):
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            del self.workers[process]
-
-    def inject(self, fault: dict[str, Any]) -> None:
-        import httpx
-
-        httpx.post(f"{self.model_root}/control/faults", json=fault).raise_for_status()
-
-    def close(self) -> None:
-        self.stop_workers()
-        self.model.terminate()
-        self.model.wait(30)
-        self.server.stop()
-        import shutil
-
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- workloads
 
 
@@ -219,22 +94,15 @@ def _backend(stack: Stack) -> Any:
     )
 
 
-def _config() -> Any:
-    from agy_trio import RuntimeConfig
-
-    return RuntimeConfig(inter_agent_delay=0, chat_timeout=120)
-
-
 def turn_latencies(
     backend_factory: Callable[[], Any], agent_config: Any, turns: int
 ) -> list[float]:
     """One agent, ``turns`` sequential short turns; each turn's latency in seconds."""
-    import agy_trio
 
     async def main() -> list[float]:
         out: list[float] = []
         async with (
-            agy_trio.open_runtime(_config(), backend=backend_factory()) as rt,
+            open_bench_runtime(backend_factory(), chat_timeout=CHAT_TIMEOUT) as rt,
             rt.open_agent(agent_config) as agent,
         ):
             await (await agent.chat("warm up")).text()  # the first turn starts a harness
@@ -248,7 +116,7 @@ def turn_latencies(
     return trio.run(main)
 
 
-def overhead(stack: Stack, turns: int, *, local: bool) -> dict[str, float]:
+def overhead(stack: Stack, turns: int, *, local: bool = False) -> Measure:
     from agy_trio import AgentConfig
 
     if local:
@@ -259,18 +127,13 @@ def overhead(stack: Stack, turns: int, *, local: bool) -> dict[str, float]:
     else:
         factory = functools.partial(_backend, stack)
         config = AgentConfig()
-    samples = turn_latencies(factory, config, turns)
-    return {
-        "p50_ms": statistics.median(samples) * 1e3,
-        "p95_ms": percentile(samples, 95) * 1e3,
-    }
+    return percentiles("", turn_latencies(factory, config, turns), "ms")
 
 
 def throughput(stack: Stack, agents: int, turns: int) -> dict[str, float]:
-    import agy_trio
 
     async def main() -> float:
-        async with agy_trio.open_runtime(_config(), backend=_backend(stack)) as rt:
+        async with open_bench_runtime(_backend(stack), chat_timeout=CHAT_TIMEOUT) as rt:
             handles = [await rt.create_agent() for _ in range(agents)]
             # Every agent's first turn builds its conversation; measure the steady state.
             async with trio.open_nursery() as nursery:
@@ -303,7 +166,6 @@ def recoveries(stack: Stack, kills: int) -> tuple[list[float], int, int]:
 
     Returns the recovery times, the turns lost and the history entries lost.
     """
-    import agy_trio
 
     lost_turns = 0
     lost_history = 0
@@ -313,7 +175,7 @@ def recoveries(stack: Stack, kills: int) -> tuple[list[float], int, int]:
         nonlocal lost_turns, lost_history
         backend = _backend(stack)
         async with (
-            agy_trio.open_runtime(_config(), backend=backend) as rt,
+            open_bench_runtime(backend, chat_timeout=CHAT_TIMEOUT) as rt,
             rt.open_agent() as agent,
         ):
             expected: list[str] = []
@@ -374,119 +236,78 @@ def channels(stack: Stack, rounds: int, count: int) -> dict[str, dict[str, list[
 # ---------------------------------------------------------------------------- the comparison
 
 
+# Turn overhead, each called with (stack, turns).
+OVERHEAD: dict[str, Contender] = {
+    "temporal": Contender(
+        "TemporalBackend, 2 workers",
+        "agy",
+        overhead,
+        "Trio main, Temporal on a host thread",
+    ),
+    "local": Contender(
+        "AntigravityBackend, in-process",
+        "baseline",
+        functools.partial(overhead, local=True),
+        "no Temporal",
+    ),
+    "guest": Contender(
+        "TemporalBackend, 1 guest-mode worker",
+        "prototype",
+        overhead,
+        "asyncio main, Trio as its guest, Temporal on the same thread",
+    ),
+    "thread1": Contender(
+        "TemporalBackend, 1 worker",
+        "agy",
+        overhead,
+        "Trio main, Temporal on a host thread (agy-trio worker)",
+    ),
+}
+# The task queues the overhead is measured on, one after another: (what the rounds are
+# logged as, workers, guest-mode workers?, contenders). All but the first in full runs only.
+OVERHEAD_QUEUES = [
+    ("overhead", 2, False, ("temporal", "local")),
+    ("guest", 1, True, ("guest",)),
+    ("thread, 1 worker", 1, False, ("thread1",)),
+]
+CHANNEL_METRICS = ("lag_p50_ms", "lag_p95_ms", "history_events", "history_kib")
+
+
 def run(ctx: Context) -> BenchResult:
-    result = BenchResult(
-        name=NAME,
-        title=TITLE,
-        description=DESCRIPTION,
-        metrics=METRICS,
-        rows=[],
-        chart_metric="p50_ms",
-    )
-    reason = availability()
-    if reason is not None:
-        result.skipped = reason
+    skipped = availability()
+    result = BenchResult.new(NAME, TITLE, DESCRIPTION, METRICS, "p50_ms", skipped=skipped)
+    if skipped:
         return result
-    turns = ctx.pick(5, 20)
-    rounds = ctx.pick(1, 3)
-    kills = ctx.pick(1, 10)
+    turns, rounds, kills = ctx.pick(5, 20), ctx.pick(1, 3), ctx.pick(1, 10)
     agents, agent_turns = ctx.pick((4, 2), (8, 3))
     stack = Stack()
     try:
-        # Turn overhead: Temporal (2 workers, thread host and guest mode) vs the local backend.
-        stack.new_queue()
-        stack.start_worker()
-        stack.start_worker()
-        contenders: list[tuple[str, Callable[[], dict[str, float]]]] = [
-            ("temporal", functools.partial(overhead, stack, turns, local=False)),
-            ("local", functools.partial(overhead, stack, turns, local=True)),
-        ]
-        data = interleave(ctx, contenders, rounds, label=f"{NAME} [overhead]")
+        # Turn overhead: Temporal (thread host and guest mode) vs the local backend.
         group = "turn overhead (one agent, sequential turns)"
-        labels = {
-            "temporal": (
-                "TemporalBackend, 2 workers",
-                "agy",
-                "Trio main, Temporal on a host thread",
-            ),
-            "local": ("AntigravityBackend, in-process", "baseline", "no Temporal"),
-        }
-        for key, (label, kind, note) in labels.items():
-            metrics = {m: Summary.of(v) for m, v in data[key].items()}
-            result.rows.append(Row(key, label, kind, metrics, note, group))
-        if not ctx.quick:
-            stack.new_queue()
-            stack.start_worker(guest=True)
-            data = interleave(
-                ctx,
-                [("guest", functools.partial(overhead, stack, turns, local=False))],
-                rounds,
-                label=f"{NAME} [guest]",
-            )
-            metrics = {m: Summary.of(v) for m, v in data["guest"].items()}
-            result.rows.append(
-                Row(
-                    "guest",
-                    "TemporalBackend, 1 guest-mode worker",
-                    "prototype",
-                    metrics,
-                    "asyncio main, Trio as its guest, Temporal on the same thread",
-                    group,
-                )
-            )
-            stack.new_queue()
-            stack.start_worker()
-            data = interleave(
-                ctx,
-                [("thread1", functools.partial(overhead, stack, turns, local=False))],
-                rounds,
-                label=f"{NAME} [thread, 1 worker]",
-            )
-            metrics = {m: Summary.of(v) for m, v in data["thread1"].items()}
-            result.rows.append(
-                Row(
-                    "thread1",
-                    "TemporalBackend, 1 worker",
-                    "agy",
-                    metrics,
-                    "Trio main, Temporal on a host thread (agy-trio worker)",
-                    group,
-                )
+        for logged, workers, guest, keys in OVERHEAD_QUEUES[: 1 if ctx.quick else None]:
+            stack.new_queue(workers, guest=guest)
+            contenders = {key: OVERHEAD[key] for key in keys}
+            label = f"{NAME} [{logged}]"
+            result.rows += compare(
+                ctx, contenders, (stack, turns), rounds, label=label, group=group
             )
 
         # Throughput with 1 and 2 workers.
         group = f"throughput ({agents} agents x {agent_turns} turns at once)"
         for workers in (1, 2):
-            stack.new_queue()
-            for _ in range(workers):
-                stack.start_worker()
-            data = interleave(
-                ctx,
-                [(f"w{workers}", functools.partial(throughput, stack, agents, agent_turns))],
-                rounds,
-                label=f"{NAME} [{workers} workers]",
-            )
-            metrics = {m: Summary.of(v) for m, v in data[f"w{workers}"].items()}
-            result.rows.append(
-                Row(f"w{workers}", f"{workers} worker(s)", "agy", metrics, "", group)
-            )
+            stack.new_queue(workers)
+            contenders = {f"w{workers}": Contender(f"{workers} worker(s)", "agy", throughput)}
+            label = f"{NAME} [{workers} workers]"
+            args = (stack, agents, agent_turns)
+            result.rows += compare(ctx, contenders, args, rounds, label=label, group=group)
 
         # Recovery after kill -9 of the worker running a turn.
-        stack.new_queue()
-        stack.start_worker()
-        stack.start_worker()
+        stack.new_queue(2)
         times, lost_turns, lost_history = recoveries(stack, kills)
         group = f"recovery after SIGKILL of the turn's worker ({kills}x)"
-        result.rows.append(
-            Row(
-                "recovery",
-                "kill -9 mid-turn",
-                "agy",
-                {"recovery_s": Summary.of(times)},
-                f"heartbeat timeout {HEARTBEAT_TIMEOUT:g} s",
-                group,
-            )
-        )
+        note = f"heartbeat timeout {HEARTBEAT_TIMEOUT:g} s"
+        metrics = {"recovery_s": Summary.of(times)}
+        result.rows.append(Row("recovery", "kill -9 mid-turn", "agy", metrics, note, group))
         result.extra["kills"] = {
             "kills": kills,
             "lost_turns": lost_turns,
@@ -499,12 +320,8 @@ def run(ctx: Context) -> BenchResult:
         data = channels(stack, rounds, count)
         group = f"streaming channel (synthetic turn, {count} deltas 50 ms apart)"
         for mode, values in data.items():
-            metrics = {
-                m: Summary.of(values[m])
-                for m in ("lag_p50_ms", "lag_p95_ms", "history_events", "history_kib")
-            }
             kind = "agy" if mode == "heartbeat" else "baseline"
-            result.rows.append(Row(mode, mode, kind, metrics, "", group))
+            result.rows.append(Row(mode, mode, kind, summaries(values, CHANNEL_METRICS), "", group))
     finally:
         stack.close()
     result.params = {

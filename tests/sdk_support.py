@@ -8,22 +8,25 @@ backend's temporary folder must be gone.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import trio
 
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import ChatRequest, Reply, Responder
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 
@@ -66,6 +69,27 @@ async def sdk_runtime(
         yield runtime, backend
     assert list(base.iterdir()) == [], "the backend left its temporary folder behind"
     assert backend.harness_pids() == []
+
+
+@asynccontextmanager
+async def sdk_agent(
+    tmp_path: Path, agent: AgentConfig, config: RuntimeConfig = FAST, **backend_options: Any
+) -> AsyncIterator[tuple[agy_trio.AgentHandle, AntigravityBackend]]:
+    """One agent made from ``agent`` on :func:`sdk_runtime`; the agent and the backend."""
+    async with sdk_runtime(tmp_path, config, **backend_options) as (runtime, backend):
+        yield await runtime.create_agent(agent), backend
+
+
+def replies_to_marks(replies: Mapping[str, Reply]) -> Responder:
+    """A model script: a prompt that contains a mark gets its reply, any other the default."""
+
+    def respond(request: ChatRequest) -> Reply | None:
+        for mark, reply in replies.items():
+            if mark in request.user_request:
+                return reply
+        return None
+
+    return respond
 
 
 def local_agent(server: Any, **changes: Any) -> AgentConfig:
@@ -115,6 +139,7 @@ def wait_until_the_model_call_hangs(process: subprocess.Popen[Any] | Any, root: 
 _KILLED_PROGRAM = """
 import sys, trio, agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import ChatRequest, Reply, Responder
 from agy_trio.testing import open_model_server
 
 async def main():
@@ -172,3 +197,30 @@ def assert_exit_soon(pids: list[int], seconds: float = 20) -> None:
             time.sleep(0.05)  # polling processes this test does not own; no event to wait on
         else:
             raise AssertionError(f"harness {pid} survived the crash of its Python process")
+
+
+@contextmanager
+def logged(text: str, logger: str = "agy_trio.antigravity") -> Iterator[trio.Event]:
+    """An event set once ``logger`` logs a message that contains ``text`` (INFO or above).
+
+    Enter it in Trio; the record may come from any thread (the SDK's logs come
+    from the host thread). The logger's level is INFO while inside.
+    """
+    event = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if text in record.getMessage():
+                token.run_sync_soon(event.set)
+
+    handler = Watch()
+    watched = logging.getLogger(logger)
+    level = watched.level
+    watched.setLevel(logging.INFO)
+    watched.addHandler(handler)
+    try:
+        yield event
+    finally:
+        watched.removeHandler(handler)
+        watched.setLevel(level)

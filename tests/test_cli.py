@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from agy_trio.cli import cli
+from tests.processes import offline_env, run_python
 
 
 def test_run_with_the_scripted_backend_shows_agents_chatting() -> None:
@@ -38,14 +38,8 @@ def test_bad_arguments_are_rejected() -> None:
     assert "--agents" in result.output
 
 
-def test_module_entry_point_prints_help() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "agy_trio", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+def test_module_entry_point_prints_help(tmp_path: Path) -> None:
+    out = run_python("-m", "agy_trio", "--help", env=offline_env(tmp_path), check=True)
     for command in ("run", "chat", "serve-model", "bench"):
         assert command in out.stdout
 

@@ -8,8 +8,6 @@ terminal's SIGINT to the session's process group.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from tests.processes import offline_env, run_python
 from tests.sdk_support import (
     hang_the_next_model_call,
     harnesses_under,
@@ -32,13 +31,8 @@ USAGE = r"\(\d+ in, \d+ out tokens; end_turn\)"
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT), TERM="xterm")
-    env["TMPDIR"] = str(home / "tmp")
-    (home / "tmp").mkdir()
     # pexpect answers no cursor-position request: spare prompt_toolkit the wait.
-    env["PROMPT_TOOLKIT_NO_CPR"] = "1"
-    return env
+    return offline_env(home, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
 
 
 def _spawn(home: Path, *argv: str) -> pexpect.spawn:
@@ -177,14 +171,14 @@ def test_thoughts_and_tool_calls_are_shown_apart_from_the_answer(tmp_path: Path)
 
 
 def test_prompts_piped_in_are_answered_one_per_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "agy_trio", "chat", "--backend", "scripted"],
+    result = run_python(
+        "-m",
+        "agy_trio",
+        "chat",
+        "--backend",
+        "scripted",
         input="hello\n/history\nbye\n",
-        capture_output=True,
-        text=True,
         env=_env(tmp_path),
-        cwd=tmp_path,
-        timeout=60,
         check=True,
     )
     lines = result.stdout.splitlines()

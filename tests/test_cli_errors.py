@@ -5,14 +5,14 @@ Each exits non-zero (2 for a usage error); ``agy-trio --debug`` shows the traceb
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.processes import offline_env, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,20 +21,9 @@ def _agy_trio(
     tmp_path: Path, *argv: str, hide: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``agy-trio ARGV``; with ``hide``, as if that package were not installed."""
-    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
-    env["HOME"] = str(tmp_path)
-    env["PYTHONPATH"] = str(ROOT)
     hiding = f"import sys; sys.modules[{hide!r}] = None; " if hide else ""
     program = f"{hiding}from agy_trio.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", program, *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    return run_python("-c", program, *argv, env=offline_env(tmp_path), timeout=120)
 
 
 @pytest.fixture

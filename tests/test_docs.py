@@ -12,13 +12,12 @@ need a model use agy_trio's local model server.
 from __future__ import annotations
 
 import ast
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import offline_env, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -73,18 +72,8 @@ def test_doc_example_runs(where: str, code: str, mode: str, tmp_path: Path) -> N
         return
     script = tmp_path / "example.py"
     script.write_text(code)
-    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
-    env["HOME"] = str(tmp_path / "home")
-    env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run(
-        [sys.executable, "-c", RUNNER, str(script), mode, where],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    env = offline_env(tmp_path / "home")
+    result = run_python("-c", RUNNER, str(script), mode, where, env=env, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
 
 

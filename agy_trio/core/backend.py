@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from agy_trio.core.commands import WorkCancelled
-from agy_trio.core.streaming import TurnStream
+from agy_trio.core.turn_stream import TurnStream
 
 if TYPE_CHECKING:
     from agy_trio.core.commands import Command

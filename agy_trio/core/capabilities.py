@@ -10,13 +10,23 @@ use (by name: the tools themselves stay the agent's, behind its policies).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
-from agy_trio.core.validation import attrs_validator, optional, positive_number
+from agy_trio.core.validation import (
+    as_dict,
+    as_tuple,
+    attrs_validator,
+    instance_of,
+    optional,
+    positive_int,
+    positive_number,
+    sdk_name,
+    string_map,
+    tuple_of,
+    unique_names,
+)
 from agy_trio.errors import ConfigError
 
 __all__ = [
@@ -29,60 +39,14 @@ __all__ = [
     "check_subagents",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_check_name = attrs_validator(sdk_name)
 
 
-def _names(value: Iterable[str] | None) -> tuple[str, ...]:
-    if value is None or isinstance(value, str):
-        return value  # type: ignore[return-value]  # the validator names the field
-    return tuple(value)
-
-
-def _check_names(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"must be a list of names, got {value!r}", field=attribute.name)
-
-
-def _check_name(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ConfigError(
-            f"must be a name of letters, digits, '-' and '_', got {value!r}", field=attribute.name
-        )
-
-
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, got {value!r}", field=attribute.name)
-
-
-def _check_optional_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        _check_text(instance, attribute, value)
-
-
-def _check_bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"must be true or false, got {value!r}", field=attribute.name)
-
-
-def _as_metadata(value: Mapping[str, str] | None) -> dict[str, str]:
-    return dict(value) if isinstance(value, Mapping) else value  # type: ignore[return-value]
-
-
-def _check_metadata(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError(f"must map strings to strings, got {value!r}", field=attribute.name)
-
-
-def _check_threshold(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(
-            f"must be a positive number of tokens or None, got {value!r}", field=attribute.name
-        )
+_text = attrs_validator(instance_of(str))
+_optional_text = attrs_validator(optional(instance_of(str)))
+_bool = attrs_validator(instance_of(bool))
+_names = tuple_of(str, "names")
+_optional_count = attrs_validator(optional(positive_int))
 
 
 @attrs.frozen
@@ -94,7 +58,7 @@ class CompactionConfig:
             (None: the harness's default).
     """
 
-    token_threshold: int | None = attrs.field(default=None, validator=_check_threshold)
+    token_threshold: int | None = attrs.field(default=None, validator=_optional_count)
 
 
 @attrs.frozen
@@ -110,11 +74,11 @@ class RunCommandConfig:
             platform has one: see ``AgentHandle.sandbox_status()``).
     """
 
-    enable_daemons: bool = attrs.field(default=False, validator=_check_bool)
+    enable_daemons: bool = attrs.field(default=False, validator=_bool)
     timeout_seconds: float | None = attrs.field(
         default=None, validator=attrs_validator(optional(positive_number))
     )
-    enable_sandbox: bool = attrs.field(default=False, validator=_check_bool)
+    enable_sandbox: bool = attrs.field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.enable_daemons:
@@ -153,31 +117,38 @@ class InlineSkill:
     """
 
     name: str = attrs.field(validator=_check_name)
-    description: str = attrs.field(validator=_check_text)
-    content: str = attrs.field(validator=_check_text)
-    allowed_tools: tuple[str, ...] = attrs.field(
-        default=(), converter=_names, validator=_check_names
-    )
-    dependent_tools: tuple[str, ...] = attrs.field(
-        default=(), converter=_names, validator=_check_names
-    )
+    description: str = attrs.field(validator=_text)
+    content: str = attrs.field(validator=_text)
+    allowed_tools: tuple[str, ...] = attrs.field(default=(), converter=as_tuple, validator=_names)
+    dependent_tools: tuple[str, ...] = attrs.field(default=(), converter=as_tuple, validator=_names)
     dependent_skills: tuple[str, ...] = attrs.field(
-        default=(), converter=_names, validator=_check_names
+        default=(), converter=as_tuple, validator=_names
     )
     metadata: dict[str, str] = attrs.field(
-        factory=dict, converter=_as_metadata, validator=_check_metadata, hash=False
+        factory=dict, converter=as_dict, validator=attrs_validator(string_map), hash=False
     )
 
 
-def _as_run_command(value: object) -> object:
-    return RunCommandConfig(**value) if isinstance(value, Mapping) else value
+def _from_mapping(kind: Callable[..., object], value: object) -> object:
+    # Configs arrive as JSON too (agy-trio serve, Temporal): a mapping is built
+    # into the class; anything else passes, for the field's validator to judge.
+    return kind(**value) if isinstance(value, Mapping) else value
 
 
-def _check_run_command(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, RunCommandConfig):
-        raise ConfigError(
-            f"must be a RunCommandConfig or None, got {value!r}", field=attribute.name
-        )
+def _from_mappings(kind: Callable[..., object], value: Iterable[object]) -> tuple[object, ...]:
+    items = as_tuple(value)
+    if not isinstance(items, tuple):
+        return items
+    return tuple(_from_mapping(kind, item) for item in items)
+
+
+def as_run_command(value: object) -> object:
+    """Converter of ``AgentConfig.run_command``: a mapping (JSON) becomes the config."""
+    return _from_mapping(RunCommandConfig, value)
+
+
+check_run_command = attrs_validator(optional(instance_of(RunCommandConfig)))
+"""Validator of ``AgentConfig.run_command``."""
 
 
 @attrs.frozen
@@ -201,100 +172,54 @@ class SubagentConfig:
     """
 
     name: str = attrs.field(validator=_check_name)
-    description: str = attrs.field(validator=_check_text)
-    system_instructions: str | None = attrs.field(default=None, validator=_check_optional_text)
-    builtin_tools: tuple[str, ...] = attrs.field(
-        default=(), converter=_names, validator=_check_names
-    )
-    tools: tuple[str, ...] = attrs.field(default=(), converter=_names, validator=_check_names)
-    model: str | None = attrs.field(default=None, validator=_check_optional_text)
+    description: str = attrs.field(validator=_text)
+    system_instructions: str | None = attrs.field(default=None, validator=_optional_text)
+    builtin_tools: tuple[str, ...] = attrs.field(default=(), converter=as_tuple, validator=_names)
+    tools: tuple[str, ...] = attrs.field(default=(), converter=as_tuple, validator=_names)
+    model: str | None = attrs.field(default=None, validator=_optional_text)
     allowed_subagents: tuple[str, ...] = attrs.field(
-        default=(), converter=_names, validator=_check_names
+        default=(), converter=as_tuple, validator=_names
     )
     run_command: RunCommandConfig | None = attrs.field(
-        default=None, converter=_as_run_command, validator=_check_run_command
+        default=None, converter=as_run_command, validator=check_run_command
     )
 
 
 def as_subagents(value: Iterable[object]) -> tuple[object, ...]:
     """Converter of ``AgentConfig.subagents``: mappings (JSON) become :class:`SubagentConfig`."""
-    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
-        return value  # type: ignore[return-value]  # the validator names the field
-    return tuple(SubagentConfig(**item) if isinstance(item, Mapping) else item for item in value)
-
-
-def check_subagents(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of ``AgentConfig.subagents``: SubagentConfig objects with distinct names."""
-    if not isinstance(value, tuple) or not all(isinstance(item, SubagentConfig) for item in value):
-        raise ConfigError(
-            f"must be a list of SubagentConfig objects, got {value!r}", field=attribute.name
-        )
-    names = [item.name for item in value]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(
-            f"subagent names must be unique, repeated: {repeated}", field=attribute.name
-        )
+    return _from_mappings(SubagentConfig, value)
 
 
 def as_inline_skills(value: Iterable[object]) -> tuple[object, ...]:
     """Converter of ``AgentConfig.inline_skills``: mappings (JSON) become :class:`InlineSkill`."""
-    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
-        return value  # type: ignore[return-value]  # the validator names the field
-    return tuple(InlineSkill(**item) if isinstance(item, Mapping) else item for item in value)
-
-
-def check_inline_skills(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of ``AgentConfig.inline_skills``: InlineSkill objects with distinct names."""
-    if not isinstance(value, tuple) or not all(isinstance(item, InlineSkill) for item in value):
-        raise ConfigError(
-            f"must be a list of InlineSkill objects, got {value!r}", field=attribute.name
-        )
-    names = [item.name for item in value]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"skill names must be unique, repeated: {repeated}", field=attribute.name)
+    return _from_mappings(InlineSkill, value)
 
 
 def as_compaction(value: object) -> object:
     """Converter of ``AgentConfig.compaction``: a mapping (JSON) becomes the config."""
-    return CompactionConfig(**value) if isinstance(value, Mapping) else value
-
-
-def check_compaction(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of ``AgentConfig.compaction``."""
-    if value is not None and not isinstance(value, CompactionConfig):
-        raise ConfigError(
-            f"must be a CompactionConfig or None, got {value!r}", field=attribute.name
-        )
-
-
-def as_run_command(value: object) -> object:
-    """Converter of ``AgentConfig.run_command``: a mapping (JSON) becomes the config."""
-    return _as_run_command(value)
-
-
-def check_run_command(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of ``AgentConfig.run_command``."""
-    _check_run_command(instance, attribute, value)
-
-
-def check_depth(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of ``AgentConfig.max_subagent_depth``: a positive integer or None."""
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(
-            f"must be a positive integer or None, got {value!r}", field=attribute.name
-        )
+    return _from_mapping(CompactionConfig, value)
 
 
 def as_optional_names(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    """Converter of an optional list of names."""
-    return None if value is None else _names(value)
+    """Converter of an optional list of names (None passes)."""
+    return None if value is None else as_tuple(value)
 
 
-def check_optional_names(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of an optional list of names."""
-    if value is not None:
-        _check_names(instance, attribute, value)
+check_subagents = attrs.validators.and_(
+    tuple_of(SubagentConfig, "SubagentConfig objects"), unique_names("subagent")
+)
+"""Validator of ``AgentConfig.subagents``: SubagentConfig objects with distinct names."""
+
+check_inline_skills = attrs.validators.and_(
+    tuple_of(InlineSkill, "InlineSkill objects"), unique_names("skill")
+)
+"""Validator of ``AgentConfig.inline_skills``: InlineSkill objects with distinct names."""
+
+check_compaction = attrs_validator(optional(instance_of(CompactionConfig)))
+"""Validator of ``AgentConfig.compaction``."""
+
+check_depth = _optional_count
+"""Validator of ``AgentConfig.max_subagent_depth``: a positive integer or None."""
+
+check_optional_names = attrs.validators.optional(_names)
+"""Validator of an optional list of names."""

@@ -22,7 +22,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import attrs
 import trio
@@ -53,6 +53,9 @@ __all__ = [
 logger = logging.getLogger("agy_trio.hooks")
 
 _NO_ANSWER = object()
+
+_D = TypeVar("_D")
+_R = TypeVar("_R")
 
 
 class HookFailed(Exception):
@@ -121,6 +124,197 @@ async def call_hook(
     return result
 
 
+@attrs.frozen
+class _Next(Generic[_D]):
+    """A reader's answer for "ask the next hook", with the data it is to see."""
+
+    data: _D
+
+
+_Hook: TypeAlias = Callable[..., Any]
+
+
+@attrs.frozen
+class _Point(Generic[_D, _R]):
+    """One hook point's rules: how it reads an answer, and a hook that failed.
+
+    Attributes:
+        read: ``(hook, answer, data)`` -> the point's result, or :class:`_Next`
+            to ask the next hook (with the data it is to see: a rewritten
+            prompt, merged arguments).
+        failed: ``(failure, data)`` -> the same, for a hook that raised or overran.
+    """
+
+    read: Callable[[_Hook, Any, _D], _R | _Next[_D]]
+    failed: Callable[[HookFailed, _D], _R | _Next[_D]]
+
+    async def run(
+        self,
+        hooks: Sequence[_Hook],
+        context: HookContext,
+        data: _D,
+        *,
+        kind: str,
+        timeout: float,
+        with_data: bool = True,
+    ) -> _R | _Next[_D]:
+        """Ask the hooks one after the other until one's answer (or failure) decides.
+
+        Args:
+            hooks: The point's hooks, in order.
+            context: What each hook may take besides the data.
+            data: What the first hook sees.
+            kind: The point's name, for the log and the failures.
+            timeout: Seconds each hook has.
+            with_data: Whether the hooks take the data (session hooks do not).
+
+        Returns:
+            The result that decided, or :class:`_Next` with the last data when
+            every hook let it pass.
+        """
+        if not hooks:
+            await trio.lowlevel.checkpoint()
+        outcome: _R | _Next[_D] = _Next(data)
+        for hook in hooks:
+            try:
+                answer = await call_hook(
+                    hook, context, data, kind=kind, timeout=timeout, with_data=with_data
+                )
+            except HookFailed as exc:
+                outcome = self.failed(exc, data)
+            else:
+                outcome = self.read(hook, answer, data)
+            if not isinstance(outcome, _Next):
+                return outcome
+            data = outcome.data
+        return outcome
+
+
+def _go_on(_failure: HookFailed, data: _D) -> _Next[_D]:
+    return _Next(data)
+
+
+def _look_only(_hook: _Hook, _answer: Any, data: _D) -> _Next[_D]:
+    return _Next(data)
+
+
+_PreTurn: TypeAlias = tuple[bool, str, Any]
+
+
+def _read_pre_turn(hook: _Hook, answer: Any, prompt: Any) -> _PreTurn | _Next[Any]:
+    if answer is None or answer is True:
+        return _Next(prompt)
+    if answer is False:
+        return False, f"vetoed by pre_turn hook {callable_name(hook)}", prompt
+    if isinstance(answer, HookResult):
+        if not answer.allow:
+            return False, answer.message or f"vetoed by {callable_name(hook)}", prompt
+        return _Next(prompt)
+    return _Next(answer)  # new content: the prompt from then on
+
+
+def _pre_turn_failed(failure: HookFailed, prompt: Any) -> _PreTurn:
+    return False, str(failure), prompt
+
+
+@attrs.frozen
+class _Denied:
+    """A ``pre_tool_call`` veto, and the call as the hooks had left it."""
+
+    message: str
+    request: Any
+
+
+def _read_pre_tool_call(
+    hook: Callable[..., Any], answer: Any, request: Any
+) -> _Denied | _Next[Any]:
+    if answer is None or answer is True:
+        return _Next(request)
+    if answer is False:
+        return _Denied(f"denied by pre_tool_call hook {callable_name(hook)}", request)
+    changes: Mapping[str, Any] | None
+    if isinstance(answer, HookResult):
+        if not answer.allow:
+            return _Denied(answer.message or f"denied by {callable_name(hook)}", request)
+        changes = answer.modified_args
+    elif isinstance(answer, Mapping):
+        changes = answer
+    else:
+        message = f"pre_tool_call hook {callable_name(hook)} answered {answer!r}"
+        logger.warning("%s; denied", message)
+        return _Denied(message, request)
+    if not changes:
+        return _Next(request)
+    # The next hook sees the merged arguments.
+    return _Next(attrs.evolve(request, arguments={**request.arguments, **changes}))
+
+
+def _pre_tool_call_failed(failure: HookFailed, request: Any) -> _Denied:
+    return _Denied(str(failure), request)
+
+
+def _read_on_tool_error(
+    _hook: Callable[..., Any], answer: Any, error: Any
+) -> str | _Next[Any] | None:
+    if answer is None:
+        return _Next(error)
+    return answer.strip() if isinstance(answer, str) and answer.strip() else None
+
+
+def _keep_the_error(_failure: HookFailed, _error: Any) -> None:
+    return None  # as the SDK does: the default error stands
+
+
+def _read_stop(
+    _hook: Callable[..., Any], answer: Any, args: StopArgs
+) -> StopHookResult | _Next[StopArgs]:
+    if isinstance(answer, str) and answer.strip():
+        return StopHookResult(StopDecision.CONTINUE, answer.strip())
+    if (
+        isinstance(answer, StopHookResult)
+        and answer.decision is StopDecision.CONTINUE
+        and answer.reason.strip()
+    ):
+        return answer
+    return _Next(args)
+
+
+def _read_on_interaction(
+    _hook: Callable[..., Any], answer: Any, spec: AskQuestionInteractionSpec
+) -> QuestionHookResult | _Next[AskQuestionInteractionSpec]:
+    if answer is None:
+        return _Next(spec)
+    if isinstance(answer, QuestionHookResult):
+        return answer
+    if isinstance(answer, str):
+        answer = [answer]
+    if not isinstance(answer, list | tuple):
+        logger.warning("on_interaction hook answered %r; the question is cancelled", answer)
+        return QuestionHookResult(cancelled=True)
+    return QuestionHookResult(
+        tuple(
+            item if isinstance(item, QuestionResponse) else QuestionResponse(None, str(item))
+            for item in answer
+        )
+    )
+
+
+def _cancel_the_question(_failure: HookFailed, _spec: Any) -> QuestionHookResult:
+    return QuestionHookResult(cancelled=True)
+
+
+# Each point's rules, as the module docstring says them: observers go on
+# whatever a hook does; the others stop at the first answer that decides.
+_OBSERVE: _Point[Any, None] = _Point(_look_only, _go_on)
+_PRE_TURN: _Point[Any, _PreTurn] = _Point(_read_pre_turn, _pre_turn_failed)
+_PRE_TOOL_CALL: _Point[Any, _Denied] = _Point(_read_pre_tool_call, _pre_tool_call_failed)
+_ON_TOOL_ERROR: _Point[Any, str | None] = _Point(_read_on_tool_error, _keep_the_error)
+_STOP: _Point[StopArgs, StopHookResult] = _Point(_read_stop, _go_on)
+_ON_INTERACTION: _Point[AskQuestionInteractionSpec, QuestionHookResult] = _Point(
+    _read_on_interaction, _cancel_the_question
+)
+
+
 async def observe(
     hooks: Sequence[Callable[..., Any]],
     context: HookContext,
@@ -131,13 +325,7 @@ async def observe(
     with_data: bool = True,
 ) -> None:
     """Run observing hooks; a failure is logged and the next hook runs."""
-    if not hooks:
-        await trio.lowlevel.checkpoint()
-    for hook in hooks:
-        try:
-            await call_hook(hook, context, data, kind=kind, timeout=timeout, with_data=with_data)
-        except HookFailed:
-            continue  # logged; observers never break what they observe
+    await _OBSERVE.run(hooks, context, data, kind=kind, timeout=timeout, with_data=with_data)
 
 
 async def run_pre_turn(
@@ -152,23 +340,8 @@ async def run_pre_turn(
     Returns:
         (allowed, the veto's message, the prompt to send).
     """
-    if not hooks:
-        await trio.lowlevel.checkpoint()
-    for hook in hooks:
-        try:
-            answer = await call_hook(hook, context, prompt, kind="pre_turn", timeout=timeout)
-        except HookFailed as exc:
-            return False, str(exc), prompt
-        if answer is None or answer is True:
-            continue
-        if answer is False:
-            return False, f"vetoed by pre_turn hook {callable_name(hook)}", prompt
-        if isinstance(answer, HookResult):
-            if not answer.allow:
-                return False, answer.message or f"vetoed by {callable_name(hook)}", prompt
-            continue
-        prompt = answer
-    return True, "", prompt
+    outcome = await _PRE_TURN.run(hooks, context, prompt, kind="pre_turn", timeout=timeout)
+    return (True, "", outcome.data) if isinstance(outcome, _Next) else outcome
 
 
 @attrs.frozen
@@ -202,37 +375,15 @@ async def run_pre_tool_call(
     with ``modified_args`` merged in, as the SDK's ``HookRunner`` merges).
     Later hooks see the merged arguments.
     """
-    arguments: dict[str, Any] = dict(request.arguments)
-    modified = False
-    if not hooks:
-        await trio.lowlevel.checkpoint()
-    for hook in hooks:
-        try:
-            answer = await call_hook(hook, context, request, kind="pre_tool_call", timeout=timeout)
-        except HookFailed as exc:
-            return ToolDecision(False, str(exc), arguments, modified)
-        if answer is None or answer is True:
-            continue
-        if answer is False:
-            name = callable_name(hook)
-            return ToolDecision(False, f"denied by pre_tool_call hook {name}", arguments, modified)
-        changes: Mapping[str, Any] | None
-        if isinstance(answer, HookResult):
-            if not answer.allow:
-                message = answer.message or f"denied by {callable_name(hook)}"
-                return ToolDecision(False, message, arguments, modified)
-            changes = answer.modified_args
-        elif isinstance(answer, Mapping):
-            changes = answer
-        else:
-            message = f"pre_tool_call hook {callable_name(hook)} answered {answer!r}"
-            logger.warning("%s; denied", message)
-            return ToolDecision(False, message, arguments, modified)
-        if changes:
-            arguments.update(changes)
-            modified = True
-            request = attrs.evolve(request, arguments=arguments)
-    return ToolDecision(True, "", arguments, modified)
+    outcome = await _PRE_TOOL_CALL.run(
+        hooks, context, request, kind="pre_tool_call", timeout=timeout
+    )
+    if isinstance(outcome, _Next):
+        final, allowed, message = outcome.data, True, ""
+    else:
+        final, allowed, message = outcome.request, False, outcome.message
+    # A hook's changes make a new request, so an unchanged call is the very same one.
+    return ToolDecision(allowed, message, dict(final.arguments), final is not request)
 
 
 async def run_on_tool_error(
@@ -244,16 +395,8 @@ async def run_on_tool_error(
         The message to give the model instead of the error, or None to keep it
         (also when a hook fails: the SDK then keeps the default error too).
     """
-    if not hooks:
-        await trio.lowlevel.checkpoint()
-    for hook in hooks:
-        try:
-            answer = await call_hook(hook, context, error, kind="on_tool_error", timeout=timeout)
-        except HookFailed:
-            return None
-        if answer is not None:
-            return answer.strip() if isinstance(answer, str) and answer.strip() else None
-    return None
+    outcome = await _ON_TOOL_ERROR.run(hooks, context, error, kind="on_tool_error", timeout=timeout)
+    return None if isinstance(outcome, _Next) else outcome
 
 
 async def run_stop(
@@ -264,22 +407,8 @@ async def run_stop(
     A hook returns a :class:`StopHookResult`, a string (continue with it as
     the instruction) or None (stop). A failing hook lets the turn stop.
     """
-    if not hooks:
-        await trio.lowlevel.checkpoint()
-    for hook in hooks:
-        try:
-            answer = await call_hook(hook, context, args, kind="stop", timeout=timeout)
-        except HookFailed:
-            continue
-        if isinstance(answer, str) and answer.strip():
-            return StopHookResult(StopDecision.CONTINUE, answer.strip())
-        if (
-            isinstance(answer, StopHookResult)
-            and answer.decision is StopDecision.CONTINUE
-            and answer.reason.strip()
-        ):
-            return answer
-    return StopHookResult()
+    outcome = await _STOP.run(hooks, context, args, kind="stop", timeout=timeout)
+    return StopHookResult() if isinstance(outcome, _Next) else outcome
 
 
 async def run_on_interaction(
@@ -298,26 +427,7 @@ async def run_on_interaction(
         The answers, or None when no hook answered (the question is then
         cancelled, as in the SDK); a failing hook cancels it too.
     """
-    if not hooks:
-        await trio.lowlevel.checkpoint()
-    for hook in hooks:
-        try:
-            answer = await call_hook(hook, context, spec, kind="on_interaction", timeout=timeout)
-        except HookFailed:
-            return QuestionHookResult(cancelled=True)
-        if answer is None:
-            continue
-        if isinstance(answer, QuestionHookResult):
-            return answer
-        if isinstance(answer, str):
-            answer = [answer]
-        if not isinstance(answer, list | tuple):
-            logger.warning("on_interaction hook answered %r; the question is cancelled", answer)
-            return QuestionHookResult(cancelled=True)
-        return QuestionHookResult(
-            tuple(
-                item if isinstance(item, QuestionResponse) else QuestionResponse(None, str(item))
-                for item in answer
-            )
-        )
-    return None
+    outcome = await _ON_INTERACTION.run(
+        hooks, context, spec, kind="on_interaction", timeout=timeout
+    )
+    return None if isinstance(outcome, _Next) else outcome

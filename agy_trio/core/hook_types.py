@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from agy_trio.core.validation import as_tuple
+
 if TYPE_CHECKING:
     from agy_trio.core.policy_types import ToolRequest
 
@@ -127,28 +129,20 @@ class AskQuestionOption:
     text: str
 
 
-def _as_options(value: Any) -> tuple[AskQuestionOption, ...]:
-    return tuple(value)
-
-
 @attrs.frozen
 class AskQuestionEntry:
     """One question the model asks the user."""
 
     question: str
-    options: tuple[AskQuestionOption, ...] = attrs.field(default=(), converter=_as_options)
+    options: tuple[AskQuestionOption, ...] = attrs.field(default=(), converter=as_tuple)
     is_multi_select: bool = False
-
-
-def _as_entries(value: Any) -> tuple[AskQuestionEntry, ...]:
-    return tuple(value)
 
 
 @attrs.frozen
 class AskQuestionInteractionSpec:
     """The questions of one ``ask_question`` call: what ``on_interaction`` hooks answer."""
 
-    questions: tuple[AskQuestionEntry, ...] = attrs.field(default=(), converter=_as_entries)
+    questions: tuple[AskQuestionEntry, ...] = attrs.field(default=(), converter=as_tuple)
 
 
 @attrs.frozen
@@ -160,13 +154,9 @@ class QuestionResponse:
     skipped: bool = False
 
 
-def _as_responses(value: Any) -> tuple[QuestionResponse, ...]:
-    return tuple(value)
-
-
 @attrs.frozen
 class QuestionHookResult:
     """An ``on_interaction`` hook's answers, one per question, or a cancellation."""
 
-    responses: tuple[QuestionResponse, ...] = attrs.field(default=(), converter=_as_responses)
+    responses: tuple[QuestionResponse, ...] = attrs.field(default=(), converter=as_tuple)
     cancelled: bool = False

@@ -17,7 +17,19 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
-from agy_trio.core.validation import is_number
+from agy_trio.core.validation import (
+    as_dict,
+    as_seconds,
+    as_tuple,
+    attrs_validator,
+    instance_of,
+    is_number,
+    optional,
+    sdk_name,
+    string_map,
+    tuple_of,
+    unique_names,
+)
 from agy_trio.errors import ConfigError
 
 __all__ = [
@@ -30,63 +42,12 @@ __all__ = [
     "mcp_server_of",
 ]
 
-_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
-
-
-def _check_name(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    # The SDK's rule, which is also Gemini's for tool names: the harness names
-    # eager tools mcp_<server>_<tool>.
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ConfigError(
-            f"must be letters, digits, '_' and '-' only (^[a-zA-Z0-9_-]+$), got {value!r}",
-            field=attribute.name,
-        )
+_check_name = attrs_validator(sdk_name)
 
 
 def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"must be a non-empty string, got {value!r}", field=attribute.name)
-
-
-def _as_names(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    if value is None or isinstance(value, str) or not isinstance(value, Iterable):
-        return value  # type: ignore[return-value]  # the validator names the field
-    return tuple(value)
-
-
-def _check_names(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(
-            f"must be a list of tool names or None, got {value!r}", field=attribute.name
-        )
-
-
-def _as_args(value: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        return value  # type: ignore[return-value]
-    return tuple(value)
-
-
-def _check_args(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"must be a list of strings, got {value!r}", field=attribute.name)
-
-
-def _as_mapping(value: Mapping[str, str] | None) -> dict[str, str] | None:
-    return dict(value) if isinstance(value, Mapping) else value
-
-
-def _check_mapping(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ConfigError(
-            f"must map strings to strings, or be None, got {value!r}", field=attribute.name
-        )
 
 
 def _check_timeout_seconds(
@@ -101,20 +62,11 @@ def _check_timeout_seconds(
         )
 
 
-def _check_bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"must be True or False, got {value!r}", field=attribute.name)
-
-
 def _check_seconds(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not is_number(value) or value <= 0:  # type: ignore[operator]
         raise ConfigError(
             f"must be a number of seconds greater than 0, got {value!r}", field=attribute.name
         )
-
-
-def _as_seconds(value: float) -> float:
-    return float(value) if is_number(value) else value
 
 
 def _check_url(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -124,15 +76,35 @@ def _check_url(_instance: object, attribute: attrs.Attribute[Any], value: object
         )
 
 
-def _check_tool_lists(server: McpStdioServer | McpHttpServer) -> None:
-    if server.enabled_tools is not None and server.disabled_tools is not None:
-        raise ConfigError(
-            "enabled_tools and disabled_tools are mutually exclusive", field="enabled_tools"
-        )
+_bool = attrs_validator(instance_of(bool))
+_strings = tuple_of(str, "strings")
+_optional_string_map = attrs_validator(optional(string_map))
+_optional_tool_names = attrs.validators.optional(tuple_of(str, "tool names", non_empty=True))
 
 
 @attrs.frozen(kw_only=True)
-class McpStdioServer:
+class _McpServerBase:
+    """The fields every kind of MCP server has (the SDK's ``BaseMcpServerConfig``)."""
+
+    name: str = attrs.field(validator=_check_name)
+    timeout_seconds: int | None = attrs.field(default=None, validator=_check_timeout_seconds)
+    enabled_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=as_tuple, validator=_optional_tool_names
+    )
+    disabled_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=as_tuple, validator=_optional_tool_names
+    )
+    force_all_tools_eager: bool = attrs.field(default=False, validator=_bool)
+
+    def __attrs_post_init__(self) -> None:
+        if self.enabled_tools is not None and self.disabled_tools is not None:
+            raise ConfigError(
+                "enabled_tools and disabled_tools are mutually exclusive", field="enabled_tools"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class McpStdioServer(_McpServerBase):
     """An MCP server the backend starts as a process and talks to over stdin/stdout.
 
     Attributes:
@@ -151,23 +123,11 @@ class McpStdioServer:
             ``call_mcp_tool``.
     """
 
-    name: str = attrs.field(validator=_check_name)
     command: str = attrs.field(validator=_check_text)
-    args: tuple[str, ...] = attrs.field(default=(), converter=_as_args, validator=_check_args)
+    args: tuple[str, ...] = attrs.field(default=(), converter=as_tuple, validator=_strings)
     env: dict[str, str] | None = attrs.field(
-        default=None, converter=_as_mapping, validator=_check_mapping, hash=False
+        default=None, converter=as_dict, validator=_optional_string_map, hash=False
     )
-    timeout_seconds: int | None = attrs.field(default=None, validator=_check_timeout_seconds)
-    enabled_tools: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_as_names, validator=_check_names
-    )
-    disabled_tools: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_as_names, validator=_check_names
-    )
-    force_all_tools_eager: bool = attrs.field(default=False, validator=_check_bool)
-
-    def __attrs_post_init__(self) -> None:
-        _check_tool_lists(self)
 
     @property
     def type(self) -> Literal["stdio"]:
@@ -176,7 +136,7 @@ class McpStdioServer:
 
 
 @attrs.frozen(kw_only=True)
-class McpHttpServer:
+class McpHttpServer(_McpServerBase):
     """An MCP server the backend reaches over streamable HTTP.
 
     The SDK calls it ``McpStreamableHttpServer``; that name works here too.
@@ -195,27 +155,15 @@ class McpHttpServer:
         force_all_tools_eager: As for :class:`McpStdioServer`.
     """
 
-    name: str = attrs.field(validator=_check_name)
     url: str = attrs.field(validator=_check_url)
     headers: dict[str, str] | None = attrs.field(
-        default=None, converter=_as_mapping, validator=_check_mapping, hash=False
+        default=None, converter=as_dict, validator=_optional_string_map, hash=False
     )
-    timeout: float = attrs.field(default=30.0, converter=_as_seconds, validator=_check_seconds)
+    timeout: float = attrs.field(default=30.0, converter=as_seconds, validator=_check_seconds)
     sse_read_timeout: float = attrs.field(
-        default=300.0, converter=_as_seconds, validator=_check_seconds
+        default=300.0, converter=as_seconds, validator=_check_seconds
     )
-    terminate_on_close: bool = attrs.field(default=True, validator=_check_bool)
-    timeout_seconds: int | None = attrs.field(default=None, validator=_check_timeout_seconds)
-    enabled_tools: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_as_names, validator=_check_names
-    )
-    disabled_tools: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_as_names, validator=_check_names
-    )
-    force_all_tools_eager: bool = attrs.field(default=False, validator=_check_bool)
-
-    def __attrs_post_init__(self) -> None:
-        _check_tool_lists(self)
+    terminate_on_close: bool = attrs.field(default=True, validator=_bool)
 
     @property
     def type(self) -> Literal["http"]:
@@ -230,21 +178,11 @@ McpServer: TypeAlias = McpStdioServer | McpHttpServer
 """Either kind of MCP server."""
 
 
-def check_mcp_servers(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Validator of ``AgentConfig.mcp_servers``: MCP server objects with distinct names."""
-    if not isinstance(value, tuple) or not all(
-        isinstance(item, McpStdioServer | McpHttpServer) for item in value
-    ):
-        raise ConfigError(
-            f"must be a list of McpStdioServer or McpHttpServer objects, got {value!r}",
-            field=attribute.name,
-        )
-    names = [server.name for server in value]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(
-            f"MCP server names must be unique, repeated: {repeated}", field=attribute.name
-        )
+check_mcp_servers = attrs.validators.and_(
+    tuple_of(_McpServerBase, "McpStdioServer or McpHttpServer objects"),
+    unique_names("MCP server"),
+)
+"""Validator of ``AgentConfig.mcp_servers``: MCP server objects with distinct names."""
 
 
 _KINDS: dict[str, type[McpStdioServer | McpHttpServer]] = {

@@ -39,7 +39,6 @@ import trio
 
 from agy_trio.core import policy_types
 from agy_trio.core.policy_calls import decide_rule
-from agy_trio.core.policy_rule import Policy, PolicyRule
 
 # The plain types are part of this module's public face too (they were first
 # defined here), so its names are policy_types' and its own.
@@ -49,6 +48,7 @@ from agy_trio.core.policy_types import (
     Approver,
     Decision,
     PolicyHandler,
+    PolicyRule,
     Predicate,
     ToolRequest,
     Verdict,
@@ -60,8 +60,6 @@ __all__ = [
     *policy_types.__all__,
     "CallContext",
     "McpServerLike",
-    "Policy",
-    "PolicyRule",
     "PolicySet",
     "allow",
     "allow_all",
@@ -192,12 +190,8 @@ def deny(
 ) -> Any:
     """A rule that blocks matching calls.
 
-    Args:
-        tool: Tool name, ``"*"``, a pattern, or an MCP server's configuration.
-        mcp_tools: With an MCP server: the tools the rule covers (None: all).
-        when: Optional predicate over the call's arguments.
-        name: Label for logs and the refusal.
-        reason: The refusal the model reads.
+    Takes the arguments of :func:`allow`, and ``reason``: the refusal the
+    model reads (``name`` labels the refusal too).
 
     Returns:
         A :class:`PolicyRule`, or a list of them for an MCP server.

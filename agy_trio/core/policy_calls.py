@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from agy_trio.core.calling import callable_name, is_async_callable, run_callable
-from agy_trio.core.policy_types import Approver, Decision, RuleView, ToolRequest, Verdict
+from agy_trio.core.policy_types import Approver, Decision, PolicyRule, ToolRequest, Verdict
 
 __all__ = ["PATH_ARGUMENT_KEYS", "decide_rule", "outside_workspaces"]
 
@@ -67,7 +67,7 @@ def _first_annotation(fn: Callable[..., Any], param: inspect.Parameter) -> Any:
     return hints.get(param.name, param.annotation)
 
 
-def _predicate_call(rule: RuleView, request: ToolRequest) -> tuple[Callable[..., Any], tuple]:  # type: ignore[type-arg]
+def _predicate_call(rule: PolicyRule, request: ToolRequest) -> tuple[Callable[..., Any], tuple]:  # type: ignore[type-arg]
     """The predicate and its argument, chosen from its first parameter as the SDK does."""
     when = rule.when
     assert when is not None
@@ -123,7 +123,7 @@ def _with_second(handler: Callable[..., Any], second: Any, first: Any) -> Any:
 
 
 async def _ask(
-    rule: RuleView, request: ToolRequest, timeout: float, approver: Approver | None
+    rule: PolicyRule, request: ToolRequest, timeout: float, approver: Approver | None
 ) -> Verdict:
     label = rule.label
     reason = request.reason or rule.reason
@@ -183,7 +183,7 @@ def outside_workspaces(arguments: Mapping[str, Any], workspaces: tuple[str, ...]
 
 
 async def decide_rule(
-    rule: RuleView, request: ToolRequest, timeout: float, approver: Approver | None
+    rule: PolicyRule, request: ToolRequest, timeout: float, approver: Approver | None
 ) -> Verdict | None:
     """What ``rule`` decides about ``request``; None when it does not match (go on).
 

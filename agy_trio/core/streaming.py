@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import collections
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, final
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, final
 
 import trio
 
@@ -13,53 +13,12 @@ import trio
 from agy_trio.core import events as chat_events
 from agy_trio.core.construction import NoPublicConstructor
 from agy_trio.core.serialization import read_structured_output
+from agy_trio.core.turn_stream import TurnStream
 
 if TYPE_CHECKING:
     from agy_trio.core.structured import ResponseSchema
 
 __all__ = ["ChatResponse", "StreamCounters", "TurnStream"]
-
-
-class TurnStream(Protocol):
-    """The events of one turn, delivered to Trio in batches.
-
-    Batching is what keeps streaming cheap across the thread boundary: the
-    producer wakes Trio once per batch, not once per chunk, and stops producing
-    when the consumer falls behind (backpressure).
-    """
-
-    async def receive_batch(self) -> Sequence[chat_events.ChatEvent]:
-        """Wait for the next non-empty batch of events.
-
-        Raises:
-            trio.EndOfChannel: The turn is over and every event was delivered.
-            AgyError: The turn failed; the subclass says how.
-        """
-
-    @property
-    def usage(self) -> chat_events.Usage | None:
-        """The turn's token usage from its final event, once it ended normally; else None."""
-
-    def add_done_callback(self, callback: Callable[[BaseException | None], object]) -> None:
-        """Call ``callback(error)`` in the Trio thread once the turn produced its last event.
-
-        ``error`` is what ended the turn, or None if it ended normally. A callback
-        added after the end runs soon, never synchronously inside this call.
-        """
-
-    async def cancel(self) -> None:
-        """Stop the turn at the backend (its asyncio task and the SDK's own cancel).
-
-        Idempotent; returns once the backend has stopped producing.
-        """
-
-    def release(self) -> None:
-        """Stop applying backpressure: the turn runs to its end, its events kept for later.
-
-        The runtime calls it when nobody reads the turn any more (its response was
-        abandoned or is being cancelled, or the agent was given its next
-        message), so an unread turn never holds the agent. Never raises; any thread.
-        """
 
 
 class StreamCounters:
@@ -196,9 +155,23 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
     def __aiter__(self) -> AsyncIterator[str]:
         # An iterator of its own per loop: CPython drops it the moment an
         # ``async for`` is left, so a loop left early is seen at once.
-        return _Deltas(self)
+        return _TextSteps(self, ChatResponse._take_text)
 
     async def __anext__(self) -> str:
+        return await self._next_text(ChatResponse._take_text)
+
+    async def _next_text(self, take: Callable[[ChatResponse], str | None]) -> str:
+        """One step of a text iteration: what ``take`` makes of the pending events.
+
+        Args:
+            take: ``take(self)`` absorbs pending events and returns the step's
+                text, or None when they held none (a delta's text, or every
+                delta's, joined). A plain function, not a bound method: this
+                runs once per delta.
+
+        Raises:
+            StopAsyncIteration: Every event has been read.
+        """
         while True:
             if self._pending:
                 # Trio's convention: a step that finds its value ready still
@@ -207,7 +180,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
             # receive_batch is a checkpoint on every path.
             elif not await self._fetch():
                 raise StopAsyncIteration
-            text = self._take_text()
+            text = take(self)
             if text is not None:
                 return text
 
@@ -246,18 +219,7 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
         Raises:
             AgyError: The turn failed (timeout, quota, backend error...).
         """
-        return _TextBatches(self)
-
-    async def _next_text_batch(self) -> str:
-        while True:
-            if self._pending:
-                # As in __anext__: a checkpoint even when the text is ready.
-                await trio.lowlevel.checkpoint()
-            elif not await self._fetch():
-                raise StopAsyncIteration
-            text = self._take_all_text()
-            if text is not None:
-                return text
+        return _TextSteps(self, ChatResponse._take_all_text)
 
     def _take_all_text(self) -> str | None:
         """Absorb every pending event; return the text of their text deltas, joined.
@@ -479,46 +441,25 @@ class ChatResponse(trio.abc.AsyncResource, metaclass=NoPublicConstructor):
 
 
 @final
-class _Deltas:
-    """One ``async for`` over a response's text deltas.
+class _TextSteps:
+    """One ``async for`` over a response's text: one delta a step, or (``text_batches``) a batch.
 
     Dropped before the end (the loop was left by ``break``, ``return`` or an
     exception), it abandons the turn; CPython drops it as the loop is left.
     """
 
-    __slots__ = ("_response",)
+    __slots__ = ("_response", "_take")
 
-    def __init__(self, response: ChatResponse) -> None:
+    def __init__(self, response: ChatResponse, take: Callable[[ChatResponse], str | None]) -> None:
         self._response = response
+        self._take = take
 
-    def __aiter__(self) -> _Deltas:
+    def __aiter__(self) -> _TextSteps:
         return self
 
     def __anext__(self) -> Awaitable[str]:
-        return self._response.__anext__()
+        return self._response._next_text(self._take)
 
     def __del__(self) -> None:
         # Nothing happens if the response has seen its end.
-        self._response._abandon()
-
-
-@final
-class _TextBatches:
-    """What :meth:`ChatResponse.text_batches` returns: its steps are the response's.
-
-    Dropped before the end, it abandons the turn, as :class:`_Deltas` does.
-    """
-
-    __slots__ = ("_response",)
-
-    def __init__(self, response: ChatResponse) -> None:
-        self._response = response
-
-    def __aiter__(self) -> _TextBatches:
-        return self
-
-    async def __anext__(self) -> str:
-        return await self._response._next_text_batch()
-
-    def __del__(self) -> None:
         self._response._abandon()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -29,6 +29,9 @@ import attrs
 from agy_trio.errors import ConfigError
 
 __all__ = [
+    "as_dict",
+    "as_seconds",
+    "as_tuple",
     "attrs_validator",
     "enum_converter",
     "enum_validator",
@@ -38,7 +41,11 @@ __all__ = [
     "optional",
     "positive_int",
     "positive_number",
+    "sdk_name",
+    "string_map",
+    "tuple_of",
     "unicode_text",
+    "unique_names",
 ]
 
 _T = TypeVar("_T")
@@ -109,6 +116,37 @@ def positive_int(value: object, field: str) -> int:
     return value
 
 
+# The SDK's rule for the names of MCP servers, subagents and skills, which is
+# also Gemini's for tool names (the harness names eager tools mcp_<server>_<tool>).
+_SDK_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def sdk_name(value: object, field: str) -> str:
+    """``value``, when it is a name the SDK takes: letters, digits, ``_`` and ``-`` only.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ConfigError: ``value`` is not a str, or does not match ``^[a-zA-Z0-9_-]+$``.
+    """
+    if not isinstance(value, str) or not _SDK_NAME.match(value):
+        raise ConfigError(
+            f"must be letters, digits, '_' and '-' only (^[a-zA-Z0-9_-]+$), got {value!r}",
+            field=field,
+        )
+    return value
+
+
+def string_map(value: object, field: str) -> dict[str, str]:
+    """``value``, when it is a dict whose keys and values are all strings (else a ConfigError)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise ConfigError(f"must map strings to strings, got {value!r}", field=field)
+    return value
+
+
 # A str may hold lone surrogates (from os.fsdecode, or a "\ud800" escape); they
 # are not valid Unicode, and text holding one fails only later, when the SDK
 # encodes it for the wire.
@@ -142,10 +180,11 @@ def instance_of(kind: type[_T]) -> Callable[[Any, str], _T]:
     Args:
         kind: The class the value must be an instance of.
     """
+    article = "an" if kind.__name__[:1] in "AEIOU" else "a"
 
     def check_instance(value: object, field: str) -> _T:
         if not isinstance(value, kind):
-            raise ConfigError(f"must be a {kind.__name__}, got {value!r}", field=field)
+            raise ConfigError(f"must be {article} {kind.__name__}, got {value!r}", field=field)
         return value
 
     check_instance.__name__ = f"instance_of_{kind.__name__}"
@@ -208,3 +247,67 @@ def enum_validator(kind: type[_E]) -> AttrsValidator:
             )
 
     return check
+
+
+def tuple_of(kind: type, label: str, *, non_empty: bool = False) -> AttrsValidator:
+    """An attrs validator: a tuple of ``kind`` instances (what :func:`as_tuple` makes of a list).
+
+    Args:
+        kind: The class every item must be an instance of.
+        label: What the items are, for the error (``"tool names"``).
+        non_empty: Refuse empty items too (for strings).
+    """
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, tuple):
+            raise ConfigError(f"must be a list of {label}, got {value!r}", field=attribute.name)
+        for item in value:
+            if not isinstance(item, kind) or (non_empty and not item):
+                raise ConfigError(
+                    f"must be a list of {label}, got item {item!r}", field=attribute.name
+                )
+
+    return check
+
+
+def unique_names(what: str) -> AttrsValidator:
+    """An attrs validator: no two items of the tuple have the same ``name``.
+
+    Args:
+        what: What the items are, for the error (``"tool"``: "tool names must be unique").
+    """
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: Iterable[Any]) -> None:
+        names = [item.name for item in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(
+                f"{what} names must be unique, repeated: {repeated}", field=attribute.name
+            )
+
+    return check
+
+
+def as_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """An attrs converter: an iterable as a tuple.
+
+    A lone string, a mapping, None or anything not iterable passes unchanged,
+    for the field's validator to refuse by name: ``tuple("abc")`` would
+    silently become ``("a", "b", "c")``, and a mapping its keys.
+    """
+    if isinstance(value, str | Mapping) or not isinstance(value, Iterable):
+        return value  # type: ignore[return-value]
+    return tuple(value)
+
+
+def as_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    """An attrs converter: a mapping as a (new) dict; anything else passes, for the validator."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def as_seconds(value: float) -> float:
+    """An attrs converter: a number of seconds as a float (``10`` and ``10.0`` are one config).
+
+    Anything else passes unchanged, for the field's validator to refuse by name.
+    """
+    return float(value) if is_number(value) else value

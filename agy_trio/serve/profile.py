@@ -49,11 +49,6 @@ def _check_name(_instance: object, attribute: attrs.Attribute[Any], value: objec
         )
 
 
-def _check_text(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str):
-        raise ConfigError(f"must be a string, got {value!r}", field=attribute.name)
-
-
 @attrs.frozen
 class ServedProfile:
     """The profile a server makes its agents from.
@@ -65,7 +60,7 @@ class ServedProfile:
     """
 
     name: str = attrs.field(default=DEFAULT_PROFILE_NAME, validator=_check_name)
-    description: str = attrs.field(default="", validator=_check_text)
+    description: str = attrs.field(default="", validator=attrs_validator(instance_of(str)))
     config: AgentConfig = attrs.field(
         factory=AgentConfig, validator=attrs_validator(instance_of(AgentConfig))
     )

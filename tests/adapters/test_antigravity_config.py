@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from agy_trio.adapters.antigravity import INSTALL_HINT, AntigravityNotInstalled,
 from agy_trio.adapters.antigravity import sdk as sdk_loader
 from agy_trio.adapters.antigravity.config import (
     Endpoint,
-    SdkAgentSpec,
     builtin_tool_names,
     choose_endpoint,
     conversation_files,
@@ -28,8 +25,8 @@ from agy_trio.adapters.antigravity.config import (
 )
 from agy_trio.adapters.antigravity.events import normalize_arguments, transcript
 from agy_trio.errors import BackendError, ConfigError, QuotaExceeded
-
-CONVERSATION = "0123456789abcdef0123456789abcdef"
+from tests.adapters.sdk_specs import CONVERSATION, agent_spec
+from tests.processes import offline_env, run_python
 
 
 @tool
@@ -70,26 +67,13 @@ def test_no_endpoint_at_all_is_a_config_error() -> None:
 # ---------------------------------------------------------------------------- SDK config
 
 
-def _spec(tmp_path: Path, config: AgentConfig, *, resume: bool = False, **kw: Any) -> SdkAgentSpec:
-    endpoint = choose_endpoint(config, {"GEMINI_API_KEY": "env-key"})
-    return SdkAgentSpec(
-        config=config,
-        endpoint=endpoint,
-        folders=resolve_folders(config, tmp_path, endpoint),
-        conversation_id=CONVERSATION,
-        resume=resume,
-        owner="test/agent-1",
-        **kw,
-    )
-
-
 def test_openai_compatible_config_has_no_builtin_tools_and_private_folders(
     tmp_path: Path,
 ) -> None:
     config = AgentConfig(
         model="m", base_url="http://127.0.0.1:9/v1", system_instructions="Be brief"
     )
-    sdk_config = sdk_agent_config(_spec(tmp_path, config))
+    sdk_config = sdk_agent_config(agent_spec(tmp_path, config))
     assert isinstance(sdk_config, sdk.LocalOpenAIAgentConfig)
     assert sdk_config.base_url == "http://127.0.0.1:9/v1"
     assert sdk_config.model == "m"
@@ -104,7 +88,7 @@ def test_openai_compatible_config_has_no_builtin_tools_and_private_folders(
     assert sdk_config.conversation_id == CONVERSATION
     mode = sdk.types.SessionContinuationMode
     assert sdk_config.session_continuation_mode is mode.CREATE_ONLY
-    resumed = sdk_agent_config(_spec(tmp_path, config, resume=True))
+    resumed = sdk_agent_config(agent_spec(tmp_path, config, resume=True))
     assert resumed.session_continuation_mode is mode.RESUME
 
 
@@ -117,7 +101,7 @@ def test_user_chosen_folders_are_used(tmp_path: Path) -> None:
         home_dir=tmp_path / "h",
         workspaces=[tmp_path / "w1", tmp_path / "w2"],
     )
-    sdk_config = sdk_agent_config(_spec(tmp_path / "root", config))
+    sdk_config = sdk_agent_config(agent_spec(tmp_path / "root", config))
     assert sdk_config.save_dir == str(tmp_path / "s")
     assert sdk_config.app_data_dir == str(tmp_path / "a")
     assert sdk_config.env["HOME"] == str(tmp_path / "h")
@@ -127,14 +111,14 @@ def test_user_chosen_folders_are_used(tmp_path: Path) -> None:
 
 
 def test_gemini_and_vertex_configs(tmp_path: Path) -> None:
-    gemini = sdk_agent_config(_spec(tmp_path, AgentConfig(model="gemini-x", api_key="secret")))
+    gemini = sdk_agent_config(agent_spec(tmp_path, AgentConfig(model="gemini-x", api_key="secret")))
     assert type(gemini).__mro__[1] is sdk.LocalAgentConfig
     assert gemini.api_key == "secret"
     assert gemini.vertex is False
     assert gemini.models[0].name == "gemini-x"
 
     config = AgentConfig(vertex_project="proj", vertex_location="us-central1")
-    vertex = sdk_agent_config(_spec(tmp_path, config))
+    vertex = sdk_agent_config(agent_spec(tmp_path, config))
     assert vertex.vertex is True
     assert (vertex.project, vertex.location) == ("proj", "us-central1")
     # Application Default Credentials live under the real home: HOME is left alone.
@@ -145,7 +129,7 @@ def test_builtin_tools_are_enabled_by_name_only(tmp_path: Path) -> None:
     config = AgentConfig(
         model="m", base_url="http://127.0.0.1:9/v1", builtin_tools=["view_file", "run_command"]
     )
-    enabled = sdk_agent_config(_spec(tmp_path, config)).capabilities.enabled_tools
+    enabled = sdk_agent_config(agent_spec(tmp_path, config)).capabilities.enabled_tools
     assert enabled == [sdk.BuiltinTools.VIEW_FILE, sdk.BuiltinTools.RUN_COMMAND]
     with pytest.raises(ConfigError, match="unknown built-in tool"):
         builtin_tool_names(AgentConfig(builtin_tools=["format_disk"]))
@@ -161,7 +145,7 @@ def test_sdk_policies_let_custom_tools_through_and_ask_for_builtins(tmp_path: Pa
     sdk_tool.__name__ = "lookup"
     config = AgentConfig(model="m", base_url="http://127.0.0.1:9/v1", builtin_tools=["view_file"])
     rules = sdk_agent_config(
-        _spec(tmp_path, config, tools=[sdk_tool], authorize=authorize)
+        agent_spec(tmp_path, config, tools=[sdk_tool], authorize=authorize)
     ).policies
     decisions = {(rule.tool, rule.decision) for rule in rules}
     assert ("lookup", policy.Decision.APPROVE) in decisions
@@ -205,7 +189,7 @@ def test_the_backend_explains_how_to_install_a_missing_sdk(monkeypatch: pytest.M
     assert isinstance(info.value, ImportError) and isinstance(info.value, ConfigError)
 
 
-def test_the_module_imports_without_the_sdk() -> None:
+def test_the_module_imports_without_the_sdk(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys
@@ -222,9 +206,7 @@ def test_the_module_imports_without_the_sdk() -> None:
             raise SystemExit("constructing the backend should have failed")
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = run_python("-c", script, env=offline_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert INSTALL_HINT in result.stdout
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from agy_trio.adapters.antigravity.harness import (
 )
 from agy_trio.adapters.antigravity.launcher import SdkFacts, harness_spec
 from agy_trio.adapters.antigravity.pool import spawn_harness
+from tests.adapters.harness_support import alive, run_counting_loop_ticks, wait_until
 
 # A stand-in for the harness: reads a length-prefixed message on stdin,
 # optionally waits, answers with a length-prefixed echo, then waits for stdin
@@ -37,21 +37,8 @@ sys.stdin.buffer.read()
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _wait_dead(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(lambda: not alive(pid), timeout)
 
 
 @pytest.fixture
@@ -82,10 +69,10 @@ def test_kill_and_release_are_per_owner(registry: HarnessRegistry) -> None:
     assert registry.register("theirs", theirs)
     assert registry.kill("mine") == 1
     assert _wait_dead(mine.pid)
-    assert _alive(theirs.pid)
+    assert alive(theirs.pid)
     registry.release("mine")
     assert registry.release("theirs") == [theirs.pid]
-    assert not _alive(theirs.pid)
+    assert not alive(theirs.pid)
 
 
 def test_abandoned_owner_gets_its_late_process_killed(registry: HarnessRegistry) -> None:
@@ -143,7 +130,7 @@ def test_spawn_handshakes_and_registers_the_process(
     assert registry.pids("owner-1") == [process.pid]
     assert registry.started == 1
     assert registry.release("owner-1") == [process.pid]  # still running: killed and reaped
-    assert not _alive(process.pid)
+    assert not alive(process.pid)
     assert registry.owners() == []
 
 
@@ -172,23 +159,10 @@ def test_retire_kills_a_harness_that_outstays_the_grace(registry: HarnessRegistr
     stubborn = subprocess.Popen(["sleep", "30"], stdin=subprocess.PIPE)
     registry.register("owner-5", stubborn)
 
-    async def main() -> list[int]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        killed = await registry.retire_async("owner-5", grace=0.3)
-        ticker.cancel()
-        assert ticks >= 10  # the loop kept running during the grace
-        return killed
-
-    assert asyncio.run(main()) == [stubborn.pid]
-    assert not _alive(stubborn.pid)
+    killed, ticks = run_counting_loop_ticks(lambda: registry.retire_async("owner-5", grace=0.3))
+    assert ticks >= 10  # the loop kept running during the grace
+    assert killed == [stubborn.pid]
+    assert not alive(stubborn.pid)
 
 
 def test_prestart_starts_every_worker_thread(registry: HarnessRegistry) -> None:
@@ -272,4 +246,4 @@ def test_a_harness_that_never_answers_is_killed_at_the_deadline(
     assert time.monotonic() - started < 10
     (pid,) = [p.pid for p in registry._by_owner["owner-7"]]
     registry.release("owner-7")  # reaps it (the pool does this after a failed start)
-    assert not _alive(pid)
+    assert not alive(pid)

@@ -16,16 +16,13 @@ from google.antigravity.connections.local.local_connection import build_models_p
 import agy_trio
 from agy_trio import AgentConfig
 from agy_trio.adapters.antigravity.config import (
-    SdkAgentSpec,
-    choose_endpoint,
-    resolve_folders,
     sdk_agent_config,
 )
 from agy_trio.adapters.antigravity.errors import classify_error
 from agy_trio.adapters.antigravity.mcp import GUARD_PATH, McpLease, mcp_call
 from agy_trio.errors import ConfigError, McpServerError
+from tests.adapters.sdk_specs import agent_spec
 
-CONVERSATION = "0123456789abcdef0123456789abcdef"
 LOCAL = {"model": "m", "base_url": "http://127.0.0.1:9/v1"}
 
 
@@ -34,18 +31,7 @@ async def _authorize(tool_call: Any, reason: str = "") -> bool:
 
 
 def _sdk(tmp_path: Path, config: AgentConfig, **kw: Any) -> Any:
-    endpoint = choose_endpoint(config, {"GEMINI_API_KEY": "env-key"})
-    spec = SdkAgentSpec(
-        config=config,
-        endpoint=endpoint,
-        folders=resolve_folders(config, tmp_path, endpoint),
-        conversation_id=CONVERSATION,
-        resume=False,
-        owner="test/agent-1",
-        authorize=_authorize,
-        **kw,
-    )
-    return sdk_agent_config(spec)
+    return sdk_agent_config(agent_spec(tmp_path, config, authorize=_authorize, **kw))
 
 
 def test_the_schema_becomes_the_finish_tool_schema_and_finish_is_allowed(tmp_path: Path) -> None:

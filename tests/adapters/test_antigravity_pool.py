@@ -29,6 +29,12 @@ from agy_trio.adapters.antigravity.launcher import (
 from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.stderr import StderrCollector
 from agy_trio.errors import ConfigError
+from tests.adapters.harness_support import (
+    alive,
+    on_asyncio,
+    run_counting_loop_ticks,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 
@@ -71,24 +77,6 @@ asyncio.run(main())
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``condition`` (something another thread or process brings about)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Let the loop run until ``condition`` holds (or ``timeout`` passes)."""
     for _ in range(int(timeout / 0.01)):
@@ -128,8 +116,34 @@ def _spec(script: Path, storage: Path, **env: str) -> HarnessSpec:
     )
 
 
-def _pool(registry: HarnessRegistry, per_harness: int = 250, processes: int = 1) -> HarnessPool:
-    return HarnessPool(registry, "backend", (), None, PoolLimits(per_harness, processes))
+PoolMaker = Callable[..., HarnessPool]
+
+
+@pytest.fixture
+def pools(registry: HarnessRegistry) -> Iterator[PoolMaker]:
+    """Makes harness pools of backend ``backend`` over ``registry``; closes them afterwards.
+
+    Afterwards no conversation may still hold a harness (the registry has no
+    owner left).
+
+    ``command_prefix`` is what a harness binary runs under: the launcher tests
+    run the stand-in script through the interpreter that way.
+    """
+    made: list[HarnessPool] = []
+
+    def make(
+        per_harness: int = 250, processes: int = 1, command_prefix: tuple[str, ...] = ()
+    ) -> HarnessPool:
+        pool = HarnessPool(
+            registry, "backend", command_prefix, None, PoolLimits(per_harness, processes)
+        )
+        made.append(pool)
+        return pool
+
+    yield make
+    assert registry.owners() == [], "a conversation was left leased"
+    for pool in made:
+        pool.close()
 
 
 def test_limits_are_checked() -> None:
@@ -140,26 +154,12 @@ def test_limits_are_checked() -> None:
 
 
 def test_a_start_handshakes_off_the_loop_and_tags_the_process(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     spec = _spec(script, tmp_path, FAKE_DELAY="0.3")
 
-    async def main() -> tuple[Any, int]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        lease = await pool.lease(spec)
-        ticker.cancel()
-        return lease, ticks
-
-    lease, ticks = asyncio.run(main())
+    lease, ticks = run_counting_loop_ticks(lambda: pool.lease(spec))
     assert ticks >= 10  # the loop kept running while the harness started
     pid = lease.harness.process.pid
     owner = lease.entry.owner
@@ -169,228 +169,191 @@ def test_a_start_handshakes_off_the_loop_and_tags_the_process(
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert f"{HARNESS_OWNER_ENV}={owner}".encode() in environ
     # The collector thread drains stderr in its own time.
-    assert _wait_until(lambda: pool.stderr.tail(owner) == [f"owner {owner}"])
+    assert wait_until(lambda: pool.stderr.tail(owner) == [f"owner {owner}"])
     assert pool.loads() == [(pid, 1)]
     assert asyncio.run(pool.release(lease, grace=10)) == []  # exited on end-of-file
-    assert not _alive(pid)
+    assert not alive(pid)
     assert registry.owners() == []
     assert pool.loads() == []
-    pool.close()
 
 
-def test_conversations_share_a_process_up_to_the_limit(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_conversations_share_a_process_up_to_the_limit(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry, per_harness=2)
+    pool = pools(per_harness=2)
     spec = _spec(script, tmp_path)
-
-    async def main() -> None:
-        leases = await asyncio.gather(*(pool.lease(spec) for _ in range(5)))
-        pids = [lease.harness.process.pid for lease in leases]
-        assert len(set(pids)) == 3  # 2 + 2 + 1, and only three starts
-        assert registry.started == 3
-        assert sorted(n for _, n in pool.loads()) == [1, 2, 2]
-        # A place freed is taken again before a new process starts.
-        first = leases[0]
-        await pool.release(first, grace=5)
-        assert _alive(first.harness.process.pid)  # its other conversation goes on
-        again = await pool.lease(spec)
-        assert again.harness.process.pid == first.harness.process.pid
-        assert registry.started == 3
-        for lease in [*leases[1:], again]:
-            await pool.release(lease, grace=5)
-        assert pool.loads() == []
-        assert not any(_alive(pid) for pid in pids)
-
-    asyncio.run(main())
-    assert registry.owners() == []
-    pool.close()
+    leases = await asyncio.gather(*(pool.lease(spec) for _ in range(5)))
+    pids = [lease.harness.process.pid for lease in leases]
+    assert len(set(pids)) == 3  # 2 + 2 + 1, and only three starts
+    assert registry.started == 3
+    assert sorted(n for _, n in pool.loads()) == [1, 2, 2]
+    # A place freed is taken again before a new process starts.
+    first = leases[0]
+    await pool.release(first, grace=5)
+    assert alive(first.harness.process.pid)  # its other conversation goes on
+    again = await pool.lease(spec)
+    assert again.harness.process.pid == first.harness.process.pid
+    assert registry.started == 3
+    for lease in [*leases[1:], again]:
+        await pool.release(lease, grace=5)
+    assert pool.loads() == []
+    assert not any(alive(pid) for pid in pids)
 
 
-def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     ours, theirs = _spec(script, tmp_path / "a"), _spec(script, tmp_path / "b")
-
-    async def main() -> None:
-        lease = await pool.lease(ours)
-        pid = lease.harness.process.pid
-        # Its last conversation hibernates: the harness stays up, empty...
-        assert await pool.release(lease, grace=5, keep_warm=True) == []
-        assert _alive(pid) and pool.loads() == [(pid, 0)]
-        # ...and the next conversation of its group lands there, with no start.
-        again = await pool.lease(ours)
-        assert again.harness.process.pid == pid and registry.started == 1
-        await pool.release(again, grace=5, keep_warm=True)
-        # Another group's harness becomes the warm one: the first goes.
-        other = await pool.lease(theirs)
-        other_pid = other.harness.process.pid
-        await pool.release(other, grace=5, keep_warm=True)
-        assert _wait_until(lambda: not _alive(pid))
-        assert pool.loads() == [(other_pid, 0)]
-        # A harness left for any other reason goes as before.
-        plain = await pool.lease(ours)
-        await pool.release(plain, grace=5)
-        assert not _alive(plain.harness.process.pid)
-        # The backend's close stops the warm one, gently.
-        assert await pool.retire_warm() == []
-        assert not _alive(other_pid) and pool.loads() == []
-        assert await pool.retire_warm() == []
-
-    asyncio.run(main())
-    assert registry.owners() == []
-    pool.close()
+    lease = await pool.lease(ours)
+    pid = lease.harness.process.pid
+    # Its last conversation hibernates: the harness stays up, empty...
+    assert await pool.release(lease, grace=5, keep_warm=True) == []
+    assert alive(pid) and pool.loads() == [(pid, 0)]
+    # ...and the next conversation of its group lands there, with no start.
+    again = await pool.lease(ours)
+    assert again.harness.process.pid == pid and registry.started == 1
+    await pool.release(again, grace=5, keep_warm=True)
+    # Another group's harness becomes the warm one: the first goes.
+    other = await pool.lease(theirs)
+    other_pid = other.harness.process.pid
+    await pool.release(other, grace=5, keep_warm=True)
+    assert wait_until(lambda: not alive(pid))
+    assert pool.loads() == [(other_pid, 0)]
+    # A harness left for any other reason goes as before.
+    plain = await pool.lease(ours)
+    await pool.release(plain, grace=5)
+    assert not alive(plain.harness.process.pid)
+    # The backend's close stops the warm one, gently.
+    assert await pool.retire_warm() == []
+    assert not alive(other_pid) and pool.loads() == []
+    assert await pool.retire_warm() == []
 
 
-def test_one_process_per_conversation_with_agents_per_harness_1(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_one_process_per_conversation_with_agents_per_harness_1(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry, per_harness=1)
+    pool = pools(per_harness=1)
     spec = _spec(script, tmp_path)
-
-    async def main() -> None:
-        leases = await asyncio.gather(*(pool.lease(spec) for _ in range(3)))
-        assert len({lease.harness.process.pid for lease in leases}) == 3
-        for lease in leases:
-            await pool.release(lease, grace=5)
-
-    asyncio.run(main())
-    pool.close()
+    leases = await asyncio.gather(*(pool.lease(spec) for _ in range(3)))
+    assert len({lease.harness.process.pid for lease in leases}) == 3
+    for lease in leases:
+        await pool.release(lease, grace=5)
 
 
-def test_a_group_is_spread_over_harness_processes(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_a_group_is_spread_over_harness_processes(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry, per_harness=10, processes=2)
+    pool = pools(per_harness=10, processes=2)
     spec = _spec(script, tmp_path)
-
-    async def main() -> None:
-        leases = [await pool.lease(spec) for _ in range(5)]
-        assert sorted(n for _, n in pool.loads()) == [2, 3]
-        for lease in leases:
-            await pool.release(lease, grace=5)
-
-    asyncio.run(main())
-    pool.close()
+    leases = [await pool.lease(spec) for _ in range(5)]
+    assert sorted(n for _, n in pool.loads()) == [2, 3]
+    for lease in leases:
+        await pool.release(lease, grace=5)
 
 
-def test_conversations_with_other_process_settings_never_share(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_conversations_with_other_process_settings_never_share(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-
-    async def main() -> None:
-        a1 = await pool.lease(_spec(script, tmp_path / "a"))
-        a2 = await pool.lease(_spec(script, tmp_path / "a", **{HARNESS_OWNER_ENV: "b/other"}))
-        b = await pool.lease(_spec(script, tmp_path / "b"))
-        home = await pool.lease(_spec(script, tmp_path / "a", HOME=str(tmp_path)))
-        assert a1.harness.process.pid == a2.harness.process.pid  # the owner tag is no setting
-        assert len({x.harness.process.pid for x in (a1, b, home)}) == 3
-        for lease in (a1, a2, b, home):
-            await pool.release(lease, grace=5)
-
-    asyncio.run(main())
-    pool.close()
+    a1 = await pool.lease(_spec(script, tmp_path / "a"))
+    a2 = await pool.lease(_spec(script, tmp_path / "a", **{HARNESS_OWNER_ENV: "b/other"}))
+    b = await pool.lease(_spec(script, tmp_path / "b"))
+    home = await pool.lease(_spec(script, tmp_path / "a", HOME=str(tmp_path)))
+    assert a1.harness.process.pid == a2.harness.process.pid  # the owner tag is no setting
+    assert len({x.harness.process.pid for x in (a1, b, home)}) == 3
+    for lease in (a1, a2, b, home):
+        await pool.release(lease, grace=5)
 
 
-def test_conversations_arriving_during_a_start_wait_for_it(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_conversations_arriving_during_a_start_wait_for_it(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     gate = tmp_path / "gate"
     spec = _spec(script, tmp_path, FAKE_GATE=str(gate))
-
-    async def main() -> None:
-        first = asyncio.create_task(pool.lease(spec))
-        # The harness is up and holds its answer until the gate opens: a start under way.
-        assert await _until(lambda: bool(registry.pids()))
-        # A waiter that gives up does not stop the start the others wait for.
-        quitter = asyncio.create_task(pool.lease(spec))
-        others = [asyncio.create_task(pool.lease(spec)) for _ in range(8)]
-        await asyncio.sleep(0)  # one loop turn: each new lease reaches its wait
-        quitter.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await quitter
-        assert not first.done()  # still starting
-        gate.touch()
-        leases = [await first, *[await task for task in others]]
-        assert len({lease.harness.process.pid for lease in leases}) == 1
-        assert registry.started == 1
-        assert pool.loads() == [(leases[0].harness.process.pid, 9)]
-        for lease in leases:
-            await pool.release(lease, grace=5)
-
-    asyncio.run(main())
-    pool.close()
+    first = asyncio.create_task(pool.lease(spec))
+    # The harness is up and holds its answer until the gate opens: a start under way.
+    assert await _until(lambda: bool(registry.pids()))
+    # A waiter that gives up does not stop the start the others wait for.
+    quitter = asyncio.create_task(pool.lease(spec))
+    others = [asyncio.create_task(pool.lease(spec)) for _ in range(8)]
+    await asyncio.sleep(0)  # one loop turn: each new lease reaches its wait
+    quitter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await quitter
+    assert not first.done()  # still starting
+    gate.touch()
+    leases = [await first, *[await task for task in others]]
+    assert len({lease.harness.process.pid for lease in leases}) == 1
+    assert registry.started == 1
+    assert pool.loads() == [(leases[0].harness.process.pid, 9)]
+    for lease in leases:
+        await pool.release(lease, grace=5)
 
 
-def test_a_cancelled_start_nobody_else_waits_for_leaves_no_process(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_a_cancelled_start_nobody_else_waits_for_leaves_no_process(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     spec = _spec(script, tmp_path, FAKE_DELAY="30")
-
-    async def main() -> None:
-        task = asyncio.create_task(pool.lease(spec))
-        # Up, and holding back its answer.
-        assert await asyncio.to_thread(_wait_until, lambda: bool(registry.pids()))
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        # Gone (reaped, not merely dying) when the cancellation arrives.
-        assert registry.pids() == []
-        assert registry.owners() == []
-
     started = time.monotonic()
-    asyncio.run(main())
+    task = asyncio.create_task(pool.lease(spec))
+    # Up, and holding back its answer.
+    assert await asyncio.to_thread(wait_until, lambda: bool(registry.pids()))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Gone (reaped, not merely dying) when the cancellation arrives.
+    assert registry.pids() == []
+    assert registry.owners() == []
     assert time.monotonic() - started < 10
-    pool.close()
 
 
-def test_a_harness_that_fails_to_start_is_an_error_for_every_waiter(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_a_harness_that_fails_to_start_is_an_error_for_every_waiter(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     spec = _spec(script, tmp_path, FAKE_FAIL="1")
-
-    async def main() -> None:
-        results = await asyncio.gather(
-            *(pool.lease(spec) for _ in range(3)), return_exceptions=True
-        )
-        assert all(isinstance(r, RuntimeError) and "no config for me" in str(r) for r in results)
-
-    asyncio.run(main())
+    results = await asyncio.gather(*(pool.lease(spec) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) and "no config for me" in str(r) for r in results)
     assert registry.owners() == []
     assert pool.loads() == []
-    pool.close()
 
 
-def test_a_dead_harness_takes_no_new_conversation(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_a_dead_harness_takes_no_new_conversation(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool(registry)
+    pool = pools()
     spec = _spec(script, tmp_path)
-
-    async def main() -> None:
-        old = await pool.lease(spec)
-        old.harness.process.kill()
-        old.harness.process.wait()
-        assert not old.alive
-        new = await pool.lease(spec)
-        assert new.harness.process.pid != old.harness.process.pid
-        assert await pool.release(old, grace=5) == []  # dead already: reaped, nothing to kill
-        assert new.alive
-        await pool.release(new, grace=5)
-
-    asyncio.run(main())
-    assert registry.owners() == []
-    pool.close()
+    old = await pool.lease(spec)
+    old.harness.process.kill()
+    old.harness.process.wait()
+    assert not old.alive
+    new = await pool.lease(spec)
+    assert new.harness.process.pid != old.harness.process.pid
+    assert await pool.release(old, grace=5) == []  # dead already: reaped, nothing to kill
+    assert new.alive
+    await pool.release(new, grace=5)
 
 
 # ---------------------------------------------------------------------------- the launcher
+
+
+# The launcher builds the spec off the strategy: the binary is the script,
+# run by the interpreter through the command prefix.
+LAUNCHED_BY_THE_INTERPRETER = (sys.executable,)
 
 
 def _strategy(spec: HarnessSpec) -> Any:
@@ -403,81 +366,65 @@ def _strategy(spec: HarnessSpec) -> Any:
     )
 
 
-def _pool_for(registry: HarnessRegistry, script: Path) -> HarnessPool:
-    # The launcher builds the spec off the strategy: the binary is the script,
-    # run by the interpreter through the command prefix.
-    return HarnessPool(registry, "backend", (sys.executable,), None, PoolLimits(250, 1))
-
-
-def test_the_launcher_connects_each_conversation_on_its_own_websocket(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_the_launcher_connects_each_conversation_on_its_own_websocket(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool_for(registry, script)
+    pool = pools(command_prefix=LAUNCHED_BY_THE_INTERPRETER)
     strategy = _strategy(_spec(script, tmp_path))
+    first, second = HarnessLauncher(pool, "backend/a1"), HarnessLauncher(pool, "backend/a2")
+    p1, ws1, url1 = await first.connect(strategy)
+    p2, ws2, url2 = await second.connect(strategy)
+    assert url1 == url2 and url1.startswith("ws://127.0.0.1:")
+    assert isinstance(p1, ConversationProcess) and p1.pid == p2.pid
+    await ws1.send("one")
+    await ws2.send("two")
+    assert (await ws1.recv(), await ws2.recv()) == ("one", "two")
 
-    async def main() -> None:
-        first, second = HarnessLauncher(pool, "backend/a1"), HarnessLauncher(pool, "backend/a2")
-        p1, ws1, url1 = await first.connect(strategy)
-        p2, ws2, url2 = await second.connect(strategy)
-        assert url1 == url2 and url1.startswith("ws://127.0.0.1:")
-        assert isinstance(p1, ConversationProcess) and p1.pid == p2.pid
-        await ws1.send("one")
-        await ws2.send("two")
-        assert (await ws1.recv(), await ws2.recv()) == ("one", "two")
+    # Killing the SDK's view of the process cuts that conversation only.
+    p1.kill()
+    with pytest.raises(websockets.exceptions.ConnectionClosed):
+        await ws1.recv()
+    await ws2.send("still here")
+    assert await ws2.recv() == "still here"
+    assert p1.poll() is None and p1.wait(timeout=180) is None  # never blocks
+    assert p1.stdin is None and p1.stderr.read() == b""
 
-        # Killing the SDK's view of the process cuts that conversation only.
-        p1.kill()
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
-            await ws1.recv()
-        await ws2.send("still here")
-        assert await ws2.recv() == "still here"
-        assert p1.poll() is None and p1.wait(timeout=180) is None  # never blocks
-        assert p1.stdin is None and p1.stderr.read() == b""
-
-        assert await first.retire_async(grace=5) == []
-        assert _alive(p2.pid)
-        await ws2.close()
-        assert await second.retire_async(grace=5) == []
-        assert not _alive(p2.pid)
-
-    asyncio.run(main())
-    assert registry.owners() == []
-    pool.close()
+    assert await first.retire_async(grace=5) == []
+    assert alive(p2.pid)
+    await ws2.close()
+    assert await second.retire_async(grace=5) == []
+    assert not alive(p2.pid)
 
 
-def test_a_held_launcher_keeps_its_harness_through_a_reopen(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_a_held_launcher_keeps_its_harness_through_a_reopen(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
-    pool = _pool_for(registry, script)
+    pool = pools(command_prefix=LAUNCHED_BY_THE_INTERPRETER)
     strategy = _strategy(_spec(script, tmp_path))
-
-    async def main() -> None:
-        launcher = HarnessLauncher(pool, "backend/a1")
-        process, ws, _ = await launcher.connect(strategy)
-        async with launcher.holding():
-            await ws.close()
-            assert await launcher.retire_async(grace=5) == []
-            assert _alive(process.pid)  # kept: the conversation comes back
-            again, ws, _ = await launcher.connect(strategy)
-            assert again.pid == process.pid
+    launcher = HarnessLauncher(pool, "backend/a1")
+    process, ws, _ = await launcher.connect(strategy)
+    async with launcher.holding():
         await ws.close()
-        # Held across a crash: the conversation comes back on a fresh harness.
-        async with launcher.holding():
-            await launcher.retire_async(grace=5)
-            os.kill(process.pid, 9)
-            fresh, ws, _ = await launcher.connect(strategy)
-            assert fresh.pid != process.pid
-        await ws.close()
-        # Closed inside a hold and not reopened: the place is given back at its end.
-        async with launcher.holding():
-            await launcher.retire_async(grace=5)
-            assert _alive(fresh.pid)
-        assert not _alive(fresh.pid)
-        assert launcher.lease is None
-
-    asyncio.run(main())
-    assert registry.owners() == []
-    pool.close()
+        assert await launcher.retire_async(grace=5) == []
+        assert alive(process.pid)  # kept: the conversation comes back
+        again, ws, _ = await launcher.connect(strategy)
+        assert again.pid == process.pid
+    await ws.close()
+    # Held across a crash: the conversation comes back on a fresh harness.
+    async with launcher.holding():
+        await launcher.retire_async(grace=5)
+        os.kill(process.pid, 9)
+        fresh, ws, _ = await launcher.connect(strategy)
+        assert fresh.pid != process.pid
+    await ws.close()
+    # Closed inside a hold and not reopened: the place is given back at its end.
+    async with launcher.holding():
+        await launcher.retire_async(grace=5)
+        assert alive(fresh.pid)
+    assert not alive(fresh.pid)
+    assert launcher.lease is None
 
 
 def test_detach_process_takes_the_view_from_the_sdk_connection() -> None:
@@ -520,7 +467,7 @@ def test_the_collector_keeps_the_last_lines_and_closes_at_end_of_file() -> None:
         collector.watch(f"h{i}", process.stderr)
     for process in processes:
         process.wait()
-    assert _wait_until(lambda: all(p.stderr is not None and p.stderr.closed for p in processes))
+    assert wait_until(lambda: all(p.stderr is not None and p.stderr.closed for p in processes))
     assert [collector.tail(f"h{i}") for i in range(3)] == [
         [f"p{i} 2", f"p{i} 3", f"p{i} 4"] for i in range(3)
     ]
@@ -572,42 +519,38 @@ def test_the_sdk_starts_no_reader_thread_for_an_empty_stderr() -> None:
     assert list(connection._stderr_lines) == ["a line"]
 
 
-def test_at_most_opening_limit_conversations_are_opened_on_a_harness_at_once(
-    registry: HarnessRegistry, script: Path, tmp_path: Path
+@on_asyncio
+async def test_at_most_opening_limit_conversations_are_opened_on_a_harness_at_once(
+    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
 ) -> None:
     from agy_trio.adapters.antigravity.pool import OPENING_LIMIT
 
-    pool = _pool_for(registry, script)
+    pool = pools(command_prefix=LAUNCHED_BY_THE_INTERPRETER)
     strategy = _strategy(_spec(script, tmp_path))
+    launchers = [HarnessLauncher(pool, f"backend/a{i}") for i in range(OPENING_LIMIT + 1)]
+    release = asyncio.Event()
+    connected: list[int] = []
+    sockets: list[Any] = []
 
-    async def main() -> None:
-        launchers = [HarnessLauncher(pool, f"backend/a{i}") for i in range(OPENING_LIMIT + 1)]
-        release = asyncio.Event()
-        connected: list[int] = []
-        sockets: list[Any] = []
+    async def open_one(i: int) -> None:
+        async with launchers[i].opening():
+            _, ws, _ = await launchers[i].connect(strategy)
+            sockets.append(ws)
+            connected.append(i)
+            if len(connected) <= OPENING_LIMIT:
+                await release.wait()  # the SDK still awaits the harness's answer
 
-        async def open_one(i: int) -> None:
-            async with launchers[i].opening():
-                _, ws, _ = await launchers[i].connect(strategy)
-                sockets.append(ws)
-                connected.append(i)
-                if len(connected) <= OPENING_LIMIT:
-                    await release.wait()  # the SDK still awaits the harness's answer
-
-        tasks = [asyncio.create_task(open_one(i)) for i in range(OPENING_LIMIT + 1)]
-        assert await _until(lambda: len(connected) == OPENING_LIMIT)
-        entry = launchers[0].lease.entry if launchers[0].lease else None
-        assert entry is not None
-        # The last one has its place on the harness and waits for a permit.
-        assert await _until(lambda: entry.opening.waiting == 1)
-        assert len(connected) == OPENING_LIMIT
-        release.set()
-        await asyncio.gather(*tasks)
-        assert len(connected) == OPENING_LIMIT + 1
-        for ws in sockets:
-            await ws.close()
-        for launcher in launchers:
-            await launcher.retire_async(grace=5)
-
-    asyncio.run(main())
-    pool.close()
+    tasks = [asyncio.create_task(open_one(i)) for i in range(OPENING_LIMIT + 1)]
+    assert await _until(lambda: len(connected) == OPENING_LIMIT)
+    entry = launchers[0].lease.entry if launchers[0].lease else None
+    assert entry is not None
+    # The last one has its place on the harness and waits for a permit.
+    assert await _until(lambda: entry.opening.waiting == 1)
+    assert len(connected) == OPENING_LIMIT
+    release.set()
+    await asyncio.gather(*tasks)
+    assert len(connected) == OPENING_LIMIT + 1
+    for ws in sockets:
+        await ws.close()
+    for launcher in launchers:
+        await launcher.retire_async(grace=5)

@@ -1,4 +1,4 @@
-"""Importable tools, policy handlers and hooks for the configuration tests.
+"""Importable tools, policy handlers and hooks for the configuration and hook tests.
 
 Configurations refer to callables by import path, so the ones used in round-trip
 tests must live at module level in an importable module.
@@ -60,6 +60,16 @@ def _double(x: float) -> float:
 double = tool(_double, name="double_it")
 
 ALL_TOOLS = (echo, add, shout_text, double)
+
+
+@tool
+def lookup(topic: str) -> str:
+    """Look a topic up.
+
+    Args:
+        topic: What to look up.
+    """
+    return f"facts about {topic}"
 
 
 def approve(request: ToolRequest) -> bool:

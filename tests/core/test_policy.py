@@ -3,6 +3,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -40,17 +41,40 @@ def test_constructors() -> None:
     assert Decision.APPROVE is Decision.ALLOW
 
 
-@pytest.mark.parametrize("pattern", ["", "   "])
-def test_empty_pattern_is_rejected(pattern: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        allow(pattern)
-    assert info.value.field == "tool"
+# Each way to build a rule or a set wrongly, and the field the refusal names.
+BAD_RULES: dict[str, tuple[Callable[[], object], str]] = {
+    "an empty pattern": (lambda: allow(""), "tool"),
+    "a blank pattern": (lambda: allow("   "), "tool"),
+    "ask_user with a handler that is no callable": (
+        lambda: ask_user("x", "not callable"),  # type: ignore[arg-type]
+        "handler",
+    ),
+    "a handler on a rule other than ask_user": (
+        lambda: PolicyRule(Decision.DENY, "x", approve),
+        "handler",
+    ),
+    "a decision that is no Decision": (
+        lambda: PolicyRule("allow", "x"),  # type: ignore[arg-type]
+        "decision",
+    ),
+    "a set whose default asks": (
+        lambda: PolicySet((allow(),), default=Decision.ASK_USER),
+        "default",
+    ),
+    "a set of something other than rules": (
+        lambda: PolicySet(["deny"]),  # type: ignore[list-item]
+        "rules",
+    ),
+}
 
 
-def test_ask_user_needs_a_callable_handler() -> None:
+@pytest.mark.parametrize(("build", "field"), BAD_RULES.values(), ids=BAD_RULES)
+def test_a_bad_rule_or_set_is_refused_naming_its_field(
+    build: Callable[[], object], field: str
+) -> None:
     with pytest.raises(ConfigError) as info:
-        ask_user("x", "not callable")  # type: ignore[arg-type]
-    assert info.value.field == "handler"
+        build()
+    assert info.value.field == field
 
 
 def test_an_ask_user_rule_without_handler_is_representable() -> None:
@@ -58,25 +82,7 @@ def test_an_ask_user_rule_without_handler_is_representable() -> None:
     assert ask_user("x") == PolicyRule(Decision.ASK_USER, "x")
 
 
-def test_only_ask_user_takes_a_handler() -> None:
-    with pytest.raises(ConfigError) as info:
-        PolicyRule(Decision.DENY, "x", approve)
-    assert info.value.field == "handler"
-
-
-def test_decision_must_be_a_decision() -> None:
-    with pytest.raises(ConfigError) as info:
-        PolicyRule("allow", "x")  # type: ignore[arg-type]
-    assert info.value.field == "decision"
-
-
-def test_policy_set_validation() -> None:
-    with pytest.raises(ConfigError) as info:
-        PolicySet((allow(),), default=Decision.ASK_USER)
-    assert info.value.field == "default"
-    with pytest.raises(ConfigError) as info:
-        PolicySet(["deny"])  # type: ignore[list-item]
-    assert info.value.field == "rules"
+def test_a_set_keeps_its_rules_as_a_tuple() -> None:
     assert PolicySet([allow()]).rules == (allow(),)
 
 

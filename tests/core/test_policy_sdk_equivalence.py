@@ -197,29 +197,29 @@ class PresetSpec:
         return getattr(lib, self.preset)()
 
 
-_names = st.sampled_from(["", "label", "workspace_only"])
-_reasons = st.sampled_from(["", "not here", "ask first"])
-_whens = st.none() | st.sampled_from(sorted(PREDICATES))
 _handlers = st.sampled_from(sorted(HANDLERS))
 
-_plain_rules = st.builds(
-    RuleSpec,
-    builder=st.sampled_from(["allow", "deny", "ask_user"]),
-    target=st.sampled_from([*TOOLS, "*", "srv/*", "srv/q", "db/view_file", "srv/start_subagent"]),
-    when=_whens,
-    handler=_handlers,
-    name=_names,
-    reason=_reasons,
+
+def _rules(target: st.SearchStrategy[str], **more: Any) -> st.SearchStrategy[RuleSpec]:
+    """Rules of every builder on ``target``, with every ``when``, handler, name and reason."""
+    return st.builds(
+        RuleSpec,
+        builder=st.sampled_from(["allow", "deny", "ask_user"]),
+        target=target,
+        when=st.none() | st.sampled_from(sorted(PREDICATES)),
+        handler=_handlers,
+        name=st.sampled_from(["", "label", "workspace_only"]),
+        reason=st.sampled_from(["", "not here", "ask first"]),
+        **more,
+    )
+
+
+_plain_rules = _rules(
+    st.sampled_from([*TOOLS, "*", "srv/*", "srv/q", "db/view_file", "srv/start_subagent"])
 )
-_mcp_rules = st.builds(
-    RuleSpec,
-    builder=st.sampled_from(["allow", "deny", "ask_user"]),
-    target=st.sampled_from(sorted(SERVERS)),
+_mcp_rules = _rules(
+    st.sampled_from(sorted(SERVERS)),
     mcp_tools=st.none() | st.lists(st.sampled_from(MCP_TOOLS), max_size=2).map(tuple),
-    when=_whens,
-    handler=_handlers,
-    name=_names,
-    reason=_reasons,
 )
 _presets = st.builds(
     PresetSpec,

@@ -36,6 +36,7 @@ from agy_trio.errors import (
     QuotaExceeded,
     RuntimeClosed,
 )
+from tests.conversations import echoed_turns
 
 FAST = RuntimeConfig(inter_agent_delay=0)
 
@@ -56,6 +57,22 @@ def host_tasks(backend: ScriptedBackend) -> Callable[[], Any]:
         return await backend.host.run(count)
 
     return run
+
+
+@pytest.fixture
+def clock(mock_clock: trio.testing.MockClock) -> trio.testing.MockClock:
+    """Virtual time that jumps once nothing has happened for 0.2 real seconds.
+
+    The real seconds leave the host thread time to answer before time jumps.
+    """
+    mock_clock.autojump_threshold = 0.2
+    return mock_clock
+
+
+@pytest.fixture
+async def hanging() -> ScriptedBackend:
+    """A scripted backend whose every turn hangs until it is cancelled."""
+    return ScriptedBackend([Turn([Hang()])])
 
 
 @pytest.fixture
@@ -109,12 +126,7 @@ async def test_whole_command_set_answers_truthfully(rt: agy_trio.Runtime) -> Non
     assert await agent.turn_count() == 2
     assert await agent.last_response() == "You said: two"
     history = await agent.history()
-    assert [(m.role, m.text) for m in history] == [
-        ("user", "one"),
-        ("assistant", "You said: one"),
-        ("user", "two"),
-        ("assistant", "You said: two"),
-    ]
+    assert [(m.role, m.text) for m in history] == echoed_turns("one", "two")
     last = await agent.last_turn_usage()
     total = await agent.total_usage()
     assert total.output_tokens > last.output_tokens > 0
@@ -245,9 +257,10 @@ async def test_hundred_concurrent_chats_keep_per_agent_histories(rt: agy_trio.Ru
     assert stats.failed == 0
 
 
-async def test_slow_chat_does_not_block_other_commands(fast: RuntimeConfig) -> None:
-    backend = ScriptedBackend([Turn([Hang()])])
-    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+async def test_slow_chat_does_not_block_other_commands(
+    fast: RuntimeConfig, hanging: ScriptedBackend
+) -> None:
+    async with agy_trio.open_runtime(fast, backend=hanging) as rt:
         agent = await rt.create_agent()
         response = await agent.chat("hang")
         # The turn hangs, but every other command still answers at once.
@@ -281,11 +294,12 @@ async def test_caller_cancel_cancels_the_turn_and_next_turn_works(fast: RuntimeC
         assert await response.text() == "You said: second"
 
 
-async def test_cancel_while_chat_is_starting_leaves_no_task(fast: RuntimeConfig) -> None:
+async def test_cancel_while_chat_is_starting_leaves_no_task(
+    fast: RuntimeConfig, hanging: ScriptedBackend
+) -> None:
     # The first turn hangs, so the second chat waits for the agent's turn slot.
-    backend = ScriptedBackend([Turn([Hang()])])
-    count = host_tasks(backend)
-    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+    count = host_tasks(hanging)
+    async with agy_trio.open_runtime(fast, backend=hanging) as rt:
         agent = await rt.create_agent()
         first = await agent.chat("first")
         with trio.move_on_after(0.05) as scope:
@@ -316,9 +330,8 @@ async def test_agent_cancel_stops_the_active_turn(fast: RuntimeConfig) -> None:
 
 
 async def test_chat_timeout_bounds_a_turn(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2  # real seconds: leave time for the host thread
     backend = ScriptedBackend([Turn([Say("a", chunks=1), Hang()])])
     config = fast.replace(chat_timeout=30, operation_timeout=100)
     async with agy_trio.open_runtime(config, backend=backend) as rt:
@@ -335,12 +348,10 @@ async def test_chat_timeout_bounds_a_turn(
 
 
 async def test_operation_timeout_is_the_outer_net(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
-    backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(chat_timeout=30, operation_timeout=100)
-    async with agy_trio.open_runtime(config, backend=backend) as rt:
+    async with agy_trio.open_runtime(config, backend=hanging) as rt:
         agent = await rt.create_agent()
         await agent.send("hang in the background")
         start = trio.current_time()
@@ -353,11 +364,9 @@ async def test_operation_timeout_is_the_outer_net(
 
 
 async def test_per_agent_chat_timeout_override(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
-    backend = ScriptedBackend([Turn([Hang()])])
-    async with agy_trio.open_runtime(fast, backend=backend) as rt:
+    async with agy_trio.open_runtime(fast, backend=hanging) as rt:
         agent = await rt.create_agent(AgentConfig(chat_timeout=5))
         response = await agent.chat("go")
         with pytest.raises(OperationTimeout) as info:
@@ -369,10 +378,8 @@ async def test_per_agent_chat_timeout_override(
 
 
 async def test_shutdown_with_fifty_commands_in_flight(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
-    backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(shutdown_timeout=7)
     errors: list[BaseException] = []
     outcomes = 0
@@ -388,7 +395,7 @@ async def test_shutdown_with_fifty_commands_in_flight(
             outcomes += 1
 
     async with trio.open_nursery() as callers:
-        async with agy_trio.open_runtime(config, backend=backend) as rt:
+        async with agy_trio.open_runtime(config, backend=hanging) as rt:
             agents = [await rt.create_agent() for _ in range(10)]
             responses = [await a.chat("hang") for a in agents]
             for agent in agents:
@@ -456,10 +463,8 @@ async def test_killing_the_host_thread_yields_channel_closed(fast: RuntimeConfig
 
 
 async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
-
     def script(agent_id: str, prompt: str, index: int) -> Turn:
         if prompt == "first":
             return Turn([Fail("quota", retry_after=20)])
@@ -496,13 +501,11 @@ async def test_quota_backoff_is_honoured_and_only_llm_success_clears_it(
 
 
 async def test_chat_starts_are_paced_but_chats_overlap(
-    mock_clock: trio.testing.MockClock, fast: RuntimeConfig
+    clock: trio.testing.MockClock, fast: RuntimeConfig, hanging: ScriptedBackend
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
-    backend = ScriptedBackend([Turn([Hang()])])
     config = fast.replace(inter_agent_delay=0.5)
     starts: list[float] = []
-    async with agy_trio.open_runtime(config, backend=backend) as rt:
+    async with agy_trio.open_runtime(config, backend=hanging) as rt:
         agents = [await rt.create_agent() for _ in range(4)]
         t0 = trio.current_time()
         responses: list[agy_trio.ChatResponse] = []
@@ -552,8 +555,7 @@ async def test_bad_input_is_rejected_clearly(rt: agy_trio.Runtime) -> None:
             pass
 
 
-async def test_wakeups(rt: agy_trio.Runtime, mock_clock: trio.testing.MockClock) -> None:
-    mock_clock.autojump_threshold = 0.2
+async def test_wakeups(rt: agy_trio.Runtime, clock: trio.testing.MockClock) -> None:
     agent = await rt.create_agent()
     assert await agent.wait_for_wakeup(5) is False
     await agent.send("wake up")
@@ -625,9 +627,8 @@ async def test_statistics_and_logs(rt: agy_trio.Runtime, caplog: pytest.LogCaptu
 
 
 async def test_stuck_host_thread_is_reported_not_waited_for(
-    fast: RuntimeConfig, mock_clock: trio.testing.MockClock
+    fast: RuntimeConfig, clock: trio.testing.MockClock
 ) -> None:
-    mock_clock.autojump_threshold = 0.2
     release = threading.Event()
     backend = ScriptedBackend(shutdown_timeout=3)
     config = fast.replace(shutdown_timeout=3)

@@ -47,6 +47,12 @@ class _ModelAgent:
         self.assistant_messages: list[str] = []
         self.turns = 0
 
+    def answered(self, text: str) -> None:
+        """A whole turn: the prompt, the scripted echo, one more turn counted."""
+        self.user_messages.append(text)
+        self.assistant_messages.append(f"You said: {text}")
+        self.turns += 1
+
 
 class RuntimeMachine(RuleBasedStateMachine):
     agents = Bundle("agents")
@@ -85,36 +91,25 @@ class RuntimeMachine(RuleBasedStateMachine):
         return handle.agent_id
 
     @precondition(lambda self: bool(self.model))
-    @rule(agent_id=agents, text=WORDS)
-    def chat(self, agent_id: str, text: str) -> None:
+    @rule(agent_id=agents, text=WORDS, wait=st.sampled_from(["for the answer", "for idle"]))
+    def whole_turn(self, agent_id: str, text: str, wait: str) -> None:
+        """A turn run to its end: a chat read to its answer, or a send then waiting for idle."""
         if agent_id not in self.model:
             return
         handle = self.handles[agent_id]
 
-        async def go() -> str:
+        async def chat() -> str:
             return await (await handle.chat(text)).text()
 
-        assert self.call(go) == f"You said: {text}"
-        model = self.model[agent_id]
-        model.user_messages.append(text)
-        model.assistant_messages.append(f"You said: {text}")
-        model.turns += 1
-
-    @rule(agent_id=agents, text=WORDS)
-    def send_then_wait(self, agent_id: str, text: str) -> None:
-        if agent_id not in self.model:
-            return
-        handle = self.handles[agent_id]
-
-        async def go() -> None:
+        async def send_then_wait() -> None:
             await handle.send(text)
             await handle.wait_for_idle()
 
-        self.call(go)
-        model = self.model[agent_id]
-        model.user_messages.append(text)
-        model.assistant_messages.append(f"You said: {text}")
-        model.turns += 1
+        if wait == "for the answer":
+            assert self.call(chat) == f"You said: {text}"
+        else:
+            self.call(send_then_wait)
+        self.model[agent_id].answered(text)
 
     @rule(agent_id=agents)
     def cancel_mid_turn(self, agent_id: str) -> None:

@@ -27,18 +27,9 @@ from agy_trio.core.hook_types import (
 )
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import PolicyDenied, ToolError, TurnVetoed
+from tests.core.sample_tools import lookup
 
 FAST = RuntimeConfig(inter_agent_delay=0, handler_timeout=5)
-
-
-@agy_trio.tool
-def lookup(topic: str) -> str:
-    """Look a topic up.
-
-    Args:
-        topic: What to look up.
-    """
-    return f"facts about {topic}"
 
 
 @agy_trio.tool

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agy_trio import AgentConfig, Hooks, policy, tool
+from agy_trio import AgentConfig, Hooks, policy
 from agy_trio.core.capabilities import (
     CompactionConfig,
     InlineSkill,
@@ -20,26 +19,10 @@ from agy_trio.core.capabilities import (
 from agy_trio.core.events import SubagentText, ToolCall, TurnEnd
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import ConfigError
-from agy_trio.testing import open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from tests.core.sample_tools import lookup
+from tests.sdk_support import local_agent, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
-
-
-@tool
-def lookup(topic: str) -> str:
-    """Look a topic up.
-
-    Args:
-        topic: What to look up.
-    """
-    return f"facts about {topic}"
 
 
 def _invoke(subagent: str, prompt: str) -> str:
@@ -67,8 +50,7 @@ async def test_a_subagent_runs_its_tools_behind_the_agents_policies_with_its_dep
         subagents=[SubagentConfig(name="researcher", description="looks up", tools=["lookup"])],
         max_subagent_depth=1,
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         prompt = _invoke("researcher", 'call tool lookup with {"topic": "trio"}')
         response = await agent.chat(prompt)
         seen = [event async for event in response.events()]
@@ -101,8 +83,7 @@ async def test_an_inline_skill_reaches_the_model_and_is_used(tmp_path: Path, ser
         content="Answer in three lines of five, seven and five syllables.",
     )
     config = local_agent(server, inline_skills=[skill])
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         first = await agent.chat("hello")
         await first.text()
         request = server.requests[-1]
@@ -143,8 +124,7 @@ async def test_the_sandbox_status_is_readable(tmp_path: Path, server: Any) -> No
         run_command=RunCommandConfig(timeout_seconds=10, enable_sandbox=True),
         policies=[policy.deny("run_command")],
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         await (await agent.chat("hello")).text()
         status = await agent.sandbox_status()
     assert isinstance(status, SandboxStatus)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from agy_trio import policy, tool
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgyError, ConfigError
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import Reply, Responder
+from tests.conversations import echoed
+from tests.sdk_support import local_agent, replies_to_marks, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
@@ -34,16 +35,9 @@ LONG_ANSWER = "word " * 150  # 150 chunks, one every 20 ms: 3 s
 NAP = 0.3  # hibernate_after in these tests
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if SLOW_MARK in request.user_request:
-        return Reply(LONG_ANSWER, chunk_size=5, delay=0.02)
-    return None  # "You said: ..." (or a tool call, when asked for one)
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({SLOW_MARK: Reply(LONG_ANSWER, chunk_size=5, delay=0.02)})
 
 
 async def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -80,8 +74,7 @@ async def test_an_idle_agent_hibernates_and_wakes_on_chat_with_history_tools_pol
     hooks = Hooks(on_turn_start=[record("start")], on_turn_end=[record("end")])
     no_secrets = policy.ask_user("lookup", lambda request: request.arguments["topic"] != "secret")
     config = local_agent(server, tools=[lookup], hooks=hooks, policies=[no_secrets])
-    async with sdk_runtime(tmp_path, hibernate_after=NAP) as (rt, backend):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config, hibernate_after=NAP) as (agent, backend):
         assert await (await agent.chat("remember the word banana")).text() == (
             "You said: remember the word banana"
         )
@@ -149,12 +142,7 @@ async def test_a_hibernated_agents_harness_can_be_killed_without_loss(
                 pass
         # Nothing of the sleeper's was on the harness: it wakes on a new one, whole.
         assert await (await sleeper.chat("and now?")).text() == "You said: and now?"
-        assert [m.text for m in await sleeper.history()] == [
-            "the word is kiwi",
-            "You said: the word is kiwi",
-            "and now?",
-            "You said: and now?",
-        ]
+        assert [m.text for m in await sleeper.history()] == echoed("the word is kiwi", "and now?")
         assert pid not in backend.harness_pids()
         assert backend.statistics().wakes == 1
 
@@ -162,8 +150,7 @@ async def test_a_hibernated_agents_harness_can_be_killed_without_loss(
 async def test_a_hibernated_agent_wakes_on_a_fresh_harness_after_its_warm_one_is_killed(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path, hibernate_after=NAP) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server), hibernate_after=NAP) as (agent, backend):
         assert await (await agent.chat("the word is fig")).text() == "You said: the word is fig"
         await _until(_hibernated(backend, 1), "the idle agent hibernates")
         ((pid, load),) = backend.statistics().harness_loads
@@ -171,12 +158,7 @@ async def test_a_hibernated_agent_wakes_on_a_fresh_harness_after_its_warm_one_is
         os.kill(pid, signal.SIGKILL)
         await _until(lambda: backend.statistics().harness_loads == (), "the harness is dead")
         assert await (await agent.chat("still there?")).text() == "You said: still there?"
-        assert [m.text for m in await agent.history()] == [
-            "the word is fig",
-            "You said: the word is fig",
-            "still there?",
-            "You said: still there?",
-        ]
+        assert [m.text for m in await agent.history()] == echoed("the word is fig", "still there?")
         assert pid not in backend.harness_pids()
         assert backend.statistics().harnesses_started == 2
 

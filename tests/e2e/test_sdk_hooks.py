@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +12,10 @@ from agy_trio import Hooks, tool
 from agy_trio.core.hook_types import HookContext, HookResult, StopArgs, StopDecision, StopHookResult
 from agy_trio.core.policy import ToolRequest
 from agy_trio.errors import TurnVetoed
-from agy_trio.testing import open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from tests.core.sample_tools import lookup
+from tests.sdk_support import local_agent, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
-
-
-@tool
-def lookup(topic: str) -> str:
-    """Look a topic up.
-
-    Args:
-        topic: What to look up.
-    """
-    return f"facts about {topic}"
 
 
 @tool
@@ -83,8 +66,7 @@ async def test_pre_tool_call_rewrites_the_arguments_the_tool_gets(
         return HookResult(modified_args={"topic": "trio"})
 
     config = local_agent(server, tools=[lookup], hooks=Hooks(pre_tool_call=(redirect,)))
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         response = await agent.chat('call tool lookup with {"topic": "asyncio"}')
         text = await response.text()
         [call] = response.tool_calls
@@ -100,8 +82,7 @@ async def test_on_tool_error_message_reaches_the_model(tmp_path: Path, server: A
         return f"flaky is down ({type(error).__name__}); answer from memory"
 
     config = local_agent(server, tools=[flaky], hooks=Hooks(on_tool_error=(explain,)))
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         response = await agent.chat('call tool flaky with {"topic": "x"}')
         await response.text()
     tool_contents = _tool_messages(server)
@@ -119,8 +100,7 @@ async def test_a_stop_hook_continues_the_turn(tmp_path: Path, server: Any) -> No
         return StopHookResult()
 
     config = local_agent(server, hooks=Hooks(stop=(keep_going,)))
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         response = await agent.chat("hello")
         text = await response.text()
     assert [args.continuation_count for args in seen] == [0, 1]

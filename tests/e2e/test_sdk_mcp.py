@@ -13,7 +13,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import trio
 
 import agy_trio
 from agy_trio import ConfigError, McpServerError, policy
+from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.policy import ToolRequest
 from agy_trio.testing import open_model_server
 from agy_trio.testing.mcp_server import TABLE, open_mcp_http_server
@@ -197,14 +199,24 @@ async def test_an_http_server_on_hypercorns_trio_worker_answers(tmp_path: Path) 
     assert calls_made(tmp_path)[0]["pid"] == os.getpid()  # served in this process
 
 
-async def test_no_server_outlives_a_sigkilled_harness(tmp_path: Path) -> None:
-    # --linger: the server stays on after its stdin closes, as some servers do;
-    # only the guard ends it once the harness is gone.
+@asynccontextmanager
+async def _a_lingering_server_in_use(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[AntigravityBackend, int]]:
+    """A stdio server whose tool an agent has called; the backend and the server's pid.
+
+    ``--linger``: the server stays on after its stdin closes, as some servers
+    do; only the guard ends it once the harness is gone.
+    """
     server = stdio_server(tmp_path, "--linger", "600")
     async with open_model_server() as model, sdk_runtime(tmp_path) as (runtime, backend):
         agent = await runtime.create_agent(local_agent(model, mcp_servers=[server]))
         assert TABLE["alpha"] in await (await agent.chat(LOOKUP)).text()
-        pid = mcp_pid(tmp_path)
+        yield backend, mcp_pid(tmp_path)
+
+
+async def test_no_server_outlives_a_sigkilled_harness(tmp_path: Path) -> None:
+    async with _a_lingering_server_in_use(tmp_path) as (backend, pid):
         guard = psutil.Process(pid).parent()
         assert guard is not None and "mcp_guard.py" in " ".join(guard.cmdline())
         (harness,) = backend.harness_pids()
@@ -213,11 +225,8 @@ async def test_no_server_outlives_a_sigkilled_harness(tmp_path: Path) -> None:
 
 
 async def test_no_server_outlives_the_runtime(tmp_path: Path) -> None:
-    server = stdio_server(tmp_path, "--linger", "600")
-    async with open_model_server() as model, sdk_runtime(tmp_path) as (runtime, _):
-        agent = await runtime.create_agent(local_agent(model, mcp_servers=[server]))
-        assert TABLE["alpha"] in await (await agent.chat(LOOKUP)).text()
-        pid = mcp_pid(tmp_path)
+    async with _a_lingering_server_in_use(tmp_path) as (_, pid):
+        assert psutil.pid_exists(pid)  # serving while the runtime is open
     assert await wait_gone([pid]) == []
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,13 @@ import agy_trio
 from agy_trio import AgentConfig, StopReason, policy, tool
 from agy_trio.core.hooks import Hooks, ToolEvent, ToolResultEvent, TurnEvent
 from agy_trio.errors import AgentNotFound, BackendError, ChannelClosed, QuotaExceeded
-from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from agy_trio.testing import Fault, Reply, Responder
+from tests.conversations import echoed
 from tests.sdk_support import (
     assert_exit_soon,
     harnesses_of_a_killed_program,
     local_agent,
+    replies_to_marks,
     sdk_runtime,
 )
 
@@ -39,16 +41,9 @@ SLOW_MARK = "a long answer"
 LONG_ANSWER = "word " * 150  # 150 chunks of 5 characters, one every 20 ms: 3 s
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if SLOW_MARK in request.user_request:
-        return Reply(LONG_ANSWER, chunk_size=5, delay=0.02)
-    return None  # "You said: ..."
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({SLOW_MARK: Reply(LONG_ANSWER, chunk_size=5, delay=0.02)})
 
 
 pooled_runtime = sdk_runtime
@@ -362,10 +357,7 @@ async def test_resume_by_id_lands_on_the_running_harness(tmp_path: Path, server:
         await leaves.disconnect()
         resumed = await rt.create_agent(_config(server, conversation_id=conversation_id))
         assert backend.harness_pids() == [pid]
-        assert [m.text for m in await resumed.history()] == [
-            "the word is banana",
-            "You said: the word is banana",
-        ]
+        assert [m.text for m in await resumed.history()] == echoed("the word is banana")
         assert await (await resumed.chat("and now?")).text() == "You said: and now?"
         assert await (await stays.chat("me too")).text() == "You said: me too"
 
@@ -381,10 +373,7 @@ async def test_clear_history_on_a_shared_harness(tmp_path: Path, server: Any) ->
         assert await (await forgetful.chat("what is my secret?")).text()
         seen = " ".join(str(m.get("content", "")) for m in server.requests[-1].messages)
         assert "1234" not in seen
-        assert [m.text for m in await other.history()] == [
-            "my secret is 5678",
-            "You said: my secret is 5678",
-        ]
+        assert [m.text for m in await other.history()] == echoed("my secret is 5678")
         assert backend.harness_pids() == [pid]
 
 

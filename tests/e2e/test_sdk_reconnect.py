@@ -8,7 +8,6 @@ HOME live under ``tmp_path``; no ``localharness`` may outlive a test.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from agy_trio import AgentConfig
 from agy_trio.adapters.antigravity import ConnectionRetry, RetryPolicy
 from agy_trio.errors import BackendError
 from agy_trio.testing import Fault, Reply, open_model_server
-from tests.sdk_support import sdk_runtime
+from tests.sdk_support import logged, sdk_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
 
@@ -91,8 +90,10 @@ async def test_a_cut_after_output_is_not_asked_again(tmp_path: Path) -> None:
         # the policy does not retry it either (as before).
         retry = RetryPolicy(initial_backoff=0.01)
         for folder, options in (("plain", {}), ("policy", {"retry": retry})):
-            async with sdk_runtime(tmp_path / folder, **options) as (rt, backend):
-                agent = await rt.create_agent(_config(server.url))
+            async with sdk_agent(tmp_path / folder, _config(server.url), **options) as (
+                agent,
+                backend,
+            ):
                 server.inject_fault(Fault.disconnect(after_chunks=3))
                 received: list[str] = []
                 with trio.fail_after(30), pytest.raises(BackendError, match="EOF"):
@@ -107,22 +108,8 @@ async def test_a_cut_after_output_is_not_asked_again(tmp_path: Path) -> None:
 @pytest.fixture
 async def reconnecting() -> AsyncIterator[trio.Event]:
     """An event set when the backend logs its first request asked again."""
-    event = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-
-    class Watch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "did not get through" in record.getMessage():
-                token.run_sync_soon(event.set)
-
-    handler = Watch()
-    logger = logging.getLogger("agy_trio.antigravity")
-    level = logger.level
-    logger.setLevel(logging.INFO)  # where the backend logs a request asked again
-    logger.addHandler(handler)
-    yield event
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with logged("did not get through") as event:
+        yield event
 
 
 async def test_an_endpoint_restart_is_ridden_out(tmp_path: Path, reconnecting: trio.Event) -> None:

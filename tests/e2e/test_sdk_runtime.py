@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,14 @@ from agy_trio.errors import (
     QuotaExceeded,
     SafetyBlocked,
 )
-from agy_trio.testing import ChatRequest, Fault, Reply, open_model_server
+from agy_trio.testing import ChatRequest, Fault, Reply, Responder, open_model_server
+from tests.conversations import echoed, echoed_turns
 from tests.sdk_support import (
     assert_exit_soon,
     harness_processes,
     harnesses_of_a_killed_program,
     local_agent,
+    sdk_agent,
     sdk_runtime,
 )
 
@@ -61,9 +62,8 @@ def _responder(request: ChatRequest) -> Reply | None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return _responder
 
 
 _config = local_agent
@@ -73,8 +73,7 @@ _config = local_agent
 
 
 async def test_chat_streams_text_with_usage_and_keeps_state(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, backend):
-        agent = await rt.create_agent(_config(server, name="plain"))
+    async with sdk_agent(tmp_path, _config(server, name="plain")) as (agent, backend):
         response = await agent.chat("hello world")
         deltas = [delta async for delta in response]
         assert "".join(deltas) == "You said: hello world"
@@ -83,10 +82,7 @@ async def test_chat_streams_text_with_usage_and_keeps_state(tmp_path: Path, serv
 
         assert await agent.turn_count() == 1
         assert await agent.last_response() == "You said: hello world"
-        assert [(m.role, m.text) for m in await agent.history()] == [
-            ("user", "hello world"),
-            ("assistant", "You said: hello world"),
-        ]
+        assert [(m.role, m.text) for m in await agent.history()] == echoed_turns("hello world")
         assert await agent.total_usage() == response.usage
         assert await agent.last_turn_usage() == response.usage
         assert await agent.is_idle()
@@ -102,8 +98,7 @@ async def test_chat_streams_text_with_usage_and_keeps_state(tmp_path: Path, serv
 
 
 async def test_send_then_wait_for_idle(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server)) as (agent, _):
         await agent.send("in the background")
         with trio.fail_after(20):
             await agent.wait_for_idle()
@@ -112,8 +107,7 @@ async def test_send_then_wait_for_idle(tmp_path: Path, server: Any) -> None:
 
 
 async def test_inline_reasoning_streams_as_thoughts(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server)) as (agent, _):
         response = await agent.chat("think first")
         assert await response.text() == "It is 4."
         assert "".join(response.thoughts) == "two and two make four"
@@ -122,8 +116,7 @@ async def test_inline_reasoning_streams_as_thoughts(tmp_path: Path, server: Any)
 
 
 async def test_truncated_and_blocked_answers_are_typed_errors(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server)) as (agent, _):
         with trio.fail_after(20):
             cut = await agent.chat("cut me off")
             with pytest.raises(MaxTokensReached):
@@ -155,9 +148,7 @@ async def test_tool_round_trip_with_an_ask_user_policy(tmp_path: Path, server: A
         return bool(request.arguments["topic"] != "secret")
 
     config = _config(server, tools=[lookup], policies=[policy.ask_user("lookup", approve)])
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
-
+    async with sdk_agent(tmp_path, config) as (agent, _):
         allowed = await agent.chat('call tool lookup with {"topic": "trio", "count": 2}')
         text = await allowed.text()
         assert "trio x2" in text
@@ -204,8 +195,7 @@ async def test_builtin_tools_are_off_by_default_and_guarded_by_policies(
         workspaces=[workspace],
         policies=[policy.ask_user("view_file", approve)],
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         allowed = await agent.chat(
             f'call tool view_file with {{"AbsolutePath": "{workspace / "notes.txt"}"}}'
         )
@@ -266,9 +256,7 @@ async def test_ten_agents_at_once(
 async def test_cancel_mid_stream_then_the_next_turn_starts_at_once(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(_config(server))
-
+    async with sdk_agent(tmp_path, _config(server)) as (agent, _):
         response = await agent.chat(f"{SLOW_MARK} please")
         received = []
         async for delta in response:  # deltas arrive one by one as the model streams
@@ -301,8 +289,7 @@ async def test_cancel_mid_stream_then_the_next_turn_starts_at_once(
 
 
 async def test_agent_cancel_stops_a_background_turn(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server)) as (agent, _):
         await agent.send(f"{SLOW_MARK} in the background")
         await trio.sleep(0.3)
         assert not await agent.is_idle()
@@ -327,8 +314,7 @@ async def test_cancelled_agent_creation_leaves_no_harness(tmp_path: Path, server
 
 
 async def test_quota_error_then_recovery_with_history_intact(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, backend):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server)) as (agent, backend):
         assert await (await agent.chat("first")).text() == "You said: first"
 
         server.inject_fault(Fault.rate_limit(retry_after=1))
@@ -362,17 +348,13 @@ async def test_quota_error_then_recovery_with_history_intact(tmp_path: Path, ser
 
 async def test_retry_policy_makes_a_transient_429_invisible(tmp_path: Path, server: Any) -> None:
     retry = RetryPolicy(attempts=3, initial_backoff=0.05)
-    async with sdk_runtime(tmp_path, retry=retry) as (rt, backend):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server), retry=retry) as (agent, backend):
         server.inject_fault(Fault.rate_limit(retry_after=0))
         with trio.fail_after(20):
             response = await agent.chat("hello")
             assert await response.text() == "You said: hello"
         assert response.error is None
-        assert [(m.role, m.text) for m in await agent.history()] == [
-            ("user", "hello"),
-            ("assistant", "You said: hello"),
-        ]
+        assert [(m.role, m.text) for m in await agent.history()] == echoed_turns("hello")
         assert backend.statistics().retries == 1
 
 
@@ -397,8 +379,10 @@ async def test_retry_after_a_tool_ran_does_not_repeat_it(tmp_path: Path) -> None
     async with open_model_server(responder) as server:
         model.append(server)
         retry = RetryPolicy(initial_backoff=0.05)
-        async with sdk_runtime(tmp_path, retry=retry) as (rt, backend):
-            agent = await rt.create_agent(_config(server, tools=[note]))
+        async with sdk_agent(tmp_path, _config(server, tools=[note]), retry=retry) as (
+            agent,
+            backend,
+        ):
             with trio.fail_after(30):
                 response = await agent.chat('call tool note with {"text": "buy milk"}')
                 assert await response.text() == "finished after the tool"
@@ -410,9 +394,7 @@ async def test_retry_after_a_tool_ran_does_not_repeat_it(tmp_path: Path) -> None
 async def test_a_killed_harness_gives_a_typed_error_and_no_hang(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path) as (rt, backend):
-        agent = await rt.create_agent(_config(server))
-
+    async with sdk_agent(tmp_path, _config(server)) as (agent, backend):
         # Killed in the middle of a turn.
         response = await agent.chat(f"{SLOW_MARK} before the crash")
         await response.__anext__()  # under way (leaving an ``async for`` would stop it)
@@ -456,8 +438,7 @@ async def test_a_harness_shutdown_never_blocks_its_host_loop(
     wrapper.write_text(f'#!/bin/sh\n"{real}" "$@"\nsleep {linger}\n')
     wrapper.chmod(0o755)
     monkeypatch.setenv("ANTIGRAVITY_HARNESS_PATH", str(wrapper))
-    async with sdk_runtime(tmp_path, host_threads=1) as (rt, backend):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server), host_threads=1) as (agent, backend):
         assert await (await agent.chat("hello")).text() == "You said: hello"
         (host,) = backend.hosts
         stop = threading.Event()
@@ -505,10 +486,7 @@ async def test_resume_by_conversation_id_after_disconnect(tmp_path: Path, server
 
         resumed = await rt.create_agent(_config(server, conversation_id=conversation_id))
         assert resumed.conversation_id == conversation_id
-        assert [m.text for m in await resumed.history()] == [
-            "the word is banana",
-            "You said: the word is banana",
-        ]
+        assert [m.text for m in await resumed.history()] == echoed("the word is banana")
         assert await resumed.turn_count() == 1
         assert await (await resumed.chat("what was the word?")).text()
         contents = " ".join(str(m.get("content", "")) for m in server.requests[-1].messages)
@@ -535,8 +513,7 @@ async def test_delete_removes_the_saved_conversation(tmp_path: Path, server: Any
 
 
 async def test_clear_history_makes_the_model_forget(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(_config(server))
+    async with sdk_agent(tmp_path, _config(server)) as (agent, _):
         first = await agent.chat("my secret is 1234")
         await first.text()
         spent = await agent.total_usage()

@@ -21,22 +21,10 @@ import agy_trio
 from agy_trio import StopReason, policy
 from agy_trio.errors import StructuredOutputError
 from agy_trio.testing import ChatRequest, CompletionUsage, Reply, ToolCallSpec, open_model_server
+from tests.sample_schemas import Rating
 from tests.sdk_support import local_agent, sdk_runtime
 
 pytestmark = pytest.mark.sdk
-
-
-def _whole(_instance: object, _attribute: object, value: int) -> None:
-    if value > 100:
-        raise ValueError(f"a percentage is at most 100, got {value}")
-
-
-@attrs.frozen
-class Verdict:
-    """A checked answer."""
-
-    label: str
-    percent: int = attrs.field(validator=_whole)
 
 
 def _finish(answer: dict[str, Any]) -> str:
@@ -46,25 +34,25 @@ def _finish(answer: dict[str, Any]) -> str:
 async def test_a_schema_gives_an_instance_then_the_typed_error_then_none(tmp_path: Path) -> None:
     async with open_model_server() as server, sdk_runtime(tmp_path) as (runtime, _):
         # deny_all: the user's policies deny every tool, yet finish passes.
-        config = local_agent(server, response_schema=Verdict, policies=[policy.deny_all()])
+        config = local_agent(server, response_schema=Rating, policies=[policy.deny_all()])
         async with runtime.open_agent(config) as agent:
-            first = await agent.chat(_finish({"label": "spam", "percent": 97}))
-            assert await first.structured_output() == Verdict("spam", 97)
+            first = await agent.chat(_finish({"item": "tea", "stars": 9}))
+            assert await first.structured_output() == Rating("tea", 9)
             assert first.stop_reason is StopReason.END_TURN
             assert [c.name for c in first.tool_calls] == ["finish"]
 
-            refused = await agent.chat(_finish({"label": "ham", "percent": 250}))
+            refused = await agent.chat(_finish({"item": "mud", "stars": 11}))
             with pytest.raises(StructuredOutputError) as caught:
                 await refused.structured_output()
-            assert json.loads(caught.value.raw_json) == {"label": "ham", "percent": 250}
-            assert "at most 100" in str(caught.value)
+            assert json.loads(caught.value.raw_json) == {"item": "mud", "stars": 11}
+            assert "at most 10, got 11" in str(caught.value)
 
             plain = await agent.chat("just talk")
             assert await plain.text() == "You said: just talk"
             assert await plain.structured_output() is None  # not the earlier turn's value
 
     finish_tools = [r.tools["finish"] for r in server.requests if "finish" in r.tools]
-    assert finish_tools and finish_tools[0]["required"] == ["label", "percent"]
+    assert finish_tools and finish_tools[0]["required"] == ["item", "stars"]
 
 
 async def test_a_json_schema_gives_parsed_json_and_a_bad_answer_is_asked_again(
@@ -97,7 +85,7 @@ async def test_a_json_schema_gives_parsed_json_and_a_bad_answer_is_asked_again(
 
 
 async def test_without_a_schema_there_is_no_finish_tool(tmp_path: Path) -> None:
-    prompt = _finish({"label": "x", "percent": 1})
+    prompt = _finish({"item": "x", "stars": 1})
     async with open_model_server() as server, sdk_runtime(tmp_path) as (runtime, _):
         agent = await runtime.create_agent(local_agent(server))
         response = await agent.chat(prompt)
@@ -168,7 +156,7 @@ class Place:
 
 async def test_agents_on_one_harness_each_get_their_own_schema(tmp_path: Path) -> None:
     async with open_model_server() as server, sdk_runtime(tmp_path) as (runtime, backend):
-        judge = await runtime.create_agent(local_agent(server, response_schema=Verdict))
+        judge = await runtime.create_agent(local_agent(server, response_schema=Rating))
         finder = await runtime.create_agent(local_agent(server, response_schema=Place))
         plain = await runtime.create_agent(local_agent(server))
         assert len(backend.harness_pids()) == 1  # one harness serves all three
@@ -179,11 +167,11 @@ async def test_agents_on_one_harness_each_get_their_own_schema(tmp_path: Path) -
             results[name] = await response.structured_output()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ask, "judge", judge, _finish({"label": "ok", "percent": 50}))
+            nursery.start_soon(ask, "judge", judge, _finish({"item": "ok", "stars": 5}))
             nursery.start_soon(ask, "finder", finder, _finish({"city": "Lima"}))
             nursery.start_soon(ask, "plain", plain, _finish({"city": "Lima"}))
-    assert results == {"judge": Verdict("ok", 50), "finder": Place("Lima"), "plain": None}
+    assert results == {"judge": Rating("ok", 5), "finder": Place("Lima"), "plain": None}
     declared = sorted(
         tuple(r.tools["finish"]["required"]) for r in server.requests if "finish" in r.tools
     )
-    assert declared == [("city",), ("label", "percent")]
+    assert declared == [("city",), ("item", "stars")]

@@ -300,7 +300,7 @@ class FaultMachine(RuleBasedStateMachine):
     def try_shutdown_from_this_thread(self, index: int) -> None:
         agent = self.model.pop(self.pick(index).handle.agent_id)
         agent.handle.try_shutdown()  # not the runtime's thread: queued through its token
-        self.call(lambda: _gone(agent.handle))
+        self.call(lambda: until_gone(agent.handle))
         self.call(lambda: _quiet(self.rt))
 
     @precondition(lambda self: bool(self.model))
@@ -356,8 +356,8 @@ async def _cancel_after(scope: trio.CancelScope, checkpoints: int) -> None:
     scope.cancel()
 
 
-async def _gone(handle: agy_trio.AgentHandle) -> None:
-    """Return once the runtime answers AgentNotFound for ``handle``."""
+async def until_gone(handle: agy_trio.AgentHandle) -> None:
+    """Return once the runtime answers AgentNotFound for ``handle`` (each try is a command)."""
     while True:
         try:
             await handle.is_idle()

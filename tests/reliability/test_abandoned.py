@@ -11,8 +11,7 @@ response someone still holds and reads is left alone: the next chat waits.
 from __future__ import annotations
 
 import contextlib
-import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -21,6 +20,11 @@ import trio.testing
 import agy_trio
 from agy_trio import ChatResponse, RuntimeConfig, StopReason
 from agy_trio.adapters.scripted import Say, ScriptedBackend, Turn, default_turn
+from tests.reliability.abandoning import (
+    assert_a_turn_being_read_is_left_alone,
+    collected,
+    pairs,
+)
 
 # Each turn stalls for good if nothing releases it; chat_timeout is far away.
 CONFIG = RuntimeConfig(inter_agent_delay=0, chat_timeout=600)
@@ -42,41 +46,27 @@ async def rt() -> AsyncIterator[agy_trio.Runtime]:
             yield runtime
 
 
-async def _collected() -> None:
-    """Let go of every reference Trio's scheduler may still hold, then collect."""
-    # The scheduler holds the value a task was last resumed with until it
-    # resumes the next task: a checkpoint lets go of a result just dropped.
-    await trio.lowlevel.checkpoint()
-    gc.collect()
-
-
-def _pairs(history: list[agy_trio.Message]) -> list[tuple[str, str, bool]]:
-    return [(m.role, m.text, m.interrupted) for m in history]
-
-
-def _assert_interrupted_then_answered(
-    history: list[agy_trio.Message], prompt: str, then: str
-) -> None:
-    """The abandoned turn's prompt and partial answer, marked; then a whole turn."""
-    assert history[0] == agy_trio.Message("user", prompt, interrupted=True)
+async def _the_next_chat_answers(agent: agy_trio.AgentHandle, then: str) -> None:
+    """``then`` is answered at once; the abandoned turn stays before it, marked interrupted."""
+    with trio.fail_after(HANG):
+        assert await (await agent.chat(then)).text() == f"You said: {then}"
+    history = await agent.history()
+    assert history[0] == agy_trio.Message("user", "long one", interrupted=True)
     middle = history[1:-2]
     # The partial answer (if the turn produced any), a strict prefix of the whole.
     assert [(m.role, m.interrupted) for m in middle] in ([], [("assistant", True)])
     if middle:
         assert LONG.startswith(middle[0].text) and len(middle[0].text) < len(LONG)
     answer = f"You said: {then}"
-    assert _pairs(history[-2:]) == [("user", then, False), ("assistant", answer, False)]
+    assert pairs(history[-2:]) == [("user", then, False), ("assistant", answer, False)]
 
 
 async def test_a_dropped_response_is_interrupted(rt: agy_trio.Runtime) -> None:
     agent = await rt.create_agent()
     with pytest.warns(ResourceWarning, match="garbage-collected unread"):
         await agent.chat("long one")  # dropped at once, unread
-        await _collected()
-    with trio.fail_after(HANG):
-        response = await agent.chat("next")
-        assert await response.text() == "You said: next"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "next")
+        await collected()
+    await _the_next_chat_answers(agent, "next")
     assert await agent.turn_count() == 1
 
 
@@ -85,7 +75,7 @@ async def test_a_garbage_collected_response_interrupts_its_turn(rt: agy_trio.Run
     response = await agent.chat("long one")
     with pytest.warns(ResourceWarning):
         del response
-        await _collected()
+        await collected()
     with trio.fail_after(HANG):
         # Nothing else is sent: only the collection stopped the turn.
         await agent.wait_for_idle()
@@ -105,42 +95,38 @@ async def test_break_out_of_async_for_interrupts_the_turn(rt: agy_trio.Runtime) 
         if len(seen) == 3:
             break
     assert seen == ["000.", "001.", "002."]
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("again")).text() == "You said: again"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+    await _the_next_chat_answers(agent, "again")
     # Read again, the response ends as cancelled, after what was already produced.
     rest = "".join([delta async for delta in response])
     assert LONG.startswith("".join(seen) + rest) and len("".join(seen) + rest) < len(LONG)
     assert response.stop_reason is StopReason.CANCELLED
 
 
-async def test_closing_the_events_iterator_early_interrupts_the_turn(
-    rt: agy_trio.Runtime,
-) -> None:
-    agent = await rt.create_agent()
-    response = await agent.chat("long one")
+async def _close_the_events_iterator_early(response: ChatResponse) -> None:
     async with contextlib.aclosing(response.events()) as events:
         async for _event in events:
             break
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("again")).text() == "You said: again"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
-    assert await response.text() != LONG
-    assert response.stop_reason is StopReason.CANCELLED
 
 
-async def test_break_out_of_events_interrupts_the_turn(rt: agy_trio.Runtime) -> None:
-    agent = await rt.create_agent()
-    response = await agent.chat("long one")
+async def _break_out_of_events_and_drop_it(response: ChatResponse) -> None:
     # events() is an async generator: Trio finalises it (and warns) once dropped.
     with pytest.warns(ResourceWarning, match="Async generator"):
         async for _event in response.events():
             break
-        await _collected()
+        await collected()
         await trio.testing.wait_all_tasks_blocked()  # Trio's finaliser has run
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("again")).text() == "You said: again"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "again")
+
+
+@pytest.mark.parametrize(
+    "leave", [_close_the_events_iterator_early, _break_out_of_events_and_drop_it]
+)
+async def test_leaving_events_early_interrupts_the_turn(
+    rt: agy_trio.Runtime, leave: Callable[[ChatResponse], Awaitable[None]]
+) -> None:
+    agent = await rt.create_agent()
+    response = await agent.chat("long one")
+    await leave(response)
+    await _the_next_chat_answers(agent, "again")
     assert await response.text() != LONG
     assert response.stop_reason is StopReason.CANCELLED
 
@@ -160,9 +146,7 @@ async def test_leaving_async_with_early_interrupts_the_turn(rt: agy_trio.Runtime
     agent = await rt.create_agent()
     async with await agent.chat("long one") as response:
         assert await response.__anext__() == "000."
-    with trio.fail_after(HANG):
-        assert await (await agent.chat("next")).text() == "You said: next"
-    _assert_interrupted_then_answered(await agent.history(), "long one", "next")
+    await _the_next_chat_answers(agent, "next")
     _ = [delta async for delta in response]
     assert response.stop_reason is StopReason.CANCELLED
 
@@ -181,35 +165,19 @@ async def test_a_response_entered_in_a_cancelled_scope_is_closed(rt: agy_trio.Ru
     assert rt.statistics().active_turns == 0
 
 
+async def _a_few_rounds() -> None:
+    """A slow reader: a few scheduler rounds per delta."""
+    for _ in range(3):
+        await trio.lowlevel.checkpoint()
+
+
 async def test_a_response_being_read_is_not_interrupted_by_the_next_chat(
     rt: agy_trio.Runtime,
 ) -> None:
     agent = await rt.create_agent()
-    response = await agent.chat("long one")
-    first_read = trio.Event()
-    text: list[str] = []
-
-    async def read_slowly(response: ChatResponse) -> None:
-        async for delta in response:
-            text.append(delta)
-            first_read.set()
-            for _ in range(3):  # a slow reader: a few scheduler rounds per delta
-                await trio.lowlevel.checkpoint()
-
-    with trio.fail_after(HANG):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read_slowly, response)
-            await first_read.wait()
-            # The next chat waits for the turn being read, which is left alone.
-            assert await (await agent.chat("next")).text() == "You said: next"
-    assert "".join(text) == LONG
-    assert response.stop_reason is StopReason.END_TURN
-    assert _pairs(await agent.history()) == [
-        ("user", "long one", False),
-        ("assistant", LONG, False),
-        ("user", "next", False),
-        ("assistant", "You said: next", False),
-    ]
+    await assert_a_turn_being_read_is_left_alone(
+        agent, "long one", LONG, pause=_a_few_rounds, within=HANG
+    )
 
 
 async def test_a_held_unread_response_runs_to_its_end_when_the_agent_is_sent_more(
@@ -220,7 +188,7 @@ async def test_a_held_unread_response_runs_to_its_end_when_the_agent_is_sent_mor
     with trio.fail_after(HANG):
         await agent.send("in the background")
         await agent.wait_for_idle()
-    assert _pairs(await agent.history())[:2] == [
+    assert pairs(await agent.history())[:2] == [
         ("user", "long one", False),
         ("assistant", LONG, False),
     ]
@@ -233,7 +201,7 @@ async def test_many_dropped_responses_in_a_row(rt: agy_trio.Runtime) -> None:
         for i in range(10):
             with pytest.warns(ResourceWarning):
                 await agent.chat(f"long {i}")
-                await _collected()
+                await collected()
         assert await (await agent.chat("last")).text() == "You said: last"
     history = await agent.history()
     users = [(m.text, m.interrupted) for m in history if m.role == "user"]

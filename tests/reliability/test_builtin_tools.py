@@ -10,7 +10,7 @@ harness would run unchecked are refused outright.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,7 @@ import agy_trio
 from agy_trio import policy, tool
 from agy_trio.adapters.antigravity.config import UNGUARDED_BUILTINS, harness_tool_names
 from agy_trio.errors import ConfigError
-from agy_trio.testing import open_model_server
-from tests.sdk_support import harness_processes, local_agent, sdk_runtime
+from tests.sdk_support import harness_processes, local_agent, sdk_agent, sdk_runtime
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -85,9 +84,18 @@ def _ways_to_say_no(name: str, asked: list[str]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
+def workspace(tmp_path: Path) -> Path:
+    """The agents' workspace, with one file in it that a denied tool must leave alone."""
+    folder = tmp_path / "workspace"
+    folder.mkdir()
+    (folder / "target.txt").write_text("secret\n")
+    return folder
+
+
+def _left_alone(workspace: Path) -> bool:
+    """Nothing any tool would have done happened in ``workspace``."""
+    files = sorted(p.name for p in workspace.iterdir())
+    return files == ["target.txt"] and (workspace / "target.txt").read_text() == "secret\n"
 
 
 SUPPORTED = [t.value for t in BuiltinTools if t.value not in UNGUARDED_BUILTINS]
@@ -101,11 +109,8 @@ def test_every_built_in_the_sdk_knows_is_covered() -> None:
 
 @pytest.mark.parametrize("builtin", SUPPORTED)
 async def test_a_deny_policy_blocks_every_tool_a_built_in_brings(
-    tmp_path: Path, server: Any, builtin: str
+    tmp_path: Path, server: Any, workspace: Path, builtin: str
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    (workspace / "target.txt").write_text("secret\n")
     arguments = _arguments(workspace)
     asked: list[str] = []
     async with sdk_runtime(tmp_path) as (rt, _):
@@ -128,16 +133,12 @@ async def test_a_deny_policy_blocks_every_tool_a_built_in_brings(
                 if way.startswith("ask_user"):
                     assert asked == [builtin], f"{name}: the handler was not asked"
             await agent.shutdown()
-    # Nothing any tool would have done happened.
-    assert sorted(p.name for p in workspace.iterdir()) == ["target.txt"]
-    assert (workspace / "target.txt").read_text() == "secret\n"
+    assert _left_alone(workspace)
 
 
 async def test_run_command_runs_when_allowed_and_never_brings_manage_task(
-    tmp_path: Path, server: Any
+    tmp_path: Path, server: Any, workspace: Path
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
     arguments = _arguments(workspace)
     config = local_agent(
         server,
@@ -146,8 +147,7 @@ async def test_run_command_runs_when_allowed_and_never_brings_manage_task(
         policies=[policy.allow("run_command")],
         default_policy="deny",
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         with trio.fail_after(HANG):
             prompt = f"call tool run_command with {json.dumps(arguments['run_command'])}"
             await (await agent.chat(prompt)).text()
@@ -203,16 +203,12 @@ def test_harness_tool_names_cover_every_built_in() -> None:
 
 @pytest.mark.parametrize("way", ["deny(name)", "ask_user('*')"])
 async def test_a_denied_built_in_is_reported_with_its_error(
-    tmp_path: Path, server: Any, way: str
+    tmp_path: Path, server: Any, workspace: Path, way: str
 ) -> None:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    (workspace / "target.txt").write_text("secret\n")
     asked: list[str] = []
     settings = _ways_to_say_no("edit_file", asked)[way]
     config = local_agent(server, builtin_tools=["edit_file"], workspaces=[workspace], **settings)
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config) as (agent, _):
         arguments = _arguments(workspace)["replace_file_content"]
         with trio.fail_after(HANG):
             response = await agent.chat(
@@ -225,4 +221,4 @@ async def test_a_denied_built_in_is_reported_with_its_error(
         assert all(c.error is not None and "denied" in c.error.lower() for c in calls), calls
         in_history = [c for m in await agent.history() for c in m.tool_calls]
         assert in_history and all(c.error is not None for c in in_history)
-    assert (workspace / "target.txt").read_text() == "secret\n"
+    assert _left_alone(workspace)

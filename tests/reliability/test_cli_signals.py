@@ -26,6 +26,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.processes import offline_env
 from tests.sdk_support import (
     hang_the_next_model_call,
     harnesses_under,
@@ -41,13 +42,7 @@ RUN_FOREVER = ["run", "--agents", "2", "--turns", "100000"]
 
 
 def _env(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
-    env["HOME"] = str(tmp_path)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    env["TMPDIR"] = str(temp)
-    return env, temp
+    return offline_env(tmp_path), tmp_path / "tmp"
 
 
 def _start(

@@ -7,7 +7,6 @@ message, and 25 MiB per message for attachments plus twice the text.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from agy_trio.adapters.antigravity.limits import (
 )
 from agy_trio.core.content import normalize_content
 from agy_trio.errors import ConfigError, ContentTooLarge
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import ChatRequest, Reply, Responder
+from tests.sdk_support import local_agent, sdk_agent
 
 OPENAI = Endpoint.OPENAI_COMPATIBLE
 PNG = bytes.fromhex("89504e470d0a1a0a")  # a PNG signature is enough for the harness
@@ -88,9 +87,8 @@ def _responder(request: ChatRequest) -> Reply | None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return _responder
 
 
 def _last_user_message(server: Any) -> str:
@@ -108,8 +106,7 @@ async def test_the_largest_text_allowed_reaches_the_model_whole(
     prompt = (
         ("0123456789abcdé" * (TEXT_LIMIT // 16 + 1)).encode()[:TEXT_LIMIT].decode(errors="ignore")
     )
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server)) as (agent, _):
         with trio.fail_after(60):
             await (await agent.chat(prompt)).text()
         sent = _last_user_message(server)
@@ -121,8 +118,7 @@ async def test_the_largest_text_allowed_reaches_the_model_whole(
 @pytest.mark.sdk
 @pytest.mark.usefixtures("offline", "no_harness_left")
 async def test_oversized_content_is_refused_before_sending(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server)) as (agent, _):
         await (await agent.chat("first")).text()
         requests = len(server.requests)
         oversized = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import agy_trio
 from agy_trio import RuntimeConfig
 from agy_trio.adapters.scripted import Hang, Say, ScriptedBackend, Turn
 from agy_trio.errors import BackendError
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import Reply, Responder
+from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 CONFIG = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 HANG = 30
@@ -56,14 +55,8 @@ async def test_scripted_a_queued_chat_names_agent_cancel() -> None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    def long_answer(request: ChatRequest) -> Reply | None:
-        if LONG_MARK in request.user_request:
-            return Reply("x" * 4000, chunk_size=4, delay=0.01)
-        return None
-
-    async with open_model_server(long_answer) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({LONG_MARK: Reply("x" * 4000, chunk_size=4, delay=0.01)})
 
 
 @pytest.mark.sdk

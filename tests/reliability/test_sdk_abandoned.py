@@ -11,8 +11,8 @@ A response another task is still reading is never interrupted.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator
+import functools
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ import pytest
 import trio
 
 import agy_trio
-from agy_trio import ChatResponse, RuntimeConfig, StopReason
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio import RuntimeConfig, StopReason
+from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import Reply, Responder
+from tests.reliability.abandoning import assert_a_turn_being_read_is_left_alone, collected
+from tests.sdk_support import local_agent, replies_to_marks, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -40,24 +42,23 @@ HANG = 60
 NEXT_CHAT_BOUND = 5.0
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if LONG_MARK in request.user_request:
-        return Reply(LONG, chunk_size=4, delay=CHUNK_DELAY)
-    if MEDIUM_MARK in request.user_request:
-        return Reply(MEDIUM, chunk_size=4, delay=0.001)
-    return None
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks(
+        {
+            LONG_MARK: Reply(LONG, chunk_size=4, delay=CHUNK_DELAY),
+            MEDIUM_MARK: Reply(MEDIUM, chunk_size=4, delay=0.001),
+        }
+    )
 
 
-async def _collected() -> None:
-    """Let go of what Trio's scheduler still holds of a dropped result, then collect."""
-    await trio.lowlevel.checkpoint()
-    gc.collect()
+def _streaming_agent(
+    tmp_path: Path, server: Any
+) -> AbstractAsyncContextManager[tuple[agy_trio.AgentHandle, AntigravityBackend]]:
+    """A local agent whose answers stream in batches of at most 8 under a high water of 16."""
+    return sdk_agent(
+        tmp_path, local_agent(server), CONFIG, stream_high_water=16, stream_batch_max=8
+    )
 
 
 async def _next_chat_answered_at_once(agent: agy_trio.AgentHandle) -> float:
@@ -92,31 +93,28 @@ async def _assert_interrupted(agent: agy_trio.AgentHandle, server: Any) -> None:
 
 
 async def test_a_dropped_response_is_interrupted(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         with pytest.warns(ResourceWarning, match="garbage-collected unread"):
             await agent.chat(LONG_MARK)  # dropped at once, unread
-            await _collected()
+            await collected()
         await _next_chat_answered_at_once(agent)
         await _assert_interrupted(agent, server)
 
 
 async def test_a_garbage_collected_response_is_interrupted(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         response = await agent.chat(LONG_MARK)
         await server.wait_for_requests(1)  # the model is answering
         with pytest.warns(ResourceWarning, match="garbage-collected unread"):
             del response
-            await _collected()
+            await collected()
         await _next_chat_answered_at_once(agent)
         await _assert_interrupted(agent, server)
         assert server.statistics().abandoned == 1
 
 
 async def test_break_out_of_async_for_interrupts_the_turn(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         response = await agent.chat(LONG_MARK)
         seen = []
         async for delta in response:
@@ -134,8 +132,7 @@ async def test_break_out_of_async_for_interrupts_the_turn(tmp_path: Path, server
 
 
 async def test_leaving_async_with_early_interrupts_the_turn(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with _streaming_agent(tmp_path, server) as (agent, _):
         async with await agent.chat(LONG_MARK) as response:
             await response.__anext__()
         await _next_chat_answered_at_once(agent)
@@ -148,31 +145,9 @@ async def test_leaving_async_with_early_interrupts_the_turn(tmp_path: Path, serv
 async def test_a_response_read_by_another_task_is_not_interrupted(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, stream_high_water=16, stream_batch_max=8) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
-        response = await agent.chat(MEDIUM_MARK)
-        reading = trio.Event()
-        text: list[str] = []
-
-        async def read_slowly(response: ChatResponse) -> None:
-            async for delta in response:
-                text.append(delta)
-                reading.set()
-                await trio.sleep(0.001)  # a slow reader
-
-        with trio.fail_after(HANG):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(read_slowly, response)
-                await reading.wait()
-                # The next chat waits for the turn being read, which is left alone.
-                assert await (await agent.chat("next")).text() == "You said: next"
-        assert "".join(text) == MEDIUM
-        assert response.stop_reason is StopReason.END_TURN
-        history = [(m.role, m.text, m.interrupted) for m in await agent.history()]
-        assert history == [
-            ("user", MEDIUM_MARK, False),
-            ("assistant", MEDIUM, False),
-            ("user", "next", False),
-            ("assistant", "You said: next", False),
-        ]
+    async with _streaming_agent(tmp_path, server) as (agent, _):
+        slow_reader = functools.partial(trio.sleep, 0.001)
+        await assert_a_turn_being_read_is_left_alone(
+            agent, MEDIUM_MARK, MEDIUM, pause=slow_reader, within=HANG
+        )
         assert server.statistics().abandoned == 0

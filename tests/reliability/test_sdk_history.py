@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,19 @@ import pytest
 import trio
 
 from agy_trio import StopReason
-from agy_trio.testing import Fault, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.testing import Fault
+from tests.conversations import echoed_turns
+from tests.sdk_support import local_agent, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
 HANG = 60
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server() as model_server:
-        yield model_server
-
-
 async def test_a_turn_cancelled_as_soon_as_it_started_keeps_its_prompt(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server)) as (agent, _):
         prompts = [f"cancelled at once {i}" for i in range(5)]
         with trio.fail_after(HANG):
             for prompt in prompts:
@@ -48,20 +41,14 @@ async def test_a_turn_cancelled_as_soon_as_it_started_keeps_its_prompt(
 
 
 async def test_a_harness_killed_while_idle_loses_nothing(tmp_path: Path, server: Any) -> None:
-    async with sdk_runtime(tmp_path) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server)) as (agent, backend):
         with trio.fail_after(HANG):
             assert await (await agent.chat("before")).text() == "You said: before"
         for pid in backend.harness_pids():
             os.kill(pid, signal.SIGKILL)
         with trio.fail_after(HANG):
             assert await (await agent.chat("after")).text() == "You said: after"
-        assert [(m.role, m.text) for m in await agent.history()] == [
-            ("user", "before"),
-            ("assistant", "You said: before"),
-            ("user", "after"),
-            ("assistant", "You said: after"),
-        ]
+        assert [(m.role, m.text) for m in await agent.history()] == echoed_turns("before", "after")
         assert backend.statistics().reopens == 1
 
 
@@ -70,8 +57,7 @@ async def test_a_turn_that_fails_while_being_cancelled_leaves_the_session_usable
 ) -> None:
     # The model answers 503 as the caller cancels: whichever the harness
     # reports first, the next turn must answer, and both prompts stay.
-    async with sdk_runtime(tmp_path) as (rt, _):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server)) as (agent, _):
         expected: list[str] = []
         with trio.fail_after(HANG):
             for i in range(12):
@@ -94,8 +80,7 @@ async def test_a_turn_cancelled_at_once_after_its_harness_died_keeps_its_prompt(
 ) -> None:
     # The prompt first goes to the dead harness; it is sent again to the new
     # one (and only then halted), although its caller cancels at once.
-    async with sdk_runtime(tmp_path) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
+    async with sdk_agent(tmp_path, local_agent(server)) as (agent, backend):
         expected: list[str] = []
         with trio.fail_after(HANG):
             for i in range(4):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ import trio.testing
 
 import agy_trio
 from agy_trio import RuntimeConfig, StopReason
-from agy_trio.testing import ChatRequest, Reply, open_model_server
-from tests.sdk_support import local_agent, sdk_runtime
+from agy_trio.adapters.antigravity import AntigravityBackend
+from agy_trio.testing import Reply, Responder
+from tests.conversations import echoed_turns
+from tests.sdk_support import local_agent, replies_to_marks, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -33,16 +36,9 @@ GRACE = 0.5  # cancel_grace: how long a halt may take before the turn is given u
 HANG = 40
 
 
-def _responder(request: ChatRequest) -> Reply | None:
-    if LONG_MARK in request.user_request:
-        return Reply(LONG, chunk_size=4, delay=0.01)
-    return None
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Any]:
-    async with open_model_server(_responder) as model_server:
-        yield model_server
+def responder() -> Responder:
+    return replies_to_marks({LONG_MARK: Reply(LONG, chunk_size=4, delay=0.01)})
 
 
 async def _stall_mid_answer(agent: agy_trio.AgentHandle, pid: int) -> None:
@@ -61,33 +57,44 @@ async def _next_reaches_the_model(agent: agy_trio.AgentHandle, server: Any) -> N
     assert response.stop_reason is StopReason.END_TURN
     assert any(r.user_request == "next" for r in server.requests)
     history = await agent.history()
-    assert [(m.role, m.text) for m in history[-2:]] == [
-        ("user", "next"),
-        ("assistant", "You said: next"),
-    ]
+    assert [(m.role, m.text) for m in history[-2:]] == echoed_turns("next")
     assert history[0] == agy_trio.Message("user", LONG_MARK, interrupted=True)
+
+
+@asynccontextmanager
+async def _stalled_mid_answer(
+    tmp_path: Path, server: Any
+) -> AsyncIterator[tuple[agy_trio.AgentHandle, int, AntigravityBackend]]:
+    """An agent whose harness stopped mid-answer, the turn given up; the harness pid.
+
+    The harness goes on (SIGCONT) on leaving at the latest.
+    """
+    async with sdk_agent(tmp_path, local_agent(server), CONFIG, cancel_grace=GRACE) as (
+        agent,
+        backend,
+    ):
+        (pid,) = backend.harness_pids()
+        try:
+            await _stall_mid_answer(agent, pid)
+            yield agent, pid, backend
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.parametrize("resume", ["before the next chat", "while it waits"])
 async def test_a_late_halt_does_not_stop_the_next_turn(
     tmp_path: Path, server: Any, resume: str
 ) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, cancel_grace=GRACE) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
-        (pid,) = backend.harness_pids()
-        try:
-            await _stall_mid_answer(agent, pid)
-            if resume == "before the next chat":
-                os.kill(pid, signal.SIGCONT)
-                await _next_reaches_the_model(agent, server)
-            else:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_next_reaches_the_model, agent, server)
-                    # The next turn has the turn slot and waits for the harness.
-                    await trio.testing.wait_all_tasks_blocked()
-                    os.kill(pid, signal.SIGCONT)
-        finally:
+    async with _stalled_mid_answer(tmp_path, server) as (agent, pid, _):
+        if resume == "before the next chat":
             os.kill(pid, signal.SIGCONT)
+            await _next_reaches_the_model(agent, server)
+        else:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_next_reaches_the_model, agent, server)
+                # The next turn has the turn slot and waits for the harness.
+                await trio.testing.wait_all_tasks_blocked()
+                os.kill(pid, signal.SIGCONT)
         # And the turn after that too.
         with trio.fail_after(HANG):
             assert await (await agent.chat("third")).text() == "You said: third"
@@ -96,16 +103,10 @@ async def test_a_late_halt_does_not_stop_the_next_turn(
 async def test_a_harness_stalled_past_the_grace_gets_a_fresh_session(
     tmp_path: Path, server: Any
 ) -> None:
-    async with sdk_runtime(tmp_path, CONFIG, cancel_grace=GRACE) as (rt, backend):
-        agent = await rt.create_agent(local_agent(server))
-        (pid,) = backend.harness_pids()
-        try:
-            await _stall_mid_answer(agent, pid)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_next_reaches_the_model, agent, server)
-                # Stalled for longer than the next turn waits for it.
-                await trio.sleep(3 * GRACE)
-                os.kill(pid, signal.SIGCONT)
-        finally:
+    async with _stalled_mid_answer(tmp_path, server) as (agent, pid, backend):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_next_reaches_the_model, agent, server)
+            # Stalled for longer than the next turn waits for it.
+            await trio.sleep(3 * GRACE)
             os.kill(pid, signal.SIGCONT)
         assert backend.statistics().reopens >= 1

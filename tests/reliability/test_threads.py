@@ -20,7 +20,8 @@ import trio.lowlevel
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig, StopReason
 from agy_trio.adapters.scripted import Hang, Say, ScriptedBackend, Turn
-from agy_trio.errors import AgentNotFound, AgyError, RuntimeClosed, WrongThread
+from agy_trio.errors import AgyError, RuntimeClosed, WrongThread
+from tests.reliability.fault_machine import until_gone
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=30)
 
@@ -174,15 +175,6 @@ def test_from_thread_after_the_trio_run_ended_raises_runtime_closed() -> None:
         box["rt"].from_thread(box["agent"].history)
 
 
-async def _gone(agent: agy_trio.AgentHandle) -> None:
-    """Return once the runtime answers AgentNotFound for ``agent`` (each try is a command)."""
-    while True:
-        try:
-            await agent.is_idle()
-        except AgentNotFound:
-            return
-
-
 async def test_try_shutdown_from_a_worker_thread_removes_the_agent(rt: agy_trio.Runtime) -> None:
     agent = await rt.create_agent()
     await (await agent.chat("hello")).text()
@@ -190,7 +182,7 @@ async def test_try_shutdown_from_a_worker_thread_removes_the_agent(rt: agy_trio.
 
     await trio.to_thread.run_sync(agent.try_shutdown)
     with trio.fail_after(HANG):
-        await _gone(agent)
+        await until_gone(agent)
     assert rt.agents == [keeper]
     await _still_works(rt, keeper)
     # Leaving the runtime (the fixture, under its time limit) does not hang.
@@ -210,7 +202,7 @@ async def test_try_shutdown_from_a_worker_thread_never_raises_or_blocks(
     await trio.to_thread.run_sync(storm)
     with trio.fail_after(HANG):
         for agent in agents:
-            await _gone(agent)
+            await until_gone(agent)
     assert rt.agents == []
 
 
@@ -225,7 +217,7 @@ async def test_try_shutdown_from_a_worker_thread_mid_turn() -> None:
             assert await response.__anext__() == "partial"
 
             await trio.to_thread.run_sync(agent.try_shutdown)
-            await _gone(agent)
+            await until_gone(agent)
             # The reader learns the turn is over instead of waiting forever.
             assert [delta async for delta in response] == []
             assert response.stop_reason is StopReason.CANCELLED

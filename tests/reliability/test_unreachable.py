@@ -10,7 +10,6 @@ behaves the same with or without one). Either way the caller gets a
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import RetryPolicy
 from agy_trio.errors import BackendError, EndpointUnreachable, OperationTimeout
 from agy_trio.testing import open_model_server
-from tests.sdk_support import sdk_runtime
+from tests.sdk_support import logged, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
@@ -46,8 +45,7 @@ def _local(port: int) -> AgentConfig:
 
 
 async def test_a_base_url_nobody_listens_on(tmp_path: Path, free_port: int) -> None:
-    async with sdk_runtime(tmp_path, CONFIG) as (rt, _):
-        agent = await rt.create_agent(_local(free_port))
+    async with sdk_agent(tmp_path, _local(free_port), CONFIG) as (agent, _):
         for prompt in ("first", "second"):
             with trio.fail_after(HANG):
                 response = await agent.chat(prompt)
@@ -61,8 +59,7 @@ async def test_a_base_url_nobody_listens_on(tmp_path: Path, free_port: int) -> N
 async def test_a_closed_port_fails_at_once_and_leaves_the_agent_idle(
     tmp_path: Path, free_port: int
 ) -> None:
-    async with sdk_runtime(tmp_path, CONFIG) as (rt, backend):
-        agent = await rt.create_agent(_local(free_port))
+    async with sdk_agent(tmp_path, _local(free_port), CONFIG) as (agent, backend):
         for prompt in ("first", "second"):
             with trio.fail_after(HANG), pytest.raises(EndpointUnreachable):
                 await (await agent.chat(prompt)).text()
@@ -73,8 +70,7 @@ async def test_a_closed_port_fails_at_once_and_leaves_the_agent_idle(
 
 async def test_retry_policy_retries_an_unreachable_endpoint(tmp_path: Path, free_port: int) -> None:
     retry = RetryPolicy(attempts=3, initial_backoff=0.05)
-    async with sdk_runtime(tmp_path, CONFIG, retry=retry) as (rt, backend):
-        agent = await rt.create_agent(_local(free_port))
+    async with sdk_agent(tmp_path, _local(free_port), CONFIG, retry=retry) as (agent, backend):
         with trio.fail_after(HANG), pytest.raises(EndpointUnreachable):
             await (await agent.chat("hello")).text()
         assert backend.statistics().retries == 2
@@ -82,22 +78,8 @@ async def test_retry_policy_retries_an_unreachable_endpoint(tmp_path: Path, free
 
 async def test_a_retry_reaches_an_endpoint_that_came_up(tmp_path: Path, free_port: int) -> None:
     retry = RetryPolicy(attempts=6, initial_backoff=1.0, multiplier=1.0)
-    first_retry = trio.Event()
-    token = trio.lowlevel.current_trio_token()
-
-    class OnRetry(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "retrying" in record.getMessage():
-                token.run_sync_soon(first_retry.set)
-
-    handler = OnRetry()
-    logger = logging.getLogger("agy_trio.antigravity")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        async with sdk_runtime(tmp_path, CONFIG, retry=retry) as (rt, _):
-            agent = await rt.create_agent(_local(free_port))
+    with logged("retrying") as first_retry:
+        async with sdk_agent(tmp_path, _local(free_port), CONFIG, retry=retry) as (agent, _):
             response = await agent.chat("are you there?")
             with trio.fail_after(HANG):
                 await first_retry.wait()
@@ -107,9 +89,6 @@ async def test_a_retry_reaches_an_endpoint_that_came_up(tmp_path: Path, free_por
             assert response.error is None
             users = [m.text for m in await agent.history() if m.role == "user"]
             assert users == ["are you there?"]
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
 
 @pytest.fixture
@@ -125,8 +104,7 @@ async def test_the_gemini_api_with_no_way_out(tmp_path: Path) -> None:
     config = AgentConfig(api_key="not-a-real-key")
     retry = RetryPolicy(attempts=2, initial_backoff=0.05)
     options: dict[str, Any] = {"unreachable_timeout": 1.0, "retry": retry}
-    async with sdk_runtime(tmp_path, CONFIG, **options) as (rt, backend):
-        agent = await rt.create_agent(config)
+    async with sdk_agent(tmp_path, config, CONFIG, **options) as (agent, backend):
         with trio.fail_after(HANG):
             response = await agent.chat("hello")
             with pytest.raises(EndpointUnreachable) as info:

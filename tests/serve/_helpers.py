@@ -15,6 +15,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 import agy_trio
 from agy_trio.adapters.scripted import Fail, Hang, Say, ScriptedBackend, Turn, default_turn
 from agy_trio.serve import ServerAddress, serve
+from agy_trio.testing.scripted import Script
 
 FAST = agy_trio.RuntimeConfig(inter_agent_delay=0, chat_timeout=30, shutdown_timeout=2)
 TOKEN = "s3cret-token-for-tests"
@@ -42,10 +43,21 @@ class Served:
 
 @asynccontextmanager
 async def served(
-    *, token: str | None = None, authorized: bool = True, **serve_options: Any
+    *,
+    turns: Script = script,
+    token: str | None = None,
+    authorized: bool = True,
+    **serve_options: Any,
 ) -> AsyncIterator[Served]:
-    """A scripted runtime served on a free loopback port, and an httpx client for it."""
-    backend = ScriptedBackend(script)
+    """A scripted runtime served on a free loopback port, and an httpx client for it.
+
+    Args:
+        turns: What the scripted agents answer (:func:`script` unless told).
+        token: The server's bearer token, if any.
+        authorized: Whether the client sends the token (with ``token`` only).
+        **serve_options: The rest of :func:`agy_trio.serve.serve`'s options.
+    """
+    backend = ScriptedBackend(turns)
     async with (
         agy_trio.open_runtime(FAST, backend=backend) as runtime,
         trio.open_nursery() as nursery,

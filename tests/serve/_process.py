@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import attrs
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @attrs.define
@@ -27,18 +23,6 @@ class ServerProcess:
         self.process.send_signal(sig)
         out, err = self.process.communicate(timeout=60)
         return self.process.returncode, out, err
-
-
-def offline_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    env["HOME"] = str(home)
-    # The backend's per-runtime folder (the harnesses' HOME) goes under here.
-    temp = home / "tmp"
-    temp.mkdir(exist_ok=True)
-    env["TMPDIR"] = str(temp)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,11 +20,9 @@ from ag_ui.core import (
 from httpx_sse import aconnect_sse
 from pydantic import TypeAdapter
 
-import agy_trio
-from agy_trio.adapters.scripted import CallTool, Fail, Say, ScriptedBackend, Think, Turn
-from agy_trio.serve import ServerAddress, serve
+from agy_trio.adapters.scripted import CallTool, Fail, Say, Think, Turn
 from tests.serve import sample_tools
-from tests.serve._helpers import FAST, TOKEN
+from tests.serve._helpers import TOKEN, served
 from tests.serve.test_approvals import RULE_REASON, lending_profile
 
 EVENT = TypeAdapter(Event)
@@ -42,18 +39,11 @@ def script(agent_id: str, prompt: str, index: int) -> Turn:
 
 @asynccontextmanager
 async def ag_ui_server(**serve_options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The lending profile served over :func:`script`; a client that sends no token."""
     sample_tools.LENT.clear()
-    async with (
-        agy_trio.open_runtime(FAST, backend=ScriptedBackend(script)) as runtime,
-        trio.open_nursery() as nursery,
-    ):
-        serve_options.setdefault("profile", lending_profile())
-        address: ServerAddress = await nursery.start(
-            functools.partial(serve, runtime, port=0, **serve_options)
-        )
-        async with httpx.AsyncClient(base_url=address.url, timeout=10) as client:
-            yield client
-        nursery.cancel_scope.cancel()
+    serve_options.setdefault("profile", lending_profile())
+    async with served(turns=script, authorized=False, **serve_options) as server:
+        yield server.client
 
 
 def run_input(thread_id: str, prompt: str | None = None, **fields: Any) -> dict[str, Any]:

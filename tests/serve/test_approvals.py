@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,9 +17,9 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 import agy_trio
 from agy_trio.adapters.scripted import CallTool, Say, ScriptedBackend, Turn
 from agy_trio.errors import ConfigError
-from agy_trio.serve import ServedProfile, ServerAddress, load_profile, profile_from_toml, serve
+from agy_trio.serve import ServedProfile, load_profile, profile_from_toml
 from tests.serve import sample_tools
-from tests.serve._helpers import FAST
+from tests.serve._helpers import FAST, served
 
 RULE_REASON = "lending a book needs a librarian's yes"
 
@@ -51,19 +50,12 @@ class Library:
 
 @asynccontextmanager
 async def library(**serve_options: Any) -> AsyncIterator[Library]:
+    """The lending profile served over :func:`lending`, and a client for it."""
     sample_tools.LENT.clear()
-    async with (
-        agy_trio.open_runtime(FAST, backend=ScriptedBackend(lending)) as runtime,
-        trio.open_nursery() as nursery,
-    ):
-        serve_options.setdefault("profile", lending_profile())
-        address: ServerAddress = await nursery.start(
-            functools.partial(serve, runtime, port=0, **serve_options)
-        )
-        async with httpx.AsyncClient(base_url=address.url, timeout=10) as client:
-            yield Library(runtime, client)
-        nursery.cancel_scope.cancel()
-    assert runtime.approver is None  # the server took its approver away when it stopped
+    serve_options.setdefault("profile", lending_profile())
+    async with served(turns=lending, authorized=False, **serve_options) as server:
+        yield Library(server.runtime, server.client)
+    assert server.runtime.approver is None  # the server took its approver away when it stopped
 
 
 class Chat:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.serve._process import offline_env, server_process
+from tests.processes import offline_env, run_python
+from tests.serve._process import server_process
 
 SERVE_SCRIPTED = ["-m", "agy_trio", "serve", "--backend", "scripted", "--port", "0"]
 
@@ -51,15 +50,7 @@ def test_serve_takes_its_token_from_the_option_or_the_environment(tmp_path: Path
 
 
 def test_serve_refuses_a_public_host_without_a_token(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, *SERVE_SCRIPTED, "--host", "0.0.0.0"],
-        env=offline_env(tmp_path),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(*SERVE_SCRIPTED, "--host", "0.0.0.0", env=offline_env(tmp_path))
     assert result.returncode == 1
     assert "Serving on" not in result.stdout
     assert "error: host: refusing to listen on '0.0.0.0' without a token" in result.stderr
@@ -67,14 +58,7 @@ def test_serve_refuses_a_public_host_without_a_token(tmp_path: Path) -> None:
 
 
 def test_serve_is_listed_in_the_help(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "agy_trio", "serve", "--help"],
-        env=offline_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = run_python("-m", "agy_trio", "serve", "--help", env=offline_env(tmp_path), check=True)
     for option in ("--host", "--port", "--token", "--backend", "--base-url", "--model"):
         assert option in result.stdout
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.serve._process import offline_env, server_process
+from tests.processes import offline_env, run_python
+from tests.serve._process import server_process
 
 SERVE_SCRIPTED = ["-m", "agy_trio", "serve", "--backend", "scripted", "--port", "0"]
 
@@ -50,14 +49,7 @@ def test_serve_makes_its_agents_from_the_profile_file(tmp_path: Path) -> None:
 def test_a_bad_profile_is_one_line_naming_the_key(tmp_path: Path) -> None:
     profile = tmp_path / "bad.toml"
     profile.write_text('[agent]\ntools = ["no.such.module:thing"]\n')
-    result = subprocess.run(
-        [sys.executable, *SERVE_SCRIPTED, "--config", str(profile)],
-        env=offline_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(*SERVE_SCRIPTED, "--config", str(profile), env=offline_env(tmp_path))
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: the profile {profile} (agent.tools[0]): ")
@@ -65,13 +57,6 @@ def test_a_bad_profile_is_one_line_naming_the_key(tmp_path: Path) -> None:
 
 def test_the_grace_and_the_timeout_must_be_numbers_in_range(tmp_path: Path) -> None:
     for flag, value in (("--reattach-grace", "-1"), ("--approval-timeout", "0")):
-        result = subprocess.run(
-            [sys.executable, *SERVE_SCRIPTED, flag, value],
-            env=offline_env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_python(*SERVE_SCRIPTED, flag, value, env=offline_env(tmp_path))
         assert result.returncode == 2, (flag, result.stderr)
         assert flag in result.stderr

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve._process import offline_env, server_process
+from tests.processes import offline_env
+from tests.serve._process import server_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE_MD = (ROOT / "docs" / "serve.md").read_text()

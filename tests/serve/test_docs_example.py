@@ -9,8 +9,9 @@ from pathlib import Path
 import httpx
 from httpx_sse import connect_sse
 
+from tests.processes import ROOT, offline_env
 from tests.serve._helpers import data
-from tests.serve._process import ROOT, offline_env, server_process
+from tests.serve._process import server_process
 
 DOC = ROOT / "docs" / "serve.md"
 

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import attrs
 import google.antigravity  # noqa: F401  (the README set-up installs the SDK)
@@ -28,10 +27,9 @@ import agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.serve import ServerAddress, serve
 from agy_trio.testing import open_model_server
-from tests.sdk_support import harness_processes
 from tests.serve._helpers import FAST
 
-pytestmark = pytest.mark.sdk
+pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
 ADD = 'call tool add with {"a": 2, "b": 3}'
 
@@ -40,15 +38,6 @@ ADD = 'call tool add with {"a": 2, "b": 3}'
 def add(a: int, b: int) -> int:
     """Add two numbers."""
     return a + b
-
-
-@pytest.fixture(autouse=True)
-def _offline_and_no_harness_left(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-    assert harness_processes() == []
-    yield
-    assert harness_processes() == [], "a localharness process outlived its test"
 
 
 @attrs.define

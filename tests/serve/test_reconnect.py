@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +13,8 @@ import trio.testing
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 import agy_trio
-from agy_trio.adapters.scripted import CallTool, Say, ScriptedBackend, Turn
-from agy_trio.serve import ServerAddress, serve
-from tests.serve._helpers import FAST
+from agy_trio.adapters.scripted import CallTool, Say, Turn
+from tests.serve._helpers import chat_events, served
 
 FIRST_HALF = "The first half of a slow answer. "
 SECOND_HALF = "And here is the second half."
@@ -63,17 +61,10 @@ async def gated_server(**serve_options: Any) -> AsyncIterator[Setup]:
         return await gate()
 
     tool = agy_trio.tool(gate_tool, name="gate")
-    async with (
-        agy_trio.open_runtime(FAST, backend=ScriptedBackend(slow_answer)) as runtime,
-        trio.open_nursery() as nursery,
-    ):
-        agent = await runtime.create_agent(agy_trio.AgentConfig(name="slow", tools=[tool]))
-        address: ServerAddress = await nursery.start(
-            functools.partial(serve, runtime, port=0, **serve_options)
-        )
-        async with httpx.AsyncClient(base_url=address.url, timeout=10) as client:
-            yield Setup(runtime, client, agent, gate)
-        nursery.cancel_scope.cancel()
+    async with served(turns=slow_answer, **serve_options) as server:
+        config = agy_trio.AgentConfig(name="slow", tools=[tool])
+        agent = await server.runtime.create_agent(config)
+        yield Setup(server.runtime, server.client, agent, gate)
 
 
 async def read_until_gate(setup: Setup) -> tuple[str, list[ServerSentEvent]]:
@@ -166,13 +157,7 @@ async def test_without_a_reconnect_the_turn_is_cancelled_after_the_grace() -> No
         assert rest[-1].json()["stop_reason"] == "cancelled"
         assert rest[-1].json()["text"] == FIRST_HALF
         # The agent is free for its next chat.
-        async with aconnect_sse(
-            setup.client,
-            "POST",
-            f"/v1/agents/{setup.agent.agent_id}/chat",
-            json={"prompt": "quick"},
-        ) as source:
-            events = [event async for event in source.aiter_sse()]
+        events = await chat_events(setup.client, setup.agent.agent_id, "quick")
         assert events[-1].json()["text"] == "quick answer"
 
 
@@ -181,14 +166,8 @@ async def test_unknown_turns_and_bad_event_ids_are_refused() -> None:
         answer = await setup.client.get("/v1/turns/turn-nope/events")
         assert answer.status_code == 404
         assert answer.json()["error"]["type"] == "TurnNotFound"
-        async with aconnect_sse(
-            setup.client,
-            "POST",
-            f"/v1/agents/{setup.agent.agent_id}/chat",
-            json={"prompt": "quick"},
-        ) as source:
-            turn_id = source.response.headers["x-turn-id"]
-            [event async for event in source.aiter_sse()]
+        events = await chat_events(setup.client, setup.agent.agent_id, "quick")
+        turn_id = events[-1].json()["turn_id"]
         for bad in ("x", "-1", "1.5"):
             answer = await setup.client.get(
                 f"/v1/turns/{turn_id}/events", headers={"last-event-id": bad}

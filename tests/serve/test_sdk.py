@@ -23,22 +23,14 @@ import agy_trio
 from agy_trio.adapters.antigravity import AntigravityBackend
 from agy_trio.serve import ServerAddress, serve
 from agy_trio.testing import Fault, ModelServer, open_model_server
-from tests.sdk_support import harness_processes, harnesses_under
+from tests.processes import offline_env
+from tests.sdk_support import harnesses_under
 from tests.serve._helpers import FAST, chat_events, chat_in_task, create_agent, open_chat
-from tests.serve._process import offline_env, server_process
+from tests.serve._process import server_process
 
-pytestmark = pytest.mark.sdk
+pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
 
 HOLD = "HOLD-THIS-ANSWER"
-
-
-@pytest.fixture(autouse=True)
-def _offline_and_no_harness_left(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
-        monkeypatch.delenv(name, raising=False)
-    assert harness_processes() == []
-    yield
-    assert harness_processes() == [], "a localharness process outlived its test"
 
 
 @attrs.define

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import hypothesis
@@ -214,22 +215,33 @@ class _Handle:
         return self.turn
 
 
-async def _runner(nursery: trio.Nursery, grace: float) -> TurnRunner:
+async def _started(
+    nursery: trio.Nursery, handle: _Handle, *, grace: float
+) -> tuple[TurnRunner, TurnLog, Any]:
+    """A runner with ``grace``, and the turn it started for ``handle``: its log, its reader."""
     runner = TurnRunner(TurnLogs(), Redactor(lambda: ()), reattach_grace=grace)
     await nursery.start(runner.run)
-    return runner
+    log, reader = await runner.start(handle, "hi")  # type: ignore[arg-type]
+    return runner, log, reader
+
+
+@asynccontextmanager
+async def _left_by_its_reader() -> AsyncIterator[tuple[TurnRunner, TurnLog, _Handle]]:
+    """A turn (grace 5 s) that streamed "a" to its only reader, who has just gone away."""
+    handle = _Handle()
+    async with trio.open_nursery() as nursery:
+        runner, log, reader = await _started(nursery, handle, grace=5)
+        await handle.turn.send.send("a")
+        await trio.testing.wait_all_tasks_blocked()
+        reader.close()
+        yield runner, log, handle
+        nursery.cancel_scope.cancel()
 
 
 async def test_a_turn_without_readers_is_cancelled_when_the_grace_runs_out(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    handle = _Handle()
-    async with trio.open_nursery() as nursery:
-        runner = await _runner(nursery, grace=5)
-        log, reader = await runner.start(handle, "hi")  # type: ignore[arg-type]
-        await handle.turn.send.send("a")
-        await trio.testing.wait_all_tasks_blocked()
-        reader.close()
+    async with _left_by_its_reader() as (runner, log, handle):
         left_at = trio.current_time()
         mock_clock.jump(4.9)
         await trio.testing.wait_all_tasks_blocked()
@@ -243,19 +255,12 @@ async def test_a_turn_without_readers_is_cancelled_when_the_grace_runs_out(
         assert end.text == "a"
         assert handle.turn.cancelled
         assert runner.current("agent-1") is None
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_reader_back_within_the_grace_keeps_the_turn(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    handle = _Handle()
-    async with trio.open_nursery() as nursery:
-        runner = await _runner(nursery, grace=5)
-        log, reader = await runner.start(handle, "hi")  # type: ignore[arg-type]
-        await handle.turn.send.send("a")
-        await trio.testing.wait_all_tasks_blocked()
-        reader.close()
+    async with _left_by_its_reader() as (_, log, handle):
         mock_clock.jump(4)
         again = log.attach(1)
         mock_clock.jump(60)  # a reader is attached: no grace runs
@@ -277,14 +282,12 @@ async def test_a_reader_back_within_the_grace_keeps_the_turn(
         end = log.end
         assert isinstance(end, TurnFinished) and end.stop_reason is StopReason.END_TURN
         assert end.text == "ab" and not handle.turn.cancelled
-        nursery.cancel_scope.cancel()
 
 
 async def test_no_grace_cancels_as_soon_as_the_last_reader_leaves() -> None:
     handle = _Handle()
     async with trio.open_nursery() as nursery:
-        runner = await _runner(nursery, grace=0)
-        log, reader = await runner.start(handle, "hi")  # type: ignore[arg-type]
+        _, log, reader = await _started(nursery, handle, grace=0)
         second = log.attach()
         reader.close()
         await trio.testing.wait_all_tasks_blocked()
@@ -301,8 +304,7 @@ async def test_no_grace_cancels_as_soon_as_the_last_reader_leaves() -> None:
 async def test_closing_the_runner_records_runtime_closed() -> None:
     handle = _Handle()
     async with trio.open_nursery() as nursery:
-        runner = await _runner(nursery, grace=5)
-        log, _reader = await runner.start(handle, "hi")  # type: ignore[arg-type]
+        runner, log, _reader = await _started(nursery, handle, grace=5)
         await runner.close(grace=1)
         assert isinstance(log.end, TurnFailed) and log.end.type == "RuntimeClosed"
         with pytest.raises(Exception, match="shutting down"):

@@ -10,7 +10,6 @@ On the way out, every process they started must be gone.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -24,18 +23,14 @@ import psutil
 import pytest
 
 from agy_trio.adapters.temporal.dev_server import DevServer, free_port, start_dev_server
+from tests.processes import offline_env
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 90.0
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
-    env["HOME"] = str(home)
-    env["XDG_CACHE_HOME"] = str(home / ".cache")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return offline_env(home, XDG_CACHE_HOME=str(home / ".cache"), PYTHONUNBUFFERED="1")
 
 
 def _wait_for_line(path: Path, needle: str, process: subprocess.Popen[bytes]) -> str:
@@ -132,25 +127,29 @@ class Cluster:
         assert matches, f"no live worker serves {queue!r}"
         return matches[0]
 
+    def worker_argv(self, target: str | None = None, task_queue: str | None = None) -> list[str]:
+        """``agy-trio worker`` against the model server, for ``target`` (the dev server's)."""
+        return [
+            sys.executable,
+            "-m",
+            "agy_trio",
+            "worker",
+            "--temporal",
+            target or self.target,
+            "--task-queue",
+            task_queue or self.task_queue,
+            "--base-url",
+            self.model.url,
+            "--model",
+            "local",
+        ]
+
     def start_worker(self) -> WorkerProcess:
         number = len(self.started) + 1
         log = self.tmp / f"worker-{number}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agy_trio",
-                    "worker",
-                    "--temporal",
-                    self.target,
-                    "--task-queue",
-                    self.task_queue,
-                    "--base-url",
-                    self.model.url,
-                    "--model",
-                    "local",
-                ],
+                self.worker_argv(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=_env(self.home),

@@ -16,8 +16,8 @@ import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig, StopReason
 from agy_trio.adapters.temporal import TemporalBackend
 from agy_trio.errors import StructuredOutputError
+from tests.sample_schemas import Rating
 from tests.temporal.conftest import Cluster
-from tests.temporal.sample_schemas import Rating
 from tests.temporal.sample_tools import record_visit
 
 pytestmark = pytest.mark.sdk

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -22,20 +21,7 @@ from tests.temporal.conftest import REPO, Cluster, _env, _wait_for_line
 def _worker(cluster: Cluster, log: Path, target: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agy_trio",
-                "worker",
-                "--temporal",
-                target,
-                "--task-queue",
-                f"{cluster.task_queue}-signals",
-                "--base-url",
-                cluster.model.url,
-                "--model",
-                "local",
-            ],
+            cluster.worker_argv(target, f"{cluster.task_queue}-signals"),
             stdout=out,
             stderr=subprocess.PIPE,
             env=_env(cluster.home),

@@ -25,6 +25,7 @@ from agy_trio.adapters.temporal.messages import QuotaStatus, conversation_workfl
 from agy_trio.adapters.temporal.worker import QUOTA_FRESH
 from agy_trio.core.quota import key_fingerprint
 from agy_trio.errors import AgentNotFound
+from tests.conversations import echoed, echoed_turns
 from tests.temporal.conftest import Cluster, WorkerProcess
 from tests.temporal.sample_tools import record_visit
 
@@ -76,14 +77,9 @@ async def test_worker_killed_mid_stream_turn_completes_on_the_other(cluster: Clu
         assert await third.text() == "You said: third question"
 
         history = await agent.history()
-        assert [(m.role, m.text) for m in history] == [
-            ("user", "first question"),
-            ("assistant", "You said: first question"),
-            ("user", "second question, streamed slowly"),
-            ("assistant", "You said: second question, streamed slowly"),
-            ("user", "third question"),
-            ("assistant", "You said: third question"),
-        ]
+        assert [(m.role, m.text) for m in history] == echoed_turns(
+            "first question", "second question, streamed slowly", "third question"
+        )
         assert await agent.turn_count() == 3
         state = await backend.conversation_state(agent.conversation_id)
         turn_two = state.records[1]
@@ -239,12 +235,7 @@ async def test_shut_down_conversation_resumes_by_id(cluster: Cluster) -> None:
         again = await rt.create_agent(AgentConfig(conversation_id=conversation_id))
         assert again.conversation_id == conversation_id
         assert await (await again.chat("two")).text() == "You said: two"
-        assert [m.text for m in await again.history()] == [
-            "one",
-            "You said: one",
-            "two",
-            "You said: two",
-        ]
+        assert [m.text for m in await again.history()] == echoed("one", "two")
         await again.delete()
 
 

@@ -107,12 +107,6 @@ def all_tasks() -> set[trio.lowlevel.Task]:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[ModelServer]:
-    async with open_model_server() as running:
-        yield running
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as http:
         yield http

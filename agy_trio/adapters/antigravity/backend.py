@@ -3,17 +3,15 @@
 The backend owns what its agents share: the asyncio host threads (each agent
 lives on the one with the fewest agents), the pool of harness processes and
 their registry, the per-backend temporary folder, and the one-time work done
-before the first agent starts. It creates each agent as an
+before the first agent starts (:mod:`~agy_trio.adapters.antigravity.startup`
+does it off the host loops). It creates each agent as an
 :class:`~agy_trio.adapters.antigravity.agent.SdkAgent` on a host and hands
 the runtime its :class:`~agy_trio.adapters.antigravity.session.AntigravitySession`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
-import importlib
 import itertools
 import logging
 import os
@@ -28,26 +26,17 @@ import trio
 
 from agy_trio.adapters.aio_host import AioHost, HostStatistics
 from agy_trio.adapters.antigravity.agent import SdkAgent
-from agy_trio.adapters.antigravity.config import (
-    choose_endpoint,
-    config_classes,
-    validate_conversation_id,
-)
+from agy_trio.adapters.antigravity.config import choose_endpoint, validate_conversation_id
 from agy_trio.adapters.antigravity.context import AgentSettings, BackendContext, Counters
 from agy_trio.adapters.antigravity.errors import classify_error, describe
-from agy_trio.adapters.antigravity.harness import (
-    HarnessRegistry,
-    host_executor,
-    pdeathsig_prefix,
-    sweep_orphans,
-)
+from agy_trio.adapters.antigravity.harness import HarnessRegistry, sweep_orphans
+from agy_trio.adapters.antigravity.harness_spec import SdkFacts
 from agy_trio.adapters.antigravity.hibernation import DEFAULT_HIBERNATE_AFTER
-from agy_trio.adapters.antigravity.launcher import SdkFacts, sdk_facts, skip_empty_stderr_readers
 from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.retry import RetryPolicy
 from agy_trio.adapters.antigravity.sdk import load_sdk
-from agy_trio.adapters.antigravity.sdk_logging import route_sdk_logging
 from agy_trio.adapters.antigravity.session import AntigravitySession
+from agy_trio.adapters.antigravity.startup import prepare, start_host
 from agy_trio.adapters.antigravity.transient import ConnectionRetry
 from agy_trio.core.backend import AgentServices
 from agy_trio.errors import ChannelClosed, ConfigError, OperationTimeout
@@ -220,12 +209,7 @@ class AntigravityBackend:
             raise RuntimeError("the backend is already started")
         self._started = True
         self._root = root = Path(await trio.to_thread.run_sync(_make_root, self.base_dir))
-        # One-time work that would otherwise stall the host loops: probing
-        # setpriv, building the SDK config classes (~90 ms, first agent only),
-        # the SDK's importlib.metadata look-ups (every agent), starting the
-        # worker threads (the first agents) and the SDK's stderr reader thread
-        # (every conversation; see skip_empty_stderr_readers).
-        self.prefix, self.facts = await trio.to_thread.run_sync(_prepare, self.registry)
+        self.prefix, self.facts = await trio.to_thread.run_sync(prepare, self.registry)
         self.pool = pool = HarnessPool(
             self.registry,
             self.tag,
@@ -242,9 +226,7 @@ class AntigravityBackend:
             forget=self._forget,
         )
         for host in self.hosts:
-            await host.start(nursery)
-            executor = await trio.to_thread.run_sync(host_executor, host.name)
-            await host.run(_adopt_executor, executor)
+            await start_host(host, nursery)
 
     @property
     def root(self) -> Path:
@@ -389,21 +371,6 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 async def _open_agent(agent: SdkAgent, resume: bool) -> None:
     await agent.open(resume=resume)
-
-
-def _prepare(registry: HarnessRegistry) -> tuple[tuple[str, ...], SdkFacts]:
-    config_classes()
-    importlib.import_module("google.antigravity.connections.local.local_openai_connection")
-    importlib.import_module("google.antigravity.tools.tool_runner")
-    route_sdk_logging()
-    registry.prestart()
-    skip_empty_stderr_readers()
-    return pdeathsig_prefix(), sdk_facts()
-
-
-async def _adopt_executor(executor: concurrent.futures.ThreadPoolExecutor) -> None:
-    # The loop shuts it down with itself (AioHost closes its default executor).
-    asyncio.get_running_loop().set_default_executor(executor)
 
 
 def _make_root(base: str | None) -> str:

@@ -1,4 +1,8 @@
-"""A response class the Temporal workers import by path (they run in other processes)."""
+"""A checked response class for the structured-output tests.
+
+It lives at module level in an importable module: the Temporal workers, in
+other processes, import it by path.
+"""
 
 from __future__ import annotations
 
