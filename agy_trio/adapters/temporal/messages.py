@@ -324,7 +324,9 @@ class TurnTask:
         lineage: The conversation's lineage when the turn started; a worker
             whose live conversation has another one rebuilds it.
         shown: What earlier attempts already showed; this attempt extends it.
-        turn_timeout: Seconds the SDK turn may take.
+        turn_timeout: Seconds the SDK turn may take: what is left of the
+            agent's chat timeout, which only the workflow knows (so neither
+            field has a default here).
     """
 
     workflow_id: str
@@ -334,8 +336,8 @@ class TurnTask:
     parts: list[PartData]
     history_length: int
     lineage: str
-    shown: list[Segment] = field(default_factory=list)
-    turn_timeout: float = 120.0
+    shown: list[Segment]
+    turn_timeout: float
 
 
 @dataclass
