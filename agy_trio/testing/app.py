@@ -1,4 +1,7 @@
-"""The model server: its state, its Starlette app, and its life cycle on hypercorn's Trio worker.
+"""The model server over HTTP: its Starlette app, control API and life cycle on hypercorn.
+
+What it answers next and what it has seen (replies, faults, counters) is
+:mod:`agy_trio.testing.model_state`'s; :class:`ModelServer` serves that state.
 
 Routes (Starlette, which runs on Trio through anyio):
 
@@ -96,6 +99,9 @@ class ModelServer(ModelState):
 
     Attributes:
         requests: Every chat request received, in arrival order.
+        host: The host clients should connect to (empty until it listens).
+        port: The TCP port the server listens on, the real one when 0 was
+            asked (0 until it listens).
     """
 
     def __init__(
@@ -111,7 +117,8 @@ class ModelServer(ModelState):
         super().__init__(script)
         self._log_path = log_path
         self._log_lock = trio.Lock()
-        self._address = ServerAddress("", 0)
+        self.host = ""
+        self.port = 0
         self._closing = False
         self._shutdown = trio.Event()
         self._app = self._build_app()
@@ -119,19 +126,9 @@ class ModelServer(ModelState):
     # -- public face -------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        """The TCP port the server listens on (the real one when 0 was asked)."""
-        return self._address.port
-
-    @property
-    def host(self) -> str:
-        """The host clients should connect to."""
-        return self._address.host
-
-    @property
     def root_url(self) -> str:
         """The URL of the server's root, e.g. ``http://127.0.0.1:8765``."""
-        return self._address.url
+        return ServerAddress(self.host, self.port).url
 
     @property
     def url(self) -> str:
@@ -361,7 +358,8 @@ async def open_model_server(
     server = ModelServer(script, Path(log_path) if log_path is not None else None)
     try:
         async with trio.open_nursery() as nursery:
-            server._address = await nursery.start(server._serve, host, port)
+            address = await nursery.start(server._serve, host, port)
+            server.host, server.port = address.host, address.port
             try:
                 yield server
             finally:

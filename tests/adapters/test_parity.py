@@ -10,6 +10,7 @@ import pytest
 from google.antigravity import LocalAgentConfig
 from google.antigravity import types as sdk_types
 
+import agy_trio
 from agy_trio.adapters.antigravity import parity
 from agy_trio.core import policy_presets
 
@@ -24,7 +25,7 @@ def test_every_public_sdk_name_is_mapped_refused_or_pending() -> None:
 
 def test_every_row_holds() -> None:
     # Mapped targets exist, pending ones do not yet, and every SDK name is real.
-    assert parity.stale() == []
+    assert parity.stale(agy_trio) == []
 
 
 def test_a_field_added_to_a_copy_of_the_sdk_config_fails_the_check() -> None:
@@ -38,14 +39,16 @@ def test_a_field_added_to_a_copy_of_the_sdk_config_fails_the_check() -> None:
 
 def test_a_pending_row_whose_name_exists_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(parity.PARITY, "AgentConfig.model", parity.Pending("AgentConfig.model"))
-    assert parity.stale() == [
+    assert parity.stale(agy_trio) == [
         "AgentConfig.model: agy_trio.AgentConfig.model exists; mark it Mapped"
     ]
 
 
 def test_a_mapped_row_whose_name_is_missing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(parity.PARITY, "AgentConfig.model", parity.Mapped("AgentConfig.modle"))
-    assert parity.stale() == ["AgentConfig.model: agy_trio.AgentConfig.modle does not exist"]
+    assert parity.stale(agy_trio) == [
+        "AgentConfig.model: agy_trio.AgentConfig.modle does not exist"
+    ]
 
 
 def test_the_presets_use_the_sdks_tool_groups() -> None:

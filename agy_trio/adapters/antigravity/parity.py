@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -402,10 +403,19 @@ def _entries() -> dict[str, Entry]:
     return {**PARITY, **_builtin_tool_entries()}
 
 
-def resolve(target: str) -> bool:
-    """Whether ``target`` (a dotted path under ``agy_trio``) names something that exists."""
-    node: Any = importlib.import_module("agy_trio")
-    path = "agy_trio"
+def resolve(target: str, public: ModuleType) -> bool:
+    """Whether ``target``, a dotted path under the package ``public``, names something that exists.
+
+    The package is passed in, not imported here: the table describes the
+    public API that stands above this adapter, so the caller that checks it
+    (the parity test) hands that API down rather than this module reaching up.
+
+    Args:
+        target: A dotted path such as ``"AgentConfig.model"``.
+        public: The package the path starts in (``agy_trio``).
+    """
+    node: Any = public
+    path = public.__name__
     parts = target.split(".")
     for index, part in enumerate(parts):
         path = f"{path}.{part}"
@@ -434,17 +444,22 @@ def unaccounted(surface: Mapping[str, Iterable[str]] | None = None) -> list[str]
     ]
 
 
-def stale(surface: Mapping[str, Iterable[str]] | None = None) -> list[str]:
-    """Rows that do not hold: an SDK name gone, a target missing, a pending one that exists."""
+def stale(public: ModuleType, surface: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+    """Rows that do not hold: an SDK name gone, a target missing, a pending one that exists.
+
+    Args:
+        public: The package the table's targets are in (``agy_trio``); see :func:`resolve`.
+        surface: The SDK's public names; read from the installed SDK when omitted.
+    """
     surface = sdk_surface() if surface is None else surface
     known = {f"{section}.{name}" for section, names in surface.items() for name in names}
     problems: list[str] = []
     for key, entry in _entries().items():
         if key not in known:
             problems.append(f"{key}: not in the SDK")
-        elif isinstance(entry, Mapped) and not resolve(entry.target):
+        elif isinstance(entry, Mapped) and not resolve(entry.target, public):
             problems.append(f"{key}: agy_trio.{entry.target} does not exist")
-        elif isinstance(entry, Pending) and resolve(entry.target):
+        elif isinstance(entry, Pending) and resolve(entry.target, public):
             problems.append(f"{key}: agy_trio.{entry.target} exists; mark it Mapped")
     return problems
 
