@@ -17,10 +17,16 @@ from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 CONFIG = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
 HANG = 30
+# The scripted backend answers at once: a chat that waits this long for its
+# error is stuck (a turn cancelled before its first step once left it waiting
+# until something else timed out, 30 s later).
+SCRIPTED_HANG = 10
 LONG_MARK = "long answer please"
 
 
-async def _queued_chat_hit_by_agent_cancel(rt: agy_trio.Runtime, agent: Any, first: str) -> str:
+async def _queued_chat_hit_by_agent_cancel(
+    rt: agy_trio.Runtime, agent: Any, first: str, hang: float = HANG
+) -> str:
     """Chat twice (the second queues behind the first), cancel the agent; the second's error."""
     response = await agent.chat(first)
     errors: list[BaseException] = []
@@ -31,7 +37,9 @@ async def _queued_chat_hit_by_agent_cancel(rt: agy_trio.Runtime, agent: Any, fir
         except BackendError as exc:
             errors.append(exc)
 
-    with trio.fail_after(HANG):
+    # A hang guard, not a timing check: a chat left waiting is cut off here,
+    # and being cut off is the failure.
+    with trio.move_on_after(hang) as guard:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(second)
             # The second chat has reached the backend, where it waits its turn
@@ -40,6 +48,7 @@ async def _queued_chat_hit_by_agent_cancel(rt: agy_trio.Runtime, agent: Any, fir
                 await trio.lowlevel.checkpoint()
             await agent.cancel()
         await response.aclose()
+    assert not guard.cancel_called, "the queued chat was never told it was cancelled"
     assert len(errors) == 1
     prompts = [m.text for m in await agent.history() if m.role == "user"]
     assert "queued behind it" not in prompts
@@ -50,7 +59,7 @@ async def test_scripted_a_queued_chat_names_agent_cancel() -> None:
     backend = ScriptedBackend([Turn([Say("partial", chunks=1), Hang()])])
     async with agy_trio.open_runtime(CONFIG, backend=backend) as rt:
         agent = await rt.create_agent()
-        message = await _queued_chat_hit_by_agent_cancel(rt, agent, "first")
+        message = await _queued_chat_hit_by_agent_cancel(rt, agent, "first", SCRIPTED_HANG)
         assert "agent.cancel()" in message and "not sent" in message
 
 

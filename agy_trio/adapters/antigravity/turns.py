@@ -219,6 +219,12 @@ class TurnRunner:
         return turn
 
     def _turn_done(self, turn: SdkTurn) -> None:
+        if not turn.started.done():
+            # Cancelled before its first step (agent.cancel() reached a turn
+            # queued a moment earlier): _run_turn never ran, so nothing else
+            # tells start_turn, whose caller would wait for the slot forever.
+            turn.started.cancel()
+            turn.end(events.StopReason.CANCELLED)
         self.turns.discard(turn)
         if not self.turns and self._idle is not None:
             self._idle.set()

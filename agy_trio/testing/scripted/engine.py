@@ -103,7 +103,7 @@ class ScriptedAgent:
             self.state.history.append(events.Message("user", prompt))
         task = loop.create_task(self._play(prompt, turn, bridge, started))
         self.turn_tasks.add(task)
-        task.add_done_callback(functools.partial(self._turn_done, bridge))
+        task.add_done_callback(functools.partial(self._turn_done, bridge, started))
         if started is None:
             return task
         try:
@@ -117,7 +117,9 @@ class ScriptedAgent:
                 # The turn already holds the slot and its prompt is in the
                 # conversation: it went, so the caller gets it.
                 return task
-            if not task.done():  # our caller gave up: the turn must not run on alone
+            current = asyncio.current_task()
+            if not task.done() or (current is not None and current.cancelling()):
+                # Our caller gave up: the turn must not run on alone.
                 task.cancel()
                 await asyncio.wait([task])
                 raise
@@ -128,9 +130,18 @@ class ScriptedAgent:
             ) from None
         return task
 
-    def _turn_done(self, bridge: TurnSink | None, task: asyncio.Task[None]) -> None:
+    def _turn_done(
+        self,
+        bridge: TurnSink | None,
+        started: asyncio.Future[None] | None,
+        task: asyncio.Task[None],
+    ) -> None:
+        # Cancelled before its first step (agent.cancel() reached a turn queued
+        # a moment earlier): _play never ran to tell start_turn, whose caller
+        # would wait for the slot forever, nor to end the stream.
+        if started is not None and not started.done():
+            started.cancel()
         if bridge is not None and not bridge.finished:
-            # Cancelled before its first step: _play never ran to end the stream.
             bridge.put_nowait(events.TurnEnd(events.Usage(), events.StopReason.CANCELLED))
             bridge.finish()
         self.turn_tasks.discard(task)
