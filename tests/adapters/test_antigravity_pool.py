@@ -12,7 +12,8 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from agy_trio.adapters.antigravity.launcher import (
     HarnessSpec,
     detach_process,
 )
-from agy_trio.adapters.antigravity.pool import HarnessPool, PoolLimits
+from agy_trio.adapters.antigravity.pool import HarnessLease, HarnessPool, PoolLimits
 from agy_trio.adapters.antigravity.stderr import StderrCollector
 from agy_trio.errors import ConfigError
 from tests.adapters.harness_support import (
@@ -116,34 +117,51 @@ def _spec(script: Path, storage: Path, **env: str) -> HarnessSpec:
     )
 
 
-PoolMaker = Callable[..., HarnessPool]
+@dataclass
+class StandIn:
+    """What a pool test needs: the stand-in harness, its registry and a folder.
+
+    :meth:`pool` makes harness pools of backend ``backend`` over
+    :attr:`registry`; the ``stand_in`` fixture closes them afterwards.
+    """
+
+    registry: HarnessRegistry
+    script: Path
+    folder: Path
+    made: list[HarnessPool] = field(default_factory=list)
+
+    def pool(
+        self, per_harness: int = 250, processes: int = 1, command_prefix: tuple[str, ...] = ()
+    ) -> HarnessPool:
+        """A new pool; ``command_prefix`` is what a harness binary runs under.
+
+        The launcher tests run the stand-in script through the interpreter that way.
+        """
+        pool = HarnessPool(
+            self.registry, "backend", command_prefix, None, PoolLimits(per_harness, processes)
+        )
+        self.made.append(pool)
+        return pool
+
+    def spec(self, storage: Path | None = None, **env: str) -> HarnessSpec:
+        """The stand-in's process settings, storing in ``storage`` (default :attr:`folder`)."""
+        return _spec(self.script, self.folder if storage is None else storage, **env)
 
 
 @pytest.fixture
-def pools(registry: HarnessRegistry) -> Iterator[PoolMaker]:
-    """Makes harness pools of backend ``backend`` over ``registry``; closes them afterwards.
-
-    Afterwards no conversation may still hold a harness (the registry has no
-    owner left).
-
-    ``command_prefix`` is what a harness binary runs under: the launcher tests
-    run the stand-in script through the interpreter that way.
-    """
-    made: list[HarnessPool] = []
-
-    def make(
-        per_harness: int = 250, processes: int = 1, command_prefix: tuple[str, ...] = ()
-    ) -> HarnessPool:
-        pool = HarnessPool(
-            registry, "backend", command_prefix, None, PoolLimits(per_harness, processes)
-        )
-        made.append(pool)
-        return pool
-
-    yield make
+def stand_in(registry: HarnessRegistry, script: Path, tmp_path: Path) -> Iterator[StandIn]:
+    """A :class:`StandIn`; afterwards no conversation may still hold a harness."""
+    bench = StandIn(registry, script, tmp_path)
+    yield bench
     assert registry.owners() == [], "a conversation was left leased"
-    for pool in made:
+    for pool in bench.made:
         pool.close()
+
+
+async def _release_all(pool: HarnessPool, leases: Iterable[HarnessLease]) -> None:
+    """Give every lease back; no harness left empty needs killing to go."""
+    for lease in leases:
+        assert await pool.release(lease, grace=5) == []
 
 
 def test_limits_are_checked() -> None:
@@ -153,18 +171,16 @@ def test_limits_are_checked() -> None:
         PoolLimits(1, True)  # type: ignore[arg-type]
 
 
-def test_a_start_handshakes_off_the_loop_and_tags_the_process(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools()
-    spec = _spec(script, tmp_path, FAKE_DELAY="0.3")
+def test_a_start_handshakes_off_the_loop_and_tags_the_process(stand_in: StandIn) -> None:
+    pool = stand_in.pool()
+    spec = stand_in.spec(FAKE_DELAY="0.3")
 
     lease, ticks = run_counting_loop_ticks(lambda: pool.lease(spec))
     assert ticks >= 10  # the loop kept running while the harness started
     pid = lease.harness.process.pid
     owner = lease.entry.owner
     assert owner == "backend/harness-1"
-    assert registry.pids(owner) == [pid]
+    assert stand_in.registry.pids(owner) == [pid]
     # The process carries its own owner tag, not its first conversation's.
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert f"{HARNESS_OWNER_ENV}={owner}".encode() in environ
@@ -173,20 +189,18 @@ def test_a_start_handshakes_off_the_loop_and_tags_the_process(
     assert pool.loads() == [(pid, 1)]
     assert asyncio.run(pool.release(lease, grace=10)) == []  # exited on end-of-file
     assert not alive(pid)
-    assert registry.owners() == []
+    assert stand_in.registry.owners() == []
     assert pool.loads() == []
 
 
 @on_asyncio
-async def test_conversations_share_a_process_up_to_the_limit(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools(per_harness=2)
-    spec = _spec(script, tmp_path)
+async def test_conversations_share_a_process_up_to_the_limit(stand_in: StandIn) -> None:
+    pool = stand_in.pool(per_harness=2)
+    spec = stand_in.spec()
     leases = await asyncio.gather(*(pool.lease(spec) for _ in range(5)))
     pids = [lease.harness.process.pid for lease in leases]
     assert len(set(pids)) == 3  # 2 + 2 + 1, and only three starts
-    assert registry.started == 3
+    assert stand_in.registry.started == 3
     assert sorted(n for _, n in pool.loads()) == [1, 2, 2]
     # A place freed is taken again before a new process starts.
     first = leases[0]
@@ -194,19 +208,16 @@ async def test_conversations_share_a_process_up_to_the_limit(
     assert alive(first.harness.process.pid)  # its other conversation goes on
     again = await pool.lease(spec)
     assert again.harness.process.pid == first.harness.process.pid
-    assert registry.started == 3
-    for lease in [*leases[1:], again]:
-        await pool.release(lease, grace=5)
+    assert stand_in.registry.started == 3
+    await _release_all(pool, [*leases[1:], again])
     assert pool.loads() == []
     assert not any(alive(pid) for pid in pids)
 
 
 @on_asyncio
-async def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools()
-    ours, theirs = _spec(script, tmp_path / "a"), _spec(script, tmp_path / "b")
+async def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(stand_in: StandIn) -> None:
+    pool = stand_in.pool()
+    ours, theirs = stand_in.spec(stand_in.folder / "a"), stand_in.spec(stand_in.folder / "b")
     lease = await pool.lease(ours)
     pid = lease.harness.process.pid
     # Its last conversation hibernates: the harness stays up, empty...
@@ -214,7 +225,7 @@ async def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
     assert alive(pid) and pool.loads() == [(pid, 0)]
     # ...and the next conversation of its group lands there, with no start.
     again = await pool.lease(ours)
-    assert again.harness.process.pid == pid and registry.started == 1
+    assert again.harness.process.pid == pid and stand_in.registry.started == 1
     await pool.release(again, grace=5, keep_warm=True)
     # Another group's harness becomes the warm one: the first goes.
     other = await pool.lease(theirs)
@@ -233,56 +244,45 @@ async def test_a_harness_left_by_hibernation_stays_warm_one_at_a_time(
 
 
 @on_asyncio
-async def test_one_process_per_conversation_with_agents_per_harness_1(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools(per_harness=1)
-    spec = _spec(script, tmp_path)
+async def test_one_process_per_conversation_with_agents_per_harness_1(stand_in: StandIn) -> None:
+    pool = stand_in.pool(per_harness=1)
+    spec = stand_in.spec()
     leases = await asyncio.gather(*(pool.lease(spec) for _ in range(3)))
     assert len({lease.harness.process.pid for lease in leases}) == 3
-    for lease in leases:
-        await pool.release(lease, grace=5)
+    await _release_all(pool, leases)
 
 
 @on_asyncio
-async def test_a_group_is_spread_over_harness_processes(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools(per_harness=10, processes=2)
-    spec = _spec(script, tmp_path)
+async def test_a_group_is_spread_over_harness_processes(stand_in: StandIn) -> None:
+    pool = stand_in.pool(per_harness=10, processes=2)
+    spec = stand_in.spec()
     leases = [await pool.lease(spec) for _ in range(5)]
     assert sorted(n for _, n in pool.loads()) == [2, 3]
-    for lease in leases:
-        await pool.release(lease, grace=5)
+    await _release_all(pool, leases)
 
 
 @on_asyncio
-async def test_conversations_with_other_process_settings_never_share(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a1 = await pool.lease(_spec(script, tmp_path / "a"))
-    a2 = await pool.lease(_spec(script, tmp_path / "a", **{HARNESS_OWNER_ENV: "b/other"}))
-    b = await pool.lease(_spec(script, tmp_path / "b"))
-    home = await pool.lease(_spec(script, tmp_path / "a", HOME=str(tmp_path)))
+async def test_conversations_with_other_process_settings_never_share(stand_in: StandIn) -> None:
+    pool = stand_in.pool()
+    (stand_in.folder / "a").mkdir()
+    (stand_in.folder / "b").mkdir()
+    a1 = await pool.lease(stand_in.spec(stand_in.folder / "a"))
+    a2 = await pool.lease(stand_in.spec(stand_in.folder / "a", **{HARNESS_OWNER_ENV: "b/other"}))
+    b = await pool.lease(stand_in.spec(stand_in.folder / "b"))
+    home = await pool.lease(stand_in.spec(stand_in.folder / "a", HOME=str(stand_in.folder)))
     assert a1.harness.process.pid == a2.harness.process.pid  # the owner tag is no setting
     assert len({x.harness.process.pid for x in (a1, b, home)}) == 3
-    for lease in (a1, a2, b, home):
-        await pool.release(lease, grace=5)
+    await _release_all(pool, (a1, a2, b, home))
 
 
 @on_asyncio
-async def test_conversations_arriving_during_a_start_wait_for_it(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools()
-    gate = tmp_path / "gate"
-    spec = _spec(script, tmp_path, FAKE_GATE=str(gate))
+async def test_conversations_arriving_during_a_start_wait_for_it(stand_in: StandIn) -> None:
+    pool = stand_in.pool()
+    gate = stand_in.folder / "gate"
+    spec = stand_in.spec(FAKE_GATE=str(gate))
     first = asyncio.create_task(pool.lease(spec))
     # The harness is up and holds its answer until the gate opens: a start under way.
-    assert await _until(lambda: bool(registry.pids()))
+    assert await _until(lambda: bool(stand_in.registry.pids()))
     # A waiter that gives up does not stop the start the others wait for.
     quitter = asyncio.create_task(pool.lease(spec))
     others = [asyncio.create_task(pool.lease(spec)) for _ in range(8)]
@@ -294,49 +294,44 @@ async def test_conversations_arriving_during_a_start_wait_for_it(
     gate.touch()
     leases = [await first, *[await task for task in others]]
     assert len({lease.harness.process.pid for lease in leases}) == 1
-    assert registry.started == 1
+    assert stand_in.registry.started == 1
     assert pool.loads() == [(leases[0].harness.process.pid, 9)]
-    for lease in leases:
-        await pool.release(lease, grace=5)
+    await _release_all(pool, leases)
 
 
 @on_asyncio
-async def test_a_cancelled_start_nobody_else_waits_for_leaves_no_process(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools()
-    spec = _spec(script, tmp_path, FAKE_DELAY="30")
+async def test_a_cancelled_start_nobody_else_waits_for_leaves_no_process(stand_in: StandIn) -> None:
+    pool = stand_in.pool()
+    spec = stand_in.spec(FAKE_DELAY="30")
     started = time.monotonic()
     task = asyncio.create_task(pool.lease(spec))
     # Up, and holding back its answer.
-    assert await asyncio.to_thread(wait_until, lambda: bool(registry.pids()))
+    assert await asyncio.to_thread(wait_until, lambda: bool(stand_in.registry.pids()))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # Gone (reaped, not merely dying) when the cancellation arrives.
-    assert registry.pids() == []
-    assert registry.owners() == []
+    assert stand_in.registry.pids() == []
+    assert stand_in.registry.owners() == []
     assert time.monotonic() - started < 10
 
 
 @on_asyncio
 async def test_a_harness_that_fails_to_start_is_an_error_for_every_waiter(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
+    stand_in: StandIn,
 ) -> None:
-    pool = pools()
-    spec = _spec(script, tmp_path, FAKE_FAIL="1")
+    pool = stand_in.pool()
+    spec = stand_in.spec(FAKE_FAIL="1")
     results = await asyncio.gather(*(pool.lease(spec) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) and "no config for me" in str(r) for r in results)
-    assert registry.owners() == []
+    assert stand_in.registry.owners() == []
     assert pool.loads() == []
 
 
 @on_asyncio
-async def test_a_dead_harness_takes_no_new_conversation(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools()
-    spec = _spec(script, tmp_path)
+async def test_a_dead_harness_takes_no_new_conversation(stand_in: StandIn) -> None:
+    pool = stand_in.pool()
+    spec = stand_in.spec()
     old = await pool.lease(spec)
     old.harness.process.kill()
     old.harness.process.wait()
@@ -351,27 +346,28 @@ async def test_a_dead_harness_takes_no_new_conversation(
 # ---------------------------------------------------------------------------- the launcher
 
 
-# The launcher builds the spec off the strategy: the binary is the script,
-# run by the interpreter through the command prefix.
-LAUNCHED_BY_THE_INTERPRETER = (sys.executable,)
+def _launching(stand_in: StandIn) -> tuple[HarnessPool, Any]:
+    """A pool for the launcher, and an SDK strategy whose binary is the stand-in.
 
-
-def _strategy(spec: HarnessSpec) -> Any:
+    The launcher builds the spec off the strategy: the binary is the script,
+    run by the interpreter through the pool's command prefix.
+    """
     import types
 
-    return types.SimpleNamespace(
+    spec = stand_in.spec()
+    strategy = types.SimpleNamespace(
         _binary_path=spec.argv[-1],
         _save_dir=spec.storage_directory,
         _env=dict(spec.settings_env),
     )
+    return stand_in.pool(command_prefix=(sys.executable,)), strategy
 
 
 @on_asyncio
 async def test_the_launcher_connects_each_conversation_on_its_own_websocket(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
+    stand_in: StandIn,
 ) -> None:
-    pool = pools(command_prefix=LAUNCHED_BY_THE_INTERPRETER)
-    strategy = _strategy(_spec(script, tmp_path))
+    pool, strategy = _launching(stand_in)
     first, second = HarnessLauncher(pool, "backend/a1"), HarnessLauncher(pool, "backend/a2")
     p1, ws1, url1 = await first.connect(strategy)
     p2, ws2, url2 = await second.connect(strategy)
@@ -398,11 +394,8 @@ async def test_the_launcher_connects_each_conversation_on_its_own_websocket(
 
 
 @on_asyncio
-async def test_a_held_launcher_keeps_its_harness_through_a_reopen(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
-) -> None:
-    pool = pools(command_prefix=LAUNCHED_BY_THE_INTERPRETER)
-    strategy = _strategy(_spec(script, tmp_path))
+async def test_a_held_launcher_keeps_its_harness_through_a_reopen(stand_in: StandIn) -> None:
+    pool, strategy = _launching(stand_in)
     launcher = HarnessLauncher(pool, "backend/a1")
     process, ws, _ = await launcher.connect(strategy)
     async with launcher.holding():
@@ -521,12 +514,11 @@ def test_the_sdk_starts_no_reader_thread_for_an_empty_stderr() -> None:
 
 @on_asyncio
 async def test_at_most_opening_limit_conversations_are_opened_on_a_harness_at_once(
-    pools: PoolMaker, registry: HarnessRegistry, script: Path, tmp_path: Path
+    stand_in: StandIn,
 ) -> None:
     from agy_trio.adapters.antigravity.pool import OPENING_LIMIT
 
-    pool = pools(command_prefix=LAUNCHED_BY_THE_INTERPRETER)
-    strategy = _strategy(_spec(script, tmp_path))
+    pool, strategy = _launching(stand_in)
     launchers = [HarnessLauncher(pool, f"backend/a{i}") for i in range(OPENING_LIMIT + 1)]
     release = asyncio.Event()
     connected: list[int] = []
