@@ -1,4 +1,5 @@
-"""Child processes: one run in a fresh Python process, waiting for a child's word, stopping it.
+"""Child processes: one run in a fresh Python process, a server's start, waiting for a child's
+word, stopping it.
 
 A run in a child of its own has its memory, and what it leaves behind, to
 itself. The parent runs ``python -m benchmarks.MODULE ARGS...``; the child
@@ -9,6 +10,7 @@ does one run and prints its figures as one JSON line on stdout
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._worker import ROOT
+
+# What ``agy-trio serve`` (and a program that embeds serve()) prints first.
+_SERVING_ON = re.compile(r"Serving on (http://\S+)\n")
 
 
 def run_child(module: str, args: Sequence[str], *, timeout: float) -> tuple[dict[str, Any], str]:
@@ -37,6 +42,57 @@ def run_child(module: str, args: Sequence[str], *, timeout: float) -> tuple[dict
         )
     figures: dict[str, Any] = json.loads(lines[-1])
     return figures, proc.stderr
+
+
+def start_server(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    stderr: int,
+    header_lines: int = 1,
+) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """``python ARGV`` started, once its first line says ``Serving on URL``.
+
+    Args:
+        argv: The interpreter's arguments (``-m agy_trio serve ...``, a program).
+        env: The child's environment.
+        cwd: Where it runs.
+        stderr: Where its stderr goes (``subprocess.PIPE`` to read it at the end,
+            ``subprocess.DEVNULL`` for a long run that nobody reads).
+        header_lines: How many lines it prints before serving (the first is
+            ``Serving on URL``); all are read here.
+
+    Returns:
+        The process (its stdout a text pipe, past the header), the URL and the
+        header lines.
+
+    Raises:
+        RuntimeError: The first line was not ``Serving on URL`` (the child is
+            killed; the message has what it printed).
+    """
+    process = subprocess.Popen(
+        [sys.executable, *argv],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(header_lines)]
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    match = _SERVING_ON.fullmatch(lines[0])
+    if match is None:
+        process.kill()
+        out, err = process.communicate()
+        raise RuntimeError(f"no 'Serving on' line: {lines!r} {out!r} {err!r}")
+    return process, match.group(1), lines
 
 
 def print_figures(figures: Mapping[str, Any]) -> int:

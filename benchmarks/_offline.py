@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks._child import stop
+from benchmarks._child import start_server, stop
 from benchmarks._worker import ROOT
 
 API_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -147,22 +147,10 @@ def serve_process(
     Yields its URL and its process; ``env``: more of the child's environment.
     """
     with offline_env("agy-trio-bench-serve-", **env) as (child, root):
-        command = ["serve", "--backend", backend, *options, "--port", "0"]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "agy_trio", *command],
-            cwd=root,
-            env=child,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        command = ["-m", "agy_trio", "serve", "--backend", backend, *options, "--port", "0"]
+        process, url, _ = start_server(command, env=child, cwd=root, stderr=subprocess.DEVNULL)
         try:
-            assert process.stdout is not None
-            match = re.fullmatch(r"Serving on (http://\S+)\n", process.stdout.readline())
-            if match is None:
-                raise RuntimeError("agy-trio serve did not start")
-            yield match.group(1), process
+            yield url, process
         finally:
             stop(process, timeout=stop_timeout)
             if process.stdout is not None:

@@ -8,11 +8,6 @@ process of its own, as a real endpoint would. Folders and HOME live under
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +20,7 @@ import trio
 import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import AntigravityBackend
+from benchmarks._offline import ModelServerProcess
 from tests.sdk_support import harness_processes
 
 pytestmark = [pytest.mark.sdk, pytest.mark.scale]
@@ -35,33 +31,11 @@ PSS_LIMIT_MIB = 6 * 1024
 
 @pytest.fixture
 def model_server_url() -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agy_trio.testing.model_server", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    server = ModelServerProcess()
     try:
-        assert process.stdout is not None
-        url = ""
-        for line in process.stdout:
-            match = re.search(r"(http://\S+/v1)", line)
-            if match:
-                url = match.group(1)
-                break
-        assert url, "the model server did not start"
-        yield url
+        yield server.url
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        server.close()
 
 
 def _pss_mib() -> float:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import attrs
+
+from benchmarks._child import start_server
 
 
 @attrs.define
@@ -30,24 +31,11 @@ def server_process(
     argv: Sequence[str], env: dict[str, str], *, header_lines: int = 1
 ) -> Iterator[ServerProcess]:
     """Start a server process; wait for its ``Serving on URL`` line (and the next ones)."""
-    process = subprocess.Popen(
-        [sys.executable, *argv],
-        cwd=env["HOME"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process, url, lines = start_server(
+        argv, env=env, cwd=Path(env["HOME"]), stderr=subprocess.PIPE, header_lines=header_lines
     )
     try:
-        assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(header_lines)]
-        match = re.fullmatch(r"Serving on (http://\S+)\n", lines[0])
-        if match is None:
-            process.kill()
-            out, err = process.communicate()
-            raise AssertionError(f"no 'Serving on' line: {lines!r} {out!r} {err!r}")
-        yield ServerProcess(process, match.group(1), lines)
+        yield ServerProcess(process, url, lines)
     finally:
         if process.poll() is None:
             process.kill()
