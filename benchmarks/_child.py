@@ -1,4 +1,4 @@
-"""Child processes: one run in a fresh Python process, and stopping a child.
+"""Child processes: one run in a fresh Python process, waiting for a child's word, stopping it.
 
 A run in a child of its own has its memory, and what it leaves behind, to
 itself. The parent runs ``python -m benchmarks.MODULE ARGS...``; the child
@@ -12,7 +12,9 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks._worker import ROOT
@@ -57,3 +59,28 @@ def stop(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_for_line(
+    path: Path, needle: str, process: subprocess.Popen[Any], *, timeout: float = 120.0
+) -> str:
+    """The first line of the log at ``path`` with ``needle`` in it, once ``process`` writes it.
+
+    A server or worker that logs to a file says it is ready with a line of its
+    own (``listening``, ``ready:``); the log is read again until that line is
+    there.
+
+    Raises:
+        RuntimeError: ``process`` exited first (with the log's last lines), or
+            the line did not come within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        for line in text.splitlines():
+            if needle in line:
+                return line
+        if process.poll() is not None:
+            raise RuntimeError(f"{path.name}: exited with {process.returncode}:\n{text[-4000:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{path.name}: no {needle!r} within {timeout:g} s")

@@ -13,28 +13,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks._child import stop
+from benchmarks._child import stop, wait_for_line
 from benchmarks._offline import ModelServerProcess, child_env
 from benchmarks._worker import ROOT
-
-
-def _wait_for(path: Path, needle: str, process: subprocess.Popen[bytes]) -> str:
-    """The first line of the log at ``path`` with ``needle`` in it, once it is there."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        for line in text.splitlines():
-            if needle in line:
-                return line
-        if process.poll() is not None:
-            raise RuntimeError(f"{path.name} exited: {text[-2000:]}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{path.name}: not ready")
 
 
 class Stack:
@@ -86,7 +71,7 @@ class Stack:
                 env=self._env,
                 cwd=ROOT,
             )
-        line = _wait_for(log, " ready: ", process)
+        line = wait_for_line(log, " ready: ", process)
         identity = line.split("agy-trio worker ", 1)[1].split(" ready:", 1)[0]
         self.workers[process] = f"{self.task_queue}@{identity}"
         return identity

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def quick(name: str, output: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", name, "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    data: dict[str, Any] = json.loads((output / f"{name}.json").read_text())
-    assert data["quick"] is True
-    assert data["skipped"] is None
-    return data
+from tests.benchmark_runs import quick
 
 
 def test_a2a_hosting_measures_both_stacks(tmp_path: Path) -> None:

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.benchmark_runs import quick, run_benchmarks
 
 
 def test_quick_round_trip_writes_json_markdown_and_chart(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--only",
-            "round_trip",
-            "--output",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-
-    data = json.loads((tmp_path / "round_trip.json").read_text())
+    data = quick("round_trip", tmp_path, timeout=120)
     assert data["name"] == "round_trip"
-    assert data["quick"] is True
-    assert data["skipped"] is None
     assert {"python", "trio", "os", "cpu", "date"} <= data["environment"].keys()
     rows = {row["key"]: row for row in data["rows"]}
     assert {
@@ -65,13 +41,6 @@ def test_quick_round_trip_writes_json_markdown_and_chart(tmp_path: Path) -> None
 
 
 def test_unknown_comparison_is_refused(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--only", "nope", "--output", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_benchmarks("--only", "nope", output=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "unknown comparison" in proc.stderr

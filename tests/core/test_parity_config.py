@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import agy_trio
 from agy_trio import AgentConfig, ConfigError, policy
+from agy_trio.adapters.antigravity import parity
 from agy_trio.core.config import from_json, from_toml, read_structured_output, to_json, to_toml
 from agy_trio.core.policy import Decision, PolicySet
 from agy_trio.errors import StructuredOutputError
@@ -181,15 +182,25 @@ def test_mcp_policies_address_server_slash_tool_like_the_sdk() -> None:
 # ------------------------------------------------------------------ budgets
 
 
+def _parity_targets(sdk_name: str, agy_name: str) -> set[str]:
+    """The members of ``agy_name`` that the parity table maps the SDK's ``sdk_name``'s to.
+
+    The table is checked against the installed SDK (tests/adapters/test_parity.py),
+    so these are the SDK's own members, under agy_trio's names.
+    """
+    rows = parity.PARITY.items()
+    targets = [
+        row.target
+        for key, row in rows
+        if key.startswith(f"{sdk_name}.") and isinstance(row, parity.Mapped)
+    ]
+    return {target.removeprefix(f"{agy_name}.") for target in targets}
+
+
 def test_budget_has_the_sdk_fields_and_scopes() -> None:
-    assert {f.name for f in attrs.fields(agy_trio.Budget)} == {
-        "max_model_calls",
-        "max_tool_calls",
-        "max_input_tokens",
-        "max_output_tokens",
-        "max_total_tokens",
-        "scope",
-    }
+    fields = {f.name for f in attrs.fields(agy_trio.Budget)}
+    # Exactly the SDK's BudgetConfig: no field of its own, none left out.
+    assert fields == _parity_targets("BudgetConfig", "Budget")
     assert [s.value for s in agy_trio.BudgetScope] == ["LIFETIME", "FORWARD_LOOKING"]
     assert agy_trio.Budget(scope="forward_looking").scope is agy_trio.BudgetScope.FORWARD_LOOKING
     config = AgentConfig(budget={"max_tool_calls": 2})
@@ -215,14 +226,7 @@ def test_bad_budgets_are_config_errors(changes: dict[str, object], field: str) -
 
 def test_stop_reason_has_the_sdk_budget_and_quota_members() -> None:
     names = {member.name for member in agy_trio.StopReason}
-    assert {
-        "MAX_MODEL_CALLS_EXCEEDED",
-        "MAX_TOOL_CALLS_EXCEEDED",
-        "MAX_INPUT_TOKENS_EXCEEDED",
-        "MAX_OUTPUT_TOKENS_EXCEEDED",
-        "MAX_TOTAL_TOKENS_EXCEEDED",
-        "QUOTA_EXHAUSTED",
-    } <= names
+    assert _parity_targets("StopReason", "StopReason") <= names
     assert {"END_TURN", "CANCELLED", "MAX_TOKENS", "SAFETY", "ERROR"} <= names
 
 

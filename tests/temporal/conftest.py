@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import psutil
 import pytest
 
 from agy_trio.adapters.temporal.dev_server import DevServer, free_port, start_dev_server
+from benchmarks._child import wait_for_line
 from tests.processes import offline_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,19 +31,6 @@ READY_TIMEOUT = 90.0
 
 def _env(home: Path) -> dict[str, str]:
     return offline_env(home, XDG_CACHE_HOME=str(home / ".cache"), PYTHONUNBUFFERED="1")
-
-
-def _wait_for_line(path: Path, needle: str, process: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        for line in text.splitlines():
-            if needle in line:
-                return line
-        if process.poll() is not None:
-            raise RuntimeError(f"{path.name}: exited with {process.returncode}:\n{text}")
-        time.sleep(0.05)
-    raise RuntimeError(f"{path.name}: no {needle!r} within {READY_TIMEOUT} s")
 
 
 class ModelServerProcess:
@@ -62,7 +49,7 @@ class ModelServerProcess:
                 env=_env(tmp),
                 cwd=REPO,
             )
-        _wait_for_line(self.log, "listening", self.process)
+        wait_for_line(self.log, "listening", self.process, timeout=READY_TIMEOUT)
 
     def inject(self, **fault: object) -> None:
         httpx.post(f"{self.root}/control/faults", json=fault).raise_for_status()
@@ -156,7 +143,7 @@ class Cluster:
                 cwd=REPO,
             )
         self.started.append(psutil.Process(process.pid))
-        line = _wait_for_line(log, " ready: ", process)
+        line = wait_for_line(log, " ready: ", process, timeout=READY_TIMEOUT)
         identity = line.split("agy-trio worker ", 1)[1].split(" ready:", 1)[0]
         worker = WorkerProcess(process, identity, log)
         self.workers.append(worker)

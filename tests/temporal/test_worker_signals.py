@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 
 from agy_trio.adapters.temporal.dev_server import free_port
-from tests.temporal.conftest import REPO, Cluster, _env, _wait_for_line
+from benchmarks._child import wait_for_line
+from tests.temporal.conftest import READY_TIMEOUT, REPO, Cluster, _env
 
 
 def _worker(cluster: Cluster, log: Path, target: str) -> subprocess.Popen[bytes]:
@@ -37,7 +38,7 @@ def test_ctrl_c_to_the_process_group_makes_the_worker_leave_with_130(
         log = tmp_path / f"worker-{attempt}.log"
         process = _worker(cluster, log, cluster.target)
         try:
-            _wait_for_line(log, " ready: ", process)
+            wait_for_line(log, " ready: ", process, timeout=READY_TIMEOUT)
             family = psutil.Process(process.pid).children(recursive=True)
             os.killpg(process.pid, signal.SIGINT)
             _, stderr = process.communicate(timeout=90)
