@@ -24,6 +24,7 @@ from agy_trio.adapters.antigravity.limits import (
 from agy_trio.core.content import normalize_content
 from agy_trio.errors import ConfigError, ContentTooLarge
 from agy_trio.testing import ChatRequest, Reply, Responder
+from tests.conversations import user_prompts
 from tests.sdk_support import local_agent, sdk_agent
 
 OPENAI = Endpoint.OPENAI_COMPATIBLE
@@ -135,7 +136,7 @@ async def test_oversized_content_is_refused_before_sending(tmp_path: Path, serve
             await agent.chat([TextPart("read"), BlobPart(b"%PDF-1.4", "application/pdf")])
         # Nothing was sent, nothing entered the history, and the agent goes on.
         assert len(server.requests) == requests
-        assert [m.text for m in await agent.history() if m.role == "user"] == ["first"]
+        assert await user_prompts(agent) == ["first"]
         with trio.fail_after(60):
             assert await (await agent.chat("next")).text() == "received 4 characters"
         assert await agent.turn_count() == 2

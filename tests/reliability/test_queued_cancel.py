@@ -13,6 +13,7 @@ from agy_trio import RuntimeConfig
 from agy_trio.adapters.scripted import Hang, Say, ScriptedBackend, Turn
 from agy_trio.errors import BackendError
 from agy_trio.testing import Reply, Responder
+from tests.conversations import user_prompts
 from tests.sdk_support import local_agent, replies_to_marks, sdk_runtime
 
 CONFIG = RuntimeConfig(inter_agent_delay=0, chat_timeout=60)
@@ -50,7 +51,7 @@ async def _queued_chat_hit_by_agent_cancel(
         await response.aclose()
     assert not guard.cancel_called, "the queued chat was never told it was cancelled"
     assert len(errors) == 1
-    prompts = [m.text for m in await agent.history() if m.role == "user"]
+    prompts = await user_prompts(agent)
     assert "queued behind it" not in prompts
     return str(errors[0])
 

@@ -17,7 +17,7 @@ import trio
 
 from agy_trio import StopReason
 from agy_trio.testing import Fault
-from tests.conversations import echoed_turns
+from tests.conversations import echoed_turns, user_prompts
 from tests.sdk_support import local_agent, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
@@ -36,8 +36,7 @@ async def test_a_turn_cancelled_as_soon_as_it_started_keeps_its_prompt(
                 await response.cancel()
                 assert response.stop_reason in (None, StopReason.CANCELLED, StopReason.END_TURN)
             assert await (await agent.chat("next")).text() == "You said: next"
-        users = [m.text for m in await agent.history() if m.role == "user"]
-        assert users == [*prompts, "next"]
+        assert await user_prompts(agent) == [*prompts, "next"]
 
 
 async def test_a_harness_killed_while_idle_loses_nothing(tmp_path: Path, server: Any) -> None:
@@ -71,8 +70,7 @@ async def test_a_turn_that_fails_while_being_cancelled_leaves_the_session_usable
                 answer = await agent.chat(f"next {i}")
                 assert await answer.text() == f"You said: next {i}"
                 expected.append(f"next {i}")
-        users = [m.text for m in await agent.history() if m.role == "user"]
-        assert users == expected
+        assert await user_prompts(agent) == expected
 
 
 async def test_a_turn_cancelled_at_once_after_its_harness_died_keeps_its_prompt(
@@ -91,5 +89,4 @@ async def test_a_turn_cancelled_at_once_after_its_harness_died_keeps_its_prompt(
                 response = await agent.chat(f"cancelled {i}")
                 await response.cancel()
                 expected.append(f"cancelled {i}")
-            users = [m.text for m in await agent.history() if m.role == "user"]
-        assert users == expected
+            assert await user_prompts(agent) == expected

@@ -21,6 +21,7 @@ import agy_trio
 from agy_trio import AgentConfig, RuntimeConfig, StopReason
 from agy_trio.adapters.scripted import Hang, Say, ScriptedBackend, Turn
 from agy_trio.errors import AgyError, RuntimeClosed, WrongThread
+from tests.conversations import user_prompts
 from tests.reliability.fault_machine import until_gone
 
 FAST = RuntimeConfig(inter_agent_delay=0, chat_timeout=30)
@@ -41,7 +42,7 @@ async def rt() -> AsyncIterator[agy_trio.Runtime]:
 async def _still_works(rt: agy_trio.Runtime, agent: agy_trio.AgentHandle) -> None:
     with trio.fail_after(HANG):
         assert await (await agent.chat("still there?")).text() == "You said: still there?"
-        assert [m.text for m in await agent.history() if m.role == "user"][-1] == "still there?"
+        assert (await user_prompts(agent))[-1] == "still there?"
         other = await rt.create_agent(AgentConfig(name="other"))
         await other.shutdown()
     stats = rt.statistics()
@@ -72,7 +73,7 @@ async def test_a_command_from_another_trio_run_fails_at_once(rt: agy_trio.Runtim
     assert [type(e) for e in caught] == [WrongThread] * 3
     assert "Runtime.from_thread" in str(caught[0])
     # Nothing the foreign run asked for happened.
-    assert [m.text for m in await agent.history() if m.role == "user"] == ["before"]
+    assert await user_prompts(agent) == ["before"]
     assert len(rt.agents) == 1
     await _still_works(rt, agent)
 

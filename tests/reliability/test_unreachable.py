@@ -23,6 +23,7 @@ from agy_trio import AgentConfig, RuntimeConfig
 from agy_trio.adapters.antigravity import RetryPolicy
 from agy_trio.errors import BackendError, EndpointUnreachable, OperationTimeout
 from agy_trio.testing import open_model_server
+from tests.conversations import user_prompts
 from tests.sdk_support import logged, sdk_agent
 
 pytestmark = [pytest.mark.sdk, pytest.mark.usefixtures("offline", "no_harness_left")]
@@ -87,8 +88,7 @@ async def test_a_retry_reaches_an_endpoint_that_came_up(tmp_path: Path, free_por
                 async with open_model_server(port=free_port):
                     assert await response.text() == "You said: are you there?"
             assert response.error is None
-            users = [m.text for m in await agent.history() if m.role == "user"]
-            assert users == ["are you there?"]
+            assert await user_prompts(agent) == ["are you there?"]
 
 
 @pytest.fixture
@@ -113,6 +113,5 @@ async def test_the_gemini_api_with_no_way_out(tmp_path: Path) -> None:
         assert "127.0.0.1:1" in str(info.value)
         assert backend.statistics().retries == 1
         # The prompt went (the harness recorded it) and is shown once.
-        users = [m.text for m in await agent.history() if m.role == "user"]
-        assert users == ["hello"]
+        assert await user_prompts(agent) == ["hello"]
         assert await agent.is_idle()
