@@ -36,16 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TemporalBackend"]
 
-# The fields of every agent's AgentSetup that are the backend's options of the
-# same name: how the agent's workflow hands its turns to the workers.
-_WORKFLOW_OPTIONS = (
-    "task_queue",
-    "heartbeat_timeout",
-    "sticky_timeout",
-    "max_attempts",
-    "turns_per_run",
-)
-
 
 def _load_temporalio() -> None:
     try:
@@ -185,7 +175,11 @@ class TemporalBackend:
             conversation_id=config.conversation_id or uuid.uuid4().hex,
             settings=settings,
             turn_timeout=chat_timeout,
-            **{name: getattr(self, name) for name in _WORKFLOW_OPTIONS},
+            task_queue=self.task_queue,
+            heartbeat_timeout=self.heartbeat_timeout,
+            sticky_timeout=self.sticky_timeout,
+            max_attempts=self.max_attempts,
+            turns_per_run=self.turns_per_run,
         )
         try:
             handle = await self.host.run(
